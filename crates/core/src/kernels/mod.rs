@@ -1,0 +1,15 @@
+//! CPU kernels: plain loops over slices. They never see a `Tensor`; only `ops` knows the graph.
+//!
+//! Work above [`PAR_THRESHOLD`] elements is split over rayon's threads in fixed-size
+//! blocks, so results do not depend on the thread count; below it everything runs on the
+//! calling thread, since a hand-off to the pool costs more than a tiny op.
+
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;
+
+/// Element count above which a kernel uses more than one thread.
+pub const PAR_THRESHOLD: usize = 1 << 16;
+
+/// Block size for parallel work (fixed, so the split does not depend on thread count).
+pub const BLOCK: usize = 1 << 14;

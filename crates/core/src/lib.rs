@@ -1,0 +1,36 @@
+//! nabla's core: n-dimensional tensors, reverse-mode automatic differentiation and CPU kernels.
+//!
+//! ```
+//! use nabla_core::{Tensor, DType, Generator};
+//! // A leaf that requires a gradient, an expression, and its gradient.
+//! let w = Tensor::randn(&[3, 2], DType::F32, &mut Generator::new(0)).set_requires_grad(true);
+//! let x = Tensor::ones(&[4, 3], DType::F32);
+//! let loss = x.matmul(&w)?.relu()?.mean_all()?;
+//! let grads = loss.backward()?;
+//! assert_eq!(grads.get(&w).unwrap().shape(), &[3, 2]);
+//! # Ok::<(), nabla_core::Error>(())
+//! ```
+//!
+//! Map of the crate:
+//! - [`Tensor`] (`tensor.rs`): storage, strided layout, dtype, graph identity; readback.
+//! - `ops/`: one file per op, forward and backward side by side.
+//! - [`autograd`]: the recorded graph, `backward`, `grad`, no-grad scopes, DOT export.
+//! - `kernels/`: plain loops over slices (elementwise, reductions, GEMM).
+//! - [`gradcheck`]: finite-difference checking of any differentiable function.
+
+pub mod autograd;
+mod dtype;
+mod error;
+pub mod gradcheck;
+pub mod kernels;
+mod ops;
+mod rng;
+pub mod shape;
+mod tensor;
+
+pub use autograd::{grad, no_grad, BackwardOptions, Gradients};
+pub use dtype::{Buffer, DType, Element};
+pub use error::{Error, Result};
+pub use ops::ShapeArg;
+pub use rng::Generator;
+pub use tensor::Tensor;

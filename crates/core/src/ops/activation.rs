@@ -1,0 +1,157 @@
+//! Activations: relu, leaky_relu, elu, gelu, sigmoid, tanh, softplus. Each is finite
+//! in value and gradient for inputs up to ±f32::MAX, and NaN passes through.
+
+use super::{map_unary, scalar_like};
+use super::unary::saved_output;
+use crate::{Element, Result, Tensor};
+
+fn sigmoid_of<T: Element>(x: T) -> T {
+    // Split by sign so exp never overflows.
+    if x >= T::ZERO {
+        T::ONE / (T::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::ONE + e)
+    }
+}
+
+impl Tensor {
+    /// max(x, 0); NaN stays NaN. Gradient 0 at the kink, as PyTorch.
+    pub fn relu(&self) -> Result<Tensor> {
+        fn f<T: Element>(x: T) -> T {
+            if x > T::ZERO || x.is_nan() {
+                x
+            } else {
+                T::ZERO
+            }
+        }
+        let out = map_unary(self, f::<f32>, f::<f64>);
+        let x = self.clone();
+        Ok(out.record("relu", &[self], move |g, _| {
+            Ok(vec![Some(g.mul(&x.gt(&scalar_like(&x, 0.0))?)?)])
+        }))
+    }
+
+    /// x for x > 0, `slope`·x otherwise.
+    pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
+        let s32 = slope as f32;
+        let out = map_unary(self, |x| if x > 0.0 { x } else { s32 * x }, |x| if x > 0.0 { x } else { slope * x });
+        let x = self.clone();
+        Ok(out.record("leaky_relu", &[self], move |g, _| {
+            let pos = x.gt(&scalar_like(&x, 0.0))?;
+            let d = pos.add(&pos.rsub_scalar(1.0)?.mul_scalar(slope)?)?;
+            Ok(vec![Some(g.mul(&d)?)])
+        }))
+    }
+
+    /// x for x > 0, α(eˣ − 1) otherwise.
+    pub fn elu(&self, alpha: f64) -> Result<Tensor> {
+        let a32 = alpha as f32;
+        let out = map_unary(
+            self,
+            |x| if x > 0.0 { x } else { a32 * x.exp_m1() },
+            |x| if x > 0.0 { x } else { alpha * x.exp_m1() },
+        );
+        let (x, y) = (self.clone(), out.clone());
+        Ok(out.record("elu", &[self], move |g, _| {
+            // For x ≤ 0 the slope is α eˣ = elu(x) + α; no exp of a large x is ever taken.
+            let pos = x.gt(&scalar_like(&x, 0.0))?;
+            let y = saved_output(&y, || x.elu(alpha))?;
+            let d = pos.add(&pos.rsub_scalar(1.0)?.mul(&y.add_scalar(alpha)?)?)?;
+            Ok(vec![Some(g.mul(&d)?)])
+        }))
+    }
+
+    /// 1 / (1 + e⁻ˣ), computed without overflow.
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        let out = map_unary(self, sigmoid_of::<f32>, sigmoid_of::<f64>);
+        let (x, y) = (self.clone(), out.clone());
+        Ok(out.record("sigmoid", &[self], move |g, _| {
+            let y = saved_output(&y, || x.sigmoid())?;
+            Ok(vec![Some(g.mul(&y.mul(&y.rsub_scalar(1.0)?)?)?)])
+        }))
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Result<Tensor> {
+        let out = map_unary(self, f32::tanh, f64::tanh);
+        let (x, y) = (self.clone(), out.clone());
+        Ok(out.record("tanh", &[self], move |g, _| {
+            let y = saved_output(&y, || x.tanh())?;
+            Ok(vec![Some(g.mul(&y.mul(&y)?.rsub_scalar(1.0)?)?)])
+        }))
+    }
+
+    /// ln(1 + eˣ) as max(x, 0) + ln(1 + e^−|x|): no overflow for large x.
+    pub fn softplus(&self) -> Result<Tensor> {
+        fn f<T: Element>(x: T) -> T {
+            let m = if x > T::ZERO { x } else { T::ZERO };
+            m + (-x.abs()).exp().ln_1p()
+        }
+        let out = map_unary(self, f::<f32>, f::<f64>);
+        let x = self.clone();
+        Ok(out.record("softplus", &[self], move |g, _| Ok(vec![Some(g.mul(&x.sigmoid()?)?)])))
+    }
+
+    /// x·Φ(x), Φ the standard normal CDF (the exact, erf form).
+    pub fn gelu(&self) -> Result<Tensor> {
+        let phi = self.mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?.erf()?.add_scalar(1.0)?.mul_scalar(0.5)?;
+        self.mul(&phi)
+    }
+
+    /// The error function.
+    pub fn erf(&self) -> Result<Tensor> {
+        let out = map_unary(self, libm::erff, libm::erf);
+        let x = self.clone();
+        Ok(out.record("erf", &[self], move |g, _| {
+            // d/dx erf(x) = 2/√π · e^(−x²); e^(−x²) underflows to 0 for large |x|, never NaN.
+            let d = x.mul(&x)?.neg()?.exp()?.mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?;
+            Ok(vec![Some(g.mul(&d)?)])
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::gradcheck;
+    use crate::{DType, Generator, Tensor};
+
+    #[test]
+    fn activation_gradients() {
+        let x = Tensor::randn(&[4, 7], DType::F64, &mut Generator::new(4)).mul_scalar(2.0).unwrap();
+        gradcheck(|t| t[0].relu(), &[x.clone()]).unwrap();
+        gradcheck(|t| t[0].leaky_relu(0.01), &[x.clone()]).unwrap();
+        gradcheck(|t| t[0].elu(1.0), &[x.clone()]).unwrap();
+        gradcheck(|t| t[0].sigmoid(), &[x.clone()]).unwrap();
+        gradcheck(|t| t[0].tanh(), &[x.clone()]).unwrap();
+        gradcheck(|t| t[0].softplus(), &[x.clone()]).unwrap();
+        gradcheck(|t| t[0].gelu(), &[x.clone()]).unwrap();
+        let zero = Tensor::zeros(&[3], DType::F64);
+        gradcheck(|t| t[0].softplus(), &[zero]).unwrap();
+    }
+
+    #[test]
+    fn extreme_inputs_stay_finite() {
+        let big = [-f32::MAX, -1e4, -50.0, 0.0, 50.0, 1e4, f32::MAX];
+        let x = Tensor::from_vec(big.to_vec(), &[7]).unwrap().set_requires_grad(true);
+        for (name, y) in [
+            ("relu", x.relu()),
+            ("leaky_relu", x.leaky_relu(0.01)),
+            ("elu", x.elu(1.0)),
+            ("gelu", x.gelu()),
+            ("sigmoid", x.sigmoid()),
+            ("tanh", x.tanh()),
+            ("softplus", x.softplus()),
+        ] {
+            let y = y.unwrap();
+            assert!(y.to_vec_f32().iter().all(|v| v.is_finite()), "{name}: {y}");
+            let g = y.sum_all().unwrap().backward();
+            // sum_all of huge values may overflow to inf; the gradient must still be finite.
+            let g = g.unwrap();
+            assert!(g.get(&x).unwrap().to_vec_f32().iter().all(|v| v.is_finite()), "{name} grad");
+        }
+        let nan = Tensor::from_vec(vec![f32::NAN], &[1]).unwrap();
+        assert!(nan.relu().unwrap().item().unwrap().is_nan());
+        assert!(nan.sigmoid().unwrap().item().unwrap().is_nan());
+    }
+}

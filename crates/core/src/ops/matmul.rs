@@ -1,0 +1,166 @@
+//! Matrix product: 1-D, 2-D and batched with broadcast batch dims
+//! (`[2,1,3,4] @ [5,4,6] -> [2,5,3,6]`), as `torch.matmul`.
+
+use super::same_dtype;
+use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
+use crate::shape::broadcast_shape;
+use crate::{DType, Element, Error, Result, Tensor};
+use rayon::prelude::*;
+
+/// The raw product of two ≥2-D tensors with broadcast batch dims; records nothing.
+fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (ra, rb) = (a.rank(), b.rank());
+    let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
+    let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
+    if k != k2 {
+        return Err(Error::shapes(
+            "matmul",
+            a.shape(),
+            b.shape(),
+            format!("inner dims differ: {k} vs {k2}"),
+        ));
+    }
+    let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2])?;
+    let mut full_a = batch.clone();
+    full_a.extend([m, k]);
+    let mut full_b = batch.clone();
+    full_b.extend([k, n]);
+    let ea = a.detach().expand(&full_a)?;
+    let eb = b.detach().expand(&full_b)?;
+    let nb: usize = batch.iter().product();
+    let mut out_shape = batch.clone();
+    out_shape.extend([m, n]);
+    fn run<T: Element>(ea: &Tensor, eb: &Tensor, batch: &[usize], nb: usize, m: usize, k: usize, n: usize, out_shape: &[usize]) -> Tensor {
+        let mut out = vec![T::ZERO; nb * m * n];
+        let offsets = |t: &Tensor, i: usize| {
+            let (mut off, mut r) = (t.layout().offset, i);
+            for d in (0..batch.len()).rev() {
+                off += (r % batch[d]) * t.strides()[d];
+                r /= batch[d];
+            }
+            off
+        };
+        let rank = batch.len() + 2;
+        let (ga, gb) = (ea.read(), eb.read());
+        let da = T::slice(&ga).expect("dtype checked");
+        let db = T::slice(&gb).expect("dtype checked");
+        let (sa, sb) = (ea.strides(), eb.strides());
+        let one = |i: usize, dst: &mut [T], threads: usize| {
+            let a = Mat { data: da, rs: sa[rank - 2], cs: sa[rank - 1], offset: offsets(ea, i) };
+            let b = Mat { data: db, rs: sb[rank - 2], cs: sb[rank - 1], offset: offsets(eb, i) };
+            gemm(m, n, k, a, b, dst, false, threads);
+        };
+        let threads = rayon::current_num_threads();
+        if nb > 1 && m * n * k < PAR_FLOPS && nb * m * n * k >= PAR_FLOPS {
+            // Many small products: one per thread rather than threads inside each.
+            out.par_chunks_mut((m * n).max(1)).enumerate().for_each(|(i, d)| one(i, d, 1));
+        } else {
+            out.chunks_mut((m * n).max(1)).enumerate().take(nb).for_each(|(i, d)| one(i, d, threads));
+        }
+        drop((ga, gb));
+        Tensor::from_buffer(T::wrap(out), out_shape)
+    }
+    Ok(match a.dtype() {
+        DType::F32 => run::<f32>(&ea, &eb, &batch, nb, m, k, n, &out_shape),
+        DType::F64 => run::<f64>(&ea, &eb, &batch, nb, m, k, n, &out_shape),
+    })
+}
+
+impl Tensor {
+    /// Matrix product with `torch.matmul`'s rules: a 1-D operand is a vector (its dim
+    /// is removed from the result); batch dims broadcast.
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        same_dtype("matmul", self, other)?;
+        if self.rank() == 0 || other.rank() == 0 {
+            return Err(Error::shapes("matmul", self.shape(), other.shape(), "both operands need at least 1 dim"));
+        }
+        if self.rank() == 1 && other.rank() == 1 {
+            if self.shape() != other.shape() {
+                return Err(Error::shapes("matmul", self.shape(), other.shape(), "dot product of vectors of different lengths"));
+            }
+            return self.mul(other)?.sum_all();
+        }
+        if self.rank() == 1 {
+            return self.unsqueeze(0)?.matmul(other)?.squeeze(-2);
+        }
+        if other.rank() == 1 {
+            return self.matmul(&other.unsqueeze(1)?)?.squeeze(-1);
+        }
+        let out = product(self, other)?;
+        let (a, b) = (self.clone(), other.clone());
+        Ok(out.record("matmul", &[self, other], move |g, needs| {
+            let ga = if needs[0] { Some(g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape())?) } else { None };
+            let gb = if needs[1] { Some(a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())?) } else { None };
+            Ok(vec![ga, gb])
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::gradcheck;
+    use crate::{DType, Generator, Tensor};
+
+    fn r(shape: &[usize], s: u64) -> Tensor {
+        Tensor::randn(shape, DType::F64, &mut Generator::new(s))
+    }
+
+    /// Naive reference: out[b,i,j] = Σ_k a[b,i,k] b[b,k,j] over contiguous 3-D inputs.
+    fn naive(a: &[f64], b: &[f64], nb: usize, m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut o = vec![0.0; nb * m * n];
+        for bi in 0..nb {
+            for i in 0..m {
+                for j in 0..n {
+                    o[bi * m * n + i * n + j] = (0..k).map(|p| a[bi * m * k + i * k + p] * b[bi * k * n + p * n + j]).sum();
+                }
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn batched_broadcast_shape_and_values() {
+        let a = r(&[2, 1, 3, 4], 1);
+        let b = r(&[5, 4, 6], 2);
+        let c = a.matmul(&b).unwrap();
+        assert_eq!(c.shape(), &[2, 5, 3, 6]);
+        let ae = a.expand([2, 5, 3, 4]).unwrap().to_vec::<f64>().unwrap();
+        let be = b.expand([2, 5, 4, 6]).unwrap().to_vec::<f64>().unwrap();
+        let want = naive(&ae, &be, 10, 3, 4, 6);
+        for (x, y) in c.to_vec::<f64>().unwrap().iter().zip(&want) {
+            assert!((x - y).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn vectors_and_errors() {
+        let m = r(&[3, 4], 3);
+        let v = r(&[4], 4);
+        assert_eq!(m.matmul(&v).unwrap().shape(), &[3]);
+        assert_eq!(v.matmul(&m.t().unwrap()).unwrap().shape(), &[3]);
+        assert_eq!(v.matmul(&v).unwrap().shape(), &[] as &[usize]);
+        let e = m.matmul(&m).unwrap_err().to_string();
+        assert!(e.contains("matmul") && e.contains("[3, 4]") && e.contains("inner"), "{e}");
+    }
+
+    #[test]
+    fn large_matches_naive() {
+        let a = r(&[1, 130, 70], 5);
+        let b = r(&[1, 70, 90], 6);
+        let c = a.matmul(&b).unwrap().to_vec::<f64>().unwrap();
+        let want = naive(&a.to_vec::<f64>().unwrap(), &b.to_vec::<f64>().unwrap(), 1, 130, 70, 90);
+        assert!(c.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-9));
+    }
+
+    #[test]
+    fn gradients() {
+        gradcheck(|t| t[0].matmul(&t[1]), &[r(&[2, 1, 3, 4], 1), r(&[5, 4, 6], 2)]).unwrap();
+        gradcheck(|t| t[0].matmul(&t[1]), &[r(&[3, 4], 1), r(&[4], 2)]).unwrap();
+        // a transposed (non-contiguous) operand gives the same as its contiguous copy
+        let a = r(&[4, 3], 7);
+        let b = r(&[4, 2], 8);
+        let x = a.t().unwrap().matmul(&b).unwrap().to_vec::<f64>().unwrap();
+        let y = a.t().unwrap().contiguous().unwrap().matmul(&b).unwrap().to_vec::<f64>().unwrap();
+        assert_eq!(x, y);
+    }
+}
