@@ -8,6 +8,7 @@ mod compare;
 mod creation;
 mod matmul;
 mod reduce;
+mod select;
 mod unary;
 mod view;
 
