@@ -6,6 +6,7 @@ mod arith;
 mod cast;
 mod compare;
 mod creation;
+mod join;
 mod matmul;
 mod reduce;
 mod select;
