@@ -1,6 +1,7 @@
 //! Elementwise, activation, broadcasting, matmul, reduction and view cases.
 
 use crate::common::{Case, OrMsg};
+use nabla_core::Tensor;
 
 /// Runs the core-op cases; `None` for ops handled elsewhere.
 pub fn run(case: &Case) -> Option<Result<(), String>> {
@@ -11,6 +12,7 @@ pub fn run(case: &Case) -> Option<Result<(), String>> {
         "matmul" => matmul,
         "sum" | "mean" | "max" | "var" => reduction,
         "permute_reshape" => permute_reshape,
+        "cat" => cat,
         _ => return None,
     };
     Some(f(case))
@@ -93,4 +95,14 @@ fn permute_reshape(case: &Case) -> Result<(), String> {
     // x.permute(2, 0, 1).reshape(5, 12), as the manifest's expr says.
     let y = x.permute(&[2, 0, 1]).msg()?.reshape([5, 12]).msg()?;
     case.check(&y, &[("x", &x)])
+}
+
+fn cat(case: &Case) -> Result<(), String> {
+    let (a, b) = (case.input("a")?, case.input("b")?);
+    let dim = case.attr_dims("dim")?;
+    let [dim] = dim.as_slice() else {
+        return Err(format!("cat needs one dim, got {dim:?}"));
+    };
+    let y = Tensor::cat(&[&a, &b], *dim).msg()?;
+    case.check(&y, &[("a", &a), ("b", &b)])
 }
