@@ -2,4 +2,5 @@
 //! schedulers, state dicts and checkpoints.
 
 mod error;
+pub mod optim;
 pub use error::{Error, Result};
