@@ -172,6 +172,12 @@ impl Tensor {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
     }
 
+    /// A weak handle on the storage, to check in tests when it is freed.
+    #[cfg(test)]
+    pub(crate) fn storage_weak(&self) -> std::sync::Weak<RwLock<Buffer>> {
+        Arc::downgrade(&self.0.storage)
+    }
+
     /// Read access to the storage (all of it, not just this view).
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Buffer> {
         // A poisoned lock only means a panic elsewhere; the buffer itself is intact.

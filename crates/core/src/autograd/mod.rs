@@ -18,6 +18,8 @@
 mod dot;
 mod engine;
 mod mode;
+#[cfg(test)]
+mod tests;
 
 pub use dot::to_dot;
 pub use engine::{grad, BackwardOptions, Gradients};

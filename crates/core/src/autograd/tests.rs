@@ -1,0 +1,178 @@
+//! Memory and work of the backward pass, seen from inside the crate: saved buffers are
+//! freed, `grad` skips branches it does not need, and training loops do not leak graph.
+
+use super::{Edge, GradMeta};
+use crate::{grad, no_grad, BackwardOptions, DType, Generator, Result, Tensor};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(shape, DType::F64, &mut Generator::new(seed))
+}
+
+/// `2·t`, recorded as a test-only op whose backward counts its calls.
+fn counted(t: &Tensor, calls: &Arc<AtomicUsize>) -> Result<Tensor> {
+    let out = t.detach().mul_scalar(2.0)?;
+    let calls = calls.clone();
+    Ok(out.record("counted", &[t], move |g, _| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![Some(g.mul_scalar(2.0)?)])
+    }))
+}
+
+/// Weak handles on every graph value behind `t`.
+fn graph_metas(t: &Tensor) -> Vec<Weak<GradMeta>> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<Arc<GradMeta>> = t.grad_meta().into_iter().cloned().collect();
+    while let Some(m) = stack.pop() {
+        if !seen.insert(m.id) {
+            continue;
+        }
+        out.push(Arc::downgrade(&m));
+        if let Some(node) = &m.node {
+            for e in &node.inputs {
+                if let Edge::Grad(i) = e {
+                    stack.push(i.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn backward_frees_saved_buffers() -> Result<()> {
+    let x = randn(&[3, 4], 1).set_requires_grad(true);
+    let w = randn(&[4, 2], 2).set_requires_grad(true);
+    let build = || -> Result<(Tensor, Vec<Weak<std::sync::RwLock<crate::Buffer>>>)> {
+        // h is saved by exp (its output) and matmul (an input), z by tanh (its input),
+        // t by tanh (its output).
+        let h = x.exp()?;
+        let z = h.matmul(&w)?;
+        let t = z.tanh()?;
+        let weak = vec![h.storage_weak(), z.storage_weak(), t.storage_weak()];
+        Ok((t.sum_all()?, weak))
+    };
+
+    let (loss, weak) = build()?;
+    assert!(
+        weak.iter().all(|w| w.upgrade().is_some()),
+        "the graph keeps saved values alive"
+    );
+    let grads = loss.backward()?;
+    assert_eq!(grads.len(), 2);
+    assert!(
+        weak.iter().all(|w| w.upgrade().is_none()),
+        "backward freed every saved buffer"
+    );
+    drop(loss);
+
+    // retain_graph keeps them for a second pass, which (without retain) frees them.
+    let (loss, weak) = build()?;
+    let keep = BackwardOptions {
+        create_graph: false,
+        retain_graph: true,
+    };
+    loss.backward_with(&Tensor::ones_like(&loss), keep)?;
+    assert!(
+        weak.iter().all(|w| w.upgrade().is_some()),
+        "retain_graph keeps saved values"
+    );
+    loss.backward()?;
+    assert!(weak.iter().all(|w| w.upgrade().is_none()));
+    Ok(())
+}
+
+#[test]
+fn grad_does_no_work_on_branches_that_cannot_reach_the_inputs() -> Result<()> {
+    let x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3])?.set_requires_grad(true);
+    let z = Tensor::from_vec(vec![0.5f64, 0.25, 4.0], &[3])?.set_requires_grad(true);
+    let calls = Arc::new(AtomicUsize::new(0));
+
+    // A separate branch: y = Σx² + Σ counted(z).
+    let y = x
+        .square()?
+        .sum_all()?
+        .add(&counted(&z, &calls)?.sum_all()?)?;
+    let gx = grad(&[&y], None, &[&x], false)?[0].clone();
+    assert_eq!(gx.map(|g| g.to_vec_f64()), Some(vec![2.0, -4.0, 6.0]));
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the z branch must not run");
+    let gz = grad(&[&y], None, &[&z], false)?[0].clone();
+    assert_eq!(gz.map(|g| g.to_vec_f64()), Some(vec![2.0; 3]));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "asked for z, it runs once");
+
+    // The other operand of an op on the path: mul runs, the branch behind it does not.
+    calls.store(0, Ordering::SeqCst);
+    let y = x.mul(&counted(&z, &calls)?)?.sum_all()?;
+    let gx = grad(&[&y], None, &[&x], false)?[0].clone();
+    assert_eq!(gx.map(|g| g.to_vec_f64()), Some(vec![1.0, 0.5, 8.0]));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    y.backward()?;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "a full backward does run it"
+    );
+
+    // Below a requested intermediate nothing runs.
+    calls.store(0, Ordering::SeqCst);
+    let h = counted(&x, &calls)?;
+    let y = h.exp()?.sum_all()?;
+    let gh = grad(&[&y], None, &[&h], false)?[0].clone();
+    let want: Vec<f64> = [2.0f64, -4.0, 6.0].iter().map(|v| v.exp()).collect();
+    assert_eq!(gh.map(|g| g.to_vec_f64()), Some(want));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    Ok(())
+}
+
+#[test]
+fn training_loop_does_not_grow_the_graph() -> Result<()> {
+    let mut gen = Generator::new(5);
+    let x = Tensor::randn(&[16, 3], DType::F64, &mut gen);
+    let w_true = Tensor::from_vec(vec![0.5f64, -1.0, 0.25], &[3, 1])?;
+    let t = x.matmul(&w_true)?.add_scalar(0.1)?.tanh()?;
+    let w = Tensor::zeros(&[3, 1], DType::F64).set_requires_grad(true);
+    let b = Tensor::zeros(&[1], DType::F64).set_requires_grad(true);
+    let params: HashSet<usize> = [&w, &b]
+        .iter()
+        .filter_map(|p| p.grad_meta().map(|m| m.id))
+        .collect();
+
+    let mut metas: Vec<Weak<GradMeta>> = Vec::new();
+    let mut buffers = Vec::new();
+    let mut losses = Vec::new();
+    for step in 0..200 {
+        let pred = x.matmul(&w)?.add(&b)?.tanh()?;
+        let loss = pred.sub(&t)?.square()?.mean_all()?;
+        let these = graph_metas(&loss);
+        assert!(these.len() > params.len(), "the step built a graph");
+        metas.extend(these);
+        buffers.push(pred.storage_weak());
+        losses.push(loss.item()?);
+        let grads = loss.backward()?;
+        {
+            let _g = no_grad();
+            for p in [&w, &b] {
+                if let Some(g) = grads.get(p) {
+                    p.assign(&p.sub(&g.mul_scalar(0.5)?)?)?;
+                }
+            }
+        }
+        drop((pred, loss, grads));
+        // Only the parameters outlive a step, however many steps ran.
+        let live: HashSet<usize> = metas
+            .iter()
+            .filter_map(|m| m.upgrade().map(|m| m.id))
+            .collect();
+        assert_eq!(live, params, "step {step}: graph values outlive their step");
+        assert!(
+            buffers.iter().all(|b| b.upgrade().is_none()),
+            "step {step}: a buffer outlives its step"
+        );
+    }
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    assert!(last < 0.1 * first, "training works: loss {first} -> {last}");
+    Ok(())
+}
