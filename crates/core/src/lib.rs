@@ -34,3 +34,8 @@ pub use error::{Error, Result};
 pub use ops::ShapeArg;
 pub use rng::Generator;
 pub use tensor::Tensor;
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
