@@ -8,6 +8,7 @@ mod compare;
 mod creation;
 mod join;
 mod matmul;
+mod pad;
 mod reduce;
 mod select;
 mod unary;
