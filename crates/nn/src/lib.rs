@@ -1,6 +1,36 @@
 //! nabla's neural-network library: modules, layers, losses, initializers, optimizers,
 //! schedulers, state dicts and checkpoints.
+//!
+//! ```
+//! use nabla_core::{DType, Generator, Tensor};
+//! use nabla_nn::{Linear, Mode, Module, ReLU, Sequential};
+//! let mut g = Generator::new(0);
+//! let model = Sequential::new().push(Linear::new(2, 8, true, &mut g)).push(ReLU).push(Linear::new(8, 1, true, &mut g));
+//! let loss = model.forward(&Tensor::ones(&[4, 2], DType::F32), Mode::Train)?.square()?.mean_all()?;
+//! let grads = loss.backward()?;
+//! assert!(model.parameters().iter().all(|p| grads.get(p).is_some()));
+//! # Ok::<(), nabla_nn::Error>(())
+//! ```
+//!
+//! Map of the crate:
+//! - [`module`]: the [`Module`] trait (forward with an explicit [`Mode`], dotted names,
+//!   freezing, state dicts) and [`Param`].
+//! - [`layers`]: Linear, convolutions, pooling, normalization, dropout, activations,
+//!   containers (all re-exported here).
+//! - [`functional`]: the stateless compositions layers are built from.
+//! - [`init`]: initializers (PyTorch's defaults, Kaiming, Xavier).
+//! - [`state_dict`] and [`safetensors_io`]: saving and loading named tensors.
 
 mod error;
-pub mod optim;
+pub mod functional;
+pub mod init;
+pub mod layers;
+pub mod module;
+pub mod safetensors_io;
+pub mod state_dict;
+
 pub use error::{Error, Result};
+pub use layers::*;
+pub use module::{Mode, Module, Param, ParamKind};
+pub use safetensors_io::{load_tensors, save_tensors};
+pub use state_dict::LoadReport;

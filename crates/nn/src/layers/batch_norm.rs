@@ -1,0 +1,223 @@
+//! Batch normalization over the channel dim: BatchNorm1d (`[N, C]`, `[N, C, L]`) and
+//! BatchNorm2d (`[N, C, H, W]`), with PyTorch's parameters and buffers.
+
+use crate::functional::{self, RunningStats};
+use crate::module::{join, Mode, Module, Param};
+use crate::Result;
+use nabla_core::{DType, Tensor};
+
+/// Settings of a batch-norm layer (PyTorch's defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormOptions {
+    /// Added to the variance before the square root (default 1e-5).
+    pub eps: f64,
+    /// Weight of each new batch in the running statistics (default 0.1); `None` keeps a
+    /// cumulative average over all batches seen.
+    pub momentum: Option<f64>,
+    /// Whether the layer has a learned `weight` and `bias` (default true).
+    pub affine: bool,
+    /// Whether the layer keeps running statistics for evaluation (default true); without
+    /// them, evaluation normalizes with batch statistics too.
+    pub track_running_stats: bool,
+}
+
+impl Default for BatchNormOptions {
+    fn default() -> Self {
+        BatchNormOptions {
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        }
+    }
+}
+
+/// Batch normalization for `D`-dimensional samples; use [`BatchNorm1d`] or [`BatchNorm2d`].
+///
+/// Training normalizes each channel with the batch mean and biased variance, then moves
+/// `running_mean` and `running_var` towards the batch mean and unbiased variance; evaluation
+/// normalizes with the running statistics. State-dict names: `weight`, `bias`,
+/// `running_mean`, `running_var`, `num_batches_tracked`.
+#[derive(Debug)]
+pub struct BatchNorm<const D: usize> {
+    /// Per-channel scale `[C]` (1 at start), if affine.
+    pub weight: Option<Param>,
+    /// Per-channel shift `[C]` (0 at start), if affine.
+    pub bias: Option<Param>,
+    /// Running mean `[C]` (0 at start), if tracked.
+    pub running_mean: Option<Param>,
+    /// Running unbiased variance `[C]` (1 at start), if tracked.
+    pub running_var: Option<Param>,
+    /// Number of training batches seen, if tracked.
+    pub num_batches_tracked: Option<Param>,
+    num_features: usize,
+    opts: BatchNormOptions,
+}
+
+/// Batch norm over `[N, C]` or `[N, C, L]`.
+pub type BatchNorm1d = BatchNorm<1>;
+/// Batch norm over `[N, C, H, W]`.
+pub type BatchNorm2d = BatchNorm<2>;
+
+impl<const D: usize> BatchNorm<D> {
+    /// A layer with PyTorch's defaults (eps 1e-5, momentum 0.1, affine, tracking), f32.
+    pub fn new(num_features: usize) -> Self {
+        Self::with_options(num_features, BatchNormOptions::default())
+    }
+
+    /// A layer with the given options, f32.
+    pub fn with_options(num_features: usize, opts: BatchNormOptions) -> Self {
+        let c = [num_features];
+        let running = opts.track_running_stats;
+        BatchNorm {
+            weight: opts
+                .affine
+                .then(|| Param::new(Tensor::ones(&c, DType::F32))),
+            bias: opts
+                .affine
+                .then(|| Param::new(Tensor::zeros(&c, DType::F32))),
+            running_mean: running.then(|| Param::buffer(Tensor::zeros(&c, DType::F32))),
+            running_var: running.then(|| Param::buffer(Tensor::ones(&c, DType::F32))),
+            num_batches_tracked: running.then(|| Param::counter(Tensor::zeros(&[], DType::F64))),
+            num_features,
+            opts,
+        }
+    }
+
+    /// A layer around given tensors: `weight` and `bias` (`[C]`, kept as they are if they
+    /// are leaves requiring a gradient) and running `(mean, var)`. `affine` and
+    /// `track_running_stats` in `opts` are taken from what is given.
+    pub fn from_parts(
+        weight: Option<Tensor>,
+        bias: Option<Tensor>,
+        running: Option<(Tensor, Tensor)>,
+        opts: BatchNormOptions,
+    ) -> Result<Self> {
+        let shapes: Vec<&[usize]> = [&weight, &bias]
+            .into_iter()
+            .flatten()
+            .chain(running.iter().flat_map(|(m, v)| [m, v]))
+            .map(Tensor::shape)
+            .collect();
+        let Some(first) = shapes.first() else {
+            return Err(invalid(
+                "from_parts needs at least a weight, a bias or running stats".into(),
+            ));
+        };
+        let (c, ok) = match first {
+            [c] => (*c, shapes.iter().all(|s| *s == [*c])),
+            _ => (0, false),
+        };
+        if !ok {
+            return Err(invalid(format!(
+                "parameters and buffers must all be [C]; got shapes {shapes:?}"
+            )));
+        }
+        let dtype = [&weight, &bias]
+            .into_iter()
+            .flatten()
+            .chain(running.iter().map(|r| &r.0))
+            .map(Tensor::dtype)
+            .next();
+        let (mean, var) = running.unzip();
+        let running = mean.is_some();
+        Ok(BatchNorm {
+            weight: weight.map(Param::new),
+            bias: bias.map(Param::new),
+            running_mean: mean.map(Param::buffer),
+            running_var: var.map(Param::buffer),
+            num_batches_tracked: running.then(|| Param::counter(Tensor::zeros(&[], DType::F64))),
+            num_features: c,
+            opts: BatchNormOptions {
+                affine: dtype.is_some(),
+                track_running_stats: running,
+                ..opts
+            },
+        })
+    }
+
+    /// Number of channels C.
+    pub fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    /// The layer's settings.
+    pub fn options(&self) -> BatchNormOptions {
+        self.opts
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<()> {
+        let ranks: &[usize] = if D == 1 { &[2, 3] } else { &[D + 2] };
+        crate::module::expect_rank(if D == 1 { "BatchNorm1d" } else { "BatchNorm2d" }, x, ranks)?;
+        if x.shape()[1] != self.num_features {
+            return Err(invalid(format!(
+                "input of shape {:?} has {} channels, expected {}",
+                x.shape(),
+                x.shape()[1],
+                self.num_features
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(msg: String) -> crate::Error {
+    nabla_core::Error::invalid("BatchNorm", msg).into()
+}
+
+impl<const D: usize> Module for BatchNorm<D> {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.check_input(x)?;
+        let weight = self.weight.as_ref().map(Param::tensor);
+        let bias = self.bias.as_ref().map(Param::tensor);
+        let (mean, var) = match (&self.running_mean, &self.running_var) {
+            (Some(m), Some(v)) => (Some(m.leaf()), Some(v.leaf())),
+            _ => (None, None),
+        };
+        let training = mode.is_train() || mean.is_none();
+        let mut momentum = self.opts.momentum.unwrap_or(0.0);
+        if mode.is_train() {
+            if let Some(count) = &self.num_batches_tracked {
+                let n = count.leaf();
+                let seen = n.item()? + 1.0;
+                n.assign(&Tensor::full(&[], seen, n.dtype()))?;
+                momentum = self.opts.momentum.unwrap_or(1.0 / seen);
+            }
+        }
+        let running = match (&mean, &var) {
+            (Some(mean), Some(var)) if mode.is_train() || !training => Some(RunningStats {
+                mean,
+                var,
+                momentum,
+            }),
+            _ => None,
+        };
+        functional::batch_norm(
+            x,
+            running,
+            weight.as_ref(),
+            bias.as_ref(),
+            training,
+            self.opts.eps,
+        )
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        let entries = [
+            ("weight", &self.weight),
+            ("bias", &self.bias),
+            ("running_mean", &self.running_mean),
+            ("running_var", &self.running_var),
+            ("num_batches_tracked", &self.num_batches_tracked),
+        ];
+        for (name, p) in entries {
+            if let Some(p) = p {
+                f(&join(prefix, name), p);
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("BatchNorm{D}d {}", self.num_features)
+    }
+}

@@ -1,0 +1,90 @@
+//! Linear (fully connected) layer: `y = x · Wᵀ + b`.
+
+use crate::functional;
+use crate::init::default_uniform;
+use crate::module::{join, Mode, Module, Param};
+use crate::Result;
+use nabla_core::{Generator, Tensor};
+
+/// Applies `x · weightᵀ + bias` to the last dim of `x`: `[.., in]` → `[.., out]`.
+/// Parameters: `weight` `[out, in]`, `bias` `[out]`.
+#[derive(Debug)]
+pub struct Linear {
+    /// `[out_features, in_features]`.
+    pub weight: Param,
+    /// `[out_features]`, if the layer has a bias.
+    pub bias: Option<Param>,
+}
+
+impl Linear {
+    /// A layer initialized as PyTorch does: weight and bias from U(−1/√in, 1/√in), f32.
+    pub fn new(in_features: usize, out_features: usize, bias: bool, g: &mut Generator) -> Linear {
+        let weight = default_uniform(&[out_features, in_features], in_features, g);
+        let bias = bias.then(|| Param::new(default_uniform(&[out_features], in_features, g)));
+        Linear {
+            weight: Param::new(weight),
+            bias,
+        }
+    }
+
+    /// A layer around given tensors (kept as they are if they are leaves requiring a gradient).
+    pub fn from_parts(weight: Tensor, bias: Option<Tensor>) -> Result<Linear> {
+        let [out, _] = *weight.shape() else {
+            return Err(invalid(format!(
+                "weight must be [out, in], got shape {:?}",
+                weight.shape()
+            )));
+        };
+        if let Some(b) = &bias {
+            if b.shape() != [out] {
+                return Err(invalid(format!(
+                    "bias must be [{out}], got shape {:?}",
+                    b.shape()
+                )));
+            }
+        }
+        Ok(Linear {
+            weight: Param::new(weight),
+            bias: bias.map(Param::new),
+        })
+    }
+
+    /// Size of each input sample.
+    pub fn in_features(&self) -> usize {
+        self.weight.leaf().shape()[1]
+    }
+
+    /// Size of each output sample.
+    pub fn out_features(&self) -> usize {
+        self.weight.leaf().shape()[0]
+    }
+}
+
+fn invalid(msg: String) -> crate::Error {
+    nabla_core::Error::invalid("Linear", msg).into()
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        let n_in = self.in_features();
+        if x.rank() == 0 || x.shape()[x.rank() - 1] != n_in {
+            return Err(invalid(format!(
+                "input of shape {:?} must have {n_in} features in its last dim",
+                x.shape()
+            )));
+        }
+        let bias = self.bias.as_ref().map(Param::tensor);
+        functional::linear(x, &self.weight.tensor(), bias.as_ref())
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        f(&join(prefix, "weight"), &self.weight);
+        if let Some(b) = &self.bias {
+            f(&join(prefix, "bias"), b);
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("Linear {}→{}", self.in_features(), self.out_features())
+    }
+}

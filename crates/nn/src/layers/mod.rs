@@ -1,0 +1,17 @@
+//! Layers, one file per layer or small family; all re-exported at the crate root.
+
+mod activation;
+mod batch_norm;
+mod dropout;
+mod linear;
+mod local_response_norm;
+mod reshape;
+mod sequential;
+
+pub use activation::{Approximate, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh, ELU, GELU};
+pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
+pub use dropout::Dropout;
+pub use linear::Linear;
+pub use local_response_norm::LocalResponseNorm;
+pub use reshape::{Flatten, Identity};
+pub use sequential::Sequential;

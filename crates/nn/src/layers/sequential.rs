@@ -1,0 +1,76 @@
+//! Sequential: children applied in order, named "0", "1", ... as in PyTorch.
+
+use crate::module::{join, Mode, Module, Param};
+use crate::Result;
+use nabla_core::Tensor;
+
+/// Modules applied one after another; child `i` is named `i` (`features.3.weight`).
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    /// An empty sequence (the identity).
+    pub fn new() -> Sequential {
+        Sequential::default()
+    }
+
+    /// This sequence with `m` appended (builder style).
+    pub fn push(mut self, m: impl Module + 'static) -> Sequential {
+        self.layers.push(Box::new(m));
+        self
+    }
+
+    /// Append a boxed module.
+    pub fn add(&mut self, m: Box<dyn Module>) {
+        self.layers.push(m);
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether there are no children.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Child `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<&dyn Module> {
+        self.layers.get(i).map(|m| &**m)
+    }
+
+    /// Replace child `i` (e.g. a new classifier head), returning the old one.
+    pub fn replace(&mut self, i: usize, m: Box<dyn Module>) -> Option<Box<dyn Module>> {
+        let slot = self.layers.get_mut(i)?;
+        Some(std::mem::replace(slot, m))
+    }
+}
+
+impl From<Vec<Box<dyn Module>>> for Sequential {
+    fn from(layers: Vec<Box<dyn Module>>) -> Self {
+        Sequential { layers }
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut y = x.clone();
+        for (i, m) in self.layers.iter().enumerate() {
+            y = m.forward_named(&i.to_string(), &y, mode)?;
+        }
+        Ok(y)
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        for (i, m) in self.layers.iter().enumerate() {
+            m.visit(&join(prefix, &i.to_string()), f);
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("Sequential of {}", self.layers.len())
+    }
+}

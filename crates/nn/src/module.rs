@@ -1,0 +1,398 @@
+//! The module system: the [`Module`] trait, [`Param`] (a parameter or buffer), and [`Mode`].
+//!
+//! A module lists its parameters, buffers and children through [`Module::visit`], which
+//! gives each one its PyTorch dotted name (`features.0.weight`, `bn1.running_mean`); every
+//! other service (parameter lists, counts, freezing, state dicts) is built on that walk.
+//!
+//! ```
+//! use nabla_core::{DType, Generator, Tensor};
+//! use nabla_nn::{Linear, Mode, Module, ReLU, Sequential};
+//! let mut g = Generator::new(0);
+//! let mlp = Sequential::new()
+//!     .push(Linear::new(4, 8, true, &mut g))
+//!     .push(ReLU)
+//!     .push(Linear::new(8, 2, true, &mut g));
+//! let y = mlp.forward(&Tensor::ones(&[3, 4], DType::F32), Mode::Eval)?;
+//! assert_eq!(y.shape(), &[3, 2]);
+//! assert_eq!(mlp.named_parameters()[0].0, "0.weight");
+//! assert_eq!(mlp.num_parameters(), 4 * 8 + 8 + 8 * 2 + 2);
+//! # Ok::<(), nabla_nn::Error>(())
+//! ```
+
+use crate::{Error, Result};
+use nabla_core::{DType, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
+
+/// Whether a forward pass trains (batch statistics, dropout on) or evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Training: batch norm uses and updates batch statistics; dropout drops.
+    Train,
+    /// Evaluation: batch norm uses its running statistics; dropout is the identity.
+    Eval,
+}
+
+impl Mode {
+    /// Whether this is [`Mode::Train`].
+    pub fn is_train(self) -> bool {
+        self == Mode::Train
+    }
+}
+
+/// What a [`Param`] is to its module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    /// A trained parameter (a leaf that requires a gradient unless frozen).
+    Parameter,
+    /// A saved, untrained value updated in place (batch norm's running statistics).
+    Buffer,
+    /// An integer-valued buffer held as f64 (batch norm's `num_batches_tracked`): it keeps
+    /// f64 when the model changes dtype and loads from any dtype, as PyTorch's int64 does.
+    Counter,
+}
+
+/// A parameter or buffer of a module.
+///
+/// It holds one tensor for its whole life: optimizers update that tensor in place, so the
+/// module sees every update. Freezing does not replace it either: a frozen parameter is
+/// handed to `forward` detached, so no gradient reaches the stored leaf.
+#[derive(Debug)]
+pub struct Param {
+    value: RwLock<Tensor>,
+    kind: ParamKind,
+    frozen: AtomicBool,
+}
+
+impl Param {
+    /// A trainable parameter: `t` itself if it is already a leaf requiring a gradient
+    /// (so callers keep its identity), else a new leaf sharing its storage.
+    pub fn new(t: Tensor) -> Param {
+        let leaf = if t.requires_grad() && t.is_leaf() {
+            t
+        } else {
+            // Optimizers update in place, which needs row-major storage.
+            let t = if t.is_contiguous() {
+                t
+            } else {
+                t.detach().contiguous().unwrap_or(t)
+            };
+            t.set_requires_grad(true)
+        };
+        Param::with_kind(leaf, ParamKind::Parameter)
+    }
+
+    /// A buffer: saved in state dicts, never trained.
+    pub fn buffer(t: Tensor) -> Param {
+        Param::with_kind(t.detach(), ParamKind::Buffer)
+    }
+
+    /// An integer-valued buffer (see [`ParamKind::Counter`]).
+    pub fn counter(t: Tensor) -> Param {
+        Param::with_kind(t.detach(), ParamKind::Counter)
+    }
+
+    fn with_kind(t: Tensor, kind: ParamKind) -> Param {
+        Param {
+            value: RwLock::new(t),
+            kind,
+            frozen: AtomicBool::new(false),
+        }
+    }
+
+    /// Parameter, buffer or counter.
+    pub fn kind(&self) -> ParamKind {
+        self.kind
+    }
+
+    /// Whether this is a buffer or counter rather than a parameter.
+    pub fn is_buffer(&self) -> bool {
+        self.kind != ParamKind::Parameter
+    }
+
+    /// The stored tensor: the leaf that optimizers update and gradients are keyed by.
+    pub fn leaf(&self) -> Tensor {
+        self.value.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The tensor a forward pass uses: the leaf, or a detached view of it when frozen.
+    pub fn tensor(&self) -> Tensor {
+        let t = self.leaf();
+        if self.frozen.load(Ordering::Relaxed) {
+            t.detach()
+        } else {
+            t
+        }
+    }
+
+    /// Whether gradients reach this parameter (false for buffers and frozen parameters).
+    pub fn trainable(&self) -> bool {
+        self.kind == ParamKind::Parameter && !self.frozen.load(Ordering::Relaxed)
+    }
+
+    /// Freeze (`false`) or unfreeze (`true`) a parameter; no effect on buffers.
+    pub fn set_trainable(&self, on: bool) {
+        if self.kind == ParamKind::Parameter {
+            self.frozen.store(!on, Ordering::Relaxed);
+        }
+    }
+
+    /// Replace the stored tensor by a copy in `dtype` (a new leaf: build optimizers after).
+    /// Counters stay f64.
+    pub fn convert(&self, dtype: DType) -> Result<()> {
+        if self.kind == ParamKind::Counter {
+            return Ok(());
+        }
+        let old = self.leaf();
+        if old.dtype() == dtype {
+            return Ok(());
+        }
+        let new = old.detach().to_dtype(dtype)?.contiguous()?;
+        let new = match self.kind {
+            ParamKind::Parameter => new.set_requires_grad(true),
+            _ => new,
+        };
+        *self.value.write().unwrap_or_else(|e| e.into_inner()) = new;
+        Ok(())
+    }
+}
+
+/// `prefix.name`, or `name` at the root.
+pub fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Whether the dotted `name` lies under `prefix` (`""` matches everything; `features`
+/// matches `features.0.weight` but not `features2.weight`).
+pub fn under(name: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || name == prefix
+        || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))
+}
+
+/// Something with a forward pass and named parameters: a layer, or a model built of them.
+///
+/// Implementors write [`Module::forward`] and [`Module::visit`] (and usually
+/// [`Module::describe`]); everything else comes with the trait.
+pub trait Module: Send + Sync {
+    /// Apply the module to `x`.
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor>;
+
+    /// Call `f` with the dotted name (under `prefix`) of every parameter and buffer, in
+    /// PyTorch's order: own parameters, own buffers, then each child's in turn.
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param));
+
+    /// A short description for error messages and summaries, e.g. `Conv2d 64→128`.
+    fn describe(&self) -> String {
+        let full = std::any::type_name::<Self>();
+        let base = full.split('<').next().unwrap_or(full);
+        base.rsplit("::").next().unwrap_or(base).to_string()
+    }
+
+    /// [`Module::forward`] as the child `name` of a larger module: errors gain the path
+    /// (`features.3 (Conv2d 64→128): ...`).
+    fn forward_named(&self, name: &str, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward(x, mode).map_err(|e| match &e {
+            Error::Tensor { context, .. } if context.is_empty() => {
+                e.context(format!("{name} ({})", self.describe()))
+            }
+            _ => e.context(name),
+        })
+    }
+
+    /// Every parameter (frozen ones too) with its dotted name; the tensors are the leaves
+    /// optimizers update and gradients are keyed by.
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit("", &mut |n, p| {
+            if !p.is_buffer() {
+                out.push((n.to_string(), p.leaf()));
+            }
+        });
+        out
+    }
+
+    /// Every parameter (frozen ones too), in [`Module::named_parameters`] order.
+    fn parameters(&self) -> Vec<Tensor> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// The parameters that are not frozen: what to hand an optimizer.
+    fn trainable_parameters(&self) -> Vec<Tensor> {
+        let mut out = Vec::new();
+        self.visit("", &mut |_, p| {
+            if p.trainable() {
+                out.push(p.leaf());
+            }
+        });
+        out
+    }
+
+    /// Every buffer with its dotted name.
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit("", &mut |n, p| {
+            if p.is_buffer() {
+                out.push((n.to_string(), p.leaf()));
+            }
+        });
+        out
+    }
+
+    /// Number of parameter elements (frozen ones too; buffers not counted).
+    fn num_parameters(&self) -> usize {
+        let mut n = 0;
+        self.visit("", &mut |_, p| {
+            if !p.is_buffer() {
+                n += p.leaf().numel();
+            }
+        });
+        n
+    }
+
+    /// Number of trainable parameter elements.
+    fn num_trainable_parameters(&self) -> usize {
+        let mut n = 0;
+        self.visit("", &mut |_, p| {
+            if p.trainable() {
+                n += p.leaf().numel();
+            }
+        });
+        n
+    }
+
+    /// Parameters and buffers with their PyTorch names, sharing storage with the model.
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit("", &mut |n, p| out.push((n.to_string(), p.leaf())));
+        out
+    }
+
+    /// Copy `tensors` into the model by name (see [`crate::state_dict::load_into`]).
+    /// Everything is checked before anything changes.
+    fn load_state_dict(
+        &self,
+        tensors: &[(String, Tensor)],
+        strict: bool,
+    ) -> Result<crate::state_dict::LoadReport> {
+        crate::state_dict::load_into(self.state_entries(), tensors, strict)
+    }
+
+    /// Every entry of the state dict with its kind (for loaders).
+    fn state_entries(&self) -> Vec<(String, Tensor, ParamKind)> {
+        let mut out = Vec::new();
+        self.visit("", &mut |n, p| {
+            out.push((n.to_string(), p.leaf(), p.kind()))
+        });
+        out
+    }
+
+    /// Freeze (`on = false`) or unfreeze the parameters whose names lie under `prefix`
+    /// (`""`: all). Returns how many matched; none matching is an error (a likely typo).
+    fn set_trainable(&self, prefix: &str, on: bool) -> Result<usize> {
+        let mut matched = 0;
+        self.visit("", &mut |n, p| {
+            if !p.is_buffer() && under(n, prefix) {
+                p.set_trainable(on);
+                matched += 1;
+            }
+        });
+        if matched == 0 && !prefix.is_empty() {
+            return Err(Error::Config(format!(
+                "set_trainable: no parameter is named {prefix:?} or lies under it"
+            )));
+        }
+        Ok(matched)
+    }
+
+    /// Freeze every parameter: no gradient reaches them and optimizers leave them alone.
+    fn freeze(&self) {
+        self.visit("", &mut |_, p| p.set_trainable(false));
+    }
+
+    /// Unfreeze every parameter.
+    fn unfreeze(&self) {
+        self.visit("", &mut |_, p| p.set_trainable(true));
+    }
+
+    /// Convert every parameter and buffer to `dtype` (new leaves: build optimizers after).
+    fn to_dtype(&self, dtype: DType) -> Result<()> {
+        let mut first_err = None;
+        self.visit("", &mut |n, p| {
+            if first_err.is_none() {
+                if let Err(e) = p.convert(dtype) {
+                    first_err = Some(e.context(n));
+                }
+            }
+        });
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl<M: Module + ?Sized> Module for Box<M> {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        (**self).forward(x, mode)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        (**self).visit(prefix, f)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Check that `x` has rank `rank` (one of `ranks`), naming the layer.
+pub(crate) fn expect_rank(layer: &'static str, x: &Tensor, ranks: &[usize]) -> Result<()> {
+    if ranks.contains(&x.rank()) {
+        return Ok(());
+    }
+    let want: Vec<String> = ranks.iter().map(|r| format!("{r}-d")).collect();
+    Err(nabla_core::Error::invalid(
+        layer,
+        format!(
+            "expects a {} input, got shape {:?}",
+            want.join(" or "),
+            x.shape()
+        ),
+    )
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_on_dot_boundaries() {
+        assert!(under("features.0.weight", "features"));
+        assert!(under("features.0.weight", "features.0"));
+        assert!(under("features", "features"));
+        assert!(!under("features2.weight", "features"));
+        assert!(under("anything", ""));
+        assert_eq!(join("", "w"), "w");
+        assert_eq!(join("a.b", "w"), "a.b.w");
+    }
+
+    #[test]
+    fn frozen_param_is_handed_out_detached() {
+        let p = Param::new(Tensor::ones(&[2], DType::F32));
+        assert!(p.tensor().requires_grad() && p.trainable());
+        p.set_trainable(false);
+        assert!(!p.tensor().requires_grad() && !p.trainable());
+        assert!(
+            p.leaf().requires_grad(),
+            "the stored leaf keeps its identity"
+        );
+        assert!(p.tensor().shares_storage(&p.leaf()));
+        let b = Param::buffer(Tensor::ones(&[2], DType::F32));
+        b.set_trainable(true);
+        assert!(!b.trainable() && !b.tensor().requires_grad());
+    }
+}
