@@ -13,6 +13,7 @@ pub fn run(case: &Case) -> Option<Result<(), String>> {
         "sum" | "mean" | "max" | "var" => reduction,
         "permute_reshape" => permute_reshape,
         "cat" => cat,
+        "pad" => pad,
         _ => return None,
     };
     Some(f(case))
@@ -105,4 +106,17 @@ fn cat(case: &Case) -> Result<(), String> {
     };
     let y = Tensor::cat(&[&a, &b], *dim).msg()?;
     case.check(&y, &[("a", &a), ("b", &b)])
+}
+
+fn pad(case: &Case) -> Result<(), String> {
+    let x = case.input("x")?;
+    let pads = case
+        .attr_ints("pad")?
+        .into_iter()
+        .map(|p| {
+            usize::try_from(p).map_err(|_| format!("negative pad {p} (cropping) is not supported"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let y = x.pad(&pads, case.attr_f64("value")?).msg()?;
+    case.check(&y, &[("x", &x)])
 }
