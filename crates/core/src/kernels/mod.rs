@@ -4,8 +4,10 @@
 //! blocks, so results do not depend on the thread count; below it everything runs on the
 //! calling thread, since a hand-off to the pool costs more than a tiny op.
 
+pub mod conv;
 pub mod elementwise;
 pub mod matmul;
+pub mod pool;
 pub mod reduce;
 
 /// Element count above which a kernel uses more than one thread.

@@ -5,6 +5,8 @@ mod activation;
 mod arith;
 mod cast;
 mod compare;
+mod conv2d;
+mod conv_transpose2d;
 mod creation;
 mod join;
 mod matmul;
@@ -14,6 +16,8 @@ mod select;
 mod unary;
 mod view;
 
+pub use conv2d::Conv2dOptions;
+pub use conv_transpose2d::ConvTranspose2dOptions;
 pub use view::ShapeArg;
 
 use crate::kernels::elementwise::{self, Operand};

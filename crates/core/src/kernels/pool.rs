@@ -1,0 +1,1 @@
+//! Pooling and resampling kernels over contiguous `[planes, h, w]` buffers.
