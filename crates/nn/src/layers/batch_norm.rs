@@ -176,12 +176,12 @@ impl<const D: usize> Module for BatchNorm<D> {
         };
         let training = mode.is_train() || mean.is_none();
         let mut momentum = self.opts.momentum.unwrap_or(0.0);
+        let mut count = None;
         if mode.is_train() {
-            if let Some(count) = &self.num_batches_tracked {
-                let n = count.leaf();
-                let seen = n.item()? + 1.0;
-                n.assign(&Tensor::full(&[], seen, n.dtype()))?;
+            if let Some(n) = &self.num_batches_tracked {
+                let (n, seen) = (n.leaf(), n.leaf().item()? + 1.0);
                 momentum = self.opts.momentum.unwrap_or(1.0 / seen);
+                count = Some((n, seen));
             }
         }
         let running = match (&mean, &var) {
@@ -192,14 +192,19 @@ impl<const D: usize> Module for BatchNorm<D> {
             }),
             _ => None,
         };
-        functional::batch_norm(
+        let y = functional::batch_norm(
             x,
             running,
             weight.as_ref(),
             bias.as_ref(),
             training,
             self.opts.eps,
-        )
+        )?;
+        // Counted only once the batch went through, so a rejected batch changes nothing.
+        if let Some((n, seen)) = count {
+            n.assign(&Tensor::full(&[], seen, n.dtype()))?;
+        }
+        Ok(y)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
