@@ -2,7 +2,7 @@
 //! training, and gradient checks of every layer. State dicts on disk: tests/state_dict.rs.
 
 use nabla_core::gradcheck::gradcheck;
-use nabla_core::{DType, Generator, Tensor};
+use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, DType, Generator, Tensor};
 use nabla_nn::module::join;
 use nabla_nn::*;
 
@@ -418,4 +418,216 @@ fn gradcheck_every_layer() {
     let block = Block::new(3, &mut Generator::new(2));
     block.to_dtype(DType::F64).unwrap();
     gradcheck(|t| core(block.forward(&t[0], Mode::Train)), &[r(&[4, 3])]).unwrap();
+}
+
+/// torchvision's BasicBlock: two 3×3 conv + batch-norm pairs and an identity shortcut.
+struct BasicBlock {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    conv2: Conv2d,
+    bn2: BatchNorm2d,
+}
+
+impl BasicBlock {
+    fn new(c: usize, g: &mut Generator) -> BasicBlock {
+        let same = Conv2dOptions {
+            padding: [1, 1],
+            ..Default::default()
+        };
+        BasicBlock {
+            conv1: Conv2d::with_options(c, c, [3, 3], same, false, g).unwrap(),
+            bn1: BatchNorm2d::new(c),
+            conv2: Conv2d::with_options(c, c, [3, 3], same, false, g).unwrap(),
+            bn2: BatchNorm2d::new(c),
+        }
+    }
+}
+
+impl Module for BasicBlock {
+    fn forward(&self, x: &Tensor, mode: Mode) -> nabla_nn::Result<Tensor> {
+        let y = self.conv1.forward_named("conv1", x, mode)?;
+        let y = self.bn1.forward_named("bn1", &y, mode)?.relu()?;
+        let y = self.conv2.forward_named("conv2", &y, mode)?;
+        let y = self.bn2.forward_named("bn2", &y, mode)?;
+        Ok(y.add(x)?.relu()?)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        self.conv1.visit(&join(prefix, "conv1"), f);
+        self.bn1.visit(&join(prefix, "bn1"), f);
+        self.conv2.visit(&join(prefix, "conv2"), f);
+        self.bn2.visit(&join(prefix, "bn2"), f);
+    }
+}
+
+#[test]
+fn residual_conv_blocks_have_torchvision_names() {
+    let mut g = Generator::new(8);
+    let layer1 = Sequential::new()
+        .push(BasicBlock::new(4, &mut g))
+        .push(BasicBlock::new(4, &mut g));
+    let mut names = Vec::new();
+    layer1.visit("layer1", &mut |n, _| names.push(n.to_string()));
+    assert_eq!(names.len(), 2 * 2 * (1 + 5));
+    assert_eq!(names[0], "layer1.0.conv1.weight");
+    assert_eq!(names[3], "layer1.0.bn1.running_mean");
+    assert_eq!(names[12], "layer1.1.conv1.weight");
+    assert_eq!(layer1.num_parameters(), 2 * 2 * (4 * 4 * 9 + 8));
+    let y = layer1
+        .forward(
+            &Tensor::randn(&[2, 4, 5, 5], DType::F32, &mut g),
+            Mode::Train,
+        )
+        .unwrap();
+    assert_eq!(y.shape(), &[2, 4, 5, 5]);
+    let err = layer1
+        .forward_named(
+            "layer1",
+            &Tensor::ones(&[2, 3, 5, 5], DType::F32),
+            Mode::Eval,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("layer1.0.conv1 (Conv2d 4→4): Conv2d: input of shape [2, 3, 5, 5] has 3 channels, expected 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gradcheck_conv_layers() {
+    let mut g = Generator::new(12);
+    let mut r = |s: &[usize]| Tensor::randn(s, DType::F64, &mut g);
+    let opts = Conv2dOptions {
+        stride: [2, 1],
+        padding: [1, 0],
+        dilation: [1, 2],
+        groups: 2,
+    };
+    let conv = |t: &[Tensor]| {
+        Conv2d::from_parts(t[1].clone(), Some(t[2].clone()), opts)?.forward(&t[0], Mode::Train)
+    };
+    gradcheck(
+        |t| core(conv(t)),
+        &[r(&[2, 4, 5, 6]), r(&[6, 2, 3, 2]), r(&[6])],
+    )
+    .unwrap();
+    let topts = ConvTranspose2dOptions {
+        stride: [2, 2],
+        padding: [1, 0],
+        output_padding: [1, 0],
+        ..Default::default()
+    };
+    let tconv = |t: &[Tensor]| {
+        ConvTranspose2d::from_parts(t[1].clone(), Some(t[2].clone()), topts)?
+            .forward(&t[0], Mode::Train)
+    };
+    gradcheck(
+        |t| core(tconv(t)),
+        &[r(&[1, 3, 3, 4]), r(&[3, 2, 3, 3]), r(&[2])],
+    )
+    .unwrap();
+    // Constructors check their configuration.
+    let mut g = Generator::new(0);
+    assert!(Conv2d::with_options(
+        3,
+        4,
+        [3, 3],
+        Conv2dOptions {
+            groups: 2,
+            ..Default::default()
+        },
+        true,
+        &mut g
+    )
+    .is_err());
+    let bad_pad = ConvTranspose2dOptions {
+        output_padding: [1, 1],
+        ..Default::default()
+    };
+    assert!(ConvTranspose2d::with_options(2, 2, [3, 3], bad_pad, true, &mut g).is_err());
+    let up = ConvTranspose2d::with_options(
+        4,
+        2,
+        [2, 2],
+        ConvTranspose2dOptions {
+            stride: [2, 2],
+            ..Default::default()
+        },
+        true,
+        &mut g,
+    )
+    .unwrap();
+    let y = up
+        .forward(&Tensor::ones(&[1, 4, 3, 3], DType::F32), Mode::Eval)
+        .unwrap();
+    assert_eq!(
+        (y.shape(), up.describe().as_str()),
+        (&[1, 2, 6, 6][..], "ConvTranspose2d 4→2")
+    );
+}
+
+/// Images of a horizontal (label −1) or vertical (label +1) bar in noise.
+fn bars(n: usize, g: &mut Generator) -> (Tensor, Tensor) {
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let vertical = g.below(2) == 1;
+        let at = g.below(8) as usize;
+        for i in 0..8 {
+            for j in 0..8 {
+                let on = if vertical { j == at } else { i == at };
+                xs.push(if on { 1.0f32 } else { 0.0 } + 0.3 * g.normal() as f32);
+            }
+        }
+        ys.push(if vertical { 1.0f32 } else { -1.0 });
+    }
+    (
+        Tensor::from_vec(xs, &[n, 1, 8, 8]).unwrap(),
+        Tensor::from_vec(ys, &[n, 1]).unwrap(),
+    )
+}
+
+#[test]
+fn small_cnn_learns_bars() {
+    let mut g = Generator::new(21);
+    let pad = Conv2dOptions {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let down = Conv2dOptions {
+        stride: [2, 2],
+        ..Default::default()
+    };
+    let cnn = Sequential::new()
+        .push(Conv2d::with_options(1, 4, [3, 3], pad, true, &mut g).unwrap())
+        .push(BatchNorm2d::new(4))
+        .push(ReLU)
+        .push(Conv2d::with_options(4, 8, [3, 3], down, true, &mut g).unwrap())
+        .push(ReLU)
+        .push(Flatten::default())
+        .push(Linear::new(8 * 3 * 3, 1, true, &mut g));
+    let params = cnn.parameters();
+    // Logistic loss on ±1 labels: mean softplus(−y·z).
+    let loss_of = |x: &Tensor, y: &Tensor, mode| {
+        let z = cnn.forward(x, mode).unwrap();
+        z.mul(y)
+            .unwrap()
+            .neg()
+            .unwrap()
+            .softplus()
+            .unwrap()
+            .mean_all()
+            .unwrap()
+    };
+    let (test_x, test_y) = bars(64, &mut g);
+    let before = loss_of(&test_x, &test_y, Mode::Eval).item().unwrap();
+    for _ in 0..100 {
+        let (x, y) = bars(32, &mut g);
+        let grads = loss_of(&x, &y, Mode::Train).backward().unwrap();
+        sgd_step(&params, &grads, 0.2);
+    }
+    let after = loss_of(&test_x, &test_y, Mode::Eval).item().unwrap();
+    assert!(
+        after < 0.5 * before && after < 0.3,
+        "held-out loss {before} → {after}"
+    );
 }

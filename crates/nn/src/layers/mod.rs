@@ -2,6 +2,7 @@
 
 mod activation;
 mod batch_norm;
+mod conv;
 mod dropout;
 mod linear;
 mod local_response_norm;
@@ -10,8 +11,12 @@ mod sequential;
 
 pub use activation::{Approximate, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh, ELU, GELU};
 pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
+pub use conv::{Conv2d, ConvTranspose2d};
 pub use dropout::Dropout;
 pub use linear::Linear;
 pub use local_response_norm::LocalResponseNorm;
 pub use reshape::{Flatten, Identity};
 pub use sequential::Sequential;
+
+/// Options of the convolution ops, re-exported for the layers' constructors.
+pub use nabla_core::{Conv2dOptions, ConvTranspose2dOptions};
