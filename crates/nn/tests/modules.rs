@@ -631,3 +631,57 @@ fn small_cnn_learns_bars() {
         "held-out loss {before} → {after}"
     );
 }
+
+#[test]
+fn squeeze_excitation_reweights_channels() {
+    let mut g = Generator::new(3);
+    let se = SqueezeExcitation::new(4, 2, &mut g);
+    se.to_dtype(DType::F64).unwrap();
+    let sd = se.state_dict();
+    assert_eq!(
+        names(&sd),
+        ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    );
+    assert_eq!(
+        (sd[0].1.shape(), sd[2].1.shape()),
+        (&[2, 4, 1, 1][..], &[4, 2, 1, 1][..])
+    );
+    let x = Tensor::randn(&[2, 4, 3, 3], DType::F64, &mut g);
+    let y = se.forward(&x, Mode::Eval).unwrap().to_vec_f64();
+    // The same block by hand: per image, channel means → relu(W1·m + b1) → sigmoid(W2·h + b2).
+    let [w1, b1, w2, b2] = [0, 1, 2, 3].map(|i| sd[i].1.to_vec_f64());
+    let xv = x.to_vec_f64();
+    for n in 0..2 {
+        let m: Vec<f64> = (0..4)
+            .map(|c| xv[(n * 4 + c) * 9..][..9].iter().sum::<f64>() / 9.0)
+            .collect();
+        let h: Vec<f64> = (0..2)
+            .map(|s| (b1[s] + (0..4).map(|c| w1[s * 4 + c] * m[c]).sum::<f64>()).max(0.0))
+            .collect();
+        for c in 0..4 {
+            let z = b2[c] + (0..2).map(|s| w2[c * 2 + s] * h[s]).sum::<f64>();
+            let scale = 1.0 / (1.0 + (-z).exp());
+            for k in 0..9 {
+                let i = (n * 4 + c) * 9 + k;
+                assert!((y[i] - xv[i] * scale).abs() < 1e-12);
+            }
+        }
+    }
+    let block = |t: &[Tensor]| {
+        let fc1 = Conv2d::from_parts(t[1].clone(), Some(t[2].clone()), Default::default())?;
+        let fc2 = Conv2d::from_parts(t[3].clone(), Some(t[4].clone()), Default::default())?;
+        SqueezeExcitation::from_parts(fc1, fc2)?.forward(&t[0], Mode::Train)
+    };
+    let mut r = |s: &[usize]| Tensor::randn(s, DType::F64, &mut g);
+    let inputs = [
+        r(&[2, 4, 2, 3]),
+        r(&[2, 4, 1, 1]),
+        r(&[2]),
+        r(&[4, 2, 1, 1]),
+        r(&[4]),
+    ];
+    gradcheck(|t| core(block(t)), &inputs).unwrap();
+    let wrong =
+        SqueezeExcitation::from_parts(Conv2d::new(4, 2, 1, &mut g), Conv2d::new(2, 3, 1, &mut g));
+    assert!(wrong.is_err());
+}

@@ -8,6 +8,7 @@ mod linear;
 mod local_response_norm;
 mod reshape;
 mod sequential;
+mod squeeze_excitation;
 
 pub use activation::{Approximate, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh, ELU, GELU};
 pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
@@ -17,6 +18,7 @@ pub use linear::Linear;
 pub use local_response_norm::LocalResponseNorm;
 pub use reshape::{Flatten, Identity};
 pub use sequential::Sequential;
+pub use squeeze_excitation::SqueezeExcitation;
 
 /// Options of the convolution ops, re-exported for the layers' constructors.
 pub use nabla_core::{Conv2dOptions, ConvTranspose2dOptions};
