@@ -25,7 +25,7 @@
 //! ```
 
 use crate::{Error, Result};
-use nabla_core::{DType, Tensor};
+use nabla_core::{Buffer, DType, Tensor};
 use safetensors::tensor::{Dtype, View};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -425,81 +425,66 @@ fn decode(e: &Entry, raw: &[u8]) -> std::result::Result<Tensor, String> {
         }
         Ok(v as f64)
     }
-    let shape = &e.shape;
-    let f64s = |v: Vec<f64>| Tensor::from_vec(v, shape).map_err(|e| e.to_string());
-    let ints = |v: std::result::Result<Vec<f64>, String>| v.and_then(f64s);
-    match e.dtype {
-        Dtype::F32 => Tensor::from_vec(words::<4>(raw).map(f32::from_le_bytes).collect(), shape),
-        Dtype::F64 => Tensor::from_vec(words::<8>(raw).map(f64::from_le_bytes).collect(), shape),
-        Dtype::F16 => Tensor::from_vec(
+    fn bool_value(b: u8) -> std::result::Result<f64, String> {
+        match b {
+            0 | 1 => Ok(f64::from(b)),
+            _ => Err(format!("bool byte {b} is neither 0 nor 1")),
+        }
+    }
+    type Ints = std::result::Result<Vec<f64>, String>;
+    let values = match e.dtype {
+        Dtype::F32 => Buffer::F32(words::<4>(raw).map(f32::from_le_bytes).collect()),
+        Dtype::F64 => Buffer::F64(words::<8>(raw).map(f64::from_le_bytes).collect()),
+        Dtype::F16 => Buffer::F32(
             words::<2>(raw)
                 .map(|w| f16_to_f32(u16::from_le_bytes(w)))
                 .collect(),
-            shape,
         ),
-        Dtype::BF16 => Tensor::from_vec(
+        Dtype::BF16 => Buffer::F32(
             words::<2>(raw)
                 .map(|w| f32::from_bits(u32::from(u16::from_le_bytes(w)) << 16))
                 .collect(),
-            shape,
         ),
-        Dtype::BOOL => {
-            return ints(
-                raw.iter()
-                    .map(|&b| match b {
-                        0 | 1 => Ok(f64::from(b)),
-                        _ => Err(format!("bool byte {b} is neither 0 nor 1")),
-                    })
-                    .collect(),
-            )
-        }
-        Dtype::U8 => return f64s(raw.iter().map(|&b| f64::from(b)).collect()),
-        Dtype::I8 => return f64s(raw.iter().map(|&b| f64::from(b as i8)).collect()),
-        Dtype::I16 => {
-            return f64s(
-                words::<2>(raw)
-                    .map(|w| f64::from(i16::from_le_bytes(w)))
-                    .collect(),
-            )
-        }
-        Dtype::U16 => {
-            return f64s(
-                words::<2>(raw)
-                    .map(|w| f64::from(u16::from_le_bytes(w)))
-                    .collect(),
-            )
-        }
-        Dtype::I32 => {
-            return f64s(
-                words::<4>(raw)
-                    .map(|w| f64::from(i32::from_le_bytes(w)))
-                    .collect(),
-            )
-        }
-        Dtype::U32 => {
-            return f64s(
-                words::<4>(raw)
-                    .map(|w| f64::from(u32::from_le_bytes(w)))
-                    .collect(),
-            )
-        }
-        Dtype::I64 => {
-            return ints(
-                words::<8>(raw)
-                    .map(|w| exact(i128::from(i64::from_le_bytes(w))))
-                    .collect(),
-            )
-        }
-        Dtype::U64 => {
-            return ints(
-                words::<8>(raw)
-                    .map(|w| exact(i128::from(u64::from_le_bytes(w))))
-                    .collect(),
-            )
-        }
+        Dtype::BOOL => Buffer::F64(raw.iter().map(|&b| bool_value(b)).collect::<Ints>()?),
+        Dtype::U8 => Buffer::F64(raw.iter().map(|&b| f64::from(b)).collect()),
+        Dtype::I8 => Buffer::F64(raw.iter().map(|&b| f64::from(b as i8)).collect()),
+        Dtype::I16 => Buffer::F64(
+            words(raw)
+                .map(|w| f64::from(i16::from_le_bytes(w)))
+                .collect(),
+        ),
+        Dtype::U16 => Buffer::F64(
+            words(raw)
+                .map(|w| f64::from(u16::from_le_bytes(w)))
+                .collect(),
+        ),
+        Dtype::I32 => Buffer::F64(
+            words(raw)
+                .map(|w| f64::from(i32::from_le_bytes(w)))
+                .collect(),
+        ),
+        Dtype::U32 => Buffer::F64(
+            words(raw)
+                .map(|w| f64::from(u32::from_le_bytes(w)))
+                .collect(),
+        ),
+        Dtype::I64 => Buffer::F64(
+            words(raw)
+                .map(|w| exact(i64::from_le_bytes(w).into()))
+                .collect::<Ints>()?,
+        ),
+        Dtype::U64 => Buffer::F64(
+            words(raw)
+                .map(|w| exact(u64::from_le_bytes(w).into()))
+                .collect::<Ints>()?,
+        ),
         other => return Err(format!("dtype {other:?} is not supported")),
+    };
+    match values {
+        Buffer::F32(v) => Tensor::from_vec(v, &e.shape),
+        Buffer::F64(v) => Tensor::from_vec(v, &e.shape),
     }
-    .map_err(|e| e.to_string())
+    .map_err(|err| err.to_string())
 }
 
 #[cfg(test)]

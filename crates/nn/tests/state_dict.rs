@@ -187,6 +187,26 @@ fn half_precision_files_load_as_f32() {
 }
 
 #[test]
+fn integer_and_bool_files_load_as_f64() {
+    let path = scratch("ints.safetensors");
+    let header = r#"{"i":{"dtype":"I32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"U8","shape":[1],"data_offsets":[8,9]},"b":{"dtype":"BOOL","shape":[2],"data_offsets":[9,11]}}"#;
+    let mut data = (-3i32).to_le_bytes().to_vec();
+    data.extend(7i32.to_le_bytes());
+    data.extend([255, 1, 0]);
+    std::fs::write(&path, raw_file(header, &data)).unwrap();
+    let (t, _) = load_tensors(&path).unwrap();
+    assert_eq!(names(&t), ["i", "u", "b"]);
+    assert!(t.iter().all(|(_, t)| t.dtype() == DType::F64));
+    assert_eq!(t[0].1.to_vec_f64(), vec![-3.0, 7.0]);
+    assert_eq!(t[1].1.to_vec_f64(), vec![255.0]);
+    assert_eq!(t[2].1.to_vec_f64(), vec![1.0, 0.0]);
+    data[10] = 2;
+    std::fs::write(&path, raw_file(header, &data)).unwrap();
+    let err = load_tensors(&path).unwrap_err().to_string();
+    assert!(err.contains("tensor \"b\": bool byte 2"), "{err}");
+}
+
+#[test]
 fn bad_state_dicts_leave_the_model_untouched() {
     let net = Net::new(&mut Generator::new(5));
     let before: Vec<Vec<f64>> = net
