@@ -6,14 +6,18 @@ pub enum Error {
     /// A tensor op failed; `context` names the module path and layer (may be empty).
     #[error("{}{source}", if .context.is_empty() { String::new() } else { format!("{}: ", .context) })]
     Tensor {
+        /// Dotted module path and layer, outermost first (`features.3 (Conv2d 64→128)`).
         context: String,
+        /// The op's error.
         #[source]
         source: nabla_core::Error,
     },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: String,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
