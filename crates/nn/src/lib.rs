@@ -26,7 +26,9 @@ pub mod functional;
 pub mod init;
 pub mod layers;
 pub mod module;
+pub mod optim;
 pub mod safetensors_io;
+pub mod scheduler;
 pub mod state_dict;
 
 pub use error::{Error, Result};
