@@ -1,1 +1,150 @@
-fn main() {}
+//! `nabla-bench`: nabla's figures beside PyTorch's from the same machine and run.
+//!
+//! `cargo run --release -p nabla-bench -- core` measures the core kernels and, when a
+//! Python with torch is found (`NABLA_TORCH_PYTHON`, `./venv/bin/python`, `python3`),
+//! runs `torch_reference.py` for the same work and prints both with their ratio.
+//!
+//! Each section lives in its own file and is one entry of [`SECTIONS`].
+
+mod core_ops;
+mod measure;
+mod report;
+mod torch;
+
+use report::Row;
+use std::process::ExitCode;
+use torch::Torch;
+
+/// A group of benchmarks: its name on the command line, what it measures, the reference
+/// script's matching sections and the function that measures nabla.
+struct Section {
+    name: &'static str,
+    about: &'static str,
+    torch: &'static [&'static str],
+    run: fn() -> nabla_core::Result<Vec<Row>>,
+}
+
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "core",
+        about: "matmul, elementwise and overhead together",
+        torch: core_ops::TORCH_SECTIONS,
+        run: core_ops::run,
+    },
+    Section {
+        name: "matmul",
+        about: "f32 square matmul 256, 1024, 2048",
+        torch: &["matmul"],
+        run: core_ops::matmul,
+    },
+    Section {
+        name: "elementwise",
+        about: "add and relu on 1M and 16M elements, sum over 16M",
+        torch: &["elementwise"],
+        run: core_ops::elementwise,
+    },
+    Section {
+        name: "overhead",
+        about: "one tiny add that records the graph",
+        torch: &["overhead"],
+        run: || Ok(vec![core_ops::overhead()?]),
+    },
+];
+
+fn usage() -> String {
+    let mut s = String::from(
+        "usage: nabla-bench [SECTION...] [--no-torch]\n\
+         Runs each SECTION (default: core) and, unless --no-torch, PyTorch on the same work.\n\
+         PyTorch: NABLA_TORCH_PYTHON, else ./venv/bin/python, else python3 with torch;\n\
+         script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py.\nsections:\n",
+    );
+    for sec in SECTIONS {
+        s.push_str(&format!("  {:<10} {}\n", sec.name, sec.about));
+    }
+    s
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    format!(
+        "{cpu}, {} hardware threads, rayon threads {}, AVX-512 {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        rayon::current_num_threads(),
+        if avx512 { "yes" } else { "no" }
+    )
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    let use_torch = !args.iter().any(|a| a == "--no-torch");
+    let mut names: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    if names.is_empty() {
+        names.push("core");
+    }
+    let mut chosen = Vec::new();
+    for n in &names {
+        match SECTIONS.iter().find(|s| s.name == *n) {
+            Some(s) => chosen.push(s),
+            None => {
+                eprint!("unknown section {n:?}\n{}", usage());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("machine: {}", machine());
+    let mut torch = if use_torch {
+        match Torch::find() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                println!("PyTorch not found: {e}; printing nabla's figures only");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut failed = false;
+    for sec in chosen {
+        println!("\n## {} ({})", sec.name, sec.about);
+        // PyTorch runs first, in its own process, so the two never share the cores.
+        let figures = torch.as_mut().and_then(|t| match t.run(sec.torch) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                println!("PyTorch run failed: {e}");
+                None
+            }
+        });
+        if let Some(v) = torch.as_ref().and_then(|t| t.version.as_deref()) {
+            println!("PyTorch: {v}");
+        }
+        match (sec.run)() {
+            Ok(rows) => print!("\n{}", report::table(&rows, figures.as_ref())),
+            Err(e) => {
+                println!("nabla failed: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -69,21 +69,21 @@ impl Tensor {
     }
 
     /// The same value with another graph identity.
-    pub(crate) fn with_meta(self, meta: Option<Arc<GradMeta>>) -> Tensor {
-        let inner = match Arc::try_unwrap(self.0) {
-            Ok(mut i) => {
-                i.meta = meta;
-                i
-            }
-            Err(shared) => Inner {
-                storage: shared.storage.clone(),
-                layout: shared.layout.clone(),
-                dtype: shared.dtype,
-                meta,
-                detached: shared.detached,
-            },
-        };
-        Tensor(Arc::new(inner))
+    pub(crate) fn with_meta(mut self, meta: Option<Arc<GradMeta>>) -> Tensor {
+        // A fresh op output is its handle's only owner: set the meta in place rather
+        // than moving it into a new allocation (this runs once per recorded op).
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.meta = meta;
+            return self;
+        }
+        let shared = &self.0;
+        Tensor(Arc::new(Inner {
+            storage: shared.storage.clone(),
+            layout: shared.layout.clone(),
+            dtype: shared.dtype,
+            meta,
+            detached: shared.detached,
+        }))
     }
 
     /// The autograd identity, if this tensor requires a gradient.

@@ -21,7 +21,17 @@ pub struct Mat<'a, T> {
 }
 
 /// `dst (m×n, row-major) = a (m×k) · b (k×n)`, or `dst += a · b` when `accumulate`.
-pub fn gemm<T: Element>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, dst: &mut [T], accumulate: bool, threads: usize) {
+#[allow(clippy::too_many_arguments)] // the BLAS-style signature reads best flat
+pub fn gemm<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    dst: &mut [T],
+    accumulate: bool,
+    threads: usize,
+) {
     assert!(dst.len() >= m * n, "gemm: destination too small");
     if m == 0 || n == 0 {
         return;
@@ -77,10 +87,48 @@ mod tests {
         let a = [1.0f64, 2.0, 3.0, 4.0]; // [[1,2],[3,4]]
         let b = [5.0f64, 6.0, 7.0, 8.0];
         let mut d = [0.0f64; 4];
-        gemm(2, 2, 2, Mat { data: &a, rs: 2, cs: 1, offset: 0 }, Mat { data: &b, rs: 2, cs: 1, offset: 0 }, &mut d, false, 1);
+        gemm(
+            2,
+            2,
+            2,
+            Mat {
+                data: &a,
+                rs: 2,
+                cs: 1,
+                offset: 0,
+            },
+            Mat {
+                data: &b,
+                rs: 2,
+                cs: 1,
+                offset: 0,
+            },
+            &mut d,
+            false,
+            1,
+        );
         assert_eq!(d, [19.0, 22.0, 43.0, 50.0]);
         // b transposed through strides
-        gemm(2, 2, 2, Mat { data: &a, rs: 2, cs: 1, offset: 0 }, Mat { data: &b, rs: 1, cs: 2, offset: 0 }, &mut d, false, 1);
+        gemm(
+            2,
+            2,
+            2,
+            Mat {
+                data: &a,
+                rs: 2,
+                cs: 1,
+                offset: 0,
+            },
+            Mat {
+                data: &b,
+                rs: 1,
+                cs: 2,
+                offset: 0,
+            },
+            &mut d,
+            false,
+            1,
+        );
         assert_eq!(d, [17.0, 23.0, 39.0, 53.0]);
     }
 }

@@ -1,28 +1,59 @@
 //! Reductions over a `[outer, len, inner]` view of a contiguous buffer.
 
+use super::elementwise::{vectorized, Loop};
 use super::{BLOCK, PAR_THRESHOLD};
 use crate::Element;
 use rayon::prelude::*;
 
-/// Sum of a slice: 8 independent f64 accumulators (so it vectorizes and f32 data does
-/// not lose the small terms), in fixed blocks summed in order (so the result does not
-/// depend on the thread count).
-pub fn sum<T: Element>(x: &[T]) -> T {
-    fn block<T: Element>(x: &[T]) -> f64 {
-        let mut acc = [0.0f64; 8];
-        let chunks = x.chunks_exact(8);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for i in 0..8 {
-                acc[i] += c[i].to_f64();
+/// Elements per lane summed in the element type before moving to f64: few enough that
+/// f32 rounding stays far below the f64 total's (16 additions), many enough that the
+/// widening is rare.
+const RUN: usize = 16;
+/// Independent accumulators: two AVX-512 registers of f32, enough to hide add latency.
+const LANES: usize = 32;
+
+struct SumLoop<'a, T>(&'a [T]);
+
+impl<T: Element> Loop for SumLoop<'_, T> {
+    type Output = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        let mut wide = [0.0f64; LANES];
+        let (runs, rest) = self.0.as_chunks::<{ LANES * RUN }>();
+        for run in runs {
+            let mut acc = [T::ZERO; LANES];
+            for c in run.as_chunks::<LANES>().0 {
+                for i in 0..LANES {
+                    acc[i] += c[i];
+                }
+            }
+            for i in 0..LANES {
+                wide[i] += acc[i].to_f64();
             }
         }
-        let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for &v in rest {
-            s += v.to_f64();
+        let (chunks, tail) = rest.as_chunks::<LANES>();
+        for c in chunks {
+            for i in 0..LANES {
+                wide[i] += c[i].to_f64();
+            }
         }
-        s
+        // Pairwise combination of the lanes.
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                wide[i] += wide[i + width];
+            }
+        }
+        tail.iter().fold(wide[0], |s, v| s + v.to_f64())
     }
+}
+
+/// Sum of a slice: many independent accumulators (so it vectorizes), widened to f64
+/// every few elements (so f32 data does not lose the small terms), in fixed blocks
+/// summed in order (so the result does not depend on the thread count).
+pub fn sum<T: Element>(x: &[T]) -> T {
+    let block = |b: &[T]| vectorized(SumLoop(b));
     let total: f64 = if x.len() >= PAR_THRESHOLD {
         let partial: Vec<f64> = x.par_chunks(BLOCK).map(block).collect();
         partial.into_iter().sum()
@@ -34,9 +65,29 @@ pub fn sum<T: Element>(x: &[T]) -> T {
     T::from_f64(total)
 }
 
+/// `acc[j] = step(acc[j], row[j])`: one row folded into the running result.
+struct FoldRow<'a, T, F> {
+    acc: &'a mut [T],
+    row: &'a [T],
+    step: &'a F,
+}
+
+impl<T: Element, F: Fn(T, T) -> T> Loop for FoldRow<'_, T, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let step = self.step;
+        self.acc
+            .iter_mut()
+            .zip(self.row)
+            .for_each(|(a, &b)| *a = step(*a, b));
+    }
+}
+
 /// Reduce `x`, seen as `[outer, len, inner]`, over the middle axis into `out` (`[outer, inner]`).
 /// `row` reduces one contiguous run (used when `inner == 1`); `step` folds one element
 /// into an accumulator started at `init` (used otherwise).
+#[allow(clippy::too_many_arguments)] // shape, closures and output, each needed
 pub fn reduce_axis<T: Element>(
     x: &[T],
     outer: usize,
@@ -51,16 +102,25 @@ pub fn reduce_axis<T: Element>(
         if outer == 1 {
             out[0] = row(x);
         } else if x.len() >= PAR_THRESHOLD {
-            out.par_iter_mut().zip(x.par_chunks(len)).for_each(|(o, r)| *o = row(r));
+            out.par_iter_mut()
+                .zip(x.par_chunks(len))
+                .for_each(|(o, r)| *o = row(r));
         } else {
-            out.iter_mut().zip(x.chunks(len)).for_each(|(o, r)| *o = row(r));
+            out.iter_mut()
+                .zip(x.chunks(len))
+                .for_each(|(o, r)| *o = row(r));
         }
         return;
     }
+    let step = &step;
     let plane = |o: &mut [T], xs: &[T]| {
         o.iter_mut().for_each(|v| *v = init);
         for r in xs.chunks(inner) {
-            o.iter_mut().zip(r).for_each(|(a, &b)| *a = step(*a, b));
+            vectorized(FoldRow {
+                acc: &mut *o,
+                row: r,
+                step,
+            });
         }
     };
     if x.len() >= PAR_THRESHOLD && outer > 1 {
@@ -69,13 +129,19 @@ pub fn reduce_axis<T: Element>(
             .for_each(|(o, xs)| plane(o, xs));
     } else if x.len() >= PAR_THRESHOLD {
         // One plane: split the inner axis instead.
-        let cols = inner.div_ceil(rayon::current_num_threads().max(1)).max(1024);
+        let cols = inner
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(1024);
         out.par_chunks_mut(cols).enumerate().for_each(|(c, o)| {
             let start = c * cols;
             o.iter_mut().for_each(|v| *v = init);
             for r in 0..len {
-                let src = &x[r * inner + start..r * inner + start + o.len()];
-                o.iter_mut().zip(src).for_each(|(a, &b)| *a = step(*a, b));
+                let row = &x[r * inner + start..r * inner + start + o.len()];
+                vectorized(FoldRow {
+                    acc: &mut *o,
+                    row,
+                    step,
+                });
             }
         });
     } else {
@@ -91,10 +157,34 @@ mod tests {
 
     #[test]
     fn sum_is_blocked_and_close_to_f64() {
-        let x: Vec<f32> = (0..10_000_000).map(|i| ((i % 1000) as f32) * 0.001).collect();
+        let x: Vec<f32> = (0..10_000_000)
+            .map(|i| ((i % 1000) as f32) * 0.001)
+            .collect();
         let exact: f64 = x.iter().map(|&v| v as f64).sum();
         let got = sum(&x) as f64;
         assert!((got - exact).abs() / exact < 1e-5, "{got} vs {exact}");
+    }
+
+    #[test]
+    fn sum_counts_every_element_once() {
+        // Small integers sum exactly in f32 and f64, so any lost or repeated element shows.
+        for n in [
+            0,
+            1,
+            31,
+            33,
+            511,
+            513,
+            1000,
+            BLOCK + 7,
+            PAR_THRESHOLD + 1000,
+        ] {
+            let x: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 2.0).collect();
+            let exact: i64 = (0..n as i64).map(|i| i % 7 - 2).sum();
+            assert_eq!(sum(&x) as i64, exact, "n = {n}");
+            let y: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            assert_eq!(sum(&y) as i64, exact, "n = {n} (f64)");
+        }
     }
 
     #[test]
@@ -102,7 +192,16 @@ mod tests {
         // [2, 3, 2]: sum over the 3
         let x: Vec<f64> = (0..12).map(|v| v as f64).collect();
         let mut out = vec![0.0; 4];
-        reduce_axis(&x, 2, 3, 2, &mut out, |r| r.iter().copied().sum(), 0.0, |a, b| a + b);
+        reduce_axis(
+            &x,
+            2,
+            3,
+            2,
+            &mut out,
+            |r| r.iter().copied().sum(),
+            0.0,
+            |a, b| a + b,
+        );
         assert_eq!(out, vec![6.0, 9.0, 24.0, 27.0]);
     }
 }

@@ -27,8 +27,7 @@ use crate::{Buffer, DType, Element, Error, Result, Tensor};
 /// Apply an elementwise function (one version per dtype) to a tensor; records nothing.
 pub(crate) fn map_unary(x: &Tensor, f32f: impl Fn(f32) -> f32 + Sync, f64f: impl Fn(f64) -> f64 + Sync) -> Tensor {
     fn run<T: Element>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Tensor {
-        let n = x.numel();
-        let mut out = vec![T::ZERO; n];
+        let mut out = elementwise::output_vec::<T>(x.numel());
         x.with_slice(|s: &[T]| elementwise::map(s, &mut out, f))
             .expect("dtype matched by caller");
         Tensor::from_buffer(T::wrap(out), x.shape())
@@ -74,12 +73,26 @@ pub(crate) fn map_binary(
     f64f: impl Fn(f64, f64) -> f64 + Sync,
 ) -> Result<Tensor> {
     same_dtype(op, a, b)?;
-    let shape = broadcast_shape(op, a.shape(), b.shape())?;
-    fn run<T: Element>(a: &Tensor, b: &Tensor, shape: &[usize], f: impl Fn(T, T) -> T + Sync) -> Tensor {
-        let sa = broadcast_strides(a, shape);
-        let sb = broadcast_strides(b, shape);
-        let n: usize = shape.iter().product();
-        let mut out = vec![T::ZERO; n];
+    // Equal shapes (the common case) need no broadcast shape or strides: the operands'
+    // own strides walk the output, so a tiny op allocates nothing here.
+    let broadcast;
+    let (shape, sa, sb) = if a.shape() == b.shape() {
+        (a.shape(), a.strides(), b.strides())
+    } else {
+        let shape = broadcast_shape(op, a.shape(), b.shape())?;
+        let (sa, sb) = (broadcast_strides(a, &shape), broadcast_strides(b, &shape));
+        broadcast = (shape, sa, sb);
+        (&broadcast.0[..], &broadcast.1[..], &broadcast.2[..])
+    };
+    fn run<T: Element>(
+        a: &Tensor,
+        b: &Tensor,
+        shape: &[usize],
+        sa: &[usize],
+        sb: &[usize],
+        f: impl Fn(T, T) -> T + Sync,
+    ) -> Tensor {
+        let mut out = elementwise::output_vec::<T>(shape.iter().product());
         {
             let ba = a.read();
             let bb;
@@ -93,8 +106,8 @@ pub(crate) fn map_binary(
             };
             elementwise::zip_strided(
                 shape,
-                Operand { data: da, strides: &sa, offset: a.layout().offset },
-                Operand { data: db, strides: &sb, offset: b.layout().offset },
+                Operand { data: da, strides: sa, offset: a.layout().offset },
+                Operand { data: db, strides: sb, offset: b.layout().offset },
                 &mut out,
                 f,
             );
@@ -102,8 +115,8 @@ pub(crate) fn map_binary(
         Tensor::from_buffer(T::wrap(out), shape)
     }
     Ok(match a.dtype() {
-        DType::F32 => run::<f32>(a, b, &shape, f32f),
-        DType::F64 => run::<f64>(a, b, &shape, f64f),
+        DType::F32 => run::<f32>(a, b, shape, sa, sb, f32f),
+        DType::F64 => run::<f64>(a, b, shape, sa, sb, f64f),
     })
 }
 

@@ -1,0 +1,153 @@
+//! The PyTorch side: find a Python with torch, run the reference script's sections and
+//! read back the figures it prints (`matmul 1024: 191.8 GFLOP/s (11.20 ms)`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where the reference script lives when `NABLA_TORCH_SCRIPT` is not set: the shared
+/// folder next to the repository.
+const DEFAULT_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/bench/torch_reference.py"
+);
+
+/// A Python interpreter with torch, and the reference script it runs.
+pub struct Torch {
+    python: PathBuf,
+    script: PathBuf,
+    /// The script's first line (`torch 2.x, threads 2`), once it has run.
+    pub version: Option<String>,
+}
+
+/// Figures printed by the reference script, one per line, keyed by the text before `:`.
+#[derive(Default, Debug)]
+pub struct Figures {
+    lines: Vec<(String, String)>,
+}
+
+impl Figures {
+    /// Read the script's output: every `key: figures` line.
+    pub fn parse(text: &str) -> Figures {
+        let lines = text
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Figures { lines }
+    }
+
+    /// Add another run's figures.
+    pub fn extend(&mut self, other: Figures) {
+        self.lines.extend(other.lines);
+    }
+
+    /// The number printed just before `unit` on the line `key` (`get("matmul 1024", "GFLOP/s")`).
+    pub fn get(&self, key: &str, unit: &str) -> Option<f64> {
+        let (_, rest) = self.lines.iter().find(|(k, _)| k == key)?;
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        words.windows(2).find_map(|w| {
+            let u = w[1].trim_end_matches([',', ')', ';']);
+            (u == unit)
+                .then(|| w[0].trim_start_matches('(').parse().ok())
+                .flatten()
+        })
+    }
+}
+
+fn has_torch(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import torch"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+impl Torch {
+    /// Find a Python with torch: `NABLA_TORCH_PYTHON`, else `./venv/bin/python` (here or at
+    /// the workspace root), else `python3` if it can import torch. `None` also when the
+    /// reference script is missing.
+    pub fn find() -> Result<Torch, String> {
+        let script = std::env::var_os("NABLA_TORCH_SCRIPT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SCRIPT));
+        if !script.is_file() {
+            return Err(format!(
+                "reference script {} not found (set NABLA_TORCH_SCRIPT)",
+                script.display()
+            ));
+        }
+        let python = if let Some(p) = std::env::var_os("NABLA_TORCH_PYTHON") {
+            let p = PathBuf::from(p);
+            if !has_torch(&p) {
+                return Err(format!(
+                    "NABLA_TORCH_PYTHON={} cannot import torch",
+                    p.display()
+                ));
+            }
+            p
+        } else {
+            let workspace_venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venv/bin/python");
+            ["venv/bin/python", workspace_venv, "python3"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| has_torch(p))
+                .ok_or(
+                    "no Python with torch (tried NABLA_TORCH_PYTHON, ./venv/bin/python, python3)",
+                )?
+        };
+        Ok(Torch {
+            python,
+            script,
+            version: None,
+        })
+    }
+
+    /// Run the script's `sections` one after another and collect their figures.
+    pub fn run(&mut self, sections: &[&str]) -> Result<Figures, String> {
+        let mut all = Figures::default();
+        for s in sections {
+            let out = Command::new(&self.python)
+                .arg(&self.script)
+                .arg(s)
+                .output()
+                .map_err(|e| format!("running {}: {e}", self.python.display()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "torch_reference.py {s} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            if self.version.is_none() {
+                self.version = text.lines().next().map(str::to_string);
+            }
+            all.extend(Figures::parse(&text));
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_scripts_lines() {
+        let f = Figures::parse(
+            "torch 2.15.0, threads 2\n\
+             matmul 1024: 191.8 GFLOP/s (11.20 ms)\n\
+             tiny add with graph recording: 1.70 us per op\n\
+             conv3x3 64->64 32x32 b64 fwd+bwd: 70.1 ms, 240.5 GFLOP/s\n",
+        );
+        assert_eq!(f.get("matmul 1024", "GFLOP/s"), Some(191.8));
+        assert_eq!(f.get("matmul 1024", "ms"), Some(11.20));
+        assert_eq!(f.get("tiny add with graph recording", "us"), Some(1.70));
+        assert_eq!(f.get("conv3x3 64->64 32x32 b64 fwd+bwd", "ms"), Some(70.1));
+        assert_eq!(
+            f.get("conv3x3 64->64 32x32 b64 fwd+bwd", "GFLOP/s"),
+            Some(240.5)
+        );
+        assert_eq!(f.get("matmul 256", "GFLOP/s"), None);
+        assert_eq!(f.get("matmul 1024", "GB/s"), None);
+    }
+}
