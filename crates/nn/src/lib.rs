@@ -25,6 +25,7 @@ mod error;
 pub mod functional;
 pub mod init;
 pub mod layers;
+pub mod loss;
 pub mod module;
 pub mod optim;
 pub mod safetensors_io;
