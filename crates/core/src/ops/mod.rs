@@ -8,6 +8,7 @@ mod compare;
 mod conv2d;
 mod conv_transpose2d;
 mod creation;
+mod index;
 mod join;
 mod matmul;
 mod pad;
