@@ -14,6 +14,7 @@ mod matmul;
 mod pad;
 mod reduce;
 mod select;
+mod softmax;
 mod unary;
 mod view;
 
