@@ -106,11 +106,12 @@ fn row_base(mut r: usize, shape: &[usize], strides: &[usize], skip: usize) -> us
 
 /// Run `f` on `t`'s whole storage, its offset and strides: strided reads without a copy.
 fn with_strided<T: Element, R>(
+    op: &'static str,
     t: &Tensor,
     f: impl FnOnce(&[T], usize, &[usize]) -> R,
 ) -> Result<R> {
     let buf = t.read();
-    let all = T::slice(&buf).ok_or_else(|| dtype_err::<T>("gather", t.dtype()))?;
+    let all = T::slice(&buf).ok_or_else(|| dtype_err::<T>(op, t.dtype()))?;
     Ok(f(all, t.layout().offset, t.strides()))
 }
 
@@ -119,7 +120,7 @@ fn gather_kernel<T: Element>(x: &Tensor, ix: &Idx) -> Result<Buffer> {
     let len = ix.shape[last];
     let mut out = Vec::with_capacity(ix.at.len());
     if len > 0 {
-        with_strided(x, |src: &[T], off, st| {
+        with_strided("gather", x, |src: &[T], off, st| {
             let step = if d == last { 0 } else { st[last] };
             for (r, row) in ix.at.chunks_exact(len).enumerate() {
                 let base = off + row_base(r, &ix.shape, st, d);
@@ -134,7 +135,7 @@ fn gather_kernel<T: Element>(x: &Tensor, ix: &Idx) -> Result<Buffer> {
     Ok(T::wrap(out))
 }
 
-/// A copy of `x` with `src[p] `added at each index position `p` (in order, so the sums
+/// A copy of `x` with `src[p]` added at each index position `p` (in order, so the sums
 /// do not depend on threads).
 fn scatter_add_kernel<T: Element>(x: &Tensor, ix: &Idx, src: &Tensor) -> Result<Buffer> {
     // Copy x before locking src: the two may share one storage.
@@ -144,7 +145,7 @@ fn scatter_add_kernel<T: Element>(x: &Tensor, ix: &Idx, src: &Tensor) -> Result<
     let len = ix.shape[last];
     let ostep = if d == last { 0 } else { 1 };
     if len > 0 {
-        with_strided(src, |s: &[T], soff, sst| {
+        with_strided("scatter_add", src, |s: &[T], soff, sst| {
             for (r, row) in ix.at.chunks_exact(len).enumerate() {
                 let ob = row_base(r, &ix.shape, &ost, d);
                 let sb = soff + row_base(r, &ix.shape, sst, usize::MAX);
