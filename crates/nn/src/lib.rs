@@ -21,6 +21,7 @@
 //! - [`init`]: initializers (PyTorch's defaults, Kaiming, Xavier).
 //! - [`state_dict`] and [`safetensors_io`]: saving and loading named tensors.
 
+pub mod checkpoint;
 mod error;
 pub mod functional;
 pub mod init;
