@@ -244,12 +244,6 @@ fn reduce_counted(loss: Tensor, count: usize, reduction: Reduction) -> Result<Te
     }
 }
 
-/// Stable log-softmax over `dim`: the maximum is subtracted (as a constant) before `exp`.
-fn log_softmax(x: &Tensor, dim: isize) -> Result<Tensor> {
-    let z = x.sub(&x.detach().max(&[dim], true)?)?;
-    Ok(z.sub(&z.exp()?.sum(&[dim], true)?.log()?)?)
-}
-
 /// Cross entropy between `input` logits (`[C]`, `[N, C]` or `[N, C, d1, ...]`, classes in
 /// dim 1) and class indices or class probabilities, with label smoothing and an ignored
 /// class. The log-softmax subtracts the maximum, so large logits stay finite.
@@ -268,7 +262,7 @@ pub fn cross_entropy<'a>(
         .into());
     }
     let l = class_layout(OP, input)?;
-    let logp = log_softmax(&l.batched, 1)?;
+    let logp = l.batched.log_softmax(1)?;
     let c = l.classes as f64;
     match target.into() {
         CrossEntropyTarget::Indices(t) => {
