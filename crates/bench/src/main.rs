@@ -53,8 +53,9 @@ const SECTIONS: &[Section] = &[
 
 fn usage() -> String {
     let mut s = String::from(
-        "usage: nabla-bench [SECTION...] [--no-torch]\n\
-         Runs each SECTION (default: core) and, unless --no-torch, PyTorch on the same work.\n\
+        "usage: nabla-bench [SECTION...] [--no-torch] [--rounds N]\n\
+         Runs each SECTION (default: core) and, unless --no-torch, PyTorch on the same work;\n\
+         with --rounds N, both sides run N times in turn and each keeps its best figure.\n\
          PyTorch: NABLA_TORCH_PYTHON, else ./venv/bin/python, else python3 with torch;\n\
          script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py.\nsections:\n",
     );
@@ -83,33 +84,78 @@ fn machine() -> String {
     )
 }
 
+/// Command-line options.
+struct Options {
+    sections: Vec<&'static Section>,
+    torch: bool,
+    rounds: usize,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut opts = Options {
+        sections: Vec::new(),
+        torch: true,
+        rounds: 1,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--no-torch" => opts.torch = false,
+            "--rounds" => {
+                let v = it.next().ok_or("--rounds needs a number")?;
+                opts.rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|&r| r > 0)
+                    .ok_or(format!("bad --rounds {v:?}"))?;
+            }
+            name => match SECTIONS.iter().find(|s| s.name == name) {
+                Some(s) => opts.sections.push(s),
+                None => return Err(format!("unknown section or option {name:?}")),
+            },
+        }
+    }
+    if opts.sections.is_empty() {
+        opts.sections.push(&SECTIONS[0]);
+    }
+    Ok(opts)
+}
+
+/// The 1-minute load average: other work on the machine skews every figure.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{}", usage());
         return ExitCode::SUCCESS;
     }
-    let use_torch = !args.iter().any(|a| a == "--no-torch");
-    let mut names: Vec<&str> = args
-        .iter()
-        .filter(|a| !a.starts_with("--"))
-        .map(String::as_str)
-        .collect();
-    if names.is_empty() {
-        names.push("core");
-    }
-    let mut chosen = Vec::new();
-    for n in &names {
-        match SECTIONS.iter().find(|s| s.name == *n) {
-            Some(s) => chosen.push(s),
-            None => {
-                eprint!("unknown section {n:?}\n{}", usage());
-                return ExitCode::FAILURE;
-            }
+    let opts = match parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprint!("{e}\n{}", usage());
+            return ExitCode::FAILURE;
         }
-    }
+    };
     println!("machine: {}", machine());
-    let mut torch = if use_torch {
+    if let Some(l) = load_average() {
+        println!(
+            "load average at start: {l:.2}{}",
+            if l > 0.5 {
+                " (other work is running: figures are noisy)"
+            } else {
+                ""
+            }
+        );
+    }
+    let mut torch = if opts.torch {
         match Torch::find() {
             Ok(t) => Some(t),
             Err(e) => {
@@ -121,25 +167,42 @@ fn main() -> ExitCode {
         None
     };
     let mut failed = false;
-    for sec in chosen {
+    for sec in &opts.sections {
         println!("\n## {} ({})", sec.name, sec.about);
-        // PyTorch runs first, in its own process, so the two never share the cores.
-        let figures = torch.as_mut().and_then(|t| match t.run(sec.torch) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                println!("PyTorch run failed: {e}");
-                None
+        let mut figures = Vec::new();
+        let mut rounds = Vec::new();
+        for r in 0..opts.rounds {
+            if opts.rounds > 1 {
+                eprintln!("{}: round {} of {}", sec.name, r + 1, opts.rounds);
             }
-        });
+            // PyTorch runs first, in its own process, so the two never share the cores.
+            if let Some(t) = torch.as_mut() {
+                match t.run(sec.torch) {
+                    Ok(f) => figures.push(f),
+                    Err(e) => println!("PyTorch run failed: {e}"),
+                }
+            }
+            match (sec.run)() {
+                Ok(rows) => rounds.push(rows),
+                Err(e) => {
+                    println!("nabla failed: {e}");
+                    failed = true;
+                    break;
+                }
+            }
+        }
         if let Some(v) = torch.as_ref().and_then(|t| t.version.as_deref()) {
             println!("PyTorch: {v}");
         }
-        match (sec.run)() {
-            Ok(rows) => print!("\n{}", report::table(&rows, figures.as_ref())),
-            Err(e) => {
-                println!("nabla failed: {e}");
-                failed = true;
-            }
+        if opts.rounds > 1 {
+            println!("best of {} rounds for each side", opts.rounds);
+        }
+        if !rounds.is_empty() {
+            let torch_figures = torch.is_some().then_some(&figures[..]);
+            print!(
+                "\n{}",
+                report::table(&report::best_rows(rounds), torch_figures)
+            );
         }
     }
     if failed {

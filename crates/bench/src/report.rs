@@ -45,6 +45,21 @@ impl Row {
         }
     }
 
+    /// Whether `a` is a better figure than `b` in this row's direction.
+    pub fn is_better(&self, a: f64, b: f64) -> bool {
+        match self.better {
+            Better::Higher => a > b,
+            Better::Lower => a < b,
+        }
+    }
+
+    /// PyTorch's best figure for this row over several runs' output.
+    pub fn torch_best(&self, runs: &[Figures]) -> Option<f64> {
+        runs.iter()
+            .filter_map(|f| f.get(&self.key, self.unit))
+            .reduce(|a, b| if self.is_better(a, b) { a } else { b })
+    }
+
     /// How many times better nabla is (> 1: nabla wins), whichever way the figure improves.
     pub fn speedup(&self, torch: f64) -> f64 {
         match self.better {
@@ -64,8 +79,23 @@ fn fmt(v: f64) -> String {
     }
 }
 
-/// The rows as a Markdown table; `torch` holds PyTorch's figures when it ran.
-pub fn table(rows: &[Row], torch: Option<&Figures>) -> String {
+/// Each row's best figure over several rounds (rows in the same order every round).
+pub fn best_rows(rounds: Vec<Vec<Row>>) -> Vec<Row> {
+    let mut it = rounds.into_iter();
+    let mut best = it.next().unwrap_or_default();
+    for round in it {
+        for (b, r) in best.iter_mut().zip(round) {
+            if b.key == r.key && b.is_better(r.nabla, b.nabla) {
+                b.nabla = r.nabla;
+            }
+        }
+    }
+    best
+}
+
+/// The rows as a Markdown table; `torch` holds PyTorch's output of each round when a
+/// PyTorch was found (its best figure is shown).
+pub fn table(rows: &[Row], torch: Option<&[Figures]>) -> String {
     let mut s = String::new();
     if torch.is_some() {
         s.push_str(
@@ -83,7 +113,7 @@ pub fn table(rows: &[Row], torch: Option<&Figures>) -> String {
         let unit = if r.unit == "us" { "µs/op" } else { r.unit };
         match torch {
             Some(f) => {
-                let (t, ratio, speedup) = match f.get(&r.key, r.unit) {
+                let (t, ratio, speedup) = match r.torch_best(f) {
                     Some(t) => (
                         fmt(t),
                         format!("{:.2}", r.nabla / t),
@@ -123,7 +153,7 @@ mod tests {
         ];
         assert!((rows[0].speedup(200.0) - 1.5).abs() < 1e-12);
         assert!((rows[1].speedup(2.0) - 4.0).abs() < 1e-12);
-        let t = table(&rows, Some(&f));
+        let t = table(&rows, Some(std::slice::from_ref(&f)));
         assert!(
             t.contains("| matmul 1024 | GFLOP/s | 300 | 200 | 1.50 | higher | 1.50× |"),
             "{t}"
@@ -138,5 +168,32 @@ mod tests {
             t.contains("| matmul 1024 | GFLOP/s | 300 | higher |"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn best_of_rounds_each_way() {
+        let round = |m: f64, us: f64| {
+            vec![
+                Row::higher("matmul 1024", "GFLOP/s", m),
+                Row::lower("tiny add with graph recording", "us", us),
+            ]
+        };
+        let best = best_rows(vec![
+            round(100.0, 0.3),
+            round(150.0, 0.5),
+            round(120.0, 0.2),
+        ]);
+        assert_eq!((best[0].nabla, best[1].nabla), (150.0, 0.2));
+        let runs = [
+            Figures::parse(
+                "matmul 1024: 180.0 GFLOP/s\ntiny add with graph recording: 1.9 us per op",
+            ),
+            Figures::parse(
+                "matmul 1024: 190.0 GFLOP/s\ntiny add with graph recording: 2.1 us per op",
+            ),
+        ];
+        assert_eq!(best[0].torch_best(&runs), Some(190.0));
+        assert_eq!(best[1].torch_best(&runs), Some(1.9));
+        assert_eq!(best[0].torch_best(&[]), None);
     }
 }

@@ -2,16 +2,18 @@
 //!
 //! The loops are compiled once per vector width and picked at run time (see
 //! [`vectorized`]), so the same binary uses AVX-512 where the CPU has it and still runs
-//! on any x86-64.
+//! on any x86-64. [`map_vec`] and [`zip_strided_vec`] write straight into fresh,
+//! uninitialized memory: zero-filling first would cost as much as the op itself.
 
 use super::{BLOCK, PAR_THRESHOLD};
 use crate::Element;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Outputs of at least this many bytes are backed by transparent huge pages.
 pub const HUGE_PAGE_BYTES: usize = 32 << 20;
 
-/// A zero-filled vector for a kernel to write its output into.
+/// A zero-filled vector for a kernel to write (or accumulate) its output into.
 ///
 /// Buffers this large come fresh from the OS on every allocation (glibc maps them),
 /// and first-touching them in 4 KiB pages costs more than the op itself (16M f32 adds:
@@ -19,33 +21,53 @@ pub const HUGE_PAGE_BYTES: usize = 32 << 20;
 /// untouched allocation cuts the faults 512-fold.
 pub fn output_vec<T: Element>(n: usize) -> Vec<T> {
     let v = vec![T::ZERO; n];
-    let bytes = n * std::mem::size_of::<T>();
-    #[cfg(target_os = "linux")]
-    if bytes >= HUGE_PAGE_BYTES {
-        advise_huge_pages(v.as_ptr() as usize, bytes);
-    }
+    advise_huge_pages(&v);
     v
 }
 
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(addr: usize, len: usize) {
-    extern "C" {
-        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
-    }
-    const MADV_HUGEPAGE: i32 = 14;
-    const HUGE: usize = 2 << 20;
-    // Only whole huge pages inside the allocation: the advice never reaches memory
-    // that belongs to anyone else.
-    let start = addr.next_multiple_of(HUGE);
-    let end = (addr + len) / HUGE * HUGE;
-    if end > start {
-        // SAFETY: the range lies inside a live allocation of ours; MADV_HUGEPAGE only
-        // changes how pages are backed, never their contents. A failure (THP off)
-        // leaves ordinary pages, which is fine.
-        unsafe {
-            madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE);
+/// A vector of `n` elements written by `fill`, which must write every one of them.
+fn filled<U>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<U>])) -> Vec<U> {
+    let mut v = Vec::with_capacity(n);
+    advise_huge_pages(&v);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: the capacity is at least n, and `fill` (one of this file's loops, which
+    // write each output slot exactly once) initialized elements 0..n.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// View initialized output as slots to overwrite (only ever written with valid values).
+fn as_slots<U>(out: &mut [U]) -> &mut [MaybeUninit<U>] {
+    // SAFETY: MaybeUninit<U> has U's layout; the loops only store initialized values,
+    // so the slice stays initialized when the caller sees it again.
+    unsafe { &mut *(out as *mut [U] as *mut [MaybeUninit<U>]) }
+}
+
+/// Ask for huge pages on the whole 2 MiB pages inside a large allocation (Linux only;
+/// elsewhere, or when THP is off, ordinary pages are used, which is fine).
+fn advise_huge_pages<T>(v: &Vec<T>) {
+    let bytes = v.capacity() * std::mem::size_of::<T>();
+    #[cfg(target_os = "linux")]
+    if bytes >= HUGE_PAGE_BYTES {
+        extern "C" {
+            fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+        }
+        const MADV_HUGEPAGE: i32 = 14;
+        const HUGE: usize = 2 << 20;
+        let addr = v.as_ptr() as usize;
+        // Only whole huge pages inside the allocation: the advice never reaches memory
+        // that belongs to anyone else.
+        let (start, end) = (addr.next_multiple_of(HUGE), (addr + bytes) / HUGE * HUGE);
+        if end > start {
+            // SAFETY: the range lies inside a live allocation of ours; MADV_HUGEPAGE only
+            // changes how pages are backed, never their contents.
+            unsafe {
+                madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE);
+            }
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
 }
 
 /// A loop body to compile once per vector width: `run` is inlined into a function built
@@ -63,8 +85,7 @@ pub(crate) fn vectorized<L: Loop>(body: L) -> L::Output {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, the only feature the callee assumes beyond
-            // those implied by it (checked just above).
+            // SAFETY: the CPU supports AVX-512F (and with it AVX2 and FMA), checked above.
             return unsafe { run_avx512(body) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -90,7 +111,7 @@ unsafe fn run_avx2<L: Loop>(body: L) -> L::Output {
 
 struct MapLoop<'a, T, U, F> {
     x: &'a [T],
-    out: &'a mut [U],
+    out: &'a mut [MaybeUninit<U>],
     f: &'a F,
 }
 
@@ -99,20 +120,19 @@ impl<T: Copy, U, F: Fn(T) -> U> Loop for MapLoop<'_, T, U, F> {
     #[inline(always)]
     fn run(self) {
         let f = self.f;
-        self.out
-            .iter_mut()
-            .zip(self.x)
-            .for_each(|(o, &x)| *o = f(x));
+        let n = self.out.len();
+        self.out.iter_mut().zip(&self.x[..n]).for_each(|(o, &x)| {
+            o.write(f(x));
+        });
     }
 }
 
-/// `out[i] = f(x[i])`.
-pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+fn map_slots<T: Copy + Send + Sync, U: Send>(
     x: &[T],
-    out: &mut [U],
-    f: impl Fn(T) -> U + Sync,
+    out: &mut [MaybeUninit<U>],
+    f: &(impl Fn(T) -> U + Sync),
 ) {
-    let f = &f;
+    assert_eq!(x.len(), out.len(), "map: input and output lengths differ");
     if x.len() >= PAR_THRESHOLD {
         out.par_chunks_mut(BLOCK)
             .zip(x.par_chunks(BLOCK))
@@ -122,13 +142,30 @@ pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     }
 }
 
-/// Lengths and strides of one run of a binary map: `out[j] = f(a[j·sa], b[j·sb])`.
+/// `out[i] = f(x[i])`.
+pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+    x: &[T],
+    out: &mut [U],
+    f: impl Fn(T) -> U + Sync,
+) {
+    map_slots(x, as_slots(out), &f);
+}
+
+/// `f(x[i])` for every element, in a new vector.
+pub fn map_vec<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+    x: &[T],
+    f: impl Fn(T) -> U + Sync,
+) -> Vec<U> {
+    filled(x.len(), |out| map_slots(x, out, &f))
+}
+
+/// One run of a binary map: `out[j] = f(a[j·sa], b[j·sb])`.
 struct ZipLoop<'a, T, U, F> {
     a: &'a [T],
     b: &'a [T],
     sa: usize,
     sb: usize,
-    out: &'a mut [U],
+    out: &'a mut [MaybeUninit<U>],
     f: &'a F,
 }
 
@@ -139,42 +176,41 @@ impl<T: Copy, U, F: Fn(T, T) -> U> Loop for ZipLoop<'_, T, U, F> {
         let (f, n) = (self.f, self.out.len());
         // One loop per stride pattern, so the common ones are plain unit-stride loops.
         match (self.sa, self.sb) {
-            (1, 1) => self
-                .out
-                .iter_mut()
-                .zip(self.a[..n].iter().zip(&self.b[..n]))
-                .for_each(|(o, (&x, &y))| *o = f(x, y)),
+            (1, 1) => {
+                let ab = self.a[..n].iter().zip(&self.b[..n]);
+                self.out.iter_mut().zip(ab).for_each(|(o, (&x, &y))| {
+                    o.write(f(x, y));
+                });
+            }
             (1, 0) => {
                 let y = self.b[0];
-                self.out
-                    .iter_mut()
-                    .zip(&self.a[..n])
-                    .for_each(|(o, &x)| *o = f(x, y));
+                self.out.iter_mut().zip(&self.a[..n]).for_each(|(o, &x)| {
+                    o.write(f(x, y));
+                });
             }
             (0, 1) => {
                 let x = self.a[0];
-                self.out
-                    .iter_mut()
-                    .zip(&self.b[..n])
-                    .for_each(|(o, &y)| *o = f(x, y));
+                self.out.iter_mut().zip(&self.b[..n]).for_each(|(o, &y)| {
+                    o.write(f(x, y));
+                });
             }
-            (sa, sb) => self
-                .out
-                .iter_mut()
-                .enumerate()
-                .for_each(|(j, o)| *o = f(self.a[j * sa], self.b[j * sb])),
+            (sa, sb) => self.out.iter_mut().enumerate().for_each(|(j, o)| {
+                o.write(f(self.a[j * sa], self.b[j * sb]));
+            }),
         }
     }
 }
 
-/// `out[i] = f(a[i], b[i])` for equal-length slices.
-pub fn zip<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+fn zip_slots<T: Copy + Send + Sync, U: Send>(
     a: &[T],
     b: &[T],
-    out: &mut [U],
-    f: impl Fn(T, T) -> U + Sync,
+    out: &mut [MaybeUninit<U>],
+    f: &(impl Fn(T, T) -> U + Sync),
 ) {
-    let f = &f;
+    assert!(
+        a.len() == out.len() && b.len() == out.len(),
+        "zip: operand lengths differ"
+    );
     if a.len() >= PAR_THRESHOLD {
         out.par_chunks_mut(BLOCK)
             .zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)))
@@ -198,6 +234,16 @@ pub fn zip<T: Copy + Send + Sync, U: Copy + Send + Sync>(
             f,
         });
     }
+}
+
+/// `out[i] = f(a[i], b[i])` for equal-length slices.
+pub fn zip<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+    a: &[T],
+    b: &[T],
+    out: &mut [U],
+    f: impl Fn(T, T) -> U + Sync,
+) {
+    zip_slots(a, b, as_slots(out), &f);
 }
 
 /// One operand of a strided binary map: its storage, strides over the output shape
@@ -248,14 +294,21 @@ fn coalesce(
     len
 }
 
-/// `out = f(a, b)` over `shape` (row-major `out`), operands strided and broadcast.
-pub fn zip_strided<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+fn zip_strided_slots<T: Copy + Send + Sync, U: Send>(
     shape: &[usize],
     a: Operand<'_, T>,
     b: Operand<'_, T>,
-    out: &mut [U],
-    f: impl Fn(T, T) -> U + Sync,
+    out: &mut [MaybeUninit<U>],
+    f: &(impl Fn(T, T) -> U + Sync),
 ) {
+    assert_eq!(
+        out.len(),
+        shape.iter().product::<usize>(),
+        "zip_strided: output size"
+    );
+    if out.is_empty() {
+        return;
+    }
     let rank = shape.len().max(1);
     if rank <= INLINE_RANK {
         let (mut d, mut x, mut y) = ([0; INLINE_RANK], [0; INLINE_RANK], [0; INLINE_RANK]);
@@ -268,26 +321,48 @@ pub fn zip_strided<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     }
 }
 
-fn zip_coalesced<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+/// `out = f(a, b)` over `shape` (row-major `out`), operands strided and broadcast.
+pub fn zip_strided<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+    shape: &[usize],
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    out: &mut [U],
+    f: impl Fn(T, T) -> U + Sync,
+) {
+    zip_strided_slots(shape, a, b, as_slots(out), &f);
+}
+
+/// `f(a, b)` over `shape`, operands strided and broadcast, in a new row-major vector.
+pub fn zip_strided_vec<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+    shape: &[usize],
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    f: impl Fn(T, T) -> U + Sync,
+) -> Vec<U> {
+    filled(shape.iter().product(), |out| {
+        zip_strided_slots(shape, a, b, out, &f)
+    })
+}
+
+fn zip_coalesced<T: Copy + Send + Sync, U: Send>(
     dims: &[usize],
     a: Operand<'_, T>,
     sa: &[usize],
     b: Operand<'_, T>,
     sb: &[usize],
-    out: &mut [U],
-    f: impl Fn(T, T) -> U + Sync,
+    out: &mut [MaybeUninit<U>],
+    f: &(impl Fn(T, T) -> U + Sync),
 ) {
     let rank = dims.len();
     let inner = dims[rank - 1];
     let (ia, ib) = (sa[rank - 1], sb[rank - 1]);
     if rank == 1 && ia == 1 && ib == 1 {
         let n = out.len();
-        return zip(
+        let (a, b) = (
             &a.data[a.offset..a.offset + n],
             &b.data[b.offset..b.offset + n],
-            out,
-            f,
         );
+        return zip_slots(a, b, out, f);
     }
     let row_offsets = |row: usize| {
         let (mut oa, mut ob, mut r) = (a.offset, b.offset, row);
@@ -299,8 +374,7 @@ fn zip_coalesced<T: Copy + Send + Sync, U: Copy + Send + Sync>(
         }
         (oa, ob)
     };
-    let f = &f;
-    let do_row = |row: usize, out: &mut [U]| {
+    let do_row = |row: usize, out: &mut [MaybeUninit<U>]| {
         let (oa, ob) = row_offsets(row);
         let (a, b) = (&a.data[oa..], &b.data[ob..]);
         vectorized(ZipLoop {
@@ -312,9 +386,10 @@ fn zip_coalesced<T: Copy + Send + Sync, U: Copy + Send + Sync>(
             f,
         });
     };
+    // `out` is not empty, so neither is `inner`: every row below is written.
     if out.len() >= PAR_THRESHOLD {
         // Rows shorter than a block are grouped so each task has a block's worth of work.
-        let rows_per_task = (BLOCK / inner.max(1)).max(1);
+        let rows_per_task = (BLOCK / inner).max(1);
         out.par_chunks_mut(inner * rows_per_task)
             .enumerate()
             .for_each(|(t, o)| {
@@ -343,6 +418,57 @@ mod tests {
         assert!(big.iter().all(|&v| v == 0.0));
         big[n - 1] = 2.0;
         assert_eq!(big[n - 1], 2.0);
+    }
+
+    #[test]
+    fn new_vectors_are_fully_written() {
+        // Sizes below and above the parallel threshold, and one large enough for huge pages.
+        for n in [0, 5, PAR_THRESHOLD + 3, HUGE_PAGE_BYTES / 4 + 9] {
+            let x: Vec<f32> = (0..n).map(|i| (i % 251) as f32).collect();
+            let y = map_vec(&x, |v| v * 2.0 + 1.0);
+            assert_eq!(y.len(), n);
+            assert!(
+                y.iter().zip(&x).all(|(&y, &x)| y == x * 2.0 + 1.0),
+                "n = {n}"
+            );
+            let z = zip_strided_vec(
+                &[n],
+                Operand {
+                    data: &x,
+                    strides: &[1],
+                    offset: 0,
+                },
+                Operand {
+                    data: &y,
+                    strides: &[1],
+                    offset: 0,
+                },
+                |a, b| b - a,
+            );
+            assert!(z.iter().zip(&x).all(|(&z, &x)| z == x + 1.0), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn empty_shapes_write_nothing() {
+        let a = [1.0f64; 3];
+        for shape in [&[3usize, 0][..], &[0, 3], &[0]] {
+            let z = zip_strided_vec(
+                shape,
+                Operand {
+                    data: &a,
+                    strides: &vec![0; shape.len()],
+                    offset: 0,
+                },
+                Operand {
+                    data: &a,
+                    strides: &vec![0; shape.len()],
+                    offset: 0,
+                },
+                |x, y| x + y,
+            );
+            assert!(z.is_empty(), "{shape:?}");
+        }
     }
 
     #[test]

@@ -37,15 +37,10 @@ impl<T: Element> Loop for SumLoop<'_, T> {
                 wide[i] += c[i].to_f64();
             }
         }
-        // Pairwise combination of the lanes.
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for i in 0..width {
-                wide[i] += wide[i + width];
-            }
-        }
-        tail.iter().fold(wide[0], |s, v| s + v.to_f64())
+        // A plain in-order sum: indexing `wide` by a loop variable here (a pairwise
+        // tree) made LLVM keep it in memory and stopped the loops above vectorizing.
+        let lanes: f64 = wide.iter().sum();
+        tail.iter().fold(lanes, |s, v| s + v.to_f64())
     }
 }
 

@@ -29,8 +29,8 @@ use crate::{Buffer, DType, Element, Error, Result, Tensor};
 /// Apply an elementwise function (one version per dtype) to a tensor; records nothing.
 pub(crate) fn map_unary(x: &Tensor, f32f: impl Fn(f32) -> f32 + Sync, f64f: impl Fn(f64) -> f64 + Sync) -> Tensor {
     fn run<T: Element>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Tensor {
-        let mut out = elementwise::output_vec::<T>(x.numel());
-        x.with_slice(|s: &[T]| elementwise::map(s, &mut out, f))
+        let out = x
+            .with_slice(|s: &[T]| elementwise::map_vec(s, f))
             .expect("dtype matched by caller");
         Tensor::from_buffer(T::wrap(out), x.shape())
     }
@@ -94,8 +94,7 @@ pub(crate) fn map_binary(
         sb: &[usize],
         f: impl Fn(T, T) -> T + Sync,
     ) -> Tensor {
-        let mut out = elementwise::output_vec::<T>(shape.iter().product());
-        {
+        let out = {
             let ba = a.read();
             let bb;
             // Both operands may be views of one storage: take its lock once.
@@ -106,14 +105,13 @@ pub(crate) fn map_binary(
                 bb = b.read();
                 (T::slice(&ba).expect("dtype checked"), T::slice(&bb).expect("dtype checked"))
             };
-            elementwise::zip_strided(
+            elementwise::zip_strided_vec(
                 shape,
                 Operand { data: da, strides: sa, offset: a.layout().offset },
                 Operand { data: db, strides: sb, offset: b.layout().offset },
-                &mut out,
                 f,
-            );
-        }
+            )
+        };
         Tensor::from_buffer(T::wrap(out), shape)
     }
     Ok(match a.dtype() {
