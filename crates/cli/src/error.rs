@@ -1,0 +1,88 @@
+//! The command line's error: a single line for the user (`error: ...` on stderr, exit
+//! code 1) instead of a panic or a stack trace.
+
+use std::fmt;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// A user-facing failure of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(String);
+
+/// Result of a command.
+pub type CliResult<T> = Result<T, CliError>;
+
+impl CliError {
+    /// An error with this message (line breaks are folded so it stays one line).
+    pub fn new(msg: impl Into<String>) -> CliError {
+        let msg: String = msg.into();
+        CliError(msg.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+
+    /// An I/O failure on `path`, naming what was being done.
+    pub fn io(what: &str, path: &Path, e: impl fmt::Display) -> CliError {
+        CliError::new(format!("cannot {what} {}: {e}", path.display()))
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<nabla_core::Error> for CliError {
+    fn from(e: nabla_core::Error) -> CliError {
+        CliError::new(e.to_string())
+    }
+}
+
+/// Print the outcome of a command and turn it into the process's exit code.
+pub fn finish(result: CliResult<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Handle a command-line parse failure: help and version go to stdout with success;
+/// a usage mistake becomes the one-line `error: ...` with exit code 1.
+pub fn usage(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            print!("{e}");
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            finish(Err(CliError::new("missing a subcommand (see --help)")))
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            let msg = first.trim().trim_start_matches("error:").trim();
+            finish(Err(CliError::new(format!("{msg} (see --help)"))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let e = CliError::new("bad\nthing  happened\n");
+        assert_eq!(e.to_string(), "bad thing happened");
+        let core = nabla_core::Error::invalid("pad2d", "oops");
+        assert_eq!(CliError::from(core).to_string(), "pad2d: oops");
+    }
+}
