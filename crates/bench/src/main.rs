@@ -60,7 +60,7 @@ fn usage() -> String {
          script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py.\nsections:\n",
     );
     for sec in SECTIONS {
-        s.push_str(&format!("  {:<10} {}\n", sec.name, sec.about));
+        s.push_str(&format!("  {:<12} {}\n", sec.name, sec.about));
     }
     s
 }

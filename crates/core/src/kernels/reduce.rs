@@ -60,6 +60,42 @@ pub fn sum<T: Element>(x: &[T]) -> T {
     T::from_f64(total)
 }
 
+struct LaneFold<'a, T, F> {
+    x: &'a [T],
+    init: T,
+    step: &'a F,
+}
+
+impl<T: Element, F: Fn(T, T) -> T> Loop for LaneFold<'_, T, F> {
+    type Output = T;
+    #[inline(always)]
+    fn run(self) -> T {
+        let step = self.step;
+        let mut acc = [self.init; LANES];
+        let (chunks, tail) = self.x.as_chunks::<LANES>();
+        for c in chunks {
+            for i in 0..LANES {
+                acc[i] = step(acc[i], c[i]);
+            }
+        }
+        let lanes = acc.into_iter().fold(self.init, step);
+        tail.iter().fold(lanes, |a, &b| step(a, b))
+    }
+}
+
+/// Fold a slice with an associative, commutative `step` (max, min) whose identity is
+/// `init`: in independent lanes, so it vectorizes, and over the pool for long slices.
+pub fn fold<T: Element>(x: &[T], init: T, step: impl Fn(T, T) -> T + Sync) -> T {
+    let step = &step;
+    let block = |x: &[T]| vectorized(LaneFold { x, init, step });
+    if x.len() >= PAR_THRESHOLD {
+        let partial: Vec<T> = x.par_chunks(BLOCK).map(block).collect();
+        partial.into_iter().fold(init, step)
+    } else {
+        block(x)
+    }
+}
+
 /// `acc[j] = step(acc[j], row[j])`: one row folded into the running result.
 struct FoldRow<'a, T, F> {
     acc: &'a mut [T],
@@ -180,6 +216,30 @@ mod tests {
             let y: Vec<f64> = x.iter().map(|&v| v as f64).collect();
             assert_eq!(sum(&y) as i64, exact, "n = {n} (f64)");
         }
+    }
+
+    #[test]
+    fn fold_finds_max_min_and_propagates_nan() {
+        for n in [1, 31, 33, 1000, PAR_THRESHOLD + 77] {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1009) as f32 - 500.0).collect();
+            let (hi, lo) = (
+                x.iter().copied().fold(f32::MIN, f32::max),
+                x.iter().copied().fold(f32::MAX, f32::min),
+            );
+            assert_eq!(fold(&x, f32::NEG_INFINITY, f32::max_nan), hi, "n = {n}");
+            assert_eq!(fold(&x, f32::INFINITY, f32::min_nan), lo, "n = {n}");
+            let mut y = x.clone();
+            y[n / 2] = f32::NAN;
+            assert!(
+                fold(&y, f32::NEG_INFINITY, f32::max_nan).is_nan(),
+                "n = {n}"
+            );
+            assert!(fold(&y, f32::INFINITY, f32::min_nan).is_nan(), "n = {n}");
+        }
+        assert_eq!(
+            fold(&[] as &[f64], f64::NEG_INFINITY, f64::max_nan),
+            f64::NEG_INFINITY
+        );
     }
 
     #[test]

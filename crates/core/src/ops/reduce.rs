@@ -2,7 +2,7 @@
 //! and `sum_to`, which undoes broadcasting (the backward of every broadcasting op).
 
 use super::materialize;
-use crate::kernels::reduce::{reduce_axis, sum as sum_slice};
+use crate::kernels::reduce::{fold, reduce_axis, sum as sum_slice};
 use crate::shape::{normalize_dim, normalize_dims};
 use crate::{DType, Element, Error, Result, Tensor};
 
@@ -54,7 +54,7 @@ fn reduce_raw(x: &Tensor, dims: &[usize], kind: Kind) -> Tensor {
                 len,
                 inner,
                 &mut out,
-                |r| r.iter().fold(T::NEG_INFINITY, |a, &b| a.max_nan(b)),
+                |r| fold(r, T::NEG_INFINITY, T::max_nan),
                 T::NEG_INFINITY,
                 |a, b| a.max_nan(b),
             ),
@@ -64,7 +64,7 @@ fn reduce_raw(x: &Tensor, dims: &[usize], kind: Kind) -> Tensor {
                 len,
                 inner,
                 &mut out,
-                |r| r.iter().fold(T::INFINITY, |a, &b| a.min_nan(b)),
+                |r| fold(r, T::INFINITY, T::min_nan),
                 T::INFINITY,
                 |a, b| a.min_nan(b),
             ),
