@@ -9,9 +9,7 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn leaf(v: &[f64], shape: &[usize]) -> Tensor {
-    Tensor::from_slice(v, shape)
-        .unwrap()
-        .set_requires_grad(true)
+    Tensor::from_slice(v, shape).unwrap().set_requires_grad(true)
 }
 
 fn vals(t: &Tensor) -> Vec<f64> {
@@ -76,9 +74,7 @@ fn two_layer_network_matches_closed_form_backprop() {
 
     // Backward by hand: δ_k = −(t_k − ŷ_k) ŷ_k (1 − ŷ_k), ∂J/∂W2_{l'k} = δ_k q_{l'},
     // δ'_l = q_l (1 − q_l) Σ_k W2_{lk} δ_k, ∂J/∂W1_{il} = δ'_l x_i.
-    let d2: Vec<f64> = (0..kk)
-        .map(|k| -(tv[k] - y[k]) * y[k] * (1.0 - y[k]))
-        .collect();
+    let d2: Vec<f64> = (0..kk).map(|k| -(tv[k] - y[k]) * y[k] * (1.0 - y[k])).collect();
     let mut gw2 = vec![0.0; m * kk];
     for l in 0..m {
         for k in 0..kk {
@@ -98,11 +94,7 @@ fn two_layer_network_matches_closed_form_backprop() {
     assert_close("dJ/db2", &vals(grads.get(&b2).unwrap()), &d2, 1e-10);
     assert_close("dJ/dW1", &vals(grads.get(&w1).unwrap()), &gw1, 1e-10);
     assert_close("dJ/db1", &vals(grads.get(&b1).unwrap()), &d1, 1e-10);
-    assert_eq!(
-        grads.len(),
-        4,
-        "only the four parameters are leaves that require grad"
-    );
+    assert_eq!(grads.len(), 4, "only the four parameters are leaves that require grad");
 }
 
 #[test]
@@ -154,11 +146,7 @@ fn detached_or_no_grad_path_contributes_nothing() {
     let want_u: Vec<f64> = xv.iter().map(|&x| x * x * x.exp()).collect();
     assert_close("via v only", &through_v, &want_v, 1e-12);
     assert_close("via u only", &through_u, &want_u, 1e-12);
-    let sum: Vec<f64> = through_u
-        .iter()
-        .zip(&through_v)
-        .map(|(a, b)| a + b)
-        .collect();
+    let sum: Vec<f64> = through_u.iter().zip(&through_v).map(|(a, b)| a + b).collect();
     assert_close("both paths", &full, &sum, 1e-12);
 
     // Exactly the other path: the same as with u a plain constant.
@@ -171,10 +159,7 @@ fn detached_or_no_grad_path_contributes_nothing() {
         x.exp().unwrap()
     };
     assert!(!u_ng.requires_grad());
-    assert!(
-        x.exp().unwrap().requires_grad(),
-        "grad mode is back after the scope"
-    );
+    assert!(x.exp().unwrap().requires_grad(), "grad mode is back after the scope");
     assert_eq!(through_v, grad_of(u_ng.mul(&v()).unwrap()));
 }
 
@@ -231,13 +216,7 @@ fn hessian_vector_product_matches_closed_form() {
     let v = Tensor::from_slice(&vv, &[n]).unwrap();
     let head = x.narrow(0, 0, n - 1).unwrap();
     let tail = x.narrow(0, 1, n - 1).unwrap();
-    let f = head
-        .square()
-        .unwrap()
-        .mul(&tail)
-        .unwrap()
-        .sum_all()
-        .unwrap();
+    let f = head.square().unwrap().mul(&tail).unwrap().sum_all().unwrap();
 
     let g = grad(&[&f], None, &[&x], true).unwrap()[0].clone().unwrap();
     let mut want_g = vec![0.0; n];
@@ -254,9 +233,7 @@ fn hessian_vector_product_matches_closed_form() {
     }
     assert_close("∇f", &vals(&g), &want_g, 1e-12);
     let gv = g.mul(&v).unwrap().sum_all().unwrap();
-    let got = grad(&[&gv], None, &[&x], false).unwrap()[0]
-        .clone()
-        .unwrap();
+    let got = grad(&[&gv], None, &[&x], false).unwrap()[0].clone().unwrap();
     assert_close("Hv", &vals(&got), &hv, 1e-12);
 }
 
@@ -268,13 +245,7 @@ fn grad_returns_only_the_requested_inputs() {
     let w = leaf(&wv, &[3, 2]);
     let z = leaf(&[1.0, 2.0], &[2]);
     let h = x.matmul(&w).unwrap();
-    let y = h
-        .tanh()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .add(&w.sum_all().unwrap())
-        .unwrap();
+    let y = h.tanh().unwrap().sum_all().unwrap().add(&w.sum_all().unwrap()).unwrap();
 
     let got = grad(&[&y], None, &[&w, &h, &z], false).unwrap();
     assert_eq!(got.len(), 3);
@@ -298,9 +269,7 @@ fn grad_returns_only_the_requested_inputs() {
 
     // An upstream gradient weights the output; a constant input is an error.
     let two = Tensor::scalar(2.0f64);
-    let got = grad(&[&y], Some(&[&two]), &[&h], false).unwrap()[0]
-        .clone()
-        .unwrap();
+    let got = grad(&[&y], Some(&[&two]), &[&h], false).unwrap()[0].clone().unwrap();
     assert_close(
         "2·dy/dh",
         &vals(&got),
@@ -322,13 +291,7 @@ fn chain(x: &Tensor, e: &Tensor, w: &Tensor) -> Tensor {
         .unwrap()
         .tanh()
         .unwrap();
-    let s = z
-        .sum(&[0], false)
-        .unwrap()
-        .square()
-        .unwrap()
-        .sum_all()
-        .unwrap();
+    let s = z.sum(&[0], false).unwrap().square().unwrap().sum_all().unwrap();
     s.add(&x.exp().unwrap().mean_all().unwrap()).unwrap()
 }
 
@@ -343,11 +306,7 @@ fn strided_and_broadcast_inputs_match_contiguous_copies() {
     assert!(!x.is_contiguous() && !e.is_contiguous() && !w.is_contiguous());
     assert_eq!(e.strides()[0], 0);
 
-    let copy = |t: &Tensor| {
-        Tensor::from_vec(vals(t), t.shape())
-            .unwrap()
-            .set_requires_grad(true)
-    };
+    let copy = |t: &Tensor| Tensor::from_vec(vals(t), t.shape()).unwrap().set_requires_grad(true);
     let (xc, ec, wc) = (copy(&x), copy(&e), copy(&w));
     let want = chain(&xc, &ec, &wc);
     let want_g = want.backward().unwrap();
@@ -360,12 +319,7 @@ fn strided_and_broadcast_inputs_match_contiguous_copies() {
     );
     assert!(!xs.is_contiguous() && es.strides()[0] == 0);
     let got = chain(&xs, &es, &ws);
-    assert_close(
-        "value",
-        &[got.item().unwrap()],
-        &[want.item().unwrap()],
-        1e-12,
-    );
+    assert_close("value", &[got.item().unwrap()], &[want.item().unwrap()], 1e-12);
     let g = got.backward().unwrap();
     for (name, s, c) in [("x", &xs, &xc), ("e", &es, &ec), ("w", &ws, &wc)] {
         let gs = g.get(s).unwrap();
@@ -399,9 +353,7 @@ fn strided_and_broadcast_inputs_match_contiguous_copies() {
         }
     }
     let ge_c = vals(want_g.get(&ec).unwrap());
-    let col_sums: Vec<f64> = (0..4)
-        .map(|j| (0..3).map(|i| ge_c[i * 4 + j]).sum())
-        .collect();
+    let col_sums: Vec<f64> = (0..4).map(|j| (0..3).map(|i| ge_c[i * 4 + j]).sum()).collect();
     assert_close("base_e", &vals(g.get(&be).unwrap()), &col_sums, 1e-12);
     let gw_c = want_g.get(&wc).unwrap().t().unwrap();
     assert_close("base_w", &vals(g.get(&bw).unwrap()), &vals(&gw_c), 1e-12);
@@ -411,26 +363,16 @@ fn strided_and_broadcast_inputs_match_contiguous_copies() {
 fn backward_of_a_non_scalar_needs_an_upstream_gradient() {
     let x = randn(&[2, 3], 41).set_requires_grad(true);
     let y = x.mul_scalar(2.0).unwrap();
-    let err = y
-        .backward()
-        .err()
-        .expect("non-scalar backward must fail")
-        .to_string();
+    let err = y.backward().err().expect("non-scalar backward must fail").to_string();
     assert!(err.contains("scalar") && err.contains("[2, 3]"), "{err}");
     // With an upstream gradient it works, and a wrong-shaped one is named.
     let g = y
-        .backward_with(
-            &Tensor::ones(&[2, 3], DType::F64),
-            BackwardOptions::default(),
-        )
+        .backward_with(&Tensor::ones(&[2, 3], DType::F64), BackwardOptions::default())
         .unwrap();
     assert_eq!(vals(g.get(&x).unwrap()), vec![2.0; 6]);
     let y = x.mul_scalar(2.0).unwrap();
     let err = y
-        .backward_with(
-            &Tensor::ones(&[3, 2], DType::F64),
-            BackwardOptions::default(),
-        )
+        .backward_with(&Tensor::ones(&[3, 2], DType::F64), BackwardOptions::default())
         .err()
         .unwrap();
     assert!(
@@ -452,12 +394,7 @@ fn second_backward_through_a_freed_graph_fails_unless_retained() {
         create_graph: false,
         retain_graph: true,
     };
-    let first = vals(
-        y.backward_with(&Tensor::ones_like(&y), keep)
-            .unwrap()
-            .get(&x)
-            .unwrap(),
-    );
+    let first = vals(y.backward_with(&Tensor::ones_like(&y), keep).unwrap().get(&x).unwrap());
     let second = vals(y.backward().unwrap().get(&x).unwrap());
     assert_eq!(first, second);
     assert_close("eˣ", &first, &[1f64.exp(), 2f64.exp()], 1e-12);
@@ -478,11 +415,7 @@ fn shape_errors_name_the_op_and_shapes() {
         msg.contains("matmul") && msg.contains("[2, 3]") && msg.contains("[4, 5]"),
         "{msg}"
     );
-    let msg = a
-        .mul(&Tensor::zeros(&[3, 2], DType::F32))
-        .err()
-        .unwrap()
-        .to_string();
+    let msg = a.mul(&Tensor::zeros(&[3, 2], DType::F32)).err().unwrap().to_string();
     assert!(
         msg.contains("mul") && msg.contains("[2, 3]") && msg.contains("[3, 2]"),
         "{msg}"
@@ -499,15 +432,7 @@ fn dot_export_shows_ops_shapes_leaves_and_detached_inputs() {
         .unwrap()
         .detach();
     let c = Tensor::ones(&[4], DType::F64);
-    let y = x
-        .matmul(&w)
-        .unwrap()
-        .add(&d)
-        .unwrap()
-        .relu()
-        .unwrap()
-        .mul(&c)
-        .unwrap();
+    let y = x.matmul(&w).unwrap().add(&d).unwrap().relu().unwrap().mul(&c).unwrap();
     let dot = to_dot(&y, &[("x", &x), ("w", &w)]);
 
     assert!(dot.starts_with("digraph"), "{dot}");
@@ -515,10 +440,7 @@ fn dot_export_shows_ops_shapes_leaves_and_detached_inputs() {
     assert_eq!(boxes.len(), 4, "one node per op:\n{dot}");
     for op in ["matmul [2, 4]", "add [2, 4]", "relu [2, 4]", "mul [2, 4]"] {
         assert_eq!(
-            boxes
-                .iter()
-                .filter(|l| l.contains(&format!("\"{op}\"")))
-                .count(),
+            boxes.iter().filter(|l| l.contains(&format!("\"{op}\""))).count(),
             1,
             "{op}:\n{dot}"
         );
@@ -530,10 +452,7 @@ fn dot_export_shows_ops_shapes_leaves_and_detached_inputs() {
     let detached: Vec<&str> = dot.lines().filter(|l| l.contains("detached [4]")).collect();
     assert_eq!(detached.len(), 1, "{dot}");
     assert!(detached[0].contains("style=dashed"), "{dot}");
-    assert!(
-        dot.contains("const [4]"),
-        "a plain constant is marked as such:\n{dot}"
-    );
+    assert!(dot.contains("const [4]"), "a plain constant is marked as such:\n{dot}");
     // matmul 2 inputs, add 2, relu 1, mul 2.
     assert_eq!(dot.lines().filter(|l| l.contains("->")).count(), 7, "{dot}");
     assert!(dot.trim_end().ends_with('}'));

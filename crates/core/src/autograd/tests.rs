@@ -92,10 +92,7 @@ fn grad_does_no_work_on_branches_that_cannot_reach_the_inputs() -> Result<()> {
     let calls = Arc::new(AtomicUsize::new(0));
 
     // A separate branch: y = Σx² + Σ counted(z).
-    let y = x
-        .square()?
-        .sum_all()?
-        .add(&counted(&z, &calls)?.sum_all()?)?;
+    let y = x.square()?.sum_all()?.add(&counted(&z, &calls)?.sum_all()?)?;
     let gx = grad(&[&y], None, &[&x], false)?[0].clone();
     assert_eq!(gx.map(|g| g.to_vec_f64()), Some(vec![2.0, -4.0, 6.0]));
     assert_eq!(calls.load(Ordering::SeqCst), 0, "the z branch must not run");
@@ -110,11 +107,7 @@ fn grad_does_no_work_on_branches_that_cannot_reach_the_inputs() -> Result<()> {
     assert_eq!(gx.map(|g| g.to_vec_f64()), Some(vec![1.0, 0.5, 8.0]));
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     y.backward()?;
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "a full backward does run it"
-    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "a full backward does run it");
 
     // Below a requested intermediate nothing runs.
     calls.store(0, Ordering::SeqCst);
@@ -135,10 +128,7 @@ fn training_loop_does_not_grow_the_graph() -> Result<()> {
     let t = x.matmul(&w_true)?.add_scalar(0.1)?.tanh()?;
     let w = Tensor::zeros(&[3, 1], DType::F64).set_requires_grad(true);
     let b = Tensor::zeros(&[1], DType::F64).set_requires_grad(true);
-    let params: HashSet<usize> = [&w, &b]
-        .iter()
-        .filter_map(|p| p.grad_meta().map(|m| m.id))
-        .collect();
+    let params: HashSet<usize> = [&w, &b].iter().filter_map(|p| p.grad_meta().map(|m| m.id)).collect();
 
     let mut metas: Vec<Weak<GradMeta>> = Vec::new();
     let mut buffers = Vec::new();
@@ -162,10 +152,7 @@ fn training_loop_does_not_grow_the_graph() -> Result<()> {
         }
         drop((pred, loss, grads));
         // Only the parameters outlive a step, however many steps ran.
-        let live: HashSet<usize> = metas
-            .iter()
-            .filter_map(|m| m.upgrade().map(|m| m.id))
-            .collect();
+        let live: HashSet<usize> = metas.iter().filter_map(|m| m.upgrade().map(|m| m.id)).collect();
         assert_eq!(live, params, "step {step}: graph values outlive their step");
         assert!(
             buffers.iter().all(|b| b.upgrade().is_none()),

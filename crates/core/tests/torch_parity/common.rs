@@ -82,8 +82,7 @@ pub fn load_cases() -> Result<Vec<Case>, String> {
             manifest.display()
         )
     })?;
-    let root: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let root: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
     let entries = root["cases"]
         .as_array()
         .ok_or_else(|| format!("{}: no \"cases\" array", manifest.display()))?;
@@ -92,11 +91,7 @@ pub fn load_cases() -> Result<Vec<Case>, String> {
 
 fn names(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
         .unwrap_or_default()
 }
 
@@ -144,10 +139,7 @@ fn read_safetensors(path: &std::path::Path) -> Result<HashMap<String, Stored>, S
 
 impl Case {
     fn from_entry(dir: &std::path::Path, e: &Value) -> Result<Case, String> {
-        let name = e["name"]
-            .as_str()
-            .ok_or("a manifest case has no name")?
-            .to_string();
+        let name = e["name"].as_str().ok_or("a manifest case has no name")?.to_string();
         let file = dir.join(format!("{name}.safetensors"));
         // Scheduler cases live in the manifest alone.
         let tensors = if file.exists() {
@@ -200,9 +192,7 @@ impl Case {
     pub fn tensor_as(&self, key: &str, dtype: DType) -> Result<Tensor, String> {
         match self.stored(key)? {
             Stored::Float { shape, data } => match dtype {
-                DType::F32 => {
-                    Tensor::from_vec(data.iter().map(|&v| v as f32).collect(), shape).msg()
-                }
+                DType::F32 => Tensor::from_vec(data.iter().map(|&v| v as f32).collect(), shape).msg(),
                 DType::F64 => Tensor::from_vec(data.clone(), shape).msg(),
             },
             Stored::Int { .. } => Err(format!("{key} holds integers; use indices()")),
@@ -271,25 +261,17 @@ impl Case {
 
     /// Attribute `key` as dims (`1` or `[0, 2]`).
     pub fn attr_dims(&self, key: &str) -> Result<Vec<isize>, String> {
-        Ok(self
-            .attr_ints(key)?
-            .into_iter()
-            .map(|d| d as isize)
-            .collect())
+        Ok(self.attr_ints(key)?.into_iter().map(|d| d as isize).collect())
     }
 
     /// Attribute `key` as a pair for 2-D ops: `3` means `[3, 3]`, `[2, 1]` stays.
     pub fn attr_pair(&self, key: &str) -> Result<[usize; 2], String> {
         let v = self.attr_ints(key)?;
-        let u = |x: i64| {
-            usize::try_from(x).map_err(|_| format!("attribute {key:?}: negative value {x}"))
-        };
+        let u = |x: i64| usize::try_from(x).map_err(|_| format!("attribute {key:?}: negative value {x}"));
         match v.as_slice() {
             [a] => Ok([u(*a)?, u(*a)?]),
             [a, b] => Ok([u(*a)?, u(*b)?]),
-            _ => Err(format!(
-                "attribute {key:?} must be one or two integers, got {v:?}"
-            )),
+            _ => Err(format!("attribute {key:?} must be one or two integers, got {v:?}")),
         }
     }
 
@@ -314,17 +296,13 @@ impl Case {
             let grads = out.mul(&go).msg()?.sum_all().msg()?.backward().msg()?;
             for name in &self.differentiable {
                 let Some((_, leaf)) = leaves.iter().find(|(n, _)| n == name) else {
-                    errors.push(format!(
-                        "grad.{name}: the handler gave no tensor named {name:?}"
-                    ));
+                    errors.push(format!("grad.{name}: the handler gave no tensor named {name:?}"));
                     continue;
                 };
                 let want = self.tensor_as(&format!("grad.{name}"), out.dtype())?;
                 match grads.get(leaf) {
                     Some(g) => {
-                        if let Err(e) =
-                            compare(&format!("grad.{name}"), g, &want, self.rtol, self.atol)
-                        {
+                        if let Err(e) = compare(&format!("grad.{name}"), g, &want, self.rtol, self.atol) {
                             errors.push(e);
                         }
                     }
@@ -342,13 +320,7 @@ impl Case {
 
 /// Compare `got` with `want` elementwise: |got − want| ≤ atol + rtol·|want|. NaN matches
 /// only NaN, an infinity only the same infinity.
-pub fn compare(
-    what: &str,
-    got: &Tensor,
-    want: &Tensor,
-    rtol: f64,
-    atol: f64,
-) -> Result<(), String> {
+pub fn compare(what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<(), String> {
     compare_values(
         what,
         got.shape(),
@@ -371,9 +343,7 @@ pub fn compare_values(
     atol: f64,
 ) -> Result<(), String> {
     if got_shape != want_shape {
-        return Err(format!(
-            "{what}: shape {got_shape:?}, PyTorch has {want_shape:?}"
-        ));
+        return Err(format!("{what}: shape {got_shape:?}, PyTorch has {want_shape:?}"));
     }
     let mut bad = 0usize;
     let mut worst: Option<(usize, f64)> = None;
@@ -388,11 +358,7 @@ pub fn compare_values(
         if !ok {
             bad += 1;
             let excess = (g - w).abs() - (atol + rtol * w.abs());
-            let excess = if excess.is_nan() {
-                f64::INFINITY
-            } else {
-                excess
-            };
+            let excess = if excess.is_nan() { f64::INFINITY } else { excess };
             if worst.is_none_or(|(_, e)| excess > e) {
                 worst = Some((i, excess));
             }
@@ -451,8 +417,5 @@ pub fn run_parity(suite: &str, handlers: &[Handler]) {
         ran.len(),
         failures.join("\n")
     );
-    assert!(
-        !ran.is_empty(),
-        "{suite}: no case ran; is the handler list empty?"
-    );
+    assert!(!ran.is_empty(), "{suite}: no case ran; is the handler list empty?");
 }

@@ -6,14 +6,14 @@ use nabla_core::Tensor;
 /// Runs the core-op cases; `None` for ops handled elsewhere.
 pub fn run(case: &Case) -> Option<Result<(), String>> {
     let f: fn(&Case) -> Result<(), String> = match case.op.as_str() {
-        "relu" | "sigmoid" | "tanh" | "leaky_relu" | "elu" | "gelu" | "softplus" | "exp"
-        | "log" | "sqrt" => activation,
+        "relu" | "sigmoid" | "tanh" | "leaky_relu" | "elu" | "gelu" | "softplus" | "exp" | "log" | "sqrt" => activation,
         "add_mul_div_sub" => binary_broadcast,
         "matmul" => matmul,
         "sum" | "mean" | "max" | "var" => reduction,
         "permute_reshape" => permute_reshape,
         "cat" => cat,
         "pad" => pad,
+        "softmax" | "log_softmax" => softmax,
         _ => return None,
     };
     Some(f(case))
@@ -31,23 +31,14 @@ fn activation(case: &Case) -> Result<(), String> {
         "softplus" => {
             // nabla's softplus is PyTorch's default (beta 1, threshold 20).
             if case.attr_f64("beta")? != 1.0 || case.attr_f64("threshold")? != 20.0 {
-                return Err(format!(
-                    "softplus with attrs {} is not supported",
-                    case.attrs
-                ));
+                return Err(format!("softplus with attrs {} is not supported", case.attrs));
             }
             x.softplus()
         }
         "exp" => x.exp(),
         // The fixture keeps log and sqrt in their domain: f(|x| + 0.5).
-        "log" => x
-            .abs()
-            .and_then(|a| a.add_scalar(0.5))
-            .and_then(|a| a.log()),
-        "sqrt" => x
-            .abs()
-            .and_then(|a| a.add_scalar(0.5))
-            .and_then(|a| a.sqrt()),
+        "log" => x.abs().and_then(|a| a.add_scalar(0.5)).and_then(|a| a.log()),
+        "sqrt" => x.abs().and_then(|a| a.add_scalar(0.5)).and_then(|a| a.sqrt()),
         op => return Err(format!("unknown activation {op}")),
     }
     .msg()?;
@@ -58,15 +49,7 @@ fn binary_broadcast(case: &Case) -> Result<(), String> {
     let (a, b) = (case.input("a")?, case.input("b")?);
     // (a + b) * a / (|b| + 1) - b
     let den = b.abs().msg()?.add_scalar(1.0).msg()?;
-    let y = a
-        .add(&b)
-        .msg()?
-        .mul(&a)
-        .msg()?
-        .div(&den)
-        .msg()?
-        .sub(&b)
-        .msg()?;
+    let y = a.add(&b).msg()?.mul(&a).msg()?.div(&den).msg()?.sub(&b).msg()?;
     case.check(&y, &[("a", &a), ("b", &b)])
 }
 
@@ -113,10 +96,23 @@ fn pad(case: &Case) -> Result<(), String> {
     let pads = case
         .attr_ints("pad")?
         .into_iter()
-        .map(|p| {
-            usize::try_from(p).map_err(|_| format!("negative pad {p} (cropping) is not supported"))
-        })
+        .map(|p| usize::try_from(p).map_err(|_| format!("negative pad {p} (cropping) is not supported")))
         .collect::<Result<Vec<_>, _>>()?;
     let y = x.pad(&pads, case.attr_f64("value")?).msg()?;
+    case.check(&y, &[("x", &x)])
+}
+
+fn softmax(case: &Case) -> Result<(), String> {
+    let x = case.input("x")?;
+    let dim = case.attr_dims("dim")?;
+    let [dim] = dim.as_slice() else {
+        return Err(format!("{} needs one dim, got {dim:?}", case.op));
+    };
+    let y = if case.op == "softmax" {
+        x.softmax(*dim)
+    } else {
+        x.log_softmax(*dim)
+    }
+    .msg()?;
     case.check(&y, &[("x", &x)])
 }
