@@ -32,6 +32,7 @@ pub use autograd::{grad, no_grad, BackwardOptions, Gradients};
 pub use dtype::{Buffer, DType, Element};
 pub use error::{Error, Result};
 pub use ops::ShapeArg;
+pub use ops::{Conv2dOptions, ConvTranspose2dOptions, Pool2dOptions};
 pub use ops::{Conv2dOptions, ConvTranspose2dOptions};
 pub use rng::Generator;
 pub use tensor::Tensor;

@@ -1,1 +1,338 @@
-//! Pooling and resampling kernels over contiguous `[planes, h, w]` buffers.
+//! Pooling and resampling kernels over contiguous `[planes, h, w]` buffers, one plane
+//! (an `(n, c)` pair) at a time: max and mean over windows, gather/scatter by flat
+//! per-plane indices, nearest and bilinear interpolation, each with its adjoint.
+//!
+//! Every pass is separable: the caller describes the rows and the columns of the output
+//! once (windows, source indices or interpolation weights), and the kernels combine them.
+//! Planes are independent, so splitting them over threads never changes a result.
+
+use super::PAR_THRESHOLD;
+use crate::Element;
+use rayon::prelude::*;
+
+/// Clipped input range `start..end` feeding each output position along one axis.
+pub type Windows = Vec<(usize, usize)>;
+
+/// Output size of a pooling window sweep, as PyTorch computes it: with `ceil_mode` the
+/// last partial window is kept unless it would start in the right padding. `None` when
+/// the kernel does not fit in the padded input.
+pub fn pool_out_size(size: usize, kernel: usize, stride: usize, pad: usize, ceil_mode: bool) -> Option<usize> {
+    let span = (size + 2 * pad).checked_sub(kernel)?;
+    let mut out = if ceil_mode {
+        span.div_ceil(stride)
+    } else {
+        span / stride
+    } + 1;
+    if ceil_mode && (out - 1) * stride >= size + pad {
+        out -= 1;
+    }
+    Some(out)
+}
+
+/// The clipped windows of a strided sweep, and the window sizes PyTorch's average
+/// pooling divides by when counting padding (clipped to the padded input only).
+pub fn pool_windows(size: usize, out: usize, kernel: usize, stride: usize, pad: usize) -> (Windows, Vec<usize>) {
+    (0..out)
+        .map(|o| {
+            let start = (o * stride) as isize - pad as isize;
+            let end = (start + kernel as isize).min((size + pad) as isize);
+            let padded_len = (end - start) as usize;
+            let clip = |v: isize| v.clamp(0, size as isize) as usize;
+            ((clip(start), clip(end)), padded_len)
+        })
+        .unzip()
+}
+
+/// Adaptive pooling windows: output `i` reads `floor(i·size/out) .. ceil((i+1)·size/out)`.
+pub fn adaptive_windows(size: usize, out: usize) -> Windows {
+    (0..out)
+        .map(|i| (i * size / out, ((i + 1) * size).div_ceil(out)))
+        .collect()
+}
+
+/// Run `f(plane index, plane of out)` for every plane, in parallel when `work` is large.
+fn for_planes<T: Send>(out: &mut [T], plane: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if plane == 0 {
+        return;
+    }
+    if work >= PAR_THRESHOLD {
+        out.par_chunks_mut(plane).enumerate().for_each(|(i, o)| f(i, o));
+    } else {
+        out.chunks_mut(plane).enumerate().for_each(|(i, o)| f(i, o));
+    }
+}
+
+/// Max over each window of each `[h, w]` plane of `x`. With `idx`, also the flat index
+/// (`ih·w + iw`) of each maximum. NaN wins over any number (the last NaN in a window, as
+/// PyTorch); a window of only −∞ reports its first element, so an index is always in range.
+pub fn max_pool<T: Element>(
+    x: &[T],
+    hw: [usize; 2],
+    rows: &Windows,
+    cols: &Windows,
+    out: &mut [T],
+    idx: Option<&mut [u32]>,
+) {
+    let (w, plane, oplane) = (hw[1], hw[0] * hw[1], rows.len() * cols.len());
+    let one = |p: usize, o: &mut [T], mut ix: Option<&mut [u32]>| {
+        let xp = &x[p * plane..(p + 1) * plane];
+        for (oy, &(h0, h1)) in rows.iter().enumerate() {
+            for (ox, &(w0, w1)) in cols.iter().enumerate() {
+                let (mut best, mut at) = (T::NEG_INFINITY, h0 * w + w0);
+                for ih in h0..h1 {
+                    for (iw, &v) in xp[ih * w + w0..ih * w + w1].iter().enumerate() {
+                        if v > best || v.is_nan() {
+                            best = v;
+                            at = ih * w + w0 + iw;
+                        }
+                    }
+                }
+                let q = oy * cols.len() + ox;
+                o[q] = best;
+                if let Some(ix) = ix.as_deref_mut() {
+                    ix[q] = at as u32;
+                }
+            }
+        }
+    };
+    if oplane == 0 {
+        return;
+    }
+    let work = x.len().max(out.len());
+    match idx {
+        None => for_planes(out, oplane, work, |p, o| one(p, o, None)),
+        Some(ix) if work >= PAR_THRESHOLD => out
+            .par_chunks_mut(oplane)
+            .zip(ix.par_chunks_mut(oplane))
+            .enumerate()
+            .for_each(|(p, (o, i))| one(p, o, Some(i))),
+        Some(ix) => out
+            .chunks_mut(oplane)
+            .zip(ix.chunks_mut(oplane))
+            .enumerate()
+            .for_each(|(p, (o, i))| one(p, o, Some(i))),
+    }
+}
+
+/// Weighted sum over each window: `out[q] = scale[q] · Σ_window x` (a mean when `scale`
+/// holds reciprocal window sizes).
+pub fn window_sum<T: Element>(x: &[T], hw: [usize; 2], rows: &Windows, cols: &Windows, scale: &[T], out: &mut [T]) {
+    let (w, plane, oplane) = (hw[1], hw[0] * hw[1], rows.len() * cols.len());
+    for_planes(out, oplane, x.len().max(out.len()), |p, o| {
+        let xp = &x[p * plane..(p + 1) * plane];
+        for (oy, &(h0, h1)) in rows.iter().enumerate() {
+            for (ox, &(w0, w1)) in cols.iter().enumerate() {
+                let mut s = T::ZERO;
+                for ih in h0..h1 {
+                    for &v in &xp[ih * w + w0..ih * w + w1] {
+                        s += v;
+                    }
+                }
+                let q = oy * cols.len() + ox;
+                o[q] = s * scale[q];
+            }
+        }
+    });
+}
+
+/// Adjoint of [`window_sum`]: `gx[window of q] += scale[q] · gy[q]`.
+pub fn window_sum_adjoint<T: Element>(
+    gy: &[T],
+    hw: [usize; 2],
+    rows: &Windows,
+    cols: &Windows,
+    scale: &[T],
+    gx: &mut [T],
+) {
+    let (w, plane, oplane) = (hw[1], hw[0] * hw[1], rows.len() * cols.len());
+    for_planes(gx, plane, gy.len().max(gx.len()), |p, g| {
+        g.fill(T::ZERO);
+        let gp = &gy[p * oplane..(p + 1) * oplane];
+        for (oy, &(h0, h1)) in rows.iter().enumerate() {
+            for (ox, &(w0, w1)) in cols.iter().enumerate() {
+                let q = oy * cols.len() + ox;
+                let v = gp[q] * scale[q];
+                for ih in h0..h1 {
+                    for d in &mut g[ih * w + w0..ih * w + w1] {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `out[p, q] = x[p, idx[p, q]]` for planes of `in_plane` inputs and `idx.len() / planes`
+/// outputs. The caller guarantees every index is below `in_plane`.
+pub fn gather<T: Element>(x: &[T], in_plane: usize, idx: &[u32], out: &mut [T]) {
+    let planes = x.len().checked_div(in_plane).unwrap_or(0);
+    let oplane = out.len().checked_div(planes).unwrap_or(0);
+    for_planes(out, oplane, out.len(), |p, o| {
+        let xp = &x[p * in_plane..(p + 1) * in_plane];
+        for (d, &i) in o.iter_mut().zip(&idx[p * oplane..(p + 1) * oplane]) {
+            *d = xp[i as usize];
+        }
+    });
+}
+
+/// Adjoint of [`gather`]: `out[p, idx[p, q]] += y[p, q]` into zeroed planes of
+/// `out_plane` elements (or `=` when not `accumulate`: the later of equal indices wins).
+pub fn scatter<T: Element>(y: &[T], idx: &[u32], out_plane: usize, out: &mut [T], accumulate: bool) {
+    let planes = out.len().checked_div(out_plane).unwrap_or(0);
+    let yplane = y.len().checked_div(planes).unwrap_or(0);
+    for_planes(out, out_plane, out.len().max(y.len()), |p, o| {
+        o.fill(T::ZERO);
+        let ip = &idx[p * yplane..(p + 1) * yplane];
+        for (&v, &i) in y[p * yplane..(p + 1) * yplane].iter().zip(ip) {
+            if accumulate {
+                o[i as usize] += v;
+            } else {
+                o[i as usize] = v;
+            }
+        }
+    });
+}
+
+/// Nearest-neighbour resampling: `out[p, y, x] = src[p, rows[y], cols[x]]` for source
+/// planes `hw`.
+pub fn nearest<T: Element>(x: &[T], hw: [usize; 2], rows: &[usize], cols: &[usize], out: &mut [T]) {
+    let (w, plane, oplane) = (hw[1], hw[0] * hw[1], rows.len() * cols.len());
+    for_planes(out, oplane, out.len(), |p, o| {
+        let xp = &x[p * plane..(p + 1) * plane];
+        for (orow, &r) in o.chunks_mut(cols.len()).zip(rows) {
+            for (d, &c) in orow.iter_mut().zip(cols) {
+                *d = xp[r * w + c];
+            }
+        }
+    });
+}
+
+/// Adjoint of [`nearest`]: each source pixel sums the outputs that copied it.
+pub fn nearest_adjoint<T: Element>(gy: &[T], hw: [usize; 2], rows: &[usize], cols: &[usize], gx: &mut [T]) {
+    let (w, plane, oplane) = (hw[1], hw[0] * hw[1], rows.len() * cols.len());
+    for_planes(gx, plane, gx.len().max(gy.len()), |p, g| {
+        g.fill(T::ZERO);
+        for (grow, &r) in gy[p * oplane..(p + 1) * oplane].chunks(cols.len()).zip(rows) {
+            for (&v, &c) in grow.iter().zip(cols) {
+                g[r * w + c] += v;
+            }
+        }
+    });
+}
+
+/// One output coordinate of a linear interpolation: `l0·src[i0] + l1·src[i1]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lerp<T> {
+    /// Lower source index.
+    pub i0: usize,
+    /// Upper source index (equal to `i0` at the last row or column).
+    pub i1: usize,
+    /// Weight of `i0`.
+    pub l0: T,
+    /// Weight of `i1`.
+    pub l1: T,
+}
+
+/// Bilinear resampling, separable in rows and columns.
+pub fn bilinear<T: Element>(x: &[T], hw: [usize; 2], rows: &[Lerp<T>], cols: &[Lerp<T>], out: &mut [T]) {
+    let (w, plane, oplane) = (hw[1], hw[0] * hw[1], rows.len() * cols.len());
+    for_planes(out, oplane, out.len(), |p, o| {
+        let xp = &x[p * plane..(p + 1) * plane];
+        for (orow, r) in o.chunks_mut(cols.len()).zip(rows) {
+            let (top, bottom) = (&xp[r.i0 * w..(r.i0 + 1) * w], &xp[r.i1 * w..(r.i1 + 1) * w]);
+            for (d, c) in orow.iter_mut().zip(cols) {
+                *d = r.l0 * (c.l0 * top[c.i0] + c.l1 * top[c.i1]) + r.l1 * (c.l0 * bottom[c.i0] + c.l1 * bottom[c.i1]);
+            }
+        }
+    });
+}
+
+/// Adjoint of [`bilinear`]: each output spreads its gradient over its four sources.
+pub fn bilinear_adjoint<T: Element>(gy: &[T], hw: [usize; 2], rows: &[Lerp<T>], cols: &[Lerp<T>], gx: &mut [T]) {
+    let (w, plane, oplane) = (hw[1], hw[0] * hw[1], rows.len() * cols.len());
+    for_planes(gx, plane, gx.len().max(gy.len()), |p, g| {
+        g.fill(T::ZERO);
+        for (grow, r) in gy[p * oplane..(p + 1) * oplane].chunks(cols.len()).zip(rows) {
+            for (&v, c) in grow.iter().zip(cols) {
+                let (a, b) = (r.l0 * v, r.l1 * v);
+                g[r.i0 * w + c.i0] += a * c.l0;
+                g[r.i0 * w + c.i1] += a * c.l1;
+                g[r.i1 * w + c.i0] += b * c.l0;
+                g[r.i1 * w + c.i1] += b * c.l1;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_sizes_follow_pytorch() {
+        assert_eq!(pool_out_size(8, 2, 2, 0, false), Some(4));
+        assert_eq!(pool_out_size(13, 3, 2, 0, false), Some(6));
+        assert_eq!(pool_out_size(10, 3, 2, 1, true), Some(6)); // 5.5 rounds up
+        assert_eq!(pool_out_size(5, 2, 2, 0, true), Some(3)); // window 2 starts at 4 < 5
+                                                              // ceil would add a window starting at 6 = size + pad: dropped
+        assert_eq!(pool_out_size(5, 2, 3, 1, true), Some(2));
+        assert_eq!(pool_out_size(1, 3, 1, 0, false), None);
+    }
+
+    #[test]
+    fn windows_clip_and_count_padding() {
+        let (w, n) = pool_windows(5, 3, 3, 2, 1);
+        assert_eq!(w, vec![(0, 2), (1, 4), (3, 5)]);
+        assert_eq!(n, vec![3, 3, 3]);
+        // ceil-mode window running past the padded input counts only up to it
+        let (w, n) = pool_windows(4, 2, 3, 3, 0);
+        assert_eq!((w, n), (vec![(0, 3), (3, 4)], vec![3, 1]));
+        assert_eq!(adaptive_windows(7, 3), vec![(0, 3), (2, 5), (4, 7)]);
+    }
+
+    #[test]
+    fn max_pool_nan_wins_and_indices_stay_in_range() {
+        let x = [
+            1.0f32,
+            f32::NAN,
+            3.0,
+            2.0,
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        let (rows, cols) = (vec![(0, 2)], vec![(0, 2), (2, 4)]);
+        let mut out = [0.0f32; 2];
+        let mut idx = [9u32; 2];
+        max_pool(&x, [2, 4], &rows, &cols, &mut out, Some(&mut idx));
+        assert!(out[0].is_nan());
+        assert_eq!(idx[0], 1);
+        assert_eq!(out[1], 3.0);
+        assert_eq!(idx[1], 2);
+        let all_neg_inf = [f32::NEG_INFINITY; 4];
+        max_pool(
+            &all_neg_inf,
+            [2, 2],
+            &vec![(0, 2)],
+            &vec![(1, 2)],
+            &mut out[..1],
+            Some(&mut idx[..1]),
+        );
+        assert_eq!(idx[0], 1);
+    }
+
+    #[test]
+    fn scatter_is_the_adjoint_of_gather() {
+        let x: Vec<f64> = (0..12).map(|v| v as f64).collect();
+        let idx = [3u32, 0, 3, 5, 5, 1];
+        let mut g = [0.0; 6];
+        gather(&x, 6, &idx, &mut g);
+        assert_eq!(g, [3.0, 0.0, 3.0, 11.0, 11.0, 7.0]);
+        let mut s = [0.0; 12];
+        scatter(&[1.0, 2.0, 4.0, 1.0, 2.0, 4.0], &idx, 6, &mut s, true);
+        assert_eq!(s, [2.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 3.0]);
+        scatter(&[1.0, 2.0, 4.0, 1.0, 2.0, 4.0], &idx, 6, &mut s, false);
+        assert_eq!(s[3], 4.0);
+    }
+}

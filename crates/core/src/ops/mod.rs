@@ -2,7 +2,9 @@
 //! its public method, its backward rule written with tensor ops, and its tests.
 
 mod activation;
+mod adaptive_avg_pool2d;
 mod arith;
+mod avg_pool2d;
 mod cast;
 mod compare;
 mod conv2d;
@@ -11,15 +13,19 @@ mod creation;
 mod index;
 mod join;
 mod matmul;
+mod max_pool2d;
+mod max_unpool2d;
 mod pad;
 mod reduce;
 mod select;
 mod softmax;
 mod unary;
+mod upsample;
 mod view;
 
 pub use conv2d::Conv2dOptions;
 pub use conv_transpose2d::ConvTranspose2dOptions;
+pub use max_pool2d::Pool2dOptions;
 pub use view::ShapeArg;
 
 use crate::kernels::elementwise::{self, Operand};
