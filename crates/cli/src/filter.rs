@@ -98,10 +98,8 @@ fn parse_spec(s: &str) -> Result<KernelSpec, String> {
 
 /// Read a kernel file: one channel, non-empty, odd height and width.
 pub fn read_kernel_file(path: &Path) -> CliResult<Tensor> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| CliError::io("read kernel file", path, e))?;
-    let t = image_io::parse_csv(&text)
-        .map_err(|e| CliError::new(format!("kernel file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::io("read kernel file", path, e))?;
+    let t = image_io::parse_csv(&text).map_err(|e| CliError::new(format!("kernel file {}: {e}", path.display())))?;
     // parse_csv always gives [C, H, W].
     let (c, h, w) = (t.shape()[0], t.shape()[1], t.shape()[2]);
     if c != 1 {
@@ -140,8 +138,7 @@ pub fn run(args: FilterArgs) -> CliResult<()> {
         if Format::of(path)? == Format::Csv {
             image_io::write_csv(path, &out)?;
         } else {
-            let zero_sum =
-                kernel.sum_all()?.item()?.abs() <= 1e-9 * kernel.abs()?.sum_all()?.item()?;
+            let zero_sum = kernel.sum_all()?.item()?.abs() <= 1e-9 * kernel.abs()?.sum_all()?.item()?;
             let stretch = match args.scale {
                 Scale::Minmax => true,
                 Scale::Clip => false,
@@ -149,11 +146,7 @@ pub fn run(args: FilterArgs) -> CliResult<()> {
                 Scale::Auto => zero_sum,
             };
             let v = out.to_vec_f64();
-            let (lo, hi) = if stretch {
-                image_io::min_max(&v)
-            } else {
-                img.range()
-            };
+            let (lo, hi) = if stretch { image_io::min_max(&v) } else { img.range() };
             let unit = Tensor::from_vec(image_io::rescale(&v, lo, hi), out.shape())?;
             Pixels::from_unit(&unit)?.save(path)?;
         }

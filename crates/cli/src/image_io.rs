@@ -25,10 +25,7 @@ pub enum Format {
 impl Format {
     /// The format a path's extension names, or an error listing the known ones.
     pub fn of(path: &Path) -> CliResult<Format> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("png") => Ok(Format::Png),
             Some("jpg" | "jpeg") => Ok(Format::Jpeg),
@@ -66,11 +63,10 @@ pub fn read_image(path: &Path) -> CliResult<Loaded> {
     let format = Format::of(path)?;
     let bytes = std::fs::read(path).map_err(|e| CliError::io("read image", path, e))?;
     if format == Format::Csv {
-        let text = String::from_utf8(bytes)
-            .map_err(|_| CliError::new(format!("{}: not a text CSV file", path.display())))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| CliError::new(format!("{}: not a text CSV file", path.display())))?;
         return Ok(Loaded {
-            data: parse_csv(&text)
-                .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?,
+            data: parse_csv(&text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))?,
             picture: false,
         });
     }
@@ -98,12 +94,7 @@ fn picture_tensor(img: &DynamicImage) -> CliResult<Tensor> {
         }
         Ok(Tensor::from_vec(v, &[3, h, w])?)
     } else {
-        let v = img
-            .to_luma32f()
-            .as_raw()
-            .iter()
-            .map(|&p| f64::from(p))
-            .collect();
+        let v = img.to_luma32f().as_raw().iter().map(|&p| f64::from(p)).collect();
         Ok(Tensor::from_vec(v, &[1, h, w])?)
     }
 }
@@ -143,7 +134,10 @@ pub fn parse_csv(text: &str) -> Result<Tensor, String> {
     let (h, w) = (first.len(), first[0].len());
     for (c, ch) in channels.iter().enumerate() {
         if ch.len() != h || ch.iter().any(|r| r.len() != w) {
-            return Err(format!("rows of different lengths or channels of different sizes (channel {} is not {h}×{w})", c + 1));
+            return Err(format!(
+                "rows of different lengths or channels of different sizes (channel {} is not {h}×{w})",
+                c + 1
+            ));
         }
     }
     let flat: Vec<f64> = channels.into_iter().flatten().flatten().collect();
@@ -195,11 +189,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult<()> {
     let name = path
         .file_name()
         .ok_or_else(|| CliError::new(format!("{}: not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
         f.sync_all()
@@ -269,11 +259,10 @@ impl Pixels {
         let (w, h) = (self.width as u32, self.height as u32);
         let mut buf = Vec::new();
         let encoded = match Format::of(path)? {
-            Format::Png => {
-                image::codecs::png::PngEncoder::new(&mut buf).write_image(&self.data, w, h, color)
+            Format::Png => image::codecs::png::PngEncoder::new(&mut buf).write_image(&self.data, w, h, color),
+            Format::Jpeg => {
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 95).write_image(&self.data, w, h, color)
             }
-            Format::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 95)
-                .write_image(&self.data, w, h, color),
             Format::Csv => {
                 return Err(CliError::new(format!(
                     "{}: a picture cannot be saved as CSV",
@@ -291,10 +280,9 @@ pub fn min_max(v: &[f64]) -> (f64, f64) {
     if v.is_empty() {
         return (0.0, 0.0);
     }
-    v.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-            (lo.min(x), hi.max(x))
-        })
+    v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+        (lo.min(x), hi.max(x))
+    })
 }
 
 /// Map `[lo, hi]` linearly onto `[0, 1]` (a flat range maps to 0).
@@ -335,9 +323,7 @@ mod tests {
     #[test]
     fn csv_errors_name_the_place() {
         assert!(parse_csv("").unwrap_err().contains("empty"));
-        assert!(parse_csv("1,2\n3\n")
-            .unwrap_err()
-            .contains("different lengths"));
+        assert!(parse_csv("1,2\n3\n").unwrap_err().contains("different lengths"));
         assert!(parse_csv("1,x\n").unwrap_err().contains("line 1, column 2"));
         assert!(parse_csv("1,NaN\n").is_err());
         assert!(parse_csv("1,2\n\n3\n").is_err());
@@ -350,9 +336,7 @@ mod tests {
         assert!(Format::of(Path::new("x.gif")).is_err());
         assert_eq!(rescale(&[1.0, 3.0, 2.0], 1.0, 3.0), vec![0.0, 1.0, 0.5]);
         assert_eq!(min_max(&[2.0, -1.0, 5.0]), (-1.0, 5.0));
-        let p =
-            Pixels::from_unit(&Tensor::from_vec(vec![0.0f64, 0.5, 1.2, -1.0], &[1, 2, 2]).unwrap())
-                .unwrap();
+        let p = Pixels::from_unit(&Tensor::from_vec(vec![0.0f64, 0.5, 1.2, -1.0], &[1, 2, 2]).unwrap()).unwrap();
         assert_eq!(p.data, vec![0, 128, 255, 0]);
     }
 }

@@ -58,13 +58,7 @@ pub fn run(args: MatchArgs) -> CliResult<()> {
         args.zero_mean,
     )?;
     for (i, m) in found.iter().enumerate() {
-        println!(
-            "#{} x={} y={} w={tw} h={th} score={:.6}",
-            i + 1,
-            m.x,
-            m.y,
-            m.score
-        );
+        println!("#{} x={} y={} w={tw} h={th} score={:.6}", i + 1, m.x, m.y, m.score);
     }
     if found.is_empty() {
         println!("no matches");
@@ -101,12 +95,7 @@ fn ramp(s: f64) -> [f64; 3] {
 
 /// The image in gray, tinted by the score of the box centred on each pixel, with the
 /// found boxes outlined in green.
-fn heatmap(
-    img: &image_io::Loaded,
-    scores: &Tensor,
-    found: &[Match],
-    tbox: [usize; 2],
-) -> CliResult<Pixels> {
+fn heatmap(img: &image_io::Loaded, scores: &Tensor, found: &[Match], tbox: [usize; 2]) -> CliResult<Pixels> {
     let gray = image_io::to_gray(&img.data)?;
     let (h, w) = (gray.shape()[0], gray.shape()[1]);
     let (lo, hi) = img.range();

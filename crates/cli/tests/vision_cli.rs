@@ -15,19 +15,11 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn nabla(args: &[&str], dir: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
+    Command::new(BIN).args(args).current_dir(dir).output().unwrap()
 }
 
 fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
@@ -96,20 +88,13 @@ fn box_filter_smooths_a_bright_square() {
     let raw = read_csv(&dir.join("raw.csv"));
     assert_eq!((raw.len(), raw[0].len()), (6, 6));
     for (i, want) in counts.iter().enumerate() {
-        assert!(
-            (raw[i / 6][i % 6] - *want as f64 / 9.0).abs() < 1e-12,
-            "raw at {i}"
-        );
+        assert!((raw[i / 6][i % 6] - *want as f64 / 9.0).abs() < 1e-12, "raw at {i}");
     }
     // A smoothing kernel keeps the picture's range: pixel = round(255·count/9).
     let out = image::open(dir.join("out.png")).unwrap().to_luma8();
     assert_eq!(out.dimensions(), (6, 6));
     for (i, want) in counts.iter().enumerate() {
-        assert_eq!(
-            out.as_raw()[i],
-            (255.0 * *want as f64 / 9.0).round() as u8,
-            "pixel {i}"
-        );
+        assert_eq!(out.as_raw()[i], (255.0 * *want as f64 / 9.0).round() as u8, "pixel {i}");
     }
     // Valid mode keeps only the 4×4 interior.
     ok(&nabla(
@@ -139,14 +124,7 @@ fn csv_signals_with_negative_values_and_convolution() {
     // An asymmetric user kernel: convolution reverses it, correlation does not.
     std::fs::write(dir.join("k.csv"), "0,0,1\n").unwrap();
     ok(&nabla(
-        &[
-            "filter",
-            "x.csv",
-            "--kernel-file",
-            "k.csv",
-            "-o",
-            "corr.csv",
-        ],
+        &["filter", "x.csv", "--kernel-file", "k.csv", "-o", "corr.csv"],
         &dir,
     ));
     ok(&nabla(
@@ -161,14 +139,8 @@ fn csv_signals_with_negative_values_and_convolution() {
         ],
         &dir,
     ));
-    assert_eq!(
-        read_csv(&dir.join("corr.csv"))[1],
-        vec![1.0, -2.0, 0.0, 0.0]
-    );
-    assert_eq!(
-        read_csv(&dir.join("conv.csv"))[1],
-        vec![0.0, 0.0, 1.0, -2.0]
-    );
+    assert_eq!(read_csv(&dir.join("corr.csv"))[1], vec![1.0, -2.0, 0.0, 0.0]);
+    assert_eq!(read_csv(&dir.join("conv.csv"))[1], vec![0.0, 0.0, 1.0, -2.0]);
     // A 1×3 moving sum along a row: replicate [3 3 | .. | 12 12], reflect [9 6 | .. | 9 6].
     std::fs::write(dir.join("avg.csv"), "1,1,1\n").unwrap();
     std::fs::write(dir.join("sig.csv"), "3,6,9,12\n").unwrap();
@@ -185,10 +157,7 @@ fn csv_signals_with_negative_values_and_convolution() {
         ],
         &dir,
     ));
-    assert_eq!(
-        read_csv(&dir.join("m.csv")),
-        vec![vec![12.0, 18.0, 27.0, 33.0]]
-    );
+    assert_eq!(read_csv(&dir.join("m.csv")), vec![vec![12.0, 18.0, 27.0, 33.0]]);
     ok(&nabla(
         &[
             "filter",
@@ -299,10 +268,7 @@ fn match_finds_a_cut_out_template() {
         let heat = image::open(dir.join("heat.png")).unwrap().to_rgb8();
         assert_eq!(heat.dimensions(), (w as u32, h as u32));
         // The best box's corner is outlined in green.
-        assert_eq!(
-            heat.get_pixel(tx as u32, ty as u32),
-            &image::Rgb([0, 255, 0])
-        );
+        assert_eq!(heat.get_pixel(tx as u32, ty as u32), &image::Rgb([0, 255, 0]));
     }
     no_temp_files_left(&dir);
 }
@@ -327,11 +293,7 @@ fn match_on_csv_x_pattern() {
     ];
     for r in 0..3 {
         for c in 0..3 {
-            assert!(
-                (s[r][c] - want[r][c]).abs() < 1e-6,
-                "({r},{c}): {}",
-                s[r][c]
-            );
+            assert!((s[r][c] - want[r][c]).abs() < 1e-6, "({r},{c}): {}", s[r][c]);
         }
     }
 }
@@ -345,27 +307,13 @@ fn user_errors_are_one_line_with_exit_code_1() {
     assert!(e.contains("larger than the image"), "{e}");
     std::fs::write(dir.join("even.csv"), "1,2\n3,4\n").unwrap();
     let e = user_error(&nabla(
-        &[
-            "filter",
-            "small.png",
-            "--kernel-file",
-            "even.csv",
-            "-o",
-            "o.png",
-        ],
+        &["filter", "small.png", "--kernel-file", "even.csv", "-o", "o.png"],
         &dir,
     ));
     assert!(e.contains("odd"), "{e}");
     std::fs::write(dir.join("empty.csv"), "\n\n").unwrap();
     let e = user_error(&nabla(
-        &[
-            "filter",
-            "small.png",
-            "--kernel-file",
-            "empty.csv",
-            "-o",
-            "o.png",
-        ],
+        &["filter", "small.png", "--kernel-file", "empty.csv", "-o", "o.png"],
         &dir,
     ));
     assert!(e.contains("empty"), "{e}");
@@ -402,14 +350,7 @@ fn user_errors_are_one_line_with_exit_code_1() {
     user_error(&nabla(&[], &dir));
     // A failed write leaves nothing behind, not even a temporary file.
     user_error(&nabla(
-        &[
-            "filter",
-            "small.png",
-            "--kernel",
-            "box:3",
-            "-o",
-            "no/such/dir/o.png",
-        ],
+        &["filter", "small.png", "--kernel", "box:3", "-o", "no/such/dir/o.png"],
         &dir,
     ));
     assert!(!dir.join("o.png").exists());

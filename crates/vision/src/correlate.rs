@@ -16,7 +16,7 @@
 //! ```
 
 use crate::pad::{check_rank, flip2d, pad2d, Border, Mode};
-use nabla_core::{Error, Result, Tensor};
+use nabla_core::{Conv2dOptions, Error, Result, Tensor};
 
 /// Correlate an image `[H, W]` or `[C, H, W]` (each channel alone) with a kernel
 /// `[kh, kw]`. The output keeps the input's rank; its size follows `mode`.
@@ -67,10 +67,7 @@ pub fn convolve2d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> Re
     if kernel.rank() != 2 {
         return Err(Error::invalid(
             "convolve2d",
-            format!(
-                "kernel must be a matrix [kh, kw], got shape {:?}",
-                kernel.shape()
-            ),
+            format!("kernel must be a matrix [kh, kw], got shape {:?}", kernel.shape()),
         ));
     }
     correlate2d(x, &flip2d(kernel)?, mode, border)
@@ -78,16 +75,12 @@ pub fn convolve2d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> Re
 
 /// Correlate a signal `[L]` or `[C, L]` (each row alone) with a kernel `[k]`.
 pub fn correlate1d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> Result<Tensor> {
-    one_d("correlate1d", x, kernel, |x2, k2| {
-        correlate2d(x2, k2, mode, border)
-    })
+    one_d("correlate1d", x, kernel, |x2, k2| correlate2d(x2, k2, mode, border))
 }
 
 /// Convolve a signal `[L]` or `[C, L]` with a kernel `[k]` (the kernel reversed).
 pub fn convolve1d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> Result<Tensor> {
-    one_d("convolve1d", x, kernel, |x2, k2| {
-        convolve2d(x2, k2, mode, border)
-    })
+    one_d("convolve1d", x, kernel, |x2, k2| convolve2d(x2, k2, mode, border))
 }
 
 /// Moving average of a signal over windows of `k` samples (`mode` Valid: only full windows).
@@ -100,18 +93,10 @@ pub fn moving_average(x: &Tensor, k: usize, mode: Mode, border: Border) -> Resul
 }
 
 /// Weighted moving average: the weights are scaled to sum to 1, then correlated.
-pub fn weighted_moving_average(
-    x: &Tensor,
-    weights: &Tensor,
-    mode: Mode,
-    border: Border,
-) -> Result<Tensor> {
+pub fn weighted_moving_average(x: &Tensor, weights: &Tensor, mode: Mode, border: Border) -> Result<Tensor> {
     let total = weights.sum_all()?;
     if total.item()? == 0.0 {
-        return Err(Error::invalid(
-            "weighted_moving_average",
-            "weights sum to 0",
-        ));
+        return Err(Error::invalid("weighted_moving_average", "weights sum to 0"));
     }
     correlate1d(x, &weights.div(&total)?, mode, border)
 }
@@ -126,10 +111,7 @@ fn one_d(
     if kernel.rank() != 1 {
         return Err(Error::invalid(
             op,
-            format!(
-                "kernel must be a vector [k], got shape {:?}",
-                kernel.shape()
-            ),
+            format!("kernel must be a vector [k], got shape {:?}", kernel.shape()),
         ));
     }
     let k2 = kernel.unsqueeze(0)?;
@@ -143,28 +125,67 @@ fn one_d(
     }
 }
 
+/// Target size (elements) of one strip's intermediate buffers in [`slide`].
+const STRIP_ELEMS: usize = 1 << 21;
+
+/// Output rows `r0..r0 + len` of [`slide`]: `[N, 1, len, W']`.
+fn diagonal_rows(input: &Tensor, weight: &Tensor, kh: usize, r0: usize, len: usize) -> Result<Tensor> {
+    let band = input.narrow(2, r0, len + kh - 1)?;
+    let z = band.conv2d(weight, None, Conv2dOptions::default())?;
+    let mut acc = z.narrow(1, 0, 1)?.narrow(2, 0, len)?;
+    for a in 1..kh {
+        acc = acc.add(&z.narrow(1, a, 1)?.narrow(2, a, len)?)?;
+    }
+    Ok(acc)
+}
+
 /// Slide `kernel` over an already padded input: `out[.., i, j] = Σ_{a,b} xp[.., i+a, j+b] · k[.., a, b]`.
 /// A `[kh, kw]` kernel runs over each channel alone; a `[C, kh, kw]` kernel over a
 /// `[C, H, W]` input sums the channels too (one score per position, as in matching).
+///
+/// Core `conv2d` would unfold all `kh·kw` taps of every position at once (a 32×32
+/// template over a megapixel image is a billion-entry matrix). Instead each kernel row
+/// becomes an output channel of a `1×kw` convolution — `z[a, r, j] = Σ_b xp[r, j+b] k[a, b]`,
+/// a GEMM with `kh` rows over a `kw`-tap unfolding — and the rows are then summed along
+/// the diagonal: `out[i, j] = Σ_a z[a, i+a, j]`.
 pub(crate) fn slide(xp: &Tensor, kernel: &Tensor, ho: usize, wo: usize) -> Result<Tensor> {
-    let (kh, kw) = (kernel.size(-2)?, kernel.size(-1)?);
-    let mut acc: Option<Tensor> = None;
-    for a in 0..kh {
-        let band = xp.narrow(-2, a, ho)?;
-        let krow = kernel.narrow(-2, a, 1)?;
-        for b in 0..kw {
-            let term = band.narrow(-1, b, wo)?.mul(&krow.narrow(-1, b, 1)?)?;
-            acc = Some(match acc {
-                Some(s) => s.add(&term)?,
-                None => term,
-            });
-        }
-    }
-    let out = acc.ok_or_else(|| Error::invalid("correlate2d", "empty kernel"))?;
-    if kernel.rank() == 3 {
-        out.sum(&[0], false)
+    slide_in_strips(xp, kernel, ho, wo, STRIP_ELEMS)
+}
+
+/// [`slide`] with a given strip budget (elements).
+fn slide_in_strips(xp: &Tensor, kernel: &Tensor, ho: usize, wo: usize, budget: usize) -> Result<Tensor> {
+    let kh = kernel.size(-2)?;
+    let (hp, wp) = (xp.size(-2)?, xp.size(-1)?);
+    let (input, weight) = if kernel.rank() == 3 {
+        // [1, C, Hp, Wp] against [kh, C, 1, kw]: channels are summed by the convolution.
+        (xp.unsqueeze(0)?, kernel.transpose(0, 1)?.unsqueeze(2)?)
     } else {
-        Ok(out)
+        // Channels become the batch: [C, 1, Hp, Wp] against [kh, 1, 1, kw].
+        (
+            xp.reshape([-1, 1, hp as isize, wp as isize])?,
+            kernel.unsqueeze(1)?.unsqueeze(1)?,
+        )
+    };
+    let weight = weight.contiguous()?;
+    let input = input.contiguous()?;
+    let (n, cin, kw) = (input.size(0)?, input.size(1)?, kernel.size(-1)?);
+    // Strips of output rows keep the unfolded and per-row buffers near STRIP_ELEMS, so they
+    // are reused from the allocator instead of freshly mapped (and page-faulted) each time.
+    let per_row = (n * kh.max(cin * kw) * wo).max(1);
+    let rows = (budget / per_row).saturating_sub(kh - 1).max(kh.max(16).min(ho));
+    let strips = (0..ho)
+        .step_by(rows)
+        .map(|r0| diagonal_rows(&input, &weight, kh, r0, rows.min(ho - r0)))
+        .collect::<Result<Vec<_>>>()?;
+    let out = match strips.as_slice() {
+        [one] => one.clone(),
+        many => Tensor::cat(&many.iter().collect::<Vec<_>>(), 2)?,
+    };
+    debug_assert_eq!(out.size(-1)?, wo);
+    if kernel.rank() == 3 || xp.rank() == 2 {
+        out.reshape([ho, wo])
+    } else {
+        out.reshape([xp.size(0)?, ho, wo])
     }
 }
 
@@ -238,13 +259,7 @@ mod tests {
         }
         // One step to the right in the kernel reads one pixel to the right in the image.
         let shift = t(&[0.0, 0.0, 1.0], &[1, 3]);
-        let r = correlate2d(
-            &t(&[1.0, 2.0, 3.0], &[1, 3]),
-            &shift,
-            Mode::Same,
-            Border::Zero,
-        )
-        .unwrap();
+        let r = correlate2d(&t(&[1.0, 2.0, 3.0], &[1, 3]), &shift, Mode::Same, Border::Zero).unwrap();
         assert_eq!(r.to_vec_f64(), vec![2.0, 3.0, 0.0]);
     }
 
@@ -285,12 +300,8 @@ mod tests {
             assert_eq!(c.to_vec_f64(), r.to_vec_f64());
         }
         // An asymmetric kernel makes the two differ.
-        let c = convolve2d(&x, &k, Mode::Valid, Border::Zero)
-            .unwrap()
-            .to_vec_f64();
-        let r = correlate2d(&x, &k, Mode::Valid, Border::Zero)
-            .unwrap()
-            .to_vec_f64();
+        let c = convolve2d(&x, &k, Mode::Valid, Border::Zero).unwrap().to_vec_f64();
+        let r = correlate2d(&x, &k, Mode::Valid, Border::Zero).unwrap().to_vec_f64();
         assert_ne!(c, r);
     }
 
@@ -301,9 +312,7 @@ mod tests {
         let x = t(&img, &[7, 7]);
         let kv: Vec<f64> = (1..=9).map(f64::from).collect();
         let k = t(&kv, &[3, 3]);
-        let y = convolve2d(&x, &k, Mode::Same, Border::Zero)
-            .unwrap()
-            .to_vec_f64();
+        let y = convolve2d(&x, &k, Mode::Same, Border::Zero).unwrap().to_vec_f64();
         for a in 0..3 {
             for b in 0..3 {
                 assert_eq!(y[(2 + a) * 7 + 2 + b], kv[a * 3 + b]);
@@ -311,9 +320,7 @@ mod tests {
         }
         assert_eq!(y.iter().sum::<f64>(), 45.0);
         // Correlation gives the kernel upside down and mirrored.
-        let r = correlate2d(&x, &k, Mode::Same, Border::Zero)
-            .unwrap()
-            .to_vec_f64();
+        let r = correlate2d(&x, &k, Mode::Same, Border::Zero).unwrap().to_vec_f64();
         assert_eq!(r[2 * 7 + 2], 9.0);
         assert_eq!(r[4 * 7 + 4], 1.0);
         // In full mode the impulse at the origin of a 1×1 image gives exactly the kernel.
@@ -338,13 +345,7 @@ mod tests {
         for (a, b) in m.to_vec_f64().iter().zip([2.0, 3.0, 4.0, 5.0]) {
             assert!((a - b).abs() < 1e-12);
         }
-        let w = weighted_moving_average(
-            &x,
-            &t(&[1.0, 2.0, 1.0], &[3]),
-            Mode::Same,
-            Border::Replicate,
-        )
-        .unwrap();
+        let w = weighted_moving_average(&x, &t(&[1.0, 2.0, 1.0], &[3]), Mode::Same, Border::Replicate).unwrap();
         let want = [1.25, 2.0, 3.0, 4.0, 5.0, 5.75];
         for (a, b) in w.to_vec_f64().iter().zip(want) {
             assert!((a - b).abs() < 1e-12);
@@ -368,16 +369,35 @@ mod tests {
         let x = t(&[1.0; 4], &[2, 2]);
         assert!(correlate2d(&x, &t(&[1.0; 9], &[3, 3]), Mode::Valid, Border::Zero).is_err());
         assert!(correlate2d(&x, &t(&[1.0; 3], &[3]), Mode::Same, Border::Zero).is_err());
-        assert!(correlate2d(
-            &t(&[1.0; 4], &[4]),
-            &t(&[1.0], &[1, 1]),
-            Mode::Same,
-            Border::Zero
-        )
-        .is_err());
+        assert!(correlate2d(&t(&[1.0; 4], &[4]), &t(&[1.0], &[1, 1]), Mode::Same, Border::Zero).is_err());
         let f32k = Tensor::ones(&[1, 1], DType::F32);
         assert!(correlate2d(&x, &f32k, Mode::Same, Border::Zero).is_err());
         assert!(moving_average(&t(&[1.0], &[1]), 0, Mode::Same, Border::Zero).is_err());
+    }
+
+    #[test]
+    fn strips_agree_with_one_pass() {
+        // A tiny budget forces strips of 16 rows (the floor) over 40 output rows.
+        let x = Tensor::randn(&[2, 44, 9], DType::F64, &mut Generator::new(13));
+        let k = Tensor::randn(&[5, 3], DType::F64, &mut Generator::new(14));
+        let one = slide_in_strips(&x, &k, 40, 7, usize::MAX).unwrap();
+        let many = slide_in_strips(&x, &k, 40, 7, 1).unwrap();
+        assert_eq!(many.shape(), &[2, 40, 7]);
+        let (a, b) = (one.to_vec_f64(), many.to_vec_f64());
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-12));
+        let k3 = Tensor::randn(&[2, 5, 3], DType::F64, &mut Generator::new(15));
+        let (p, q) = (
+            slide_in_strips(&x, &k3, 40, 7, usize::MAX).unwrap(),
+            slide_in_strips(&x, &k3, 40, 7, 1).unwrap(),
+        );
+        assert_eq!(q.shape(), &[40, 7]);
+        assert!(p
+            .to_vec_f64()
+            .iter()
+            .zip(q.to_vec_f64())
+            .all(|(p, q)| (p - q).abs() < 1e-12));
+        let small = Tensor::randn(&[1, 24, 4], DType::F64, &mut Generator::new(16));
+        gradcheck(|v| slide_in_strips(&v[0], &v[1], 20, 2, 1), &[small, k]).unwrap();
     }
 
     #[test]
@@ -389,16 +409,8 @@ mod tests {
             (Mode::Full, Border::Zero),
             (Mode::Valid, Border::Replicate),
         ] {
-            gradcheck(
-                |v| correlate2d(&v[0], &v[1], mode, border),
-                &[x.clone(), k.clone()],
-            )
-            .unwrap();
-            gradcheck(
-                |v| convolve2d(&v[0], &v[1], mode, border),
-                &[x.clone(), k.clone()],
-            )
-            .unwrap();
+            gradcheck(|v| correlate2d(&v[0], &v[1], mode, border), &[x.clone(), k.clone()]).unwrap();
+            gradcheck(|v| convolve2d(&v[0], &v[1], mode, border), &[x.clone(), k.clone()]).unwrap();
         }
         let s = Tensor::randn(&[7], DType::F64, &mut Generator::new(7));
         gradcheck(

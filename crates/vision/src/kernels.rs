@@ -123,17 +123,10 @@ impl std::str::FromStr for KernelSpec {
                 .map(KernelSpec::Box)
                 .ok_or_else(|| bad("box needs a positive size, e.g. box:3")),
             ["gauss" | "gaussian", rest @ ..] if !rest.is_empty() && rest.len() <= 2 => {
-                let sigma = rest[0]
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| *v > 0.0 && v.is_finite());
-                let sigma =
-                    sigma.ok_or_else(|| bad("gauss needs a positive sigma, e.g. gauss:1.5"))?;
+                let sigma = rest[0].parse::<f64>().ok().filter(|v| *v > 0.0 && v.is_finite());
+                let sigma = sigma.ok_or_else(|| bad("gauss needs a positive sigma, e.g. gauss:1.5"))?;
                 let size = match rest.get(1) {
-                    Some(p) => Some(
-                        int(p)
-                            .ok_or_else(|| bad("the Gaussian size must be a positive integer"))?,
-                    ),
+                    Some(p) => Some(int(p).ok_or_else(|| bad("the Gaussian size must be a positive integer"))?),
                     None => None,
                 };
                 Ok(KernelSpec::Gauss { sigma, size })
@@ -168,29 +161,10 @@ mod tests {
 
     #[test]
     fn fixed_kernels() {
-        assert_eq!(
-            box_kernel(2, DType::F64).unwrap().to_vec_f64(),
-            vec![0.25; 4]
-        );
-        assert_eq!(
-            sobel_x(DType::F64)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .item()
-                .unwrap(),
-            0.0
-        );
+        assert_eq!(box_kernel(2, DType::F64).unwrap().to_vec_f64(), vec![0.25; 4]);
+        assert_eq!(sobel_x(DType::F64).unwrap().sum_all().unwrap().item().unwrap(), 0.0);
         assert_eq!(laplacian(DType::F32).unwrap().to_vec_f32()[4], -4.0);
-        assert_eq!(
-            sharpen(DType::F64)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .item()
-                .unwrap(),
-            1.0
-        );
+        assert_eq!(sharpen(DType::F64).unwrap().sum_all().unwrap().item().unwrap(), 1.0);
         let sy = sobel_y(DType::F64).unwrap().to_vec_f64();
         assert_eq!(sy[1], -2.0);
         assert_eq!(sy[7], 2.0);
@@ -201,10 +175,7 @@ mod tests {
         assert_eq!("box:3".parse::<KernelSpec>().unwrap(), KernelSpec::Box(3));
         assert_eq!(
             "gauss:1.5".parse::<KernelSpec>().unwrap(),
-            KernelSpec::Gauss {
-                sigma: 1.5,
-                size: None
-            }
+            KernelSpec::Gauss { sigma: 1.5, size: None }
         );
         assert_eq!(
             "gauss:2:5".parse::<KernelSpec>().unwrap(),

@@ -23,13 +23,7 @@ mod kernels;
 mod matching;
 mod pad;
 
-pub use correlate::{
-    convolve1d, convolve2d, correlate1d, correlate2d, moving_average, weighted_moving_average,
-};
-pub use kernels::{
-    box_kernel, gaussian_kernel, gaussian_size, laplacian, sharpen, sobel_x, sobel_y, KernelSpec,
-};
-pub use matching::{
-    best_matches, match_template, normalized_cross_correlation, window_sum2d, Match,
-};
+pub use correlate::{convolve1d, convolve2d, correlate1d, correlate2d, moving_average, weighted_moving_average};
+pub use kernels::{box_kernel, gaussian_kernel, gaussian_size, laplacian, sharpen, sobel_x, sobel_y, KernelSpec};
+pub use matching::{best_matches, match_template, normalized_cross_correlation, window_sum2d, Match};
 pub use pad::{flip2d, pad2d, Border, Mode};

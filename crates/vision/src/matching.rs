@@ -94,11 +94,7 @@ fn flat_fraction(dtype: DType) -> f64 {
 /// `image` is `[H, W]` or `[C, H, W]`, `template` `[h, w]` or `[C, h, w]` of the same
 /// rank; the result is `[H − h + 1, W − w + 1]`. Scores lie in `[−1, 1]`; flat patches
 /// (zero norm, or zero spread when `zero_mean`) and flat templates score 0, never NaN.
-pub fn normalized_cross_correlation(
-    image: &Tensor,
-    template: &Tensor,
-    zero_mean: bool,
-) -> Result<Tensor> {
+pub fn normalized_cross_correlation(image: &Tensor, template: &Tensor, zero_mean: bool) -> Result<Tensor> {
     check_pair(image, template)?;
     let (th, tw) = (template.size(-2)?, template.size(-1)?);
     let (ho, wo) = (image.size(-2)? + 1 - th, image.size(-1)? + 1 - tw);
@@ -109,11 +105,7 @@ pub fn normalized_cross_correlation(
     // Norms in f64: centring by subtraction cancels most digits of near-flat data.
     let t64 = template.to_dtype(DType::F64)?;
     let t_energy = t64.square()?.sum_all()?.item()?;
-    let t64 = if zero_mean {
-        t64.sub(&t64.mean_all()?)?
-    } else {
-        t64
-    };
+    let t64 = if zero_mean { t64.sub(&t64.mean_all()?)? } else { t64 };
     let t_norm2 = t64.square()?.sum_all()?;
     let tn2 = t_norm2.item()?;
     if tn2.is_nan() || tn2 <= rel * t_energy || tn2.is_infinite() {
@@ -139,21 +131,13 @@ pub fn normalized_cross_correlation(
     let s2 = channels(window_sum2d(&x64.square()?, [th, tw])?)?;
     let (spread, floor) = if zero_mean {
         let s1 = channels(window_sum2d(&x64, [th, tw])?)?;
-        (
-            s2.sub(&s1.square()?.div_scalar(n)?)?,
-            s2.mul_scalar(rel)?.detach(),
-        )
+        (s2.sub(&s1.square()?.div_scalar(n)?)?, s2.mul_scalar(rel)?.detach())
     } else {
         (s2.clone(), Tensor::zeros(&[ho, wo], DType::F64))
     };
     let keep = spread.gt(&floor)?;
-    let den2 = spread
-        .mul(&t_norm2)?
-        .mul(&keep)?
-        .add(&keep.rsub_scalar(1.0)?)?;
-    let score = num
-        .mul(&keep.to_dtype(dtype)?)?
-        .div(&den2.sqrt()?.to_dtype(dtype)?)?;
+    let den2 = spread.mul(&t_norm2)?.mul(&keep)?.add(&keep.rsub_scalar(1.0)?)?;
+    let score = num.mul(&keep.to_dtype(dtype)?)?.div(&den2.sqrt()?.to_dtype(dtype)?)?;
     clamp_unit(&score)
 }
 
@@ -174,12 +158,7 @@ fn check_pair(image: &Tensor, template: &Tensor) -> Result<()> {
         ));
     }
     if template.numel() == 0 {
-        return Err(Error::shapes(
-            OP,
-            image.shape(),
-            template.shape(),
-            "empty template",
-        ));
+        return Err(Error::shapes(OP, image.shape(), template.shape(), "empty template"));
     }
     if image.rank() == 3 && image.shape()[0] != template.shape()[0] {
         return Err(Error::shapes(
@@ -216,10 +195,7 @@ pub fn best_matches(scores: &Tensor, k: usize, box_size: [usize; 2]) -> Result<V
     if scores.rank() != 2 {
         return Err(Error::invalid(
             "best_matches",
-            format!(
-                "expected a score map [H, W], got shape {:?}",
-                scores.shape()
-            ),
+            format!("expected a score map [H, W], got shape {:?}", scores.shape()),
         ));
     }
     let (h, w) = (scores.shape()[0], scores.shape()[1]);
@@ -227,13 +203,14 @@ pub fn best_matches(scores: &Tensor, k: usize, box_size: [usize; 2]) -> Result<V
     let mut v = scores.to_vec_f64();
     let mut out = Vec::with_capacity(k.min(v.len()));
     while out.len() < k {
-        let best = v.iter().enumerate().filter(|(_, s)| !s.is_nan()).fold(
-            None,
-            |b: Option<(usize, f64)>, (i, &s)| match b {
+        let best = v
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_nan())
+            .fold(None, |b: Option<(usize, f64)>, (i, &s)| match b {
                 Some((_, bs)) if bs >= s => b,
                 _ => Some((i, s)),
-            },
-        );
+            });
         let Some((i, score)) = best else { break };
         let (y, x) = (i / w, i % w);
         out.push(Match { x, y, score });
@@ -247,12 +224,7 @@ pub fn best_matches(scores: &Tensor, k: usize, box_size: [usize; 2]) -> Result<V
 }
 
 /// Score map and the `top` best non-overlapping matches of `template` in `image`.
-pub fn match_template(
-    image: &Tensor,
-    template: &Tensor,
-    top: usize,
-    zero_mean: bool,
-) -> Result<(Tensor, Vec<Match>)> {
+pub fn match_template(image: &Tensor, template: &Tensor, top: usize, zero_mean: bool) -> Result<(Tensor, Vec<Match>)> {
     let scores = normalized_cross_correlation(image, template, zero_mean)?;
     let found = best_matches(&scores, top, [template.size(-2)?, template.size(-1)?])?;
     Ok((scores, found))
@@ -276,37 +248,18 @@ mod tests {
     }
 
     /// The definition, position by position, in f64.
-    fn naive(
-        img: &[f64],
-        h: usize,
-        w: usize,
-        tpl: &[f64],
-        th: usize,
-        tw: usize,
-        zero_mean: bool,
-    ) -> Vec<f64> {
+    fn naive(img: &[f64], h: usize, w: usize, tpl: &[f64], th: usize, tw: usize, zero_mean: bool) -> Vec<f64> {
         let n = (th * tw) as f64;
-        let tm = if zero_mean {
-            tpl.iter().sum::<f64>() / n
-        } else {
-            0.0
-        };
+        let tm = if zero_mean { tpl.iter().sum::<f64>() / n } else { 0.0 };
         let tv: Vec<f64> = tpl.iter().map(|v| v - tm).collect();
         let mut out = vec![];
         for i in 0..=h - th {
             for j in 0..=w - tw {
-                let p: Vec<f64> = (0..th * tw)
-                    .map(|q| img[(i + q / tw) * w + j + q % tw])
-                    .collect();
-                let pm = if zero_mean {
-                    p.iter().sum::<f64>() / n
-                } else {
-                    0.0
-                };
+                let p: Vec<f64> = (0..th * tw).map(|q| img[(i + q / tw) * w + j + q % tw]).collect();
+                let pm = if zero_mean { p.iter().sum::<f64>() / n } else { 0.0 };
                 let pv: Vec<f64> = p.iter().map(|v| v - pm).collect();
                 let dot: f64 = pv.iter().zip(&tv).map(|(a, b)| a * b).sum();
-                let norms = pv.iter().map(|v| v * v).sum::<f64>().sqrt()
-                    * tv.iter().map(|v| v * v).sum::<f64>().sqrt();
+                let norms = pv.iter().map(|v| v * v).sum::<f64>().sqrt() * tv.iter().map(|v| v * v).sum::<f64>().sqrt();
                 out.push(dot / norms);
             }
         }
@@ -344,14 +297,7 @@ mod tests {
         close(&s.to_vec_f64(), &want, 1e-12);
         // Both diagonal copies score 1, but their boxes overlap: only the first is kept.
         let best = best_matches(&s, 3, [3, 3]).unwrap();
-        assert_eq!(
-            best,
-            vec![Match {
-                x: 0,
-                y: 0,
-                score: 1.0
-            }]
-        );
+        assert_eq!(best, vec![Match { x: 0, y: 0, score: 1.0 }]);
     }
 
     #[test]
@@ -387,17 +333,13 @@ mod tests {
             img[(q / 2) * 4 + 2 + q % 2] = 1.0 - v;
         }
         let x = t(&img, &[4, 4]);
-        let s = normalized_cross_correlation(&x, &tpl, true)
-            .unwrap()
-            .to_vec_f64();
+        let s = normalized_cross_correlation(&x, &tpl, true).unwrap().to_vec_f64();
         assert!((s[2 * 3 + 1] - 1.0).abs() < 1e-12);
         assert!((s[2] + 1.0).abs() < 1e-12);
         let (_, best) = match_template(&x, &tpl, 1, true).unwrap();
         assert_eq!((best[0].x, best[0].y), (1, 2));
         // Without centring, the offset copy is no longer a perfect match.
-        let plain = normalized_cross_correlation(&x, &tpl, false)
-            .unwrap()
-            .to_vec_f64();
+        let plain = normalized_cross_correlation(&x, &tpl, false).unwrap().to_vec_f64();
         assert!(plain[7] < 0.99);
     }
 
@@ -414,17 +356,12 @@ mod tests {
         let x = t(&img, &[4, 6]);
         let tpl = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
         for zm in [false, true] {
-            let s = normalized_cross_correlation(&x, &tpl, zm)
-                .unwrap()
-                .to_vec_f64();
+            let s = normalized_cross_correlation(&x, &tpl, zm).unwrap().to_vec_f64();
             assert!(s.iter().all(|v| v.is_finite()));
             assert_eq!(s[3], 0.0, "all-zero patch, zero_mean={zm}");
-            let f32s = normalized_cross_correlation(
-                &x.to_dtype(DType::F32).unwrap(),
-                &tpl.to_dtype(DType::F32).unwrap(),
-                zm,
-            )
-            .unwrap();
+            let f32s =
+                normalized_cross_correlation(&x.to_dtype(DType::F32).unwrap(), &tpl.to_dtype(DType::F32).unwrap(), zm)
+                    .unwrap();
             let f32s = f32s.to_vec_f64();
             assert!(f32s.iter().all(|v| v.is_finite()));
             assert_eq!(f32s[3], 0.0);
@@ -438,8 +375,7 @@ mod tests {
             }
         }
         let flat_t = Tensor::full(&[2, 2], 0.7, DType::F32);
-        let s =
-            normalized_cross_correlation(&x.to_dtype(DType::F32).unwrap(), &flat_t, true).unwrap();
+        let s = normalized_cross_correlation(&x.to_dtype(DType::F32).unwrap(), &flat_t, true).unwrap();
         assert!(s.to_vec_f64().iter().all(|&v| v == 0.0));
         let zero_t = Tensor::zeros(&[2, 2], DType::F64);
         assert!(normalized_cross_correlation(&x, &zero_t, false)
@@ -469,10 +405,7 @@ mod tests {
         // The third box must not overlap the first two.
         let b = best[2];
         for a in &best[..2] {
-            assert!(
-                b.x.abs_diff(a.x) >= 2 || b.y.abs_diff(a.y) >= 2,
-                "{b:?} overlaps {a:?}"
-            );
+            assert!(b.x.abs_diff(a.x) >= 2 || b.y.abs_diff(a.y) >= 2, "{b:?} overlaps {a:?}");
         }
         assert!(b.score < 1.0);
         // Asking for more than fits returns what there is.
@@ -525,12 +458,8 @@ mod tests {
         let big = Tensor::ones(&[5, 2], DType::F64);
         let e = normalized_cross_correlation(&img, &big, false).unwrap_err();
         assert!(e.to_string().contains("larger than the image"), "{e}");
-        assert!(
-            normalized_cross_correlation(&img, &Tensor::ones(&[2], DType::F64), false).is_err()
-        );
-        assert!(
-            normalized_cross_correlation(&img, &Tensor::ones(&[2, 2], DType::F32), false).is_err()
-        );
+        assert!(normalized_cross_correlation(&img, &Tensor::ones(&[2], DType::F64), false).is_err());
+        assert!(normalized_cross_correlation(&img, &Tensor::ones(&[2, 2], DType::F32), false).is_err());
         assert!(normalized_cross_correlation(
             &Tensor::zeros(&[2, 4, 4], DType::F64),
             &Tensor::ones(&[3, 2, 2], DType::F64),

@@ -80,55 +80,34 @@ impl std::str::FromStr for Mode {
 }
 
 /// Source index of padded position `i` (counted from the first pad element) along a
-/// dim of size `n` with `before` elements of padding; `None` means a zero.
-fn source(i: usize, before: usize, n: usize, border: Border) -> Option<usize> {
+/// dim of size `n ≥ 1` with `before` elements of padding, mirrored or clamped at the edges.
+fn source(i: usize, before: usize, n: usize, reflect: bool) -> usize {
     let j = i as isize - before as isize;
     let last = n as isize - 1;
-    if (0..=last).contains(&j) {
-        return Some(j as usize);
+    if (0..=last).contains(&j) || !reflect || n == 1 {
+        return j.clamp(0, last) as usize;
     }
-    match border {
-        Border::Zero => None,
-        Border::Replicate => Some(j.clamp(0, last) as usize),
-        Border::Reflect if n == 1 => Some(0),
-        Border::Reflect => {
-            // Mirroring repeats with period 2(n − 1); folding handles pads wider than n.
-            let period = 2 * last;
-            let m = j.rem_euclid(period);
-            Some(if m <= last { m } else { period - m } as usize)
-        }
-    }
+    // Mirroring repeats with period 2(n − 1); folding handles pads wider than n.
+    let period = 2 * last;
+    let m = j.rem_euclid(period);
+    (if m <= last { m } else { period - m }) as usize
 }
 
-/// Pick positions along `dim` (−2 or −1) of a tensor of rank ≥ 2: output position `i`
-/// copies input `src[i]`, or is zero for `None`. Differentiable in `x`.
-pub(crate) fn gather_axis(x: &Tensor, dim: isize, src: &[Option<usize>]) -> Result<Tensor> {
-    let n = x.size(dim)?;
-    if src.len() == n && src.iter().enumerate().all(|(i, s)| *s == Some(i)) {
+/// The entries `src` along `dim`, skipping the copy when `src` is the identity.
+fn select(x: &Tensor, dim: isize, src: &[usize]) -> Result<Tensor> {
+    if src.len() == x.size(dim)? && src.iter().enumerate().all(|(i, &s)| s == i) {
         return Ok(x.clone());
     }
-    // A 0/1 selection matrix applied by matmul: every mode, and the backward, in one op.
-    let mut sel = vec![0.0f64; src.len() * n];
-    for (i, s) in src.iter().enumerate() {
-        if let Some(j) = s {
-            sel[i * n + j] = 1.0;
-        }
-    }
-    let s = Tensor::from_vec(sel, &[src.len(), n])?.to_dtype(x.dtype())?;
-    if dim == -2 {
-        s.matmul(x)
-    } else {
-        x.matmul(&s.t()?)
-    }
+    x.index_select(dim, src)
 }
 
 /// Reverse the order of the last two dims (`torch.flip(x, [-2, -1])`). Differentiable.
 pub fn flip2d(x: &Tensor) -> Result<Tensor> {
     check_rank("flip2d", x)?;
-    let rev = |n: usize| (0..n).rev().map(Some).collect::<Vec<_>>();
+    let rev = |n: usize| (0..n).rev().collect::<Vec<_>>();
     let h = x.size(-2)?;
     let w = x.size(-1)?;
-    gather_axis(&gather_axis(x, -2, &rev(h))?, -1, &rev(w))
+    select(&select(x, -2, &rev(h))?, -1, &rev(w))
 }
 
 /// Extend the last two dims of `x` by `[top, bottom, left, right]` elements made up by
@@ -141,19 +120,19 @@ pub fn pad2d(x: &Tensor, pads: [usize; 4], border: Border) -> Result<Tensor> {
     if (h == 0 || w == 0) && border != Border::Zero && pads.iter().any(|&p| p > 0) {
         return Err(Error::invalid(
             "pad2d",
-            format!(
-                "cannot {border:?}-pad an empty image of shape {:?}",
-                x.shape()
-            ),
+            format!("cannot {border:?}-pad an empty image of shape {:?}", x.shape()),
         ));
     }
-    let rows: Vec<_> = (0..top + h + bottom)
-        .map(|i| source(i, top, h, border))
-        .collect();
-    let cols: Vec<_> = (0..left + w + right)
-        .map(|i| source(i, left, w, border))
-        .collect();
-    gather_axis(&gather_axis(x, -2, &rows)?, -1, &cols)
+    if border == Border::Zero {
+        return x.pad(&[left, right, top, bottom], 0.0);
+    }
+    // Every padded position copies some input position: one gather per axis.
+    let reflect = border == Border::Reflect;
+    let src = |len: usize, before: usize, n: usize| -> Vec<usize> {
+        (0..len).map(|i| source(i, before, n, reflect)).collect()
+    };
+    let rows = select(x, -2, &src(top + h + bottom, top, h))?;
+    select(&rows, -1, &src(left + w + right, left, w))
 }
 
 pub(crate) fn check_rank(op: &'static str, x: &Tensor) -> Result<()> {
@@ -162,10 +141,7 @@ pub(crate) fn check_rank(op: &'static str, x: &Tensor) -> Result<()> {
     } else {
         Err(Error::invalid(
             op,
-            format!(
-                "expected an image [H, W] or [C, H, W], got shape {:?}",
-                x.shape()
-            ),
+            format!("expected an image [H, W] or [C, H, W], got shape {:?}", x.shape()),
         ))
     }
 }
@@ -183,30 +159,17 @@ mod tests {
     fn border_modes_on_a_row() {
         let x = row(&[1.0, 2.0, 3.0, 4.0]);
         let p = |b| pad2d(&x, [0, 0, 2, 3], b).unwrap().to_vec_f64();
-        assert_eq!(
-            p(Border::Zero),
-            vec![0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0]
-        );
-        assert_eq!(
-            p(Border::Replicate),
-            vec![1.0, 1.0, 1.0, 2.0, 3.0, 4.0, 4.0, 4.0, 4.0]
-        );
-        assert_eq!(
-            p(Border::Reflect),
-            vec![3.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 2.0, 1.0]
-        );
+        assert_eq!(p(Border::Zero), vec![0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0]);
+        assert_eq!(p(Border::Replicate), vec![1.0, 1.0, 1.0, 2.0, 3.0, 4.0, 4.0, 4.0, 4.0]);
+        assert_eq!(p(Border::Reflect), vec![3.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 2.0, 1.0]);
     }
 
     #[test]
     fn reflection_wider_than_the_image_folds_back() {
         let x = row(&[1.0, 2.0]);
-        let p = pad2d(&x, [0, 0, 3, 3], Border::Reflect)
-            .unwrap()
-            .to_vec_f64();
+        let p = pad2d(&x, [0, 0, 3, 3], Border::Reflect).unwrap().to_vec_f64();
         assert_eq!(p, vec![2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0]);
-        let one = pad2d(&row(&[5.0]), [0, 0, 2, 1], Border::Reflect)
-            .unwrap()
-            .to_vec_f64();
+        let one = pad2d(&row(&[5.0]), [0, 0, 2, 1], Border::Reflect).unwrap().to_vec_f64();
         assert_eq!(one, vec![5.0; 4]);
     }
 
@@ -224,10 +187,7 @@ mod tests {
     #[test]
     fn flip_reverses_both_axes() {
         let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
-        assert_eq!(
-            flip2d(&x).unwrap().to_vec_f64(),
-            vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
-        );
+        assert_eq!(flip2d(&x).unwrap().to_vec_f64(), vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
     }
 
     #[test]
