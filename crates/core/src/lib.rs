@@ -33,7 +33,6 @@ pub use dtype::{Buffer, DType, Element};
 pub use error::{Error, Result};
 pub use ops::ShapeArg;
 pub use ops::{Conv2dOptions, ConvTranspose2dOptions, Pool2dOptions};
-pub use ops::{Conv2dOptions, ConvTranspose2dOptions};
 pub use rng::Generator;
 pub use tensor::Tensor;
 
