@@ -1,1 +1,30 @@
-//! (being written)
+//! The nabla model zoo: classic architectures built from nabla-nn layers, by name.
+//!
+//! ```
+//! use nabla_core::{DType, Tensor};
+//! use nabla_models::{build, ModelConfig};
+//! use nabla_nn::{Mode, Module};
+//! let cfg = ModelConfig { hidden: vec![128], ..Default::default() };
+//! let mlp = build("mlp", &cfg)?;
+//! let logits = mlp.forward(&Tensor::zeros(&[4, 1, 28, 28], DType::F32), Mode::Eval)?;
+//! assert_eq!(logits.shape(), &[4, 10]);
+//! assert!(build("lenet6", &cfg).is_err());
+//! # Ok::<(), nabla_nn::Error>(())
+//! ```
+//!
+//! Map of the crate:
+//! - [`registry`]: [`ModelConfig`], [`build`] and [`names`], the entry points the CLI uses.
+//! - [`mlp`], [`lenet`]: small classifiers for 28×28 and 32×32 images.
+//! - [`convnet`]: the `features` / `avgpool` / `classifier` layout of torchvision's
+//!   sequential models.
+//! - [`layers`]: pooling modules, activations by name, shared constructors.
+
+pub mod convnet;
+pub mod layers;
+pub mod lenet;
+pub mod mlp;
+pub mod registry;
+
+pub use convnet::ConvNet;
+pub use mlp::Mlp;
+pub use registry::{build, names, ModelConfig};

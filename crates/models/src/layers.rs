@@ -1,0 +1,250 @@
+//! Parameter-free building blocks the zoo needs beyond nabla-nn's layers (pooling modules,
+//! `Unflatten`), an activation lookup by name, and small constructors and initializers
+//! shared by the model files.
+//!
+//! ```
+//! use nabla_core::{DType, Tensor};
+//! use nabla_models::layers::MaxPool2d;
+//! use nabla_nn::{Mode, Module};
+//! let pool = MaxPool2d::new(3, 2);
+//! let y = pool.forward(&Tensor::zeros(&[1, 96, 55, 55], DType::F32), Mode::Eval)?;
+//! assert_eq!(y.shape(), &[1, 96, 27, 27]);
+//! # Ok::<(), nabla_nn::Error>(())
+//! ```
+
+use nabla_core::{Conv2dOptions, Generator, Pool2dOptions, Tensor};
+use nabla_nn::init::{self, FanMode, Nonlinearity};
+use nabla_nn::{
+    BatchNorm2d, BatchNormOptions, Conv2d, Error, Identity, LeakyReLU, Linear, Mode, Module, Param, ReLU, Result,
+    Sigmoid, Softplus, Tanh, ELU, GELU,
+};
+
+/// Max pooling over `[N, C, H, W]` (PyTorch's `nn.MaxPool2d`).
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool2d {
+    /// Window, stride, padding and ceil mode.
+    pub opts: Pool2dOptions,
+}
+
+impl MaxPool2d {
+    /// A square `k×k` window moved by `stride`, no padding, floor mode.
+    pub fn new(k: usize, stride: usize) -> Self {
+        MaxPool2d::with_options(Pool2dOptions {
+            kernel: [k, k],
+            stride: [stride, stride],
+            ..Default::default()
+        })
+    }
+
+    /// Any window, stride, padding and ceil mode.
+    pub fn with_options(opts: Pool2dOptions) -> Self {
+        MaxPool2d { opts }
+    }
+}
+
+impl Module for MaxPool2d {
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        Ok(x.max_pool2d(self.opts)?)
+    }
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+    fn describe(&self) -> String {
+        format!("MaxPool2d {:?}/{:?}", self.opts.kernel[0], self.opts.stride[0])
+    }
+}
+
+/// Average pooling over `[N, C, H, W]` (PyTorch's `nn.AvgPool2d`, padding counted).
+#[derive(Debug, Clone, Copy)]
+pub struct AvgPool2d {
+    /// Window, stride, padding and ceil mode.
+    pub opts: Pool2dOptions,
+}
+
+impl AvgPool2d {
+    /// A square `k×k` window moved by `stride`, no padding.
+    pub fn new(k: usize, stride: usize) -> Self {
+        AvgPool2d {
+            opts: Pool2dOptions {
+                kernel: [k, k],
+                stride: [stride, stride],
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl Module for AvgPool2d {
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        Ok(x.avg_pool2d(self.opts, true)?)
+    }
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+    fn describe(&self) -> String {
+        format!("AvgPool2d {:?}/{:?}", self.opts.kernel[0], self.opts.stride[0])
+    }
+}
+
+/// Average pooling to a fixed output size (PyTorch's `nn.AdaptiveAvgPool2d`).
+#[derive(Debug, Clone, Copy)]
+pub struct AdaptiveAvgPool2d {
+    /// Output height and width.
+    pub output: [usize; 2],
+}
+
+impl AdaptiveAvgPool2d {
+    /// Pool every plane to `output`.
+    pub fn new(output: [usize; 2]) -> Self {
+        AdaptiveAvgPool2d { output }
+    }
+}
+
+impl Module for AdaptiveAvgPool2d {
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        Ok(x.adaptive_avg_pool2d(self.output)?)
+    }
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+    fn describe(&self) -> String {
+        format!("AdaptiveAvgPool2d {:?}", self.output)
+    }
+}
+
+/// Reshapes `[N, C·H·W]` to `[N, C, H, W]` (PyTorch's `nn.Unflatten(1, (C, H, W))`).
+#[derive(Debug, Clone, Copy)]
+pub struct Unflatten {
+    /// The per-sample shape `[C, H, W]`.
+    pub shape: [usize; 3],
+}
+
+impl Module for Unflatten {
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        let [c, h, w] = self.shape;
+        Ok(x.reshape([x.size(0)?, c, h, w])?)
+    }
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+    fn describe(&self) -> String {
+        format!("Unflatten {:?}", self.shape)
+    }
+}
+
+/// The activation names [`activation`] knows.
+pub const ACTIVATIONS: [&str; 8] = [
+    "relu",
+    "tanh",
+    "sigmoid",
+    "gelu",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "identity",
+];
+
+/// An activation module by name (see [`ACTIVATIONS`]; case-insensitive).
+pub fn activation(name: &str) -> Result<Box<dyn Module>> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "relu" => Box::new(ReLU),
+        "tanh" => Box::new(Tanh),
+        "sigmoid" => Box::new(Sigmoid),
+        "gelu" => Box::new(GELU::default()),
+        "leaky_relu" | "leakyrelu" => Box::new(LeakyReLU::default()),
+        "elu" => Box::new(ELU::default()),
+        "softplus" => Box::new(Softplus::default()),
+        "identity" | "linear" | "none" => Box::new(Identity),
+        _ => {
+            return Err(Error::Config(format!(
+                "unknown activation {name:?}; known: {}",
+                ACTIVATIONS.join(", ")
+            )))
+        }
+    })
+}
+
+/// A square convolution `k×k` with the given stride and padding, PyTorch's default init.
+pub fn conv(
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    bias: bool,
+    g: &mut Generator,
+) -> Result<Conv2d> {
+    let opts = Conv2dOptions {
+        stride: [stride, stride],
+        padding: [padding, padding],
+        ..Default::default()
+    };
+    Conv2d::with_options(c_in, c_out, [k, k], opts, bias, g)
+}
+
+/// Batch norm over `c` channels with the given ε (PyTorch's default momentum).
+pub fn batch_norm(c: usize, eps: f64) -> BatchNorm2d {
+    BatchNorm2d::with_options(
+        c,
+        BatchNormOptions {
+            eps,
+            ..Default::default()
+        },
+    )
+}
+
+/// Output length of a convolution or pooling along one axis (PyTorch's formula), or `None`
+/// when the window does not fit.
+pub fn out_len(n: usize, k: usize, stride: usize, padding: usize, ceil: bool) -> Option<usize> {
+    let span = (n + 2 * padding).checked_sub(k)?;
+    let mut out = span / stride + 1;
+    // In ceil mode the last window must start inside the input or the left padding.
+    if ceil && span % stride != 0 && (out * stride) < n + padding {
+        out += 1;
+    }
+    Some(out)
+}
+
+/// `kaiming_normal_(mode="fan_out", nonlinearity="relu")` on a conv weight, zero bias
+/// (torchvision's ResNet and VGG convolutions).
+pub fn kaiming_conv(c: &Conv2d, g: &mut Generator) -> Result<()> {
+    init::kaiming_normal_(&c.weight.leaf(), 0.0, FanMode::FanOut, Nonlinearity::Relu, g)?;
+    if let Some(b) = &c.bias {
+        init::zeros_(&b.leaf())?;
+    }
+    Ok(())
+}
+
+/// Normal weights of standard deviation `std`, zero bias.
+pub fn normal_linear(l: &Linear, std: f64, g: &mut Generator) -> Result<()> {
+    init::normal_(&l.weight.leaf(), 0.0, std, g)?;
+    if let Some(b) = &l.bias {
+        init::zeros_(&b.leaf())?;
+    }
+    Ok(())
+}
+
+/// Check that `cfg`-style sizes are positive, naming the model.
+pub fn check_positive(model: &str, what: &str, v: usize) -> Result<()> {
+    if v == 0 {
+        return Err(Error::Config(format!("{model}: {what} must be positive")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_len_follows_pytorch() {
+        assert_eq!(out_len(227, 11, 4, 0, false), Some(55));
+        assert_eq!(out_len(55, 3, 2, 0, false), Some(27));
+        assert_eq!(out_len(112, 3, 2, 0, true), Some(56));
+        assert_eq!(out_len(56, 3, 2, 0, true), Some(28));
+        assert_eq!(out_len(14, 3, 2, 0, true), Some(7));
+        assert_eq!(out_len(7, 2, 2, 0, true), Some(4));
+        assert_eq!(out_len(2, 5, 1, 0, false), None);
+    }
+
+    #[test]
+    fn unknown_activation_lists_the_known_ones() {
+        let e = activation("swishy").err().unwrap().to_string();
+        assert!(e.contains("swishy") && e.contains("gelu"), "{e}");
+        let t = Tensor::from_vec(vec![-1.0f32, 2.0], &[2]).unwrap();
+        let y = activation("ReLU").unwrap().forward(&t, Mode::Eval).unwrap();
+        assert_eq!(y.to_vec::<f32>().unwrap(), vec![0.0, 2.0]);
+    }
+}
