@@ -1,0 +1,448 @@
+//! Batching: per-epoch seeded shuffles, `drop_last`, background workers and resumable positions.
+//!
+//! ```
+//! use nabla_data::{DataLoader, TensorDataset};
+//! use nabla_core::Tensor;
+//! let x = Tensor::from_vec((0..10).map(|v| v as f32).collect::<Vec<_>>(), &[10, 1])?;
+//! let loader = DataLoader::new(TensorDataset::new(&x, vec![0; 10])?, 4)?
+//!     .shuffle(true)
+//!     .seed(7)
+//!     .workers(2);
+//! let sizes: Vec<usize> = loader.epoch(0).map(|b| b.map(|b| b.labels.len())).collect::<Result<_, _>>()?;
+//! assert_eq!(sizes, vec![4, 4, 2]);
+//! # Ok::<(), nabla_data::DataError>(())
+//! ```
+//!
+//! Determinism: the order of epoch `e` comes from `(seed, e)` alone, and the augmentation
+//! randomness of sample `k` of batch `b` from `(seed, e, b, k)` alone. Workers only decide
+//! *when* a batch is built, never *what* it holds, so 0 or N workers give identical batches,
+//! and a run resumed from a saved [`LoaderPosition`] sees the batches it would have seen.
+
+use crate::transforms::{Image, Transform};
+use crate::{DataError, Dataset, Result, Target};
+use nabla_core::{Generator, Tensor};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Where a loader stands: the epoch, the next batch within it, and the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LoaderPosition {
+    /// The epoch (0-based).
+    pub epoch: u64,
+    /// The index of the next batch to produce within the epoch.
+    pub batch: usize,
+    /// The seed the shuffles and augmentations derive from.
+    pub seed: u64,
+}
+
+impl LoaderPosition {
+    /// As three integers, for checkpoints.
+    pub fn to_u64s(&self) -> [u64; 3] {
+        [self.epoch, self.batch as u64, self.seed]
+    }
+
+    /// From the three integers of [`to_u64s`](Self::to_u64s).
+    pub fn from_u64s(v: [u64; 3]) -> Result<Self> {
+        let batch = usize::try_from(v[1])
+            .map_err(|_| DataError::invalid("LoaderPosition", format!("batch {} does not fit usize", v[1])))?;
+        Ok(LoaderPosition {
+            epoch: v[0],
+            batch,
+            seed: v[2],
+        })
+    }
+}
+
+/// One batch: inputs stacked along a new first dim, with labels or regression targets.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// N × (sample shape): N×C×H×W for images, N×F for tables.
+    pub inputs: Tensor,
+    /// Class labels (empty for regression).
+    pub labels: Vec<usize>,
+    /// Regression targets, N×T (`None` for classification).
+    pub targets: Option<Tensor>,
+    /// The data-set indices of the samples, in batch order.
+    pub indices: Vec<usize>,
+}
+
+/// Turns a [`Dataset`] into a stream of [`Batch`]es (PyTorch's `DataLoader`).
+#[derive(Clone)]
+pub struct DataLoader {
+    dataset: Arc<dyn Dataset>,
+    transform: Option<Arc<dyn Transform>>,
+    batch_size: usize,
+    shuffle: bool,
+    drop_last: bool,
+    seed: u64,
+    workers: usize,
+    prefetch: usize,
+}
+
+/// SplitMix64's finaliser: a bijective mix, so distinct inputs give unrelated streams.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn derive(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x006E_6162_6C61_u64, |h, &p| mix(h ^ mix(p)))
+}
+
+const SHUFFLE_TAG: u64 = 1;
+const AUGMENT_TAG: u64 = 2;
+
+impl DataLoader {
+    /// A loader of `batch_size` samples, in order, no workers, seed 0.
+    pub fn new(dataset: impl Dataset + 'static, batch_size: usize) -> Result<Self> {
+        Self::from_arc(Arc::new(dataset), batch_size)
+    }
+
+    /// A loader over a shared data set.
+    pub fn from_arc(dataset: Arc<dyn Dataset>, batch_size: usize) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(DataError::invalid("DataLoader::new", "batch_size must be at least 1"));
+        }
+        Ok(DataLoader {
+            dataset,
+            transform: None,
+            batch_size,
+            shuffle: false,
+            drop_last: false,
+            seed: 0,
+            workers: 0,
+            prefetch: 2,
+        })
+    }
+
+    /// Reshuffle every epoch.
+    pub fn shuffle(mut self, on: bool) -> Self {
+        self.shuffle = on;
+        self
+    }
+
+    /// Leave out the last batch when it is smaller than `batch_size`.
+    pub fn drop_last(mut self, on: bool) -> Self {
+        self.drop_last = on;
+        self
+    }
+
+    /// The seed of the shuffles and augmentations.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Background threads building batches ahead (0: build on the caller's thread).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Batches each worker may hold ready (at least 1).
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = n.max(1);
+        self
+    }
+
+    /// A transform applied to every image sample (samples must be C×H×W).
+    pub fn transform(mut self, t: impl Transform + 'static) -> Self {
+        self.transform = Some(Arc::new(t));
+        self
+    }
+
+    /// The data set.
+    pub fn dataset(&self) -> &Arc<dyn Dataset> {
+        &self.dataset
+    }
+
+    /// Batches per epoch.
+    pub fn len(&self) -> usize {
+        let n = self.dataset.len();
+        if self.drop_last {
+            n / self.batch_size
+        } else {
+            n.div_ceil(self.batch_size)
+        }
+    }
+
+    /// Whether an epoch has no batches.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sample order of `epoch` under `seed`.
+    pub fn order(&self, epoch: u64, seed: u64) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
+        if self.shuffle {
+            Generator::new(derive(&[seed, epoch, SHUFFLE_TAG])).shuffle(&mut order);
+        }
+        order
+    }
+
+    /// The batches of `epoch` under the loader's seed.
+    pub fn epoch(&self, epoch: u64) -> Batches {
+        self.start(LoaderPosition {
+            epoch,
+            batch: 0,
+            seed: self.seed,
+        })
+    }
+
+    /// The remaining batches of a saved position's epoch (its seed is used).
+    pub fn resume(&self, pos: LoaderPosition) -> Result<Batches> {
+        if pos.batch > self.len() {
+            return Err(DataError::invalid(
+                "DataLoader::resume",
+                format!("batch {} is past the {} batches of an epoch", pos.batch, self.len()),
+            ));
+        }
+        Ok(self.start(pos))
+    }
+
+    /// The one batch at `pos`, built on this thread (random access).
+    pub fn batch_at(&self, pos: LoaderPosition) -> Result<Batch> {
+        if pos.batch >= self.len() {
+            return Err(DataError::Index {
+                op: "DataLoader::batch_at",
+                index: pos.batch,
+                len: self.len(),
+            });
+        }
+        self.plan(pos).build(pos.batch)?.into_batch()
+    }
+
+    fn plan(&self, pos: LoaderPosition) -> Arc<Plan> {
+        Arc::new(Plan {
+            dataset: self.dataset.clone(),
+            transform: self.transform.clone(),
+            order: self.order(pos.epoch, pos.seed),
+            batch_size: self.batch_size,
+            epoch: pos.epoch,
+            seed: pos.seed,
+        })
+    }
+
+    fn start(&self, pos: LoaderPosition) -> Batches {
+        let plan = self.plan(pos);
+        let end = self.len();
+        let mut receivers = Vec::new();
+        let mut handles = Vec::new();
+        let workers = self.workers.min(end.saturating_sub(pos.batch));
+        for w in 0..workers {
+            let (tx, rx) = sync_channel(self.prefetch);
+            let plan = plan.clone();
+            let first = pos.batch + w;
+            let handle = std::thread::Builder::new()
+                .name(format!("nabla-data-{w}"))
+                .spawn(move || {
+                    for b in (first..end).step_by(workers) {
+                        let r = plan.build(b);
+                        let failed = r.is_err();
+                        // A send fails once the iterator is dropped: stop quietly.
+                        if tx.send(r).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+            match handle {
+                Ok(h) => {
+                    receivers.push(rx);
+                    handles.push(h);
+                }
+                // Without threads, the remaining work is done on the caller's thread.
+                Err(_) => break,
+            }
+        }
+        Batches {
+            plan,
+            next: pos.batch,
+            first: pos.batch,
+            end,
+            receivers,
+            handles,
+            failed: false,
+        }
+    }
+}
+
+/// What every batch of one epoch is built from.
+struct Plan {
+    dataset: Arc<dyn Dataset>,
+    transform: Option<Arc<dyn Transform>>,
+    order: Vec<usize>,
+    batch_size: usize,
+    epoch: u64,
+    seed: u64,
+}
+
+/// A batch before its tensors are made (built on worker threads).
+struct RawBatch {
+    data: Vec<f32>,
+    shape: Vec<usize>,
+    labels: Vec<usize>,
+    values: Option<(Vec<f32>, usize)>,
+    indices: Vec<usize>,
+}
+
+impl Plan {
+    fn build(&self, b: usize) -> Result<RawBatch> {
+        let lo = b * self.batch_size;
+        let hi = (lo + self.batch_size).min(self.order.len());
+        let indices = self.order[lo..hi].to_vec();
+        let mut data = Vec::new();
+        let mut shape: Option<Vec<usize>> = None;
+        let mut labels = Vec::new();
+        let mut values: Vec<f32> = Vec::new();
+        let mut width = None;
+        for (k, &i) in indices.iter().enumerate() {
+            let s = self.dataset.get(i)?;
+            let (x, sh) = match &self.transform {
+                Some(t) => {
+                    let chw: [usize; 3] = s.shape.as_slice().try_into().map_err(|_| {
+                        DataError::invalid(
+                            "DataLoader",
+                            format!("a transform needs C×H×W samples; sample {i} has shape {:?}", s.shape),
+                        )
+                    })?;
+                    let mut rng = Generator::new(derive(&[self.seed, self.epoch, AUGMENT_TAG, b as u64, k as u64]));
+                    let img = t.apply(Image::new(s.data, chw)?, &mut rng)?;
+                    let sh = img.shape().to_vec();
+                    (img.data, sh)
+                }
+                None => (s.data, s.shape),
+            };
+            match &shape {
+                None => {
+                    data.reserve_exact(x.len() * indices.len());
+                    shape = Some(sh);
+                }
+                Some(first) if *first != sh => {
+                    return Err(DataError::invalid(
+                        "DataLoader",
+                        format!("sample {i} has shape {sh:?} but the batch's first has {first:?}"),
+                    ))
+                }
+                Some(_) => {}
+            }
+            data.extend_from_slice(&x);
+            match s.target {
+                Target::Class(c) if width.is_none() => labels.push(c),
+                Target::Values(v) if labels.is_empty() && width.is_none_or(|w| w == v.len()) => {
+                    width = Some(v.len());
+                    values.extend_from_slice(&v);
+                }
+                _ => {
+                    return Err(DataError::invalid(
+                        "DataLoader",
+                        format!("sample {i}: targets of a batch must all be classes or all values of one width"),
+                    ))
+                }
+            }
+        }
+        let mut full = vec![indices.len()];
+        full.extend(shape.unwrap_or_default());
+        Ok(RawBatch {
+            data,
+            shape: full,
+            labels,
+            values: width.map(|w| (values, w)),
+            indices,
+        })
+    }
+}
+
+impl RawBatch {
+    fn into_batch(self) -> Result<Batch> {
+        let n = self.indices.len();
+        let targets = match self.values {
+            Some((v, w)) => Some(Tensor::from_vec(v, &[n, w])?),
+            None => None,
+        };
+        Ok(Batch {
+            inputs: Tensor::from_vec(self.data, &self.shape)?,
+            labels: self.labels,
+            targets,
+            indices: self.indices,
+        })
+    }
+}
+
+/// The batches of one epoch, in order; see [`DataLoader::epoch`].
+pub struct Batches {
+    plan: Arc<Plan>,
+    next: usize,
+    first: usize,
+    end: usize,
+    receivers: Vec<Receiver<Result<RawBatch>>>,
+    handles: Vec<JoinHandle<()>>,
+    failed: bool,
+}
+
+impl Batches {
+    /// The position of the next batch; after the last, the start of the next epoch.
+    pub fn position(&self) -> LoaderPosition {
+        if self.next >= self.end && !self.failed {
+            LoaderPosition {
+                epoch: self.plan.epoch + 1,
+                batch: 0,
+                seed: self.plan.seed,
+            }
+        } else {
+            LoaderPosition {
+                epoch: self.plan.epoch,
+                batch: self.next,
+                seed: self.plan.seed,
+            }
+        }
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.next >= self.end {
+            return None;
+        }
+        let b = self.next;
+        let raw = if self.receivers.is_empty() {
+            self.plan.build(b)
+        } else {
+            let rx = &self.receivers[(b - self.first) % self.receivers.len()];
+            // A worker that died without sending (a panic in user code) ends the epoch with an error.
+            rx.recv().unwrap_or_else(|_| {
+                Err(DataError::invalid(
+                    "DataLoader",
+                    format!("worker for batch {b} stopped"),
+                ))
+            })
+        };
+        let out = raw.and_then(RawBatch::into_batch);
+        if out.is_err() {
+            self.failed = true;
+        } else {
+            self.next += 1;
+        }
+        Some(out)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = if self.failed { 0 } else { self.end - self.next };
+        (left, Some(left))
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        // Closing the channels makes every worker's next send fail, so each stops after at
+        // most the batch it is building.
+        self.receivers.clear();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
