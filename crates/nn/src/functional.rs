@@ -93,18 +93,14 @@ pub fn batch_norm(
             let bessel = per_channel as f64 / (per_channel - 1) as f64;
             let batch_mean = mean.detach().reshape([c])?;
             let batch_var = var.detach().reshape([c])?.mul_scalar(bessel)?;
-            let new_mean = r
-                .mean
-                .mul_scalar(1.0 - m)?
-                .add(&batch_mean.mul_scalar(m)?)?;
+            let new_mean = r.mean.mul_scalar(1.0 - m)?.add(&batch_mean.mul_scalar(m)?)?;
             let new_var = r.var.mul_scalar(1.0 - m)?.add(&batch_var.mul_scalar(m)?)?;
             r.mean.assign(&new_mean)?;
             r.var.assign(&new_var)?;
         }
         (mean, var)
     } else {
-        let r =
-            running.ok_or_else(|| invalid("batch_norm", "evaluation needs running statistics"))?;
+        let r = running.ok_or_else(|| invalid("batch_norm", "evaluation needs running statistics"))?;
         (r.mean.reshape(&stat_shape)?, r.var.reshape(&stat_shape)?)
     };
     let mut y = x.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
@@ -120,20 +116,11 @@ pub fn batch_norm(
 /// Local response normalization across channels (AlexNet), PyTorch's formula:
 /// `x_c / (k + alpha/size · Σ x_{c'}²)^beta`, the sum over channels
 /// `c − size/2 ..= c + (size−1)/2`, zero beyond the edges. `x` is `[N, C, ...]`.
-pub fn local_response_norm(
-    x: &Tensor,
-    size: usize,
-    alpha: f64,
-    beta: f64,
-    k: f64,
-) -> Result<Tensor> {
+pub fn local_response_norm(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Result<Tensor> {
     if x.rank() < 3 {
         return Err(invalid(
             "local_response_norm",
-            format!(
-                "expects an input of 3 or more dims, got shape {:?}",
-                x.shape()
-            ),
+            format!("expects an input of 3 or more dims, got shape {:?}", x.shape()),
         ));
     }
     if size == 0 {
@@ -144,19 +131,13 @@ pub fn local_response_norm(
     // channel c' lies in channel c's window. It keeps the op a composition of core ops.
     let (before, after) = ((size / 2) as isize, ((size - 1) / 2) as isize);
     let band: Vec<f64> = (0..c as isize)
-        .flat_map(|src| {
-            (0..c as isize)
-                .map(move |dst| f64::from(u8::from(src >= dst - before && src <= dst + after)))
-        })
+        .flat_map(|src| (0..c as isize).map(move |dst| f64::from(u8::from(src >= dst - before && src <= dst + after))))
         .collect();
     let band = Tensor::from_vec(band, &[c, c])?.to_dtype(x.dtype())?;
     let last = x.rank() as isize - 1;
     let sq = x.square()?.transpose(1, last)?;
     let window = sq.matmul(&band)?.transpose(1, last)?;
-    let div = window
-        .mul_scalar(alpha / size as f64)?
-        .add_scalar(k)?
-        .powf(beta)?;
+    let div = window.mul_scalar(alpha / size as f64)?.add_scalar(k)?.powf(beta)?;
     Ok(x.div(&div)?)
 }
 
@@ -164,9 +145,7 @@ pub fn local_response_norm(
 /// by 1/(1 − p); otherwise the identity.
 pub fn dropout(x: &Tensor, p: f64, training: bool, g: &mut Generator) -> Result<Tensor> {
     if !(0.0..=1.0).contains(&p) {
-        return Err(Error::Config(format!(
-            "dropout probability {p} is outside [0, 1]"
-        )));
+        return Err(Error::Config(format!("dropout probability {p} is outside [0, 1]")));
     }
     if !training || p == 0.0 {
         return Ok(x.clone());
@@ -192,9 +171,7 @@ mod tests {
         let mut g = Generator::new(2);
         let x = Tensor::randn(&[2, 6, 3], DType::F64, &mut g);
         let (size, alpha, beta, k) = (3usize, 0.3, 0.75, 1.5);
-        let y = local_response_norm(&x, size, alpha, beta, k)
-            .unwrap()
-            .to_vec_f64();
+        let y = local_response_norm(&x, size, alpha, beta, k).unwrap().to_vec_f64();
         let v = x.to_vec_f64();
         for n in 0..2 {
             for c in 0..6usize {
@@ -212,20 +189,14 @@ mod tests {
     #[test]
     fn dropout_keeps_the_mean_and_is_seeded() {
         let x = Tensor::ones(&[10_000], DType::F64);
-        let a = dropout(&x, 0.3, true, &mut Generator::new(1))
-            .unwrap()
-            .to_vec_f64();
-        let b = dropout(&x, 0.3, true, &mut Generator::new(1))
-            .unwrap()
-            .to_vec_f64();
+        let a = dropout(&x, 0.3, true, &mut Generator::new(1)).unwrap().to_vec_f64();
+        let b = dropout(&x, 0.3, true, &mut Generator::new(1)).unwrap().to_vec_f64();
         assert_eq!(a, b);
         let zeros = a.iter().filter(|&&v| v == 0.0).count() as f64 / 1e4;
         assert!((zeros - 0.3).abs() < 0.02, "{zeros}");
         assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-12));
         assert_eq!(
-            dropout(&x, 0.3, false, &mut Generator::new(1))
-                .unwrap()
-                .to_vec_f64(),
+            dropout(&x, 0.3, false, &mut Generator::new(1)).unwrap().to_vec_f64(),
             x.to_vec_f64()
         );
         assert!(dropout(&x, 1.5, true, &mut Generator::new(1)).is_err());

@@ -83,9 +83,7 @@ pub(crate) fn inv_sqrt(fan: usize) -> f64 {
 /// Fill `t` with samples from U(low, high).
 pub fn uniform_(t: &Tensor, low: f64, high: f64, g: &mut Generator) -> Result<()> {
     if low.partial_cmp(&high).is_none_or(|o| o.is_gt()) {
-        return Err(Error::Config(format!(
-            "init::uniform_: low {low} > high {high}"
-        )));
+        return Err(Error::Config(format!("init::uniform_: low {low} > high {high}")));
     }
     Ok(t.assign(&Tensor::uniform(t.shape(), low, high, t.dtype(), g))?)
 }
@@ -93,9 +91,7 @@ pub fn uniform_(t: &Tensor, low: f64, high: f64, g: &mut Generator) -> Result<()
 /// Fill `t` with samples from N(mean, std²).
 pub fn normal_(t: &Tensor, mean: f64, std: f64, g: &mut Generator) -> Result<()> {
     if std.is_nan() || std < 0.0 {
-        return Err(Error::Config(format!(
-            "init::normal_: std {std} is negative"
-        )));
+        return Err(Error::Config(format!("init::normal_: std {std} is negative")));
     }
     Ok(t.assign(&Tensor::normal(t.shape(), mean, std, t.dtype(), g))?)
 }
@@ -129,13 +125,7 @@ pub fn kaiming_uniform_(
 }
 
 /// He et al. normal: N(0, std²) with std = gain / √fan.
-pub fn kaiming_normal_(
-    t: &Tensor,
-    a: f64,
-    mode: FanMode,
-    nonlinearity: Nonlinearity,
-    g: &mut Generator,
-) -> Result<()> {
+pub fn kaiming_normal_(t: &Tensor, a: f64, mode: FanMode, nonlinearity: Nonlinearity, g: &mut Generator) -> Result<()> {
     let std = calculate_gain(nonlinearity, a) * inv_sqrt(fan(t.shape(), mode)?);
     normal_(t, 0.0, std, g)
 }
@@ -163,18 +153,8 @@ pub(crate) fn default_uniform(shape: &[usize], fan_in: usize, g: &mut Generator)
 
 /// PyTorch's default for Linear and Conv layers: the weight gets kaiming_uniform with
 /// a = √5, i.e. U(−1/√fan_in, 1/√fan_in), and the bias U(−1/√fan_in, 1/√fan_in).
-pub fn default_weight_and_bias_(
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    g: &mut Generator,
-) -> Result<()> {
-    kaiming_uniform_(
-        weight,
-        5f64.sqrt(),
-        FanMode::FanIn,
-        Nonlinearity::LeakyRelu,
-        g,
-    )?;
+pub fn default_weight_and_bias_(weight: &Tensor, bias: Option<&Tensor>, g: &mut Generator) -> Result<()> {
+    kaiming_uniform_(weight, 5f64.sqrt(), FanMode::FanIn, Nonlinearity::LeakyRelu, g)?;
     if let Some(b) = bias {
         let bound = inv_sqrt(calculate_fan_in_and_fan_out(weight.shape())?.0);
         uniform_(b, -bound, bound, g)?;
@@ -199,15 +179,9 @@ mod tests {
     #[test]
     fn fans_follow_pytorch() {
         assert_eq!(calculate_fan_in_and_fan_out(&[8, 6]).unwrap(), (6, 8));
-        assert_eq!(
-            calculate_fan_in_and_fan_out(&[64, 3, 7, 7]).unwrap(),
-            (147, 64 * 49)
-        );
+        assert_eq!(calculate_fan_in_and_fan_out(&[64, 3, 7, 7]).unwrap(), (147, 64 * 49));
         assert!(calculate_fan_in_and_fan_out(&[5]).is_err());
-        assert!(
-            (calculate_gain(Nonlinearity::LeakyRelu, 5f64.sqrt()) - (1.0f64 / 3.0).sqrt()).abs()
-                < 1e-15
-        );
+        assert!((calculate_gain(Nonlinearity::LeakyRelu, 5f64.sqrt()) - (1.0f64 / 3.0).sqrt()).abs() < 1e-15);
     }
 
     #[test]
@@ -219,10 +193,7 @@ mod tests {
         let (mean, var, max) = moments(&w);
         // U(−0.1, 0.1): variance 0.01/3, every value inside the bound.
         assert!(max <= 0.1 && max > 0.099, "{max}");
-        assert!(
-            mean.abs() < 2e-3 && (var - 0.01 / 3.0).abs() < 2e-4,
-            "{mean} {var}"
-        );
+        assert!(mean.abs() < 2e-3 && (var - 0.01 / 3.0).abs() < 2e-4, "{mean} {var}");
         assert!(moments(&b).2 <= 0.1);
     }
 

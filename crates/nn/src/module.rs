@@ -196,10 +196,21 @@ pub trait Module: Send + Sync {
     /// [`Module::forward`] as the child `name` of a larger module: errors gain the path
     /// (`features.3 (Conv2d 64→128): ...`).
     fn forward_named(&self, name: &str, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.forward(x, mode).map_err(|e| match &e {
-            Error::Tensor { context, .. } if context.is_empty() => {
-                e.context(format!("{name} ({})", self.describe()))
-            }
+        if crate::summary::is_recording() {
+            let mut own = 0;
+            self.visit("", &mut |n, p| {
+                if !p.is_buffer() && !n.contains('.') {
+                    own += p.leaf().numel();
+                }
+            });
+            crate::summary::enter(name, self.describe(), own);
+        }
+        let out = self.forward(x, mode);
+        if crate::summary::is_recording() {
+            crate::summary::exit(out.as_ref().ok().map(|y| y.shape()));
+        }
+        out.map_err(|e| match &e {
+            Error::Tensor { context, .. } if context.is_empty() => e.context(format!("{name} ({})", self.describe())),
             _ => e.context(name),
         })
     }
@@ -218,10 +229,7 @@ pub trait Module: Send + Sync {
 
     /// Every parameter (frozen ones too), in [`Module::named_parameters`] order.
     fn parameters(&self) -> Vec<Tensor> {
-        self.named_parameters()
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect()
+        self.named_parameters().into_iter().map(|(_, t)| t).collect()
     }
 
     /// The parameters that are not frozen: what to hand an optimizer.
@@ -277,20 +285,14 @@ pub trait Module: Send + Sync {
 
     /// Copy `tensors` into the model by name (see [`crate::state_dict::load_into`]).
     /// Everything is checked before anything changes.
-    fn load_state_dict(
-        &self,
-        tensors: &[(String, Tensor)],
-        strict: bool,
-    ) -> Result<crate::state_dict::LoadReport> {
+    fn load_state_dict(&self, tensors: &[(String, Tensor)], strict: bool) -> Result<crate::state_dict::LoadReport> {
         crate::state_dict::load_into(self.state_entries(), tensors, strict)
     }
 
     /// Every entry of the state dict with its kind (for loaders).
     fn state_entries(&self) -> Vec<(String, Tensor, ParamKind)> {
         let mut out = Vec::new();
-        self.visit("", &mut |n, p| {
-            out.push((n.to_string(), p.leaf(), p.kind()))
-        });
+        self.visit("", &mut |n, p| out.push((n.to_string(), p.leaf(), p.kind())));
         out
     }
 
@@ -356,11 +358,7 @@ pub(crate) fn expect_rank(layer: &'static str, x: &Tensor, ranks: &[usize]) -> R
     let want: Vec<String> = ranks.iter().map(|r| format!("{r}-d")).collect();
     Err(nabla_core::Error::invalid(
         layer,
-        format!(
-            "expects a {} input, got shape {:?}",
-            want.join(" or "),
-            x.shape()
-        ),
+        format!("expects a {} input, got shape {:?}", want.join(" or "), x.shape()),
     )
     .into())
 }
@@ -386,10 +384,7 @@ mod tests {
         assert!(p.tensor().requires_grad() && p.trainable());
         p.set_trainable(false);
         assert!(!p.tensor().requires_grad() && !p.trainable());
-        assert!(
-            p.leaf().requires_grad(),
-            "the stored leaf keeps its identity"
-        );
+        assert!(p.leaf().requires_grad(), "the stored leaf keeps its identity");
         assert!(p.tensor().shares_storage(&p.leaf()));
         let b = Param::buffer(Tensor::ones(&[2], DType::F32));
         b.set_trainable(true);

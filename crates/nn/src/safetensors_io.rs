@@ -82,17 +82,11 @@ fn to_raw(t: &Tensor) -> Result<Raw> {
     let (dtype, data) = match t.dtype() {
         DType::F32 => (
             Dtype::F32,
-            t.to_vec::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
+            t.to_vec::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ),
         DType::F64 => (
             Dtype::F64,
-            t.to_vec::<f64>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
+            t.to_vec::<f64>()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ),
     };
     Ok(Raw {
@@ -114,29 +108,18 @@ pub fn save_tensors(
     let mut raws = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         if name == "__metadata__" {
-            return Err(state_err(
-                path,
-                "\"__metadata__\" is reserved and cannot name a tensor",
-            ));
+            return Err(state_err(path, "\"__metadata__\" is reserved and cannot name a tensor"));
         }
         if !seen.insert(name.as_str()) {
-            return Err(state_err(
-                path,
-                format!("tensor name {name:?} appears twice"),
-            ));
+            return Err(state_err(path, format!("tensor name {name:?} appears twice")));
         }
         raws.push((name.as_str(), to_raw(t)?));
     }
-    let info: Option<HashMap<String, String>> = (!metadata.is_empty()).then(|| {
-        metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    });
+    let info: Option<HashMap<String, String>> =
+        (!metadata.is_empty()).then(|| metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
     let views = raws.iter().map(|(n, r)| (*n, r));
     write_atomic(path, |tmp| {
-        safetensors::serialize_to_file(views, &info, tmp)
-            .map_err(|e| state_err(path, format!("cannot serialize: {e}")))
+        safetensors::serialize_to_file(views, &info, tmp).map_err(|e| state_err(path, format!("cannot serialize: {e}")))
     })
 }
 
@@ -144,9 +127,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Write a file through `write(tmp)`, then sync, rename over `path` and sync the directory.
 fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| state_err(path, "not a file path"))?;
+    let name = path.file_name().ok_or_else(|| state_err(path, "not a file path"))?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -215,8 +196,7 @@ pub(crate) fn parse(bytes: &[u8]) -> std::result::Result<(NamedTensors, Metadata
     let (entries, metadata, data) = parse_header(bytes)?;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        let t =
-            decode(&e, &data[e.begin..e.end]).map_err(|m| format!("tensor {:?}: {m}", e.name))?;
+        let t = decode(&e, &data[e.begin..e.end]).map_err(|m| format!("tensor {:?}: {m}", e.name))?;
         out.push((e.name, t));
     }
     Ok((out, metadata))
@@ -235,9 +215,7 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<Header<'_>, String> {
     le.copy_from_slice(len_bytes);
     let n = u64::from_le_bytes(le);
     if n > MAX_HEADER_BYTES {
-        return Err(format!(
-            "header length {n} is over the {MAX_HEADER_BYTES}-byte limit"
-        ));
+        return Err(format!("header length {n} is over the {MAX_HEADER_BYTES}-byte limit"));
     }
     let rest = (bytes.len() - 8) as u64;
     if n > rest {
@@ -246,8 +224,7 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<Header<'_>, String> {
         ));
     }
     let n = n as usize;
-    let text =
-        std::str::from_utf8(&bytes[8..8 + n]).map_err(|e| format!("header is not UTF-8: {e}"))?;
+    let text = std::str::from_utf8(&bytes[8..8 + n]).map_err(|e| format!("header is not UTF-8: {e}"))?;
     let data = &bytes[8 + n..];
     let root: Value = serde_json::from_str(text).map_err(|e| format!("header is not JSON: {e}"))?;
     let Value::Object(map) = root else {
@@ -315,10 +292,7 @@ fn entry(name: &str, v: &Value) -> std::result::Result<Entry, String> {
     let Value::Object(o) = v else {
         return Err("entry is not a JSON object".into());
     };
-    let dtype_name = o
-        .get("dtype")
-        .and_then(Value::as_str)
-        .ok_or("no string \"dtype\"")?;
+    let dtype_name = o.get("dtype").and_then(Value::as_str).ok_or("no string \"dtype\"")?;
     let dtype: Dtype = serde_json::from_value(Value::String(dtype_name.to_string()))
         .map_err(|_| format!("unknown dtype {dtype_name:?}"))?;
     let as_index = |x: &Value| x.as_u64().and_then(|u| usize::try_from(u).ok());
@@ -340,9 +314,7 @@ fn entry(name: &str, v: &Value) -> std::result::Result<Entry, String> {
         return Err(format!("data_offsets [{b}, {e}] are not byte positions"));
     };
     if end < begin {
-        return Err(format!(
-            "data_offsets [{begin}, {end}] end before they begin"
-        ));
+        return Err(format!("data_offsets [{begin}, {end}] end before they begin"));
     }
     let numel = shape
         .iter()
@@ -435,11 +407,7 @@ fn decode(e: &Entry, raw: &[u8]) -> std::result::Result<Tensor, String> {
     let values = match e.dtype {
         Dtype::F32 => Buffer::F32(words::<4>(raw).map(f32::from_le_bytes).collect()),
         Dtype::F64 => Buffer::F64(words::<8>(raw).map(f64::from_le_bytes).collect()),
-        Dtype::F16 => Buffer::F32(
-            words::<2>(raw)
-                .map(|w| f16_to_f32(u16::from_le_bytes(w)))
-                .collect(),
-        ),
+        Dtype::F16 => Buffer::F32(words::<2>(raw).map(|w| f16_to_f32(u16::from_le_bytes(w))).collect()),
         Dtype::BF16 => Buffer::F32(
             words::<2>(raw)
                 .map(|w| f32::from_bits(u32::from(u16::from_le_bytes(w)) << 16))
@@ -448,26 +416,10 @@ fn decode(e: &Entry, raw: &[u8]) -> std::result::Result<Tensor, String> {
         Dtype::BOOL => Buffer::F64(raw.iter().map(|&b| bool_value(b)).collect::<Ints>()?),
         Dtype::U8 => Buffer::F64(raw.iter().map(|&b| f64::from(b)).collect()),
         Dtype::I8 => Buffer::F64(raw.iter().map(|&b| f64::from(b as i8)).collect()),
-        Dtype::I16 => Buffer::F64(
-            words(raw)
-                .map(|w| f64::from(i16::from_le_bytes(w)))
-                .collect(),
-        ),
-        Dtype::U16 => Buffer::F64(
-            words(raw)
-                .map(|w| f64::from(u16::from_le_bytes(w)))
-                .collect(),
-        ),
-        Dtype::I32 => Buffer::F64(
-            words(raw)
-                .map(|w| f64::from(i32::from_le_bytes(w)))
-                .collect(),
-        ),
-        Dtype::U32 => Buffer::F64(
-            words(raw)
-                .map(|w| f64::from(u32::from_le_bytes(w)))
-                .collect(),
-        ),
+        Dtype::I16 => Buffer::F64(words(raw).map(|w| f64::from(i16::from_le_bytes(w))).collect()),
+        Dtype::U16 => Buffer::F64(words(raw).map(|w| f64::from(u16::from_le_bytes(w))).collect()),
+        Dtype::I32 => Buffer::F64(words(raw).map(|w| f64::from(i32::from_le_bytes(w))).collect()),
+        Dtype::U32 => Buffer::F64(words(raw).map(|w| f64::from(u32::from_le_bytes(w))).collect()),
         Dtype::I64 => Buffer::F64(
             words(raw)
                 .map(|w| exact(i64::from_le_bytes(w).into()))

@@ -93,23 +93,14 @@ pub fn load_into(
         .collect();
     if strict {
         if !report.missing.is_empty() {
-            problems.push(format!(
-                "missing from the source: {}",
-                report.missing.join(", ")
-            ));
+            problems.push(format!("missing from the source: {}", report.missing.join(", ")));
         }
         if !report.unexpected.is_empty() {
-            problems.push(format!(
-                "not in the model: {}",
-                report.unexpected.join(", ")
-            ));
+            problems.push(format!("not in the model: {}", report.unexpected.join(", ")));
         }
     }
     if !problems.is_empty() {
-        return Err(Error::State(format!(
-            "load_state_dict: {}",
-            problems.join("; ")
-        )));
+        return Err(Error::State(format!("load_state_dict: {}", problems.join("; "))));
     }
     for (dst, value) in writes {
         // Shapes and dtypes were checked above, so this cannot fail halfway.
@@ -136,10 +127,8 @@ pub fn save_with_metadata(
 pub fn load(module: &dyn Module, path: impl AsRef<Path>, strict: bool) -> Result<LoadReport> {
     let path = path.as_ref();
     let (tensors, _) = load_tensors(path)?;
-    module
-        .load_state_dict(&tensors, strict)
-        .map_err(|e| match e {
-            Error::State(m) => Error::State(format!("{}: {m}", path.display())),
-            other => other,
-        })
+    module.load_state_dict(&tensors, strict).map_err(|e| match e {
+        Error::State(m) => Error::State(format!("{}: {m}", path.display())),
+        other => other,
+    })
 }

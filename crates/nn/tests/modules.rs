@@ -1,8 +1,9 @@
 //! End-to-end behaviour of the module system: names, composition, error paths, freezing,
-//! training, and gradient checks of every layer. State dicts on disk: tests/state_dict.rs.
+//! training, and gradient checks of the dense layers. Convolution, pooling and upsampling
+//! layers: tests/conv_layers.rs; state dicts on disk: tests/state_dict.rs.
 
 use nabla_core::gradcheck::gradcheck;
-use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, DType, Generator, Tensor};
+use nabla_core::{DType, Generator, Tensor};
 use nabla_nn::module::join;
 use nabla_nn::*;
 
@@ -98,14 +99,9 @@ fn dotted_names_follow_pytorch() {
     );
     assert_eq!(names(&net.named_buffers()).len(), 3);
     assert_eq!(net.named_parameters().len(), 9);
-    assert_eq!(
-        net.num_parameters(),
-        3 * 8 + 8 + 64 + 8 + 8 + 64 + 8 + 8 * 2 + 2
-    );
+    assert_eq!(net.num_parameters(), 3 * 8 + 8 + 64 + 8 + 8 + 64 + 8 + 8 * 2 + 2);
     // The state dict shares storage with the model.
-    assert!(sd[0]
-        .1
-        .shares_storage(&net.features.get(0).unwrap().parameters()[0]));
+    assert!(sd[0].1.shares_storage(&net.features.get(0).unwrap().parameters()[0]));
 }
 
 #[test]
@@ -115,25 +111,18 @@ fn errors_carry_the_module_path() {
         .forward_named("net", &Tensor::ones(&[4, 5], DType::F32), Mode::Eval)
         .unwrap_err()
         .to_string();
-    assert!(
-        err.starts_with("net.features.0 (Linear 3→8): Linear:"),
-        "{err}"
-    );
+    assert!(err.starts_with("net.features.0 (Linear 3→8): Linear:"), "{err}");
     assert!(err.contains("[4, 5]"), "{err}");
     // A failing op of a composite module (not of a child) is attributed to the composite.
     let seq = Sequential::new().push(Flatten::new(3, 5));
     let err = seq.forward_named("flat", &Tensor::ones(&[2, 3], DType::F32), Mode::Eval);
-    assert!(err
-        .unwrap_err()
-        .to_string()
-        .starts_with("flat.0 (Flatten): "));
+    assert!(err.unwrap_err().to_string().starts_with("flat.0 (Flatten): "));
 }
 
 fn sgd_step(params: &[Tensor], grads: &nabla_core::Gradients, lr: f64) {
     for p in params {
         if let Some(g) = grads.get(p) {
-            p.assign(&p.sub(&g.mul_scalar(lr).unwrap()).unwrap())
-                .unwrap();
+            p.assign(&p.sub(&g.mul_scalar(lr).unwrap()).unwrap()).unwrap();
         }
     }
 }
@@ -208,10 +197,7 @@ fn mlp_learns_xor() {
         let grads = loss.backward().unwrap();
         sgd_step(&params, &grads, 0.2);
     }
-    assert!(
-        last < 0.01 && first.unwrap() > 0.1,
-        "loss {first:?} → {last}"
-    );
+    assert!(last < 0.01 && first.unwrap() > 0.1, "loss {first:?} → {last}");
     let pred = mlp.forward(&x, Mode::Eval).unwrap().to_vec_f64();
     let labels: Vec<bool> = pred.iter().map(|&p| p > 0.5).collect();
     assert_eq!(labels, [false, true, true, false], "{pred:?}");
@@ -230,19 +216,12 @@ fn batch_norm_train_then_eval() {
     let sd = bn.state_dict();
     // running = 0.9·init + 0.1·batch, with the unbiased variance (4 and 100).
     let (rm, rv) = (sd[2].1.to_vec_f64(), sd[3].1.to_vec_f64());
-    assert!(
-        (rm[0] - 0.3).abs() < 1e-6 && (rm[1] - 2.0).abs() < 1e-6,
-        "{rm:?}"
-    );
+    assert!((rm[0] - 0.3).abs() < 1e-6 && (rm[1] - 2.0).abs() < 1e-6, "{rm:?}");
     assert!((rv[0] - (0.9 + 0.4)).abs() < 1e-6 && (rv[1] - (0.9 + 10.0)).abs() < 1e-5);
     assert_eq!(sd[4].1.item().unwrap(), 1.0);
     let e = bn.forward(&x, Mode::Eval).unwrap().to_vec_f64();
     assert!((e[0] - (1.0 - 0.3) / (1.3f64 + 1e-5).sqrt()).abs() < 1e-5);
-    assert_eq!(
-        sd[4].1.item().unwrap(),
-        1.0,
-        "evaluation does not count batches"
-    );
+    assert_eq!(sd[4].1.item().unwrap(), 1.0, "evaluation does not count batches");
     // Cumulative averaging (momentum None) after two batches is the plain mean of both.
     let cum = BatchNorm1d::with_options(
         2,
@@ -252,27 +231,12 @@ fn batch_norm_train_then_eval() {
         },
     );
     cum.forward(&x, Mode::Train).unwrap();
-    cum.forward(&x.mul_scalar(3.0).unwrap(), Mode::Train)
-        .unwrap();
-    assert_eq!(
-        cum.named_buffers()[0].1.to_vec::<f32>().unwrap(),
-        vec![6.0, 40.0]
-    );
-    let err = bn
-        .forward(&Tensor::ones(&[1, 2], DType::F32), Mode::Train)
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("more than 1 value per channel"),
-        "{err}"
-    );
-    assert!(bn
-        .forward(&Tensor::ones(&[4, 3], DType::F32), Mode::Train)
-        .is_err());
-    assert_eq!(
-        sd[4].1.item().unwrap(),
-        1.0,
-        "rejected batches are not counted"
-    );
+    cum.forward(&x.mul_scalar(3.0).unwrap(), Mode::Train).unwrap();
+    assert_eq!(cum.named_buffers()[0].1.to_vec::<f32>().unwrap(), vec![6.0, 40.0]);
+    let err = bn.forward(&Tensor::ones(&[1, 2], DType::F32), Mode::Train).unwrap_err();
+    assert!(err.to_string().contains("more than 1 value per channel"), "{err}");
+    assert!(bn.forward(&Tensor::ones(&[4, 3], DType::F32), Mode::Train).is_err());
+    assert_eq!(sd[4].1.item().unwrap(), 1.0, "rejected batches are not counted");
     assert!(BatchNorm2d::new(2).forward(&x, Mode::Train).is_err());
 }
 
@@ -288,10 +252,7 @@ fn dropout_is_seeded_and_off_in_eval() {
     assert_ne!(next, ya, "each call draws a fresh mask");
     a.set_rng_state(state);
     assert_eq!(a.forward(&x, Mode::Train).unwrap().to_vec_f64(), next);
-    assert_eq!(
-        a.forward(&x, Mode::Eval).unwrap().to_vec_f64(),
-        x.to_vec_f64()
-    );
+    assert_eq!(a.forward(&x, Mode::Eval).unwrap().to_vec_f64(), x.to_vec_f64());
     let bad = Dropout::new(1.5, &mut Generator::new(0));
     assert!(bad.forward(&x, Mode::Train).is_err());
 }
@@ -345,12 +306,7 @@ fn gradcheck_every_layer() {
     let mut r = |s: &[usize]| Tensor::randn(s, DType::F64, &mut g);
     let (x, w, b) = (r(&[3, 4]), r(&[2, 4]), r(&[2]));
     gradcheck(
-        |t| {
-            core(
-                Linear::from_parts(t[1].clone(), Some(t[2].clone()))
-                    .and_then(|l| l.forward(&t[0], Mode::Train)),
-            )
-        },
+        |t| core(Linear::from_parts(t[1].clone(), Some(t[2].clone())).and_then(|l| l.forward(&t[0], Mode::Train))),
         &[x.clone(), w, b],
     )
     .unwrap();
@@ -409,279 +365,10 @@ fn gradcheck_every_layer() {
     // Keep clear of the kinks (0 for the ReLUs, βx = threshold for Softplus).
     let xa = Tensor::from_vec(vec![-2.1f64, -0.7, -0.3, 0.4, 0.9, 1.6, 2.5, 3.0], &[2, 4]).unwrap();
     for m in &acts {
-        gradcheck(
-            |t| core(m.forward(&t[0], Mode::Train)),
-            std::slice::from_ref(&xa),
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", m.describe()));
+        gradcheck(|t| core(m.forward(&t[0], Mode::Train)), std::slice::from_ref(&xa))
+            .unwrap_or_else(|e| panic!("{}: {e}", m.describe()));
     }
     let block = Block::new(3, &mut Generator::new(2));
     block.to_dtype(DType::F64).unwrap();
     gradcheck(|t| core(block.forward(&t[0], Mode::Train)), &[r(&[4, 3])]).unwrap();
-}
-
-/// torchvision's BasicBlock: two 3×3 conv + batch-norm pairs and an identity shortcut.
-struct BasicBlock {
-    conv1: Conv2d,
-    bn1: BatchNorm2d,
-    conv2: Conv2d,
-    bn2: BatchNorm2d,
-}
-
-impl BasicBlock {
-    fn new(c: usize, g: &mut Generator) -> BasicBlock {
-        let same = Conv2dOptions {
-            padding: [1, 1],
-            ..Default::default()
-        };
-        BasicBlock {
-            conv1: Conv2d::with_options(c, c, [3, 3], same, false, g).unwrap(),
-            bn1: BatchNorm2d::new(c),
-            conv2: Conv2d::with_options(c, c, [3, 3], same, false, g).unwrap(),
-            bn2: BatchNorm2d::new(c),
-        }
-    }
-}
-
-impl Module for BasicBlock {
-    fn forward(&self, x: &Tensor, mode: Mode) -> nabla_nn::Result<Tensor> {
-        let y = self.conv1.forward_named("conv1", x, mode)?;
-        let y = self.bn1.forward_named("bn1", &y, mode)?.relu()?;
-        let y = self.conv2.forward_named("conv2", &y, mode)?;
-        let y = self.bn2.forward_named("bn2", &y, mode)?;
-        Ok(y.add(x)?.relu()?)
-    }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
-        self.conv2.visit(&join(prefix, "conv2"), f);
-        self.bn2.visit(&join(prefix, "bn2"), f);
-    }
-}
-
-#[test]
-fn residual_conv_blocks_have_torchvision_names() {
-    let mut g = Generator::new(8);
-    let layer1 = Sequential::new()
-        .push(BasicBlock::new(4, &mut g))
-        .push(BasicBlock::new(4, &mut g));
-    let mut names = Vec::new();
-    layer1.visit("layer1", &mut |n, _| names.push(n.to_string()));
-    assert_eq!(names.len(), 2 * 2 * (1 + 5));
-    assert_eq!(names[0], "layer1.0.conv1.weight");
-    assert_eq!(names[3], "layer1.0.bn1.running_mean");
-    assert_eq!(names[12], "layer1.1.conv1.weight");
-    assert_eq!(layer1.num_parameters(), 2 * 2 * (4 * 4 * 9 + 8));
-    let y = layer1
-        .forward(
-            &Tensor::randn(&[2, 4, 5, 5], DType::F32, &mut g),
-            Mode::Train,
-        )
-        .unwrap();
-    assert_eq!(y.shape(), &[2, 4, 5, 5]);
-    let err = layer1
-        .forward_named(
-            "layer1",
-            &Tensor::ones(&[2, 3, 5, 5], DType::F32),
-            Mode::Eval,
-        )
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.starts_with("layer1.0.conv1 (Conv2d 4→4): Conv2d: input of shape [2, 3, 5, 5] has 3 channels, expected 4"),
-        "{err}"
-    );
-}
-
-#[test]
-fn gradcheck_conv_layers() {
-    let mut g = Generator::new(12);
-    let mut r = |s: &[usize]| Tensor::randn(s, DType::F64, &mut g);
-    let opts = Conv2dOptions {
-        stride: [2, 1],
-        padding: [1, 0],
-        dilation: [1, 2],
-        groups: 2,
-    };
-    let conv = |t: &[Tensor]| {
-        Conv2d::from_parts(t[1].clone(), Some(t[2].clone()), opts)?.forward(&t[0], Mode::Train)
-    };
-    gradcheck(
-        |t| core(conv(t)),
-        &[r(&[2, 4, 5, 6]), r(&[6, 2, 3, 2]), r(&[6])],
-    )
-    .unwrap();
-    let topts = ConvTranspose2dOptions {
-        stride: [2, 2],
-        padding: [1, 0],
-        output_padding: [1, 0],
-        ..Default::default()
-    };
-    let tconv = |t: &[Tensor]| {
-        ConvTranspose2d::from_parts(t[1].clone(), Some(t[2].clone()), topts)?
-            .forward(&t[0], Mode::Train)
-    };
-    gradcheck(
-        |t| core(tconv(t)),
-        &[r(&[1, 3, 3, 4]), r(&[3, 2, 3, 3]), r(&[2])],
-    )
-    .unwrap();
-    // Constructors check their configuration.
-    let mut g = Generator::new(0);
-    assert!(Conv2d::with_options(
-        3,
-        4,
-        [3, 3],
-        Conv2dOptions {
-            groups: 2,
-            ..Default::default()
-        },
-        true,
-        &mut g
-    )
-    .is_err());
-    let bad_pad = ConvTranspose2dOptions {
-        output_padding: [1, 1],
-        ..Default::default()
-    };
-    assert!(ConvTranspose2d::with_options(2, 2, [3, 3], bad_pad, true, &mut g).is_err());
-    let up = ConvTranspose2d::with_options(
-        4,
-        2,
-        [2, 2],
-        ConvTranspose2dOptions {
-            stride: [2, 2],
-            ..Default::default()
-        },
-        true,
-        &mut g,
-    )
-    .unwrap();
-    let y = up
-        .forward(&Tensor::ones(&[1, 4, 3, 3], DType::F32), Mode::Eval)
-        .unwrap();
-    assert_eq!(
-        (y.shape(), up.describe().as_str()),
-        (&[1, 2, 6, 6][..], "ConvTranspose2d 4→2")
-    );
-}
-
-/// Images of a horizontal (label −1) or vertical (label +1) bar in noise.
-fn bars(n: usize, g: &mut Generator) -> (Tensor, Tensor) {
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        let vertical = g.below(2) == 1;
-        let at = g.below(8) as usize;
-        for i in 0..8 {
-            for j in 0..8 {
-                let on = if vertical { j == at } else { i == at };
-                xs.push(if on { 1.0f32 } else { 0.0 } + 0.3 * g.normal() as f32);
-            }
-        }
-        ys.push(if vertical { 1.0f32 } else { -1.0 });
-    }
-    (
-        Tensor::from_vec(xs, &[n, 1, 8, 8]).unwrap(),
-        Tensor::from_vec(ys, &[n, 1]).unwrap(),
-    )
-}
-
-#[test]
-fn small_cnn_learns_bars() {
-    let mut g = Generator::new(21);
-    let pad = Conv2dOptions {
-        padding: [1, 1],
-        ..Default::default()
-    };
-    let down = Conv2dOptions {
-        stride: [2, 2],
-        ..Default::default()
-    };
-    let cnn = Sequential::new()
-        .push(Conv2d::with_options(1, 4, [3, 3], pad, true, &mut g).unwrap())
-        .push(BatchNorm2d::new(4))
-        .push(ReLU)
-        .push(Conv2d::with_options(4, 8, [3, 3], down, true, &mut g).unwrap())
-        .push(ReLU)
-        .push(Flatten::default())
-        .push(Linear::new(8 * 3 * 3, 1, true, &mut g));
-    let params = cnn.parameters();
-    // Logistic loss on ±1 labels: mean softplus(−y·z).
-    let loss_of = |x: &Tensor, y: &Tensor, mode| {
-        let z = cnn.forward(x, mode).unwrap();
-        z.mul(y)
-            .unwrap()
-            .neg()
-            .unwrap()
-            .softplus()
-            .unwrap()
-            .mean_all()
-            .unwrap()
-    };
-    let (test_x, test_y) = bars(64, &mut g);
-    let before = loss_of(&test_x, &test_y, Mode::Eval).item().unwrap();
-    for _ in 0..100 {
-        let (x, y) = bars(32, &mut g);
-        let grads = loss_of(&x, &y, Mode::Train).backward().unwrap();
-        sgd_step(&params, &grads, 0.2);
-    }
-    let after = loss_of(&test_x, &test_y, Mode::Eval).item().unwrap();
-    assert!(
-        after < 0.5 * before && after < 0.3,
-        "held-out loss {before} → {after}"
-    );
-}
-
-#[test]
-fn squeeze_excitation_reweights_channels() {
-    let mut g = Generator::new(3);
-    let se = SqueezeExcitation::new(4, 2, &mut g);
-    se.to_dtype(DType::F64).unwrap();
-    let sd = se.state_dict();
-    assert_eq!(
-        names(&sd),
-        ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
-    );
-    assert_eq!(
-        (sd[0].1.shape(), sd[2].1.shape()),
-        (&[2, 4, 1, 1][..], &[4, 2, 1, 1][..])
-    );
-    let x = Tensor::randn(&[2, 4, 3, 3], DType::F64, &mut g);
-    let y = se.forward(&x, Mode::Eval).unwrap().to_vec_f64();
-    // The same block by hand: per image, channel means → relu(W1·m + b1) → sigmoid(W2·h + b2).
-    let [w1, b1, w2, b2] = [0, 1, 2, 3].map(|i| sd[i].1.to_vec_f64());
-    let xv = x.to_vec_f64();
-    for n in 0..2 {
-        let m: Vec<f64> = (0..4)
-            .map(|c| xv[(n * 4 + c) * 9..][..9].iter().sum::<f64>() / 9.0)
-            .collect();
-        let h: Vec<f64> = (0..2)
-            .map(|s| (b1[s] + (0..4).map(|c| w1[s * 4 + c] * m[c]).sum::<f64>()).max(0.0))
-            .collect();
-        for c in 0..4 {
-            let z = b2[c] + (0..2).map(|s| w2[c * 2 + s] * h[s]).sum::<f64>();
-            let scale = 1.0 / (1.0 + (-z).exp());
-            for k in 0..9 {
-                let i = (n * 4 + c) * 9 + k;
-                assert!((y[i] - xv[i] * scale).abs() < 1e-12);
-            }
-        }
-    }
-    let block = |t: &[Tensor]| {
-        let fc1 = Conv2d::from_parts(t[1].clone(), Some(t[2].clone()), Default::default())?;
-        let fc2 = Conv2d::from_parts(t[3].clone(), Some(t[4].clone()), Default::default())?;
-        SqueezeExcitation::from_parts(fc1, fc2)?.forward(&t[0], Mode::Train)
-    };
-    let mut r = |s: &[usize]| Tensor::randn(s, DType::F64, &mut g);
-    let inputs = [
-        r(&[2, 4, 2, 3]),
-        r(&[2, 4, 1, 1]),
-        r(&[2]),
-        r(&[4, 2, 1, 1]),
-        r(&[4]),
-    ];
-    gradcheck(|t| core(block(t)), &inputs).unwrap();
-    let wrong =
-        SqueezeExcitation::from_parts(Conv2d::new(4, 2, 1, &mut g), Conv2d::new(2, 3, 1, &mut g));
-    assert!(wrong.is_err());
 }

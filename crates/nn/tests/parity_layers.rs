@@ -7,10 +7,11 @@
 mod common;
 
 use common::{compare, Case, OrMsg};
-use nabla_core::{Conv2dOptions, ConvTranspose2dOptions};
+use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, Pool2dOptions};
 use nabla_nn::{
-    BatchNorm1d, BatchNorm2d, BatchNormOptions, Conv2d, ConvTranspose2d, LeakyReLU, Linear,
-    LocalResponseNorm, Mode, Module, ReLU, Sigmoid, Softplus, Tanh, ELU, GELU,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormOptions, Conv2d, ConvTranspose2d, LeakyReLU,
+    Linear, LocalResponseNorm, MaxPool2d, MaxUnpool2d, Mode, Module, ReLU, Sigmoid, Softplus, Tanh, Upsample,
+    UpsampleMode, ELU, GELU,
 };
 
 impl<T> OrMsg<T> for nabla_nn::Result<T> {
@@ -28,21 +29,14 @@ fn linear(c: &Case) -> Result<(), String> {
 
 fn batch_norm(c: &Case, two_d: bool) -> Result<(), String> {
     let (x, w, b) = (c.input("x")?, c.param("weight")?, c.param("bias")?);
-    let (rm, rv) = (
-        c.tensor("buffer.running_mean")?,
-        c.tensor("buffer.running_var")?,
-    );
+    let (rm, rv) = (c.tensor("buffer.running_mean")?, c.tensor("buffer.running_var")?);
     let training = c.attr_bool("training", false)?;
     let opts = BatchNormOptions {
         eps: c.attr_f64("eps")?,
         momentum: Some(c.attr_f64("momentum")?),
         ..Default::default()
     };
-    let parts = (
-        Some(w.clone()),
-        Some(b.clone()),
-        Some((rm.clone(), rv.clone())),
-    );
+    let parts = (Some(w.clone()), Some(b.clone()), Some((rm.clone(), rv.clone())));
     let layer: Box<dyn Module> = if two_d {
         Box::new(BatchNorm2d::from_parts(parts.0, parts.1, parts.2, opts).msg()?)
     } else {
@@ -68,9 +62,7 @@ fn batch_norm(c: &Case, two_d: bool) -> Result<(), String> {
     }
     let count = layer.named_buffers()[2].1.item().msg()?;
     if count != if training { 1.0 } else { 0.0 } {
-        errors.push(format!(
-            "num_batches_tracked is {count} after one {mode:?} batch"
-        ));
+        errors.push(format!("num_batches_tracked is {count} after one {mode:?} batch"));
     }
     if errors.is_empty() {
         Ok(())
@@ -116,6 +108,33 @@ fn conv_transpose2d(c: &Case) -> Result<(), String> {
     c.check(&y, &[("x", &x), ("weight", &w), ("bias", &b)])
 }
 
+fn pool_options(c: &Case) -> Result<Pool2dOptions, String> {
+    Ok(Pool2dOptions {
+        kernel: c.attr_pair("kernel_size")?,
+        stride: c.attr_pair("stride")?,
+        padding: c.attr_pair("padding")?,
+        ceil_mode: c.attr_bool("ceil_mode", false)?,
+    })
+}
+
+/// A parameter-free layer applied to `input.x`.
+fn stateless(c: &Case, m: &dyn Module) -> Result<(), String> {
+    let x = c.input("x")?;
+    let y = m.forward(&x, Mode::Train).msg()?;
+    c.check(&y, &[("x", &x)])
+}
+
+fn max_unpool2d(c: &Case) -> Result<(), String> {
+    let x = c.input("x")?;
+    let (indices, shape) = c.indices("input.indices")?;
+    if shape != x.shape() {
+        return Err(format!("indices have shape {shape:?}, x {:?}", x.shape()));
+    }
+    let [k, s] = [c.attr_ints("kernel_size")?[0], c.attr_ints("stride")?[0]].map(|v| v as usize);
+    let y = MaxUnpool2d::new(k, s).forward(&x, &indices, None).msg()?;
+    c.check(&y, &[("x", &x)])
+}
+
 fn activation(c: &Case, m: &dyn Module) -> Result<(), String> {
     let x = c.input("x")?;
     let y = m.forward(&x, Mode::Train).msg()?;
@@ -131,6 +150,24 @@ fn run(c: &Case) -> Option<Result<(), String>> {
         "local_response_norm" => local_response_norm(c),
         "conv2d" => conv2d(c),
         "conv_transpose2d" => conv_transpose2d(c),
+        "max_pool2d" => pool_options(c).and_then(|o| stateless(c, &MaxPool2d::with_options(o))),
+        "avg_pool2d" => pool_options(c).and_then(|o| {
+            let include = c.attr_bool("count_include_pad", true)?;
+            stateless(c, &AvgPool2d::with_options(o, include))
+        }),
+        "adaptive_avg_pool2d" => c
+            .attr_pair("output_size")
+            .and_then(|o| stateless(c, &AdaptiveAvgPool2d::new(o))),
+        "upsample_nearest2d" => c
+            .attr_f64("scale_factor")
+            .and_then(|f| stateless(c, &Upsample::with_scale(f, UpsampleMode::Nearest))),
+        "upsample_bilinear2d" => c.attr_f64("scale_factor").and_then(|f| {
+            let mode = UpsampleMode::Bilinear {
+                align_corners: c.attr_bool("align_corners", false)?,
+            };
+            stateless(c, &Upsample::with_scale(f, mode))
+        }),
+        "max_unpool2d" => max_unpool2d(c),
         "relu" => activation(c, &ReLU),
         "sigmoid" => activation(c, &Sigmoid),
         "tanh" => activation(c, &Tanh),
@@ -160,10 +197,7 @@ fn torch_parity_layers() {
 fn bias_free_layers_match_the_case_minus_its_bias() {
     // The conv case with its bias subtracted from PyTorch's output checks bias = false.
     let cases = common::load_cases().unwrap();
-    let c = cases
-        .iter()
-        .find(|c| c.name == "conv2d_stride2_pad1")
-        .unwrap();
+    let c = cases.iter().find(|c| c.name == "conv2d_stride2_pad1").unwrap();
     let (x, w, b) = (
         c.tensor("input.x").unwrap(),
         c.tensor("param.weight").unwrap(),

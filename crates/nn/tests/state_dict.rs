@@ -62,10 +62,7 @@ fn state_dict_round_trip_is_bitwise() {
         f32::from_bits(0x7fc0_1234),
     ];
     let tensors = vec![
-        (
-            "a.weight".to_string(),
-            Tensor::from_vec(odd.to_vec(), &[2, 3]).unwrap(),
-        ),
+        ("a.weight".to_string(), Tensor::from_vec(odd.to_vec(), &[2, 3]).unwrap()),
         ("scalar".to_string(), Tensor::scalar(2.5f64)),
         ("empty".to_string(), Tensor::zeros(&[0, 4], DType::F32)),
         ("empty64".to_string(), Tensor::zeros(&[3, 0], DType::F64)),
@@ -90,26 +87,15 @@ fn state_dict_round_trip_is_bitwise() {
                     .iter()
                     .map(|v| u64::from(v.to_bits()))
                     .collect(),
-                DType::F64 => t
-                    .to_vec::<f64>()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect(),
+                DType::F64 => t.to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect(),
             }
         };
         assert_eq!(bits(u), bits(t), "{name}");
     }
     // A model saved and loaded into a fresh one of the same shape matches it exactly.
-    let (a, b) = (
-        Net::new(&mut Generator::new(1)),
-        Net::new(&mut Generator::new(2)),
-    );
-    a.forward(
-        &Tensor::randn(&[5, 3], DType::F32, &mut Generator::new(0)),
-        Mode::Train,
-    )
-    .unwrap();
+    let (a, b) = (Net::new(&mut Generator::new(1)), Net::new(&mut Generator::new(2)));
+    a.forward(&Tensor::randn(&[5, 3], DType::F32, &mut Generator::new(0)), Mode::Train)
+        .unwrap();
     state_dict::save(&a, &path).unwrap();
     state_dict::load(&b, &path, true).unwrap();
     for ((n, x), (_, y)) in a.state_dict().iter().zip(b.state_dict().iter()) {
@@ -209,11 +195,7 @@ fn integer_and_bool_files_load_as_f64() {
 #[test]
 fn bad_state_dicts_leave_the_model_untouched() {
     let net = Net::new(&mut Generator::new(5));
-    let before: Vec<Vec<f64>> = net
-        .state_dict()
-        .iter()
-        .map(|(_, t)| t.to_vec_f64())
-        .collect();
+    let before: Vec<Vec<f64>> = net.state_dict().iter().map(|(_, t)| t.to_vec_f64()).collect();
     let good = Net::new(&mut Generator::new(6)).state_dict();
     let with = |f: &dyn Fn(&mut StateDict)| {
         let mut sd = good.clone();
@@ -230,10 +212,7 @@ fn bad_state_dicts_leave_the_model_untouched() {
     let err = with(&|sd| {
         sd.remove(1);
     });
-    assert!(
-        err.contains("missing from the source: features.0.bias"),
-        "{err}"
-    );
+    assert!(err.contains("missing from the source: features.0.bias"), "{err}");
     let err = with(&|sd| sd.push(("extra.weight".into(), Tensor::zeros(&[1], DType::F32))));
     assert!(err.contains("not in the model: extra.weight"), "{err}");
     let err = with(&|sd| sd.push(sd[0].clone()));
@@ -243,11 +222,7 @@ fn bad_state_dicts_leave_the_model_untouched() {
         err.contains("num_batches_tracked: a count must be a whole number"),
         "{err}"
     );
-    let after: Vec<Vec<f64>> = net
-        .state_dict()
-        .iter()
-        .map(|(_, t)| t.to_vec_f64())
-        .collect();
+    let after: Vec<Vec<f64>> = net.state_dict().iter().map(|(_, t)| t.to_vec_f64()).collect();
     assert_eq!(before, after);
     // Non-strict: missing and unexpected names are reported, the rest loads.
     let mut sd = good.clone();
@@ -268,9 +243,7 @@ fn bad_state_dicts_leave_the_model_untouched() {
         &BTreeMap::new(),
     )
     .unwrap();
-    let err = state_dict::load(&net, &path, false)
-        .unwrap_err()
-        .to_string();
+    let err = state_dict::load(&net, &path, false).unwrap_err().to_string();
     assert!(
         err.starts_with(&path.display().to_string()) && err.contains("head.weight: shape"),
         "{err}"
@@ -287,10 +260,7 @@ fn malformed_files_give_clear_errors() {
             raw_file(ok, &[0; 4]),
             "tensor \"w\": bytes 0..8 fall outside the 4-byte data section",
         ),
-        (
-            raw_file(ok, &[0; 12]),
-            "cover 8 bytes but the data section holds 12",
-        ),
+        (raw_file(ok, &[0; 12]), "cover 8 bytes but the data section holds 12"),
         (
             {
                 let mut f = raw_file(ok, &[0; 8]);
@@ -310,17 +280,11 @@ fn malformed_files_give_clear_errors() {
         (raw_file("[1, 2]", &[]), "header is not a JSON object"),
         (raw_file("{\"w\": ", &[]), "header is not JSON"),
         (
-            raw_file(
-                r#"{"w":{"dtype":"F12","shape":[2],"data_offsets":[0,8]}}"#,
-                &[0; 8],
-            ),
+            raw_file(r#"{"w":{"dtype":"F12","shape":[2],"data_offsets":[0,8]}}"#, &[0; 8]),
             "tensor \"w\": unknown dtype \"F12\"",
         ),
         (
-            raw_file(
-                r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
-                &[0; 8],
-            ),
+            raw_file(r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, &[0; 8]),
             "tensor \"w\": shape [3] of F32 needs 12 bytes, data_offsets give 8",
         ),
         (
@@ -331,10 +295,7 @@ fn malformed_files_give_clear_errors() {
             "tensor \"w\": shape [4294967296, 4294967296] has more elements",
         ),
         (
-            raw_file(
-                r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#,
-                &[0; 8],
-            ),
+            raw_file(r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, &[0; 8]),
             "end before they begin",
         ),
         (
@@ -345,10 +306,7 @@ fn malformed_files_give_clear_errors() {
             "tensor \"v\": bytes 4..8 overlap",
         ),
         (
-            raw_file(
-                r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
-                &[0; 8],
-            ),
+            raw_file(r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, &[0; 8]),
             "tensor \"w\": bytes 4..8 leave a gap",
         ),
         (
@@ -370,17 +328,11 @@ fn malformed_files_give_clear_errors() {
             "cannot be held exactly",
         ),
         (
-            raw_file(
-                r#"{"w":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}"#,
-                &[0],
-            ),
+            raw_file(r#"{"w":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}"#, &[0]),
             "dtype F8_E4M3 is not supported",
         ),
         (
-            raw_file(
-                r#"{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,8]}}"#,
-                &[0; 8],
-            ),
+            raw_file(r#"{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,8]}}"#, &[0; 8]),
             "shape entry -1 is not a size",
         ),
     ];
@@ -458,8 +410,5 @@ fn random_corruption_never_panics() {
         }
     }
     assert_eq!(truncations, 100);
-    assert!(
-        rejected >= 200,
-        "only {rejected} of 400 corruptions were rejected"
-    );
+    assert!(rejected >= 200, "only {rejected} of 400 corruptions were rejected");
 }

@@ -160,9 +160,7 @@ impl Module for Softplus {
         let smooth = bx.softplus()?.div_scalar(self.beta)?;
         // 0/1 mask of the linear region; masks carry no gradient, the branches do.
         let linear = bx.gt(&Tensor::full(&[], self.threshold, x.dtype()))?;
-        Ok(linear
-            .mul(x)?
-            .add(&linear.rsub_scalar(1.0)?.mul(&smooth)?)?)
+        Ok(linear.mul(x)?.add(&linear.rsub_scalar(1.0)?.mul(&smooth)?)?)
     }
     fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }

@@ -70,12 +70,8 @@ impl<const D: usize> BatchNorm<D> {
         let c = [num_features];
         let running = opts.track_running_stats;
         BatchNorm {
-            weight: opts
-                .affine
-                .then(|| Param::new(Tensor::ones(&c, DType::F32))),
-            bias: opts
-                .affine
-                .then(|| Param::new(Tensor::zeros(&c, DType::F32))),
+            weight: opts.affine.then(|| Param::new(Tensor::ones(&c, DType::F32))),
+            bias: opts.affine.then(|| Param::new(Tensor::zeros(&c, DType::F32))),
             running_mean: running.then(|| Param::buffer(Tensor::zeros(&c, DType::F32))),
             running_var: running.then(|| Param::buffer(Tensor::ones(&c, DType::F32))),
             num_batches_tracked: running.then(|| Param::counter(Tensor::zeros(&[], DType::F64))),
@@ -185,21 +181,10 @@ impl<const D: usize> Module for BatchNorm<D> {
             }
         }
         let running = match (&mean, &var) {
-            (Some(mean), Some(var)) if mode.is_train() || !training => Some(RunningStats {
-                mean,
-                var,
-                momentum,
-            }),
+            (Some(mean), Some(var)) if mode.is_train() || !training => Some(RunningStats { mean, var, momentum }),
             _ => None,
         };
-        let y = functional::batch_norm(
-            x,
-            running,
-            weight.as_ref(),
-            bias.as_ref(),
-            training,
-            self.opts.eps,
-        )?;
+        let y = functional::batch_norm(x, running, weight.as_ref(), bias.as_ref(), training, self.opts.eps)?;
         // Counted only once the batch went through, so a rejected batch changes nothing.
         if let Some((n, seen)) = count {
             n.assign(&Tensor::full(&[], seen, n.dtype()))?;

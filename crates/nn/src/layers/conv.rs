@@ -97,13 +97,7 @@ impl Conv2d {
         g: &mut Generator,
     ) -> Result<Conv2d> {
         let (stride, dilation, groups) = (opts.stride, opts.dilation, opts.groups);
-        check_config(
-            "Conv2d",
-            [in_channels, out_channels],
-            stride,
-            dilation,
-            groups,
-        )?;
+        check_config("Conv2d", [in_channels, out_channels], stride, dilation, groups)?;
         let [kh, kw] = kernel_size;
         let fan_in = in_channels / groups * kh * kw;
         let weight = default_uniform(&[out_channels, in_channels / groups, kh, kw], fan_in, g);
@@ -128,13 +122,7 @@ impl Conv2d {
             ));
         };
         let (stride, dilation, groups) = (opts.stride, opts.dilation, opts.groups);
-        check_config(
-            "Conv2d",
-            [per_group * groups, out],
-            stride,
-            dilation,
-            groups,
-        )?;
+        check_config("Conv2d", [per_group * groups, out], stride, dilation, groups)?;
         check_bias("Conv2d", &bias, out)?;
         Ok(Conv2d {
             weight: Param::new(weight),
@@ -203,13 +191,7 @@ impl ConvTranspose2d {
         g: &mut Generator,
     ) -> Result<ConvTranspose2d> {
         let (stride, dilation, groups) = (opts.stride, opts.dilation, opts.groups);
-        check_config(
-            "ConvTranspose2d",
-            [in_channels, out_channels],
-            stride,
-            dilation,
-            groups,
-        )?;
+        check_config("ConvTranspose2d", [in_channels, out_channels], stride, dilation, groups)?;
         check_output_padding(&opts)?;
         let [kh, kw] = kernel_size;
         let fan_in = out_channels / groups * kh * kw;
@@ -224,11 +206,7 @@ impl ConvTranspose2d {
 
     /// A transposed convolution around given tensors: `weight` `[C_in, C_out/groups, kh, kw]`,
     /// `bias` `[C_out]`.
-    pub fn from_parts(
-        weight: Tensor,
-        bias: Option<Tensor>,
-        opts: ConvTranspose2dOptions,
-    ) -> Result<ConvTranspose2d> {
+    pub fn from_parts(weight: Tensor, bias: Option<Tensor>, opts: ConvTranspose2dOptions) -> Result<ConvTranspose2d> {
         let &[c_in, per_group, _, _] = weight.shape() else {
             return Err(invalid(
                 "ConvTranspose2d",
@@ -239,13 +217,7 @@ impl ConvTranspose2d {
             ));
         };
         let (stride, dilation, groups) = (opts.stride, opts.dilation, opts.groups);
-        check_config(
-            "ConvTranspose2d",
-            [c_in, per_group * groups],
-            stride,
-            dilation,
-            groups,
-        )?;
+        check_config("ConvTranspose2d", [c_in, per_group * groups], stride, dilation, groups)?;
         check_output_padding(&opts)?;
         check_bias("ConvTranspose2d", &bias, per_group * groups)?;
         Ok(ConvTranspose2d {
@@ -301,10 +273,6 @@ impl Module for ConvTranspose2d {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "ConvTranspose2d {}→{}",
-            self.in_channels(),
-            self.out_channels()
-        )
+        format!("ConvTranspose2d {}→{}", self.in_channels(), self.out_channels())
     }
 }

@@ -37,10 +37,7 @@ impl Linear {
         };
         if let Some(b) = &bias {
             if b.shape() != [out] {
-                return Err(invalid(format!(
-                    "bias must be [{out}], got shape {:?}",
-                    b.shape()
-                )));
+                return Err(invalid(format!("bias must be [{out}], got shape {:?}", b.shape())));
             }
         }
         Ok(Linear {

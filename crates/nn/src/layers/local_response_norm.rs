@@ -27,12 +27,7 @@ impl LocalResponseNorm {
 
     /// A layer with every constant given (AlexNet: 5, 1e-4, 0.75, 2).
     pub fn with_params(size: usize, alpha: f64, beta: f64, k: f64) -> Self {
-        LocalResponseNorm {
-            size,
-            alpha,
-            beta,
-            k,
-        }
+        LocalResponseNorm { size, alpha, beta, k }
     }
 }
 

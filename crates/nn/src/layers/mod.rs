@@ -6,9 +6,11 @@ mod conv;
 mod dropout;
 mod linear;
 mod local_response_norm;
+mod pool;
 mod reshape;
 mod sequential;
 mod squeeze_excitation;
+mod upsample;
 
 pub use activation::{Approximate, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh, ELU, GELU};
 pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
@@ -16,9 +18,11 @@ pub use conv::{Conv2d, ConvTranspose2d};
 pub use dropout::Dropout;
 pub use linear::Linear;
 pub use local_response_norm::LocalResponseNorm;
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d};
 pub use reshape::{Flatten, Identity};
 pub use sequential::Sequential;
 pub use squeeze_excitation::SqueezeExcitation;
+pub use upsample::{Upsample, UpsampleMode};
 
-/// Options of the convolution ops, re-exported for the layers' constructors.
-pub use nabla_core::{Conv2dOptions, ConvTranspose2dOptions};
+/// Options of the convolution and pooling ops, re-exported for the layers' constructors.
+pub use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, Pool2dOptions};
