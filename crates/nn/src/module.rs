@@ -350,7 +350,7 @@ impl<M: Module + ?Sized> Module for Box<M> {
     }
 }
 
-/// Check that `x` has rank `rank` (one of `ranks`), naming the layer.
+/// Check that the rank of `x` is one of `ranks`, naming the layer.
 pub(crate) fn expect_rank(layer: &'static str, x: &Tensor, ranks: &[usize]) -> Result<()> {
     if ranks.contains(&x.rank()) {
         return Ok(());
