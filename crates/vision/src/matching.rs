@@ -138,13 +138,8 @@ pub fn normalized_cross_correlation(image: &Tensor, template: &Tensor, zero_mean
     let keep = spread.gt(&floor)?;
     let den2 = spread.mul(&t_norm2)?.mul(&keep)?.add(&keep.rsub_scalar(1.0)?)?;
     let score = num.mul(&keep.to_dtype(dtype)?)?.div(&den2.sqrt()?.to_dtype(dtype)?)?;
-    clamp_unit(&score)
-}
-
-/// Clamp to `[−1, 1]`: rounding can push a perfect match a hair past 1.
-fn clamp_unit(x: &Tensor) -> Result<Tensor> {
-    x.sub(&x.sub_scalar(1.0)?.relu()?)?
-        .add(&x.neg()?.sub_scalar(1.0)?.relu()?)
+    // Rounding can push a perfect match a hair past 1.
+    score.clamp(Some(-1.0), Some(1.0))
 }
 
 fn check_pair(image: &Tensor, template: &Tensor) -> Result<()> {
