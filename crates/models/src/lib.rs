@@ -17,14 +17,20 @@
 //! - [`mlp`], [`lenet`]: small classifiers for 28×28 and 32×32 images.
 //! - [`convnet`]: the `features` / `avgpool` / `classifier` layout of torchvision's
 //!   sequential models.
+//! - [`resnet`], [`googlenet`]: torchvision-compatible ImageNet models (names, shapes and
+//!   parameter counts match, so torchvision state dicts load unchanged).
 //! - [`layers`]: pooling modules, activations by name, shared constructors.
 
 pub mod convnet;
+pub mod googlenet;
 pub mod layers;
 pub mod lenet;
 pub mod mlp;
 pub mod registry;
+pub mod resnet;
 
 pub use convnet::ConvNet;
+pub use googlenet::GoogLeNet;
 pub use mlp::Mlp;
 pub use registry::{build, names, ModelConfig};
+pub use resnet::ResNet;

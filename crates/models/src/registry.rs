@@ -10,8 +10,10 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
+use crate::googlenet::GoogLeNet;
 use crate::lenet::{lenet5, LeNetVariant};
 use crate::mlp::Mlp;
+use crate::resnet::{ResNet, ResNetSpec};
 use nabla_core::Generator;
 use nabla_nn::{Error, Module, Result};
 
@@ -53,11 +55,22 @@ impl Default for ModelConfig {
     }
 }
 
-/// How each model is made from a config and a seeded generator.
-type Builder = fn(&ModelConfig, &mut Generator) -> Result<Box<dyn Module>>;
+/// How each model is made from its name, a config and a seeded generator.
+type Builder = fn(&str, &ModelConfig, &mut Generator) -> Result<Box<dyn Module>>;
 
 /// Every model with its builder, in the order [`names`] lists them.
-const MODELS: &[(&str, Builder)] = &[("mlp", build_mlp), ("lenet5", build_lenet5)];
+const MODELS: &[(&str, Builder)] = &[
+    ("mlp", build_mlp),
+    ("lenet5", build_lenet5),
+    ("googlenet", build_googlenet),
+    ("resnet18", build_resnet),
+    ("resnet34", build_resnet),
+    ("resnet50", build_resnet),
+    ("resnet101", build_resnet),
+    ("resnet152", build_resnet),
+    ("se_resnet18", build_resnet),
+    ("se_resnet50", build_resnet),
+];
 
 /// The names [`build`] knows.
 pub fn names() -> Vec<&'static str> {
@@ -74,7 +87,7 @@ pub fn build(name: &str, cfg: &ModelConfig) -> Result<Box<dyn Module>> {
         )));
     };
     let mut g = Generator::new(cfg.seed);
-    make(cfg, &mut g)
+    make(name, cfg, &mut g)
 }
 
 /// Fail when `cfg.variant` is set for a model that has none.
@@ -100,19 +113,44 @@ pub(crate) fn input_features(model: &str, cfg: &ModelConfig) -> Result<usize> {
         })
 }
 
-fn build_mlp(cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+fn build_mlp(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
     no_variant("mlp", cfg)?;
     let d = input_features("mlp", cfg)?;
     Ok(Box::new(Mlp::new(d, &cfg.hidden, cfg.num_classes, &cfg.activation, g)?))
 }
 
-fn build_lenet5(cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+fn build_lenet5(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
     let variant = LeNetVariant::parse(cfg.variant.as_deref())?;
     Ok(Box::new(lenet5(
         cfg.in_channels,
         cfg.input_size,
         cfg.num_classes,
         variant,
+        g,
+    )?))
+}
+
+fn build_resnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    no_variant(name, cfg)?;
+    let spec = ResNetSpec::named(name).ok_or_else(|| Error::Config(format!("{name} is not a ResNet")))?;
+    let spec = ResNetSpec {
+        small_input: cfg.small_input,
+        ..spec
+    };
+    Ok(Box::new(ResNet::new(&spec, cfg.in_channels, cfg.num_classes, g)?))
+}
+
+fn build_googlenet(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    let aux = match cfg.variant.as_deref() {
+        None => false,
+        Some("aux") => true,
+        Some(v) => return Err(Error::Config(format!("googlenet: unknown variant {v:?}; known: aux"))),
+    };
+    Ok(Box::new(GoogLeNet::new(
+        cfg.in_channels,
+        cfg.num_classes,
+        aux,
+        cfg.small_input,
         g,
     )?))
 }
