@@ -9,6 +9,7 @@
 use super::PAR_THRESHOLD;
 use crate::Element;
 use rayon::prelude::*;
+use std::hint::select_unpredictable;
 
 /// Clipped input range `start..end` feeding each output position along one axis.
 pub type Windows = Vec<(usize, usize)>;
@@ -62,35 +63,108 @@ fn for_planes<T: Send>(out: &mut [T], plane: usize, work: usize, f: impl Fn(usiz
     }
 }
 
-/// Max over each window of each `[h, w]` plane of `x`. With `idx`, also the flat index
-/// (`ih·w + iw`) of each maximum. NaN wins over any number (the last NaN in a window, as
-/// PyTorch); a window of only −∞ reports its first element, so an index is always in range.
+/// A regular sweep of windows along one axis: `out` windows of `kernel` taps, `stride`
+/// apart, starting `pad` before the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Number of windows.
+    pub out: usize,
+    /// Taps per window.
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+    /// Padding before the input.
+    pub pad: usize,
+}
+
+impl Sweep {
+    /// Windows `o` in `lo..hi` whose tap `j` (at `o·stride + j − pad`) lands in `0..size`.
+    fn tap_range(&self, j: usize, size: usize) -> (usize, usize) {
+        let off = j as isize - self.pad as isize;
+        let lo = if off >= 0 { 0 } else { (-off) as usize }.div_ceil(self.stride);
+        let last = size as isize - 1 - off;
+        let hi = if last < 0 {
+            0
+        } else {
+            (last as usize / self.stride + 1).min(self.out)
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// Keep `v` in `best` if it is larger or NaN (branch-free, so the loops vectorize).
+#[inline(always)]
+fn take<T: Element>(v: T, best: T) -> bool {
+    (v > best) | v.is_nan()
+}
+
+/// Fold tap `src[q·s]` into window `q` of a row of windows (`best`, and the flat index
+/// `base + q·s` into `at` when tracked). `S` fixes the stride at compile time (0: use `s`)
+/// so the common strides vectorize.
+#[inline(always)]
+fn tap_row<T: Element, const S: usize>(src: &[T], best: &mut [T], at: Option<&mut [u32]>, base: u32, s: usize) {
+    let s = if S == 0 { s } else { S };
+    let n = best.len();
+    if n == 0 || (n - 1) * s >= src.len() {
+        return;
+    }
+    // Which tap wins is data-dependent: plain selects became branches that mispredicted
+    // on random data (measured 10× slower), so the index select is marked unpredictable.
+    if let Some(at) = at {
+        for (q, a) in at[..n].iter_mut().enumerate() {
+            *a = select_unpredictable(take(src[q * s], best[q]), base + (q * s) as u32, *a);
+        }
+    }
+    for q in 0..n {
+        let (v, b) = (src[q * s], best[q]);
+        best[q] = if take(v, b) { v } else { b };
+    }
+}
+
+/// Max over each window of each `[h, w]` plane of `x` (rows by window, columns by sweep).
+/// With `idx`, also the flat index (`ih·w + iw`) of each maximum. NaN wins over any number
+/// (the last NaN in a window, as PyTorch); ties keep the first in row-major window order;
+/// a window of only −∞ reports its first element, so an index is always in range.
+///
+/// Each output row is built tap by tap over the whole row of windows, which keeps the
+/// innermost loop free of window bounds and branches.
 pub fn max_pool<T: Element>(
     x: &[T],
     hw: [usize; 2],
     rows: &Windows,
-    cols: &Windows,
+    cols: &Sweep,
     out: &mut [T],
     idx: Option<&mut [u32]>,
 ) {
-    let (w, plane, oplane) = (hw[1], hw[0] * hw[1], rows.len() * cols.len());
+    let (w, plane, ow) = (hw[1], hw[0] * hw[1], cols.out);
+    let oplane = rows.len() * ow;
+    let taps: Vec<(usize, usize)> = (0..cols.kernel).map(|j| cols.tap_range(j, w)).collect();
+    let (s, pad) = (cols.stride, cols.pad);
     let one = |p: usize, o: &mut [T], mut ix: Option<&mut [u32]>| {
         let xp = &x[p * plane..(p + 1) * plane];
         for (oy, &(h0, h1)) in rows.iter().enumerate() {
-            for (ox, &(w0, w1)) in cols.iter().enumerate() {
-                let (mut best, mut at) = (T::NEG_INFINITY, h0 * w + w0);
-                for ih in h0..h1 {
-                    for (iw, &v) in xp[ih * w + w0..ih * w + w1].iter().enumerate() {
-                        if v > best || v.is_nan() {
-                            best = v;
-                            at = ih * w + w0 + iw;
-                        }
-                    }
+            let best = &mut o[oy * ow..(oy + 1) * ow];
+            best.fill(T::NEG_INFINITY);
+            let mut at = ix.as_deref_mut().map(|i| &mut i[oy * ow..(oy + 1) * ow]);
+            if let Some(at) = at.as_deref_mut() {
+                for (ox, a) in at.iter_mut().enumerate() {
+                    *a = (h0 * w + (ox * s).saturating_sub(pad).min(w.saturating_sub(1))) as u32;
                 }
-                let q = oy * cols.len() + ox;
-                o[q] = best;
-                if let Some(ix) = ix.as_deref_mut() {
-                    ix[q] = at as u32;
+            }
+            for ih in h0..h1 {
+                let row = &xp[ih * w..(ih + 1) * w];
+                for (j, &(lo, hi)) in taps.iter().enumerate() {
+                    if lo == hi {
+                        continue;
+                    }
+                    let first = lo * s + j - pad;
+                    let at = at.as_deref_mut().map(|a| &mut a[lo..hi]);
+                    let base = (ih * w + first) as u32;
+                    match s {
+                        1 => tap_row::<T, 1>(&row[first..], &mut best[lo..hi], at, base, 1),
+                        2 => tap_row::<T, 2>(&row[first..], &mut best[lo..hi], at, base, 2),
+                        _ => tap_row::<T, 0>(&row[first..], &mut best[lo..hi], at, base, s),
+                    }
                 }
             }
         }
@@ -290,6 +364,10 @@ mod tests {
         assert_eq!(adaptive_windows(7, 3), vec![(0, 3), (2, 5), (4, 7)]);
     }
 
+    fn rows_of(h: usize) -> Windows {
+        vec![(0, h)]
+    }
+
     #[test]
     fn max_pool_nan_wins_and_indices_stay_in_range() {
         let x = [
@@ -302,7 +380,13 @@ mod tests {
             f32::NEG_INFINITY,
             f32::NEG_INFINITY,
         ];
-        let (rows, cols) = (vec![(0, 2)], vec![(0, 2), (2, 4)]);
+        let rows = vec![(0, 2)];
+        let cols = Sweep {
+            out: 2,
+            kernel: 2,
+            stride: 2,
+            pad: 0,
+        };
         let mut out = [0.0f32; 2];
         let mut idx = [9u32; 2];
         max_pool(&x, [2, 4], &rows, &cols, &mut out, Some(&mut idx));
@@ -311,15 +395,35 @@ mod tests {
         assert_eq!(out[1], 3.0);
         assert_eq!(idx[1], 2);
         let all_neg_inf = [f32::NEG_INFINITY; 4];
-        max_pool(
-            &all_neg_inf,
-            [2, 2],
-            &vec![(0, 2)],
-            &vec![(1, 2)],
-            &mut out[..1],
-            Some(&mut idx[..1]),
-        );
-        assert_eq!(idx[0], 1);
+        // one window starting in the padding: its first real element is column 0
+        let cols = Sweep {
+            out: 1,
+            kernel: 2,
+            stride: 1,
+            pad: 1,
+        };
+        let rows = vec![(0, 2)];
+        max_pool(&all_neg_inf, [2, 2], &rows, &cols, &mut out[..1], Some(&mut idx[..1]));
+        assert_eq!(idx[0], 0);
+        let cols = Sweep {
+            out: 2,
+            kernel: 1,
+            stride: 1,
+            pad: 0,
+        };
+        let rows = vec![(1, 2)];
+        max_pool(&all_neg_inf, [2, 2], &rows, &cols, &mut out, Some(&mut idx));
+        assert_eq!(idx, [2, 3]);
+        // ties keep the first in row-major window order, NaN the last
+        let x = [2.0f32, 1.0, 5.0, 5.0, 2.0, 0.0, f32::NAN, f32::NAN];
+        let cols = Sweep {
+            out: 2,
+            kernel: 2,
+            stride: 2,
+            pad: 0,
+        };
+        max_pool(&x, [2, 4], &rows_of(2), &cols, &mut out, Some(&mut idx));
+        assert_eq!(idx, [0, 7]);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! ```
 
 use super::conv2d::with_data;
-use crate::kernels::pool::{gather, max_pool, pool_out_size, pool_windows, scatter, Windows};
+use crate::kernels::pool::{gather, max_pool, pool_out_size, pool_windows, scatter, Sweep, Windows};
 use crate::{DType, Element, Error, Result, Tensor};
 use std::sync::Arc;
 
@@ -61,6 +61,8 @@ pub(super) struct PoolPlan {
     pub cols: Windows,
     /// Window height and width counting padding (what `count_include_pad` divides by).
     pub padded: [Vec<usize>; 2],
+    /// The columns as a regular sweep.
+    pub col_sweep: Sweep,
 }
 
 impl PoolPlan {
@@ -116,11 +118,18 @@ pub(super) fn pool_plan(op: &'static str, x: &Tensor, opts: &Pool2dOptions) -> R
     }
     let (cols, pw) = axes.pop().unwrap_or_default();
     let (rows, ph) = axes.pop().unwrap_or_default();
+    let col_sweep = Sweep {
+        out: cols.len(),
+        kernel: k[1],
+        stride: s[1],
+        pad: p[1],
+    };
     Ok(PoolPlan {
         shape,
         rows,
         cols,
         padded: [ph, pw],
+        col_sweep,
     })
 }
 
@@ -208,7 +217,7 @@ fn max_pool2d_impl(x: &Tensor, opts: &Pool2dOptions, want_indices: bool) -> Resu
     let out_shape = plan.out_shape();
     let keep = want_indices || (x.requires_grad() && crate::autograd::is_grad_enabled());
     if !keep {
-        let (r, c) = (&plan.rows, &plan.cols);
+        let (r, c) = (&plan.rows, &plan.col_sweep);
         let y = map_kernel(
             OP,
             x,
@@ -221,7 +230,7 @@ fn max_pool2d_impl(x: &Tensor, opts: &Pool2dOptions, want_indices: bool) -> Resu
     plane_fits_u32(OP, [h, w])?;
     // Only one of the two dtype bodies runs; both need the index buffer mutably.
     let idx = std::cell::RefCell::new(vec![0u32; out_shape.iter().product()]);
-    let (r, c) = (&plan.rows, &plan.cols);
+    let (r, c) = (&plan.rows, &plan.col_sweep);
     let y = map_kernel(
         OP,
         x,
