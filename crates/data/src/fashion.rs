@@ -253,12 +253,21 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A byte count for people: kB below a megabyte, MB above.
+fn human(b: u64) -> String {
+    if b < 1_000_000 {
+        format!("{:.1} kB", b as f64 / 1e3)
+    } else {
+        format!("{:.1} MB", b as f64 / 1e6)
+    }
+}
+
 /// A one-line stderr progress display, redrawn at most ten times a second.
 struct Progress {
     name: String,
     on: bool,
     last: Option<Instant>,
-    drawn: bool,
+    state: Option<(u64, Option<u64>)>,
 }
 
 impl Progress {
@@ -267,32 +276,40 @@ impl Progress {
             name: name.to_string(),
             on,
             last: None,
-            drawn: false,
+            state: None,
         }
     }
 
     fn update(&mut self, done: u64, total: Option<u64>) {
-        if !self.on || self.last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+        if !self.on {
+            return;
+        }
+        self.state = Some((done, total));
+        if self.last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
             return;
         }
         self.last = Some(Instant::now());
-        let mb = |b: u64| b as f64 / 1e6;
-        let line = match total {
-            Some(t) if t > 0 => format!(
-                "downloading {}: {:.1}/{:.1} MB ({:.0}%)",
-                self.name,
-                mb(done),
-                mb(t),
-                100.0 * done as f64 / t as f64
-            ),
-            _ => format!("downloading {}: {:.1} MB", self.name, mb(done)),
-        };
-        eprint!("\r{line}\x1b[K");
-        self.drawn = true;
+        self.draw(done, total);
     }
 
+    fn draw(&self, done: u64, total: Option<u64>) {
+        let line = match total {
+            Some(t) if t > 0 => format!(
+                "downloading {}: {}/{} ({:.0}%)",
+                self.name,
+                human(done),
+                human(t),
+                100.0 * done as f64 / t as f64
+            ),
+            _ => format!("downloading {}: {}", self.name, human(done)),
+        };
+        eprint!("\r{line}\x1b[K");
+    }
+
+    /// Draw the final count (the last update may have been skipped) and end the line.
     fn finish(&mut self) {
-        if self.drawn {
+        if let Some((done, total)) = self.state {
+            self.draw(done, total);
             eprintln!();
         }
     }
