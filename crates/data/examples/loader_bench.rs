@@ -67,7 +67,7 @@ fn main() -> Result<(), nabla_data::DataError> {
                 .shuffle(true)
                 .drop_last(true)
                 .seed(1)
-                .workers(workers);
+                .num_workers(workers);
             if aug > 0 {
                 loader = loader.transform(augmentation(aug == 2));
             }

@@ -7,7 +7,7 @@
 //! let loader = DataLoader::new(TensorDataset::new(&x, vec![0; 10])?, 4)?
 //!     .shuffle(true)
 //!     .seed(7)
-//!     .workers(2);
+//!     .num_workers(2);
 //! let sizes: Vec<usize> = loader.epoch(0).map(|b| b.map(|b| b.labels.len())).collect::<Result<_, _>>()?;
 //! assert_eq!(sizes, vec![4, 4, 2]);
 //! # Ok::<(), nabla_data::DataError>(())
@@ -137,13 +137,13 @@ impl DataLoader {
     }
 
     /// Background threads building batches ahead (0: build on the caller's thread).
-    pub fn workers(mut self, n: usize) -> Self {
+    pub fn num_workers(mut self, n: usize) -> Self {
         self.workers = n;
         self
     }
 
     /// Batches each worker may hold ready (at least 1).
-    pub fn prefetch(mut self, n: usize) -> Self {
+    pub fn prefetch_factor(mut self, n: usize) -> Self {
         self.prefetch = n.max(1);
         self
     }

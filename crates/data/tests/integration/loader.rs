@@ -47,7 +47,7 @@ fn sequential_batches_and_drop_last() {
     assert_eq!(dl.len(), 2);
     assert_eq!(dl.epoch(0).count(), 2);
     assert!(DataLoader::new(images(3), 0).is_err());
-    let empty = DataLoader::new(images(0), 4).unwrap().workers(2);
+    let empty = DataLoader::new(images(0), 4).unwrap().num_workers(2);
     assert!(empty.is_empty() && empty.epoch(0).next().is_none());
 }
 
@@ -73,10 +73,10 @@ fn workers_do_not_change_batches_or_augmentation() {
         .seed(11)
         .transform(augment());
     for epoch in 0..2 {
-        let serial = collect(base.clone().workers(0).epoch(epoch));
+        let serial = collect(base.clone().num_workers(0).epoch(epoch));
         assert_eq!(serial.len(), 8);
         for w in [1, 3, 8] {
-            let parallel = collect(base.clone().workers(w).prefetch(1).epoch(epoch));
+            let parallel = collect(base.clone().num_workers(w).prefetch_factor(1).epoch(epoch));
             assert_eq!(serial, parallel, "{w} workers, epoch {epoch}");
         }
     }
@@ -100,7 +100,7 @@ fn a_resumed_run_sees_the_remaining_batches() {
         .unwrap()
         .shuffle(true)
         .seed(5)
-        .workers(2)
+        .num_workers(2)
         .transform(augment());
     let full = collect(loader.epoch(1));
     let mut it = loader.epoch(1);
@@ -188,7 +188,7 @@ impl Dataset for FailsAt {
 #[test]
 fn a_failing_sample_ends_the_epoch_with_its_error() {
     for workers in [0, 3] {
-        let loader = DataLoader::new(FailsAt(9), 4).unwrap().workers(workers);
+        let loader = DataLoader::new(FailsAt(9), 4).unwrap().num_workers(workers);
         let mut it = loader.epoch(0);
         assert!(it.next().unwrap().is_ok());
         assert!(it.next().unwrap().is_ok());
@@ -198,7 +198,10 @@ fn a_failing_sample_ends_the_epoch_with_its_error() {
         assert_eq!(it.position().batch, 2);
     }
     // Dropping an iterator early, with workers blocked on full channels, returns promptly.
-    let loader = DataLoader::new(images(400), 2).unwrap().workers(4).prefetch(1);
+    let loader = DataLoader::new(images(400), 2)
+        .unwrap()
+        .num_workers(4)
+        .prefetch_factor(1);
     let mut it = loader.epoch(0);
     it.next().unwrap().unwrap();
     drop(it);
