@@ -32,6 +32,7 @@ pub mod optim;
 pub mod safetensors_io;
 pub mod scheduler;
 pub mod state_dict;
+pub mod summary;
 
 pub use error::{Error, Result};
 pub use layers::*;
