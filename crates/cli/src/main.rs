@@ -2,10 +2,19 @@
 //!
 //! Errors a user can cause print one line, `error: ...`, and exit with code 1.
 
+mod config;
 mod error;
+mod eval;
 mod filter;
+mod graph;
 mod image_io;
 mod matching;
+mod metrics;
+mod plot;
+mod predict;
+mod summary;
+mod train;
+mod trainer;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +30,16 @@ struct Cli {
 /// The subcommands; each lives in its own module with `Args` and `run`.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train a model (default: LeNet-5 on Fashion-MNIST).
+    Train(Box<train::TrainArgs>),
+    /// Score a checkpoint on its test split: accuracy, per-class scores, confusion matrix.
+    Eval(eval::EvalArgs),
+    /// Classify images with a checkpoint: the top classes and their probabilities.
+    Predict(predict::PredictArgs),
+    /// Print a model's layers with output shapes and parameter counts.
+    Summary(summary::SummaryArgs),
+    /// Write the autograd graph of one training step as Graphviz DOT.
+    Graph(graph::GraphArgs),
     /// Correlate or convolve an image with a kernel.
     Filter(filter::FilterArgs),
     /// Find a template in an image by normalized cross-correlation.
@@ -33,6 +52,11 @@ fn main() -> ExitCode {
         Err(e) => return error::usage(e),
     };
     error::finish(match cli.command {
+        Command::Train(args) => train::run(*args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Summary(args) => summary::run(args),
+        Command::Graph(args) => graph::run(args),
         Command::Filter(args) => filter::run(args),
         Command::Match(args) => matching::run(args),
     })

@@ -1,0 +1,516 @@
+//! The training configuration: defaults, a TOML file (`key = value` lines), and flags on top.
+//!
+//! The file format is the subset of TOML a flat configuration needs: one `key = value` per
+//! line, `#` comments, values that are numbers, `true`/`false`, "strings" or `[1, 2]` lists.
+//! Keys are the long flag names with `-` or `_` (`batch_size = 128`). The resolved
+//! configuration is written back in the same form (`config.toml` in the run folder, and into
+//! every checkpoint), so a run can be repeated with `--config runs/x/config.toml`.
+
+use crate::error::{CliError, CliResult};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// What is learned: classes or numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Class labels, cross-entropy (or MSE on one-hot targets), accuracy.
+    Classification,
+    /// Numbers from a CSV column, MSE, RMSE and R².
+    Regression,
+}
+
+impl Task {
+    /// The name used in flags and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        }
+    }
+}
+
+/// Every setting of a training run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Model name in the zoo (`lenet5`, `mlp`, ...).
+    pub model: String,
+    /// Data set (`fashion-mnist`, `mnist`, `kmnist`, `csv`).
+    pub dataset: String,
+    /// Where to look for the data set first.
+    pub data_dir: Option<PathBuf>,
+    /// A CSV file (regression or tabular classification).
+    pub data: Option<PathBuf>,
+    /// The CSV column to predict.
+    pub target: Option<String>,
+    /// Classification or regression.
+    pub task: Task,
+    /// Epochs to train in total.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// `sgd`, `adam`, `adamw` or `rmsprop`.
+    pub optimizer: String,
+    /// Momentum of SGD and RMSprop (Adam's β₁ stays 0.9).
+    pub momentum: f64,
+    /// L2 penalty (decoupled for AdamW).
+    pub weight_decay: f64,
+    /// `none`, `cosine`, `step`, `exponential` or `plateau`.
+    pub scheduler: String,
+    /// Random crops and flips of training images.
+    pub augment: bool,
+    /// Seed of the initialization, the shuffles and the augmentation.
+    pub seed: u64,
+    /// Compute threads (0: one per core).
+    pub threads: usize,
+    /// Run folder (default `runs/<model>-<dataset>`).
+    pub out: Option<PathBuf>,
+    /// `cross-entropy` or `mse`.
+    pub loss: String,
+    /// Use only the first N training samples.
+    pub limit: Option<usize>,
+    /// Hidden layer sizes of an MLP.
+    pub hidden: Vec<usize>,
+    /// Activation of an MLP (`relu`, `tanh`, `sigmoid`, `gelu`, ...).
+    pub activation: String,
+    /// A model variant (`classic` or `modern` LeNet-5).
+    pub variant: Option<String>,
+    /// Fraction of a CSV table held out for validation.
+    pub val_split: f64,
+    /// Background threads building batches.
+    pub workers: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model: "lenet5".into(),
+            dataset: "fashion-mnist".into(),
+            data_dir: None,
+            data: None,
+            target: None,
+            task: Task::Classification,
+            epochs: 10,
+            batch_size: 64,
+            lr: 0.05,
+            optimizer: "sgd".into(),
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            scheduler: "cosine".into(),
+            augment: false,
+            seed: 0,
+            threads: 0,
+            out: None,
+            loss: "cross-entropy".into(),
+            limit: None,
+            hidden: vec![256],
+            activation: "relu".into(),
+            variant: None,
+            val_split: 0.2,
+            workers: 0,
+        }
+    }
+}
+
+/// The names a config file may use (with `_`; `-` is accepted too).
+pub const KEYS: &[&str] = &[
+    "model",
+    "dataset",
+    "data_dir",
+    "data",
+    "target",
+    "task",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "scheduler",
+    "augment",
+    "seed",
+    "threads",
+    "out",
+    "loss",
+    "limit",
+    "hidden",
+    "activation",
+    "variant",
+    "val_split",
+    "workers",
+];
+
+/// One value of the file format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A quoted string.
+    Str(String),
+    /// A number (integers too).
+    Num(f64),
+    /// `true` / `false`.
+    Bool(bool),
+    /// `[a, b, ...]` of numbers.
+    List(Vec<f64>),
+}
+
+fn parse_value(raw: &str) -> Result<Value, String> {
+    let raw = raw.trim();
+    if let Some(inner) = raw.strip_prefix('"') {
+        let s = inner.strip_suffix('"').ok_or("unterminated string")?;
+        if s.contains('"') {
+            return Err("quotes inside strings are not supported".into());
+        }
+        return Ok(Value::Str(s.replace("\\\\", "\\")));
+    }
+    if let Some(inner) = raw.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or("unterminated list")?;
+        let items: Result<Vec<f64>, _> = inner
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.replace('_', "").parse::<f64>())
+            .collect();
+        return items
+            .map(Value::List)
+            .map_err(|_| format!("{raw} is not a list of numbers"));
+    }
+    match raw {
+        "true" => return Ok(Value::Bool(true)),
+        "false" => return Ok(Value::Bool(false)),
+        _ => {}
+    }
+    raw.replace('_', "")
+        .parse::<f64>()
+        .map(Value::Num)
+        .map_err(|_| format!("{raw} is not a number, true/false, a \"string\" or a [list]"))
+}
+
+/// Parse the `key = value` text of a config file into values by key (checked against [`KEYS`]).
+pub fn parse(text: &str, origin: &Path) -> CliResult<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let bad = |msg: String| CliError::new(format!("{} line {}: {msg}", origin.display(), n + 1));
+        // A `#` inside a string is kept; outside one it starts a comment.
+        let mut in_str = false;
+        let end = line
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    in_str = !in_str;
+                }
+                c == '#' && !in_str
+            })
+            .map_or(line.len(), |(i, _)| i);
+        let line = line[..end].trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with('[') {
+            return Err(bad("tables ([section]) are not used; write key = value lines".into()));
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| bad(format!("expected key = value, got {line:?}")))?;
+        let key = k.trim().trim_matches('"').replace('-', "_");
+        if !KEYS.contains(&key.as_str()) {
+            return Err(bad(format!("unknown key {key:?} (known: {})", KEYS.join(", "))));
+        }
+        let value = parse_value(v).map_err(|e| bad(format!("{key}: {e}")))?;
+        if out.insert(key.clone(), value).is_some() {
+            return Err(bad(format!("{key} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+fn want_str(key: &str, v: &Value) -> CliResult<String> {
+    match v {
+        Value::Str(s) => Ok(s.clone()),
+        _ => Err(CliError::new(format!("config: {key} must be a \"string\""))),
+    }
+}
+
+fn want_num(key: &str, v: &Value) -> CliResult<f64> {
+    match v {
+        Value::Num(x) if x.is_finite() => Ok(*x),
+        _ => Err(CliError::new(format!("config: {key} must be a number"))),
+    }
+}
+
+fn want_count(key: &str, v: &Value) -> CliResult<usize> {
+    let x = want_num(key, v)?;
+    if x < 0.0 || x.fract() != 0.0 || x > 1e15 {
+        return Err(CliError::new(format!(
+            "config: {key} must be a whole number ≥ 0, got {x}"
+        )));
+    }
+    Ok(x as usize)
+}
+
+/// Parse a task name.
+pub fn parse_task(s: &str) -> CliResult<Task> {
+    match s {
+        "classification" => Ok(Task::Classification),
+        "regression" => Ok(Task::Regression),
+        _ => Err(CliError::new(format!(
+            "unknown task {s:?} (classification or regression)"
+        ))),
+    }
+}
+
+impl TrainConfig {
+    /// Apply the values of a parsed file on top of `self`.
+    pub fn apply(&mut self, values: &BTreeMap<String, Value>) -> CliResult<()> {
+        for (key, v) in values {
+            let k = key.as_str();
+            match k {
+                "model" => self.model = want_str(k, v)?,
+                "dataset" => self.dataset = want_str(k, v)?,
+                "data_dir" => self.data_dir = Some(want_str(k, v)?.into()),
+                "data" => self.data = Some(want_str(k, v)?.into()),
+                "target" => self.target = Some(want_str(k, v)?),
+                "task" => self.task = parse_task(&want_str(k, v)?)?,
+                "epochs" => self.epochs = want_count(k, v)?,
+                "batch_size" => self.batch_size = want_count(k, v)?,
+                "lr" => self.lr = want_num(k, v)?,
+                "optimizer" => self.optimizer = want_str(k, v)?,
+                "momentum" => self.momentum = want_num(k, v)?,
+                "weight_decay" => self.weight_decay = want_num(k, v)?,
+                "scheduler" => self.scheduler = want_str(k, v)?,
+                "augment" => match v {
+                    Value::Bool(b) => self.augment = *b,
+                    _ => return Err(CliError::new("config: augment must be true or false")),
+                },
+                "seed" => self.seed = want_count(k, v)? as u64,
+                "threads" => self.threads = want_count(k, v)?,
+                "out" => self.out = Some(want_str(k, v)?.into()),
+                "loss" => self.loss = want_str(k, v)?,
+                "limit" => self.limit = Some(want_count(k, v)?),
+                "hidden" => match v {
+                    Value::List(xs) => {
+                        self.hidden = xs
+                            .iter()
+                            .map(|&x| want_count(k, &Value::Num(x)))
+                            .collect::<CliResult<_>>()?
+                    }
+                    _ => return Err(CliError::new("config: hidden must be a list like [256, 128]")),
+                },
+                "activation" => self.activation = want_str(k, v)?,
+                "variant" => self.variant = Some(want_str(k, v)?),
+                "val_split" => self.val_split = want_num(k, v)?,
+                "workers" => self.workers = want_count(k, v)?,
+                _ => return Err(CliError::new(format!("config: unknown key {k:?}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Read a config file and apply it on top of `self`.
+    pub fn apply_file(&mut self, path: &Path) -> CliResult<()> {
+        let text = std::fs::read_to_string(path).map_err(|e| CliError::io("read config", path, e))?;
+        self.apply(&parse(&text, path)?)
+    }
+
+    /// Check the values that no later step checks with a clear message.
+    pub fn validate(&self) -> CliResult<()> {
+        let fail = |m: String| Err(CliError::new(m));
+        if self.epochs == 0 {
+            return fail("--epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return fail("--batch-size must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return fail(format!("--lr must be a positive number, got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return fail(format!("--momentum must be in [0, 1), got {}", self.momentum));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return fail(format!("--weight-decay must be ≥ 0, got {}", self.weight_decay));
+        }
+        if !(self.val_split > 0.0 && self.val_split < 1.0) {
+            return fail(format!("--val-split must be in (0, 1), got {}", self.val_split));
+        }
+        if self.limit == Some(0) {
+            return fail("--limit must be at least 1".into());
+        }
+        if self.hidden.contains(&0) {
+            return fail("--hidden sizes must be at least 1".into());
+        }
+        let one_of = |what: &str, v: &str, known: &[&str]| -> CliResult<()> {
+            if known.contains(&v) {
+                Ok(())
+            } else {
+                Err(CliError::new(format!(
+                    "unknown {what} {v:?} (known: {})",
+                    known.join(", ")
+                )))
+            }
+        };
+        one_of("optimizer", &self.optimizer, &["sgd", "adam", "adamw", "rmsprop"])?;
+        one_of(
+            "scheduler",
+            &self.scheduler,
+            &["none", "cosine", "step", "exponential", "plateau"],
+        )?;
+        one_of("loss", &self.loss, &["cross-entropy", "mse"])?;
+        if self.task == Task::Regression && self.loss != "mse" {
+            return fail("regression trains with --loss mse".into());
+        }
+        Ok(())
+    }
+
+    /// The run folder: `--out`, else `runs/<model>-<dataset>`.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let data = match (&self.data, self.dataset.as_str()) {
+                (Some(p), "csv") => p.file_stem().map_or("csv".into(), |s| s.to_string_lossy().into_owned()),
+                _ => self.dataset.clone(),
+            };
+            PathBuf::from("runs").join(format!("{}-{data}", self.model))
+        })
+    }
+
+    /// The configuration in the file format, every key written (paths absolute where known).
+    pub fn to_toml(&self) -> String {
+        let mut s = String::from("# nabla train configuration (use with --config FILE; flags override)\n");
+        let q = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\"));
+        let p = |v: &Path| q(&v.to_string_lossy());
+        let mut line = |k: &str, v: String| {
+            let _ = writeln!(s, "{k} = {v}");
+        };
+        line("model", q(&self.model));
+        line("dataset", q(&self.dataset));
+        if let Some(d) = &self.data_dir {
+            line("data_dir", p(d));
+        }
+        if let Some(d) = &self.data {
+            line("data", p(d));
+        }
+        if let Some(t) = &self.target {
+            line("target", q(t));
+        }
+        line("task", q(self.task.name()));
+        line("epochs", self.epochs.to_string());
+        line("batch_size", self.batch_size.to_string());
+        line("lr", format!("{:?}", self.lr));
+        line("optimizer", q(&self.optimizer));
+        line("momentum", format!("{:?}", self.momentum));
+        line("weight_decay", format!("{:?}", self.weight_decay));
+        line("scheduler", q(&self.scheduler));
+        line("augment", self.augment.to_string());
+        line("seed", self.seed.to_string());
+        line("threads", self.threads.to_string());
+        if let Some(o) = &self.out {
+            line("out", p(o));
+        }
+        line("loss", q(&self.loss));
+        if let Some(l) = self.limit {
+            line("limit", l.to_string());
+        }
+        let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
+        line("hidden", format!("[{}]", hidden.join(", ")));
+        line("activation", q(&self.activation));
+        if let Some(v) = &self.variant {
+            line("variant", q(v));
+        }
+        line("val_split", format!("{:?}", self.val_split));
+        line("workers", self.workers.to_string());
+        s
+    }
+
+    /// Parse text written by [`TrainConfig::to_toml`] (or any config file) over the defaults.
+    pub fn from_toml(text: &str, origin: &Path) -> CliResult<TrainConfig> {
+        let mut c = TrainConfig::default();
+        c.apply(&parse(text, origin)?)?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_the_file_format() {
+        let c = TrainConfig {
+            model: "mlp".into(),
+            data: Some("/tmp/a b.csv".into()),
+            target: Some("price".into()),
+            task: Task::Regression,
+            lr: 0.1 + 0.2,
+            hidden: vec![64, 32],
+            limit: Some(600),
+            augment: true,
+            loss: "mse".into(),
+            ..TrainConfig::default()
+        };
+        let back = TrainConfig::from_toml(&c.to_toml(), Path::new("x")).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.lr.to_bits(), (0.1f64 + 0.2).to_bits());
+    }
+
+    #[test]
+    fn file_values_apply_and_errors_name_the_line() {
+        let text = "# comment\nepochs = 3 # trailing\nbatch-size = 1_000\nmodel = \"mlp#1\"\nhidden = [8, 4]\n";
+        let mut c = TrainConfig::default();
+        c.apply(&parse(text, Path::new("c.toml")).unwrap()).unwrap();
+        assert_eq!(
+            (c.epochs, c.batch_size, c.model.as_str(), c.hidden),
+            (3, 1000, "mlp#1", vec![8, 4])
+        );
+        let e = parse("epochs = 3\nepocs = 4\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml line 2: unknown key \"epocs\""), "{e}");
+        let e = parse("lr = fast\n", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("line 1: lr: fast is not a number"), "{e}");
+        let mut c = TrainConfig::default();
+        let e = c.apply(&parse("epochs = 2.5\n", Path::new("c")).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("whole number"), "{e}");
+    }
+
+    #[test]
+    fn validation_rejects_bad_values() {
+        let ok = TrainConfig::default();
+        assert!(ok.validate().is_ok());
+        for (c, msg) in [
+            (
+                TrainConfig {
+                    epochs: 0,
+                    ..ok.clone()
+                },
+                "--epochs",
+            ),
+            (TrainConfig { lr: -1.0, ..ok.clone() }, "--lr"),
+            (
+                TrainConfig {
+                    optimizer: "lbfgs".into(),
+                    ..ok.clone()
+                },
+                "unknown optimizer \"lbfgs\"",
+            ),
+            (
+                TrainConfig {
+                    momentum: 1.5,
+                    ..ok.clone()
+                },
+                "--momentum",
+            ),
+            (
+                TrainConfig {
+                    task: Task::Regression,
+                    ..ok.clone()
+                },
+                "--loss mse",
+            ),
+        ] {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(msg), "{e}");
+        }
+        assert_eq!(ok.out_dir(), PathBuf::from("runs/lenet5-fashion-mnist"));
+    }
+}

@@ -1,0 +1,65 @@
+//! `nabla eval`: score a checkpoint on its test split (the held-out rows for a table):
+//! accuracy, per-class precision/recall/F1 and the confusion matrix, or RMSE and R².
+
+use crate::error::CliResult;
+use crate::trainer::setup::load_trained;
+use crate::trainer::{data, evaluate, make_loader, LossKind};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Score a checkpoint written by `nabla train` on the test split of its data set.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  nabla eval --checkpoint runs/lenet5-fashion-mnist/best.safetensors")]
+pub struct EvalArgs {
+    /// The checkpoint (last.safetensors or best.safetensors of a run folder)
+    #[arg(long, short = 'c', value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Where to look for the data set first (default: as when training)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The CSV table of a regression or table run (default: the one trained on)
+    #[arg(long, value_name = "FILE.csv")]
+    data: Option<PathBuf>,
+    /// Samples per forward pass
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    batch_size: usize,
+}
+
+/// Run `nabla eval`.
+pub fn run(args: EvalArgs) -> CliResult<()> {
+    let (model, meta, ck) = load_trained(&args.checkpoint)?;
+    let mut cfg = meta.config.clone();
+    if args.data_dir.is_some() {
+        cfg.data_dir = args.data_dir;
+    }
+    if args.data.is_some() {
+        cfg.data = args.data;
+    }
+    let data = data::load(&cfg)?;
+    let loader = make_loader(
+        data.val.clone(),
+        args.batch_size.max(1),
+        &data.input_shape,
+        &meta.normalize,
+        false,
+    )?;
+    let kind = LossKind::of(&cfg);
+    let ev = evaluate(model.as_ref(), &loader, kind, meta.classes.len(), meta.target_scale)?;
+    println!(
+        "{}: {} after epoch {} on {} ({} samples from {})",
+        args.checkpoint.display(),
+        meta.model,
+        ck.epoch,
+        cfg.dataset,
+        data.val.len(),
+        data.origin.display()
+    );
+    println!("loss {:.4}", ev.loss);
+    if let Some(c) = &ev.confusion {
+        print!("{}", c.report(&meta.classes));
+    }
+    if let Some(r) = &ev.regression {
+        println!("rmse {:.6}\nr2 {:.6}", r.rmse(), r.r2());
+    }
+    Ok(())
+}

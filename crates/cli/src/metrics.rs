@@ -1,0 +1,331 @@
+//! What a run measures: the confusion matrix and the scores read from it, regression errors,
+//! and the per-epoch records written to `metrics.jsonl`.
+
+use crate::error::{CliError, CliResult};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// Counts of (true class, predicted class) pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confusion {
+    /// `counts[t * classes + p]`: samples of class `t` predicted as `p`.
+    pub counts: Vec<u64>,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+/// Precision, recall and F1 of one class (0 where undefined, as scikit-learn's default).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassScores {
+    /// Of the samples predicted as this class, the fraction that are.
+    pub precision: f64,
+    /// Of the samples of this class, the fraction predicted as it.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+    /// Samples of this class.
+    pub support: u64,
+}
+
+impl Confusion {
+    /// An empty matrix for `classes` classes.
+    pub fn new(classes: usize) -> Self {
+        Confusion {
+            counts: vec![0; classes * classes],
+            classes,
+        }
+    }
+
+    /// Count one prediction (pairs out of range are ignored: the caller checked the labels).
+    pub fn add(&mut self, truth: usize, pred: usize) {
+        if truth < self.classes && pred < self.classes {
+            self.counts[truth * self.classes + pred] += 1;
+        }
+    }
+
+    /// The count of class `t` predicted as `p`.
+    pub fn get(&self, t: usize, p: usize) -> u64 {
+        self.counts[t * self.classes + p]
+    }
+
+    /// Samples counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Fraction predicted correctly (0 for an empty matrix).
+    pub fn accuracy(&self) -> f64 {
+        let right: u64 = (0..self.classes).map(|c| self.get(c, c)).sum();
+        ratio(right, self.total())
+    }
+
+    /// Scores of class `c`.
+    pub fn scores(&self, c: usize) -> ClassScores {
+        let tp = self.get(c, c);
+        let predicted: u64 = (0..self.classes).map(|t| self.get(t, c)).sum();
+        let support: u64 = (0..self.classes).map(|p| self.get(c, p)).sum();
+        let (precision, recall) = (ratio(tp, predicted), ratio(tp, support));
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        ClassScores {
+            precision,
+            recall,
+            f1,
+            support,
+        }
+    }
+
+    /// A text report: accuracy, per-class precision/recall/F1, macro averages, the matrix.
+    pub fn report(&self, names: &[String]) -> String {
+        let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+        let width = (0..self.classes)
+            .map(|c| name(c).chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(9);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "accuracy {:.2}% ({} samples)\n",
+            100.0 * self.accuracy(),
+            self.total()
+        );
+        let _ = writeln!(s, "{:>width$}  precision  recall     f1  support", "class");
+        let (mut mp, mut mr, mut mf) = (0.0, 0.0, 0.0);
+        for c in 0..self.classes {
+            let sc = self.scores(c);
+            (mp, mr, mf) = (mp + sc.precision, mr + sc.recall, mf + sc.f1);
+            let _ = writeln!(
+                s,
+                "{:>width$}  {:>9.4}  {:>6.4}  {:>5.4}  {:>7}",
+                name(c),
+                sc.precision,
+                sc.recall,
+                sc.f1,
+                sc.support
+            );
+        }
+        let k = self.classes.max(1) as f64;
+        let _ = writeln!(
+            s,
+            "{:>width$}  {:>9.4}  {:>6.4}  {:>5.4}  {:>7}",
+            "macro avg",
+            mp / k,
+            mr / k,
+            mf / k,
+            self.total()
+        );
+        let _ = writeln!(s, "\nconfusion matrix (rows: true class, columns: predicted)");
+        let cell = self.counts.iter().max().map_or(1, |m| m.to_string().len()).max(3);
+        let _ = write!(s, "{:>width$}", "");
+        for c in 0..self.classes {
+            let _ = write!(s, " {:>cell$}", c);
+        }
+        s.push('\n');
+        for t in 0..self.classes {
+            let _ = write!(s, "{:>width$}", format!("{} {t}", name(t)));
+            for p in 0..self.classes {
+                let _ = write!(s, " {:>cell$}", self.get(t, p));
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Running sums for regression errors: RMSE and R² over everything added.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Regression {
+    n: u64,
+    sum_sq_err: f64,
+    sum_y: f64,
+    sum_y2: f64,
+}
+
+impl Regression {
+    /// Add predictions and their true values.
+    pub fn add(&mut self, pred: &[f64], truth: &[f64]) {
+        for (&p, &y) in pred.iter().zip(truth) {
+            self.n += 1;
+            self.sum_sq_err += (p - y) * (p - y);
+            self.sum_y += y;
+            self.sum_y2 += y * y;
+        }
+    }
+
+    /// Root of the mean squared error.
+    pub fn rmse(&self) -> f64 {
+        (self.sum_sq_err / self.n.max(1) as f64).sqrt()
+    }
+
+    /// Coefficient of determination, 1 − SSE/SST (NaN when the targets are all equal).
+    pub fn r2(&self) -> f64 {
+        let n = self.n.max(1) as f64;
+        let sst = self.sum_y2 - self.sum_y * self.sum_y / n;
+        if sst <= 0.0 {
+            f64::NAN
+        } else {
+            1.0 - self.sum_sq_err / sst
+        }
+    }
+}
+
+/// One epoch's line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: u64,
+    /// Mean training loss over the epoch.
+    pub train_loss: f64,
+    /// Training accuracy (classification) or RMSE (regression).
+    pub train_metric: f64,
+    /// Validation loss.
+    pub val_loss: f64,
+    /// Validation accuracy (classification) or RMSE (regression).
+    pub val_metric: f64,
+    /// Validation R² (regression only).
+    pub val_r2: Option<f64>,
+    /// Learning rate used in the epoch.
+    pub lr: f64,
+    /// Seconds of training (validation excluded).
+    pub train_seconds: f64,
+    /// Training images (samples) per second.
+    pub samples_per_second: f64,
+    /// Peak resident memory of the process so far, in MiB (where the OS tells it).
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// The name of the metric a task reports: `acc` or `rmse`.
+pub fn metric_name(regression: bool) -> &'static str {
+    if regression {
+        "rmse"
+    } else {
+        "acc"
+    }
+}
+
+/// A float for JSON: NaN and ±∞ become null.
+fn num(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
+}
+
+impl EpochRecord {
+    /// The record as one JSON line (keys `train_acc`/`val_acc` or `train_rmse`/`val_rmse`).
+    pub fn to_json(&self, regression: bool) -> String {
+        let m = metric_name(regression);
+        let mut v = json!({
+            "epoch": self.epoch,
+            "train_loss": num(self.train_loss),
+            format!("train_{m}"): num(self.train_metric),
+            "val_loss": num(self.val_loss),
+            format!("val_{m}"): num(self.val_metric),
+            "lr": num(self.lr),
+            "train_seconds": num(self.train_seconds),
+            "samples_per_second": num(self.samples_per_second),
+        });
+        if let Some(r2) = self.val_r2 {
+            v["val_r2"] = num(r2);
+        }
+        if let Some(m) = self.peak_rss_mib {
+            v["peak_rss_mib"] = num(m);
+        }
+        v.to_string()
+    }
+
+    /// Read a line written by [`EpochRecord::to_json`].
+    pub fn from_json(line: &str, regression: bool) -> CliResult<EpochRecord> {
+        let v: Value = serde_json::from_str(line).map_err(|e| CliError::new(format!("metrics.jsonl: {e}")))?;
+        let m = metric_name(regression);
+        let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        Ok(EpochRecord {
+            epoch: v
+                .get("epoch")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| CliError::new("metrics.jsonl: a record has no epoch"))?,
+            train_loss: f("train_loss"),
+            train_metric: f(&format!("train_{m}")),
+            val_loss: f("val_loss"),
+            val_metric: f(&format!("val_{m}")),
+            val_r2: v.get("val_r2").map(|x| x.as_f64().unwrap_or(f64::NAN)),
+            lr: f("lr"),
+            train_seconds: f("train_seconds"),
+            samples_per_second: f("samples_per_second"),
+            peak_rss_mib: v.get("peak_rss_mib").and_then(Value::as_f64),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_match_hand_counts() {
+        // truth 0: 3 right, 1 as class 1; truth 1: 2 right; truth 2: 1 as class 0, none right.
+        let mut c = Confusion::new(3);
+        for (t, p) in [(0, 0), (0, 0), (0, 0), (0, 1), (1, 1), (1, 1), (2, 0)] {
+            c.add(t, p);
+        }
+        assert!((c.accuracy() - 5.0 / 7.0).abs() < 1e-12);
+        let s0 = c.scores(0);
+        assert_eq!((s0.precision, s0.recall, s0.support), (0.75, 0.75, 4));
+        let s1 = c.scores(1);
+        assert!((s1.precision - 2.0 / 3.0).abs() < 1e-12 && s1.recall == 1.0);
+        assert!((s1.f1 - 0.8).abs() < 1e-12);
+        let s2 = c.scores(2);
+        assert_eq!((s2.precision, s2.recall, s2.f1), (0.0, 0.0, 0.0));
+        let r = c.report(&["a".into(), "b".into(), "c".into()]);
+        assert!(r.starts_with("accuracy 71.43% (7 samples)"), "{r}");
+    }
+
+    #[test]
+    fn regression_errors_match_hand_values() {
+        let mut r = Regression::default();
+        r.add(&[1.0, 2.0, 4.0], &[1.0, 3.0, 5.0]);
+        // SSE 2, mean 3, SST 8.
+        assert!((r.rmse() - (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((r.r2() - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn records_round_trip_through_json() {
+        let rec = EpochRecord {
+            epoch: 2,
+            train_loss: 0.5,
+            train_metric: 0.8,
+            val_loss: f64::NAN,
+            val_metric: 0.75,
+            val_r2: None,
+            lr: 0.01,
+            train_seconds: 1.5,
+            samples_per_second: 4000.0,
+            peak_rss_mib: Some(120.5),
+        };
+        let line = rec.to_json(false);
+        assert!(
+            line.contains("\"val_loss\":null") && line.contains("\"train_acc\":0.8"),
+            "{line}"
+        );
+        let back = EpochRecord::from_json(&line, false).unwrap();
+        assert!(back.val_loss.is_nan());
+        assert_eq!(
+            EpochRecord { val_loss: 0.0, ..back },
+            EpochRecord { val_loss: 0.0, ..rec }
+        );
+    }
+}

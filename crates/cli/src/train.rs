@@ -1,0 +1,205 @@
+//! `nabla train`: flags over a config file over the defaults (or over the configuration of
+//! the checkpoint being resumed), Ctrl-C handling, and the training loop of [`crate::trainer`].
+
+use crate::config::{parse_task, Task, TrainConfig};
+use crate::error::{CliError, CliResult};
+use crate::trainer::{self, Options, Outcome};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Train a model (default: LeNet-5 on Fashion-MNIST, SGD with momentum, cosine schedule).
+///
+/// Writes to the run folder (--out, default runs/<model>-<dataset>): metrics.jsonl,
+/// curves.png, confusion.png, last.safetensors, best.safetensors and config.toml.
+/// Ctrl-C finishes the current step, saves last.safetensors and exits (code 130); continue
+/// with --resume. Settings come from the defaults, then --config FILE, then the flags.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nabla train\n  nabla train --model mlp --hidden 256 --epochs 5 --lr 0.05\n  \
+                  nabla train --task regression --data houses.csv --target price\n  \
+                  nabla train --resume runs/lenet5-fashion-mnist/last.safetensors --epochs 20"
+)]
+pub struct TrainArgs {
+    /// Model from the zoo (mlp, lenet5, ...) [default: lenet5; mlp for tables]
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// Data set: fashion-mnist, mnist, kmnist, or csv (with --data) [default: fashion-mnist]
+    #[arg(long, value_name = "NAME")]
+    dataset: Option<String>,
+    /// Directory searched first for the data set (then $NABLA_DATA, the system, the cache)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A CSV table with a header row to train on (implies --dataset csv)
+    #[arg(long, value_name = "FILE.csv")]
+    data: Option<PathBuf>,
+    /// The CSV column to predict
+    #[arg(long, value_name = "COLUMN")]
+    target: Option<String>,
+    /// classification or regression (regression: an MLP with MSE; RMSE and R² reported)
+    #[arg(long, value_name = "TASK")]
+    task: Option<String>,
+    /// Epochs in total [default: 10]
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Samples per step [default: 64]
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Learning rate at the start of the schedule [default: 0.05]; on --resume it replaces the saved rate
+    #[arg(long, value_name = "RATE")]
+    lr: Option<f64>,
+    /// sgd, adam, adamw or rmsprop [default: sgd]
+    #[arg(long, value_name = "NAME")]
+    optimizer: Option<String>,
+    /// Momentum of SGD and RMSprop [default: 0.9]
+    #[arg(long, value_name = "M")]
+    momentum: Option<f64>,
+    /// L2 penalty (decoupled for adamw) [default: 0.0005]
+    #[arg(long, value_name = "L2")]
+    weight_decay: Option<f64>,
+    /// none, cosine, step, exponential or plateau [default: cosine]
+    #[arg(long, value_name = "NAME")]
+    scheduler: Option<String>,
+    /// Random crops (padding 2) and horizontal flips of training images [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    augment: Option<bool>,
+    /// Seed of the initialization, shuffles and augmentation [default: 0]
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Compute threads (0: one per core) [default: 0]
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Run folder [default: runs/<model>-<dataset>; on --resume the checkpoint's folder]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Continue exactly from a checkpoint (flags given again override its settings)
+    #[arg(long, value_name = "CHECKPOINT")]
+    resume: Option<PathBuf>,
+    /// cross-entropy or mse (on one-hot targets) [default: cross-entropy]
+    #[arg(long, value_name = "NAME")]
+    loss: Option<String>,
+    /// Train on the first N training samples only
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// A config file of key = value lines (the keys are these flags' names)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Hidden layer sizes of an MLP, comma-separated [default: 256]
+    #[arg(long, value_name = "SIZES", value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Activation of an MLP: relu, tanh, sigmoid, gelu, leaky_relu, elu, ... [default: relu]
+    #[arg(long, value_name = "NAME")]
+    activation: Option<String>,
+    /// Model variant (lenet5: modern or classic)
+    #[arg(long, value_name = "NAME")]
+    variant: Option<String>,
+    /// Fraction of a CSV table held out for validation [default: 0.2]
+    #[arg(long, value_name = "FRACTION")]
+    val_split: Option<f64>,
+    /// Background threads building batches [default: 0]
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Stop after this many optimizer steps in all, saving a checkpoint (as Ctrl-C does)
+    #[arg(long, value_name = "STEPS")]
+    stop_after_steps: Option<u64>,
+}
+
+/// The configuration the flags ask for: defaults (or the resumed run's), the file, the flags.
+fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
+    let mut c = match &a.resume {
+        Some(p) => trainer::resume_config(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(f) = &a.config {
+        c.apply_file(f)?;
+    }
+    macro_rules! set {
+        ($($field:ident),*) => {$(
+            if let Some(v) = &a.$field {
+                c.$field = v.clone().into();
+            }
+        )*};
+    }
+    set!(
+        model,
+        dataset,
+        data_dir,
+        data,
+        target,
+        epochs,
+        batch_size,
+        lr,
+        optimizer,
+        momentum,
+        weight_decay
+    );
+    set!(scheduler, augment, seed, threads, out, loss, limit, hidden, activation, variant, val_split, workers);
+    if let Some(t) = &a.task {
+        c.task = parse_task(t)?;
+    }
+    if a.resume.is_some() && a.out.is_none() {
+        // Continue in the folder the checkpoint lies in.
+        c.out = a.resume.as_ref().and_then(|p| p.parent()).map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        });
+    }
+    if c.data.is_some() {
+        c.dataset = "csv".into();
+    }
+    // Tables want an MLP and regression wants MSE, unless asked otherwise.
+    if c.dataset == "csv" && c.model == "lenet5" && a.model.is_none() {
+        c.model = "mlp".into();
+    }
+    if c.task == Task::Regression && c.loss == "cross-entropy" && a.loss.is_none() {
+        c.loss = "mse".into();
+    }
+    Ok(c)
+}
+
+/// Run `nabla train`.
+pub fn run(args: TrainArgs) -> CliResult<()> {
+    let cfg = resolve(&args)?;
+    cfg.validate()?;
+    if cfg.threads > 0 {
+        // Fails only if the pool already exists, which it cannot before any work.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second Ctrl-C while the checkpoint is being written ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+            .map_err(|e| CliError::new(format!("cannot install the Ctrl-C handler: {e}")))?;
+    }
+    let opts = Options {
+        lr_override: args.resume.as_ref().and(args.lr),
+        cfg,
+        resume: args.resume,
+        stop_after_steps: args.stop_after_steps,
+    };
+    match trainer::run(opts, &stop)? {
+        Outcome::Finished => Ok(()),
+        Outcome::Stopped(ck) => {
+            let why = if stop.load(Ordering::Relaxed) {
+                "interrupted"
+            } else {
+                "stopped as asked"
+            };
+            println!(
+                "{why}; checkpoint saved; continue with: nabla train --resume {}",
+                ck.display()
+            );
+            if stop.load(Ordering::Relaxed) {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                std::process::exit(130);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Building what a run needs from its configuration: the model, the optimizer and the
+//! learning-rate schedule, and the metadata that lets `eval` and `predict` rebuild the model
+//! from a checkpoint.
+
+use crate::config::{parse_task, Task, TrainConfig};
+use crate::error::{CliError, CliResult};
+use nabla_models::ModelConfig;
+use nabla_nn::checkpoint::Checkpoint;
+use nabla_nn::optim::{Adam, AdamOptions, AdamW, AdamWOptions, Optimizer, RMSprop, RMSpropOptions, Sgd, SgdOptions};
+use nabla_nn::scheduler::{
+    CosineAnnealingLR, ExponentialLR, LrScheduler, ReduceLROnPlateau, ReduceLROnPlateauOptions, StepLR,
+};
+use nabla_nn::Module;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A library error as a one-line CLI error.
+pub fn nn_err(e: nabla_nn::Error) -> CliError {
+    CliError::new(e.to_string())
+}
+
+/// Build `name` from the zoo; an unknown name lists the known ones.
+pub fn build_model(name: &str, mc: &ModelConfig) -> CliResult<Box<dyn Module>> {
+    if !nabla_models::names().contains(&name) {
+        return Err(CliError::new(format!(
+            "unknown model {name:?} (known: {})",
+            nabla_models::names().join(", ")
+        )));
+    }
+    nabla_models::build(name, mc).map_err(nn_err)
+}
+
+/// The optimizer the configuration names, over `params`.
+pub fn build_optimizer(cfg: &TrainConfig, params: Vec<nabla_core::Tensor>) -> CliResult<Box<dyn Optimizer>> {
+    let (lr, wd) = (cfg.lr, cfg.weight_decay);
+    let opt: Box<dyn Optimizer> = match cfg.optimizer.as_str() {
+        "sgd" => Box::new(
+            Sgd::new(
+                params,
+                SgdOptions {
+                    lr,
+                    momentum: cfg.momentum,
+                    weight_decay: wd,
+                    ..Default::default()
+                },
+            )
+            .map_err(nn_err)?,
+        ),
+        "adam" => Box::new(
+            Adam::new(
+                params,
+                AdamOptions {
+                    lr,
+                    weight_decay: wd,
+                    ..Default::default()
+                },
+            )
+            .map_err(nn_err)?,
+        ),
+        "adamw" => Box::new(
+            AdamW::new(
+                params,
+                AdamWOptions {
+                    lr,
+                    weight_decay: wd,
+                    ..Default::default()
+                },
+            )
+            .map_err(nn_err)?,
+        ),
+        "rmsprop" => Box::new(
+            RMSprop::new(
+                params,
+                RMSpropOptions {
+                    lr,
+                    momentum: cfg.momentum,
+                    weight_decay: wd,
+                    ..Default::default()
+                },
+            )
+            .map_err(nn_err)?,
+        ),
+        other => return Err(CliError::new(format!("unknown optimizer {other:?}"))),
+    };
+    Ok(opt)
+}
+
+/// The learning-rate schedule of a run, stepped once per epoch.
+pub enum Schedule {
+    /// A constant rate.
+    Constant,
+    /// A closed-form schedule (cosine, step, exponential).
+    Epoch(Box<dyn LrScheduler>),
+    /// Divide by 10 when the validation loss stops improving.
+    Plateau(ReduceLROnPlateau),
+}
+
+impl Schedule {
+    /// The schedule `cfg.scheduler` names (made after the optimizer, as PyTorch's are).
+    pub fn new(cfg: &TrainConfig, opt: &mut dyn Optimizer) -> CliResult<Schedule> {
+        let epochs = cfg.epochs.max(1);
+        Ok(match cfg.scheduler.as_str() {
+            "none" => Schedule::Constant,
+            "cosine" => Schedule::Epoch(Box::new(CosineAnnealingLR::new(opt, epochs, 0.0).map_err(nn_err)?)),
+            "step" => Schedule::Epoch(Box::new(StepLR::new(opt, (epochs / 3).max(1), 0.1).map_err(nn_err)?)),
+            // Down to 1% of the rate by the last epoch.
+            "exponential" => {
+                let gamma = 0.01f64.powf(1.0 / epochs as f64);
+                Schedule::Epoch(Box::new(ExponentialLR::new(opt, gamma).map_err(nn_err)?))
+            }
+            "plateau" => {
+                let o = ReduceLROnPlateauOptions {
+                    patience: 2,
+                    ..Default::default()
+                };
+                Schedule::Plateau(ReduceLROnPlateau::new(opt, o).map_err(nn_err)?)
+            }
+            other => return Err(CliError::new(format!("unknown scheduler {other:?}"))),
+        })
+    }
+
+    /// Move to the next epoch, given the validation loss of the one just finished.
+    pub fn step(&mut self, opt: &mut dyn Optimizer, val_loss: f64) -> CliResult<()> {
+        match self {
+            Schedule::Constant => Ok(()),
+            Schedule::Epoch(s) => s.step(opt).map_err(nn_err),
+            Schedule::Plateau(p) => p.step(opt, val_loss).map_err(nn_err),
+        }
+    }
+
+    /// Progress for a checkpoint.
+    pub fn state(&self) -> BTreeMap<String, f64> {
+        match self {
+            Schedule::Constant => BTreeMap::new(),
+            Schedule::Epoch(s) => s.state_dict(),
+            Schedule::Plateau(p) => p.state_dict(),
+        }
+    }
+
+    /// Restore progress saved by [`Schedule::state`].
+    pub fn load(&mut self, state: &BTreeMap<String, f64>) -> CliResult<()> {
+        match self {
+            Schedule::Constant => Ok(()),
+            Schedule::Epoch(s) => s.load_state_dict(state).map_err(nn_err),
+            Schedule::Plateau(p) => p.load_state_dict(state).map_err(nn_err),
+        }
+    }
+}
+
+/// What a checkpoint says about the run that wrote it, beyond the tensors.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    /// The zoo name of the model.
+    pub model: String,
+    /// What the model was built from.
+    pub model_config: ModelConfig,
+    /// The resolved training configuration.
+    pub config: TrainConfig,
+    /// Class names by label (empty for regression).
+    pub classes: Vec<String>,
+    /// Shape of one input sample.
+    pub input_shape: Vec<usize>,
+    /// Per-channel (images) or per-feature (tables) mean and std of the inputs.
+    pub normalize: (Vec<f32>, Vec<f32>),
+    /// Mean and std of regression targets.
+    pub target_scale: Option<(f32, f32)>,
+}
+
+/// The model config of a run over data with this shape and these classes.
+pub fn model_config(cfg: &TrainConfig, input_shape: &[usize], classes: usize) -> ModelConfig {
+    let (in_channels, input_size) = match input_shape {
+        [c, h, w] => (*c, [*h, *w]),
+        [f] => (1, [1, *f]),
+        _ => (1, [1, input_shape.iter().product()]),
+    };
+    ModelConfig {
+        num_classes: if cfg.task == Task::Regression { 1 } else { classes },
+        in_channels,
+        input_size,
+        small_input: input_size[0] <= 64 && input_size[1] <= 64,
+        hidden: cfg.hidden.clone(),
+        activation: cfg.activation.clone(),
+        seed: cfg.seed,
+        variant: cfg.variant.clone(),
+    }
+}
+
+fn bad(path: &Path, what: &str) -> CliError {
+    CliError::new(format!(
+        "{}: not a nabla train checkpoint ({what}); eval and predict need one written by nabla train",
+        path.display()
+    ))
+}
+
+impl RunMeta {
+    /// The metadata as checkpoint `extra` strings.
+    pub fn to_extra(&self) -> BTreeMap<String, String> {
+        let mc = &self.model_config;
+        let mut m = BTreeMap::new();
+        m.insert("model".into(), self.model.clone());
+        let model_config = json!({
+            "num_classes": mc.num_classes,
+            "in_channels": mc.in_channels,
+            "input_size": mc.input_size,
+            "small_input": mc.small_input,
+            "hidden": mc.hidden,
+            "activation": mc.activation,
+            "seed": mc.seed,
+            "variant": mc.variant,
+        });
+        m.insert("model_config".into(), model_config.to_string());
+        m.insert("dataset".into(), self.config.dataset.clone());
+        m.insert("task".into(), self.config.task.name().into());
+        m.insert("classes".into(), json!(self.classes).to_string());
+        m.insert("input_shape".into(), json!(self.input_shape).to_string());
+        m.insert(
+            "normalize".into(),
+            json!({"mean": self.normalize.0, "std": self.normalize.1}).to_string(),
+        );
+        if let Some((a, b)) = self.target_scale {
+            m.insert("target_scale".into(), json!([a, b]).to_string());
+        }
+        m.insert("config".into(), self.config.to_toml());
+        m
+    }
+
+    /// Read the metadata back from a checkpoint loaded from `path`.
+    pub fn from_checkpoint(ck: &Checkpoint, path: &Path) -> CliResult<RunMeta> {
+        let get = |k: &str| ck.extra.get(k).ok_or_else(|| bad(path, &format!("no {k:?} entry")));
+        let parse = |k: &str| -> CliResult<Value> {
+            serde_json::from_str(get(k)?).map_err(|e| bad(path, &format!("{k}: {e}")))
+        };
+        let mc = parse("model_config")?;
+        let count = |v: &Value| v.as_u64().map(|x| x as usize);
+        let size = mc["input_size"]
+            .as_array()
+            .and_then(|a| Some([count(a.first()?)?, count(a.get(1)?)?]));
+        let model_config = ModelConfig {
+            num_classes: count(&mc["num_classes"]).ok_or_else(|| bad(path, "num_classes"))?,
+            in_channels: count(&mc["in_channels"]).ok_or_else(|| bad(path, "in_channels"))?,
+            input_size: size.ok_or_else(|| bad(path, "input_size"))?,
+            small_input: mc["small_input"].as_bool().unwrap_or(false),
+            hidden: mc["hidden"]
+                .as_array()
+                .map(|a| a.iter().filter_map(count).collect())
+                .unwrap_or_default(),
+            activation: mc["activation"].as_str().unwrap_or("relu").to_string(),
+            seed: mc["seed"].as_u64().unwrap_or(0),
+            variant: mc["variant"].as_str().map(String::from),
+        };
+        let strings =
+            |v: Value| -> Option<Vec<String>> { v.as_array()?.iter().map(|s| s.as_str().map(String::from)).collect() };
+        let floats =
+            |v: &Value| -> Option<Vec<f32>> { v.as_array()?.iter().map(|x| Some(x.as_f64()? as f32)).collect() };
+        let norm = parse("normalize")?;
+        let normalize = (
+            floats(&norm["mean"]).ok_or_else(|| bad(path, "normalize"))?,
+            floats(&norm["std"]).ok_or_else(|| bad(path, "normalize"))?,
+        );
+        let target_scale = match ck.extra.get("target_scale") {
+            Some(_) => {
+                let v = floats(&parse("target_scale")?).filter(|v| v.len() == 2);
+                let v = v.ok_or_else(|| bad(path, "target_scale"))?;
+                Some((v[0], v[1]))
+            }
+            None => None,
+        };
+        let config = TrainConfig::from_toml(get("config")?, path)?;
+        parse_task(get("task")?)?;
+        Ok(RunMeta {
+            model: get("model")?.clone(),
+            model_config,
+            config,
+            classes: strings(parse("classes")?).ok_or_else(|| bad(path, "classes"))?,
+            input_shape: parse("input_shape")?
+                .as_array()
+                .and_then(|a| a.iter().map(count).collect())
+                .ok_or_else(|| bad(path, "input_shape"))?,
+            normalize,
+            target_scale,
+        })
+    }
+}
+
+/// Load a checkpoint written by `nabla train` and rebuild its model with the saved weights.
+pub fn load_trained(path: &Path) -> CliResult<(Box<dyn Module>, RunMeta, Checkpoint)> {
+    if !path.is_file() {
+        return Err(CliError::new(format!("{}: no such checkpoint file", path.display())));
+    }
+    let ck = Checkpoint::load(path).map_err(nn_err)?;
+    let meta = RunMeta::from_checkpoint(&ck, path)?;
+    let model = build_model(&meta.model, &meta.model_config)?;
+    ck.restore_model(&model.state_dict()).map_err(nn_err)?;
+    Ok((model, meta, ck))
+}

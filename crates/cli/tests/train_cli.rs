@@ -1,0 +1,492 @@
+//! End-to-end tests of `nabla train`, `eval`, `predict`, `summary` and `graph` on small
+//! synthetic data the tests write (IDX files in a temporary directory, a CSV table).
+
+use nabla_nn::checkpoint::Checkpoint;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A fresh temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let p = std::env::temp_dir().join(format!("nabla-train-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn idx(path: &Path, dims: &[u32], data: &[u8]) {
+    let mut bytes = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Fashion-MNIST-shaped IDX files: class k is a bright bar at rows 2k+4..2k+6 over noise.
+fn write_fake_fashion(dir: &Path, train: usize, test: usize) {
+    let mut state = 12345u64;
+    let mut rand = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    for (stem, n) in [("train", train), ("t10k", test)] {
+        let mut px = Vec::with_capacity(n * 784);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let k = (i * 7 + rand() as usize) % 10;
+            labels.push(k as u8);
+            for r in 0..28 {
+                for _c in 0..28 {
+                    let on = r >= 2 * k + 4 && r < 2 * k + 6;
+                    px.push(if on {
+                        200 + (rand() % 56) as u8
+                    } else {
+                        (rand() % 60) as u8
+                    });
+                }
+            }
+        }
+        idx(&dir.join(format!("{stem}-images-idx3-ubyte")), &[n as u32, 28, 28], &px);
+        idx(&dir.join(format!("{stem}-labels-idx1-ubyte")), &[n as u32], &labels);
+    }
+}
+
+fn nabla(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nabla"))
+        .args(args)
+        .env_remove("NABLA_DATA")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = nabla(args);
+    assert!(
+        out.status.success(),
+        "nabla {args:?} failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `metrics.jsonl` values of `key`, epoch by epoch.
+fn metric(dir: &Path, key: &str) -> Vec<f64> {
+    let t = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    t.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()[key]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// The model and optimizer tensors of a checkpoint as raw bits, by name.
+fn bits(path: &Path) -> Vec<(String, Vec<u64>)> {
+    let ck = Checkpoint::load(path).unwrap();
+    let mut out: Vec<(String, Vec<u64>)> = ck
+        .model
+        .iter()
+        .chain(&ck.optimizer.tensors)
+        .map(|(n, t)| (n.clone(), t.to_vec_f64().iter().map(|v| v.to_bits()).collect()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn train_writes_the_run_folder_and_learns() {
+    let tmp = TempDir::new("basic");
+    let data = tmp.0.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_fake_fashion(&data, 600, 200);
+    let out = tmp.0.join("run");
+    let log = ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--hidden",
+        "32",
+        "--data-dir",
+        s(&data),
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "32",
+        "--out",
+        s(&out),
+        "--limit",
+        "500",
+    ]);
+    assert!(log.contains("(500 training, 200 validation samples"), "{log}");
+    assert_eq!(log.lines().filter(|l| l.starts_with("epoch ")).count(), 3, "{log}");
+    for f in [
+        "metrics.jsonl",
+        "curves.png",
+        "confusion.png",
+        "last.safetensors",
+        "best.safetensors",
+        "config.toml",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let loss = metric(&out, "train_loss");
+    assert!(loss[2] < 0.5 * loss[0], "the training loss did not fall: {loss:?}");
+    assert!(metric(&out, "val_acc")[2] > 0.9, "{:?}", metric(&out, "val_acc"));
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains("model = \"mlp\"") && config.contains("limit = 500"),
+        "{config}"
+    );
+    // The PNGs decode as images of a sensible size.
+    let img = image::open(out.join("curves.png")).unwrap();
+    assert!(img.width() >= 800 && img.height() >= 300);
+
+    let best = out.join("best.safetensors");
+    let report = ok(&["eval", "--checkpoint", s(&best), "--data-dir", s(&data)]);
+    assert!(
+        report.contains("accuracy ") && report.contains("precision") && report.contains("Ankle boot"),
+        "{report}"
+    );
+    assert!(report.contains("(200 samples)"), "{report}");
+
+    // A test image of class 3: its bar at rows 10..12.
+    let mut px = image::GrayImage::new(56, 56);
+    for (_, y, p) in px.enumerate_pixels_mut() {
+        p.0[0] = if (20..24).contains(&y) { 230 } else { 10 };
+    }
+    let png = tmp.0.join("bar.png");
+    px.save(&png).unwrap();
+    let pred = ok(&["predict", "--checkpoint", s(&best), s(&png), "-k", "2"]);
+    assert!(pred.starts_with(&format!("{}: Dress ", png.display())), "{pred}");
+    assert_eq!(pred.matches('%').count(), 2, "{pred}");
+}
+
+#[test]
+fn resume_is_bitwise_identical() {
+    let tmp = TempDir::new("resume");
+    write_fake_fashion(&tmp.0, 320, 64);
+    let common = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "lenet5",
+            "--data-dir",
+            s(&tmp.0),
+            "--epochs",
+            "4",
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.02",
+            "--augment",
+            "--threads",
+            "2",
+            "--seed",
+            "7",
+            "--out",
+            s(out),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let straight = tmp.0.join("straight");
+    let args = common(&straight);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // The same run stopped part-way through epoch 2 (10 steps per epoch), then resumed.
+    let split = tmp.0.join("split");
+    let mut args = common(&split);
+    args.extend(["--stop-after-steps".to_string(), "15".to_string()]);
+    let log = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(log.contains("stopped as asked"), "{log}");
+    let last = split.join("last.safetensors");
+    let ck = Checkpoint::load(&last).unwrap();
+    assert_eq!((ck.epoch, ck.step, ck.extra["batch"].as_str()), (1, 15, "5"));
+    let log = ok(&["train", "--resume", s(&last)]);
+    assert!(log.contains("resuming at epoch 2 step 15 (batch 5)"), "{log}");
+    assert_eq!(bits(&straight.join("last.safetensors")), bits(&last));
+    assert_eq!(metric(&straight, "train_loss"), metric(&split, "train_loss"));
+    assert_eq!(metric(&straight, "val_acc"), metric(&split, "val_acc"));
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits() {
+    let tmp = TempDir::new("sigint");
+    write_fake_fashion(&tmp.0, 2000, 64);
+    let out = tmp.0.join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_nabla"))
+        .args([
+            "train",
+            "--model",
+            "mlp",
+            "--data-dir",
+            s(&tmp.0),
+            "--epochs",
+            "1000",
+            "--batch-size",
+            "8",
+        ])
+        .args(["--out", s(&out)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first epoch to finish, so the run is well under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !out.join("metrics.jsonl").is_file() {
+        assert!(std::time::Instant::now() < deadline, "no epoch finished");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let res = child.wait_with_output().unwrap();
+    assert_eq!(res.status.code(), Some(130), "{}", text(&res.stderr));
+    assert!(text(&res.stdout).contains("interrupted; checkpoint saved; continue with: nabla train --resume"));
+    assert!(!text(&res.stderr).contains("panicked"));
+    let ck = Checkpoint::load(out.join("last.safetensors")).unwrap();
+    assert!(ck.step >= 250, "step {}", ck.step);
+}
+
+#[test]
+fn a_diverging_loss_stops_and_keeps_the_last_good_checkpoint() {
+    let tmp = TempDir::new("nan");
+    write_fake_fashion(&tmp.0, 200, 50);
+    let out = tmp.0.join("run");
+    ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data-dir",
+        s(&tmp.0),
+        "--epochs",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    let last = out.join("last.safetensors");
+    let before = std::fs::read(&last).unwrap();
+    let res = nabla(&["train", "--resume", s(&last), "--epochs", "3", "--lr", "1e30"]);
+    assert_eq!(res.status.code(), Some(1));
+    let err = text(&res.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: training stopped: the loss became "), "{err}");
+    assert!(
+        err.contains("at epoch 2") && err.contains("the last good checkpoint is"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&last).unwrap(),
+        before,
+        "the last good checkpoint was overwritten"
+    );
+}
+
+#[test]
+fn regression_on_a_csv_reports_rmse_and_r2() {
+    let tmp = TempDir::new("csv");
+    let mut csv = String::from("a,b,noise,y\n");
+    for i in 0..300 {
+        let (a, b) = ((i % 17) as f64 / 4.0, (i % 11) as f64 - 5.0);
+        csv.push_str(&format!(
+            "{a},{b},{},{}\n",
+            (i * 37 % 13) as f64,
+            3.0 * a - 2.0 * b + 10.0
+        ));
+    }
+    let path = tmp.0.join("table.csv");
+    std::fs::write(&path, csv).unwrap();
+    let out = tmp.0.join("run");
+    let log = ok(&[
+        "train",
+        "--task",
+        "regression",
+        "--data",
+        s(&path),
+        "--target",
+        "y",
+        "--epochs",
+        "40",
+        "--hidden",
+        "16",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "16",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        log.contains("training mlp") && log.contains("(240 training, 60 validation samples"),
+        "{log}"
+    );
+    let r2 = metric(&out, "val_r2");
+    assert!(*r2.last().unwrap() > 0.95, "{r2:?}");
+    let rmse = metric(&out, "val_rmse");
+    assert!(rmse.last().unwrap() < &(0.3 * rmse[0]), "{rmse:?}");
+    let report = ok(&["eval", "--checkpoint", s(&out.join("best.safetensors"))]);
+    assert!(report.contains("rmse ") && report.contains("r2 0.9"), "{report}");
+}
+
+#[test]
+fn config_file_then_flags() {
+    let tmp = TempDir::new("config");
+    write_fake_fashion(&tmp.0, 100, 20);
+    let cfg = tmp.0.join("run.toml");
+    std::fs::write(
+        &cfg,
+        "model = \"mlp\"\nepochs = 1\nhidden = [8]\nscheduler = \"step\"\n",
+    )
+    .unwrap();
+    let out = tmp.0.join("run");
+    ok(&[
+        "train",
+        "--config",
+        s(&cfg),
+        "--epochs",
+        "2",
+        "--data-dir",
+        s(&tmp.0),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(metric(&out, "epoch"), vec![1.0, 2.0]);
+    let written = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        written.contains("epochs = 2\n") && written.contains("hidden = [8]\n"),
+        "{written}"
+    );
+    assert!(written.contains("scheduler = \"step\"\n"), "{written}");
+}
+
+#[test]
+fn summary_and_graph() {
+    let table = ok(&["summary", "--model", "lenet5"]);
+    for want in [
+        "features.0",
+        "28×28×6",
+        "14×14×6",
+        "10×10×16",
+        "5×5×16",
+        "classifier.4",
+        "61,706",
+    ] {
+        assert!(table.contains(want), "{want} missing:\n{table}");
+    }
+    let tmp = TempDir::new("graph");
+    let dot = tmp.0.join("g.dot");
+    ok(&["graph", "--model", "mlp", "--hidden", "8", "-o", s(&dot)]);
+    let g = std::fs::read_to_string(&dot).unwrap();
+    assert!(
+        g.starts_with("digraph") && g.contains("layers.0.weight") && g.contains("layers.2.bias"),
+        "{g}"
+    );
+}
+
+#[test]
+fn user_errors_are_one_line_without_panics() {
+    let tmp = TempDir::new("errors");
+    write_fake_fashion(&tmp.0, 20, 10);
+    let file = tmp.0.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let d = s(&tmp.0);
+    let blocked = format!("{}/sub", s(&file));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--model", "nosuch", "--data-dir", d],
+            "unknown model \"nosuch\"",
+        ),
+        (
+            vec!["train", "--dataset", "nosuch", "--data-dir", d],
+            "unknown dataset \"nosuch\"",
+        ),
+        (vec!["train", "--data-dir", "/no/such/dir"], "no such directory"),
+        (vec!["train", "--lr", "fast"], "invalid value 'fast'"),
+        (
+            vec!["train", "--epochs", "0", "--data-dir", d],
+            "--epochs must be at least 1",
+        ),
+        (
+            vec!["train", "--optimizer", "lbfgs", "--data-dir", d],
+            "unknown optimizer",
+        ),
+        (
+            vec!["train", "--resume", "/no/such.safetensors"],
+            "no such checkpoint file",
+        ),
+        (
+            vec!["train", "--model", "mlp", "--data-dir", d, "--out", &blocked],
+            "cannot create output directory",
+        ),
+        (vec!["train", "--config", "/no/such.toml"], "cannot read config"),
+        (
+            vec![
+                "train",
+                "--task",
+                "regression",
+                "--data",
+                "/no/such.csv",
+                "--target",
+                "y",
+            ],
+            "no such file",
+        ),
+        (
+            vec!["eval", "--checkpoint", "/no/such.safetensors"],
+            "no such checkpoint file",
+        ),
+        (vec!["eval", "--checkpoint", s(&file)], "a-file"),
+        (
+            vec!["predict", "--checkpoint", "/no/such.safetensors", "x.png"],
+            "no such checkpoint file",
+        ),
+        (vec!["summary", "--model", "nosuch"], "unknown model"),
+        (vec!["summary", "--model", "lenet5", "--input", "3x0x4"], "--input"),
+        (vec!["graph", "--model", "mlp"], "required arguments were not provided"),
+    ];
+    for (args, want) in cases {
+        let out = nabla(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line:\n{err}");
+        assert!(err.starts_with("error: ") && err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    for cmd in ["train", "eval", "predict", "summary", "graph"] {
+        let out = nabla(&[cmd, "--help"]);
+        assert!(
+            out.status.success() && text(&out.stdout).contains("Usage: nabla"),
+            "{cmd} --help"
+        );
+    }
+}
