@@ -23,7 +23,10 @@ pub const RTOL: f64 = 1e-3;
 pub fn gradcheck(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) -> Result<()> {
     for (i, x) in inputs.iter().enumerate() {
         if x.dtype() != DType::F64 {
-            return Err(Error::invalid("gradcheck", format!("input {i} is {:?}; use f64", x.dtype())));
+            return Err(Error::invalid(
+                "gradcheck",
+                format!("input {i} is {:?}; use f64", x.dtype()),
+            ));
         }
     }
     let leaves: Vec<Tensor> = inputs
@@ -51,7 +54,9 @@ pub fn gradcheck(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) -> 
             };
             let numeric = (eval(EPS)? - eval(-EPS)?) / (2.0 * EPS);
             let a = analytic[j];
-            if !((a - numeric).abs() <= ATOL + RTOL * numeric.abs()) {
+            // Written so that a NaN on either side fails the check.
+            let close = (a - numeric).abs() <= ATOL + RTOL * numeric.abs();
+            if !close {
                 return Err(Error::Autograd(format!(
                     "gradcheck: input {i} (shape {:?}) element {j}: autodiff {a:.8e}, finite differences {numeric:.8e}",
                     leaf.shape()

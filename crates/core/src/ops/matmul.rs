@@ -27,10 +27,18 @@ fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     full_b.extend([k, n]);
     let ea = a.detach().expand(&full_a)?;
     let eb = b.detach().expand(&full_b)?;
-    let nb: usize = batch.iter().product();
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
-    fn run<T: Element>(ea: &Tensor, eb: &Tensor, batch: &[usize], nb: usize, m: usize, k: usize, n: usize, out_shape: &[usize]) -> Tensor {
+    fn run<T: Element>(
+        ea: &Tensor,
+        eb: &Tensor,
+        batch: &[usize],
+        m: usize,
+        k: usize,
+        n: usize,
+        out_shape: &[usize],
+    ) -> Tensor {
+        let nb: usize = batch.iter().product();
         let mut out = vec![T::ZERO; nb * m * n];
         let offsets = |t: &Tensor, i: usize| {
             let (mut off, mut r) = (t.layout().offset, i);
@@ -46,23 +54,38 @@ fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let db = T::slice(&gb).expect("dtype checked");
         let (sa, sb) = (ea.strides(), eb.strides());
         let one = |i: usize, dst: &mut [T], threads: usize| {
-            let a = Mat { data: da, rs: sa[rank - 2], cs: sa[rank - 1], offset: offsets(ea, i) };
-            let b = Mat { data: db, rs: sb[rank - 2], cs: sb[rank - 1], offset: offsets(eb, i) };
+            let a = Mat {
+                data: da,
+                rs: sa[rank - 2],
+                cs: sa[rank - 1],
+                offset: offsets(ea, i),
+            };
+            let b = Mat {
+                data: db,
+                rs: sb[rank - 2],
+                cs: sb[rank - 1],
+                offset: offsets(eb, i),
+            };
             gemm(m, n, k, a, b, dst, false, threads);
         };
         let threads = rayon::current_num_threads();
         if nb > 1 && m * n * k < PAR_FLOPS && nb * m * n * k >= PAR_FLOPS {
             // Many small products: one per thread rather than threads inside each.
-            out.par_chunks_mut((m * n).max(1)).enumerate().for_each(|(i, d)| one(i, d, 1));
+            out.par_chunks_mut((m * n).max(1))
+                .enumerate()
+                .for_each(|(i, d)| one(i, d, 1));
         } else {
-            out.chunks_mut((m * n).max(1)).enumerate().take(nb).for_each(|(i, d)| one(i, d, threads));
+            out.chunks_mut((m * n).max(1))
+                .enumerate()
+                .take(nb)
+                .for_each(|(i, d)| one(i, d, threads));
         }
         drop((ga, gb));
         Tensor::from_buffer(T::wrap(out), out_shape)
     }
     Ok(match a.dtype() {
-        DType::F32 => run::<f32>(&ea, &eb, &batch, nb, m, k, n, &out_shape),
-        DType::F64 => run::<f64>(&ea, &eb, &batch, nb, m, k, n, &out_shape),
+        DType::F32 => run::<f32>(&ea, &eb, &batch, m, k, n, &out_shape),
+        DType::F64 => run::<f64>(&ea, &eb, &batch, m, k, n, &out_shape),
     })
 }
 
@@ -72,11 +95,21 @@ impl Tensor {
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
         same_dtype("matmul", self, other)?;
         if self.rank() == 0 || other.rank() == 0 {
-            return Err(Error::shapes("matmul", self.shape(), other.shape(), "both operands need at least 1 dim"));
+            return Err(Error::shapes(
+                "matmul",
+                self.shape(),
+                other.shape(),
+                "both operands need at least 1 dim",
+            ));
         }
         if self.rank() == 1 && other.rank() == 1 {
             if self.shape() != other.shape() {
-                return Err(Error::shapes("matmul", self.shape(), other.shape(), "dot product of vectors of different lengths"));
+                return Err(Error::shapes(
+                    "matmul",
+                    self.shape(),
+                    other.shape(),
+                    "dot product of vectors of different lengths",
+                ));
             }
             return self.mul(other)?.sum_all();
         }
@@ -89,8 +122,16 @@ impl Tensor {
         let out = product(self, other)?;
         let (a, b) = (self.clone(), other.clone());
         Ok(out.record("matmul", &[self, other], move |g, needs| {
-            let ga = if needs[0] { Some(g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape())?) } else { None };
-            let gb = if needs[1] { Some(a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())?) } else { None };
+            let ga = if needs[0] {
+                Some(g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape())?)
+            } else {
+                None
+            };
+            let gb = if needs[1] {
+                Some(a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())?)
+            } else {
+                None
+            };
             Ok(vec![ga, gb])
         }))
     }
@@ -111,7 +152,9 @@ mod tests {
         for bi in 0..nb {
             for i in 0..m {
                 for j in 0..n {
-                    o[bi * m * n + i * n + j] = (0..k).map(|p| a[bi * m * k + i * k + p] * b[bi * k * n + p * n + j]).sum();
+                    o[bi * m * n + i * n + j] = (0..k)
+                        .map(|p| a[bi * m * k + i * k + p] * b[bi * k * n + p * n + j])
+                        .sum();
                 }
             }
         }
@@ -140,7 +183,10 @@ mod tests {
         assert_eq!(v.matmul(&m.t().unwrap()).unwrap().shape(), &[3]);
         assert_eq!(v.matmul(&v).unwrap().shape(), &[] as &[usize]);
         let e = m.matmul(&m).unwrap_err().to_string();
-        assert!(e.contains("matmul") && e.contains("[3, 4]") && e.contains("inner"), "{e}");
+        assert!(
+            e.contains("matmul") && e.contains("[3, 4]") && e.contains("inner"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -160,7 +206,15 @@ mod tests {
         let a = r(&[4, 3], 7);
         let b = r(&[4, 2], 8);
         let x = a.t().unwrap().matmul(&b).unwrap().to_vec::<f64>().unwrap();
-        let y = a.t().unwrap().contiguous().unwrap().matmul(&b).unwrap().to_vec::<f64>().unwrap();
+        let y = a
+            .t()
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .matmul(&b)
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap();
         assert_eq!(x, y);
     }
 }

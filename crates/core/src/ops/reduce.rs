@@ -38,7 +38,10 @@ fn reduce_raw(x: &Tensor, dims: &[usize], kind: Kind) -> Tensor {
         let len = shape[a..=b].iter().product();
         (materialize(x), outer, len, shape[b + 1..].iter().product())
     } else {
-        let mut perm: Vec<isize> = (0..shape.len()).filter(|d| !dims.contains(d)).map(|d| d as isize).collect();
+        let mut perm: Vec<isize> = (0..shape.len())
+            .filter(|d| !dims.contains(d))
+            .map(|d| d as isize)
+            .collect();
         perm.extend(dims.iter().map(|&d| d as isize));
         let p = x.detach().permute(&perm).expect("valid permutation");
         let len: usize = dims.iter().map(|&d| shape[d]).product();
@@ -88,7 +91,7 @@ impl Tensor {
         if keepdim {
             Ok(out)
         } else {
-            out.reshape(&kept_shape(self.shape(), &d, false))
+            out.reshape(kept_shape(self.shape(), &d, false))
         }
     }
 
@@ -114,14 +117,13 @@ impl Tensor {
         if self.shape() == shape {
             return Ok(self.clone());
         }
-        let pad = self.rank().checked_sub(shape.len()).ok_or_else(|| {
-            Error::shapes("sum_to", self.shape(), shape, "target has more dims")
-        })?;
+        let pad = self
+            .rank()
+            .checked_sub(shape.len())
+            .ok_or_else(|| Error::shapes("sum_to", self.shape(), shape, "target has more dims"))?;
         let mut dims = Vec::new();
         for i in 0..self.rank() {
-            if i < pad {
-                dims.push(i as isize);
-            } else if shape[i - pad] == 1 && self.shape()[i] != 1 {
+            if i < pad || (shape[i - pad] == 1 && self.shape()[i] != 1) {
                 dims.push(i as isize);
             } else if shape[i - pad] != self.shape()[i] {
                 return Err(Error::shapes("sum_to", self.shape(), shape, format!("dim {i}")));
@@ -136,7 +138,10 @@ impl Tensor {
     fn extremum(&self, dims: &[isize], keepdim: bool, kind: Kind, op: &'static str) -> Result<Tensor> {
         let d = normalize_dims(op, dims, self.shape())?;
         if d.iter().any(|&i| self.shape()[i] == 0) {
-            return Err(Error::invalid(op, format!("cannot reduce an empty dim of shape {:?}", self.shape())));
+            return Err(Error::invalid(
+                op,
+                format!("cannot reduce an empty dim of shape {:?}", self.shape()),
+            ));
         }
         let out = reduce_raw(self, &d, kind);
         let x = self.clone();
@@ -150,7 +155,11 @@ impl Tensor {
         if keepdim {
             Ok(out)
         } else {
-            out.reshape(&kept_shape(self.shape(), &normalize_dims(op, dims, self.shape())?, false))
+            out.reshape(kept_shape(
+                self.shape(),
+                &normalize_dims(op, dims, self.shape())?,
+                false,
+            ))
         }
     }
 
@@ -168,7 +177,10 @@ impl Tensor {
         let d = normalize_dim(op, dim, self.shape())?;
         let len = self.shape()[d];
         if len == 0 {
-            return Err(Error::invalid(op, format!("dim {d} of shape {:?} is empty", self.shape())));
+            return Err(Error::invalid(
+                op,
+                format!("dim {d} of shape {:?} is empty", self.shape()),
+            ));
         }
         let _ = keepdim;
         let moved = self.detach().transpose(d as isize, -1)?;
@@ -209,7 +221,10 @@ impl Tensor {
         let n: usize = d.iter().map(|&i| self.shape()[i]).product();
         let denom = if unbiased { n.saturating_sub(1) } else { n };
         let centred = self.sub(&self.mean(dims, true)?)?;
-        centred.mul(&centred)?.sum(dims, keepdim)?.mul_scalar(1.0 / denom as f64)
+        centred
+            .mul(&centred)?
+            .sum(dims, keepdim)?
+            .mul_scalar(1.0 / denom as f64)
     }
 
     /// Standard deviation over `dims` (square root of [`Tensor::var`]).
@@ -229,11 +244,20 @@ mod tests {
 
     #[test]
     fn sums_and_means() {
-        let x = Tensor::arange(0.0, 6.0, 1.0, DType::F32).unwrap().reshape([2, 3]).unwrap();
-        assert_eq!(x.sum(&[0], false).unwrap().to_vec::<f32>().unwrap(), vec![3.0, 5.0, 7.0]);
+        let x = Tensor::arange(0.0, 6.0, 1.0, DType::F32)
+            .unwrap()
+            .reshape([2, 3])
+            .unwrap();
+        assert_eq!(
+            x.sum(&[0], false).unwrap().to_vec::<f32>().unwrap(),
+            vec![3.0, 5.0, 7.0]
+        );
         assert_eq!(x.sum(&[1], true).unwrap().shape(), &[2, 1]);
         assert_eq!(x.mean_all().unwrap().item().unwrap(), 2.5);
-        assert_eq!(x.t().unwrap().sum(&[1], false).unwrap().to_vec::<f32>().unwrap(), vec![3.0, 5.0, 7.0]);
+        assert_eq!(
+            x.t().unwrap().sum(&[1], false).unwrap().to_vec::<f32>().unwrap(),
+            vec![3.0, 5.0, 7.0]
+        );
         assert!(x.sum(&[2], false).is_err());
     }
 
@@ -243,7 +267,9 @@ mod tests {
         let m = x.max(&[1], false).unwrap().to_vec::<f64>().unwrap();
         assert!(m[0].is_nan() && m[1] == 3.0);
         assert_eq!(x.argmax(1, false).unwrap(), vec![1, 0]);
-        let t = Tensor::from_vec(vec![2.0f64, 2.0, 1.0], &[3]).unwrap().set_requires_grad(true);
+        let t = Tensor::from_vec(vec![2.0f64, 2.0, 1.0], &[3])
+            .unwrap()
+            .set_requires_grad(true);
         let g = t.max(&[], false).unwrap().backward().unwrap();
         assert_eq!(g.get(&t).unwrap().to_vec::<f64>().unwrap(), vec![0.5, 0.5, 0.0]);
     }

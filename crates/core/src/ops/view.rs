@@ -65,7 +65,7 @@ fn resolve(op: &'static str, from: &[usize], sizes: &[isize]) -> Result<Vec<usiz
     }
     let mut out: Vec<usize> = sizes.iter().map(|&s| s.max(0) as usize).collect();
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(bad());
         }
         out[i] = numel / known;
@@ -80,7 +80,11 @@ impl Tensor {
     /// the tensor is contiguous, copies otherwise.
     pub fn reshape(&self, shape: impl ShapeArg) -> Result<Tensor> {
         let new = resolve("reshape", self.shape(), &shape.sizes())?;
-        let base = if self.is_contiguous() { self.clone() } else { self.contiguous()? };
+        let base = if self.is_contiguous() {
+            self.clone()
+        } else {
+            self.contiguous()?
+        };
         let layout = Layout {
             strides: contiguous_strides(&new),
             shape: new,
@@ -147,7 +151,10 @@ impl Tensor {
     /// Transpose of a 2-D tensor.
     pub fn t(&self) -> Result<Tensor> {
         if self.rank() != 2 {
-            return Err(Error::invalid("t", format!("needs a 2-D tensor, got shape {:?}", self.shape())));
+            return Err(Error::invalid(
+                "t",
+                format!("needs a 2-D tensor, got shape {:?}", self.shape()),
+            ));
         }
         self.transpose(0, 1)
     }
@@ -156,16 +163,30 @@ impl Tensor {
     pub fn expand(&self, shape: impl ShapeArg) -> Result<Tensor> {
         let sizes = shape.sizes();
         let pad = sizes.len().checked_sub(self.rank()).ok_or_else(|| {
-            Error::invalid("expand", format!("cannot expand shape {:?} to fewer dims {sizes:?}", self.shape()))
+            Error::invalid(
+                "expand",
+                format!("cannot expand shape {:?} to fewer dims {sizes:?}", self.shape()),
+            )
         })?;
         let target: Vec<usize> = sizes
             .iter()
             .enumerate()
-            .map(|(i, &s)| if s == -1 && i >= pad { self.shape()[i - pad] } else { s.max(0) as usize })
+            .map(|(i, &s)| {
+                if s == -1 && i >= pad {
+                    self.shape()[i - pad]
+                } else {
+                    s.max(0) as usize
+                }
+            })
             .collect();
         let b = broadcast_shape("expand", self.shape(), &target)?;
         if b != target {
-            return Err(Error::shapes("expand", self.shape(), &target, "only size-1 dims can grow"));
+            return Err(Error::shapes(
+                "expand",
+                self.shape(),
+                &target,
+                "only size-1 dims can grow",
+            ));
         }
         let layout = Layout {
             strides: super::broadcast_strides(self, &target),
@@ -190,7 +211,11 @@ impl Tensor {
         if start.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::invalid(
                 "narrow",
-                format!("range {start}..{} is outside dim {d} of size {size} (shape {:?})", start + len, self.shape()),
+                format!(
+                    "range {start}..{} is outside dim {d} of size {size} (shape {:?})",
+                    start + len,
+                    self.shape()
+                ),
             ));
         }
         let mut layout = self.layout().clone();
@@ -212,14 +237,19 @@ impl Tensor {
         layout.shape[dim] = self.shape()[dim];
         out.with_layout(layout).assign(self)?;
         let len = self.shape()[dim];
-        Ok(out.record("embed", &[self], move |g, _| Ok(vec![Some(g.narrow(dim as isize, start, len)?)])))
+        Ok(out.record("embed", &[self], move |g, _| {
+            Ok(vec![Some(g.narrow(dim as isize, start, len)?)])
+        }))
     }
 
     /// Remove dimension `dim`, which must have size 1.
     pub fn squeeze(&self, dim: isize) -> Result<Tensor> {
         let d = normalize_dim("squeeze", dim, self.shape())?;
         if self.shape()[d] != 1 {
-            return Err(Error::invalid("squeeze", format!("dim {d} of shape {:?} is not 1", self.shape())));
+            return Err(Error::invalid(
+                "squeeze",
+                format!("dim {d} of shape {:?} is not 1", self.shape()),
+            ));
         }
         let mut s = self.shape().to_vec();
         s.remove(d);
@@ -280,7 +310,10 @@ mod tests {
 
     #[test]
     fn views_share_storage() {
-        let x = Tensor::arange(0.0, 24.0, 1.0, DType::F32).unwrap().reshape([2, 3, 4]).unwrap();
+        let x = Tensor::arange(0.0, 24.0, 1.0, DType::F32)
+            .unwrap()
+            .reshape([2, 3, 4])
+            .unwrap();
         let p = x.permute(&[2, 0, 1]).unwrap();
         assert!(p.shares_storage(&x));
         assert_eq!(p.shape(), &[4, 2, 3]);
@@ -288,7 +321,10 @@ mod tests {
         let n = x.narrow(2, 1, 2).unwrap();
         assert!(n.shares_storage(&x));
         assert_eq!(n.to_vec::<f32>().unwrap()[..4], [1.0, 2.0, 5.0, 6.0]);
-        let e = Tensor::from_vec(vec![1.0f32, 2.0], &[2, 1]).unwrap().expand([2, 3]).unwrap();
+        let e = Tensor::from_vec(vec![1.0f32, 2.0], &[2, 1])
+            .unwrap()
+            .expand([2, 3])
+            .unwrap();
         assert_eq!(e.to_vec::<f32>().unwrap(), vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
         assert_eq!(x.reshape([-1, 4]).unwrap().shape(), &[6, 4]);
         assert_eq!(x.flatten(1, -1).unwrap().shape(), &[2, 12]);
