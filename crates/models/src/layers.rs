@@ -12,7 +12,7 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use nabla_core::{Conv2dOptions, Generator, Pool2dOptions, Tensor};
+use nabla_core::{Conv2dOptions, DType, Generator, Pool2dOptions, Tensor};
 use nabla_nn::init::{self, FanMode, Nonlinearity};
 use nabla_nn::{
     BatchNorm2d, BatchNormOptions, Conv2d, Error, Identity, LeakyReLU, Linear, Mode, Module, Param, ReLU, Result,
@@ -197,6 +197,28 @@ pub fn out_len(n: usize, k: usize, stride: usize, padding: usize, ceil: bool) ->
     Some(out)
 }
 
+/// A convolution or pooling window along both axes: (kernel, stride, padding, ceil mode).
+pub type Window = (usize, usize, usize, bool);
+
+/// The `[H, W]` after applying `windows` in turn to `input`, or a config error naming
+/// `model` when the input is too small for them.
+pub fn spatial(model: &str, input: [usize; 2], windows: &[Window]) -> Result<[usize; 2]> {
+    let side = |mut n: usize| {
+        for &(k, s, p, ceil) in windows {
+            n = out_len(n, k, s, p, ceil).filter(|&n| n > 0)?;
+        }
+        Some(n)
+    };
+    match (side(input[0]), side(input[1])) {
+        (Some(h), Some(w)) => Ok([h, w]),
+        _ => Err(Error::Config(format!(
+            "{model}: input {}×{} is too small for its convolutions and pooling \
+             (use a larger input, or small_input for 28×28 and 32×32 images)",
+            input[0], input[1]
+        ))),
+    }
+}
+
 /// `kaiming_normal_(mode="fan_out", nonlinearity="relu")` on a conv weight, zero bias
 /// (torchvision's ResNet and VGG convolutions).
 pub fn kaiming_conv(c: &Conv2d, g: &mut Generator) -> Result<()> {
@@ -207,13 +229,12 @@ pub fn kaiming_conv(c: &Conv2d, g: &mut Generator) -> Result<()> {
     Ok(())
 }
 
-/// Normal weights of standard deviation `std`, zero bias.
-pub fn normal_linear(l: &Linear, std: f64, g: &mut Generator) -> Result<()> {
-    init::normal_(&l.weight.leaf(), 0.0, std, g)?;
-    if let Some(b) = &l.bias {
-        init::zeros_(&b.leaf())?;
-    }
-    Ok(())
+/// A linear layer with N(0, std²) weights and a zero bias (torchvision's VGG and, with
+/// std 0.01, GoogLeNet heads). Drawn once, not over a default initialization: VGG's
+/// classifier has over 100M weights.
+pub fn normal_linear(in_features: usize, out_features: usize, std: f64, g: &mut Generator) -> Result<Linear> {
+    let w = Tensor::normal(&[out_features, in_features], 0.0, std, DType::F32, g);
+    Linear::from_parts(w, Some(Tensor::zeros(&[out_features], DType::F32)))
 }
 
 /// Check that `cfg`-style sizes are positive, naming the model.

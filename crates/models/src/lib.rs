@@ -15,19 +15,29 @@
 //! Map of the crate:
 //! - [`registry`]: [`ModelConfig`], [`build`] and [`names`], the entry points the CLI uses.
 //! - [`mlp`], [`lenet`]: small classifiers for 28×28 and 32×32 images.
+//! - [`autoencoder`]: MLP and convolutional autoencoders with a standalone encoder.
+//! - [`segnet`] (per-pixel scores), [`classloc`] (class + box), [`dcgan`] (generator and
+//!   discriminator).
 //! - [`convnet`]: the `features` / `avgpool` / `classifier` layout of torchvision's
 //!   sequential models.
-//! - [`resnet`], [`googlenet`]: torchvision-compatible ImageNet models (names, shapes and
-//!   parameter counts match, so torchvision state dicts load unchanged).
+//! - [`alexnet`] (the lecture's AlexNet, torchvision's, ZFNet), [`vgg`], [`resnet`],
+//!   [`googlenet`]: ImageNet models; torchvision's AlexNet, VGG, ResNet and GoogLeNet have
+//!   its names, shapes and parameter counts, so its state dicts load unchanged.
 //! - [`layers`]: pooling modules, activations by name, shared constructors.
 
+pub mod alexnet;
+pub mod autoencoder;
+pub mod classloc;
 pub mod convnet;
+pub mod dcgan;
 pub mod googlenet;
 pub mod layers;
 pub mod lenet;
 pub mod mlp;
 pub mod registry;
 pub mod resnet;
+pub mod segnet;
+pub mod vgg;
 
 pub use convnet::ConvNet;
 pub use googlenet::GoogLeNet;

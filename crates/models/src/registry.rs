@@ -10,10 +10,16 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
+use crate::alexnet::{alexnet_like, alexnet_torchvision, AlexNetSpec};
+use crate::autoencoder::autoencoder;
+use crate::classloc::ClassLoc;
+use crate::dcgan::{DcganDiscriminator, DcganGenerator};
 use crate::googlenet::GoogLeNet;
 use crate::lenet::{lenet5, LeNetVariant};
 use crate::mlp::Mlp;
 use crate::resnet::{ResNet, ResNetSpec};
+use crate::segnet::SegNet;
+use crate::vgg::vgg;
 use nabla_core::Generator;
 use nabla_nn::{Error, Module, Result};
 
@@ -29,14 +35,16 @@ pub struct ModelConfig {
     /// Adapt ImageNet models to 28×28 / 32×32 inputs (e.g. a 3×3 stride-1 ResNet stem).
     pub small_input: bool,
     /// Hidden widths of MLPs and autoencoders (an autoencoder's last entry is its latent
-    /// size); the generator's latent size is `hidden[0]`.
+    /// size); the generator's latent size is `hidden[0]` (100 when empty).
     pub hidden: Vec<usize>,
     /// Activation of MLPs and autoencoders: relu, tanh, sigmoid, gelu, leaky_relu, elu,
     /// softplus, identity.
     pub activation: String,
     /// Seed of the weight initialization (and of dropout's masks).
     pub seed: u64,
-    /// A model-specific variant: "classic"/"modern" LeNet-5, "aux" GoogLeNet heads, ...
+    /// A model-specific variant: "classic"/"modern" LeNet-5, "aux" GoogLeNet heads,
+    /// "small"/"resnet18" classloc backbones; other models have none (setting one is an
+    /// error).
     pub variant: Option<String>,
 }
 
@@ -62,6 +70,19 @@ type Builder = fn(&str, &ModelConfig, &mut Generator) -> Result<Box<dyn Module>>
 const MODELS: &[(&str, Builder)] = &[
     ("mlp", build_mlp),
     ("lenet5", build_lenet5),
+    ("mlp_autoencoder", build_autoencoder),
+    ("conv_autoencoder", build_autoencoder),
+    ("alexnet", build_alexnet),
+    ("alexnet_torchvision", build_alexnet),
+    ("zfnet", build_alexnet),
+    ("vgg11", build_vgg),
+    ("vgg13", build_vgg),
+    ("vgg16", build_vgg),
+    ("vgg19", build_vgg),
+    ("vgg11_bn", build_vgg),
+    ("vgg13_bn", build_vgg),
+    ("vgg16_bn", build_vgg),
+    ("vgg19_bn", build_vgg),
     ("googlenet", build_googlenet),
     ("resnet18", build_resnet),
     ("resnet34", build_resnet),
@@ -70,9 +91,16 @@ const MODELS: &[(&str, Builder)] = &[
     ("resnet152", build_resnet),
     ("se_resnet18", build_resnet),
     ("se_resnet50", build_resnet),
+    ("segnet", build_segnet),
+    ("classloc", build_classloc),
+    ("generator", build_gan),
+    ("discriminator", build_gan),
 ];
 
-/// The names [`build`] knows.
+/// The names [`build`] knows: mlp, lenet5, mlp_autoencoder, conv_autoencoder, alexnet,
+/// alexnet_torchvision, zfnet, vgg11/13/16/19 and their _bn versions, googlenet,
+/// resnet18/34/50/101/152, se_resnet18, se_resnet50, segnet, classloc, generator,
+/// discriminator.
 pub fn names() -> Vec<&'static str> {
     MODELS.iter().map(|(n, _)| *n).collect()
 }
@@ -153,4 +181,59 @@ fn build_googlenet(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<
         cfg.small_input,
         g,
     )?))
+}
+
+fn build_alexnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    no_variant(name, cfg)?;
+    let (c, size, classes, small) = (cfg.in_channels, cfg.input_size, cfg.num_classes, cfg.small_input);
+    Ok(Box::new(match name {
+        "alexnet_torchvision" => alexnet_torchvision(c, size, classes, small, g)?,
+        "zfnet" => alexnet_like(name, &AlexNetSpec::zfnet(small), c, size, classes, g)?,
+        _ => alexnet_like(name, &AlexNetSpec::alexnet(small), c, size, classes, g)?,
+    }))
+}
+
+fn build_vgg(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    no_variant(name, cfg)?;
+    let rest = name.trim_start_matches("vgg");
+    let (depth, bn) = match rest.strip_suffix("_bn") {
+        Some(d) => (d, true),
+        None => (rest, false),
+    };
+    let depth = depth
+        .parse()
+        .map_err(|_| Error::Config(format!("{name} is not a VGG")))?;
+    Ok(Box::new(vgg(
+        depth,
+        bn,
+        cfg.in_channels,
+        cfg.input_size,
+        cfg.num_classes,
+        cfg.small_input,
+        g,
+    )?))
+}
+
+fn build_autoencoder(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    Ok(autoencoder(name, cfg, g)?)
+}
+
+fn build_segnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    no_variant(name, cfg)?;
+    let net = SegNet::new(cfg.in_channels, cfg.num_classes, [32, 64, 128], g)?;
+    Ok(Box::new(net))
+}
+
+fn build_classloc(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    Ok(Box::new(ClassLoc::from_config(cfg, g)?))
+}
+
+fn build_gan(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    no_variant(name, cfg)?;
+    let (c, size) = (cfg.in_channels, cfg.input_size);
+    if name == "discriminator" {
+        return Ok(Box::new(DcganDiscriminator::new(c, size, g)?));
+    }
+    let latent = cfg.hidden.first().copied().unwrap_or(100);
+    Ok(Box::new(DcganGenerator::new(latent, c, size, g)?))
 }

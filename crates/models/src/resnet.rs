@@ -188,8 +188,10 @@ pub struct ResNet {
     pub maxpool: Option<MaxPool2d>,
     /// The four stages, each a Sequential of [`ResBlock`]s.
     pub layers: [Sequential; 4],
-    /// Classifier over the pooled features.
-    pub fc: Linear,
+    /// Classifier over the pooled features; `None` makes the network a feature extractor
+    /// (see [`ResNet::without_fc`]).
+    pub fc: Option<Linear>,
+    feature_width: usize,
     name: String,
 }
 
@@ -245,9 +247,22 @@ impl ResNet {
             bn1: batch_norm(64, 1e-5),
             maxpool,
             layers,
-            fc: Linear::new(512 * spec.block.expansion(), num_classes, true, g),
+            fc: Some(Linear::new(512 * spec.block.expansion(), num_classes, true, g)),
+            feature_width: 512 * spec.block.expansion(),
             name: format!("{}ResNet-{depth}", if spec.se { "SE-" } else { "" }),
         })
+    }
+
+    /// This network without `fc`: its forward gives the pooled features (torchvision's
+    /// `model.fc = nn.Identity()`).
+    pub fn without_fc(mut self) -> ResNet {
+        self.fc = None;
+        self
+    }
+
+    /// Width of the pooled features: 512 for basic blocks, 2048 for bottlenecks.
+    pub fn num_features(&self) -> usize {
+        self.feature_width
     }
 
     /// The pooled features `[N, 512·expansion]` that `fc` classifies.
@@ -267,7 +282,10 @@ impl ResNet {
 impl Module for ResNet {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let y = self.forward_features(x, mode)?;
-        self.fc.forward_named("fc", &y, mode)
+        match &self.fc {
+            Some(fc) => fc.forward_named("fc", &y, mode),
+            None => Ok(y),
+        }
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
@@ -276,7 +294,9 @@ impl Module for ResNet {
         for (i, layer) in self.layers.iter().enumerate() {
             layer.visit(&join(prefix, &format!("layer{}", i + 1)), f);
         }
-        self.fc.visit(&join(prefix, "fc"), f);
+        if let Some(fc) = &self.fc {
+            fc.visit(&join(prefix, "fc"), f);
+        }
     }
 
     fn describe(&self) -> String {

@@ -197,3 +197,34 @@ fn lenet5_trains_one_step_and_rejects_tiny_inputs() {
     };
     assert!(matches!(build("lenet5", &cfg), Err(Error::Config(m)) if m.contains("8×8")));
 }
+
+/// The CLI's view: every name builds from one small-image config and maps a batch to the
+/// output its kind promises.
+#[test]
+fn every_model_builds_and_runs_on_small_images() {
+    let cfg = ModelConfig {
+        in_channels: 3,
+        input_size: [32, 32],
+        small_input: true,
+        hidden: vec![64, 16],
+        ..Default::default()
+    };
+    for name in names() {
+        let m = make(name, &cfg);
+        let x = match name {
+            "generator" => Tensor::randn(&[1, 64], DType::F32, &mut Generator::new(0)),
+            _ => batch(1, 3, 32, 32, 0),
+        };
+        let want: &[usize] = match name {
+            "segnet" => &[1, 10, 32, 32],
+            "classloc" => &[1, 14],
+            "discriminator" => &[1, 1],
+            "generator" | "mlp_autoencoder" | "conv_autoencoder" => &[1, 3, 32, 32],
+            _ => &[1, 10],
+        };
+        let y = m.forward(&x, Mode::Eval).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(y.shape(), want, "{name}");
+        assert!(y.to_vec_f32().iter().all(|v| v.is_finite()), "{name}");
+        assert!(!m.describe().is_empty());
+    }
+}
