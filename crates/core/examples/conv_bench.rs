@@ -107,6 +107,22 @@ fn conv(name: &str, n: usize, c: usize, o: usize, hw: usize, k: usize, stride: u
     );
 }
 
+fn fb_only(reps: usize) {
+    let mut rng = Generator::new(0);
+    let x = Tensor::randn(&[64, 64, 32, 32], DType::F32, &mut rng).set_requires_grad(true);
+    let w = Tensor::randn(&[64, 64, 3, 3], DType::F32, &mut rng).set_requires_grad(true);
+    let b = Tensor::randn(&[64], DType::F32, &mut rng).set_requires_grad(true);
+    let gy = Tensor::randn(&[64, 64, 32, 32], DType::F32, &mut rng);
+    let opts = Conv2dOptions {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    for _ in 0..reps {
+        let y = x.conv2d(&w, Some(&b), opts).unwrap();
+        y.backward_with(&gy, BackwardOptions::default()).unwrap();
+    }
+}
+
 fn pool(reps: usize) {
     let shape = [64, 64, 32, 32];
     println!("-- max_pool2d 2×2 on {shape:?}");
@@ -150,6 +166,15 @@ fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     let reps = if quick { 5 } else { 11 };
     println!("rayon threads: {}", rayon::current_num_threads());
+    if let Some(reps) = std::env::args().skip_while(|a| a != "fb").nth(1) {
+        // Only forward + backward of the target layer, `reps` times: for `perf stat`.
+        fb_only(reps.parse().unwrap_or(1));
+        return;
+    }
+    if std::env::args().any(|a| a == "target") {
+        conv("3×3 64→64 (target)", 64, 64, 64, 32, 3, 1, 7);
+        return;
+    }
     if std::env::args().any(|a| a == "pool") {
         pool(reps);
         return;
