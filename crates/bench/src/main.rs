@@ -10,6 +10,7 @@ mod core_ops;
 mod measure;
 mod report;
 mod torch;
+mod train_bench;
 
 use report::Row;
 use std::process::ExitCode;
@@ -48,6 +49,18 @@ const SECTIONS: &[Section] = &[
         about: "one tiny add that records the graph",
         torch: &["overhead"],
         run: || Ok(vec![core_ops::overhead()?]),
+    },
+    Section {
+        name: "lenet",
+        about: "LeNet-5, one Fashion-MNIST epoch, batch 64, SGD momentum",
+        torch: &["lenet"],
+        run: train_bench::lenet,
+    },
+    Section {
+        name: "mlp",
+        about: "784-256-10 MLP, one Fashion-MNIST epoch, batch 64, SGD momentum",
+        torch: &["mlp"],
+        run: train_bench::mlp,
     },
 ];
 
