@@ -32,7 +32,9 @@ fn report(name: &str, flops: f64, (best, med): (f64, f64)) {
 }
 
 /// One convolution geometry: raw kernels per pass, then the op with autograd.
-fn conv(name: &str, n: usize, c: usize, o: usize, hw: usize, k: usize, stride: usize, reps: usize) {
+/// `dims` = [batch, in channels, out channels, height = width, kernel, stride].
+fn conv(name: &str, dims: [usize; 6], reps: usize) {
+    let [n, c, o, hw, k, stride] = dims;
     let pad = k / 2;
     let out = (hw + 2 * pad - k) / stride + 1;
     let g = ConvGeom {
@@ -172,19 +174,19 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "target") {
-        conv("3×3 64→64 (target)", 64, 64, 64, 32, 3, 1, 7);
+        conv("3×3 64→64 (target)", [64, 64, 64, 32, 3, 1], 7);
         return;
     }
     if std::env::args().any(|a| a == "pool") {
         pool(reps);
         return;
     }
-    conv("3×3 64→64 (target)", 64, 64, 64, 32, 3, 1, reps);
+    conv("3×3 64→64 (target)", [64, 64, 64, 32, 3, 1], reps);
     pool(reps);
     if !quick {
-        conv("3×3 3→64 (first layer)", 64, 3, 64, 32, 3, 1, reps);
-        conv("1×1 64→128", 64, 64, 128, 32, 1, 1, reps);
-        conv("3×3 128→128 stride 2", 64, 128, 128, 16, 3, 2, reps);
-        conv("5×5 1→6 (LeNet)", 64, 1, 6, 28, 5, 1, reps);
+        conv("3×3 3→64 (first layer)", [64, 3, 64, 32, 3, 1], reps);
+        conv("1×1 64→128", [64, 64, 128, 32, 1, 1], reps);
+        conv("3×3 128→128 stride 2", [64, 128, 128, 16, 3, 2], reps);
+        conv("5×5 1→6 (LeNet)", [64, 1, 6, 28, 5, 1], reps);
     }
 }
