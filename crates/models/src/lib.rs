@@ -25,6 +25,8 @@
 //!   its names, shapes and parameter counts, so its state dicts load unchanged.
 //! - [`layers`]: pooling modules, activations by name, shared constructors.
 
+#![warn(missing_docs)]
+
 pub mod alexnet;
 pub mod autoencoder;
 pub mod classloc;

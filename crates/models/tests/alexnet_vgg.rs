@@ -170,8 +170,19 @@ fn zfnet_is_alexnet_with_a_finer_first_layer_and_wider_middle() {
     assert_eq!(make("zfnet", &imagenet(227)).num_parameters(), want);
 }
 
+fn shape_of(shapes: &[(String, Vec<usize>)], name: &str) -> Vec<usize> {
+    shapes
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .1
+        .clone()
+}
+
+/// Each VGG is built once (drawing 130M+ normal weights takes seconds): counts for all,
+/// names and shapes for two.
 #[test]
-fn vgg_parameter_counts_are_torchvisions() {
+fn vgg_parameter_counts_and_names_are_torchvisions() {
     for (name, count) in [
         ("vgg11", 132_863_336),
         ("vgg11_bn", 132_868_840),
@@ -182,29 +193,26 @@ fn vgg_parameter_counts_are_torchvisions() {
         ("vgg19", 143_667_240),
         ("vgg19_bn", 143_678_248),
     ] {
-        assert_eq!(make(name, &imagenet(224)).num_parameters(), count, "{name}");
+        let m = make(name, &imagenet(224));
+        assert_eq!(m.num_parameters(), count, "{name}");
+        let s = state_shapes(&*m);
+        match name {
+            "vgg16" => {
+                assert_eq!(s.len(), 32);
+                assert_eq!(shape_of(&s, "features.0.weight"), [64, 3, 3, 3]);
+                assert_eq!(shape_of(&s, "features.28.weight"), [512, 512, 3, 3]);
+                assert_eq!(shape_of(&s, "classifier.0.weight"), [4096, 25088]);
+                assert_eq!(shape_of(&s, "classifier.3.weight"), [4096, 4096]);
+                assert_eq!(shape_of(&s, "classifier.6.bias"), [1000]);
+            }
+            "vgg11_bn" => {
+                assert_eq!(shape_of(&s, "features.1.running_var"), [64]);
+                assert_eq!(shape_of(&s, "features.4.weight"), [128, 64, 3, 3]);
+                assert_eq!(shape_of(&s, "features.25.weight"), [512, 512, 3, 3]);
+            }
+            _ => {}
+        }
     }
-}
-
-#[test]
-fn vgg_names_follow_torchvision() {
-    let v16 = state_shapes(&*make("vgg16", &imagenet(224)));
-    let find = |s: &[(String, Vec<usize>)], n: &str| {
-        s.iter()
-            .find(|(m, _)| m == n)
-            .unwrap_or_else(|| panic!("no {n}"))
-            .1
-            .clone()
-    };
-    assert_eq!(find(&v16, "features.0.weight"), [64, 3, 3, 3]);
-    assert_eq!(find(&v16, "features.28.weight"), [512, 512, 3, 3]);
-    assert_eq!(find(&v16, "classifier.0.weight"), [4096, 25088]);
-    assert_eq!(find(&v16, "classifier.3.weight"), [4096, 4096]);
-    assert_eq!(find(&v16, "classifier.6.bias"), [1000]);
-    let v11bn = state_shapes(&*make("vgg11_bn", &imagenet(224)));
-    assert_eq!(find(&v11bn, "features.1.running_var"), [64]);
-    assert_eq!(find(&v11bn, "features.4.weight"), [128, 64, 3, 3]);
-    assert_eq!(find(&v11bn, "features.25.weight"), [512, 512, 3, 3]);
 }
 
 #[test]
@@ -215,14 +223,12 @@ fn vgg11_classifies_224x224() {
 }
 
 #[test]
-fn vggs_train_one_step_on_64x64() {
-    for name in ["vgg16", "vgg19_bn"] {
-        let cfg = ModelConfig {
-            num_classes: 10,
-            ..imagenet(64)
-        };
-        train_step(&*make(name, &cfg), &batch(2, 3, 64, 64, 3), 10);
-    }
+fn vgg16_trains_one_step_on_64x64() {
+    let cfg = ModelConfig {
+        num_classes: 10,
+        ..imagenet(64)
+    };
+    train_step(&*make("vgg16", &cfg), &batch(2, 3, 64, 64, 3), 10);
 }
 
 #[test]
@@ -234,10 +240,13 @@ fn small_input_vggs_take_28x28_and_32x32() {
             small_input: true,
             ..Default::default()
         };
-        let m = make("vgg11_bn", &cfg);
-        let shapes = state_shapes(&*m);
-        assert_eq!(shapes[0].1, [64, c, 3, 3]);
-        train_step(&*m, &batch(2, c, size, size, 4), 10);
+        for name in ["vgg11_bn", "vgg19_bn"] {
+            let m = make(name, &cfg);
+            let shapes = state_shapes(&*m);
+            assert_eq!(shapes[0].1, [64, c, 3, 3]);
+            assert_eq!(shape_of(&shapes, "classifier.0.weight"), [512, 512]);
+            train_step(&*m, &batch(2, c, size, size, 4), 10);
+        }
         let v19 = make("vgg19", &cfg);
         let y = v19.forward(&batch(1, c, size, size, 5), Mode::Eval).unwrap();
         assert_eq!(y.shape(), &[1, 10]);
