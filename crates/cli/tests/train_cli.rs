@@ -403,6 +403,28 @@ fn summary_and_graph() {
     ] {
         assert!(table.contains(want), "{want} missing:\n{table}");
     }
+    // The lecture's AlexNet table: CONV1 55×55×96, POOL1 27×27×96, CONV2 27×27×256, ...
+    let table = ok(&[
+        "summary",
+        "--model",
+        "alexnet",
+        "--input",
+        "3x227x227",
+        "--classes",
+        "1000",
+    ]);
+    for want in [
+        "55×55×96",
+        "27×27×96",
+        "27×27×256",
+        "13×13×256",
+        "13×13×384",
+        "6×6×256",
+        "4096",
+        "62,378,344",
+    ] {
+        assert!(table.contains(want), "{want} missing:\n{table}");
+    }
     let tmp = TempDir::new("graph");
     let dot = tmp.0.join("g.dot");
     ok(&["graph", "--model", "mlp", "--hidden", "8", "-o", s(&dot)]);
