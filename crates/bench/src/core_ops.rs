@@ -44,28 +44,16 @@ pub fn elementwise() -> Result<Vec<Row>> {
         let (a, b) = (randn(&[n], 3), randn(&[n], 4));
         a.add(&b)?;
         let s = median_secs(20, || drop(a.add(&b)));
-        rows.push(Row::higher(
-            format!("add {n}"),
-            "GB/s",
-            12.0 * n as f64 / s / 1e9,
-        ));
+        rows.push(Row::higher(format!("add {n}"), "GB/s", 12.0 * n as f64 / s / 1e9));
         a.relu()?;
         let s = median_secs(20, || drop(a.relu()));
-        rows.push(Row::higher(
-            format!("relu {n}"),
-            "GB/s",
-            8.0 * n as f64 / s / 1e9,
-        ));
+        rows.push(Row::higher(format!("relu {n}"), "GB/s", 8.0 * n as f64 / s / 1e9));
     }
     let n = 16usize << 20;
     let a = randn(&[n], 5);
     a.sum_all()?;
     let s = median_secs(20, || drop(a.sum_all()));
-    rows.push(Row::higher(
-        format!("sum {n}"),
-        "GB/s",
-        4.0 * n as f64 / s / 1e9,
-    ));
+    rows.push(Row::higher(format!("sum {n}"), "GB/s", 4.0 * n as f64 / s / 1e9));
     Ok(rows)
 }
 
@@ -81,9 +69,5 @@ pub fn overhead() -> Result<Row> {
             drop(a.add(&b));
         }
     });
-    Ok(Row::lower(
-        "tiny add with graph recording",
-        "us",
-        s / OPS as f64 * 1e6,
-    ))
+    Ok(Row::lower("tiny add with graph recording", "us", s / OPS as f64 * 1e6))
 }

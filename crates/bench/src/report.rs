@@ -98,9 +98,7 @@ pub fn best_rows(rounds: Vec<Vec<Row>>) -> Vec<Row> {
 pub fn table(rows: &[Row], torch: Option<&[Figures]>) -> String {
     let mut s = String::new();
     if torch.is_some() {
-        s.push_str(
-            "| work | unit | nabla | PyTorch | nabla/PyTorch | better | nabla's speed-up |\n",
-        );
+        s.push_str("| work | unit | nabla | PyTorch | nabla/PyTorch | better | nabla's speed-up |\n");
         s.push_str("|---|---|---:|---:|---:|---|---:|\n");
     } else {
         s.push_str("| work | unit | nabla | better |\n|---|---|---:|---|\n");
@@ -114,11 +112,7 @@ pub fn table(rows: &[Row], torch: Option<&[Figures]>) -> String {
         match torch {
             Some(f) => {
                 let (t, ratio, speedup) = match r.torch_best(f) {
-                    Some(t) => (
-                        fmt(t),
-                        format!("{:.2}", r.nabla / t),
-                        format!("{:.2}×", r.speedup(t)),
-                    ),
+                    Some(t) => (fmt(t), format!("{:.2}", r.nabla / t), format!("{:.2}×", r.speedup(t))),
                     None => ("n/a".into(), "n/a".into(), "n/a".into()),
                 };
                 s.push_str(&format!(
@@ -127,11 +121,7 @@ pub fn table(rows: &[Row], torch: Option<&[Figures]>) -> String {
                     fmt(r.nabla)
                 ));
             }
-            None => s.push_str(&format!(
-                "| {} | {unit} | {} | {better} |\n",
-                r.key,
-                fmt(r.nabla)
-            )),
+            None => s.push_str(&format!("| {} | {unit} | {} | {better} |\n", r.key, fmt(r.nabla))),
         }
     }
     s
@@ -143,9 +133,7 @@ mod tests {
 
     #[test]
     fn ratio_and_speedup_follow_the_direction() {
-        let f = Figures::parse(
-            "matmul 1024: 200.0 GFLOP/s\ntiny add with graph recording: 2.00 us per op\n",
-        );
+        let f = Figures::parse("matmul 1024: 200.0 GFLOP/s\ntiny add with graph recording: 2.00 us per op\n");
         let rows = vec![
             Row::higher("matmul 1024", "GFLOP/s", 300.0),
             Row::lower("tiny add with graph recording", "us", 0.5),
@@ -158,16 +146,10 @@ mod tests {
             t.contains("| matmul 1024 | GFLOP/s | 300 | 200 | 1.50 | higher | 1.50× |"),
             "{t}"
         );
-        assert!(
-            t.contains("| µs/op | 0.50 | 2.00 | 0.25 | lower | 4.00× |"),
-            "{t}"
-        );
+        assert!(t.contains("| µs/op | 0.50 | 2.00 | 0.25 | lower | 4.00× |"), "{t}");
         assert!(t.contains("| sum 16777216 | GB/s | 10.0 | n/a |"), "{t}");
         let t = table(&rows, None);
-        assert!(
-            t.contains("| matmul 1024 | GFLOP/s | 300 | higher |"),
-            "{t}"
-        );
+        assert!(t.contains("| matmul 1024 | GFLOP/s | 300 | higher |"), "{t}");
     }
 
     #[test]
@@ -178,19 +160,11 @@ mod tests {
                 Row::lower("tiny add with graph recording", "us", us),
             ]
         };
-        let best = best_rows(vec![
-            round(100.0, 0.3),
-            round(150.0, 0.5),
-            round(120.0, 0.2),
-        ]);
+        let best = best_rows(vec![round(100.0, 0.3), round(150.0, 0.5), round(120.0, 0.2)]);
         assert_eq!((best[0].nabla, best[1].nabla), (150.0, 0.2));
         let runs = [
-            Figures::parse(
-                "matmul 1024: 180.0 GFLOP/s\ntiny add with graph recording: 1.9 us per op",
-            ),
-            Figures::parse(
-                "matmul 1024: 190.0 GFLOP/s\ntiny add with graph recording: 2.1 us per op",
-            ),
+            Figures::parse("matmul 1024: 180.0 GFLOP/s\ntiny add with graph recording: 1.9 us per op"),
+            Figures::parse("matmul 1024: 190.0 GFLOP/s\ntiny add with graph recording: 2.1 us per op"),
         ];
         assert_eq!(best[0].torch_best(&runs), Some(190.0));
         assert_eq!(best[1].torch_best(&runs), Some(1.9));

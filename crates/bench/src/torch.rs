@@ -6,10 +6,7 @@ use std::process::Command;
 
 /// Where the reference script lives when `NABLA_TORCH_SCRIPT` is not set: the shared
 /// folder next to the repository.
-const DEFAULT_SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/bench/torch_reference.py"
-);
+const DEFAULT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/bench/torch_reference.py");
 
 /// A Python interpreter with torch, and the reference script it runs.
 pub struct Torch {
@@ -47,9 +44,7 @@ impl Figures {
         let words: Vec<&str> = rest.split_whitespace().collect();
         words.windows(2).find_map(|w| {
             let u = w[1].trim_end_matches([',', ')', ';']);
-            (u == unit)
-                .then(|| w[0].trim_start_matches('(').parse().ok())
-                .flatten()
+            (u == unit).then(|| w[0].trim_start_matches('(').parse().ok()).flatten()
         })
     }
 }
@@ -79,10 +74,7 @@ impl Torch {
         let python = if let Some(p) = std::env::var_os("NABLA_TORCH_PYTHON") {
             let p = PathBuf::from(p);
             if !has_torch(&p) {
-                return Err(format!(
-                    "NABLA_TORCH_PYTHON={} cannot import torch",
-                    p.display()
-                ));
+                return Err(format!("NABLA_TORCH_PYTHON={} cannot import torch", p.display()));
             }
             p
         } else {
@@ -91,9 +83,7 @@ impl Torch {
                 .iter()
                 .map(PathBuf::from)
                 .find(|p| has_torch(p))
-                .ok_or(
-                    "no Python with torch (tried NABLA_TORCH_PYTHON, ./venv/bin/python, python3)",
-                )?
+                .ok_or("no Python with torch (tried NABLA_TORCH_PYTHON, ./venv/bin/python, python3)")?
         };
         Ok(Torch {
             python,
@@ -143,10 +133,7 @@ mod tests {
         assert_eq!(f.get("matmul 1024", "ms"), Some(11.20));
         assert_eq!(f.get("tiny add with graph recording", "us"), Some(1.70));
         assert_eq!(f.get("conv3x3 64->64 32x32 b64 fwd+bwd", "ms"), Some(70.1));
-        assert_eq!(
-            f.get("conv3x3 64->64 32x32 b64 fwd+bwd", "GFLOP/s"),
-            Some(240.5)
-        );
+        assert_eq!(f.get("conv3x3 64->64 32x32 b64 fwd+bwd", "GFLOP/s"), Some(240.5));
         assert_eq!(f.get("matmul 256", "GFLOP/s"), None);
         assert_eq!(f.get("matmul 1024", "GB/s"), None);
     }

@@ -88,8 +88,7 @@ pub(crate) fn vectorized<L: Loop>(body: L) -> L::Output {
             // SAFETY: the CPU supports AVX-512F (and with it AVX2 and FMA), checked above.
             return unsafe { run_avx512(body) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: AVX2 and FMA were detected just above.
             return unsafe { run_avx2(body) };
         }
@@ -127,11 +126,7 @@ impl<T: Copy, U, F: Fn(T) -> U> Loop for MapLoop<'_, T, U, F> {
     }
 }
 
-fn map_slots<T: Copy + Send + Sync, U: Send>(
-    x: &[T],
-    out: &mut [MaybeUninit<U>],
-    f: &(impl Fn(T) -> U + Sync),
-) {
+fn map_slots<T: Copy + Send + Sync, U: Send>(x: &[T], out: &mut [MaybeUninit<U>], f: &(impl Fn(T) -> U + Sync)) {
     assert_eq!(x.len(), out.len(), "map: input and output lengths differ");
     if x.len() >= PAR_THRESHOLD {
         out.par_chunks_mut(BLOCK)
@@ -143,19 +138,12 @@ fn map_slots<T: Copy + Send + Sync, U: Send>(
 }
 
 /// `out[i] = f(x[i])`.
-pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync>(
-    x: &[T],
-    out: &mut [U],
-    f: impl Fn(T) -> U + Sync,
-) {
+pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync>(x: &[T], out: &mut [U], f: impl Fn(T) -> U + Sync) {
     map_slots(x, as_slots(out), &f);
 }
 
 /// `f(x[i])` for every element, in a new vector.
-pub fn map_vec<T: Copy + Send + Sync, U: Copy + Send + Sync>(
-    x: &[T],
-    f: impl Fn(T) -> U + Sync,
-) -> Vec<U> {
+pub fn map_vec<T: Copy + Send + Sync, U: Copy + Send + Sync>(x: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {
     filled(x.len(), |out| map_slots(x, out, &f))
 }
 
@@ -263,14 +251,7 @@ const INLINE_RANK: usize = 8;
 
 /// Merge neighbouring dims that both operands walk as one (fewer, longer inner loops),
 /// writing them to `d`, `a`, `b`; returns how many dims remain (at least 1).
-fn coalesce(
-    shape: &[usize],
-    sa: &[usize],
-    sb: &[usize],
-    d: &mut [usize],
-    a: &mut [usize],
-    b: &mut [usize],
-) -> usize {
+fn coalesce(shape: &[usize], sa: &[usize], sb: &[usize], d: &mut [usize], a: &mut [usize], b: &mut [usize]) -> usize {
     let mut len = 0;
     for i in 0..shape.len() {
         if shape[i] == 1 {
@@ -301,11 +282,7 @@ fn zip_strided_slots<T: Copy + Send + Sync, U: Send>(
     out: &mut [MaybeUninit<U>],
     f: &(impl Fn(T, T) -> U + Sync),
 ) {
-    assert_eq!(
-        out.len(),
-        shape.iter().product::<usize>(),
-        "zip_strided: output size"
-    );
+    assert_eq!(out.len(), shape.iter().product::<usize>(), "zip_strided: output size");
     if out.is_empty() {
         return;
     }
@@ -339,9 +316,7 @@ pub fn zip_strided_vec<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     b: Operand<'_, T>,
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
-    filled(shape.iter().product(), |out| {
-        zip_strided_slots(shape, a, b, out, &f)
-    })
+    filled(shape.iter().product(), |out| zip_strided_slots(shape, a, b, out, &f))
 }
 
 fn zip_coalesced<T: Copy + Send + Sync, U: Send>(
@@ -358,10 +333,7 @@ fn zip_coalesced<T: Copy + Send + Sync, U: Send>(
     let (ia, ib) = (sa[rank - 1], sb[rank - 1]);
     if rank == 1 && ia == 1 && ib == 1 {
         let n = out.len();
-        let (a, b) = (
-            &a.data[a.offset..a.offset + n],
-            &b.data[b.offset..b.offset + n],
-        );
+        let (a, b) = (&a.data[a.offset..a.offset + n], &b.data[b.offset..b.offset + n]);
         return zip_slots(a, b, out, f);
     }
     let row_offsets = |row: usize| {
@@ -398,9 +370,7 @@ fn zip_coalesced<T: Copy + Send + Sync, U: Send>(
                     .for_each(|(r, o)| do_row(t * rows_per_task + r, o))
             });
     } else {
-        out.chunks_mut(inner)
-            .enumerate()
-            .for_each(|(r, o)| do_row(r, o));
+        out.chunks_mut(inner).enumerate().for_each(|(r, o)| do_row(r, o));
     }
 }
 
@@ -427,10 +397,7 @@ mod tests {
             let x: Vec<f32> = (0..n).map(|i| (i % 251) as f32).collect();
             let y = map_vec(&x, |v| v * 2.0 + 1.0);
             assert_eq!(y.len(), n);
-            assert!(
-                y.iter().zip(&x).all(|(&y, &x)| y == x * 2.0 + 1.0),
-                "n = {n}"
-            );
+            assert!(y.iter().zip(&x).all(|(&y, &x)| y == x * 2.0 + 1.0), "n = {n}");
             let z = zip_strided_vec(
                 &[n],
                 Operand {
@@ -530,10 +497,7 @@ mod tests {
             &mut out,
             |x, y| x + y,
         );
-        assert!(out
-            .iter()
-            .enumerate()
-            .all(|(i, &o)| o == i as f64 + b[i % 3]));
+        assert!(out.iter().enumerate().all(|(i, &o)| o == i as f64 + b[i % 3]));
         // a seen as its transpose [3, rows] through strides [1, 3]; b a column [3, 1].
         zip_strided(
             &[3, rows],
@@ -562,9 +526,7 @@ mod tests {
         let a: Vec<f32> = (0..n).map(|i| i as f32).collect();
         let b: Vec<f32> = (0..n / 2).map(|i| i as f32 * 10.0).collect();
         let sa: Vec<usize> = (0..10).map(|d| 1 << (9 - d)).collect();
-        let mut sb: Vec<usize> = (0..10)
-            .map(|d| 1usize << (8usize.saturating_sub(d)))
-            .collect();
+        let mut sb: Vec<usize> = (0..10).map(|d| 1usize << (8usize.saturating_sub(d))).collect();
         sb[9] = 0;
         let mut out = vec![0.0f32; n];
         zip_strided(

@@ -108,10 +108,7 @@ impl<T: Element, F: Fn(T, T) -> T> Loop for FoldRow<'_, T, F> {
     #[inline(always)]
     fn run(self) {
         let step = self.step;
-        self.acc
-            .iter_mut()
-            .zip(self.row)
-            .for_each(|(a, &b)| *a = step(*a, b));
+        self.acc.iter_mut().zip(self.row).for_each(|(a, &b)| *a = step(*a, b));
     }
 }
 
@@ -133,13 +130,9 @@ pub fn reduce_axis<T: Element>(
         if outer == 1 {
             out[0] = row(x);
         } else if x.len() >= PAR_THRESHOLD {
-            out.par_iter_mut()
-                .zip(x.par_chunks(len))
-                .for_each(|(o, r)| *o = row(r));
+            out.par_iter_mut().zip(x.par_chunks(len)).for_each(|(o, r)| *o = row(r));
         } else {
-            out.iter_mut()
-                .zip(x.chunks(len))
-                .for_each(|(o, r)| *o = row(r));
+            out.iter_mut().zip(x.chunks(len)).for_each(|(o, r)| *o = row(r));
         }
         return;
     }
@@ -160,9 +153,7 @@ pub fn reduce_axis<T: Element>(
             .for_each(|(o, xs)| plane(o, xs));
     } else if x.len() >= PAR_THRESHOLD {
         // One plane: split the inner axis instead.
-        let cols = inner
-            .div_ceil(rayon::current_num_threads().max(1))
-            .max(1024);
+        let cols = inner.div_ceil(rayon::current_num_threads().max(1)).max(1024);
         out.par_chunks_mut(cols).enumerate().for_each(|(c, o)| {
             let start = c * cols;
             o.iter_mut().for_each(|v| *v = init);
@@ -188,9 +179,7 @@ mod tests {
 
     #[test]
     fn sum_is_blocked_and_close_to_f64() {
-        let x: Vec<f32> = (0..10_000_000)
-            .map(|i| ((i % 1000) as f32) * 0.001)
-            .collect();
+        let x: Vec<f32> = (0..10_000_000).map(|i| ((i % 1000) as f32) * 0.001).collect();
         let exact: f64 = x.iter().map(|&v| v as f64).sum();
         let got = sum(&x) as f64;
         assert!((got - exact).abs() / exact < 1e-5, "{got} vs {exact}");
@@ -199,17 +188,7 @@ mod tests {
     #[test]
     fn sum_counts_every_element_once() {
         // Small integers sum exactly in f32 and f64, so any lost or repeated element shows.
-        for n in [
-            0,
-            1,
-            31,
-            33,
-            511,
-            513,
-            1000,
-            BLOCK + 7,
-            PAR_THRESHOLD + 1000,
-        ] {
+        for n in [0, 1, 31, 33, 511, 513, 1000, BLOCK + 7, PAR_THRESHOLD + 1000] {
             let x: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 2.0).collect();
             let exact: i64 = (0..n as i64).map(|i| i % 7 - 2).sum();
             assert_eq!(sum(&x) as i64, exact, "n = {n}");
@@ -230,16 +209,10 @@ mod tests {
             assert_eq!(fold(&x, f32::INFINITY, f32::min_nan), lo, "n = {n}");
             let mut y = x.clone();
             y[n / 2] = f32::NAN;
-            assert!(
-                fold(&y, f32::NEG_INFINITY, f32::max_nan).is_nan(),
-                "n = {n}"
-            );
+            assert!(fold(&y, f32::NEG_INFINITY, f32::max_nan).is_nan(), "n = {n}");
             assert!(fold(&y, f32::INFINITY, f32::min_nan).is_nan(), "n = {n}");
         }
-        assert_eq!(
-            fold(&[] as &[f64], f64::NEG_INFINITY, f64::max_nan),
-            f64::NEG_INFINITY
-        );
+        assert_eq!(fold(&[] as &[f64], f64::NEG_INFINITY, f64::max_nan), f64::NEG_INFINITY);
     }
 
     #[test]
@@ -247,16 +220,7 @@ mod tests {
         // [2, 3, 2]: sum over the 3
         let x: Vec<f64> = (0..12).map(|v| v as f64).collect();
         let mut out = vec![0.0; 4];
-        reduce_axis(
-            &x,
-            2,
-            3,
-            2,
-            &mut out,
-            |r| r.iter().copied().sum(),
-            0.0,
-            |a, b| a + b,
-        );
+        reduce_axis(&x, 2, 3, 2, &mut out, |r| r.iter().copied().sum(), 0.0, |a, b| a + b);
         assert_eq!(out, vec![6.0, 9.0, 24.0, 27.0]);
     }
 }
