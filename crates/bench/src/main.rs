@@ -116,11 +116,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--no-torch" => opts.torch = false,
             "--rounds" => {
                 let v = it.next().ok_or("--rounds needs a number")?;
-                opts.rounds = v
-                    .parse()
-                    .ok()
-                    .filter(|&r| r > 0)
-                    .ok_or(format!("bad --rounds {v:?}"))?;
+                opts.rounds = v.parse().ok().filter(|&r| r > 0).ok_or(format!("bad --rounds {v:?}"))?;
             }
             name => match SECTIONS.iter().find(|s| s.name == name) {
                 Some(s) => opts.sections.push(s),
@@ -212,10 +208,7 @@ fn main() -> ExitCode {
         }
         if !rounds.is_empty() {
             let torch_figures = torch.is_some().then_some(&figures[..]);
-            print!(
-                "\n{}",
-                report::table(&report::best_rows(rounds), torch_figures)
-            );
+            print!("\n{}", report::table(&report::best_rows(rounds), torch_figures));
         }
     }
     if failed {
