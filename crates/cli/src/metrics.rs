@@ -120,13 +120,15 @@ impl Confusion {
         );
         let _ = writeln!(s, "\nconfusion matrix (rows: true class, columns: predicted)");
         let cell = self.counts.iter().max().map_or(1, |m| m.to_string().len()).max(3);
+        let rows: Vec<String> = (0..self.classes).map(|t| format!("{} {t}", name(t))).collect();
+        let width = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0);
         let _ = write!(s, "{:>width$}", "");
         for c in 0..self.classes {
             let _ = write!(s, " {:>cell$}", c);
         }
         s.push('\n');
-        for t in 0..self.classes {
-            let _ = write!(s, "{:>width$}", format!("{} {t}", name(t)));
+        for (t, label) in rows.iter().enumerate() {
+            let _ = write!(s, "{label:>width$}");
             for p in 0..self.classes {
                 let _ = write!(s, " {:>cell$}", self.get(t, p));
             }
@@ -291,6 +293,15 @@ mod tests {
         assert_eq!((s2.precision, s2.recall, s2.f1), (0.0, 0.0, 0.0));
         let r = c.report(&["a".into(), "b".into(), "c".into()]);
         assert!(r.starts_with("accuracy 71.43% (7 samples)"), "{r}");
+        // The matrix lines line up, however long the class names.
+        let r = c.report(&["a".into(), "a much longer name".into(), "c".into()]);
+        let matrix: Vec<&str> = r.lines().skip_while(|l| !l.starts_with("confusion")).skip(1).collect();
+        assert_eq!(matrix.len(), 4);
+        assert!(
+            matrix.iter().all(|l| l.chars().count() == matrix[0].chars().count()),
+            "{r}"
+        );
+        assert!(matrix[2].ends_with("a much longer name 1   0   2   0"), "{r}");
     }
 
     #[test]
