@@ -198,7 +198,8 @@ impl Tensor {
         if l.is_contiguous() {
             Ok(f(&all[l.offset..l.offset + l.numel()]))
         } else {
-            let v: Vec<T> = l.indices().map(|i| all[i]).collect();
+            let mut v = Vec::new();
+            crate::kernels::copy::gather(all, &l.shape, &l.strides, l.offset, &mut v);
             Ok(f(&v))
         }
     }

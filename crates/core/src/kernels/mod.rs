@@ -5,6 +5,7 @@
 //! calling thread, since a hand-off to the pool costs more than a tiny op.
 
 pub mod conv;
+pub mod copy;
 pub mod elementwise;
 pub mod matmul;
 pub mod pool;
