@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+pub mod winograd;
 
 /// Element count above which a kernel uses more than one thread.
 pub const PAR_THRESHOLD: usize = 1 << 16;

@@ -14,9 +14,7 @@
 //! ```
 
 use super::{materialize, same_dtype};
-use crate::kernels::conv::{
-    bias_grad as bias_grad_kernel, conv2d_backward_weight, conv2d_forward, ConvGeom,
-};
+use crate::kernels::conv::{bias_grad as bias_grad_kernel, conv2d_backward_weight, conv2d_forward, ConvGeom};
 use crate::tensor::dtype_err;
 use crate::{DType, Element, Error, Result, Tensor};
 
@@ -45,17 +43,9 @@ impl Default for Conv2dOptions {
 }
 
 /// Check the options shared by both convolutions: positive stride, dilation and groups.
-pub(super) fn check_hyper(
-    op: &'static str,
-    stride: [usize; 2],
-    dilation: [usize; 2],
-    groups: usize,
-) -> Result<()> {
+pub(super) fn check_hyper(op: &'static str, stride: [usize; 2], dilation: [usize; 2], groups: usize) -> Result<()> {
     if stride.contains(&0) {
-        return Err(Error::invalid(
-            op,
-            format!("stride must be positive, got {stride:?}"),
-        ));
+        return Err(Error::invalid(op, format!("stride must be positive, got {stride:?}")));
     }
     if dilation.contains(&0) {
         return Err(Error::invalid(
@@ -86,10 +76,7 @@ pub(super) fn check_operands(
     if w.rank() != 4 {
         return Err(Error::invalid(
             op,
-            format!(
-                "weight must be 4-D {weight_dims}, got shape {:?}",
-                w.shape()
-            ),
+            format!("weight must be 4-D {weight_dims}, got shape {:?}", w.shape()),
         ));
     }
     same_dtype(op, x, w)?;
@@ -113,12 +100,7 @@ pub(super) fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usiz
 }
 
 /// Geometry of `x.conv2d(w, opts)`, with every check that names the offending shape and dim.
-fn conv2d_geom(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    opts: &Conv2dOptions,
-) -> Result<ConvGeom> {
+fn conv2d_geom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Result<ConvGeom> {
     const OP: &str = "conv2d";
     check_operands(OP, x, w, bias, "[out_channels, in_channels/groups, kh, kw]")?;
     check_hyper(OP, opts.stride, opts.dilation, opts.groups)?;
@@ -135,7 +117,12 @@ fn conv2d_geom(
     if xs[1] != ws[1] * groups {
         return Err(Error::invalid(
             OP,
-            format!("input {xs:?} has {} channels, weight {ws:?} expects {} ({} per group × {groups} groups)", xs[1], ws[1] * groups, ws[1]),
+            format!(
+                "input {xs:?} has {} channels, weight {ws:?} expects {} ({} per group × {groups} groups)",
+                xs[1],
+                ws[1] * groups,
+                ws[1]
+            ),
         ));
     }
     check_bias(OP, bias, ws[0])?;
@@ -175,11 +162,7 @@ fn conv2d_geom(
 }
 
 /// Run `f` on the elements of contiguous views of `ts` (all of dtype `T`), read in place.
-pub(super) fn with_data<T: Element, R>(
-    op: &'static str,
-    ts: &[&Tensor],
-    f: impl FnOnce(&[&[T]]) -> R,
-) -> Result<R> {
+pub(super) fn with_data<T: Element, R>(op: &'static str, ts: &[&Tensor], f: impl FnOnce(&[&[T]]) -> R) -> Result<R> {
     let dense: Vec<Tensor> = ts
         .iter()
         .map(|t| {
@@ -212,18 +195,8 @@ pub(super) fn with_data<T: Element, R>(
 }
 
 /// The raw convolution (bias fused into the GEMM), recorded with its backward.
-pub(super) fn conv2d_prim(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    g: ConvGeom,
-) -> Result<Tensor> {
-    fn run<T: Element>(
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        g: &ConvGeom,
-    ) -> Result<Tensor> {
+pub(super) fn conv2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: ConvGeom) -> Result<Tensor> {
+    fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Result<Tensor> {
         let mut out = vec![T::ZERO; g.n * g.o * g.p()];
         let mut ts = vec![x, w];
         ts.extend(bias);
@@ -241,9 +214,7 @@ pub(super) fn conv2d_prim(
     let (x, w) = (x.clone(), w.clone());
     Ok(out.record("conv2d", &inputs, move |gy, needs| {
         let gx = if needs[0] {
-            Some(super::conv_transpose2d::conv_transpose2d_prim(
-                gy, &w, None, g,
-            )?)
+            Some(super::conv_transpose2d::conv_transpose2d_prim(gy, &w, None, g)?)
         } else {
             None
         };
@@ -272,10 +243,7 @@ pub(super) fn conv2d_weight_grad(x: &Tensor, gy: &Tensor, g: ConvGeom) -> Result
         with_data("conv2d_weight_grad", &[x, gy], |s: &[&[T]]| {
             conv2d_backward_weight(g, s[0], s[1], &mut out)
         })?;
-        Ok(Tensor::from_buffer(
-            T::wrap(out),
-            &[g.o, g.c / g.groups, g.kh, g.kw],
-        ))
+        Ok(Tensor::from_buffer(T::wrap(out), &[g.o, g.c / g.groups, g.kh, g.kw]))
     }
     same_dtype("conv2d_weight_grad", x, gy)?;
     let out = match x.dtype() {
@@ -283,23 +251,19 @@ pub(super) fn conv2d_weight_grad(x: &Tensor, gy: &Tensor, g: ConvGeom) -> Result
         DType::F64 => run::<f64>(x, gy, &g)?,
     };
     let (x2, gy2) = (x.clone(), gy.clone());
-    Ok(
-        out.record("conv2d_weight_grad", &[x, gy], move |gw, needs| {
-            let gx = if needs[0] {
-                Some(super::conv_transpose2d::conv_transpose2d_prim(
-                    &gy2, gw, None, g,
-                )?)
-            } else {
-                None
-            };
-            let ggy = if needs[1] {
-                Some(conv2d_prim(&x2, gw, None, g)?)
-            } else {
-                None
-            };
-            Ok(vec![gx, ggy])
-        }),
-    )
+    Ok(out.record("conv2d_weight_grad", &[x, gy], move |gw, needs| {
+        let gx = if needs[0] {
+            Some(super::conv_transpose2d::conv_transpose2d_prim(&gy2, gw, None, g)?)
+        } else {
+            None
+        };
+        let ggy = if needs[1] {
+            Some(conv2d_prim(&x2, gw, None, g)?)
+        } else {
+            None
+        };
+        Ok(vec![gx, ggy])
+    }))
 }
 
 /// Gradient of a per-channel bias from `gy` (`[n, o, h, w]`): the sum over all but dim 1.
@@ -326,12 +290,7 @@ impl Tensor {
     /// 2-D convolution of `self` (`[N, C, H, W]`) with `weight` (`[O, C/groups, kh, kw]`)
     /// and an optional `bias` (`[O]`), as `F.conv2d`: output `[N, O, H', W']` with
     /// `H' = (H + 2·padding − dilation·(kh − 1) − 1) / stride + 1`.
-    pub fn conv2d(
-        &self,
-        weight: &Tensor,
-        bias: Option<&Tensor>,
-        opts: Conv2dOptions,
-    ) -> Result<Tensor> {
+    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, opts: Conv2dOptions) -> Result<Tensor> {
         let g = conv2d_geom(self, weight, bias, &opts)?;
         conv2d_prim(self, weight, bias, g)
     }
@@ -340,10 +299,7 @@ impl Tensor {
 /// For second-derivative checks: the gradients of `loss(inputs)` with respect to `inputs`,
 /// recorded so they can be differentiated again (also inside gradcheck's no-grad probes).
 #[cfg(test)]
-pub(super) fn recorded_grads(
-    t: &[Tensor],
-    loss: impl Fn(&[Tensor]) -> Result<Tensor>,
-) -> Result<Vec<Tensor>> {
+pub(super) fn recorded_grads(t: &[Tensor], loss: impl Fn(&[Tensor]) -> Result<Tensor>) -> Result<Vec<Tensor>> {
     let _on = crate::autograd::enable_grad();
     let leaves: Vec<Tensor> = t
         .iter()
@@ -374,12 +330,7 @@ mod tests {
         Tensor::randn(shape, DType::F64, &mut Generator::new(s))
     }
 
-    fn opts(
-        stride: [usize; 2],
-        padding: [usize; 2],
-        dilation: [usize; 2],
-        groups: usize,
-    ) -> Conv2dOptions {
+    fn opts(stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2], groups: usize) -> Conv2dOptions {
         Conv2dOptions {
             stride,
             padding,
@@ -423,9 +374,16 @@ mod tests {
         {
             let s = 10 * i as u64;
             let (x, w, b) = (r(&xshape, s), r(&wshape, s + 1), r(&[wshape[0]], s + 2));
-            gradcheck(|t| t[0].conv2d(&t[1], Some(&t[2]), o), &[x, w, b])
-                .unwrap_or_else(|e| panic!("{o:?}: {e}"));
+            gradcheck(|t| t[0].conv2d(&t[1], Some(&t[2]), o), &[x, w, b]).unwrap_or_else(|e| panic!("{o:?}: {e}"));
         }
+    }
+
+    #[test]
+    fn winograd_path_gradients() {
+        // 3×3, stride 1, ≥ 16 channels: the Winograd kernels, for all three passes.
+        let o = opts([1, 1], [1, 1], [1, 1], 1);
+        let (x, w, b) = (r(&[1, 16, 4, 5], 1), r(&[16, 16, 3, 3], 2), r(&[16], 3));
+        gradcheck(|t| t[0].conv2d(&t[1], Some(&t[2]), o), &[x, w, b]).unwrap();
     }
 
     #[test]
@@ -467,10 +425,7 @@ mod tests {
         let g = y
             .backward_with(&Tensor::ones_like(&y), BackwardOptions::default())
             .unwrap();
-        assert_eq!(
-            g.get(&bias).unwrap().to_vec::<f64>().unwrap(),
-            vec![2.0 * 3.0 * 4.0; 2]
-        );
+        assert_eq!(g.get(&bias).unwrap().to_vec::<f64>().unwrap(), vec![2.0 * 3.0 * 4.0; 2]);
     }
 
     #[test]
@@ -497,23 +452,13 @@ mod tests {
             Conv2dOptions::default(),
         ));
         assert!(
-            e.contains("conv2d")
-                && e.contains("[8, 32, 56, 56] has 32 channels")
-                && e.contains("expects 64"),
+            e.contains("conv2d") && e.contains("[8, 32, 56, 56] has 32 channels") && e.contains("expects 64"),
             "{e}"
         );
         let w = Tensor::zeros(&[64, 32, 3, 3], DType::F32);
-        let e = err(Tensor::zeros(&[32, 56, 56], DType::F32).conv2d(
-            &w,
-            None,
-            Conv2dOptions::default(),
-        ));
+        let e = err(Tensor::zeros(&[32, 56, 56], DType::F32).conv2d(&w, None, Conv2dOptions::default()));
         assert!(e.contains("4-D") && e.contains("[32, 56, 56]"), "{e}");
-        let e = err(x.conv2d(
-            &Tensor::zeros(&[64, 32], DType::F32),
-            None,
-            Conv2dOptions::default(),
-        ));
+        let e = err(x.conv2d(&Tensor::zeros(&[64, 32], DType::F32), None, Conv2dOptions::default()));
         assert!(e.contains("weight must be 4-D"), "{e}");
         let e = err(x.conv2d(
             &Tensor::zeros(&[6, 8, 3, 3], DType::F32),
@@ -527,21 +472,10 @@ mod tests {
         assert!(e.contains("groups must be positive"), "{e}");
         let small = Tensor::zeros(&[1, 32, 2, 9], DType::F32);
         let e = err(small.conv2d(&w, None, Conv2dOptions::default()));
-        assert!(
-            e.contains("dim 2") && e.contains("padded input size 2"),
-            "{e}"
-        );
-        let e = err(x.conv2d(
-            &w,
-            Some(&Tensor::zeros(&[63], DType::F32)),
-            Conv2dOptions::default(),
-        ));
+        assert!(e.contains("dim 2") && e.contains("padded input size 2"), "{e}");
+        let e = err(x.conv2d(&w, Some(&Tensor::zeros(&[63], DType::F32)), Conv2dOptions::default()));
         assert!(e.contains("bias"), "{e}");
-        let e = err(x.conv2d(
-            &w.to_dtype(DType::F64).unwrap(),
-            None,
-            Conv2dOptions::default(),
-        ));
+        let e = err(x.conv2d(&w.to_dtype(DType::F64).unwrap(), None, Conv2dOptions::default()));
         assert!(e.contains("dtype"), "{e}");
     }
 }
