@@ -314,13 +314,16 @@ fn weight_transform<T: Element>(w: &[T], o: usize, c: usize, rotate: bool) -> Ve
             let k = &w[(oi * c + ci) * 9..][..9];
             let g = |i: usize, j: usize| if rotate { k[(2 - i) * 3 + 2 - j] } else { k[i * 3 + j] };
             // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] on both sides.
-            let mut s = [[T::ZERO; 3]; 4];
-            for j in 0..3 {
-                s[0][j] = g(0, j);
-                s[1][j] = (g(0, j) + g(1, j) + g(2, j)) * half;
-                s[2][j] = (g(0, j) - g(1, j) + g(2, j)) * half;
-                s[3][j] = g(2, j);
-            }
+            let col = |j: usize| {
+                [
+                    g(0, j),
+                    (g(0, j) + g(1, j) + g(2, j)) * half,
+                    (g(0, j) - g(1, j) + g(2, j)) * half,
+                    g(2, j),
+                ]
+            };
+            let (c0, c1, c2) = (col(0), col(1), col(2));
+            let s: [[T; 3]; 4] = std::array::from_fn(|i| [c0[i], c1[i], c2[i]]);
             let (r, cc) = if rotate { (ci, oi) } else { (oi, ci) };
             for (i, si) in s.iter().enumerate() {
                 let vals = [
@@ -346,12 +349,11 @@ fn weight_transform_adjoint<T: Element>(dut: &[T], o: usize, c: usize, dw: &mut 
         for ci in 0..c {
             let u = |i: usize, j: usize| dut[((i * 4 + j) * c + ci) * o + oi];
             // Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]] on both sides.
-            let mut s = [[T::ZERO; 4]; 3];
-            for j in 0..4 {
-                s[0][j] = u(0, j) + (u(1, j) + u(2, j)) * half;
-                s[1][j] = (u(1, j) - u(2, j)) * half;
-                s[2][j] = (u(1, j) + u(2, j)) * half + u(3, j);
-            }
+            let s: [[T; 4]; 3] = [
+                std::array::from_fn(|j| u(0, j) + (u(1, j) + u(2, j)) * half),
+                std::array::from_fn(|j| (u(1, j) - u(2, j)) * half),
+                std::array::from_fn(|j| (u(1, j) + u(2, j)) * half + u(3, j)),
+            ];
             let k = &mut dw[(oi * c + ci) * 9..][..9];
             for (i, si) in s.iter().enumerate() {
                 k[i * 3] = si[0] + (si[1] + si[2]) * half;
