@@ -89,6 +89,11 @@ fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     })
 }
 
+/// Whether `t` is a 2-D view whose columns are contiguous (a transposed matrix).
+fn is_transposed_2d(t: &Tensor) -> bool {
+    t.rank() == 2 && t.strides()[0] == 1 && t.shape()[0] > 1 && t.shape()[1] > 1
+}
+
 impl Tensor {
     /// Matrix product with `torch.matmul`'s rules: a 1-D operand is a vector (its dim
     /// is removed from the result); batch dims broadcast.
@@ -122,15 +127,22 @@ impl Tensor {
         let out = product(self, other)?;
         let (a, b) = (self.clone(), other.clone());
         Ok(out.record("matmul", &[self, other], move |g, needs| {
-            let ga = if needs[0] {
+            // A 2-D operand that is a transposed view (a Linear layer's `W^T`) gets its
+            // gradient computed transposed, so that undoing the view yields row-major
+            // storage: the optimizer then reads it without a transposing copy.
+            let ga = if !needs[0] {
+                None
+            } else if is_transposed_2d(&a) {
+                Some(b.matmul(&g.transpose(-1, -2)?)?.transpose(-1, -2)?.sum_to(a.shape())?)
+            } else {
                 Some(g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape())?)
-            } else {
-                None
             };
-            let gb = if needs[1] {
-                Some(a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())?)
-            } else {
+            let gb = if !needs[1] {
                 None
+            } else if is_transposed_2d(&b) {
+                Some(g.transpose(-1, -2)?.matmul(&a)?.transpose(-1, -2)?.sum_to(b.shape())?)
+            } else {
+                Some(a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())?)
             };
             Ok(vec![ga, gb])
         }))
@@ -196,6 +208,25 @@ mod tests {
         let c = a.matmul(&b).unwrap().to_vec::<f64>().unwrap();
         let want = naive(&a.to_vec::<f64>().unwrap(), &b.to_vec::<f64>().unwrap(), 1, 130, 70, 90);
         assert!(c.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-9));
+    }
+
+    #[test]
+    fn transposed_operands_get_row_major_gradients() {
+        // y = x Wᵀ as a Linear layer computes it: W's gradient comes back row-major.
+        let x = r(&[5, 3], 1);
+        let w = r(&[4, 3], 2).set_requires_grad(true);
+        let g = x
+            .matmul(&w.t().unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(g.get(&w).unwrap().is_contiguous());
+        gradcheck(|t| t[0].matmul(&t[1].t()?), &[r(&[5, 3], 1), r(&[4, 3], 2)]).unwrap();
+        gradcheck(|t| t[0].t()?.matmul(&t[1]), &[r(&[3, 5], 1), r(&[3, 4], 2)]).unwrap();
+        gradcheck(|t| t[0].matmul(&t[1].t()?), &[r(&[2, 5, 3], 1), r(&[4, 3], 2)]).unwrap();
+        gradcheck(|t| t[1].t()?.matmul(&t[0]), &[r(&[2, 5, 3], 1), r(&[5, 4], 2)]).unwrap();
     }
 
     #[test]
