@@ -32,10 +32,9 @@ fn report(name: &str, flops: f64, (best, med): (f64, f64)) {
 }
 
 /// One convolution geometry: raw kernels per pass, then the op with autograd.
-/// `dims` = [batch, in channels, out channels, height = width, kernel, stride].
-fn conv(name: &str, dims: [usize; 6], reps: usize) {
-    let [n, c, o, hw, k, stride] = dims;
-    let pad = k / 2;
+/// `dims` = [batch, in channels, out channels, height = width, kernel, stride, padding].
+fn conv(name: &str, dims: [usize; 7], reps: usize) {
+    let [n, c, o, hw, k, stride, pad] = dims;
     let out = (hw + 2 * pad - k) / stride + 1;
     let g = ConvGeom {
         n,
@@ -174,19 +173,32 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "target") {
-        conv("3×3 64→64 (target)", [64, 64, 64, 32, 3, 1], 7);
+        conv("3×3 64→64 (target)", [64, 64, 64, 32, 3, 1, 1], 7);
         return;
     }
     if std::env::args().any(|a| a == "pool") {
         pool(reps);
         return;
     }
-    conv("3×3 64→64 (target)", [64, 64, 64, 32, 3, 1], reps);
+    let layers: [(&str, [usize; 7]); 6] = [
+        ("3×3 64→64 (target)", [64, 64, 64, 32, 3, 1, 1]),
+        ("3×3 3→64 (first layer)", [64, 3, 64, 32, 3, 1, 1]),
+        ("1×1 64→128", [64, 64, 128, 32, 1, 1, 0]),
+        ("3×3 128→128 stride 2", [64, 128, 128, 16, 3, 2, 1]),
+        ("5×5 1→6 (LeNet conv1)", [64, 1, 6, 28, 5, 1, 2]),
+        ("5×5 6→16 (LeNet conv2)", [64, 6, 16, 14, 5, 1, 0]),
+    ];
+    // `layer N`: only that one.
+    if let Some(i) = std::env::args().skip_while(|a| a != "layer").nth(1) {
+        let (name, dims) = layers[i.parse::<usize>().unwrap_or(0).min(layers.len() - 1)];
+        conv(name, dims, reps);
+        return;
+    }
+    conv(layers[0].0, layers[0].1, reps);
     pool(reps);
     if !quick {
-        conv("3×3 3→64 (first layer)", [64, 3, 64, 32, 3, 1], reps);
-        conv("1×1 64→128", [64, 64, 128, 32, 1, 1], reps);
-        conv("3×3 128→128 stride 2", [64, 128, 128, 16, 3, 2], reps);
-        conv("5×5 1→6 (LeNet)", [64, 1, 6, 28, 5, 1], reps);
+        for (name, dims) in &layers[1..] {
+            conv(name, *dims, reps);
+        }
     }
 }

@@ -79,6 +79,20 @@ impl ConvGeom {
             && self.w == self.ow
     }
 
+    /// Input plane size with the padding.
+    fn padded_hw(&self) -> [usize; 2] {
+        [self.h + 2 * self.padding[0], self.w + 2 * self.padding[1]]
+    }
+
+    /// Length of one padded image (none without padding).
+    fn pad_len(&self) -> usize {
+        if self.padding == [0, 0] {
+            0
+        } else {
+            self.c * self.padded_hw()[0] * self.padded_hw()[1]
+        }
+    }
+
     /// Length of one image's column buffer (none for pointwise convolutions).
     fn cols_len(&self) -> usize {
         if self.is_pointwise() {
@@ -103,43 +117,39 @@ impl ConvGeom {
     }
 }
 
-/// Output positions `q` in `0..len` whose tap `q * stride + off` lands in `0..size`.
-fn valid_range(len: usize, stride: usize, off: isize, size: usize) -> (usize, usize) {
-    let lo = if off >= 0 {
-        0
-    } else {
-        ((-off) as usize).div_ceil(stride)
-    };
-    let last = size as isize - 1 - off;
-    let hi = if last < 0 {
-        0
-    } else {
-        (last as usize / stride + 1).min(len)
-    };
-    (lo.min(hi), hi)
+/// One image `x` (`[c, h, w]`) with its zero padding written out into `buf`
+/// (`[c, h + 2·ph, w + 2·pw]`), or `x` itself when there is no padding: the column
+/// copies then need no bounds logic.
+fn padded<'a, T: Element>(g: &ConvGeom, x: &'a [T], buf: &'a mut [T]) -> &'a [T] {
+    if g.padding == [0, 0] {
+        return x;
+    }
+    let ([hp, wp], [ph, pw]) = (g.padded_hw(), g.padding);
+    buf.fill(T::ZERO);
+    for (c, plane) in x.chunks(g.h * g.w).take(g.c).enumerate() {
+        for (r, row) in plane.chunks(g.w).enumerate() {
+            buf[(c * hp + r + ph) * wp + pw..][..g.w].copy_from_slice(row);
+        }
+    }
+    buf
 }
 
-/// Visit every (column-matrix row, output row) pair of one image: `f(row, y, src)` where
-/// `src` is `Some((input offset of tap at q = lo, lo, hi))` for the in-bounds columns
-/// `lo..hi` (tap of column `q` at `offset + (q - lo) * stride_w`), or `None` for a row
-/// of the padding.
-fn for_each_segment(g: &ConvGeom, mut f: impl FnMut(usize, usize, Option<(usize, usize, usize)>)) {
-    let [sh, sw] = g.stride;
-    let [ph, pw] = g.padding;
-    let [dh, dw] = g.dilation;
+/// Unfold one padded image `xp` (see [`padded`]) into `cols` (`[c·kh·kw, oh·ow]`).
+fn im2col<T: Element>(g: &ConvGeom, xp: &[T], cols: &mut [T]) {
+    let ([hp, wp], [sh, sw], [dh, dw]) = (g.padded_hw(), g.stride, g.dilation);
+    let (p, ow) = (g.p(), g.ow);
     for c in 0..g.c {
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = (c * g.kh + i) * g.kw + j;
-                let off_w = (j * dw) as isize - pw as isize;
-                let (lo, hi) = valid_range(g.ow, sw, off_w, g.w);
-                for y in 0..g.oh {
-                    let ih = (y * sh + i * dh) as isize - ph as isize;
-                    if ih < 0 || ih >= g.h as isize || lo == hi {
-                        f(row, y, None);
+                let row = &mut cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                for (y, seg) in row.chunks_mut(ow).enumerate() {
+                    let src = &xp[(c * hp + y * sh + i * dh) * wp + j * dw..];
+                    if sw == 1 {
+                        seg.copy_from_slice(&src[..ow]);
                     } else {
-                        let start = (c * g.h + ih as usize) * g.w + (lo as isize * sw as isize + off_w) as usize;
-                        f(row, y, Some((start, lo, hi)));
+                        for (d, s) in seg.iter_mut().zip(src.iter().step_by(sw)) {
+                            *d = *s;
+                        }
                     }
                 }
             }
@@ -147,46 +157,41 @@ fn for_each_segment(g: &ConvGeom, mut f: impl FnMut(usize, usize, Option<(usize,
     }
 }
 
-/// Unfold one image `x` (`[c, h, w]`) into `cols` (`[c·kh·kw, oh·ow]`), zeros for padding.
-fn im2col<T: Element>(g: &ConvGeom, x: &[T], cols: &mut [T]) {
-    let (p, ow, sw) = (g.p(), g.ow, g.stride[1]);
-    for_each_segment(g, |row, y, src| {
-        let seg = &mut cols[row * p + y * ow..row * p + (y + 1) * ow];
-        match src {
-            None => seg.fill(T::ZERO),
-            Some((start, lo, hi)) => {
-                seg[..lo].fill(T::ZERO);
-                seg[hi..].fill(T::ZERO);
-                if sw == 1 {
-                    seg[lo..hi].copy_from_slice(&x[start..start + hi - lo]);
-                } else {
-                    for (d, s) in seg[lo..hi].iter_mut().zip(x[start..].iter().step_by(sw)) {
-                        *d = *s;
+/// Fold `cols` back into one image `dx` (`[c, h, w]`), adding overlapping taps; `buf`
+/// holds the padded image while folding (unused without padding).
+fn col2im<T: Element>(g: &ConvGeom, cols: &[T], buf: &mut [T], dx: &mut [T]) {
+    let ([hp, wp], [sh, sw], [dh, dw]) = (g.padded_hw(), g.stride, g.dilation);
+    let (p, ow) = (g.p(), g.ow);
+    let unpadded = g.padding == [0, 0];
+    let acc: &mut [T] = if unpadded { &mut *dx } else { &mut *buf };
+    acc.fill(T::ZERO);
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                for (y, seg) in row.chunks(ow).enumerate() {
+                    let dst = &mut acc[(c * hp + y * sh + i * dh) * wp + j * dw..];
+                    if sw == 1 {
+                        for (d, s) in dst[..ow].iter_mut().zip(seg) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (d, s) in dst.iter_mut().step_by(sw).zip(seg) {
+                            *d += *s;
+                        }
                     }
                 }
             }
         }
-    });
-}
-
-/// Fold `cols` back into one image `dx` (`[c, h, w]`), adding overlapping taps.
-fn col2im<T: Element>(g: &ConvGeom, cols: &[T], dx: &mut [T]) {
-    let (p, ow, sw) = (g.p(), g.ow, g.stride[1]);
-    dx.fill(T::ZERO);
-    for_each_segment(g, |row, y, src| {
-        if let Some((start, lo, hi)) = src {
-            let seg = &cols[row * p + y * ow + lo..row * p + y * ow + hi];
-            if sw == 1 {
-                for (d, s) in dx[start..start + hi - lo].iter_mut().zip(seg) {
-                    *d += *s;
-                }
-            } else {
-                for (d, s) in dx[start..].iter_mut().step_by(sw).zip(seg) {
-                    *d += *s;
-                }
+    }
+    if !unpadded {
+        let [ph, pw] = g.padding;
+        for (c, plane) in dx.chunks_mut(g.h * g.w).take(g.c).enumerate() {
+            for (r, row) in plane.chunks_mut(g.w).enumerate() {
+                row.copy_from_slice(&buf[(c * hp + r + ph) * wp + pw..][..g.w]);
             }
         }
-    });
+    }
 }
 
 /// Run `f(image, its output slice, scratch)` for each image, in parallel over images when
@@ -229,12 +234,13 @@ pub(super) fn im2col_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: O
     let (k, p, og) = (g.k(), g.p(), g.og());
     let threads = g.gemm_threads();
     let img = g.c * g.h * g.w;
-    per_image(g, out, g.cols_len(), |n, y, cols| {
+    per_image(g, out, g.cols_len() + g.pad_len(), |n, y, scratch| {
         let xi = &x[n * img..(n + 1) * img];
+        let (cols, buf) = scratch.split_at_mut(g.cols_len());
         let (src, src_rows): (&[T], usize) = if g.is_pointwise() {
             (xi, g.c / g.groups)
         } else {
-            im2col(g, xi, cols);
+            im2col(g, padded(g, xi, buf), cols);
             (cols, k)
         };
         if let Some(b) = bias {
@@ -266,8 +272,9 @@ pub(super) fn im2col_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T],
     let plane = g.h * g.w;
     let pointwise = g.is_pointwise();
     // The columns for one group, then folded: a pointwise convolution writes dx directly.
-    per_image(g, dx, g.cols_len(), |n, dxi, cols| {
+    per_image(g, dx, g.cols_len() + g.pad_len(), |n, dxi, scratch| {
         let dyi = &dy[n * img..(n + 1) * img];
+        let (cols, buf) = scratch.split_at_mut(g.cols_len());
         for gi in 0..g.groups {
             let wt = Mat {
                 data: w,
@@ -283,7 +290,7 @@ pub(super) fn im2col_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T],
             gemm(k, p, og, wt, rows(dyi, gi * og * p, p), dst, false, threads);
         }
         if !pointwise {
-            col2im(g, cols, dxi);
+            col2im(g, cols, buf, dxi);
         }
         if let Some(b) = bias {
             for (pl, &bv) in dxi.chunks_mut(plane).zip(b) {
@@ -324,17 +331,43 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
     let img = g.c * g.h * g.w;
     let parts = if g.split_images() { g.n.min(8) } else { 1 };
     let threads = g.gemm_threads();
+    // Few output channels per group: `dw` itself (rows = og) is the better GEMM (measured
+    // with 6 channels: 96 GFLOP/s against 26 for `dwᵀ`; with 16 the other way round).
+    let direct = og < 16;
     let part = |pi: usize, acc: &mut [T]| {
         let mut cols = vec![T::ZERO; g.cols_len()];
-        let mut dyt = vec![T::ZERO; g.o * p];
+        let mut buf = vec![T::ZERO; g.pad_len()];
+        let mut dyt = vec![T::ZERO; if direct { 0 } else { g.o * p }];
         for n in pi * g.n / parts..(pi + 1) * g.n / parts {
             let xi = &x[n * img..(n + 1) * img];
             let (src, src_rows): (&[T], usize) = if g.is_pointwise() {
                 (xi, g.c / g.groups)
             } else {
-                im2col(g, xi, &mut cols);
+                im2col(g, padded(g, xi, &mut buf), &mut cols);
                 (&cols, k)
             };
+            if direct {
+                for gi in 0..g.groups {
+                    let colst = Mat {
+                        data: src,
+                        rs: 1,
+                        cs: p,
+                        offset: gi * src_rows * p,
+                    };
+                    let dst = &mut acc[gi * og * k..(gi + 1) * og * k];
+                    gemm(
+                        og,
+                        k,
+                        p,
+                        rows(dy, (n * g.o + gi * og) * p, p),
+                        colst,
+                        dst,
+                        true,
+                        threads,
+                    );
+                }
+                continue;
+            }
             // dyᵀ as a row-major [p, o] copy: `gemm` ran 115 GFLOP/s with it against 91
             // with the transposed view.
             transpose(&dy[n * g.o * p..(n + 1) * g.o * p], g.o, p, &mut dyt);
@@ -360,6 +393,10 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
             .for_each(|(pi, acc)| part(pi, acc));
     }
     for acc in partials.chunks(wlen) {
+        if direct {
+            dw[..wlen].iter_mut().zip(acc).for_each(|(d, &v)| *d += v);
+            continue;
+        }
         for gi in 0..g.groups {
             for (kk, row) in acc[gi * og * k..(gi + 1) * og * k].chunks(og).enumerate() {
                 for (o, &v) in row.iter().enumerate() {
@@ -500,6 +537,8 @@ mod tests {
             geom(4, 9, 8, 6, [3, 2], [2, 1], [1, 0], [1, 2], 2),
             geom(2, 5, 5, 3, [1, 1], [1, 1], [0, 0], [1, 1], 1),
             geom(4, 8, 7, 4, [3, 3], [3, 2], [2, 1], [2, 1], 4),
+            // 16 output channels: the weight gradient as dwᵀ
+            geom(2, 5, 6, 16, [2, 2], [2, 1], [1, 0], [1, 1], 1),
             // takes the Winograd path
             geom(16, 6, 7, 17, [3, 3], [1, 1], [1, 1], [1, 1], 1),
         ] {
@@ -524,13 +563,5 @@ mod tests {
             assert!((lhs - dot(&dx, &x)).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}");
             assert!((lhs - dot(&dw, &w)).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}");
         }
-    }
-
-    #[test]
-    fn valid_range_edges() {
-        assert_eq!(valid_range(5, 1, -1, 5), (1, 5));
-        assert_eq!(valid_range(5, 1, 1, 5), (0, 4));
-        assert_eq!(valid_range(3, 2, -3, 4), (2, 3));
-        assert_eq!(valid_range(3, 1, 9, 4), (0, 0));
     }
 }
