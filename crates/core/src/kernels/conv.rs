@@ -107,6 +107,16 @@ impl ConvGeom {
         self.n > 1 && self.flops() >= PAR_FLOPS && rayon::current_num_threads() > 1
     }
 
+    /// Parts of the batch whose weight-gradient partials are summed in order: fixed by the
+    /// shapes alone, so the result does not depend on how many threads run them.
+    pub(crate) fn weight_parts(&self) -> usize {
+        if self.n > 1 && self.flops() >= PAR_FLOPS {
+            self.n.min(8)
+        } else {
+            1
+        }
+    }
+
     /// Threads for each GEMM: one when images run in parallel or the work is tiny.
     pub(crate) fn gemm_threads(&self) -> usize {
         if self.split_images() || self.flops() < PAR_FLOPS {
@@ -329,7 +339,7 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
         return;
     }
     let img = g.c * g.h * g.w;
-    let parts = if g.split_images() { g.n.min(8) } else { 1 };
+    let parts = g.weight_parts();
     let threads = g.gemm_threads();
     // Few output channels per group: `dw` itself (rows = og) is the better GEMM (measured
     // with 6 channels: 96 GFLOP/s against 26 for `dwᵀ`; with 16 the other way round).

@@ -426,7 +426,7 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
     let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding);
     let (t, img, oimg) = (p.t(), g.c * g.h * g.w, g.o * g.oh * g.ow);
     let ulen = 16 * g.c * g.o;
-    let parts = if g.split_images() { g.n.min(8) } else { 1 };
+    let parts = g.weight_parts();
     let threads = g.gemm_threads();
     let part = |pi: usize, acc: &mut [T]| {
         let mut v = vec![T::ZERO; 16 * g.c * t];

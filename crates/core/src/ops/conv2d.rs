@@ -387,6 +387,30 @@ mod tests {
     }
 
     #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        // Big enough for the parallel paths (images split over threads, batch parts).
+        let run = |stride: usize| {
+            let x = Tensor::randn(&[20, 16, 16, 16], DType::F32, &mut Generator::new(1)).set_requires_grad(true);
+            let w = Tensor::randn(&[32, 16, 3, 3], DType::F32, &mut Generator::new(2)).set_requires_grad(true);
+            let y = x.conv2d(&w, None, opts([stride; 2], [1, 1], [1, 1], 1)).unwrap();
+            let g = y.square().unwrap().sum_all().unwrap().backward().unwrap();
+            [
+                y.to_vec_f32(),
+                g.get(&x).unwrap().to_vec_f32(),
+                g.get(&w).unwrap().to_vec_f32(),
+            ]
+        };
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for stride in [1, 2] {
+            assert!(
+                one.install(|| run(stride)) == three.install(|| run(stride)),
+                "stride {stride}"
+            );
+        }
+    }
+
+    #[test]
     fn second_derivatives() {
         // Through the gradient's own graph: d/d(x, w) of <∂L/∂x, v> and <∂L/∂w, u>.
         let o = opts([2, 1], [1, 1], [1, 1], 1);
