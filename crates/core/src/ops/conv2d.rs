@@ -411,6 +411,26 @@ mod tests {
     }
 
     #[test]
+    fn empty_batch_and_channels() {
+        let w = Tensor::ones(&[4, 3, 3, 3], DType::F32).set_requires_grad(true);
+        let x = Tensor::zeros(&[0, 3, 8, 8], DType::F32).set_requires_grad(true);
+        let y = x.conv2d(&w, None, opts([1, 1], [1, 1], [1, 1], 1)).unwrap();
+        assert_eq!(y.shape(), &[0, 4, 8, 8]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(&w).unwrap().to_vec_f32(), vec![0.0; 108]);
+        let b = Tensor::ones(&[4], DType::F32);
+        let x = Tensor::zeros(&[2, 0, 5, 5], DType::F32);
+        let y = x
+            .conv2d(
+                &Tensor::zeros(&[4, 0, 3, 3], DType::F32),
+                Some(&b),
+                Conv2dOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(y.to_vec_f32(), vec![1.0; 2 * 4 * 9]);
+    }
+
+    #[test]
     fn second_derivatives() {
         // Through the gradient's own graph: d/d(x, w) of <∂L/∂x, v> and <∂L/∂w, u>.
         let o = opts([2, 1], [1, 1], [1, 1], 1);

@@ -356,6 +356,20 @@ mod tests {
     }
 
     #[test]
+    fn empty_batch() {
+        let x = Tensor::zeros(&[0, 3, 4, 4], DType::F32).set_requires_grad(true);
+        let y = x.max_pool2d(Pool2dOptions::new([2, 2])).unwrap();
+        assert_eq!(y.shape(), &[0, 3, 2, 2]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(&x).unwrap().shape(), &[0, 3, 4, 4]);
+        assert_eq!(
+            x.avg_pool2d(Pool2dOptions::new([2, 2]), true).unwrap().shape(),
+            &[0, 3, 2, 2]
+        );
+        assert_eq!(x.upsample_bilinear2d([3, 5], false).unwrap().shape(), &[0, 3, 3, 5]);
+    }
+
+    #[test]
     fn errors() {
         let x = Tensor::zeros(&[1, 1, 4, 4], DType::F32);
         let err = |o: Pool2dOptions| x.max_pool2d(o).unwrap_err().to_string();
