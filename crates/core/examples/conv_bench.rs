@@ -153,6 +153,24 @@ fn pool(reps: usize) {
             y.backward_with(&gy, BackwardOptions::default()).unwrap();
         }),
     );
+    let up = Tensor::ones(&[64, 64, 64, 64], DType::F32);
+    report(
+        "upsample_bilinear2d ×2 fwd + bwd",
+        0.0,
+        time(reps, || {
+            let y = xl.upsample_bilinear2d([64, 64], false).unwrap();
+            y.backward_with(&up, BackwardOptions::default()).unwrap();
+        }),
+    );
+    let g7 = Tensor::ones(&[64, 64, 7, 7], DType::F32);
+    report(
+        "adaptive_avg_pool2d 7×7 fwd + bwd",
+        0.0,
+        time(reps, || {
+            let y = xl.adaptive_avg_pool2d([7, 7]).unwrap();
+            y.backward_with(&g7, BackwardOptions::default()).unwrap();
+        }),
+    );
     report(
         "avg_pool2d forward + backward",
         0.0,
