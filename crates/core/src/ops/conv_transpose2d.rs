@@ -11,9 +11,7 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use super::conv2d::{
-    bias_grad, check_bias, check_hyper, check_operands, conv2d_prim, conv2d_weight_grad, with_data,
-};
+use super::conv2d::{bias_grad, check_bias, check_hyper, check_operands, conv2d_prim, conv2d_weight_grad, with_data};
 use crate::kernels::conv::{conv2d_backward_input, ConvGeom};
 use crate::{DType, Element, Error, Result, Tensor};
 
@@ -58,10 +56,7 @@ fn conv_transpose2d_geom(
     if xs[1] != ws[0] {
         return Err(Error::invalid(
             OP,
-            format!(
-                "input {xs:?} has {} channels, weight {ws:?} expects {}",
-                xs[1], ws[0]
-            ),
+            format!("input {xs:?} has {} channels, weight {ws:?} expects {}", xs[1], ws[0]),
         ));
     }
     if ws[0] % groups != 0 {
@@ -86,7 +81,10 @@ fn conv_transpose2d_geom(
         if op >= s.max(dil) {
             return Err(Error::invalid(
                 OP,
-                format!("output_padding {op} in dim {} must be smaller than stride {s} or dilation {dil}", 2 + d),
+                format!(
+                    "output_padding {op} in dim {} must be smaller than stride {s} or dilation {dil}",
+                    2 + d
+                ),
             ));
         }
         if xs[2 + d] == 0 || k == 0 {
@@ -126,18 +124,8 @@ fn conv_transpose2d_geom(
 
 /// The raw transposed convolution of `x` (the output side of `g`) into the input side of
 /// `g`, bias fused; recorded with its backward.
-pub(super) fn conv_transpose2d_prim(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    g: ConvGeom,
-) -> Result<Tensor> {
-    fn run<T: Element>(
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        g: &ConvGeom,
-    ) -> Result<Tensor> {
+pub(super) fn conv_transpose2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: ConvGeom) -> Result<Tensor> {
+    fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Result<Tensor> {
         let mut out = vec![T::ZERO; g.n * g.c * g.h * g.w];
         let mut ts = vec![x, w];
         ts.extend(bias);
@@ -230,13 +218,8 @@ mod tests {
             vec![1.0, 2.0, 10.0, 20.0, 3.0, 4.0, 30.0, 40.0]
         );
         // Stride 1: the stamps overlap and add; padding 1 crops... to nothing left, an error.
-        let y = x
-            .conv_transpose2d(&w, None, ConvTranspose2dOptions::default())
-            .unwrap();
-        assert_eq!(
-            y.to_vec::<f64>().unwrap(),
-            vec![1.0, 12.0, 20.0, 3.0, 34.0, 40.0]
-        );
+        let y = x.conv_transpose2d(&w, None, ConvTranspose2dOptions::default()).unwrap();
+        assert_eq!(y.to_vec::<f64>().unwrap(), vec![1.0, 12.0, 20.0, 3.0, 34.0, 40.0]);
         let e = x
             .conv_transpose2d(&w, None, opts([1, 1], [1, 1], [0, 0], [1, 1], 1))
             .unwrap_err()
@@ -247,11 +230,7 @@ mod tests {
     #[test]
     fn is_the_adjoint_of_conv2d() {
         // <conv2d(x, w), y> = <x, conv_transpose2d(y, w)> for matching geometry.
-        let (x, w, y) = (
-            r(&[2, 4, 9, 8], 1),
-            r(&[6, 2, 3, 3], 2),
-            r(&[2, 6, 5, 4], 3),
-        );
+        let (x, w, y) = (r(&[2, 4, 9, 8], 1), r(&[6, 2, 3, 3], 2), r(&[2, 6, 5, 4], 3));
         let c = Conv2dOptions {
             stride: [2, 2],
             padding: [1, 1],
@@ -271,36 +250,16 @@ mod tests {
     #[test]
     fn gradients() {
         for (i, (o, wshape, xshape)) in [
-            (
-                opts([2, 2], [1, 1], [1, 1], [1, 1], 1),
-                [3, 2, 3, 3],
-                [2, 3, 3, 4],
-            ),
-            (
-                opts([1, 1], [0, 0], [0, 0], [1, 1], 1),
-                [2, 3, 3, 3],
-                [1, 2, 4, 3],
-            ),
-            (
-                opts([2, 3], [1, 0], [0, 2], [1, 2], 2),
-                [4, 1, 2, 3],
-                [2, 4, 3, 3],
-            ),
-            (
-                opts([1, 2], [1, 1], [1, 0], [2, 1], 1),
-                [2, 2, 3, 2],
-                [1, 2, 4, 4],
-            ),
+            (opts([2, 2], [1, 1], [1, 1], [1, 1], 1), [3, 2, 3, 3], [2, 3, 3, 4]),
+            (opts([1, 1], [0, 0], [0, 0], [1, 1], 1), [2, 3, 3, 3], [1, 2, 4, 3]),
+            (opts([2, 3], [1, 0], [0, 2], [1, 2], 2), [4, 1, 2, 3], [2, 4, 3, 3]),
+            (opts([1, 2], [1, 1], [1, 0], [2, 1], 1), [2, 2, 3, 2], [1, 2, 4, 4]),
         ]
         .into_iter()
         .enumerate()
         {
             let s = 10 * i as u64;
-            let (x, w, b) = (
-                r(&xshape, s),
-                r(&wshape, s + 1),
-                r(&[wshape[1] * o.groups], s + 2),
-            );
+            let (x, w, b) = (r(&xshape, s), r(&wshape, s + 1), r(&[wshape[1] * o.groups], s + 2));
             gradcheck(|t| t[0].conv_transpose2d(&t[1], Some(&t[2]), o), &[x, w, b])
                 .unwrap_or_else(|e| panic!("{o:?}: {e}"));
         }
@@ -312,9 +271,7 @@ mod tests {
         let (x, w) = (r(&[1, 2, 3, 3], 1), r(&[2, 2, 3, 2], 2));
         gradcheck(
             |t| {
-                let gs = recorded_grads(t, |t| {
-                    t[0].conv_transpose2d(&t[1], None, o)?.square()?.sum_all()
-                })?;
+                let gs = recorded_grads(t, |t| t[0].conv_transpose2d(&t[1], None, o)?.square()?.sum_all())?;
                 gs[0].sum_all()?.add(&gs[1].square()?.sum_all()?)
             },
             &[x, w],
@@ -332,9 +289,7 @@ mod tests {
             ConvTranspose2dOptions::default(),
         ));
         assert!(
-            e.contains("conv_transpose2d")
-                && e.contains("has 4 channels")
-                && e.contains("expects 3"),
+            e.contains("conv_transpose2d") && e.contains("has 4 channels") && e.contains("expects 3"),
             "{e}"
         );
         let w = Tensor::zeros(&[4, 2, 3, 3], DType::F32);
@@ -350,11 +305,8 @@ mod tests {
             ConvTranspose2dOptions::default(),
         ));
         assert!(e.contains("bias"), "{e}");
-        let e = err(Tensor::zeros(&[4, 5, 5], DType::F32).conv_transpose2d(
-            &w,
-            None,
-            ConvTranspose2dOptions::default(),
-        ));
+        let e =
+            err(Tensor::zeros(&[4, 5, 5], DType::F32).conv_transpose2d(&w, None, ConvTranspose2dOptions::default()));
         assert!(e.contains("4-D"), "{e}");
     }
 }
