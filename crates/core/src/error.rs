@@ -15,11 +15,7 @@ pub enum Error {
     },
     /// Two tensors had different element types.
     #[error("{op}: dtype mismatch: {lhs:?} vs {rhs:?}")]
-    DTypeMismatch {
-        op: &'static str,
-        lhs: DType,
-        rhs: DType,
-    },
+    DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
     /// A dimension index outside `-rank..rank`.
     #[error("{op}: dim {dim} out of range for a tensor of shape {shape:?} (rank {})", .shape.len())]
     DimOutOfRange {
@@ -53,10 +49,7 @@ fn fmt_detail(d: &str) -> String {
 impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::Invalid {
-            op,
-            msg: msg.into(),
-        }
+        Error::Invalid { op, msg: msg.into() }
     }
 
     /// Shorthand for [`Error::ShapeMismatch`].

@@ -121,11 +121,7 @@ pub struct StridedIndex<'a> {
 
 impl<'a> StridedIndex<'a> {
     fn new(layout: &'a Layout) -> Self {
-        let next = if layout.numel() == 0 {
-            None
-        } else {
-            Some(layout.offset)
-        };
+        let next = if layout.numel() == 0 { None } else { Some(layout.offset) };
         StridedIndex {
             layout,
             pos: vec![0; layout.shape.len()],

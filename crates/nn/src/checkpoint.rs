@@ -81,12 +81,7 @@ fn num(v: f64) -> String {
 
 impl Checkpoint {
     /// Capture a model's named tensors (copied) and an optimizer's state at `epoch`/`step`.
-    pub fn capture(
-        model: &[(String, Tensor)],
-        opt: &dyn Optimizer,
-        epoch: u64,
-        step: u64,
-    ) -> Result<Self> {
+    pub fn capture(model: &[(String, Tensor)], opt: &dyn Optimizer, epoch: u64, step: u64) -> Result<Self> {
         Ok(Checkpoint {
             model: model
                 .iter()
@@ -113,16 +108,15 @@ impl Checkpoint {
             if let Some(i) = t.to_vec_f64().iter().position(|v| !v.is_finite()) {
                 return Err(bad(
                     path,
-                    format!("model tensor {name} (shape {:?}) holds a non-finite value at element {i}; not saving", t.shape()),
+                    format!(
+                        "model tensor {name} (shape {:?}) holds a non-finite value at element {i}; not saving",
+                        t.shape()
+                    ),
                 ));
             }
         }
         let mut tensors = Vec::with_capacity(self.model.len() + self.optimizer.tensors.len());
-        tensors.extend(
-            self.model
-                .iter()
-                .map(|(n, t)| (format!("model.{n}"), t.clone())),
-        );
+        tensors.extend(self.model.iter().map(|(n, t)| (format!("model.{n}"), t.clone())));
         tensors.extend(
             self.optimizer
                 .tensors
@@ -142,16 +136,8 @@ impl Checkpoint {
                 .iter()
                 .map(|(k, &v)| (format!("optim.{k}"), num(v))),
         );
-        meta.extend(
-            self.scheduler
-                .iter()
-                .map(|(k, &v)| (format!("sched.{k}"), num(v))),
-        );
-        meta.extend(
-            self.extra
-                .iter()
-                .map(|(k, v)| (format!("extra.{k}"), v.clone())),
-        );
+        meta.extend(self.scheduler.iter().map(|(k, &v)| (format!("sched.{k}"), num(v))));
+        meta.extend(self.extra.iter().map(|(k, v)| (format!("extra.{k}"), v.clone())));
         save_tensors(path, &tensors, &meta)
     }
 
@@ -162,17 +148,10 @@ impl Checkpoint {
         match meta.get("format") {
             Some(f) if f == FORMAT => {}
             Some(f) => return Err(bad(path, format!("format {f:?}, expected {FORMAT:?}"))),
-            None => {
-                return Err(bad(
-                    path,
-                    "no \"format\" entry; not a nabla training checkpoint",
-                ))
-            }
+            None => return Err(bad(path, "no \"format\" entry; not a nabla training checkpoint")),
         }
         let int = |k: &str| -> Result<u64> {
-            let v = meta
-                .get(k)
-                .ok_or_else(|| bad(path, format!("no {k:?} entry")))?;
+            let v = meta.get(k).ok_or_else(|| bad(path, format!("no {k:?} entry")))?;
             v.parse()
                 .map_err(|_| bad(path, format!("{k} = {v:?} is not a whole number")))
         };
@@ -226,20 +205,18 @@ impl Checkpoint {
     /// share storage with the model), matching by name. Every name must be on both sides with
     /// the same shape and dtype; nothing is written unless all of them fit.
     pub fn restore_model(&self, targets: &[(String, Tensor)]) -> Result<()> {
-        let saved: HashMap<&str, &Tensor> =
-            self.model.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let saved: HashMap<&str, &Tensor> = self.model.iter().map(|(n, t)| (n.as_str(), t)).collect();
         let mut problems = Vec::new();
         for (name, dst) in targets {
             match saved.get(name.as_str()) {
                 None => problems.push(format!("{name}: not in the checkpoint")),
-                Some(src) if src.shape() != dst.shape() || src.dtype() != dst.dtype() => problems
-                    .push(format!(
-                        "{name}: checkpoint has {:?} {:?}, model has {:?} {:?}",
-                        src.shape(),
-                        src.dtype(),
-                        dst.shape(),
-                        dst.dtype()
-                    )),
+                Some(src) if src.shape() != dst.shape() || src.dtype() != dst.dtype() => problems.push(format!(
+                    "{name}: checkpoint has {:?} {:?}, model has {:?} {:?}",
+                    src.shape(),
+                    src.dtype(),
+                    dst.shape(),
+                    dst.dtype()
+                )),
                 Some(_) => {}
             }
         }

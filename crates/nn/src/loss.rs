@@ -46,13 +46,7 @@ fn reduce(loss: Tensor, reduction: Reduction) -> Result<Tensor> {
 /// The input and the target must have one shape and one dtype.
 fn same_kind(op: &'static str, input: &Tensor, target: &Tensor) -> Result<()> {
     if input.shape() != target.shape() {
-        return Err(CoreError::shapes(
-            op,
-            input.shape(),
-            target.shape(),
-            "input vs target; no broadcasting",
-        )
-        .into());
+        return Err(CoreError::shapes(op, input.shape(), target.shape(), "input vs target; no broadcasting").into());
     }
     if input.dtype() != target.dtype() {
         let (lhs, rhs) = (input.dtype(), target.dtype());
@@ -79,12 +73,7 @@ pub fn l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<
 
 /// Huber-like loss: `0.5·d²/beta` where `|d| < beta`, else `|d| − 0.5·beta`, with
 /// `d = input − target`; `beta` 0 is the L1 loss.
-pub fn smooth_l1_loss(
-    input: &Tensor,
-    target: &Tensor,
-    beta: f64,
-    reduction: Reduction,
-) -> Result<Tensor> {
+pub fn smooth_l1_loss(input: &Tensor, target: &Tensor, beta: f64, reduction: Reduction) -> Result<Tensor> {
     const OP: &str = "smooth_l1_loss";
     same_kind(OP, input, target)?;
     if beta.is_nan() || beta < 0.0 {
@@ -156,11 +145,7 @@ struct Layout {
 
 fn class_layout(op: &'static str, input: &Tensor) -> Result<Layout> {
     match input.rank() {
-        0 => Err(CoreError::invalid(
-            op,
-            "input must be [C], [N, C] or [N, C, d1, ...], got a 0-d tensor",
-        )
-        .into()),
+        0 => Err(CoreError::invalid(op, "input must be [C], [N, C] or [N, C, d1, ...], got a 0-d tensor").into()),
         1 => Ok(Layout {
             classes: input.shape()[0],
             sample_shape: vec![],
@@ -210,10 +195,7 @@ fn picked_nll(
         } else if t >= l.classes {
             return Err(CoreError::invalid(
                 op,
-                format!(
-                    "target {t} at position {pos} is out of range for {} classes",
-                    l.classes
-                ),
+                format!("target {t} at position {pos} is out of range for {} classes", l.classes),
             )
             .into());
         } else {
@@ -255,11 +237,7 @@ pub fn cross_entropy<'a>(
     const OP: &str = "cross_entropy";
     let eps = opts.label_smoothing;
     if !(0.0..=1.0).contains(&eps) {
-        return Err(CoreError::invalid(
-            OP,
-            format!("label_smoothing must be in [0, 1], got {eps}"),
-        )
-        .into());
+        return Err(CoreError::invalid(OP, format!("label_smoothing must be in [0, 1], got {eps}")).into());
     }
     let l = class_layout(OP, input)?;
     let logp = l.batched.log_softmax(1)?;
@@ -276,30 +254,17 @@ pub fn cross_entropy<'a>(
             if count != t.len() {
                 let keep: Vec<f64> = t
                     .iter()
-                    .map(|&i| {
-                        if Some(i) == opts.ignore_index {
-                            0.0
-                        } else {
-                            1.0
-                        }
-                    })
+                    .map(|&i| if Some(i) == opts.ignore_index { 0.0 } else { 1.0 })
                     .collect();
-                smooth = smooth
-                    .mul(&Tensor::from_vec(keep, &l.sample_shape)?.to_dtype(input.dtype())?)?;
+                smooth = smooth.mul(&Tensor::from_vec(keep, &l.sample_shape)?.to_dtype(input.dtype())?)?;
             }
             let smooth = reduce_counted(smooth, count, opts.reduction)?;
-            Ok(nll
-                .mul_scalar(1.0 - eps)?
-                .add(&smooth.mul_scalar(eps / c)?)?)
+            Ok(nll.mul_scalar(1.0 - eps)?.add(&smooth.mul_scalar(eps / c)?)?)
         }
         CrossEntropyTarget::Probs(p) => {
             same_kind(OP, input, p)?;
             if opts.ignore_index.is_some() {
-                return Err(CoreError::invalid(
-                    OP,
-                    "ignore_index needs class-index targets, not probabilities",
-                )
-                .into());
+                return Err(CoreError::invalid(OP, "ignore_index needs class-index targets, not probabilities").into());
             }
             let p = if l.sample_shape.is_empty() {
                 p.unsqueeze(0)?
@@ -311,11 +276,7 @@ pub fn cross_entropy<'a>(
             } else {
                 p.mul_scalar(1.0 - eps)?.add_scalar(eps / c)?
             };
-            let loss = p
-                .mul(&logp)?
-                .sum(&[1], false)?
-                .neg()?
-                .reshape(&l.sample_shape)?;
+            let loss = p.mul(&logp)?.sum(&[1], false)?.neg()?.reshape(&l.sample_shape)?;
             reduce(loss, opts.reduction)
         }
     }
@@ -323,12 +284,7 @@ pub fn cross_entropy<'a>(
 
 /// Negative log-likelihood of class indices under `input` log-probabilities (`[C]`,
 /// `[N, C]` or `[N, C, d1, ...]`, classes in dim 1); `ignore_index` samples count for nothing.
-pub fn nll_loss(
-    input: &Tensor,
-    target: &[usize],
-    reduction: Reduction,
-    ignore_index: Option<usize>,
-) -> Result<Tensor> {
+pub fn nll_loss(input: &Tensor, target: &[usize], reduction: Reduction, ignore_index: Option<usize>) -> Result<Tensor> {
     const OP: &str = "nll_loss";
     let l = class_layout(OP, input)?;
     let (nll, count) = picked_nll(OP, &l, &l.batched, target, ignore_index)?;
@@ -338,11 +294,7 @@ pub fn nll_loss(
 /// Binary cross entropy of probabilities `input` (each in [0, 1]) against `target`:
 /// `−(t·log x + (1 − t)·log(1 − x))`, each log clamped at −100 as PyTorch does, so the
 /// loss stays finite at 0 and 1 (where the clamped log passes no gradient).
-pub fn binary_cross_entropy(
-    input: &Tensor,
-    target: &Tensor,
-    reduction: Reduction,
-) -> Result<Tensor> {
+pub fn binary_cross_entropy(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     const OP: &str = "binary_cross_entropy";
     same_kind(OP, input, target)?;
     if let Some((i, v)) = input
@@ -380,11 +332,7 @@ fn clamped_log(x: &Tensor) -> Result<Tensor> {
 /// Binary cross entropy of `input` logits against `target`, as
 /// `softplus(x) − x·t` = `max(x, 0) − x·t + log(1 + e^−|x|)`: finite for any logit, with
 /// gradient `sigmoid(x) − t` everywhere (including x = 0).
-pub fn binary_cross_entropy_with_logits(
-    input: &Tensor,
-    target: &Tensor,
-    reduction: Reduction,
-) -> Result<Tensor> {
+pub fn binary_cross_entropy_with_logits(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     same_kind("binary_cross_entropy_with_logits", input, target)?;
     let loss = input.softplus()?.sub(&input.mul(target)?)?;
     reduce(loss, reduction)

@@ -13,12 +13,9 @@ mod common;
 use common::{compare, Case, OrMsg};
 use nabla_core::{DType, Gradients, Tensor};
 use nabla_nn::loss::{self, CrossEntropyOptions, CrossEntropyTarget, Reduction};
-use nabla_nn::optim::{
-    Adam, AdamOptions, AdamW, AdamWOptions, Optimizer, RMSprop, RMSpropOptions, Sgd, SgdOptions,
-};
+use nabla_nn::optim::{Adam, AdamOptions, AdamW, AdamWOptions, Optimizer, RMSprop, RMSpropOptions, Sgd, SgdOptions};
 use nabla_nn::scheduler::{
-    CosineAnnealingLR, LrScheduler, PlateauMode, ReduceLROnPlateau, ReduceLROnPlateauOptions,
-    StepLR, ThresholdMode,
+    CosineAnnealingLR, LrScheduler, PlateauMode, ReduceLROnPlateau, ReduceLROnPlateauOptions, StepLR, ThresholdMode,
 };
 use serde_json::Value;
 
@@ -69,9 +66,7 @@ fn loss_case(c: &Case) -> Result<(), String> {
                 "l1_loss" => loss::l1_loss(&x, &y, r),
                 "smooth_l1_loss" => loss::smooth_l1_loss(&x, &y, c.attr_f64("beta")?, r),
                 "binary_cross_entropy" => loss::binary_cross_entropy(&x, &y, r),
-                "binary_cross_entropy_with_logits" => {
-                    loss::binary_cross_entropy_with_logits(&x, &y, r)
-                }
+                "binary_cross_entropy_with_logits" => loss::binary_cross_entropy_with_logits(&x, &y, r),
                 other => return Err(format!("no loss {other}")),
             }
             .msg()?;

@@ -195,11 +195,9 @@ fn run(
         let mut r = HashSet::new();
         for m in &order {
             let hit = t.contains(&m.id)
-                || m.node.as_ref().is_some_and(|n| {
-                    n.inputs
-                        .iter()
-                        .any(|e| matches!(e, Edge::Grad(i) if r.contains(&i.id)))
-                });
+                || m.node
+                    .as_ref()
+                    .is_some_and(|n| n.inputs.iter().any(|e| matches!(e, Edge::Grad(i) if r.contains(&i.id))));
             if hit {
                 r.insert(m.id);
             }
@@ -207,11 +205,7 @@ fn run(
         r
     });
     let retain = opts.retain_graph || opts.create_graph;
-    let _mode = if opts.create_graph {
-        enable_grad()
-    } else {
-        no_grad()
-    };
+    let _mode = if opts.create_graph { enable_grad() } else { no_grad() };
     for meta in order.iter().rev() {
         let Some(node) = &meta.node else { continue };
         let is_target = targets.is_some_and(|t| t.contains(&meta.id));

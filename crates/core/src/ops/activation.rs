@@ -1,8 +1,8 @@
 //! Activations: relu, leaky_relu, elu, gelu, sigmoid, tanh, softplus. Each is finite
 //! in value and gradient for inputs up to ±f32::MAX, and NaN passes through.
 
-use super::{map_unary, scalar_like};
 use super::unary::saved_output;
+use super::{map_unary, scalar_like};
 use crate::{Element, Result, Tensor};
 
 fn sigmoid_of<T: Element>(x: T) -> T {
@@ -35,7 +35,11 @@ impl Tensor {
     /// x for x > 0, `slope`·x otherwise.
     pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
         let s32 = slope as f32;
-        let out = map_unary(self, |x| if x > 0.0 { x } else { s32 * x }, |x| if x > 0.0 { x } else { slope * x });
+        let out = map_unary(
+            self,
+            |x| if x > 0.0 { x } else { s32 * x },
+            |x| if x > 0.0 { x } else { slope * x },
+        );
         let x = self.clone();
         Ok(out.record("leaky_relu", &[self], move |g, _| {
             let pos = x.gt(&scalar_like(&x, 0.0))?;
@@ -95,7 +99,11 @@ impl Tensor {
 
     /// x·Φ(x), Φ the standard normal CDF (the exact, erf form).
     pub fn gelu(&self) -> Result<Tensor> {
-        let phi = self.mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?.erf()?.add_scalar(1.0)?.mul_scalar(0.5)?;
+        let phi = self
+            .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?
+            .erf()?
+            .add_scalar(1.0)?
+            .mul_scalar(0.5)?;
         self.mul(&phi)
     }
 
@@ -118,7 +126,9 @@ mod tests {
 
     #[test]
     fn activation_gradients() {
-        let x = Tensor::randn(&[4, 7], DType::F64, &mut Generator::new(4)).mul_scalar(2.0).unwrap();
+        let x = Tensor::randn(&[4, 7], DType::F64, &mut Generator::new(4))
+            .mul_scalar(2.0)
+            .unwrap();
         gradcheck(|t| t[0].relu(), &[x.clone()]).unwrap();
         gradcheck(|t| t[0].leaky_relu(0.01), &[x.clone()]).unwrap();
         gradcheck(|t| t[0].elu(1.0), &[x.clone()]).unwrap();
@@ -148,7 +158,10 @@ mod tests {
             let g = y.sum_all().unwrap().backward();
             // sum_all of huge values may overflow to inf; the gradient must still be finite.
             let g = g.unwrap();
-            assert!(g.get(&x).unwrap().to_vec_f32().iter().all(|v| v.is_finite()), "{name} grad");
+            assert!(
+                g.get(&x).unwrap().to_vec_f32().iter().all(|v| v.is_finite()),
+                "{name} grad"
+            );
         }
         let nan = Tensor::from_vec(vec![f32::NAN], &[1]).unwrap();
         assert!(nan.relu().unwrap().item().unwrap().is_nan());

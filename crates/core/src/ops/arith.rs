@@ -27,8 +27,16 @@ impl Tensor {
         let out = map_binary("mul", self, other, |a, b| a * b, |a, b| a * b)?;
         let (a, b) = (self.clone(), other.clone());
         Ok(out.record("mul", &[self, other], move |g, needs| {
-            let ga = if needs[0] { Some(g.mul(&b)?.sum_to(a.shape())?) } else { None };
-            let gb = if needs[1] { Some(g.mul(&a)?.sum_to(b.shape())?) } else { None };
+            let ga = if needs[0] {
+                Some(g.mul(&b)?.sum_to(a.shape())?)
+            } else {
+                None
+            };
+            let gb = if needs[1] {
+                Some(g.mul(&a)?.sum_to(b.shape())?)
+            } else {
+                None
+            };
             Ok(vec![ga, gb])
         }))
     }
@@ -38,7 +46,11 @@ impl Tensor {
         let out = map_binary("div", self, other, |a, b| a / b, |a, b| a / b)?;
         let (a, b) = (self.clone(), other.clone());
         Ok(out.record("div", &[self, other], move |g, needs| {
-            let ga = if needs[0] { Some(g.div(&b)?.sum_to(a.shape())?) } else { None };
+            let ga = if needs[0] {
+                Some(g.div(&b)?.sum_to(a.shape())?)
+            } else {
+                None
+            };
             let gb = if needs[1] {
                 // d(a/b)/db = -a / b²
                 Some(g.mul(&a)?.div(&b.mul(&b)?)?.neg()?.sum_to(b.shape())?)

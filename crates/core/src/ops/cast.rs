@@ -24,7 +24,9 @@ mod tests {
 
     #[test]
     fn round_trip_and_gradient_dtype() {
-        let x = Tensor::from_vec(vec![1.5f32, -2.25], &[2]).unwrap().set_requires_grad(true);
+        let x = Tensor::from_vec(vec![1.5f32, -2.25], &[2])
+            .unwrap()
+            .set_requires_grad(true);
         let y = x.to_dtype(DType::F64).unwrap();
         assert_eq!(y.to_vec::<f64>().unwrap(), vec![1.5, -2.25]);
         let g = y.sum_all().unwrap().backward().unwrap();

@@ -93,7 +93,10 @@ impl Tensor {
     /// 1 with probability `p`, else 0.
     pub fn bernoulli(shape: &[usize], p: f64, dtype: DType, g: &mut Generator) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::invalid("bernoulli", format!("probability {p} is outside [0, 1]")));
+            return Err(Error::invalid(
+                "bernoulli",
+                format!("probability {p} is outside [0, 1]"),
+            ));
         }
         Ok(filled(shape, dtype, || if g.uniform() < p { 1.0 } else { 0.0 }))
     }
@@ -105,10 +108,22 @@ mod tests {
 
     #[test]
     fn constructors() {
-        assert_eq!(Tensor::arange(0.0, 5.0, 2.0, DType::F32).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 2.0, 4.0]);
+        assert_eq!(
+            Tensor::arange(0.0, 5.0, 2.0, DType::F32)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![0.0, 2.0, 4.0]
+        );
         assert!(Tensor::arange(0.0, 5.0, 0.0, DType::F32).is_err());
-        assert_eq!(Tensor::eye(2, DType::F64).to_vec::<f64>().unwrap(), vec![1.0, 0.0, 0.0, 1.0]);
-        assert_eq!(Tensor::full(&[2], 3.5, DType::F64).to_vec::<f64>().unwrap(), vec![3.5, 3.5]);
+        assert_eq!(
+            Tensor::eye(2, DType::F64).to_vec::<f64>().unwrap(),
+            vec![1.0, 0.0, 0.0, 1.0]
+        );
+        assert_eq!(
+            Tensor::full(&[2], 3.5, DType::F64).to_vec::<f64>().unwrap(),
+            vec![3.5, 3.5]
+        );
         let a = Tensor::randn(&[10], DType::F32, &mut Generator::new(3));
         let b = Tensor::randn(&[10], DType::F32, &mut Generator::new(3));
         assert_eq!(a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());

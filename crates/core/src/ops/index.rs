@@ -38,12 +38,7 @@ impl Idx {
     ) -> Result<Idx> {
         let d = normalize_dim(op, dim, input)?;
         if shape.len() != input.len() {
-            return Err(Error::shapes(
-                op,
-                input,
-                shape,
-                "the index must have the input's rank",
-            ));
+            return Err(Error::shapes(op, input, shape, "the index must have the input's rank"));
         }
         if shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s)) != Some(at.len()) {
             return Err(Error::invalid(
@@ -59,9 +54,7 @@ impl Idx {
                 format!("index is larger than the input at dim {k}"),
             ));
         }
-        if let Some(src) =
-            src.filter(|s| s.len() != shape.len() || shape.iter().zip(*s).any(|(i, s)| i > s))
-        {
+        if let Some(src) = src.filter(|s| s.len() != shape.len() || shape.iter().zip(*s).any(|(i, s)| i > s)) {
             return Err(Error::shapes(
                 op,
                 src,
@@ -105,11 +98,7 @@ fn row_base(mut r: usize, shape: &[usize], strides: &[usize], skip: usize) -> us
 }
 
 /// Run `f` on `t`'s whole storage, its offset and strides: strided reads without a copy.
-fn with_strided<T: Element, R>(
-    op: &'static str,
-    t: &Tensor,
-    f: impl FnOnce(&[T], usize, &[usize]) -> R,
-) -> Result<R> {
+fn with_strided<T: Element, R>(op: &'static str, t: &Tensor, f: impl FnOnce(&[T], usize, &[usize]) -> R) -> Result<R> {
     let buf = t.read();
     let all = T::slice(&buf).ok_or_else(|| dtype_err::<T>(op, t.dtype()))?;
     Ok(f(all, t.layout().offset, t.strides()))
@@ -124,11 +113,7 @@ fn gather_kernel<T: Element>(x: &Tensor, ix: &Idx) -> Result<Buffer> {
             let step = if d == last { 0 } else { st[last] };
             for (r, row) in ix.at.chunks_exact(len).enumerate() {
                 let base = off + row_base(r, &ix.shape, st, d);
-                out.extend(
-                    row.iter()
-                        .enumerate()
-                        .map(|(j, &i)| src[base + i * st[d] + j * step]),
-                );
+                out.extend(row.iter().enumerate().map(|(j, &i)| src[base + i * st[d] + j * step]));
             }
         })?;
     }
@@ -160,22 +145,12 @@ fn scatter_add_kernel<T: Element>(x: &Tensor, ix: &Idx, src: &Tensor) -> Result<
 
 /// Sizes before, along and after `d`.
 fn split_at(shape: &[usize], d: usize) -> (usize, usize, usize) {
-    (
-        shape[..d].iter().product(),
-        shape[d],
-        shape[d + 1..].iter().product(),
-    )
+    (shape[..d].iter().product(), shape[d], shape[d + 1..].iter().product())
 }
 
 /// index_select (`add` false: rows `index[j]` of `x` become row `j`) or its adjoint
 /// (`add` true: row `j` of `x` is added into row `index[j]` of zeros of size `size`).
-fn select_kernel<T: Element>(
-    x: &Tensor,
-    d: usize,
-    index: &[usize],
-    size: usize,
-    add: bool,
-) -> Result<Buffer> {
+fn select_kernel<T: Element>(x: &Tensor, d: usize, index: &[usize], size: usize, add: bool) -> Result<Buffer> {
     let (outer, len, inner) = split_at(x.shape(), d);
     let (m, n) = if add { (size, len) } else { (index.len(), len) };
     let mut out = vec![T::ZERO; outer * m * inner];
@@ -208,13 +183,7 @@ impl Tensor {
 
     /// index_select, or (`add`) its adjoint, the backward of index_select: zeros of size
     /// `size` at `d` with slice `j` of `self` added at `index[j]`. Each is the other's backward.
-    fn select_or_add(
-        &self,
-        d: usize,
-        index: Arc<[usize]>,
-        add: bool,
-        size: usize,
-    ) -> Result<Tensor> {
+    fn select_or_add(&self, d: usize, index: Arc<[usize]>, add: bool, size: usize) -> Result<Tensor> {
         let buf = match self.dtype() {
             DType::F32 => select_kernel::<f32>(self, d, &index, size, add)?,
             DType::F64 => select_kernel::<f64>(self, d, &index, size, add)?,
@@ -223,25 +192,16 @@ impl Tensor {
         let back = shape[d];
         shape[d] = if add { size } else { index.len() };
         let name = if add { "index_add" } else { "index_select" };
-        Ok(
-            Tensor::from_buffer(buf, &shape).record(name, &[self], move |g, _| {
-                Ok(vec![Some(g.select_or_add(d, index.clone(), !add, back)?)])
-            }),
-        )
+        Ok(Tensor::from_buffer(buf, &shape).record(name, &[self], move |g, _| {
+            Ok(vec![Some(g.select_or_add(d, index.clone(), !add, back)?)])
+        }))
     }
 
     /// `out[i][j][k] = self[index[i][j][k]][j][k]` for `dim` 0 (likewise for other dims):
     /// `index` (row-major, of shape `index_shape`, the output's shape) has the input's
     /// rank and is no larger than it in the other dims.
     pub fn gather(&self, dim: isize, index: &[usize], index_shape: &[usize]) -> Result<Tensor> {
-        self.gather_idx(Idx::new(
-            "gather",
-            self.shape(),
-            dim,
-            index,
-            index_shape,
-            None,
-        )?)
+        self.gather_idx(Idx::new("gather", self.shape(), dim, index, index_shape, None)?)
     }
 
     fn gather_idx(&self, ix: Idx) -> Result<Tensor> {
@@ -252,9 +212,7 @@ impl Tensor {
         let (shape, dtype) = (self.shape().to_vec(), self.dtype());
         Ok(
             Tensor::from_buffer(buf, &ix.shape.clone()).record("gather", &[self], move |g, _| {
-                Ok(vec![Some(
-                    Tensor::zeros(&shape, dtype).scatter_add_idx(ix.clone(), g)?,
-                )])
+                Ok(vec![Some(Tensor::zeros(&shape, dtype).scatter_add_idx(ix.clone(), g)?)])
             }),
         )
     }
@@ -262,13 +220,7 @@ impl Tensor {
     /// A copy of `self` with `src[p]` added at position `p` of the index, its dim-`dim`
     /// coordinate replaced by `index[p]` (repeats accumulate). `index` (of shape
     /// `index_shape`) has the input's rank; `src` may be larger than it (the rest is unused).
-    pub fn scatter_add(
-        &self,
-        dim: isize,
-        index: &[usize],
-        index_shape: &[usize],
-        src: &Tensor,
-    ) -> Result<Tensor> {
+    pub fn scatter_add(&self, dim: isize, index: &[usize], index_shape: &[usize], src: &Tensor) -> Result<Tensor> {
         if src.dtype() != self.dtype() {
             let (lhs, rhs) = (self.dtype(), src.dtype());
             return Err(Error::DTypeMismatch {
@@ -277,14 +229,7 @@ impl Tensor {
                 rhs,
             });
         }
-        let ix = Idx::new(
-            "scatter_add",
-            self.shape(),
-            dim,
-            index,
-            index_shape,
-            Some(src.shape()),
-        )?;
+        let ix = Idx::new("scatter_add", self.shape(), dim, index, index_shape, Some(src.shape()))?;
         self.scatter_add_idx(ix, src)
     }
 
@@ -294,10 +239,8 @@ impl Tensor {
             DType::F64 => scatter_add_kernel::<f64>(self, &ix, src)?,
         };
         let src_shape = src.shape().to_vec();
-        Ok(Tensor::from_buffer(buf, self.shape()).record(
-            "scatter_add",
-            &[self, src],
-            move |g, needs| {
+        Ok(
+            Tensor::from_buffer(buf, self.shape()).record("scatter_add", &[self, src], move |g, needs| {
                 let mut gs = None;
                 if needs[1] {
                     let picked = g.gather_idx(ix.clone())?;
@@ -315,8 +258,8 @@ impl Tensor {
                     });
                 }
                 Ok(vec![needs[0].then(|| g.clone()), gs])
-            },
-        ))
+            }),
+        )
     }
 
     /// Rows of zeros with a 1 at each label: shape `[labels.len(), num_classes]`.
@@ -329,10 +272,7 @@ impl Tensor {
             return Err(Error::invalid("one_hot", msg));
         }
         let out = Tensor::zeros(&[labels.len(), num_classes], dtype);
-        let hot = labels
-            .iter()
-            .enumerate()
-            .map(|(row, &l)| row * num_classes + l);
+        let hot = labels.iter().enumerate().map(|(row, &l)| row * num_classes + l);
         match dtype {
             DType::F32 => out.update(|v: &mut [f32]| hot.for_each(|i| v[i] = 1.0))?,
             DType::F64 => out.update(|v: &mut [f64]| hot.for_each(|i| v[i] = 1.0))?,
@@ -356,10 +296,7 @@ mod tests {
 
     fn fails(r: Result<Tensor>, parts: &[&str]) {
         let e = r.unwrap_err().to_string();
-        assert!(
-            parts.iter().all(|p| e.contains(p)),
-            "{e} lacks one of {parts:?}"
-        );
+        assert!(parts.iter().all(|p| e.contains(p)), "{e} lacks one of {parts:?}");
     }
 
     /// d(f(x))/dx with its graph kept, so gradcheck can differentiate it once more.
@@ -430,36 +367,18 @@ mod tests {
             vec![1.0, 4.0, 3.0, 2.0]
         );
         // The index may be smaller than the input in the other dims, and longer along dim.
-        assert_eq!(
-            v(&x.gather(1, &[1, 1, 0], &[1, 3]).unwrap()),
-            vec![2.0, 2.0, 1.0]
-        );
-        assert_eq!(
-            v(&x.t().unwrap().gather(1, &[1, 0], &[2, 1]).unwrap()),
-            vec![3.0, 2.0]
-        );
+        assert_eq!(v(&x.gather(1, &[1, 1, 0], &[1, 3]).unwrap()), vec![2.0, 2.0, 1.0]);
+        assert_eq!(v(&x.t().unwrap().gather(1, &[1, 0], &[2, 1]).unwrap()), vec![3.0, 2.0]);
         assert_eq!(x.gather(0, &[], &[0, 2]).unwrap().shape(), &[0, 2]);
     }
 
     #[test]
     fn gather_errors_name_op_shapes_and_dim() {
         let x = Tensor::zeros(&[2, 3], DType::F32);
-        fails(
-            x.gather(1, &[0, 3], &[2, 1]),
-            &["gather", "index 3", "dim 1", "[2, 3]"],
-        );
-        fails(
-            x.gather(1, &[0, 1], &[2]),
-            &["gather", "[2, 3]", "[2]", "rank"],
-        );
-        fails(
-            x.gather(1, &[0, 1, 2], &[2, 1]),
-            &["gather", "3 indices", "[2, 1]"],
-        );
-        fails(
-            x.gather(1, &[0; 3], &[3, 1]),
-            &["gather", "[3, 1]", "dim 0"],
-        );
+        fails(x.gather(1, &[0, 3], &[2, 1]), &["gather", "index 3", "dim 1", "[2, 3]"]);
+        fails(x.gather(1, &[0, 1], &[2]), &["gather", "[2, 3]", "[2]", "rank"]);
+        fails(x.gather(1, &[0, 1, 2], &[2, 1]), &["gather", "3 indices", "[2, 1]"]);
+        fails(x.gather(1, &[0; 3], &[3, 1]), &["gather", "[3, 1]", "dim 0"]);
         fails(x.gather(-3, &[0], &[1, 1]), &["gather", "dim -3"]);
         assert!(Tensor::scalar(1.0f32).gather(0, &[0], &[]).is_err());
     }
@@ -469,11 +388,7 @@ mod tests {
         let idx = [2, 0, 2, 1, 1, 1, 0, 2];
         gradcheck(|t| t[0].gather(1, &idx, &[2, 4]), &[r(&[2, 3], 3)]).unwrap();
         gradcheck(|t| t[0].gather(0, &idx[..6], &[3, 2]), &[r(&[3, 2], 4)]).unwrap();
-        let sq = |x: &Tensor| {
-            x.gather(1, &idx, &[2, 4])?
-                .square()?
-                .mul(&x.narrow(1, 0, 1)?)
-        };
+        let sq = |x: &Tensor| x.gather(1, &idx, &[2, 4])?.square()?.mul(&x.narrow(1, 0, 1)?);
         gradcheck(|t| first_grad(&t[0], sq), &[r(&[2, 3], 5)]).unwrap();
     }
 
@@ -534,10 +449,7 @@ mod tests {
             x.scatter_add(1, &[0; 6], &[2, 3], &src),
             &["scatter_add", "[2, 2]", "[2, 3]"],
         );
-        fails(
-            x.scatter_add(1, &[0; 2], &[2], &src),
-            &["scatter_add", "rank"],
-        );
+        fails(x.scatter_add(1, &[0; 2], &[2], &src), &["scatter_add", "rank"]);
         fails(
             x.scatter_add(0, &[0; 4], &[2, 2], &src.to_dtype(DType::F32).unwrap()),
             &["scatter_add", "dtype"],
@@ -573,10 +485,7 @@ mod tests {
             h.to_vec::<f32>().unwrap(),
             vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
         );
-        assert_eq!(
-            Tensor::one_hot(&[1], 2, DType::F64).unwrap().dtype(),
-            DType::F64
-        );
+        assert_eq!(Tensor::one_hot(&[1], 2, DType::F64).unwrap().dtype(), DType::F64);
         fails(
             Tensor::one_hot(&[0, 3], 3, DType::F32),
             &["one_hot", "label 3", "3 classes"],

@@ -15,12 +15,7 @@ use crate::shape::normalize_dim;
 use crate::{DType, Element, Error, Result, Tensor};
 
 /// Copy each input's rows (runs of `chunks[i]` elements, `outer` of them) side by side.
-fn cat_kernel<T: Element>(
-    tensors: &[&Tensor],
-    outer: usize,
-    chunks: &[usize],
-    shape: &[usize],
-) -> Result<Tensor> {
+fn cat_kernel<T: Element>(tensors: &[&Tensor], outer: usize, chunks: &[usize], shape: &[usize]) -> Result<Tensor> {
     let row: usize = chunks.iter().sum();
     let mut out = vec![T::ZERO; outer * row];
     let mut start = 0;
@@ -123,10 +118,7 @@ impl Tensor {
                 ));
             }
         }
-        let parts = tensors
-            .iter()
-            .map(|t| t.unsqueeze(d))
-            .collect::<Result<Vec<_>>>()?;
+        let parts = tensors.iter().map(|t| t.unsqueeze(d)).collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Tensor> = parts.iter().collect();
         Tensor::cat(&refs, d)
     }
@@ -163,10 +155,7 @@ impl Tensor {
         if n == 0 {
             return Err(Error::invalid(
                 "chunk",
-                format!(
-                    "needs at least one chunk (dim {d} of shape {:?})",
-                    self.shape()
-                ),
+                format!("needs at least one chunk (dim {d} of shape {:?})", self.shape()),
             ));
         }
         let len = self.shape()[d];
@@ -204,10 +193,7 @@ mod tests {
         let b = ar(6, &[2, 3]).add_scalar(10.0).unwrap();
         let c = Tensor::cat(&[&a, &b], 1).unwrap();
         assert_eq!(c.shape(), &[2, 5]);
-        assert_eq!(
-            v32(&c),
-            vec![0.0, 1.0, 10.0, 11.0, 12.0, 2.0, 3.0, 13.0, 14.0, 15.0]
-        );
+        assert_eq!(v32(&c), vec![0.0, 1.0, 10.0, 11.0, 12.0, 2.0, 3.0, 13.0, 14.0, 15.0]);
         let c = Tensor::cat(&[&a, &a.mul_scalar(-1.0).unwrap()], -2).unwrap();
         assert_eq!(v32(&c), vec![0.0, 1.0, 2.0, 3.0, 0.0, -1.0, -2.0, -3.0]);
         // An empty piece is allowed and contributes nothing.
@@ -222,10 +208,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("cat")
-                && e.contains("[2, 3]")
-                && e.contains("[3, 3]")
-                && e.contains("dim 1"),
+            e.contains("cat") && e.contains("[2, 3]") && e.contains("[3, 3]") && e.contains("dim 1"),
             "{e}"
         );
         let e = Tensor::cat(&[&a, &Tensor::zeros(&[2, 3, 1], DType::F32)], 0)
@@ -245,17 +228,9 @@ mod tests {
     #[test]
     fn cat_gradients() {
         let (a, b, c) = (r(&[2, 3, 4], 1), r(&[2, 1, 4], 2), r(&[2, 2, 4], 3));
-        gradcheck(
-            |t| Tensor::cat(&[&t[0], &t[1], &t[2]], 1),
-            &[a.clone(), b, c],
-        )
-        .unwrap();
+        gradcheck(|t| Tensor::cat(&[&t[0], &t[1], &t[2]], 1), &[a.clone(), b, c]).unwrap();
         // The same input twice collects both slices of the gradient.
-        gradcheck(
-            |t| Tensor::cat(&[&t[0], &t[0]], -1),
-            std::slice::from_ref(&a),
-        )
-        .unwrap();
+        gradcheck(|t| Tensor::cat(&[&t[0], &t[0]], -1), std::slice::from_ref(&a)).unwrap();
     }
 
     #[test]
@@ -265,13 +240,7 @@ mod tests {
         let w = r(&[3, 6], 6);
         let run = |copy: bool| {
             let xt = x.t().unwrap();
-            let yt = y
-                .narrow(0, 1, 1)
-                .unwrap()
-                .expand([2, 4])
-                .unwrap()
-                .t()
-                .unwrap();
+            let yt = y.narrow(0, 1, 1).unwrap().expand([2, 4]).unwrap().t().unwrap();
             let (xt, yt) = if copy {
                 (xt.contiguous().unwrap(), yt.contiguous().unwrap())
             } else {
@@ -299,13 +268,8 @@ mod tests {
         let s = Tensor::stack(&[&a, &b], -1).unwrap();
         assert_eq!(s.shape(), &[3, 2]);
         assert_eq!(v32(&s), vec![0.0, 10.0, 1.0, 11.0, 2.0, 12.0]);
-        let e = Tensor::stack(&[&a, &ar(4, &[4])], 0)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("stack") && e.contains("[3]") && e.contains("[4]"),
-            "{e}"
-        );
+        let e = Tensor::stack(&[&a, &ar(4, &[4])], 0).unwrap_err().to_string();
+        assert!(e.contains("stack") && e.contains("[3]") && e.contains("[4]"), "{e}");
         let e = Tensor::stack(&[&a], 2).unwrap_err().to_string();
         assert!(e.contains("stack") && e.contains("dim 2"), "{e}");
         gradcheck(
@@ -319,10 +283,7 @@ mod tests {
     fn split_and_chunk() {
         let x = ar(10, &[5, 2]);
         let parts = x.split(2, 0).unwrap();
-        assert_eq!(
-            parts.iter().map(|p| p.shape()[0]).collect::<Vec<_>>(),
-            vec![2, 2, 1]
-        );
+        assert_eq!(parts.iter().map(|p| p.shape()[0]).collect::<Vec<_>>(), vec![2, 2, 1]);
         assert!(parts.iter().all(|p| p.shares_storage(&x)));
         assert_eq!(v32(&parts[2]), vec![8.0, 9.0]);
         let cols = x.split(1, -1).unwrap();

@@ -109,12 +109,23 @@ pub(crate) fn map_binary(
                 (d, d)
             } else {
                 bb = b.read();
-                (T::slice(&ba).expect("dtype checked"), T::slice(&bb).expect("dtype checked"))
+                (
+                    T::slice(&ba).expect("dtype checked"),
+                    T::slice(&bb).expect("dtype checked"),
+                )
             };
             elementwise::zip_strided_vec(
                 shape,
-                Operand { data: da, strides: sa, offset: a.layout().offset },
-                Operand { data: db, strides: sb, offset: b.layout().offset },
+                Operand {
+                    data: da,
+                    strides: sa,
+                    offset: a.layout().offset,
+                },
+                Operand {
+                    data: db,
+                    strides: sb,
+                    offset: b.layout().offset,
+                },
                 f,
             )
         };

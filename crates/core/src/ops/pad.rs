@@ -14,13 +14,7 @@ use crate::shape::contiguous_strides;
 use crate::{DType, Element, Error, Result, Tensor};
 
 /// Copy `src` (row-major, `shape`) into `out` (row-major, `out_shape`) shifted by `before`.
-fn pad_kernel<T: Element>(
-    src: &[T],
-    shape: &[usize],
-    before: &[usize],
-    out: &mut [T],
-    out_shape: &[usize],
-) {
+fn pad_kernel<T: Element>(src: &[T], shape: &[usize], before: &[usize], out: &mut [T], out_shape: &[usize]) {
     let rank = shape.len();
     if rank == 0 {
         out.copy_from_slice(src);
@@ -66,9 +60,7 @@ impl Tensor {
             out_shape[k] = pair[0]
                 .checked_add(pair[1])
                 .and_then(|p| p.checked_add(out_shape[k]))
-                .ok_or_else(|| {
-                    Error::invalid("pad", format!("padding {pads:?} overflows dim {k}"))
-                })?;
+                .ok_or_else(|| Error::invalid("pad", format!("padding {pads:?} overflows dim {k}")))?;
         }
         if out_shape
             .iter()
@@ -77,18 +69,10 @@ impl Tensor {
         {
             return Err(Error::invalid(
                 "pad",
-                format!(
-                    "padding {pads:?} of shape {:?} gives too many elements",
-                    self.shape()
-                ),
+                format!("padding {pads:?} of shape {:?} gives too many elements", self.shape()),
             ));
         }
-        fn run<T: Element>(
-            x: &Tensor,
-            before: &[usize],
-            out_shape: &[usize],
-            value: f64,
-        ) -> Result<Tensor> {
+        fn run<T: Element>(x: &Tensor, before: &[usize], out_shape: &[usize], value: f64) -> Result<Tensor> {
             let n: usize = out_shape.iter().product();
             let mut out = vec![T::from_f64(value); n];
             x.with_slice(|s: &[T]| pad_kernel(s, x.shape(), before, &mut out, out_shape))?;
@@ -138,11 +122,7 @@ mod tests {
             vec![9.0, 9.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
         );
         // Three trailing dims of a 3-D tensor: a new leading plane of the pad value.
-        let y = x
-            .unsqueeze(0)
-            .unwrap()
-            .pad(&[0, 1, 0, 0, 1, 0], -1.0)
-            .unwrap();
+        let y = x.unsqueeze(0).unwrap().pad(&[0, 1, 0, 0, 1, 0], -1.0).unwrap();
         assert_eq!(y.shape(), &[2, 2, 4]);
         let v = y.to_vec::<f32>().unwrap();
         assert!(v[..8].iter().all(|&e| e == -1.0));
@@ -172,11 +152,7 @@ mod tests {
         assert!(e.contains("pad") && e.contains("[2, 3]"), "{e}");
         let e = x.pad(&[1, 1, 1, 1, 1, 1], 0.0).unwrap_err().to_string();
         assert!(e.contains("pad") && e.contains("[2, 3]"), "{e}");
-        assert!(x
-            .pad(&[usize::MAX, 1], 0.0)
-            .unwrap_err()
-            .to_string()
-            .contains("pad"));
+        assert!(x.pad(&[usize::MAX, 1], 0.0).unwrap_err().to_string().contains("pad"));
     }
 
     #[test]
@@ -194,17 +170,8 @@ mod tests {
         gradcheck(|t| t[0].transpose(0, 2)?.pad(&[1, 1], 0.0), &[x]).unwrap();
         // The backward is narrow, itself differentiable: second derivatives of pad(x)².
         let x = r(&[3], 2).set_requires_grad(true);
-        let y = x
-            .pad(&[1, 1], 0.0)
-            .unwrap()
-            .square()
-            .unwrap()
-            .sum_all()
-            .unwrap();
-        let g = crate::grad(&[&y], None, &[&x], true)
-            .unwrap()
-            .remove(0)
-            .unwrap();
+        let y = x.pad(&[1, 1], 0.0).unwrap().square().unwrap().sum_all().unwrap();
+        let g = crate::grad(&[&y], None, &[&x], true).unwrap().remove(0).unwrap();
         assert_eq!(
             g.to_vec::<f64>().unwrap(),
             x.mul_scalar(2.0).unwrap().to_vec::<f64>().unwrap()

@@ -46,12 +46,7 @@ impl Tensor {
         let ab = broadcast_shape("where_cond", a.shape(), b.shape())?;
         let shape = broadcast_shape("where_cond", cond.shape(), &ab)?;
         let pick = truth(cond, &shape)?;
-        fn run<T: Element>(
-            pick: &[bool],
-            a: &Tensor,
-            b: &Tensor,
-            shape: &[usize],
-        ) -> Result<Tensor> {
+        fn run<T: Element>(pick: &[bool], a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {
             // a and b are read one after the other: they may share one storage lock.
             let av = broadcast_vec::<T>(a, shape)?;
             let mut out = broadcast_vec::<T>(b, shape)?;
@@ -87,13 +82,7 @@ impl Tensor {
     /// Elementwise maximum, broadcasting. NaN in either operand gives NaN; on ties each
     /// side gets half the gradient (what central differences see).
     pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary(
-            "maximum",
-            self,
-            other,
-            |x, y| x.max_nan(y),
-            |x, y| x.max_nan(y),
-        )?;
+        let out = map_binary("maximum", self, other, |x, y| x.max_nan(y), |x, y| x.max_nan(y))?;
         let (a, b) = (self.detach(), other.detach());
         Ok(out.record("maximum", &[self, other], move |g, needs| {
             split_grad(g, needs, &a, &b, true)
@@ -103,13 +92,7 @@ impl Tensor {
     /// Elementwise minimum, broadcasting. NaN in either operand gives NaN; on ties each
     /// side gets half the gradient.
     pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary(
-            "minimum",
-            self,
-            other,
-            |x, y| x.min_nan(y),
-            |x, y| x.min_nan(y),
-        )?;
+        let out = map_binary("minimum", self, other, |x, y| x.min_nan(y), |x, y| x.min_nan(y))?;
         let (a, b) = (self.detach(), other.detach());
         Ok(out.record("minimum", &[self, other], move |g, needs| {
             split_grad(g, needs, &a, &b, false)
@@ -123,10 +106,7 @@ impl Tensor {
         if min.is_none() && max.is_none() {
             return Err(Error::invalid(
                 "clamp",
-                format!(
-                    "at least one of min and max is needed (input shape {:?})",
-                    self.shape()
-                ),
+                format!("at least one of min and max is needed (input shape {:?})", self.shape()),
             ));
         }
         fn f<T: Element>(x: T, lo: Option<T>, hi: Option<T>) -> T {
@@ -158,13 +138,7 @@ impl Tensor {
 
 /// Gradients of maximum (`is_max`) or minimum: the winner takes `g`, a tie halves it,
 /// and where the result is NaN both sides take `g` (PyTorch's rule).
-fn split_grad(
-    g: &Tensor,
-    needs: &[bool],
-    a: &Tensor,
-    b: &Tensor,
-    is_max: bool,
-) -> Result<Vec<Option<Tensor>>> {
+fn split_grad(g: &Tensor, needs: &[bool], a: &Tensor, b: &Tensor, is_max: bool) -> Result<Vec<Option<Tensor>>> {
     let zero = scalar_like(g, 0.0);
     let shared = Tensor::where_cond(&a.eq(b)?, &g.mul_scalar(0.5)?, g)?;
     let (a_loses, b_loses) = if is_max {
@@ -206,10 +180,7 @@ mod tests {
         let y = Tensor::where_cond(&c, &a, &b).unwrap();
         assert_eq!(y.shape(), &[3, 2]);
         // NaN is nonzero, so it picks `a`, as PyTorch's bool conversion does.
-        assert_eq!(
-            y.to_vec::<f32>().unwrap(),
-            vec![1.0, 2.0, -5.0, -5.0, 1.0, 2.0]
-        );
+        assert_eq!(y.to_vec::<f32>().unwrap(), vec![1.0, 2.0, -5.0, -5.0, 1.0, 2.0]);
         // cond may have the other dtype; a and b may share storage.
         let x = Tensor::from_vec(vec![3.0f64, 4.0, 5.0, 6.0], &[2, 2]).unwrap();
         let c64 = Tensor::from_vec(vec![0.0f32, 1.0], &[2]).unwrap();
@@ -236,11 +207,7 @@ mod tests {
     #[test]
     fn where_cond_gradients() {
         let c = r(&[4, 1], 1).gt(&Tensor::scalar(0.0f64)).unwrap();
-        gradcheck(
-            |t| Tensor::where_cond(&c, &t[0], &t[1]),
-            &[r(&[4, 3], 2), r(&[3], 3)],
-        )
-        .unwrap();
+        gradcheck(|t| Tensor::where_cond(&c, &t[0], &t[1]), &[r(&[4, 3], 2), r(&[3], 3)]).unwrap();
         // An infinite upstream gradient on the side not picked must not turn into NaN.
         let a = Tensor::from_vec(vec![1.0f64, 2.0], &[2])
             .unwrap()
@@ -271,14 +238,8 @@ mod tests {
             .maximum(&Tensor::from_vec(vec![1.0f32, 20.0], &[2]).unwrap())
             .unwrap();
         assert_eq!(m.to_vec::<f32>().unwrap(), vec![1.0, 20.0, 10.0, 20.0]);
-        let e = a
-            .maximum(&Tensor::zeros(&[3], DType::F32))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("maximum") && e.contains("[4]") && e.contains("[3]"),
-            "{e}"
-        );
+        let e = a.maximum(&Tensor::zeros(&[3], DType::F32)).unwrap_err().to_string();
+        assert!(e.contains("maximum") && e.contains("[4]") && e.contains("[3]"), "{e}");
     }
 
     #[test]
@@ -289,22 +250,10 @@ mod tests {
         let b = Tensor::from_vec(vec![1.0f64, 5.0, 0.0, 0.0], &[4])
             .unwrap()
             .set_requires_grad(true);
-        let g = a
-            .maximum(&b)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g = a.maximum(&b).unwrap().sum_all().unwrap().backward().unwrap();
         assert_eq!(v64(g.get(&a).unwrap()), vec![0.5, 0.0, 1.0, 0.5]);
         assert_eq!(v64(g.get(&b).unwrap()), vec![0.5, 1.0, 0.0, 0.5]);
-        let g = a
-            .minimum(&b)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g = a.minimum(&b).unwrap().sum_all().unwrap().backward().unwrap();
         assert_eq!(v64(g.get(&a).unwrap()), vec![0.5, 1.0, 0.0, 0.5]);
         assert_eq!(v64(g.get(&b).unwrap()), vec![0.5, 0.0, 1.0, 0.5]);
         // Central differences agree at the ties (and at zero) too.
@@ -322,11 +271,7 @@ mod tests {
     #[test]
     fn clamp_values_bounds_and_nan() {
         let x = Tensor::from_vec(vec![-3.0f32, -1.0, 0.0, 2.0, f32::NAN], &[5]).unwrap();
-        let both = x
-            .clamp(Some(-1.0), Some(1.0))
-            .unwrap()
-            .to_vec::<f32>()
-            .unwrap();
+        let both = x.clamp(Some(-1.0), Some(1.0)).unwrap().to_vec::<f32>().unwrap();
         assert_eq!(both[..4], [-1.0, -1.0, 0.0, 1.0]);
         assert!(both[4].is_nan());
         assert_eq!(
@@ -339,10 +284,7 @@ mod tests {
         );
         // min > max: everything becomes max, as PyTorch.
         assert_eq!(
-            x.clamp(Some(5.0), Some(4.0))
-                .unwrap()
-                .to_vec::<f32>()
-                .unwrap()[..4],
+            x.clamp(Some(5.0), Some(4.0)).unwrap().to_vec::<f32>().unwrap()[..4],
             [4.0; 4]
         );
         let e = x.clamp(None, None).unwrap_err().to_string();
@@ -363,26 +305,12 @@ mod tests {
             .backward()
             .unwrap();
         assert_eq!(v64(g.get(&x).unwrap()), vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
-        let g = x
-            .clamp(None, Some(0.5))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g = x.clamp(None, Some(0.5)).unwrap().sum_all().unwrap().backward().unwrap();
         assert_eq!(v64(g.get(&x).unwrap()), vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
         // Finite differences away from the bounds (random normals never land on ±0.5).
         let x = r(&[5, 6], 6);
-        gradcheck(
-            |t| t[0].clamp(Some(-0.5), Some(0.5)),
-            std::slice::from_ref(&x),
-        )
-        .unwrap();
-        gradcheck(
-            |t| t[0].clamp(Some(-0.5), None)?.mul(&t[0]),
-            std::slice::from_ref(&x),
-        )
-        .unwrap();
+        gradcheck(|t| t[0].clamp(Some(-0.5), Some(0.5)), std::slice::from_ref(&x)).unwrap();
+        gradcheck(|t| t[0].clamp(Some(-0.5), None)?.mul(&t[0]), std::slice::from_ref(&x)).unwrap();
         gradcheck(|t| t[0].clamp(None, Some(0.5)), &[x]).unwrap();
     }
 }

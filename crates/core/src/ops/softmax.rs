@@ -27,31 +27,17 @@ impl Tensor {
 
     /// `x - log(sum(exp(x)))` along `dim`, without forming `exp(x)` of large values.
     pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
-        self.along("log_softmax", dim, |z, d| {
-            z.sub(&z.exp()?.sum(&[d], true)?.log()?)
-        })
+        self.along("log_softmax", dim, |z, d| z.sub(&z.exp()?.sum(&[d], true)?.log()?))
     }
 
     /// Apply `f` to `self` minus its detached maximum along `dim`.
-    fn along(
-        &self,
-        op: &'static str,
-        dim: isize,
-        f: impl Fn(&Tensor, isize) -> Result<Tensor>,
-    ) -> Result<Tensor> {
+    fn along(&self, op: &'static str, dim: isize, f: impl Fn(&Tensor, isize) -> Result<Tensor>) -> Result<Tensor> {
         if self.rank() == 0 {
             // A 0-d tensor is one row of one element, as PyTorch treats it.
             if dim != 0 && dim != -1 {
-                return Err(Error::DimOutOfRange {
-                    op,
-                    dim,
-                    shape: vec![],
-                });
+                return Err(Error::DimOutOfRange { op, dim, shape: vec![] });
             }
-            return self
-                .reshape([1usize])?
-                .along(op, 0, f)?
-                .reshape([0usize; 0]);
+            return self.reshape([1usize])?.along(op, 0, f)?.reshape([0usize; 0]);
         }
         let d = normalize_dim(op, dim, self.shape())? as isize;
         if self.numel() == 0 {
@@ -116,30 +102,11 @@ mod tests {
             close(&[s0[j], s0[3 + j]], &[p, 1.0 - p], 1e-15);
         }
         // A 0-d tensor is a row of one; an empty tensor stays empty.
+        assert_eq!(Tensor::scalar(5.0f32).softmax(0).unwrap().item().unwrap(), 1.0);
+        assert_eq!(Tensor::scalar(5.0f32).log_softmax(-1).unwrap().item().unwrap(), 0.0);
+        assert_eq!(Tensor::zeros(&[2, 0], DType::F32).softmax(1).unwrap().shape(), &[2, 0]);
         assert_eq!(
-            Tensor::scalar(5.0f32).softmax(0).unwrap().item().unwrap(),
-            1.0
-        );
-        assert_eq!(
-            Tensor::scalar(5.0f32)
-                .log_softmax(-1)
-                .unwrap()
-                .item()
-                .unwrap(),
-            0.0
-        );
-        assert_eq!(
-            Tensor::zeros(&[2, 0], DType::F32)
-                .softmax(1)
-                .unwrap()
-                .shape(),
-            &[2, 0]
-        );
-        assert_eq!(
-            Tensor::zeros(&[0, 3], DType::F32)
-                .log_softmax(1)
-                .unwrap()
-                .shape(),
+            Tensor::zeros(&[0, 3], DType::F32).log_softmax(1).unwrap().shape(),
             &[0, 3]
         );
     }
@@ -198,10 +165,7 @@ mod tests {
         );
         close(
             &lv[..2],
-            &[
-                -(1.0 + (-1f64).exp()).ln(),
-                -1.0 - (1.0 + (-1f64).exp()).ln(),
-            ],
+            &[-(1.0 + (-1f64).exp()).ln(), -1.0 - (1.0 + (-1f64).exp()).ln()],
             1e-5,
         );
         // ln(e^0 + e^-1e4 + ...) is 0: the large gaps come through exactly, not as 0 or -inf.
@@ -261,12 +225,7 @@ mod tests {
                 } else {
                     x.t().unwrap()
                 };
-                let y = if log {
-                    xt.log_softmax(1)
-                } else {
-                    xt.softmax(1)
-                }
-                .unwrap();
+                let y = if log { xt.log_softmax(1) } else { xt.softmax(1) }.unwrap();
                 let g = y.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
                 (y.to_vec_f64(), g.get(&x).unwrap().to_vec_f64())
             };

@@ -120,7 +120,9 @@ mod tests {
 
     #[test]
     fn abs_kink_has_zero_gradient() {
-        let x = Tensor::from_vec(vec![0.0f64, -2.0], &[2]).unwrap().set_requires_grad(true);
+        let x = Tensor::from_vec(vec![0.0f64, -2.0], &[2])
+            .unwrap()
+            .set_requires_grad(true);
         let g = x.abs().unwrap().sum_all().unwrap().backward().unwrap();
         assert_eq!(g.get(&x).unwrap().to_vec::<f64>().unwrap(), vec![0.0, -1.0]);
     }

@@ -2,15 +2,10 @@ use super::*;
 use crate::loss::{cross_entropy, CrossEntropyOptions};
 use crate::optim::{clip_grad_norm, AdamW, AdamWOptions, Sgd, SgdOptions};
 use crate::safetensors_io::save_tensors;
-use crate::scheduler::{
-    CosineAnnealingLR, LrScheduler, ReduceLROnPlateau, ReduceLROnPlateauOptions,
-};
+use crate::scheduler::{CosineAnnealingLR, LrScheduler, ReduceLROnPlateau, ReduceLROnPlateauOptions};
 
 fn temp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "nabla-ckpt-{name}-{}.safetensors",
-        std::process::id()
-    ))
+    std::env::temp_dir().join(format!("nabla-ckpt-{name}-{}.safetensors", std::process::id()))
 }
 
 /// A tiny classifier `x·W + b` trained with AdamW, a cosine schedule, clipping, random
@@ -53,10 +48,7 @@ impl Run {
     }
 
     fn named(&self) -> Vec<(String, Tensor)> {
-        vec![
-            ("weight".into(), self.w.clone()),
-            ("bias".into(), self.b.clone()),
-        ]
+        vec![("weight".into(), self.w.clone()), ("bias".into(), self.b.clone())]
     }
 
     fn train(&mut self, steps: usize, (x, y): &(Tensor, Vec<usize>)) {
@@ -70,10 +62,7 @@ impl Run {
                 label_smoothing: 0.1,
                 ..Default::default()
             };
-            let mut grads = cross_entropy(&logits, &labels, &o)
-                .unwrap()
-                .backward()
-                .unwrap();
+            let mut grads = cross_entropy(&logits, &labels, &o).unwrap().backward().unwrap();
             clip_grad_norm(&mut grads, &[self.w.clone(), self.b.clone()], 0.5).unwrap();
             self.opt.step(&grads).unwrap();
             self.sched.step(&mut self.opt).unwrap();
@@ -125,16 +114,10 @@ fn resumed_training_is_bitwise_the_uninterrupted_run() {
     assert_eq!(resumed.bits(), straight.bits());
     assert_eq!(resumed.opt.lrs(), straight.opt.lrs());
     assert_eq!(resumed.sched.last_epoch(), straight.sched.last_epoch());
-    let (a, b) = (
-        resumed.opt.state_dict().unwrap(),
-        straight.opt.state_dict().unwrap(),
-    );
+    let (a, b) = (resumed.opt.state_dict().unwrap(), straight.opt.state_dict().unwrap());
     assert_eq!(a.scalars, b.scalars);
     for ((na, ta), (nb, tb)) in a.tensors.iter().zip(&b.tensors) {
-        assert_eq!(
-            (na, ta.to_vec::<f32>().unwrap()),
-            (nb, tb.to_vec::<f32>().unwrap())
-        );
+        assert_eq!((na, ta.to_vec::<f32>().unwrap()), (nb, tb.to_vec::<f32>().unwrap()));
     }
     // Every piece matters: without the generator's state the run goes elsewhere.
     assert_ne!(resume(false).bits(), straight.bits());
@@ -152,10 +135,9 @@ fn every_field_round_trips_exactly() {
         ..Default::default()
     };
     ck.optimizer.scalars.insert("group.0.lr".into(), 0.1 + 0.2);
-    ck.optimizer.tensors.push((
-        "state.0.exp_avg".into(),
-        Tensor::from_slice(&[1e-40f32], &[1]).unwrap(),
-    ));
+    ck.optimizer
+        .tensors
+        .push(("state.0.exp_avg".into(), Tensor::from_slice(&[1e-40f32], &[1]).unwrap()));
     let opt = Sgd::new(
         vec![Tensor::zeros(&[1], DType::F32).set_requires_grad(true)],
         SgdOptions::default(),
@@ -174,22 +156,12 @@ fn every_field_round_trips_exactly() {
         (back.epoch, back.step, back.rng, &back.extra),
         (3, ck.step, ck.rng, &ck.extra)
     );
-    let bits = |m: &BTreeMap<String, f64>| {
-        m.iter()
-            .map(|(k, v)| (k.clone(), v.to_bits()))
-            .collect::<Vec<_>>()
-    };
+    let bits = |m: &BTreeMap<String, f64>| m.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect::<Vec<_>>();
     assert_eq!(bits(&back.scheduler), bits(&ck.scheduler));
     assert_eq!(bits(&back.optimizer.scalars), bits(&ck.optimizer.scalars));
-    assert_eq!(
-        back.model[0].1.to_vec::<f64>().unwrap(),
-        vec![0.1, -3.5e-300, 7.0]
-    );
+    assert_eq!(back.model[0].1.to_vec::<f64>().unwrap(), vec![0.1, -3.5e-300, 7.0]);
     assert_eq!(back.model[1].1.shape(), &[] as &[usize]);
-    assert_eq!(
-        back.optimizer.tensors[0].1.to_vec::<f32>().unwrap(),
-        vec![1e-40]
-    );
+    assert_eq!(back.optimizer.tensors[0].1.to_vec::<f32>().unwrap(), vec![1e-40]);
 }
 
 #[test]
@@ -201,18 +173,12 @@ fn a_diverged_model_never_replaces_a_good_checkpoint() {
     };
     good.save(&path).unwrap();
     let nan = Checkpoint {
-        model: vec![(
-            "w".into(),
-            Tensor::from_slice(&[0.0f32, f32::NAN], &[2]).unwrap(),
-        )],
+        model: vec![("w".into(), Tensor::from_slice(&[0.0f32, f32::NAN], &[2]).unwrap())],
         step: 9,
         ..Default::default()
     };
     let e = nan.save(&path).unwrap_err().to_string();
-    assert!(
-        e.contains("model tensor w") && e.contains("element 1"),
-        "{e}"
-    );
+    assert!(e.contains("model tensor w") && e.contains("element 1"), "{e}");
     let back = Checkpoint::load(&path).unwrap();
     assert_eq!((back.step, back.model[0].1.item().unwrap()), (0, 1.0));
     std::fs::remove_file(&path).ok();
@@ -222,12 +188,7 @@ fn a_diverged_model_never_replaces_a_good_checkpoint() {
 fn foreign_or_damaged_files_are_refused() {
     let path = temp("foreign");
     let t = vec![("model.w".to_string(), Tensor::scalar(1.0f32))];
-    let meta = |pairs: &[(&str, &str)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
+    let meta = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     save_tensors(&path, &t, &meta(&[])).unwrap();
     assert!(Checkpoint::load(&path)
         .unwrap_err()
@@ -247,12 +208,7 @@ fn foreign_or_damaged_files_are_refused() {
         let e = Checkpoint::load(&path).unwrap_err().to_string();
         assert!(e.contains(want), "{e}");
     }
-    save_tensors(
-        &path,
-        &[("weights".to_string(), Tensor::scalar(1.0f32))],
-        &meta(&base),
-    )
-    .unwrap();
+    save_tensors(&path, &[("weights".to_string(), Tensor::scalar(1.0f32))], &meta(&base)).unwrap();
     assert!(Checkpoint::load(&path)
         .unwrap_err()
         .to_string()
@@ -276,19 +232,10 @@ fn restore_model_checks_everything_before_writing() {
         .to_string();
     assert!(e.contains("b: checkpoint has [2]"), "{e}");
     assert_eq!(a.item().unwrap(), 5.0, "nothing written");
-    let e = ck
-        .restore_model(&[("a".into(), a.clone())])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("b: in the checkpoint but not in the model"),
-        "{e}"
-    );
+    let e = ck.restore_model(&[("a".into(), a.clone())]).unwrap_err().to_string();
+    assert!(e.contains("b: in the checkpoint but not in the model"), "{e}");
     let b2 = Tensor::zeros(&[2], DType::F32);
     ck.restore_model(&[("a".into(), a.clone()), ("b".into(), b2.clone())])
         .unwrap();
-    assert_eq!(
-        (a.item().unwrap(), b2.to_vec::<f32>().unwrap()),
-        (1.0, vec![1.0, 1.0])
-    );
+    assert_eq!((a.item().unwrap(), b2.to_vec::<f32>().unwrap()), (1.0, vec![1.0, 1.0]));
 }

@@ -19,20 +19,14 @@ fn regression_losses_by_hand() {
         mse_loss(&x, &y, Reduction::Mean).unwrap().item().unwrap(),
         (1.0 + 4.0 + 0.25 + 3.24) / 4.0,
     );
-    near(
-        l1_loss(&x, &y, Reduction::Sum).unwrap().item().unwrap(),
-        5.3,
-    );
+    near(l1_loss(&x, &y, Reduction::Sum).unwrap().item().unwrap(), 5.3);
     let s = smooth_l1_loss(&x, &y, 1.5, Reduction::None)
         .unwrap()
         .to_vec::<f64>()
         .unwrap();
     let want = [0.5 / 1.5, 2.0 - 0.75, 0.125 / 1.5, 1.8 - 0.75];
     s.iter().zip(want).for_each(|(a, b)| near(*a, b));
-    let s0 = smooth_l1_loss(&x, &y, 0.0, Reduction::Mean)
-        .unwrap()
-        .item()
-        .unwrap();
+    let s0 = smooth_l1_loss(&x, &y, 0.0, Reduction::Mean).unwrap().item().unwrap();
     near(s0, 5.3 / 4.0);
     assert_eq!(mse_loss(&x, &y, Reduction::None).unwrap().shape(), &[2, 2]);
 }
@@ -42,23 +36,15 @@ fn cross_entropy_by_hand_with_smoothing_and_ignore() {
     let x = [1.0, 2.0, 0.5, -1.0, 0.0, 3.0];
     let logits = t64(&x, &[2, 3]);
     let lse = |r: &[f64]| r.iter().map(|v| v.exp()).sum::<f64>().ln();
-    let logp: Vec<f64> = (0..6)
-        .map(|i| x[i] - lse(&x[i / 3 * 3..i / 3 * 3 + 3]))
-        .collect();
+    let logp: Vec<f64> = (0..6).map(|i| x[i] - lse(&x[i / 3 * 3..i / 3 * 3 + 3])).collect();
     let nll = [-logp[1], -logp[5]];
-    let smooth = [
-        -(logp[0] + logp[1] + logp[2]),
-        -(logp[3] + logp[4] + logp[5]),
-    ];
+    let smooth = [-(logp[0] + logp[1] + logp[2]), -(logp[3] + logp[4] + logp[5])];
     let o = CrossEntropyOptions {
         label_smoothing: 0.3,
         ..Default::default()
     };
     let got = cross_entropy(&logits, &[1, 2], &o).unwrap().item().unwrap();
-    near(
-        got,
-        (0..2).map(|i| 0.7 * nll[i] + 0.1 * smooth[i]).sum::<f64>() / 2.0,
-    );
+    near(got, (0..2).map(|i| 0.7 * nll[i] + 0.1 * smooth[i]).sum::<f64>() / 2.0);
     // Ignoring sample 1's class: the mean is over the one sample left.
     let o = CrossEntropyOptions {
         label_smoothing: 0.3,
@@ -74,10 +60,7 @@ fn cross_entropy_by_hand_with_smoothing_and_ignore() {
         ignore_index: Some(2),
         ..Default::default()
     };
-    let per = cross_entropy(&logits, &[1, 2], &none)
-        .unwrap()
-        .to_vec::<f64>()
-        .unwrap();
+    let per = cross_entropy(&logits, &[1, 2], &none).unwrap().to_vec::<f64>().unwrap();
     near(per[0], nll[0]);
     assert_eq!(per[1], 0.0);
     // All ignored: NaN, as PyTorch's 0/0.
@@ -156,10 +139,7 @@ fn logistic_gradient_at_zero_is_sigmoid_minus_target() {
         .unwrap()
         .backward()
         .unwrap();
-    assert_eq!(
-        g.get(&x).unwrap().to_vec::<f64>().unwrap(),
-        vec![-0.5, 0.25]
-    );
+    assert_eq!(g.get(&x).unwrap().to_vec::<f64>().unwrap(), vec![-0.5, 0.25]);
 }
 
 #[test]
@@ -168,16 +148,8 @@ fn gradchecks() {
     let a = Tensor::randn(&[3, 4], DType::F64, &mut g);
     let b = Tensor::randn(&[3, 4], DType::F64, &mut g);
     for r in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-        gradcheck(
-            |t| Ok(mse_loss(&t[0], &t[1], r).unwrap()),
-            &[a.clone(), b.clone()],
-        )
-        .unwrap();
-        gradcheck(
-            |t| Ok(l1_loss(&t[0], &t[1], r).unwrap()),
-            &[a.clone(), b.clone()],
-        )
-        .unwrap();
+        gradcheck(|t| Ok(mse_loss(&t[0], &t[1], r).unwrap()), &[a.clone(), b.clone()]).unwrap();
+        gradcheck(|t| Ok(l1_loss(&t[0], &t[1], r).unwrap()), &[a.clone(), b.clone()]).unwrap();
         gradcheck(
             |t| Ok(smooth_l1_loss(&t[0], &t[1], 0.7, r).unwrap()),
             &[a.clone(), b.clone()],
@@ -200,29 +172,15 @@ fn gradchecks() {
             label_smoothing: 0.1,
             ignore_index: None,
         };
-        gradcheck(
-            |t| Ok(cross_entropy(&t[0], &t[1], &o).unwrap()),
-            &[a.clone(), probs],
-        )
-        .unwrap();
+        gradcheck(|t| Ok(cross_entropy(&t[0], &t[1], &o).unwrap()), &[a.clone(), probs]).unwrap();
         gradcheck(
             |t| Ok(nll_loss(&t[0], &[2, 2, 0], r, None).unwrap()),
             std::slice::from_ref(&a),
         )
         .unwrap();
-        let p = a
-            .sigmoid()
-            .unwrap()
-            .mul_scalar(0.9)
-            .unwrap()
-            .add_scalar(0.05)
-            .unwrap();
+        let p = a.sigmoid().unwrap().mul_scalar(0.9).unwrap().add_scalar(0.05).unwrap();
         let y = b.sigmoid().unwrap();
-        gradcheck(
-            |t| Ok(binary_cross_entropy(&t[0], &t[1], r).unwrap()),
-            &[p, y.clone()],
-        )
-        .unwrap();
+        gradcheck(|t| Ok(binary_cross_entropy(&t[0], &t[1], r).unwrap()), &[p, y.clone()]).unwrap();
         gradcheck(
             |t| Ok(binary_cross_entropy_with_logits(&t[0], &t[1], r).unwrap()),
             &[a.clone(), y],
@@ -234,9 +192,7 @@ fn gradchecks() {
 #[test]
 fn huge_logits_stay_finite() {
     let v = [1e4f32, -1e4, 0.0, 5e3, -1e4, 1e4];
-    let x = Tensor::from_slice(&v, &[2, 3])
-        .unwrap()
-        .set_requires_grad(true);
+    let x = Tensor::from_slice(&v, &[2, 3]).unwrap().set_requires_grad(true);
     let finite = |t: &Tensor| t.to_vec_f32().iter().all(|v| v.is_finite());
     let o = CrossEntropyOptions {
         label_smoothing: 0.1,
@@ -274,14 +230,10 @@ fn bad_targets_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("cross_entropy")
-            && e.contains("target 3 at position 1")
-            && e.contains("3 classes"),
+        e.contains("cross_entropy") && e.contains("target 3 at position 1") && e.contains("3 classes"),
         "{e}"
     );
-    let e = nll_loss(&x, &[0, 1, 2], Reduction::Mean, None)
-        .unwrap_err()
-        .to_string();
+    let e = nll_loss(&x, &[0, 1, 2], Reduction::Mean, None).unwrap_err().to_string();
     assert!(
         e.contains("nll_loss") && e.contains("3 class indices for 2 samples"),
         "{e}"
@@ -309,10 +261,5 @@ fn bad_targets_are_clear_errors() {
         .to_string();
     assert!(e.contains("[0, 1]") && e.contains("1.5"), "{e}");
     assert!(smooth_l1_loss(&x, &x, -1.0, Reduction::Mean).is_err());
-    assert!(cross_entropy(
-        &Tensor::scalar(1.0f32),
-        &[0],
-        &CrossEntropyOptions::default()
-    )
-    .is_err());
+    assert!(cross_entropy(&Tensor::scalar(1.0f32), &[0], &CrossEntropyOptions::default()).is_err());
 }

@@ -6,9 +6,7 @@
 //! p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
 //! [`AdamW`](super::AdamW) runs the same update with the decay decoupled: p ← p(1 − lr·λ) first.
 
-use super::{
-    for_each_param, lerp, with_slices, OptimizerState, ParamGroup, ParamGroups, StateStore,
-};
+use super::{for_each_param, lerp, with_slices, OptimizerState, ParamGroup, ParamGroups, StateStore};
 use super::{GroupSettings, Optimizer, ParamState};
 use crate::{Error, Result};
 use nabla_core::{DType, Element, Gradients, Tensor};
@@ -64,18 +62,11 @@ impl Adam {
     }
 
     /// Adam with L2 decay (`decoupled` false) or AdamW's decoupled decay.
-    pub(crate) fn build(
-        op: &'static str,
-        groups: Vec<ParamGroup>,
-        opts: AdamOptions,
-        decoupled: bool,
-    ) -> Result<Self> {
+    pub(crate) fn build(op: &'static str, groups: Vec<ParamGroup>, opts: AdamOptions, decoupled: bool) -> Result<Self> {
         let (b1, b2) = opts.betas;
         for (what, b) in [("beta1", b1), ("beta2", b2)] {
             if !(0.0..1.0).contains(&b) {
-                return Err(Error::Config(format!(
-                    "{op}: invalid {what} {b} (must be in [0, 1))"
-                )));
+                return Err(Error::Config(format!("{op}: invalid {what} {b} (must be in [0, 1))")));
             }
         }
         if !(opts.eps >= 0.0 && opts.eps.is_finite()) {
@@ -112,15 +103,10 @@ fn update<T: Element>(
     // Scalars are formed in f64 and rounded once, as PyTorch passes Python floats to its kernels.
     let step_size = T::from_f64(s.lr / (1.0 - b1.powf(t)));
     let bc2_sqrt = T::from_f64((1.0 - b2.powf(t)).sqrt());
-    let (w1, tb2, w2) = (
-        T::from_f64(1.0 - b1),
-        T::from_f64(b2),
-        T::from_f64(1.0 - b2),
-    );
+    let (w1, tb2, w2) = (T::from_f64(1.0 - b1), T::from_f64(b2), T::from_f64(1.0 - b2));
     let eps = T::from_f64(o.eps);
     let l2 = (!decoupled && s.weight_decay != 0.0).then(|| T::from_f64(s.weight_decay));
-    let shrink =
-        (decoupled && s.weight_decay != 0.0).then(|| T::from_f64(1.0 - s.lr * s.weight_decay));
+    let shrink = (decoupled && s.weight_decay != 0.0).then(|| T::from_f64(1.0 - s.lr * s.weight_decay));
     let sign = if o.maximize { -T::ONE } else { T::ONE };
     let mut result = Ok(());
     with_slices::<T>(p, g, st, |p, g, bufs| {
@@ -161,11 +147,9 @@ fn update<T: Element>(
 /// One Adam or AdamW step over every parameter with a gradient.
 pub(crate) fn step(a: &mut Adam, grads: &Gradients) -> Result<()> {
     let (o, dec) = (a.opts, a.decoupled);
-    for_each_param(&a.groups, &mut a.state, grads, |p, g, st, s| {
-        match p.dtype() {
-            DType::F32 => update::<f32>(&o, dec, s, p, g, st),
-            DType::F64 => update::<f64>(&o, dec, s, p, g, st),
-        }
+    for_each_param(&a.groups, &mut a.state, grads, |p, g, st, s| match p.dtype() {
+        DType::F32 => update::<f32>(&o, dec, s, p, g, st),
+        DType::F64 => update::<f64>(&o, dec, s, p, g, st),
     })
 }
 

@@ -102,12 +102,7 @@ fn check_rate(op: &'static str, what: &str, v: f64) -> Result<()> {
 
 impl ParamGroups {
     /// Resolve the groups against the optimizer's defaults and check them.
-    pub(crate) fn new(
-        op: &'static str,
-        groups: Vec<ParamGroup>,
-        lr: f64,
-        weight_decay: f64,
-    ) -> Result<Self> {
+    pub(crate) fn new(op: &'static str, groups: Vec<ParamGroup>, lr: f64, weight_decay: f64) -> Result<Self> {
         check_rate(op, "learning rate", lr)?;
         check_rate(op, "weight_decay", weight_decay)?;
         let mut out: Vec<Group> = Vec::with_capacity(groups.len());
@@ -175,10 +170,7 @@ impl ParamGroups {
 
     /// Every parameter, group by group.
     pub fn all_params(&self) -> Vec<Tensor> {
-        self.groups
-            .iter()
-            .flat_map(|g| g.params.iter().cloned())
-            .collect()
+        self.groups.iter().flat_map(|g| g.params.iter().cloned()).collect()
     }
 
     /// The learning rate of `group`.
@@ -226,15 +218,12 @@ impl ParamGroups {
         let mut out = Vec::with_capacity(self.groups.len());
         for (g, grp) in self.groups.iter().enumerate() {
             let get = |k: &str| {
-                scalars
-                    .get(&format!("group.{g}.{k}"))
-                    .copied()
-                    .ok_or_else(|| {
-                        Error::State(format!(
-                            "{op} state: group.{g}.{k} is missing (the optimizer has {} groups)",
-                            self.groups.len()
-                        ))
-                    })
+                scalars.get(&format!("group.{g}.{k}")).copied().ok_or_else(|| {
+                    Error::State(format!(
+                        "{op} state: group.{g}.{k} is missing (the optimizer has {} groups)",
+                        self.groups.len()
+                    ))
+                })
             };
             let n = get("params")?;
             if n != grp.params.len() as f64 {
@@ -381,8 +370,7 @@ impl StateStore {
                 }
                 continue;
             }
-            let i = parse_state_key(key, "step")
-                .ok_or_else(|| bad(format!("unexpected scalar {key}")))?;
+            let i = parse_state_key(key, "step").ok_or_else(|| bad(format!("unexpected scalar {key}")))?;
             let p = params
                 .get(i)
                 .ok_or_else(|| bad(format!("{key}: there are only {} parameters", params.len())))?;
@@ -391,9 +379,7 @@ impl StateStore {
             }
             slots[i] = Some(ParamState {
                 step: v as u64,
-                bufs: (0..self.names.len())
-                    .map(|_| zeros_buffer(p.dtype(), 0))
-                    .collect(),
+                bufs: (0..self.names.len()).map(|_| zeros_buffer(p.dtype(), 0)).collect(),
             });
         }
         let mut filled = vec![vec![false; self.names.len()]; params.len()];
@@ -403,12 +389,7 @@ impl StateStore {
                 .iter()
                 .enumerate()
                 .find_map(|(b, name)| parse_state_key(key, name).map(|i| (i, b)))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "unexpected tensor {key} (buffers are {:?})",
-                        self.names
-                    ))
-                })?;
+                .ok_or_else(|| bad(format!("unexpected tensor {key} (buffers are {:?})", self.names)))?;
             let p = params
                 .get(i)
                 .ok_or_else(|| bad(format!("{key}: there are only {} parameters", params.len())))?;
@@ -494,19 +475,14 @@ pub(crate) fn for_each_param(
                 )));
             }
             let st = store.slot(idx, p);
-            if st
-                .bufs
-                .iter()
-                .any(|b| b.len() != p.numel() || b.dtype() != p.dtype())
-            {
+            if st.bufs.iter().any(|b| b.len() != p.numel() || b.dtype() != p.dtype()) {
                 return Err(Error::State(format!(
                     "{op}: the state of parameter {j} of group {g} does not fit its shape {:?}",
                     p.shape()
                 )));
             }
             st.step += 1;
-            update(p, grad, st, s)
-                .map_err(|e| e.context(format!("{op} (group {g}, parameter {j})")))?;
+            update(p, grad, st, s).map_err(|e| e.context(format!("{op} (group {g}, parameter {j})")))?;
         }
     }
     Ok(())
@@ -526,12 +502,8 @@ pub(crate) fn with_slices<T: Element>(
         .iter_mut()
         .map(|b| {
             let dtype = b.dtype();
-            T::slice_mut(b).ok_or_else(|| {
-                Error::State(format!(
-                    "optimizer buffer is {dtype:?}, parameter is {:?}",
-                    T::DTYPE
-                ))
-            })
+            T::slice_mut(b)
+                .ok_or_else(|| Error::State(format!("optimizer buffer is {dtype:?}, parameter is {:?}", T::DTYPE)))
         })
         .collect::<Result<Vec<&mut [T]>>>()?;
     param.update::<T>(|p| f(p, &g, &mut bufs))?;
@@ -556,9 +528,7 @@ pub(crate) fn lerp<T: Element>(a: T, b: T, w: T) -> T {
 /// left unscaled, so the caller can see it and stop.
 pub fn clip_grad_norm(grads: &mut Gradients, params: &[Tensor], max_norm: f64) -> Result<f64> {
     if max_norm.is_nan() || max_norm < 0.0 {
-        return Err(Error::Config(format!(
-            "clip_grad_norm: invalid max_norm {max_norm}"
-        )));
+        return Err(Error::Config(format!("clip_grad_norm: invalid max_norm {max_norm}")));
     }
     let mut sq = 0.0f64;
     for p in params {
@@ -576,15 +546,9 @@ pub fn clip_grad_norm(grads: &mut Gradients, params: &[Tensor], max_norm: f64) -
             let scaled = match g.dtype() {
                 DType::F32 => {
                     let c = coef as f32;
-                    Tensor::from_vec(
-                        g.to_vec::<f32>()?.into_iter().map(|v| v * c).collect(),
-                        g.shape(),
-                    )?
+                    Tensor::from_vec(g.to_vec::<f32>()?.into_iter().map(|v| v * c).collect(), g.shape())?
                 }
-                DType::F64 => Tensor::from_vec(
-                    g.to_vec::<f64>()?.into_iter().map(|v| v * coef).collect(),
-                    g.shape(),
-                )?,
+                DType::F64 => Tensor::from_vec(g.to_vec::<f64>()?.into_iter().map(|v| v * coef).collect(), g.shape())?,
             };
             grads.insert(p, scaled);
         }

@@ -4,9 +4,7 @@
 //! g ← g + λp; s ← αs + (1 − α)g²; centered: ḡ ← lerp(ḡ, g, 1 − α), a ← √(s − ḡ²) + ε,
 //! else a ← √s + ε; with momentum μ: b ← μb + g/a, p ← p − lr·b; else p ← p − lr·g/a.
 
-use super::{
-    for_each_param, lerp, with_slices, OptimizerState, ParamGroup, ParamGroups, StateStore,
-};
+use super::{for_each_param, lerp, with_slices, OptimizerState, ParamGroup, ParamGroups, StateStore};
 use super::{GroupSettings, Optimizer, ParamState};
 use crate::{Error, Result};
 use nabla_core::{DType, Element, Gradients, Tensor};
@@ -61,11 +59,7 @@ impl RMSprop {
     /// RMSprop over several groups; a group's own lr and weight decay override `opts`'.
     pub fn with_groups(groups: Vec<ParamGroup>, opts: RMSpropOptions) -> Result<Self> {
         const OP: &str = "RMSprop";
-        for (what, v) in [
-            ("alpha", opts.alpha),
-            ("eps", opts.eps),
-            ("momentum", opts.momentum),
-        ] {
+        for (what, v) in [("alpha", opts.alpha), ("eps", opts.eps), ("momentum", opts.momentum)] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::Config(format!(
                     "{OP}: invalid {what} {v} (must be finite and ≥ 0)"
@@ -92,13 +86,7 @@ impl RMSprop {
     }
 }
 
-fn update<T: Element>(
-    o: &RMSpropOptions,
-    s: GroupSettings,
-    p: &Tensor,
-    g: &Tensor,
-    st: &mut ParamState,
-) -> Result<()> {
+fn update<T: Element>(o: &RMSpropOptions, s: GroupSettings, p: &Tensor, g: &Tensor, st: &mut ParamState) -> Result<()> {
     let neg_lr = T::from_f64(-s.lr);
     let wd = (s.weight_decay != 0.0).then(|| T::from_f64(s.weight_decay));
     let (alpha, w) = (T::from_f64(o.alpha), T::from_f64(1.0 - o.alpha));
@@ -148,15 +136,10 @@ fn update<T: Element>(
 impl Optimizer for RMSprop {
     fn step(&mut self, grads: &Gradients) -> Result<()> {
         let o = self.opts;
-        for_each_param(
-            &self.groups,
-            &mut self.state,
-            grads,
-            |p, g, st, s| match p.dtype() {
-                DType::F32 => update::<f32>(&o, s, p, g, st),
-                DType::F64 => update::<f64>(&o, s, p, g, st),
-            },
-        )
+        for_each_param(&self.groups, &mut self.state, grads, |p, g, st, s| match p.dtype() {
+            DType::F32 => update::<f32>(&o, s, p, g, st),
+            DType::F64 => update::<f64>(&o, s, p, g, st),
+        })
     }
 
     fn param_groups(&self) -> &ParamGroups {

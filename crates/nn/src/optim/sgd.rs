@@ -57,16 +57,10 @@ impl Sgd {
     pub fn with_groups(groups: Vec<ParamGroup>, opts: SgdOptions) -> Result<Self> {
         const OP: &str = "SGD";
         if !(opts.momentum >= 0.0 && opts.momentum.is_finite()) {
-            return Err(Error::Config(format!(
-                "{OP}: invalid momentum {}",
-                opts.momentum
-            )));
+            return Err(Error::Config(format!("{OP}: invalid momentum {}", opts.momentum)));
         }
         if !opts.dampening.is_finite() {
-            return Err(Error::Config(format!(
-                "{OP}: invalid dampening {}",
-                opts.dampening
-            )));
+            return Err(Error::Config(format!("{OP}: invalid dampening {}", opts.dampening)));
         }
         if opts.nesterov && (opts.momentum <= 0.0 || opts.dampening != 0.0) {
             return Err(Error::Config(format!(
@@ -92,13 +86,7 @@ impl Sgd {
     }
 }
 
-fn update<T: Element>(
-    o: &SgdOptions,
-    s: GroupSettings,
-    p: &Tensor,
-    g: &Tensor,
-    st: &mut ParamState,
-) -> Result<()> {
+fn update<T: Element>(o: &SgdOptions, s: GroupSettings, p: &Tensor, g: &Tensor, st: &mut ParamState) -> Result<()> {
     let first = st.step == 1;
     let neg_lr = T::from_f64(-s.lr);
     let wd = T::from_f64(s.weight_decay);
@@ -132,15 +120,10 @@ fn update<T: Element>(
 impl Optimizer for Sgd {
     fn step(&mut self, grads: &Gradients) -> Result<()> {
         let o = self.opts;
-        for_each_param(
-            &self.groups,
-            &mut self.state,
-            grads,
-            |p, g, st, s| match p.dtype() {
-                DType::F32 => update::<f32>(&o, s, p, g, st),
-                DType::F64 => update::<f64>(&o, s, p, g, st),
-            },
-        )
+        for_each_param(&self.groups, &mut self.state, grads, |p, g, st, s| match p.dtype() {
+            DType::F32 => update::<f32>(&o, s, p, g, st),
+            DType::F64 => update::<f64>(&o, s, p, g, st),
+        })
     }
 
     fn param_groups(&self) -> &ParamGroups {

@@ -2,9 +2,7 @@ use super::*;
 use nabla_core::Generator;
 
 fn leaf(v: &[f32]) -> Tensor {
-    Tensor::from_slice(v, &[v.len()])
-        .unwrap()
-        .set_requires_grad(true)
+    Tensor::from_slice(v, &[v.len()]).unwrap().set_requires_grad(true)
 }
 
 /// A gradient store holding `g` for `p`.
@@ -19,10 +17,7 @@ fn grads_for(pairs: &[(&Tensor, &[f32])]) -> Gradients {
 fn close(a: &[f32], b: &[f64]) {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
-        assert!(
-            (*x as f64 - y).abs() <= 1e-6 + 1e-5 * y.abs(),
-            "{a:?} vs {b:?}"
-        );
+        assert!((*x as f64 - y).abs() <= 1e-6 + 1e-5 * y.abs(), "{a:?} vs {b:?}");
     }
 }
 
@@ -44,10 +39,7 @@ fn sgd_momentum_by_hand() {
     opt.step(&grads_for(&[(&p, &[1.0, 1.0])])).unwrap();
     let (d0, d1) = (1.0 + 0.094, 1.0 - 0.198);
     let (b0, b1) = (0.9 * 0.6 + 0.5 * d0, 0.9 * -0.2 + 0.5 * d1);
-    close(
-        &p.to_vec::<f32>().unwrap(),
-        &[0.94 - 0.1 * b0, -1.98 - 0.1 * b1],
-    );
+    close(&p.to_vec::<f32>().unwrap(), &[0.94 - 0.1 * b0, -1.98 - 0.1 * b1]);
 }
 
 #[test]
@@ -115,9 +107,7 @@ fn adamw_decays_before_the_update_and_amsgrad_keeps_the_max() {
     opt.step(&grads_for(&[(&p, &[0.0])])).unwrap();
     // A zero gradient leaves only the decay: 2·(1 − 0.05).
     close(&p.to_vec::<f32>().unwrap(), &[1.9]);
-    let q = Tensor::from_slice(&[0.0f64], &[1])
-        .unwrap()
-        .set_requires_grad(true);
+    let q = Tensor::from_slice(&[0.0f64], &[1]).unwrap().set_requires_grad(true);
     let mut ams = Adam::new(
         vec![q.clone()],
         AdamOptions {
@@ -153,9 +143,7 @@ fn adamw_decays_before_the_update_and_amsgrad_keeps_the_max() {
 
 #[test]
 fn rmsprop_centered_momentum_by_hand() {
-    let p = Tensor::from_slice(&[1.0f64], &[1])
-        .unwrap()
-        .set_requires_grad(true);
+    let p = Tensor::from_slice(&[1.0f64], &[1]).unwrap().set_requires_grad(true);
     let o = RMSpropOptions {
         lr: 0.1,
         alpha: 0.5,
@@ -181,9 +169,7 @@ fn groups_have_their_own_lr_and_missing_grads_are_skipped() {
     let (a, b, c) = (leaf(&[1.0]), leaf(&[1.0]), leaf(&[1.0]));
     let groups = vec![
         ParamGroup::new(vec![a.clone(), c.clone()]),
-        ParamGroup::new(vec![b.clone()])
-            .with_lr(1.0)
-            .with_weight_decay(1.0),
+        ParamGroup::new(vec![b.clone()]).with_lr(1.0).with_weight_decay(1.0),
     ];
     let mut opt = Sgd::with_groups(
         groups,
@@ -314,14 +300,8 @@ fn state_round_trip_resumes_bitwise() {
         let mut c = make(second.clone());
         c.load_state_dict(&saved).unwrap();
         run_steps(c.as_mut(), &second, &mut gen, 4);
-        assert_eq!(
-            straight.to_vec::<f32>().unwrap(),
-            second.to_vec::<f32>().unwrap()
-        );
-        assert_eq!(
-            a.state_dict().unwrap().scalars,
-            c.state_dict().unwrap().scalars
-        );
+        assert_eq!(straight.to_vec::<f32>().unwrap(), second.to_vec::<f32>().unwrap());
+        assert_eq!(a.state_dict().unwrap().scalars, c.state_dict().unwrap().scalars);
     }
 }
 
@@ -368,10 +348,7 @@ fn load_rejects_state_that_does_not_fit() {
     extra.scalars.insert("group.1.lr".into(), 0.1);
     assert!(opt.load_state_dict(&extra).is_err());
     let mut sgd = Sgd::new(vec![p.clone()], SgdOptions::default()).unwrap();
-    assert!(
-        sgd.load_state_dict(&good).is_err(),
-        "Adam buffers are not SGD state"
-    );
+    assert!(sgd.load_state_dict(&good).is_err(), "Adam buffers are not SGD state");
     opt.load_state_dict(&good).unwrap();
 }
 
@@ -383,10 +360,7 @@ fn clip_grad_norm_scales_to_max_norm() {
     assert_eq!(n, 5.0);
     let c = 1.0 / (5.0 + 1e-6);
     close(&gs.get(&a).unwrap().to_vec::<f32>().unwrap(), &[3.0 * c]);
-    close(
-        &gs.get(&b).unwrap().to_vec::<f32>().unwrap(),
-        &[0.0, 4.0 * c],
-    );
+    close(&gs.get(&b).unwrap().to_vec::<f32>().unwrap(), &[0.0, 4.0 * c]);
     // Below the limit nothing changes.
     let n = clip_grad_norm(&mut gs, &[a.clone(), b.clone()], 10.0).unwrap();
     assert!((n - 1.0).abs() < 1e-6);

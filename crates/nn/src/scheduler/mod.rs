@@ -48,9 +48,7 @@ pub trait LrScheduler {
     /// Move to the next epoch and set the optimizer's learning rates for it.
     fn step(&mut self, opt: &mut dyn Optimizer) -> Result<()> {
         let epoch = self.progress().last_epoch + 1;
-        let lrs = self
-            .progress()
-            .next_lrs(opt, |b, l| self.next_lr(epoch, b, l))?;
+        let lrs = self.progress().next_lrs(opt, |b, l| self.next_lr(epoch, b, l))?;
         self.progress_mut().commit(opt, epoch, lrs)
     }
     /// The epoch reached: 0 right after construction, +1 per `step()`.
@@ -118,11 +116,7 @@ impl Progress {
 
     /// Set the new rates on the optimizer and move to `epoch`.
     fn commit(&mut self, opt: &mut dyn Optimizer, epoch: i64, lrs: Vec<f64>) -> Result<()> {
-        if let Some((g, lr)) = lrs
-            .iter()
-            .enumerate()
-            .find(|(_, lr)| !(lr.is_finite() && **lr >= 0.0))
-        {
+        if let Some((g, lr)) = lrs.iter().enumerate().find(|(_, lr)| !(lr.is_finite() && **lr >= 0.0)) {
             return Err(Error::Config(format!(
                 "{}: epoch {epoch}: group {g} would get the invalid rate {lr}",
                 self.op
@@ -185,9 +179,7 @@ fn get(op: &str, state: &BTreeMap<String, f64>, key: &str) -> Result<f64> {
 fn get_int(op: &str, state: &BTreeMap<String, f64>, key: &str) -> Result<i64> {
     let v = get(op, state, key)?;
     if v.fract() != 0.0 || v.abs() >= 2f64.powi(53) {
-        return Err(Error::State(format!(
-            "{op} state: {key} = {v} is not a whole number"
-        )));
+        return Err(Error::State(format!("{op} state: {key} = {v} is not a whole number")));
     }
     Ok(v as i64)
 }
@@ -221,16 +213,8 @@ impl StepLR {
     /// Decay by `gamma` every `step_size` (> 0) epochs.
     pub fn new(opt: &mut dyn Optimizer, step_size: usize, gamma: f64) -> Result<Self> {
         const OP: &str = "StepLR";
-        config(
-            OP,
-            step_size > 0,
-            format!("step_size must be > 0, got {step_size}"),
-        )?;
-        config(
-            OP,
-            gamma.is_finite() && gamma >= 0.0,
-            format!("invalid gamma {gamma}"),
-        )?;
+        config(OP, step_size > 0, format!("step_size must be > 0, got {step_size}"))?;
+        config(OP, gamma.is_finite() && gamma >= 0.0, format!("invalid gamma {gamma}"))?;
         let p = Progress::new(OP, opt);
         started(
             StepLR {
@@ -273,22 +257,11 @@ impl MultiStepLR {
     /// Decay by `gamma` at each of `milestones` (a milestone listed twice decays twice).
     pub fn new(opt: &mut dyn Optimizer, milestones: &[usize], gamma: f64) -> Result<Self> {
         const OP: &str = "MultiStepLR";
-        config(
-            OP,
-            gamma.is_finite() && gamma >= 0.0,
-            format!("invalid gamma {gamma}"),
-        )?;
+        config(OP, gamma.is_finite() && gamma >= 0.0, format!("invalid gamma {gamma}"))?;
         let mut milestones: Vec<i64> = milestones.iter().map(|&m| m as i64).collect();
         milestones.sort_unstable();
         let p = Progress::new(OP, opt);
-        started(
-            MultiStepLR {
-                milestones,
-                gamma,
-                p,
-            },
-            opt,
-        )
+        started(MultiStepLR { milestones, gamma, p }, opt)
     }
 }
 
@@ -320,11 +293,7 @@ impl ExponentialLR {
     /// Decay by `gamma` every epoch.
     pub fn new(opt: &mut dyn Optimizer, gamma: f64) -> Result<Self> {
         const OP: &str = "ExponentialLR";
-        config(
-            OP,
-            gamma.is_finite() && gamma >= 0.0,
-            format!("invalid gamma {gamma}"),
-        )?;
+        config(OP, gamma.is_finite() && gamma >= 0.0, format!("invalid gamma {gamma}"))?;
         let p = Progress::new(OP, opt);
         started(ExponentialLR { gamma, p }, opt)
     }
@@ -388,9 +357,7 @@ impl LrScheduler for CosineAnnealingLR {
         } else if (epoch - 1 - self.t_max).rem_euclid(2 * self.t_max) == 0 {
             lr + (base - eta) * (1.0 - (PI / t).cos()) / 2.0
         } else {
-            (1.0 + (PI * epoch as f64 / t).cos()) / (1.0 + (PI * (epoch - 1) as f64 / t).cos())
-                * (lr - eta)
-                + eta
+            (1.0 + (PI * epoch as f64 / t).cos()) / (1.0 + (PI * (epoch - 1) as f64 / t).cos()) * (lr - eta) + eta
         }
     }
     fn progress(&self) -> &Progress {
@@ -416,12 +383,7 @@ pub struct LinearLR {
 impl LinearLR {
     /// Scale from `start_factor` (in (0, 1]) to `end_factor` (in [0, 1]) over `total_iters`
     /// steps. PyTorch's defaults are 1/3, 1 and 5.
-    pub fn new(
-        opt: &mut dyn Optimizer,
-        start_factor: f64,
-        end_factor: f64,
-        total_iters: usize,
-    ) -> Result<Self> {
+    pub fn new(opt: &mut dyn Optimizer, start_factor: f64, end_factor: f64, total_iters: usize) -> Result<Self> {
         const OP: &str = "LinearLR";
         config(
             OP,

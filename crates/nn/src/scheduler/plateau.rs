@@ -87,11 +87,7 @@ impl ReduceLROnPlateau {
             format!("factor must be in [0, 1), got {f}"),
         )?;
         let t = opts.threshold;
-        config(
-            OP,
-            t.is_finite() && t >= 0.0,
-            format!("invalid threshold {t}"),
-        )?;
+        config(OP, t.is_finite() && t >= 0.0, format!("invalid threshold {t}"))?;
         config(
             OP,
             opts.eps.is_finite() && opts.eps >= 0.0,
@@ -214,8 +210,7 @@ impl ReduceLROnPlateau {
     pub fn load_state_dict(&mut self, state: &BTreeMap<String, f64>) -> Result<()> {
         let n = self.min_lrs.len();
         let count = |k: &str| -> Result<u64> {
-            u64::try_from(get_int(OP, state, k)?)
-                .map_err(|_| Error::State(format!("{OP} state: {k} is negative")))
+            u64::try_from(get_int(OP, state, k)?).map_err(|_| Error::State(format!("{OP} state: {k} is negative")))
         };
         let (bad, cool) = (count("num_bad_epochs")?, count("cooldown_counter")?);
         let last_epoch = get_int(OP, state, "last_epoch")?;

@@ -5,10 +5,7 @@ use nabla_core::{DType, Tensor};
 /// SGD over two groups with rates 0.1 and 0.02.
 fn opt() -> Sgd {
     let p = |n| Tensor::zeros(&[n], DType::F32).set_requires_grad(true);
-    let groups = vec![
-        ParamGroup::new(vec![p(2)]),
-        ParamGroup::new(vec![p(3)]).with_lr(0.02),
-    ];
+    let groups = vec![ParamGroup::new(vec![p(2)]), ParamGroup::new(vec![p(3)]).with_lr(0.02)];
     Sgd::with_groups(
         groups,
         SgdOptions {
@@ -49,9 +46,7 @@ fn check(got: &[Vec<f64>], f: impl Fn(i64, f64) -> f64) {
 fn step_lr_matches_closed_form() {
     let mut o = opt();
     let mut s = StepLR::new(&mut o, 3, 0.5).unwrap();
-    check(&run(&mut s, &mut o, 20), |e, b| {
-        b * 0.5f64.powi((e / 3) as i32)
-    });
+    check(&run(&mut s, &mut o, 20), |e, b| b * 0.5f64.powi((e / 3) as i32));
     assert!(StepLR::new(&mut o, 0, 0.5).is_err());
 }
 
@@ -90,9 +85,7 @@ fn linear_warmup_matches_closed_form() {
     // Decaying instead of warming up.
     let mut o = opt();
     let mut s = LinearLR::new(&mut o, 1.0, 0.5, 5).unwrap();
-    check(&run(&mut s, &mut o, 8), |e, b| {
-        b * (1.0 - 0.5 * e.min(5) as f64 / 5.0)
-    });
+    check(&run(&mut s, &mut o, 8), |e, b| b * (1.0 - 0.5 * e.min(5) as f64 / 5.0));
     assert!(LinearLR::new(&mut o, 0.0, 1.0, 5).is_err());
     assert!(LinearLR::new(&mut o, 0.5, 1.5, 5).is_err());
 }
@@ -130,11 +123,7 @@ fn state_round_trip_continues_the_sequence() {
     assert!(c.load_state_dict(&bad).is_err());
     let mut bad = sched;
     bad.remove("last_lr.1");
-    assert!(c
-        .load_state_dict(&bad)
-        .unwrap_err()
-        .to_string()
-        .contains("last_lr.1"));
+    assert!(c.load_state_dict(&bad).unwrap_err().to_string().contains("last_lr.1"));
 }
 
 #[test]
@@ -146,11 +135,7 @@ fn scheduler_and_optimizer_must_agree_on_groups() {
         SgdOptions::default(),
     )
     .unwrap();
-    assert!(s
-        .step(&mut one)
-        .unwrap_err()
-        .to_string()
-        .contains("2 parameter groups"));
+    assert!(s.step(&mut one).unwrap_err().to_string().contains("2 parameter groups"));
 }
 
 fn plateau(opts: ReduceLROnPlateauOptions, metrics: &[f64]) -> Vec<f64> {
