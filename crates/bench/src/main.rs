@@ -11,6 +11,7 @@ mod measure;
 mod report;
 mod torch;
 mod train_bench;
+mod zoo_bench;
 
 use report::Row;
 use std::process::ExitCode;
@@ -61,6 +62,18 @@ const SECTIONS: &[Section] = &[
         about: "784-256-10 MLP, one Fashion-MNIST epoch, batch 64, SGD momentum",
         torch: &["mlp"],
         run: train_bench::mlp,
+    },
+    Section {
+        name: "resnet18",
+        about: "small-input ResNet-18 training step, batch 32 of 3x32x32",
+        torch: &["resnet18"],
+        run: zoo_bench::resnet18,
+    },
+    Section {
+        name: "alexnet",
+        about: "torchvision AlexNet forward, batch 8 of 3x227x227",
+        torch: &["alexnet"],
+        run: zoo_bench::alexnet,
     },
 ];
 
