@@ -6,6 +6,16 @@
 //!
 //! Each section lives in its own file and is one entry of [`SECTIONS`].
 
+/// `println!` that ends the program quietly when stdout is closed (`nabla-bench | head`).
+macro_rules! say {
+    ($($t:tt)*) => { $crate::emit(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+/// `print!` with the same closed-pipe handling as [`say!`].
+macro_rules! say_raw {
+    ($($t:tt)*) => { $crate::emit(format_args!($($t)*)) };
+}
+
 mod core_ops;
 mod measure;
 mod report;
@@ -153,10 +163,24 @@ fn load_average() -> Option<f64> {
         .ok()
 }
 
+/// Write to stdout; a reader that went away (broken pipe) ends the run quietly, as for any
+/// Unix filter, and any other write error ends it with a message.
+fn emit(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("nabla-bench: cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{}", usage());
+        say_raw!("{}", usage());
         return ExitCode::SUCCESS;
     }
     let opts = match parse(&args) {
@@ -166,9 +190,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("machine: {}", machine());
+    say!("machine: {}", machine());
     if let Some(l) = load_average() {
-        println!(
+        say!(
             "load average at start: {l:.2}{}",
             if l > 0.5 {
                 " (other work is running: figures are noisy)"
@@ -181,7 +205,7 @@ fn main() -> ExitCode {
         match Torch::find() {
             Ok(t) => Some(t),
             Err(e) => {
-                println!("PyTorch not found: {e}; printing nabla's figures only");
+                say!("PyTorch not found: {e}; printing nabla's figures only");
                 None
             }
         }
@@ -190,7 +214,7 @@ fn main() -> ExitCode {
     };
     let mut failed = false;
     for sec in &opts.sections {
-        println!("\n## {} ({})", sec.name, sec.about);
+        say!("\n## {} ({})", sec.name, sec.about);
         let mut figures = Vec::new();
         let mut rounds = Vec::new();
         for r in 0..opts.rounds {
@@ -201,27 +225,27 @@ fn main() -> ExitCode {
             if let Some(t) = torch.as_mut() {
                 match t.run(sec.torch) {
                     Ok(f) => figures.push(f),
-                    Err(e) => println!("PyTorch run failed: {e}"),
+                    Err(e) => say!("PyTorch run failed: {e}"),
                 }
             }
             match (sec.run)() {
                 Ok(rows) => rounds.push(rows),
                 Err(e) => {
-                    println!("nabla failed: {e}");
+                    say!("nabla failed: {e}");
                     failed = true;
                     break;
                 }
             }
         }
         if let Some(v) = torch.as_ref().and_then(|t| t.version.as_deref()) {
-            println!("PyTorch: {v}");
+            say!("PyTorch: {v}");
         }
         if opts.rounds > 1 {
-            println!("best of {} rounds for each side", opts.rounds);
+            say!("best of {} rounds for each side", opts.rounds);
         }
         if !rounds.is_empty() {
             let torch_figures = torch.is_some().then_some(&figures[..]);
-            print!("\n{}", report::table(&report::best_rows(rounds), torch_figures));
+            say_raw!("\n{}", report::table(&report::best_rows(rounds), torch_figures));
         }
     }
     if failed {

@@ -75,7 +75,7 @@ fn section(model_name: &str, key: &str, hidden: Vec<usize>) -> Result<Vec<Row>> 
     };
     let model = build(model_name, &cfg).map_err(wrap)?;
     let (secs, acc) = epoch(model.as_ref(), &train, &test)?;
-    println!("nabla {key}: {secs:.2} s ({:.0} img/s), test acc {acc:.4}", n / secs);
+    say!("nabla {key}: {secs:.2} s ({:.0} img/s), test acc {acc:.4}", n / secs);
     Ok(vec![Row::lower(key, "s", secs), Row::higher(key, "img/s", n / secs)])
 }
 

@@ -48,7 +48,7 @@ pub fn resnet18() -> Result<Vec<Row>> {
         return Err(e);
     }
     let key = "resnet18 (3x3 stem, no maxpool) train step, batch 32 of 3x32x32";
-    println!("nabla {key}: {:.1} ms", secs * 1e3);
+    say!("nabla {key}: {:.1} ms", secs * 1e3);
     Ok(vec![Row::lower(key, "ms", secs * 1e3)])
 }
 
@@ -73,6 +73,6 @@ pub fn alexnet() -> Result<Vec<Row>> {
         return Err(e);
     }
     let key = "alexnet (torchvision) forward, batch 8 of 3x227x227";
-    println!("nabla {key}: {:.1} ms", secs * 1e3);
+    say!("nabla {key}: {:.1} ms", secs * 1e3);
     Ok(vec![Row::lower(key, "ms", secs * 1e3)])
 }

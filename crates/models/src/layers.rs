@@ -1,6 +1,6 @@
-//! Parameter-free building blocks the zoo needs beyond nabla-nn's layers (pooling modules,
-//! `Unflatten`), an activation lookup by name, and small constructors and initializers
-//! shared by the model files.
+//! Building blocks the zoo needs beyond nabla-nn's layers (`Unflatten`), an activation
+//! lookup by name, and small constructors and initializers shared by the model files.
+//! The pooling modules are nabla-nn's, re-exported here for the model files.
 //!
 //! ```
 //! use nabla_core::{DType, Tensor};
@@ -12,99 +12,13 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use nabla_core::{Conv2dOptions, DType, Generator, Pool2dOptions, Tensor};
+use nabla_core::{Conv2dOptions, DType, Generator, Tensor};
 use nabla_nn::init::{self, FanMode, Nonlinearity};
+pub use nabla_nn::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use nabla_nn::{
     BatchNorm2d, BatchNormOptions, Conv2d, Error, Identity, LeakyReLU, Linear, Mode, Module, Param, ReLU, Result,
     Sigmoid, Softplus, Tanh, ELU, GELU,
 };
-
-/// Max pooling over `[N, C, H, W]` (PyTorch's `nn.MaxPool2d`).
-#[derive(Debug, Clone, Copy)]
-pub struct MaxPool2d {
-    /// Window, stride, padding and ceil mode.
-    pub opts: Pool2dOptions,
-}
-
-impl MaxPool2d {
-    /// A square `k×k` window moved by `stride`, no padding, floor mode.
-    pub fn new(k: usize, stride: usize) -> Self {
-        MaxPool2d::with_options(Pool2dOptions {
-            kernel: [k, k],
-            stride: [stride, stride],
-            ..Default::default()
-        })
-    }
-
-    /// Any window, stride, padding and ceil mode.
-    pub fn with_options(opts: Pool2dOptions) -> Self {
-        MaxPool2d { opts }
-    }
-}
-
-impl Module for MaxPool2d {
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        Ok(x.max_pool2d(self.opts)?)
-    }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
-    fn describe(&self) -> String {
-        format!("MaxPool2d {:?}/{:?}", self.opts.kernel[0], self.opts.stride[0])
-    }
-}
-
-/// Average pooling over `[N, C, H, W]` (PyTorch's `nn.AvgPool2d`, padding counted).
-#[derive(Debug, Clone, Copy)]
-pub struct AvgPool2d {
-    /// Window, stride, padding and ceil mode.
-    pub opts: Pool2dOptions,
-}
-
-impl AvgPool2d {
-    /// A square `k×k` window moved by `stride`, no padding.
-    pub fn new(k: usize, stride: usize) -> Self {
-        AvgPool2d {
-            opts: Pool2dOptions {
-                kernel: [k, k],
-                stride: [stride, stride],
-                ..Default::default()
-            },
-        }
-    }
-}
-
-impl Module for AvgPool2d {
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        Ok(x.avg_pool2d(self.opts, true)?)
-    }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
-    fn describe(&self) -> String {
-        format!("AvgPool2d {:?}/{:?}", self.opts.kernel[0], self.opts.stride[0])
-    }
-}
-
-/// Average pooling to a fixed output size (PyTorch's `nn.AdaptiveAvgPool2d`).
-#[derive(Debug, Clone, Copy)]
-pub struct AdaptiveAvgPool2d {
-    /// Output height and width.
-    pub output: [usize; 2],
-}
-
-impl AdaptiveAvgPool2d {
-    /// Pool every plane to `output`.
-    pub fn new(output: [usize; 2]) -> Self {
-        AdaptiveAvgPool2d { output }
-    }
-}
-
-impl Module for AdaptiveAvgPool2d {
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        Ok(x.adaptive_avg_pool2d(self.output)?)
-    }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
-    fn describe(&self) -> String {
-        format!("AdaptiveAvgPool2d {:?}", self.output)
-    }
-}
 
 /// Reshapes `[N, C·H·W]` to `[N, C, H, W]` (PyTorch's `nn.Unflatten(1, (C, H, W))`).
 #[derive(Debug, Clone, Copy)]
