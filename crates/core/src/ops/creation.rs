@@ -12,6 +12,19 @@ fn filled(shape: &[usize], dtype: DType, f: impl FnMut() -> f64) -> Tensor {
     Tensor::from_buffer(buf, shape)
 }
 
+/// Standard normal samples drawn two at a time: both halves of each Box–Muller step are used.
+fn normals(g: &mut Generator) -> impl FnMut() -> f64 + '_ {
+    let mut spare = None;
+    move || match spare.take() {
+        Some(v) => v,
+        None => {
+            let (a, b) = g.normal_pair();
+            spare = Some(b);
+            a
+        }
+    }
+}
+
 impl Tensor {
     /// A tensor of `value` everywhere.
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Tensor {
@@ -77,7 +90,7 @@ impl Tensor {
 
     /// Standard normal samples.
     pub fn randn(shape: &[usize], dtype: DType, g: &mut Generator) -> Tensor {
-        filled(shape, dtype, || g.normal())
+        filled(shape, dtype, normals(g))
     }
 
     /// Uniform samples in [low, high).
@@ -87,7 +100,8 @@ impl Tensor {
 
     /// Normal samples with the given mean and standard deviation.
     pub fn normal(shape: &[usize], mean: f64, std: f64, dtype: DType, g: &mut Generator) -> Tensor {
-        filled(shape, dtype, || mean + std * g.normal())
+        let mut z = normals(g);
+        filled(shape, dtype, || mean + std * z())
     }
 
     /// 1 with probability `p`, else 0.
