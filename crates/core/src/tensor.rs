@@ -189,8 +189,9 @@ impl Tensor {
         self.0.storage.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Run `f` on the elements in row-major order, borrowing when contiguous.
-    pub(crate) fn with_slice<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+    /// Run `f` on the elements in row-major order, borrowing when contiguous (a strided
+    /// view is gathered into a temporary copy first). Holds a read lock on the storage.
+    pub fn with_slice<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
         self.check_dtype::<T>("with_slice")?;
         let buf = self.read();
         let all = T::slice(&buf).ok_or_else(|| dtype_err::<T>("with_slice", self.dtype()))?;

@@ -495,8 +495,6 @@ pub(crate) fn with_slices<T: Element>(
     st: &mut ParamState,
     f: impl FnOnce(&mut [T], &[T], &mut [&mut [T]]),
 ) -> Result<()> {
-    // A copy of the gradient: it may be a broadcast view, or even share the parameter's storage.
-    let g = grad.to_vec::<T>()?;
     let mut bufs = st
         .bufs
         .iter_mut()
@@ -506,7 +504,14 @@ pub(crate) fn with_slices<T: Element>(
                 .ok_or_else(|| Error::State(format!("optimizer buffer is {dtype:?}, parameter is {:?}", T::DTYPE)))
         })
         .collect::<Result<Vec<&mut [T]>>>()?;
-    param.update::<T>(|p| f(p, &g, &mut bufs))?;
+    if grad.shares_storage(param) {
+        // The parameter's write lock would wait on the gradient's read lock: copy first.
+        let g = grad.to_vec::<T>()?;
+        param.update::<T>(|p| f(p, &g, &mut bufs))?;
+    } else {
+        // Borrowed in place when contiguous (the usual case), gathered when a strided view.
+        grad.with_slice::<T, _>(|g| param.update::<T>(|p| f(p, g, &mut bufs)))??;
+    }
     Ok(())
 }
 

@@ -87,34 +87,64 @@ impl Sgd {
 }
 
 fn update<T: Element>(o: &SgdOptions, s: GroupSettings, p: &Tensor, g: &Tensor, st: &mut ParamState) -> Result<()> {
-    let first = st.step == 1;
-    let neg_lr = T::from_f64(-s.lr);
-    let wd = T::from_f64(s.weight_decay);
-    let mu = T::from_f64(o.momentum);
-    let keep = T::from_f64(1.0 - o.dampening);
-    let sign = if o.maximize { -T::ONE } else { T::ONE };
+    let c = Coefs {
+        neg_lr: T::from_f64(-s.lr),
+        wd: T::from_f64(s.weight_decay),
+        mu: T::from_f64(o.momentum),
+        keep: T::from_f64(1.0 - o.dampening),
+        sign: if o.maximize { -T::ONE } else { T::ONE },
+    };
+    let (wd, first, nesterov) = (s.weight_decay != 0.0, st.step == 1, o.nesterov);
     with_slices::<T>(p, g, st, |p, g, bufs| match bufs {
-        [buf] => {
-            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-                let mut d = sign * g;
-                if s.weight_decay != 0.0 {
-                    d += wd * *p;
-                }
-                *b = if first { d } else { *b * mu + keep * d };
-                let d = if o.nesterov { d + mu * *b } else { *b };
-                *p += neg_lr * d;
-            }
-        }
-        _ => {
-            for (p, &g) in p.iter_mut().zip(g) {
-                let mut d = sign * g;
-                if s.weight_decay != 0.0 {
-                    d += wd * *p;
-                }
-                *p += neg_lr * d;
-            }
-        }
+        // One branch-free pass per case, so each loop vectorizes.
+        [b] => match (wd, first, nesterov) {
+            (false, false, false) => momentum::<T, false, false, false>(&c, p, g, b),
+            (false, false, true) => momentum::<T, false, false, true>(&c, p, g, b),
+            (false, true, false) => momentum::<T, false, true, false>(&c, p, g, b),
+            (false, true, true) => momentum::<T, false, true, true>(&c, p, g, b),
+            (true, false, false) => momentum::<T, true, false, false>(&c, p, g, b),
+            (true, false, true) => momentum::<T, true, false, true>(&c, p, g, b),
+            (true, true, false) => momentum::<T, true, true, false>(&c, p, g, b),
+            (true, true, true) => momentum::<T, true, true, true>(&c, p, g, b),
+        },
+        _ if wd => plain::<T, true>(&c, p, g),
+        _ => plain::<T, false>(&c, p, g),
     })
+}
+
+/// The step's scalars, rounded once to the parameter's type.
+struct Coefs<T> {
+    neg_lr: T,
+    wd: T,
+    mu: T,
+    keep: T,
+    sign: T,
+}
+
+/// `p ← p − lr·(±g + λp)`.
+fn plain<T: Element, const WD: bool>(c: &Coefs<T>, p: &mut [T], g: &[T]) {
+    for (p, &g) in p.iter_mut().zip(g) {
+        let d = if WD { c.sign * g + c.wd * *p } else { c.sign * g };
+        *p += c.neg_lr * d;
+    }
+}
+
+/// The momentum update of one parameter; the flags are constants so the loop has no branches.
+fn momentum<T: Element, const WD: bool, const FIRST: bool, const NESTEROV: bool>(
+    c: &Coefs<T>,
+    p: &mut [T],
+    g: &[T],
+    b: &mut [T],
+) {
+    let n = p.len().min(g.len()).min(b.len());
+    let (p, g, b) = (&mut p[..n], &g[..n], &mut b[..n]);
+    for i in 0..n {
+        let d = if WD { c.sign * g[i] + c.wd * p[i] } else { c.sign * g[i] };
+        let m = if FIRST { d } else { b[i] * c.mu + c.keep * d };
+        b[i] = m;
+        let d = if NESTEROV { d + c.mu * m } else { m };
+        p[i] += c.neg_lr * d;
+    }
 }
 
 impl Optimizer for Sgd {

@@ -367,3 +367,43 @@ fn clip_grad_norm_scales_to_max_norm() {
     close(&gs.get(&a).unwrap().to_vec::<f32>().unwrap(), &[3.0 * c]);
     assert!(clip_grad_norm(&mut gs, &[a], -1.0).is_err());
 }
+
+#[test]
+fn gradients_that_alias_the_parameter_or_are_strided() {
+    // A gradient sharing the parameter's storage is read before the parameter is written.
+    let p = leaf(&[1.0, -2.0]);
+    let mut opt = Sgd::new(
+        vec![p.clone()],
+        SgdOptions {
+            lr: 0.5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut gs = Gradients::default();
+    gs.insert(&p, p.detach());
+    opt.step(&gs).unwrap();
+    close(&p.to_vec::<f32>().unwrap(), &[0.5, -1.0]);
+    // A transposed view as the gradient is read in the parameter's row-major order.
+    let w = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])
+        .unwrap()
+        .set_requires_grad(true);
+    let mut opt = Sgd::new(
+        vec![w.clone()],
+        SgdOptions {
+            lr: 1.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut gs = Gradients::default();
+    gs.insert(
+        &w,
+        Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])
+            .unwrap()
+            .t()
+            .unwrap(),
+    );
+    opt.step(&gs).unwrap();
+    close(&w.to_vec::<f32>().unwrap(), &[0.0, -1.0, 1.0, 0.0]);
+}
