@@ -3,6 +3,11 @@
 use crate::Element;
 use gemm::Parallelism;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod par;
+
 /// Products with fewer multiply-adds than this run on one thread: below it the
 /// hand-off to a second thread costs more than it saves (measured: 64×400×120).
 pub const PAR_FLOPS: usize = 1 << 23;
@@ -20,6 +25,17 @@ pub struct Mat<'a, T> {
     pub offset: usize,
 }
 
+/// What the destination holds before the product is added to it.
+#[derive(Clone, Copy)]
+pub enum Init<'a, T> {
+    /// Nothing: `dst = a·b`.
+    Zero,
+    /// Its current values: `dst += a·b`.
+    Accumulate,
+    /// A bias per column (length ≥ n): `dst = bias + a·b`, as a linear layer's forward.
+    Bias(&'a [T]),
+}
+
 /// `dst (m×n, row-major) = a (m×k) · b (k×n)`, or `dst += a · b` when `accumulate`.
 #[allow(clippy::too_many_arguments)] // the BLAS-style signature reads best flat
 pub fn gemm<T: Element>(
@@ -32,24 +48,57 @@ pub fn gemm<T: Element>(
     accumulate: bool,
     threads: usize,
 ) {
+    let init = if accumulate { Init::Accumulate } else { Init::Zero };
+    gemm_init(m, n, k, a, b, dst, init, threads)
+}
+
+/// `dst (m×n, row-major) = init + a (m×k) · b (k×n)`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_init<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    dst: &mut [T],
+    init: Init<'_, T>,
+    threads: usize,
+) {
     assert!(dst.len() >= m * n, "gemm: destination too small");
+    if let Init::Bias(bias) = init {
+        assert!(bias.len() >= n, "gemm: bias shorter than a row");
+    }
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        if !accumulate {
-            dst[..m * n].iter_mut().for_each(|v| *v = T::ZERO);
+        match init {
+            Init::Zero => dst[..m * n].fill(T::ZERO),
+            Init::Accumulate => {}
+            Init::Bias(bias) => dst[..m * n].chunks_mut(n).for_each(|r| r.copy_from_slice(&bias[..n])),
         }
         return;
     }
-    // Bounds of what gemm will read, checked here so the unsafe call below stays in bounds.
+    // Bounds of what the kernels will read, checked here so the unsafe calls stay in bounds.
     let last = |x: &Mat<'_, T>, r: usize, c: usize| x.offset + (r - 1) * x.rs + (c - 1) * x.cs;
     assert!(last(&a, m, k) < a.data.len(), "gemm: lhs out of bounds");
     assert!(last(&b, k, n) < b.data.len(), "gemm: rhs out of bounds");
+    #[cfg(target_arch = "x86_64")]
+    if small_f32(m, n, k, &a, &b, dst, init, threads) {
+        return;
+    }
     let par = if threads > 1 && m * n * k >= PAR_FLOPS {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
+    };
+    let read_dst = match init {
+        Init::Zero => false,
+        Init::Accumulate => true,
+        Init::Bias(bias) => {
+            dst[..m * n].chunks_mut(n).for_each(|r| r.copy_from_slice(&bias[..n]));
+            true
+        }
     };
     // SAFETY: every index read is within the slices (checked above); dst holds m×n
     // row-major elements; the strides describe exactly those layouts.
@@ -61,7 +110,7 @@ pub fn gemm<T: Element>(
             dst.as_mut_ptr(),
             1,
             n as isize,
-            accumulate,
+            read_dst,
             a.data.as_ptr().add(a.offset),
             a.cs as isize,
             a.rs as isize,
@@ -76,6 +125,59 @@ pub fn gemm<T: Element>(
             par,
         )
     }
+}
+
+/// Products this small run on one thread in the unpacked kernels: the hand-off costs more.
+const SMALL_PAR_MACS: usize = 1 << 20;
+
+/// The unpacked AVX-512 kernels for f32 operands whose layout suits them; false if not taken.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn small_f32<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &Mat<'_, T>,
+    b: &Mat<'_, T>,
+    dst: &mut [T],
+    init: Init<'_, T>,
+    threads: usize,
+) -> bool {
+    use std::any::TypeId;
+    if TypeId::of::<T>() != TypeId::of::<f32>() || !std::arch::is_x86_feature_detected!("avx512f") {
+        return false;
+    }
+    // Unpacked operands stream from cache: keep to panels that fit (measured at the
+    // MLP's and LeNet's shapes); larger products go to `gemm`, which packs and blocks.
+    let outer_fits = b.cs == 1 && k <= 1024;
+    let dot_fits = a.cs == 1 && b.rs == 1 && k <= 4096;
+    if !(outer_fits || dot_fits) {
+        return false;
+    }
+    // SAFETY: T is f32 (checked above), so these casts only rename the type.
+    let f = |x: &Mat<'_, T>| avx512::Raw {
+        ptr: unsafe { (x.data.as_ptr() as *const f32).add(x.offset) },
+        rs: x.rs,
+        cs: x.cs,
+    };
+    let start = match init {
+        Init::Zero => avx512::Start::Zero,
+        Init::Accumulate => avx512::Start::Dst,
+        // SAFETY: as above.
+        Init::Bias(bias) => avx512::Start::Bias(unsafe { &*(bias as *const [T] as *const [f32]) }),
+    };
+    let threads = if m * n * k >= SMALL_PAR_MACS { threads } else { 1 };
+    let d = dst.as_mut_ptr() as *mut f32;
+    // SAFETY: AVX-512F is present; the operands' extents were checked by the caller and
+    // dst holds m rows of n.
+    unsafe {
+        if outer_fits {
+            avx512::outer(m, n, k, f(a), f(b), d, n, start, threads);
+        } else {
+            avx512::dot(m, n, k, f(a), f(b), d, n, start, threads);
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -130,5 +232,102 @@ mod tests {
             1,
         );
         assert_eq!(d, [17.0, 23.0, 39.0, 53.0]);
+    }
+
+    /// A pseudo-random matrix with entries in [-1, 1).
+    fn rand(len: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every layout the kernels take (and some they leave to `gemm`), odd sizes for the
+    /// edge tiles, each start, 1 and 3 threads: against an f64 reference, and the same
+    /// bits whatever the thread count.
+    #[test]
+    fn f32_kernels_match_a_reference_for_every_layout_and_start() {
+        let shapes = [
+            (1, 1, 1),
+            (7, 5, 3),
+            (13, 70, 17),
+            (64, 33, 100),
+            (30, 200, 64),
+            (6, 16, 16),
+            (65, 129, 300),
+        ];
+        for (si, &(m, n, k)) in shapes.iter().enumerate() {
+            let (av, bv) = (rand(m * k + 3, si as u64), rand(k * n + 5, 100 + si as u64));
+            let bias = rand(n, 200 + si as u64);
+            let prior = rand(m * n, 300 + si as u64);
+            for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = if at {
+                    Mat {
+                        data: &av,
+                        rs: 1,
+                        cs: m,
+                        offset: 3,
+                    }
+                } else {
+                    Mat {
+                        data: &av,
+                        rs: k,
+                        cs: 1,
+                        offset: 3,
+                    }
+                };
+                let b = if bt {
+                    Mat {
+                        data: &bv,
+                        rs: 1,
+                        cs: k,
+                        offset: 5,
+                    }
+                } else {
+                    Mat {
+                        data: &bv,
+                        rs: n,
+                        cs: 1,
+                        offset: 5,
+                    }
+                };
+                for which in 0..3 {
+                    let init = [Init::Zero, Init::Accumulate, Init::Bias(&bias[..])][which];
+                    let mut want = vec![0.0f64; m * n];
+                    for i in 0..m {
+                        for j in 0..n {
+                            let dot: f64 = (0..k)
+                                .map(|p| {
+                                    let x = a.data[a.offset + i * a.rs + p * a.cs] as f64;
+                                    x * b.data[b.offset + p * b.rs + j * b.cs] as f64
+                                })
+                                .sum();
+                            let base = [0.0, prior[i * n + j] as f64, bias[j] as f64][which];
+                            want[i * n + j] = base + dot;
+                        }
+                    }
+                    let mut first: Option<Vec<f32>> = None;
+                    for threads in [1, 3] {
+                        let mut d = prior.clone();
+                        gemm_init(m, n, k, a, b, &mut d, init, threads);
+                        for (x, y) in d.iter().zip(&want) {
+                            assert!(
+                                (*x as f64 - y).abs() < 1e-4 * (1.0 + k as f64).sqrt(),
+                                "{m}x{n}x{k} {at} {bt} {which}: {x} vs {y}"
+                            );
+                        }
+                        match &first {
+                            None => first = Some(d),
+                            Some(f) => assert_eq!(f, &d, "{m}x{n}x{k}: thread count changed the bits"),
+                        }
+                    }
+                }
+            }
+        }
     }
 }
