@@ -11,6 +11,9 @@ use crate::Element;
 use rayon::prelude::*;
 use std::hint::select_unpredictable;
 
+mod tiled;
+pub use tiled::{filled, max_pool_tiled, max_pool_tiled_backward, Tiles};
+
 /// Clipped input range `start..end` feeding each output position along one axis.
 pub type Windows = Vec<(usize, usize)>;
 

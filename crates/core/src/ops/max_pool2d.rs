@@ -12,7 +12,10 @@
 //! ```
 
 use super::conv2d::with_data;
-use crate::kernels::pool::{gather, max_pool, pool_out_size, pool_windows, scatter, Sweep, Windows};
+use crate::kernels::pool::{
+    filled, gather, max_pool, max_pool_tiled, max_pool_tiled_backward, pool_out_size, pool_windows, scatter, Sweep,
+    Tiles, Windows,
+};
 use crate::{DType, Element, Error, Result, Tensor};
 use std::sync::Arc;
 
@@ -209,6 +212,66 @@ pub(super) fn scatter_planes(y: &Tensor, idx: Arc<Vec<u32>>, out_hw: [usize; 2],
     }))
 }
 
+/// The windows of `plan` as tiles when they tile the plane: kernel = stride, no padding,
+/// and no partial window (which `ceil_mode` may add).
+fn tiles_of(plan: &PoolPlan, opts: &Pool2dOptions) -> Option<Tiles> {
+    let [_, _, h, w] = plan.shape;
+    let [oh, ow] = [plan.rows.len(), plan.cols.len()];
+    let fits = oh * opts.kernel[0] <= h && ow * opts.kernel[1] <= w;
+    (opts.stride == opts.kernel && opts.padding == [0, 0] && fits).then_some(Tiles {
+        hw: [h, w],
+        k: opts.kernel,
+        out: [oh, ow],
+    })
+}
+
+/// Tiled max pooling: the output and, when `keep`, the argmax indices, each written once.
+fn tiled_forward(x: &Tensor, t: Tiles, out_shape: &[usize], keep: bool) -> Result<(Tensor, Vec<u32>)> {
+    fn run<T: Element>(x: &Tensor, t: Tiles, shape: &[usize], keep: bool) -> Result<(Tensor, Vec<u32>)> {
+        let n: usize = shape.iter().product();
+        let mut y = Vec::new();
+        let idx = with_data("max_pool2d", &[x], |s: &[&[T]]| {
+            filled(if keep { n } else { 0 }, |i| {
+                y = filled(n, |o| max_pool_tiled(s[0], &t, o, i))
+            })
+        })?;
+        Ok((Tensor::from_buffer(T::wrap(y), shape), idx))
+    }
+    match x.dtype() {
+        DType::F32 => run::<f32>(x, t, out_shape, keep),
+        DType::F64 => run::<f64>(x, t, out_shape, keep),
+    }
+}
+
+/// Gradient of tiled max pooling, `[N, C, H, W]` from `gy` (`[N, C, H', W']`): each input
+/// gets its window's gradient where it was the maximum, else 0. Recorded; its backward is
+/// [`gather_planes`].
+fn tiled_backward(gy: &Tensor, idx: Arc<Vec<u32>>, t: Tiles) -> Result<Tensor> {
+    const OP: &str = "max_pool2d_backward";
+    fn run<T: Element>(gy: &Tensor, idx: &[u32], t: Tiles, shape: &[usize]) -> Result<Tensor> {
+        let n = shape.iter().product();
+        let gx = with_data(OP, &[gy], |s: &[&[T]]| {
+            filled(n, |o| max_pool_tiled_backward(s[0], idx, &t, o))
+        })?;
+        Ok(Tensor::from_buffer(T::wrap(gx), shape))
+    }
+    let [n, c, oh, ow] = check_4d(OP, gy)?;
+    if [oh, ow] != t.out || n * c * oh * ow != idx.len() {
+        return Err(Error::invalid(
+            OP,
+            format!("gradient {:?} does not match the pooled shape {:?}", gy.shape(), t.out),
+        ));
+    }
+    let shape = [n, c, t.hw[0], t.hw[1]];
+    let gx = match gy.dtype() {
+        DType::F32 => run::<f32>(gy, &idx, t, &shape)?,
+        DType::F64 => run::<f64>(gy, &idx, t, &shape)?,
+    };
+    Ok(gx.record(OP, &[gy], move |g, _| {
+        Ok(vec![Some(gather_planes(g, idx.clone(), t.out)?)])
+    }))
+}
+
 /// Max pooling that keeps the argmax indices when asked or when a gradient needs them.
 fn max_pool2d_impl(x: &Tensor, opts: &Pool2dOptions, want_indices: bool) -> Result<(Tensor, Option<Arc<Vec<u32>>>)> {
     const OP: &str = "max_pool2d";
@@ -216,6 +279,21 @@ fn max_pool2d_impl(x: &Tensor, opts: &Pool2dOptions, want_indices: bool) -> Resu
     let [_, _, h, w] = plan.shape;
     let out_shape = plan.out_shape();
     let keep = want_indices || (x.requires_grad() && crate::autograd::is_grad_enabled());
+    if keep {
+        plane_fits_u32(OP, [h, w])?;
+    }
+    if let Some(t) = tiles_of(&plan, opts) {
+        let (y, idx) = tiled_forward(x, t, &out_shape, keep)?;
+        if !keep {
+            return Ok((y, None));
+        }
+        let idx = Arc::new(idx);
+        let saved = idx.clone();
+        let y = y.record(OP, &[x], move |g, _| {
+            Ok(vec![Some(tiled_backward(g, saved.clone(), t)?)])
+        });
+        return Ok((y, Some(idx)));
+    }
     if !keep {
         let (r, c) = (&plan.rows, &plan.col_sweep);
         let y = map_kernel(
@@ -227,7 +305,6 @@ fn max_pool2d_impl(x: &Tensor, opts: &Pool2dOptions, want_indices: bool) -> Resu
         )?;
         return Ok((y, None));
     }
-    plane_fits_u32(OP, [h, w])?;
     // Only one of the two dtype bodies runs; both need the index buffer mutably.
     let idx = std::cell::RefCell::new(vec![0u32; out_shape.iter().product()]);
     let (r, c) = (&plan.rows, &plan.col_sweep);
@@ -386,5 +463,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("4-D") && e.contains("[4, 4]"), "{e}");
+    }
+}
+
+/// Timings at LeNet-5's shapes: `cargo test --release -p nabla-core pool_bench -- --ignored --nocapture`.
+#[cfg(test)]
+mod bench {
+    use crate::{BackwardOptions, DType, Generator, Pool2dOptions, Tensor};
+    use std::time::Instant;
+
+    /// Best of `reps` runs of `f`, in microseconds.
+    fn best_us(reps: usize, mut f: impl FnMut()) -> f64 {
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    #[test]
+    #[ignore]
+    fn pool_bench() {
+        let reps = std::env::var("BENCH_REPS").map_or(200, |v| v.parse().unwrap());
+        for shape in [[64, 6, 28, 28], [64, 16, 10, 10], [1, 1, 2, 2]] {
+            let x = Tensor::randn(&shape, DType::F32, &mut Generator::new(1)).set_requires_grad(true);
+            let o = Pool2dOptions::new([2, 2]);
+            let y = x.max_pool2d(o).unwrap();
+            let gy = Tensor::randn(y.shape(), DType::F32, &mut Generator::new(2));
+            let fwd = best_us(reps, || drop(x.max_pool2d(o).unwrap()));
+            let eval = best_us(reps, || drop(x.detach().max_pool2d(o).unwrap()));
+            let keep = BackwardOptions {
+                retain_graph: true,
+                ..Default::default()
+            };
+            let bwd = best_us(reps, || drop(y.backward_with(&gy, keep).unwrap()));
+            println!(
+                "max_pool2d {shape:?}: forward+indices {fwd:.1} us, forward only {eval:.1} us, backward {bwd:.1} us"
+            );
+        }
     }
 }
