@@ -1,10 +1,10 @@
 //! Timing of convolution and pooling, forward and each backward pass separately:
-//! `cargo run --release -p nabla-core --example conv_bench [-- quick]`.
+//! `cargo run --release -p nabla-core --example conv_bench [-- quick | lenet | layer N]`.
 //!
 //! The reference is PyTorch on the same machine (3×3, 64→64, 32×32, batch 64: about
 //! 70–100 ms forward + backward on 2 cores). Timings are the best and median of a few runs.
 
-use nabla_core::kernels::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward, ConvGeom};
+use nabla_core::kernels::conv::{bias_grad, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, ConvGeom};
 use nabla_core::{no_grad, BackwardOptions, Conv2dOptions, DType, Generator, Pool2dOptions, Tensor};
 use std::time::Instant;
 
@@ -78,6 +78,12 @@ fn conv(name: &str, dims: [usize; 7], reps: usize) {
         "kernel backward weight",
         fl,
         time(reps, || conv2d_backward_weight(&g, &xv, &gv, &mut dw)),
+    );
+    let mut db = vec![0f32; o];
+    report(
+        "kernel bias gradient",
+        0.0,
+        time(reps, || bias_grad(&gv, n, o, out * out, &mut db)),
     );
     let opts = Conv2dOptions {
         stride: [stride; 2],
@@ -206,6 +212,14 @@ fn main() {
         ("5×5 1→6 (LeNet conv1)", [64, 1, 6, 28, 5, 1, 2]),
         ("5×5 6→16 (LeNet conv2)", [64, 6, 16, 14, 5, 1, 0]),
     ];
+    // `lenet`: both LeNet-5 layers at batch 64 (conv1's input gradient is not needed in
+    // training, since its input is the data).
+    if std::env::args().any(|a| a == "lenet") {
+        for (name, dims) in &layers[4..] {
+            conv(name, *dims, 3 * reps);
+        }
+        return;
+    }
     // `layer N`: only that one.
     if let Some(i) = std::env::args().skip_while(|a| a != "layer").nth(1) {
         let (name, dims) = layers[i.parse::<usize>().unwrap_or(0).min(layers.len() - 1)];

@@ -11,9 +11,12 @@
 //! GEMMs multi-threaded instead. Per-image results never depend on the split, and the
 //! weight gradient sums per-part partials over a split that depends only on the batch
 //! size, so results do not depend on the thread count.
+//!
+//! Small stride-1 f32 layers (LeNet-5's) go to the direct AVX-512 kernels of
+//! [`conv_direct`] first; 3×3 layers with many channels to [`winograd`].
 
 use super::matmul::{gemm, Mat, PAR_FLOPS};
-use super::winograd;
+use super::{conv_direct, winograd};
 use crate::Element;
 use rayon::prelude::*;
 
@@ -422,7 +425,7 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
 pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     if winograd::applies(g) {
         winograd::forward(g, x, w, bias, out)
-    } else {
+    } else if !conv_direct::forward(g, x, w, bias, out) {
         im2col_forward(g, x, w, bias, out)
     }
 }
@@ -432,7 +435,7 @@ pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&
 pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) {
     if winograd::applies(g) {
         winograd::backward_input(g, dy, w, bias, dx)
-    } else {
+    } else if !conv_direct::backward_input(g, dy, w, bias, dx) {
         im2col_backward_input(g, dy, w, bias, dx)
     }
 }
@@ -441,7 +444,7 @@ pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
 pub fn conv2d_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     if winograd::applies(g) {
         winograd::backward_weight(g, x, dy, dw)
-    } else {
+    } else if !conv_direct::backward_weight(g, x, dy, dw) {
         im2col_backward_weight(g, x, dy, dw)
     }
 }

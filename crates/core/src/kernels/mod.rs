@@ -5,6 +5,9 @@
 //! calling thread, since a hand-off to the pool costs more than a tiny op.
 
 pub mod conv;
+pub mod conv_chans;
+pub mod conv_direct;
+pub mod conv_rows;
 pub mod copy;
 pub mod elementwise;
 pub mod matmul;

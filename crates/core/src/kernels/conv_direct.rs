@@ -1,0 +1,569 @@
+//! Direct f32 convolutions for small stride-1 layers (LeNet-5's), without im2col or GEMM:
+//! at such sizes `gemm` spends as long packing its operands and the column copies move
+//! rows of a few dozen floats each, while the arithmetic itself is tiny.
+//!
+//! Two AVX-512 kernel families, chosen by the shapes:
+//! - [`conv_rows`](super::conv_rows): vectors along output rows, all output channels of a
+//!   few rows per tile: few output channels (≤ 8) and rows of ≤ 32 pixels. It also serves
+//!   the input gradient, as the forward correlation of the padded output gradient with the
+//!   flipped kernel.
+//! - [`conv_chans`](super::conv_chans): vectors along 16 output channels: layers with 16·m
+//!   output channels and small images.
+//!
+//! Each entry point returns `false` (doing nothing) when its shapes, the element type or
+//! the CPU do not suit it; the caller then takes the general path. Images are split over
+//! threads in chunks fixed by the shapes; the weight gradient sums per-part partials over a
+//! batch split fixed by the shapes too, so results do not depend on the thread count.
+
+use super::conv::ConvGeom;
+use crate::Element;
+
+/// Lanes of one vector.
+const L: usize = 16;
+
+/// A stride-1 correlation of an image `[ci, hp, wp]`, zero-padded by `pad` on each side,
+/// with `kh × kw` taps, giving `[co, oh, ow]` (`oh = hp − kh + 1`, `ow = wp − kw + 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Corr {
+    /// Input channels.
+    pub ci: usize,
+    /// Padded input height.
+    pub hp: usize,
+    /// Padded input width.
+    pub wp: usize,
+    /// Output channels.
+    pub co: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Zeros around the image (rows, columns).
+    pub pad: [usize; 2],
+}
+
+impl Corr {
+    /// The convolution `g` itself (stride 1, no dilation).
+    pub(super) fn forward(g: &ConvGeom) -> Corr {
+        let [ph, pw] = g.padding;
+        Corr {
+            ci: g.c,
+            hp: g.h + 2 * ph,
+            wp: g.w + 2 * pw,
+            co: g.o,
+            oh: g.oh,
+            ow: g.ow,
+            kh: g.kh,
+            kw: g.kw,
+            pad: g.padding,
+        }
+    }
+
+    /// The input gradient of `g`: the output gradient padded by `k − 1 − padding`,
+    /// correlated with the flipped, transposed kernel (needs `padding < k`).
+    pub(super) fn transposed(g: &ConvGeom) -> Corr {
+        let pad = [g.kh - 1 - g.padding[0], g.kw - 1 - g.padding[1]];
+        Corr {
+            ci: g.o,
+            hp: g.oh + 2 * pad[0],
+            wp: g.ow + 2 * pad[1],
+            co: g.c,
+            oh: g.h,
+            ow: g.w,
+            kh: g.kh,
+            kw: g.kw,
+            pad,
+        }
+    }
+
+    /// Rows of the padded image that are not padding.
+    pub(super) fn live(&self) -> [usize; 2] {
+        [self.pad[0], self.hp - self.pad[0]]
+    }
+
+    /// Elements of a padded image buffer, with slack for full-vector reads past a row.
+    pub(super) fn padded_len(&self) -> usize {
+        self.ci * self.hp * self.wp + L
+    }
+
+    /// Tap rows `i` for which one of the output rows `y0..y0+r` reads a non-padding row.
+    pub(super) fn live_taps(&self, y0: usize, r: usize) -> std::ops::Range<usize> {
+        let [a, b] = self.live();
+        let lo = a.saturating_sub(y0 + r - 1);
+        let hi = self.kh.min(b.saturating_sub(y0));
+        lo..hi.max(lo)
+    }
+
+    /// `dst` = the image `src` (`[ci, hp − 2·pad, wp − 2·pad]`) with its zero border.
+    pub(super) fn pad_into(&self, src: &[f32], dst: &mut [f32]) {
+        let (h, w) = (self.hp - 2 * self.pad[0], self.wp - 2 * self.pad[1]);
+        dst.fill(0.0);
+        for (c, plane) in src.chunks(h * w).take(self.ci).enumerate() {
+            for (r, row) in plane.chunks(w).enumerate() {
+                let at = (c * self.hp + r + self.pad[0]) * self.wp + self.pad[1];
+                dst[at..at + w].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+/// Multiply-adds above which the images are split over threads.
+const PAR_MACS: usize = 1 << 20;
+
+/// Multiply-adds per chunk of images handed to a thread (tens of microseconds).
+const CHUNK_MACS: usize = 1 << 18;
+
+/// Images per chunk handed to a thread (fixed by the shapes).
+fn chunk_images(g: &ConvGeom) -> usize {
+    let per_image = (g.flops() / g.n.max(1)).max(1);
+    CHUNK_MACS.div_ceil(per_image).clamp(1, g.n.max(1))
+}
+
+/// Whether to run on more than one thread.
+fn parallel(g: &ConvGeom) -> bool {
+    g.flops() >= PAR_MACS && rayon::current_num_threads() > 1
+}
+
+/// `s` as f32 elements, when `T` is f32.
+fn f32s<T: Element>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: T is f32 (checked), so the cast only renames the type.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { &*(s as *const [T] as *const [f32]) })
+}
+
+/// `s` as mutable f32 elements, when `T` is f32.
+fn f32s_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: as in `f32s`.
+    Some(unsafe { &mut *(s as *mut [T] as *mut [f32]) })
+}
+
+/// Stride 1, no dilation, one group, nothing empty, and AVX-512 at hand.
+fn plain(g: &ConvGeom) -> bool {
+    let shapes = g.groups == 1
+        && g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && g.n > 0
+        && g.c > 0
+        && g.o > 0
+        && g.oh > 0
+        && g.ow > 0;
+    #[cfg(target_arch = "x86_64")]
+    return shapes && std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// Which kernels a forward pass takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// [`conv_rows`](super::conv_rows): few output channels, short rows.
+    Rows,
+    /// [`conv_chans`](super::conv_chans): 16·m output channels, small images.
+    Chans,
+}
+
+/// The kernels for the forward pass and weight gradient of `g`, if any suits it.
+fn route(g: &ConvGeom) -> Option<Route> {
+    if !plain(g) {
+        return None;
+    }
+    // Chans keeps one image's padded input and pixel-major output in cache.
+    if g.o.is_multiple_of(L) && g.oh * g.ow <= 1024 && g.c * g.kh * g.kw <= 1024 {
+        Some(Route::Chans)
+    } else if g.o <= 8 && g.ow <= 2 * L {
+        Some(Route::Rows)
+    } else {
+        None
+    }
+}
+
+/// Run `f(image index, its output, scratch)` over the images, in parallel chunks for big
+/// enough layers; each worker reuses its own scratch.
+fn per_image<S: Default>(g: &ConvGeom, out: &mut [f32], f: impl Fn(usize, &mut [f32], &mut S) + Sync) {
+    use rayon::prelude::*;
+    let per = out.len() / g.n;
+    let size = chunk_images(g);
+    let chunk = |(ci, block): (usize, &mut [f32]), s: &mut S| {
+        for (k, img) in block.chunks_mut(per).enumerate() {
+            f(ci * size + k, img, s);
+        }
+    };
+    if parallel(g) {
+        out.par_chunks_mut(per * size)
+            .enumerate()
+            .for_each_init(S::default, |s, item| chunk(item, s));
+    } else {
+        let mut s = S::default();
+        out.chunks_mut(per * size)
+            .enumerate()
+            .for_each(|item| chunk(item, &mut s));
+    }
+}
+
+/// `buf` resized to `len` elements.
+fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buf.resize(len, 0.0);
+    &mut buf[..len]
+}
+
+/// [`conv2d_forward`](super::conv::conv2d_forward) by a direct kernel; false if none suits.
+pub(super) fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) -> bool {
+    let (Some(route), Some(x), Some(w), Some(out)) = (route(g), f32s(x), f32s(w), f32s_mut(out)) else {
+        return false;
+    };
+    let bias = bias.map(|b| f32s(b).expect("bias has the input's type"));
+    #[cfg(target_arch = "x86_64")]
+    imp::forward(g, route, x, w, bias, out);
+    true
+}
+
+/// [`conv2d_backward_input`](super::conv::conv2d_backward_input) by a direct kernel
+/// (the rows kernels on the transposed correlation); false if none suits.
+pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) -> bool {
+    let fits = plain(g) && g.c <= 8 && g.w <= 2 * L && g.w > 0 && g.padding[0] < g.kh && g.padding[1] < g.kw;
+    let (true, Some(dy), Some(w), Some(dx)) = (fits, f32s(dy), f32s(w), f32s_mut(dx)) else {
+        return false;
+    };
+    let bias = bias.map(|b| f32s(b).expect("bias has the input's type"));
+    #[cfg(target_arch = "x86_64")]
+    imp::backward_input(g, dy, w, bias, dx);
+    true
+}
+
+/// [`conv2d_backward_weight`](super::conv::conv2d_backward_weight) by a direct kernel;
+/// false if none suits.
+pub(super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) -> bool {
+    let route = match route(g) {
+        Some(Route::Chans) if !super::conv_chans::weight_fits(g.kh, g.kw) => None,
+        Some(Route::Rows) if g.ow > 2 * L => None,
+        r => r,
+    };
+    let (Some(route), Some(x), Some(dy), Some(dw)) = (route, f32s(x), f32s(dy), f32s_mut(dw)) else {
+        return false;
+    };
+    #[cfg(target_arch = "x86_64")]
+    imp::backward_weight(g, route, x, dy, dw);
+    true
+}
+
+/// Parts of the batch whose weight-gradient partials are summed in order (fixed by the
+/// shapes alone, so the result does not depend on the thread count).
+fn weight_parts(g: &ConvGeom) -> usize {
+    if g.flops() >= PAR_MACS {
+        g.n.min(8)
+    } else {
+        1
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    use super::super::{conv_chans as chans, conv_rows as rows};
+    use super::{parallel, per_image, sized, weight_parts, ConvGeom, Corr, Route, L};
+    use rayon::prelude::*;
+
+    /// Scratch of one worker: a padded image and a pixel-major block.
+    #[derive(Default)]
+    pub(super) struct Scratch {
+        padded: Vec<f32>,
+        lanes: Vec<f32>,
+    }
+
+    /// `w` (`[o, c, kh, kw]`) as `[c, kh, kw, o]`, the taps flipped when `flip`: the rows
+    /// kernels' layout for the forward pass and (flipped, with `o`, `c` swapped) the input
+    /// gradient.
+    fn taps_last(g: &ConvGeom, w: &[f32], flip: bool) -> Vec<f32> {
+        let (o, c, kh, kw) = (g.o, g.c, g.kh, g.kw);
+        let mut wr = vec![0f32; o * c * kh * kw];
+        for (idx, &v) in w[..wr.len()].iter().enumerate() {
+            let (j, i) = (idx % kw, idx / kw % kh);
+            let (ci, oi) = (idx / (kw * kh) % c, idx / (kw * kh * c));
+            let (i, j) = if flip { (kh - 1 - i, kw - 1 - j) } else { (i, j) };
+            wr[if flip {
+                ((oi * kh + i) * kw + j) * c + ci
+            } else {
+                ((ci * kh + i) * kw + j) * o + oi
+            }] = v;
+        }
+        wr
+    }
+
+    pub(super) fn forward(g: &ConvGeom, route: Route, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+        let corr = Corr::forward(g);
+        let img = g.c * g.h * g.w;
+        let padded = g.padding != [0, 0];
+        match route {
+            Route::Rows => {
+                let wr = taps_last(g, w, false);
+                per_image(g, out, |n, y, s: &mut Scratch| {
+                    let xp = sized(&mut s.padded, corr.padded_len());
+                    corr.pad_into(&x[n * img..(n + 1) * img], xp);
+                    // SAFETY: `route` checked AVX-512 and the shapes.
+                    unsafe { rows::forward(&corr, xp, &wr, bias, y) };
+                });
+            }
+            Route::Chans => {
+                let (k, p) = (g.k(), g.p());
+                // Per block of 16 output channels: the weights as [c, kh, kw, 16].
+                let mut wt = vec![0f32; g.o * k];
+                for (src, dst) in w.chunks(L * k).zip(wt.chunks_mut(L * k)) {
+                    // SAFETY: as above.
+                    unsafe { chans::to_lanes(src, k, dst) };
+                }
+                per_image(g, out, |n, y, s: &mut Scratch| {
+                    let xi = &x[n * img..(n + 1) * img];
+                    let xp: &[f32] = if padded {
+                        let buf = sized(&mut s.padded, corr.padded_len());
+                        corr.pad_into(xi, buf);
+                        buf
+                    } else {
+                        xi
+                    };
+                    let outt = sized(&mut s.lanes, p * L);
+                    for (b, (wb, yb)) in wt.chunks(L * k).zip(y.chunks_mut(L * p)).enumerate() {
+                        let mut bv = [0f32; L];
+                        if let Some(bias) = bias {
+                            bv.copy_from_slice(&bias[b * L..(b + 1) * L]);
+                        }
+                        // SAFETY: as above.
+                        unsafe {
+                            chans::forward(&corr, xp, wb, &bv, outt);
+                            chans::from_lanes(outt, p, yb);
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    pub(super) fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], bias: Option<&[f32]>, dx: &mut [f32]) {
+        let corr = Corr::transposed(g);
+        let img = g.o * g.p();
+        let wr = taps_last(g, w, true);
+        per_image(g, dx, |n, dxi, s: &mut Scratch| {
+            let dyp = sized(&mut s.padded, corr.padded_len());
+            corr.pad_into(&dy[n * img..(n + 1) * img], dyp);
+            // SAFETY: `backward_input` checked AVX-512 and the shapes.
+            unsafe { rows::forward(&corr, dyp, &wr, bias, dxi) };
+        });
+    }
+
+    pub(super) fn backward_weight(g: &ConvGeom, route: Route, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let corr = Corr::forward(g);
+        let (k, p) = (g.k(), g.p());
+        let (img, oimg) = (g.c * g.h * g.w, g.o * p);
+        let wlen = g.o * k;
+        let parts = weight_parts(g);
+        let padded = g.padding != [0, 0] || route == Route::Rows;
+        // One part's 16-lane partial sums: [o, c, kh, kw, 16] for rows, [o/16, c, kh, kw,
+        // 16] (lanes = channels) for chans.
+        let part = |pi: usize, acc: &mut [f32]| {
+            let mut s = Scratch::default();
+            for n in pi * g.n / parts..(pi + 1) * g.n / parts {
+                let xi = &x[n * img..(n + 1) * img];
+                let dyi = &dy[n * oimg..(n + 1) * oimg];
+                let xp: &[f32] = if padded {
+                    let buf = sized(&mut s.padded, corr.padded_len());
+                    corr.pad_into(xi, buf);
+                    buf
+                } else {
+                    xi
+                };
+                // SAFETY: `route` checked AVX-512 and the shapes.
+                unsafe {
+                    match route {
+                        Route::Rows => rows::weight(&corr, xp, dyi, acc),
+                        Route::Chans => {
+                            let dyt = sized(&mut s.lanes, p * L);
+                            for (db, ab) in dyi.chunks(L * p).zip(acc.chunks_mut(k * L)) {
+                                chans::to_lanes(db, p, dyt);
+                                chans::weight(&corr, xp, dyt, ab);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let alen = match route {
+            Route::Rows => wlen * L,
+            Route::Chans => wlen,
+        };
+        let mut partials = vec![0f32; parts * alen];
+        if parts > 1 && parallel(g) {
+            partials
+                .par_chunks_mut(alen)
+                .enumerate()
+                .for_each(|(pi, a)| part(pi, a));
+        } else {
+            partials.chunks_mut(alen).enumerate().for_each(|(pi, a)| part(pi, a));
+        }
+        let (first, rest) = partials.split_at_mut(alen);
+        for other in rest.chunks(alen) {
+            first.iter_mut().zip(other).for_each(|(a, &b)| *a += b);
+        }
+        match route {
+            Route::Rows => {
+                for (d, lanes) in dw[..wlen].iter_mut().zip(first.chunks(L)) {
+                    *d = lanes.iter().sum();
+                }
+            }
+            Route::Chans => {
+                for (ab, db) in first.chunks(k * L).zip(dw.chunks_mut(L * k)) {
+                    // SAFETY: as above.
+                    unsafe { chans::from_lanes(ab, k, db) };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+    use super::*;
+
+    fn geom(n: usize, c: usize, [h, w]: [usize; 2], o: usize, [kh, kw]: [usize; 2], padding: [usize; 2]) -> ConvGeom {
+        ConvGeom {
+            n,
+            c,
+            h,
+            w,
+            o,
+            oh: h + 2 * padding[0] + 1 - kh,
+            ow: w + 2 * padding[1] + 1 - kw,
+            kh,
+            kw,
+            stride: [1, 1],
+            padding,
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+
+    fn seq(len: usize, seed: f64) -> Vec<f64> {
+        (0..len)
+            .map(|i| ((i as f64 * 0.37 + seed).sin() * 3.0).round() / 2.0)
+            .collect()
+    }
+
+    fn f32v(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&x| x as f32).collect()
+    }
+
+    /// f32 results (from the direct kernels) against the general f64 path.
+    fn close(what: &str, g: &ConvGeom, got: &[f32], want: &[f64]) {
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+            assert!((a as f64 - b).abs() <= 1e-5 * scale, "{what} {g:?} at {i}: {a} vs {b}");
+        }
+        assert_eq!(got.len(), want.len());
+    }
+
+    fn check(g: ConvGeom, direct: [bool; 3]) {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let (x, w, b) = (seq(g.n * g.c * g.h * g.w, 0.1), seq(g.o * g.k(), 1.3), seq(g.o, 0.7));
+        let (dy, bc) = (seq(g.n * g.o * g.p(), 2.7), seq(g.c, 0.2));
+        let mut y = vec![0.0; dy.len()];
+        conv2d_forward(&g, &x, &w, Some(&b), &mut y);
+        let mut y32 = vec![0f32; dy.len()];
+        assert_eq!(
+            forward(&g, &f32v(&x), &f32v(&w), Some(&f32v(&b)), &mut y32),
+            direct[0],
+            "{g:?}"
+        );
+        conv2d_forward(&g, &f32v(&x), &f32v(&w), Some(&f32v(&b)), &mut y32);
+        close("forward", &g, &y32, &y);
+        let mut dx = vec![0.0; x.len()];
+        conv2d_backward_input(&g, &dy, &w, Some(&bc), &mut dx);
+        let mut dx32 = vec![0f32; x.len()];
+        let taken = backward_input(&g, &f32v(&dy), &f32v(&w), Some(&f32v(&bc)), &mut dx32);
+        assert_eq!(taken, direct[1], "{g:?}");
+        conv2d_backward_input(&g, &f32v(&dy), &f32v(&w), Some(&f32v(&bc)), &mut dx32);
+        close("input gradient", &g, &dx32, &dx);
+        let mut dw = vec![0.0; w.len()];
+        conv2d_backward_weight(&g, &x, &dy, &mut dw);
+        let mut dw32 = vec![0f32; w.len()];
+        assert_eq!(
+            backward_weight(&g, &f32v(&x), &f32v(&dy), &mut dw32),
+            direct[2],
+            "{g:?}"
+        );
+        conv2d_backward_weight(&g, &f32v(&x), &f32v(&dy), &mut dw32);
+        close("weight gradient", &g, &dw32, &dw);
+    }
+
+    #[test]
+    fn direct_kernels_match_the_general_path() {
+        // LeNet-5's layers
+        check(geom(3, 1, [28, 28], 6, [5, 5], [2, 2]), [true; 3]);
+        check(geom(3, 6, [14, 14], 16, [5, 5], [0, 0]), [true; 3]);
+        // two channel blocks with padding, an odd row count, rows of 11
+        check(geom(2, 3, [13, 11], 32, [3, 3], [1, 1]), [true; 3]);
+        // rows of 26 in overlapping runs of 9
+        check(geom(1, 2, [30, 30], 16, [5, 5], [0, 0]), [true; 3]);
+        // 7 channels in rows of two vectors, a 3×2 kernel, uneven padding
+        check(geom(2, 2, [9, 20], 7, [3, 2], [1, 0]), [true; 3]);
+        // padding k − 1 (a full correlation), more input channels than the tile
+        check(geom(2, 9, [4, 4], 3, [4, 4], [3, 3]), [true, false, true]);
+        // a 1×1 output; a 1×1 kernel (no direct weight gradient)
+        check(geom(2, 4, [5, 5], 16, [5, 5], [0, 0]), [true; 3]);
+        check(geom(2, 4, [6, 5], 16, [1, 1], [0, 0]), [true, true, false]);
+        // too wide for the rows kernels, strided: the general path
+        check(geom(1, 1, [8, 40], 4, [3, 3], [1, 1]), [false; 3]);
+    }
+
+    #[test]
+    fn lanes_round_trip() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        for p in [1, 15, 16, 37] {
+            let src: Vec<f32> = (0..16 * p).map(|i| i as f32).collect();
+            let mut t = vec![0f32; p * 16];
+            let mut back = vec![0f32; 16 * p];
+            // SAFETY: AVX-512 checked above.
+            unsafe {
+                super::super::conv_chans::to_lanes(&src, p, &mut t);
+                super::super::conv_chans::from_lanes(&t, p, &mut back);
+            }
+            for q in 0..p {
+                for l in 0..16 {
+                    assert_eq!(t[q * 16 + l], src[l * p + q], "p {p}");
+                }
+            }
+            assert_eq!(back, src);
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        for g in [
+            geom(64, 1, [28, 28], 6, [5, 5], [2, 2]),
+            geom(64, 6, [14, 14], 16, [5, 5], [0, 0]),
+        ] {
+            let (x, w, dy) = (
+                f32v(&seq(g.n * g.c * g.h * g.w, 0.3)),
+                f32v(&seq(g.o * g.k(), 0.9)),
+                f32v(&seq(g.n * g.o * g.p(), 1.9)),
+            );
+            let run = || {
+                let (mut y, mut dx, mut dw) = (vec![0f32; dy.len()], vec![0f32; x.len()], vec![0f32; w.len()]);
+                conv2d_forward(&g, &x, &w, None, &mut y);
+                conv2d_backward_input(&g, &dy, &w, None, &mut dx);
+                conv2d_backward_weight(&g, &x, &dy, &mut dw);
+                (y, dx, dw)
+            };
+            let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+            let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            assert!(one.install(run) == three.install(run), "{g:?}");
+        }
+    }
+}
