@@ -452,16 +452,28 @@ pub fn conv2d_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &
 /// Bias gradient: `db[o] = Σ_{n, y, x} dy[n, o, y, x]` for `dy` of `[n, o, p]` elements.
 pub fn bias_grad<T: Element>(dy: &[T], n: usize, o: usize, p: usize, db: &mut [T]) {
     db[..o].fill(T::ZERO);
-    if p == 0 || o == 0 {
+    if p == 0 || o == 0 || n == 0 {
         return;
     }
-    // Plane sums (in parallel over planes), then added per channel in image order in f64.
-    let plane_sum = |plane: &[T]| super::reduce::sum(plane).to_f64();
-    let sums: Vec<f64> = if n * o * p >= super::PAR_THRESHOLD {
-        dy[..n * o * p].par_chunks(p).map(plane_sum).collect()
+    // Plane sums (tiles of planes over the threads that are awake, see `run_tiles`), then
+    // added per channel in image order in f64.
+    let mut sums = vec![0f64; n * o];
+    let per_tile = (super::BLOCK / p).max(1);
+    let threads = if n * o * p >= super::PAR_THRESHOLD {
+        rayon::current_num_threads()
     } else {
-        dy[..n * o * p].chunks(p).map(plane_sum).collect()
+        1
     };
+    let base = conv_direct::Disjoint::new(&mut sums);
+    super::matmul::run_tiles((n * o).div_ceil(per_tile), threads, &|t| {
+        let first = t * per_tile;
+        let count = per_tile.min(n * o - first);
+        // SAFETY: tile t alone writes sums[first..first + count].
+        let out = unsafe { base.range(first, count) };
+        for (s, plane) in out.iter_mut().zip(dy[first * p..].chunks(p)) {
+            *s = super::reduce::sum(plane).to_f64();
+        }
+    });
     for (c, d) in db[..o].iter_mut().enumerate() {
         *d = T::from_f64((0..n).map(|i| sums[i * o + c]).sum());
     }

@@ -122,9 +122,13 @@ fn chunk_images(g: &ConvGeom) -> usize {
     CHUNK_MACS.div_ceil(per_image).clamp(1, g.n.max(1))
 }
 
-/// Whether to run on more than one thread.
-fn parallel(g: &ConvGeom) -> bool {
-    g.flops() >= PAR_MACS && rayon::current_num_threads() > 1
+/// Threads to run `g` on: one for small layers.
+fn threads(g: &ConvGeom) -> usize {
+    if g.flops() >= PAR_MACS {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
 }
 
 /// `s` as f32 elements, when `T` is f32.
@@ -183,26 +187,32 @@ fn route(g: &ConvGeom) -> Option<Route> {
     }
 }
 
-/// Run `f(image index, its output, scratch)` over the images, in parallel chunks for big
-/// enough layers; each worker reuses its own scratch.
-fn per_image<S: Default>(g: &ConvGeom, out: &mut [f32], f: impl Fn(usize, &mut [f32], &mut S) + Sync) {
-    use rayon::prelude::*;
-    let per = out.len() / g.n;
-    let size = chunk_images(g);
-    let chunk = |(ci, block): (usize, &mut [f32]), s: &mut S| {
-        for (k, img) in block.chunks_mut(per).enumerate() {
-            f(ci * size + k, img, s);
-        }
-    };
-    if parallel(g) {
-        out.par_chunks_mut(per * size)
-            .enumerate()
-            .for_each_init(S::default, |s, item| chunk(item, s));
-    } else {
-        let mut s = S::default();
-        out.chunks_mut(per * size)
-            .enumerate()
-            .for_each(|item| chunk(item, &mut s));
+/// A base pointer shared by tiles that each write their own range behind it.
+pub(super) struct Disjoint<T>(*mut T);
+
+impl<T> Clone for Disjoint<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Disjoint<T> {}
+// SAFETY: the users hand each range to one tile only (see `Disjoint::range`).
+unsafe impl<T: Send> Send for Disjoint<T> {}
+unsafe impl<T: Send> Sync for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    /// The start of `s`.
+    pub(super) fn new(s: &mut [T]) -> Self {
+        Disjoint(s.as_mut_ptr())
+    }
+
+    /// `len` elements from `at`.
+    ///
+    /// # Safety
+    /// The range must lie inside the slice given to [`Disjoint::new`], which must outlive
+    /// the result, and no other live reference may overlap it.
+    pub(super) unsafe fn range<'a>(self, at: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(at), len)
     }
 }
 
@@ -264,15 +274,38 @@ fn weight_parts(g: &ConvGeom) -> usize {
 
 #[cfg(target_arch = "x86_64")]
 mod imp {
+    use super::super::matmul::run_tiles;
     use super::super::{conv_chans as chans, conv_rows as rows};
-    use super::{parallel, per_image, sized, weight_parts, ConvGeom, Corr, Route, L};
-    use rayon::prelude::*;
+    use super::{chunk_images, sized, threads, weight_parts, ConvGeom, Corr, Disjoint, Route, L};
 
-    /// Scratch of one worker: a padded image and a pixel-major block.
+    /// Scratch of one thread: a padded image and a pixel-major block.
     #[derive(Default)]
-    pub(super) struct Scratch {
+    struct Scratch {
         padded: Vec<f32>,
         lanes: Vec<f32>,
+    }
+
+    thread_local! {
+        /// Reused from call to call: a training loop repeats the same shapes.
+        static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+    }
+
+    /// Run `f(image index, its output, scratch)` for every image, in chunks of images fixed
+    /// by the shapes, on the calling thread and helpers that join when they wake (see
+    /// [`run_tiles`]).
+    fn per_image(g: &ConvGeom, out: &mut [f32], f: impl Fn(usize, &mut [f32], &mut Scratch) + Sync) {
+        let per = out.len() / g.n;
+        let size = chunk_images(g);
+        let base = Disjoint::new(out);
+        run_tiles(g.n.div_ceil(size), threads(g), &|t| {
+            SCRATCH.with_borrow_mut(|s| {
+                for n in t * size..((t + 1) * size).min(g.n) {
+                    // SAFETY: image n's output lies inside `out` and only this tile writes it.
+                    let img = unsafe { base.range(n * per, per) };
+                    f(n, img, s);
+                }
+            })
+        });
     }
 
     /// `w` (`[o, c, kh, kw]`) as `[c, kh, kw, o]`, the taps flipped when `flip`: the rows
@@ -281,15 +314,20 @@ mod imp {
     fn taps_last(g: &ConvGeom, w: &[f32], flip: bool) -> Vec<f32> {
         let (o, c, kh, kw) = (g.o, g.c, g.kh, g.kw);
         let mut wr = vec![0f32; o * c * kh * kw];
-        for (idx, &v) in w[..wr.len()].iter().enumerate() {
-            let (j, i) = (idx % kw, idx / kw % kh);
-            let (ci, oi) = (idx / (kw * kh) % c, idx / (kw * kh * c));
-            let (i, j) = if flip { (kh - 1 - i, kw - 1 - j) } else { (i, j) };
-            wr[if flip {
-                ((oi * kh + i) * kw + j) * c + ci
-            } else {
-                ((ci * kh + i) * kw + j) * o + oi
-            }] = v;
+        let mut src = w.iter();
+        for oi in 0..o {
+            for ci in 0..c {
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let at = if flip {
+                            ((oi * kh + kh - 1 - i) * kw + kw - 1 - j) * c + ci
+                        } else {
+                            ((ci * kh + i) * kw + j) * o + oi
+                        };
+                        wr[at] = *src.next().expect("weights hold o·c·kh·kw values");
+                    }
+                }
+            }
         }
         wr
     }
@@ -363,8 +401,7 @@ mod imp {
         let padded = g.padding != [0, 0] || route == Route::Rows;
         // One part's 16-lane partial sums: [o, c, kh, kw, 16] for rows, [o/16, c, kh, kw,
         // 16] (lanes = channels) for chans.
-        let part = |pi: usize, acc: &mut [f32]| {
-            let mut s = Scratch::default();
+        let part = |pi: usize, acc: &mut [f32], s: &mut Scratch| {
             for n in pi * g.n / parts..(pi + 1) * g.n / parts {
                 let xi = &x[n * img..(n + 1) * img];
                 let dyi = &dy[n * oimg..(n + 1) * oimg];
@@ -395,14 +432,12 @@ mod imp {
             Route::Chans => wlen,
         };
         let mut partials = vec![0f32; parts * alen];
-        if parts > 1 && parallel(g) {
-            partials
-                .par_chunks_mut(alen)
-                .enumerate()
-                .for_each(|(pi, a)| part(pi, a));
-        } else {
-            partials.chunks_mut(alen).enumerate().for_each(|(pi, a)| part(pi, a));
-        }
+        let base = Disjoint::new(&mut partials);
+        run_tiles(parts, threads(g), &|pi| {
+            // SAFETY: part pi writes only its own partial.
+            let acc = unsafe { base.range(pi * alen, alen) };
+            SCRATCH.with_borrow_mut(|s| part(pi, acc, s));
+        });
         let (first, rest) = partials.split_at_mut(alen);
         for other in rest.chunks(alen) {
             first.iter_mut().zip(other).for_each(|(a, &b)| *a += b);
