@@ -5,8 +5,9 @@ use gemm::Parallelism;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
-#[cfg(target_arch = "x86_64")]
 mod par;
+
+pub use par::{for_each_tile, run_tiles};
 
 /// Products with fewer multiply-adds than this run on one thread: below it the
 /// hand-off to a second thread costs more than it saves (measured: 64×400×120).

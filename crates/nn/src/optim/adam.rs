@@ -108,16 +108,17 @@ fn update<T: Element>(
     let l2 = (!decoupled && s.weight_decay != 0.0).then(|| T::from_f64(s.weight_decay));
     let shrink = (decoupled && s.weight_decay != 0.0).then(|| T::from_f64(1.0 - s.lr * s.weight_decay));
     let sign = if o.maximize { -T::ONE } else { T::ONE };
-    let mut result = Ok(());
+    if !(2..=3).contains(&st.bufs.len()) {
+        return Err(Error::State(format!(
+            "Adam: {} moment buffers, expected 2 or 3",
+            st.bufs.len()
+        )));
+    }
     with_slices::<T>(p, g, st, |p, g, bufs| {
-        let (m, rest) = match bufs {
-            [m, rest @ ..] => (m, rest),
-            [] => return result = Err(Error::State("Adam: missing moment buffers".into())),
-        };
-        let (v, vmax) = match rest {
-            [v] => (v, None),
-            [v, vmax] => (v, Some(vmax)),
-            _ => return result = Err(Error::State("Adam: wrong number of buffers".into())),
+        let (m, v, vmax) = match bufs {
+            [m, v] => (m, v, None),
+            [m, v, vmax] => (m, v, Some(vmax)),
+            _ => unreachable!("buffer count checked above"),
         };
         let mut vmax = vmax.map(|b| b.iter_mut());
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
@@ -140,8 +141,7 @@ fn update<T: Element>(
             let denom = second.sqrt() / bc2_sqrt + eps;
             *p += (-step_size) * (*m / denom);
         }
-    })?;
-    result
+    })
 }
 
 /// One Adam or AdamW step over every parameter with a gradient.

@@ -94,16 +94,14 @@ fn update<T: Element>(o: &RMSpropOptions, s: GroupSettings, p: &Tensor, g: &Tens
     let mu = T::from_f64(o.momentum);
     let sign = if o.maximize { -T::ONE } else { T::ONE };
     let (has_mom, centered) = (o.momentum > 0.0, o.centered);
-    let mut result = Ok(());
+    let want = 1 + has_mom as usize + centered as usize;
+    if st.bufs.len() != want {
+        return Err(Error::State(format!(
+            "RMSprop: {} buffers, expected {want}",
+            st.bufs.len()
+        )));
+    }
     with_slices::<T>(p, g, st, |p, g, bufs| {
-        let want = 1 + has_mom as usize + centered as usize;
-        if bufs.len() != want {
-            result = Err(Error::State(format!(
-                "RMSprop: {} buffers, expected {want}",
-                bufs.len()
-            )));
-            return;
-        }
         let (sq, rest) = bufs.split_at_mut(1);
         let (mom, rest) = rest.split_at_mut(has_mom as usize);
         let mut mom = mom.first_mut().map(|b| b.iter_mut());
@@ -129,8 +127,7 @@ fn update<T: Element>(o: &RMSpropOptions, s: GroupSettings, p: &Tensor, g: &Tens
                 None => *p += neg_lr * (d / avg),
             }
         }
-    })?;
-    result
+    })
 }
 
 impl Optimizer for RMSprop {

@@ -80,11 +80,12 @@ pub(crate) unsafe fn outer(
     let d = Dst { ptr: dst, ld: ldc };
     let col_blocks = n.div_ceil(NC);
     let row_blocks = m.div_ceil(MR);
-    // Chunks: one column block (its panel of b stays in L1) by a run of row blocks.
+    // Chunks: one column block (its panel of b stays in L1) by a run of row blocks,
+    // numbered by rows first so that a thread's chunks cover whole rows of dst.
     let rows_per_chunk = (CHUNK_MACS / (MR * NC * k).max(1)).clamp(1, row_blocks);
     let chunks_per_col = row_blocks.div_ceil(rows_per_chunk);
     let work = |c: usize| {
-        let (cb, rc) = (c / chunks_per_col, c % chunks_per_col);
+        let (rc, cb) = (c / col_blocks, c % col_blocks);
         let c0 = cb * NC;
         let cols = NC.min(n - c0);
         let rb_end = ((rc + 1) * rows_per_chunk).min(row_blocks);

@@ -6,19 +6,24 @@
 //! does not wait for a sleeping worker to wake (that wake-up costs tens of microseconds,
 //! as much as a small product). Each tile is computed the same way whoever runs it, so the
 //! result does not depend on the thread count.
+//!
+//! The caller claims tiles from the low end and helpers from the high end. With two threads
+//! the split point then sits near the middle in every call, so consecutive operations over
+//! the same rows (a layer's forward product, its weight gradient, the optimizer's update)
+//! mostly find their data in the cache of the core that last touched it.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Set in [`Shared::state`] once the caller has finished; the low bits count helpers inside.
 const CLOSED: usize = 1 << (usize::BITS - 1);
 
 /// One tile job; `Sync` because helpers call it concurrently.
-type Work<'a> = dyn Fn(usize) + Sync + 'a;
+pub type Work<'a> = dyn Fn(usize) + Sync + 'a;
 
 struct Shared {
-    next: AtomicUsize,
-    tiles: usize,
+    /// Unclaimed tiles `lo..hi`, packed as `lo << 32 | hi`.
+    range: AtomicU64,
     state: AtomicUsize,
     panicked: AtomicBool,
     /// The caller's job with its lifetime erased; only called by a helper that entered
@@ -31,12 +36,27 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    fn claim_all(&self, work: &Work<'_>) {
+    /// The next unclaimed tile from the low end (the caller) or the high end (helpers).
+    fn claim(&self, low: bool) -> Option<usize> {
+        let mut r = self.range.load(Ordering::Relaxed);
         loop {
-            let t = self.next.fetch_add(1, Ordering::Relaxed);
-            if t >= self.tiles {
-                return;
+            let (lo, hi) = (r >> 32, r & 0xFFFF_FFFF);
+            if lo >= hi {
+                return None;
             }
+            let (next, t) = if low { (r + (1 << 32), lo) } else { (r - 1, hi - 1) };
+            match self
+                .range
+                .compare_exchange_weak(r, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Some(t as usize),
+                Err(now) => r = now,
+            }
+        }
+    }
+
+    fn claim_all(&self, low: bool, work: &Work<'_>) {
+        while let Some(t) = self.claim(low) {
             work(t);
         }
     }
@@ -58,7 +78,7 @@ impl Shared {
         // SAFETY: we entered before the caller closed, so it is still inside `run_tiles`
         // (it waits for the count to drop to zero) and the closure is alive.
         let work = unsafe { &*self.work };
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.claim_all(work)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.claim_all(false, work)));
         if r.is_err() {
             self.panicked.store(true, Ordering::Relaxed);
         }
@@ -86,18 +106,24 @@ impl Drop for Close<'_> {
     }
 }
 
-/// Run `work(t)` for every `t < tiles`, on the calling thread and up to `threads − 1` helpers.
-pub(crate) fn run_tiles(tiles: usize, threads: usize, work: &Work<'_>) {
+/// Run `work(t)` for every `t < tiles` on the calling thread and all of rayon's threads as
+/// helpers (see [`run_tiles`]); for elementwise work such as optimizer updates.
+pub fn for_each_tile(tiles: usize, work: &Work<'_>) {
+    run_tiles(tiles, rayon::current_num_threads(), work)
+}
+
+/// Run `work(t)` for every `t < tiles`, on the calling thread and up to `threads − 1` helpers
+/// that join when they wake; the caller never waits for a helper that has not started.
+pub fn run_tiles(tiles: usize, threads: usize, work: &Work<'_>) {
     let helpers = threads.min(tiles).saturating_sub(1);
-    if helpers == 0 {
+    if helpers == 0 || tiles > u32::MAX as usize {
         (0..tiles).for_each(work);
         return;
     }
     // SAFETY: only the lifetime changes; see `Shared::work` for why it is never outlived.
     let erased: *const Work<'static> = unsafe { std::mem::transmute::<*const Work<'_>, *const Work<'static>>(work) };
     let shared = Arc::new(Shared {
-        next: AtomicUsize::new(0),
-        tiles,
+        range: AtomicU64::new(tiles as u64),
         state: AtomicUsize::new(0),
         panicked: AtomicBool::new(false),
         work: erased,
@@ -108,7 +134,7 @@ pub(crate) fn run_tiles(tiles: usize, threads: usize, work: &Work<'_>) {
     }
     {
         let _close = Close(&shared);
-        shared.claim_all(work);
+        shared.claim_all(true, work);
     }
     if shared.panicked.load(Ordering::Relaxed) {
         panic!("a matrix product tile panicked on a helper thread");
