@@ -2,6 +2,7 @@
 
 use crate::Element;
 use gemm::Parallelism;
+use std::mem::MaybeUninit;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -66,17 +67,58 @@ pub fn gemm_init<T: Element>(
     threads: usize,
 ) {
     assert!(dst.len() >= m * n, "gemm: destination too small");
+    // SAFETY: dst holds m×n initialized elements.
+    unsafe { gemm_ptr(m, n, k, a, b, dst.as_mut_ptr(), init, threads) }
+}
+
+/// `dst (m×n, row-major) = a·b`, or `bias + a·b`, into memory not yet initialized: every
+/// element is written, so a fresh output needs no zero fill first.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_uninit<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    dst: &mut [MaybeUninit<T>],
+    bias: Option<&[T]>,
+    threads: usize,
+) {
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    let init = bias.map_or(Init::Zero, Init::Bias);
+    // SAFETY: dst holds m×n slots; with `Zero` or `Bias` nothing is read before written.
+    unsafe { gemm_ptr(m, n, k, a, b, dst.as_mut_ptr() as *mut T, init, threads) }
+}
+
+/// The product into `dst`, which must hold m×n elements, initialized unless `init`
+/// is `Zero` or `Bias` (then every element is written before any is read).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_ptr<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    dst: *mut T,
+    init: Init<'_, T>,
+    threads: usize,
+) {
     if let Init::Bias(bias) = init {
         assert!(bias.len() >= n, "gemm: bias shorter than a row");
     }
     if m == 0 || n == 0 {
         return;
     }
+    let fill_bias = |bias: &[T]| {
+        for r in 0..m {
+            std::ptr::copy_nonoverlapping(bias.as_ptr(), dst.add(r * n), n);
+        }
+    };
     if k == 0 {
         match init {
-            Init::Zero => dst[..m * n].fill(T::ZERO),
+            Init::Zero => (0..m * n).for_each(|i| dst.add(i).write(T::ZERO)),
             Init::Accumulate => {}
-            Init::Bias(bias) => dst[..m * n].chunks_mut(n).for_each(|r| r.copy_from_slice(&bias[..n])),
+            Init::Bias(bias) => fill_bias(bias),
         }
         return;
     }
@@ -97,35 +139,34 @@ pub fn gemm_init<T: Element>(
         Init::Zero => false,
         Init::Accumulate => true,
         Init::Bias(bias) => {
-            dst[..m * n].chunks_mut(n).for_each(|r| r.copy_from_slice(&bias[..n]));
+            fill_bias(bias);
             true
         }
     };
     // SAFETY: every index read is within the slices (checked above); dst holds m×n
-    // row-major elements; the strides describe exactly those layouts.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            read_dst,
-            a.data.as_ptr().add(a.offset),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr().add(b.offset),
-            b.cs as isize,
-            b.rs as isize,
-            T::ONE,
-            T::ONE,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
+    // row-major elements; the strides describe exactly those layouts. Without
+    // `read_dst`, `gemm` only writes dst.
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        read_dst,
+        a.data.as_ptr().add(a.offset),
+        a.cs as isize,
+        a.rs as isize,
+        b.data.as_ptr().add(b.offset),
+        b.cs as isize,
+        b.rs as isize,
+        T::ONE,
+        T::ONE,
+        false,
+        false,
+        false,
+        par,
+    )
 }
 
 /// Products this small run on one thread in the unpacked kernels: the hand-off costs more.
@@ -140,7 +181,7 @@ fn small_f32<T: Element>(
     k: usize,
     a: &Mat<'_, T>,
     b: &Mat<'_, T>,
-    dst: &mut [T],
+    dst: *mut T,
     init: Init<'_, T>,
     threads: usize,
 ) -> bool {
@@ -168,7 +209,7 @@ fn small_f32<T: Element>(
         Init::Bias(bias) => avx512::Start::Bias(unsafe { &*(bias as *const [T] as *const [f32]) }),
     };
     let threads = if m * n * k >= SMALL_PAR_MACS { threads } else { 1 };
-    let d = dst.as_mut_ptr() as *mut f32;
+    let d = dst as *mut f32;
     // SAFETY: AVX-512F is present; the operands' extents were checked by the caller and
     // dst holds m rows of n.
     unsafe {

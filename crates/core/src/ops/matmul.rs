@@ -2,10 +2,11 @@
 //! (`[2,1,3,4] @ [5,4,6] -> [2,5,3,6]`), as `torch.matmul`.
 
 use super::same_dtype;
-use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
+use crate::kernels::matmul::{gemm_uninit, Mat, PAR_FLOPS};
 use crate::shape::broadcast_shape;
 use crate::{DType, Element, Error, Result, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The raw product of two ≥2-D tensors with broadcast batch dims; records nothing.
 fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -39,7 +40,10 @@ fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         out_shape: &[usize],
     ) -> Tensor {
         let nb: usize = batch.iter().product();
-        let mut out = vec![T::ZERO; nb * m * n];
+        let total = nb * m * n;
+        // Filled by the products below (every element written), so not zeroed first.
+        let mut out: Vec<T> = Vec::with_capacity(total);
+        let spare = &mut out.spare_capacity_mut()[..total];
         let offsets = |t: &Tensor, i: usize| {
             let (mut off, mut r) = (t.layout().offset, i);
             for d in (0..batch.len()).rev() {
@@ -53,7 +57,7 @@ fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let da = T::slice(&ga).expect("dtype checked");
         let db = T::slice(&gb).expect("dtype checked");
         let (sa, sb) = (ea.strides(), eb.strides());
-        let one = |i: usize, dst: &mut [T], threads: usize| {
+        let one = |i: usize, dst: &mut [MaybeUninit<T>], threads: usize| {
             let a = Mat {
                 data: da,
                 rs: sa[rank - 2],
@@ -66,20 +70,24 @@ fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
                 cs: sb[rank - 1],
                 offset: offsets(eb, i),
             };
-            gemm(m, n, k, a, b, dst, false, threads);
+            gemm_uninit(m, n, k, a, b, dst, None, threads);
         };
         let threads = rayon::current_num_threads();
         if nb > 1 && m * n * k < PAR_FLOPS && nb * m * n * k >= PAR_FLOPS {
             // Many small products: one per thread rather than threads inside each.
-            out.par_chunks_mut((m * n).max(1))
+            spare
+                .par_chunks_mut((m * n).max(1))
                 .enumerate()
                 .for_each(|(i, d)| one(i, d, 1));
         } else {
-            out.chunks_mut((m * n).max(1))
+            spare
+                .chunks_mut((m * n).max(1))
                 .enumerate()
                 .take(nb)
                 .for_each(|(i, d)| one(i, d, threads));
         }
+        // SAFETY: the nb products above wrote all nb·m·n elements.
+        unsafe { out.set_len(total) };
         drop((ga, gb));
         Tensor::from_buffer(T::wrap(out), out_shape)
     }
@@ -145,6 +153,118 @@ impl Tensor {
                 Some(a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())?)
             };
             Ok(vec![ga, gb])
+        }))
+    }
+}
+
+/// `x · wᵀ (+ bias)` for a 2-D `x` into a fresh `[rows, out]` tensor; records nothing.
+fn linear_raw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        let (rows, k, out_f) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+        let total = rows * out_f;
+        let mut out: Vec<T> = Vec::with_capacity(total);
+        let bias = bias.map(|b| b.to_vec::<T>().expect("dtype checked"));
+        let (gx, gw) = (x.read(), w.read());
+        let a = Mat {
+            data: T::slice(&gx).expect("dtype checked"),
+            rs: x.strides()[0],
+            cs: x.strides()[1],
+            offset: x.layout().offset,
+        };
+        // wᵀ as a strided view: [in, out] with w's strides swapped.
+        let b = Mat {
+            data: T::slice(&gw).expect("dtype checked"),
+            rs: w.strides()[1],
+            cs: w.strides()[0],
+            offset: w.layout().offset,
+        };
+        let threads = rayon::current_num_threads();
+        gemm_uninit(
+            rows,
+            out_f,
+            k,
+            a,
+            b,
+            &mut out.spare_capacity_mut()[..total],
+            bias.as_deref(),
+            threads,
+        );
+        // SAFETY: the product wrote all rows·out elements.
+        unsafe { out.set_len(total) };
+        drop((gx, gw));
+        Tensor::from_buffer(T::wrap(out), &[rows, out_f])
+    }
+    match x.dtype() {
+        DType::F32 => run::<f32>(x, w, bias),
+        DType::F64 => run::<f64>(x, w, bias),
+    }
+}
+
+impl Tensor {
+    /// A fully connected layer, `x · weightᵀ + bias` over the last dim of `x`
+    /// (`[.., in]` with weight `[out, in]` and bias `[out]` → `[.., out]`), as
+    /// `torch.nn.functional.linear`. One product with the bias as its starting value,
+    /// rather than a product and a broadcast add; the weight's gradient comes back
+    /// row-major, as the optimizer reads it.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        same_dtype("linear", self, weight)?;
+        if let Some(b) = bias {
+            same_dtype("linear", self, b)?;
+        }
+        let (out_f, in_f) = match *weight.shape() {
+            [o, i] => (o, i),
+            _ => {
+                return Err(Error::shapes(
+                    "linear",
+                    self.shape(),
+                    weight.shape(),
+                    "weight must be [out, in]",
+                ))
+            }
+        };
+        if self.rank() == 0 || self.shape()[self.rank() - 1] != in_f {
+            return Err(Error::shapes(
+                "linear",
+                self.shape(),
+                weight.shape(),
+                format!("input's last dim must be the weight's {in_f} input features"),
+            ));
+        }
+        if let Some(b) = bias {
+            if b.shape() != [out_f] {
+                return Err(Error::shapes(
+                    "linear",
+                    b.shape(),
+                    weight.shape(),
+                    format!("bias must be [{out_f}]"),
+                ));
+            }
+        }
+        if self.rank() != 2 {
+            // Leading dims fold into rows and come back after.
+            let mut shape = self.shape().to_vec();
+            let rows = shape[..shape.len() - 1].iter().product::<usize>();
+            let y = self.reshape(&[rows, in_f][..])?.linear(weight, bias)?;
+            *shape.last_mut().expect("rank ≥ 1") = out_f;
+            return y.reshape(&shape[..]);
+        }
+        let out = linear_raw(self, weight, bias);
+        let (x, w) = (self.clone(), weight.clone());
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        Ok(out.record("linear", &inputs, move |g, needs| {
+            let gx = if needs[0] { Some(g.matmul(&w)?) } else { None };
+            // gᵀ·x is [out, in] row-major: the weight's own layout.
+            let gw = if needs[1] { Some(g.t()?.matmul(&x)?) } else { None };
+            let gb = match needs.get(2) {
+                Some(true) => Some(g.sum(&[0], false)?),
+                _ => None,
+            };
+            let mut grads = vec![gx, gw];
+            if needs.len() > 2 {
+                grads.push(gb);
+            }
+            Ok(grads)
         }))
     }
 }
@@ -247,5 +367,49 @@ mod tests {
             .to_vec::<f64>()
             .unwrap();
         assert_eq!(x, y);
+    }
+
+    #[test]
+    fn linear_matches_matmul_plus_bias_with_gradients() {
+        let (x, w, b) = (r(&[5, 3], 1), r(&[4, 3], 2), r(&[4], 3));
+        let y = x.linear(&w, Some(&b)).unwrap();
+        let want = x.matmul(&w.t().unwrap()).unwrap().add(&b).unwrap();
+        let (y, want) = (y.to_vec::<f64>().unwrap(), want.to_vec::<f64>().unwrap());
+        assert!(y.iter().zip(&want).all(|(p, q)| (p - q).abs() < 1e-12));
+        gradcheck(|t| t[0].linear(&t[1], Some(&t[2])), &[x.clone(), w.clone(), b.clone()]).unwrap();
+        gradcheck(|t| t[0].linear(&t[1], None), &[x.clone(), w.clone()]).unwrap();
+        // leading dims, a transposed input and a transposed weight
+        gradcheck(
+            |t| t[0].linear(&t[1], Some(&t[2])),
+            &[r(&[2, 3, 3], 4), w.clone(), b.clone()],
+        )
+        .unwrap();
+        gradcheck(
+            |t| t[0].t()?.linear(&t[1].t()?, Some(&t[2])),
+            &[r(&[3, 5], 5), r(&[3, 4], 6), b.clone()],
+        )
+        .unwrap();
+        let ws = w.set_requires_grad(true);
+        let g = x.linear(&ws, Some(&b)).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(g.get(&ws).unwrap().is_contiguous());
+    }
+
+    #[test]
+    fn linear_f32_matches_f64_and_errors_name_shapes() {
+        let (x, w, b) = (r(&[64, 784], 7), r(&[10, 784], 8), r(&[10], 9));
+        let want = x.linear(&w, Some(&b)).unwrap().to_vec::<f64>().unwrap();
+        let f = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let got = f(&x).linear(&f(&w), Some(&f(&b))).unwrap().to_vec_f64();
+        assert!(
+            got.iter().zip(&want).all(|(p, q)| (p - q).abs() < 1e-3),
+            "f32 kernel drifted"
+        );
+        let e = x.linear(&r(&[10, 5], 1), None).unwrap_err().to_string();
+        assert!(
+            e.contains("linear") && e.contains("[64, 784]") && e.contains("[10, 5]"),
+            "{e}"
+        );
+        let e = x.linear(&w, Some(&r(&[3], 1))).unwrap_err().to_string();
+        assert!(e.contains("bias must be [10]"), "{e}");
     }
 }

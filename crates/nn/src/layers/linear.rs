@@ -1,6 +1,5 @@
 //! Linear (fully connected) layer: `y = x · Wᵀ + b`.
 
-use crate::functional;
 use crate::init::default_uniform;
 use crate::module::{join, Mode, Module, Param};
 use crate::Result;
@@ -71,7 +70,8 @@ impl Module for Linear {
             )));
         }
         let bias = self.bias.as_ref().map(Param::tensor);
-        functional::linear(x, &self.weight.tensor(), bias.as_ref())
+        // One product with the bias folded in (core's fused op), not matmul + add.
+        Ok(x.linear(&self.weight.tensor(), bias.as_ref())?)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
