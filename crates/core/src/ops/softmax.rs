@@ -5,6 +5,12 @@
 //! under a shift, so the exact gradient is unaffected, and `exp` never sees a positive
 //! argument, so logits of 1e8 or ±f32::MAX stay finite. A NaN makes its row NaN.
 //!
+//! Cross entropy with class indices, the last step of nearly every classifier, also has a
+//! fused form, [`Tensor::log_softmax_nll`]: one pass over the logits forward and one
+//! backward, where the composition takes about ten ops each way (about 19 µs against 3 µs
+//! per training step at [64, 10]). Its backward is an op of its own whose backward is
+//! written with tensor ops, so it too is differentiable to any order.
+//!
 //! ```
 //! use nabla_core::Tensor;
 //! let x = Tensor::from_vec(vec![1e4f32, 1e4, -1e4], &[3])?;
@@ -13,8 +19,10 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
+use super::conv2d::with_data;
 use crate::shape::normalize_dim;
-use crate::{Error, Result, Tensor};
+use crate::{Buffer, DType, Element, Error, Result, Tensor};
+use std::sync::Arc;
 
 impl Tensor {
     /// `exp(x) / sum(exp(x))` along `dim`.
@@ -46,6 +54,162 @@ impl Tensor {
         let z = self.sub(&self.detach().max(&[d], true)?)?;
         f(&z, d)
     }
+}
+
+/// Class targets of [`Tensor::log_softmax_nll`], `None` for an ignored sample.
+type Targets = Arc<Vec<Option<usize>>>;
+
+/// The softmax of each `c`-wide row of `x`, and `−log softmax` at the row's target (0 for
+/// an ignored row). NaN in a row makes both NaN.
+fn softmax_nll_rows<T: Element>(x: &[T], c: usize, tgt: &[Option<usize>]) -> (Vec<T>, Vec<T>) {
+    if c == 0 {
+        // No classes: every target was ignored (any other is out of range).
+        return (Vec::new(), vec![T::ZERO; tgt.len()]);
+    }
+    let mut p = vec![T::ZERO; x.len()];
+    let mut loss = Vec::with_capacity(tgt.len());
+    for ((row, p), t) in x.chunks_exact(c).zip(p.chunks_exact_mut(c)).zip(tgt) {
+        let m = row
+            .iter()
+            .fold(T::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m });
+        let mut s = T::ZERO;
+        for (e, &v) in p.iter_mut().zip(row) {
+            *e = (v - m).exp();
+            s += *e;
+        }
+        // −log p_t = ln Σ exp(x − m) − (x_t − m): the large m cancels before rounding.
+        loss.push(t.map_or(T::ZERO, |t| s.ln() - (row[t] - m)));
+        p.iter_mut().for_each(|e| *e = *e / s);
+    }
+    (p, loss)
+}
+
+impl Tensor {
+    /// The negative log-likelihood of class `target[n]` under the log-softmax of row `n` of
+    /// `[N, C]` logits, which is cross entropy with class indices, fused: per sample (`[N]`,
+    /// 0 where the target is `ignore_index`) when `scale` is `None`, else their sum times
+    /// `scale` (`1/count` for a mean) as a scalar. As [`Tensor::log_softmax`], the row
+    /// maximum is subtracted first, so large logits stay finite.
+    ///
+    /// ```
+    /// use nabla_core::Tensor;
+    /// let x = Tensor::from_vec(vec![2.0f32, 0.0, 0.0, 0.0, 0.0, 2.0], &[2, 3])?;
+    /// let mean = x.log_softmax_nll(&[0, 2], None, Some(0.5))?.item()?;
+    /// assert!((mean - (1.0 + 2.0 * (-2f64).exp()).ln()).abs() < 1e-6);
+    /// # Ok::<(), nabla_core::Error>(())
+    /// ```
+    pub fn log_softmax_nll(&self, target: &[usize], ignore_index: Option<usize>, scale: Option<f64>) -> Result<Tensor> {
+        const OP: &str = "log_softmax_nll";
+        let [n, c] = match *self.shape() {
+            [n, c] => [n, c],
+            _ => {
+                return Err(Error::invalid(
+                    OP,
+                    format!("logits must be [N, C], got shape {:?}", self.shape()),
+                ))
+            }
+        };
+        if target.len() != n {
+            return Err(Error::invalid(
+                OP,
+                format!("{} targets for {n} rows of logits", target.len()),
+            ));
+        }
+        let mut tgt = Vec::with_capacity(n);
+        for (pos, &t) in target.iter().enumerate() {
+            if Some(t) == ignore_index {
+                tgt.push(None);
+            } else if t >= c {
+                return Err(Error::invalid(
+                    OP,
+                    format!("target {t} at position {pos} is out of range for {c} classes"),
+                ));
+            } else {
+                tgt.push(Some(t));
+            }
+        }
+        fn run<T: Element>(
+            x: &Tensor,
+            tgt: &[Option<usize>],
+            c: usize,
+            scale: Option<f64>,
+        ) -> Result<(Tensor, Tensor)> {
+            with_data(OP, &[x], |s: &[&[T]]| {
+                let (p, loss) = softmax_nll_rows(s[0], c, tgt);
+                let p = Tensor::from_buffer(T::wrap(p), x.shape());
+                let n = tgt.len();
+                match scale {
+                    None => (Tensor::from_buffer(T::wrap(loss), &[n]), p),
+                    Some(k) => {
+                        let sum: f64 = loss.into_iter().map(T::to_f64).sum();
+                        (Tensor::from_buffer(T::wrap(vec![T::from_f64(sum * k)]), &[]), p)
+                    }
+                }
+            })
+        }
+        let tgt: Targets = Arc::new(tgt);
+        // The softmax is kept for the backward, which then needs no exp.
+        let (loss, p) = match self.dtype() {
+            DType::F32 => run::<f32>(self, &tgt, c, scale)?,
+            DType::F64 => run::<f64>(self, &tgt, c, scale)?,
+        };
+        let x = self.clone();
+        Ok(loss.record(OP, &[self], move |g, _| {
+            Ok(vec![Some(nll_grad(&x, g, &p, tgt.clone(), scale.unwrap_or(1.0))?)])
+        }))
+    }
+}
+
+/// The gradient of [`Tensor::log_softmax_nll`] with respect to the logits, in one pass:
+/// `scale · g_n · (softmax(x)_nc − [c = t_n])`, 0 in ignored rows; `g` is the loss's
+/// gradient (`[]` or `[N]`), `p` the forward's softmax of `x`. Recorded, with a
+/// backward written with tensor ops (through a composed softmax), for second derivatives.
+fn nll_grad(x: &Tensor, g: &Tensor, p: &Tensor, tgt: Targets, scale: f64) -> Result<Tensor> {
+    const OP: &str = "log_softmax_nll_backward";
+    let (n, c) = (tgt.len(), x.shape()[1]);
+    let scalar = g.rank() == 0;
+    fn run<T: Element>(g: &Tensor, p: &Tensor, tgt: &[Option<usize>], scale: f64) -> Result<Tensor> {
+        let c = p.shape()[1];
+        let gx = with_data(OP, &[g, p], |s: &[&[T]]| {
+            let (g, p) = (s[0], s[1]);
+            let mut gx = vec![T::ZERO; p.len()];
+            for (i, (d, p)) in gx.chunks_exact_mut(c.max(1)).zip(p.chunks_exact(c.max(1))).enumerate() {
+                let Some(t) = tgt[i] else { continue };
+                let k = T::from_f64(scale) * if g.len() == 1 { g[0] } else { g[i] };
+                d.iter_mut().zip(p).for_each(|(d, &p)| *d = k * p);
+                d[t] = d[t] - k;
+            }
+            gx
+        })?;
+        Ok(Tensor::from_buffer(T::wrap(gx), p.shape()))
+    }
+    let gx = match x.dtype() {
+        DType::F32 => run::<f32>(g, p, &tgt, scale)?,
+        DType::F64 => run::<f64>(g, p, &tgt, scale)?,
+    };
+    let (xs, gs) = (x.clone(), g.clone());
+    Ok(gx.record(OP, &[x, g], move |gg, _| {
+        // h = scale·k_n·g_n·(p − y) with k_n 0 for ignored rows and y the one-hot targets:
+        // dh/dx applies softmax's Jacobian, dh/dg_n = scale·k_n·Σ_c gg·(p − y).
+        let (mut keep, mut hot) = (vec![0.0; n], vec![0.0; n * c]);
+        for (i, t) in tgt.iter().enumerate() {
+            if let Some(t) = *t {
+                keep[i] = 1.0;
+                hot[i * c + t] = 1.0;
+            }
+        }
+        let dt = xs.dtype();
+        let keep = Tensor::from_buffer(Buffer::F64(keep), &[n, 1]).to_dtype(dt)?;
+        let hot = Tensor::from_buffer(Buffer::F64(hot), &[n, c]).to_dtype(dt)?;
+        let p = xs.softmax(1)?;
+        let k = if scalar { gs.clone() } else { gs.reshape([n, 1])? };
+        let k = k.mul_scalar(scale)?.mul(&keep)?;
+        let pg = p.mul(gg)?;
+        let dx = k.mul(&pg.sub(&p.mul(&pg.sum(&[1], true)?)?)?)?;
+        let dg = gg.mul(&p.sub(&hot)?)?.mul(&keep)?.sum(&[1], false)?.mul_scalar(scale)?;
+        let dg = if scalar { dg.sum_all()? } else { dg };
+        Ok(vec![Some(dx), Some(dg)])
+    }))
 }
 
 #[cfg(test)]
@@ -233,5 +397,120 @@ mod tests {
             close(&y0, &y1, 1e-15);
             close(&g0, &g1, 1e-15);
         }
+    }
+
+    /// The composition `log_softmax_nll` replaces: −log_softmax gathered at the targets.
+    fn composed(x: &Tensor, t: &[usize], ignore: Option<usize>, scale: Option<f64>) -> Tensor {
+        let n = t.len();
+        let idx: Vec<usize> = t.iter().map(|&t| if Some(t) == ignore { 0 } else { t }).collect();
+        let keep: Vec<f64> = t.iter().map(|&t| if Some(t) == ignore { 0.0 } else { 1.0 }).collect();
+        let keep = Tensor::from_vec(keep, &[n, 1]).unwrap().to_dtype(x.dtype()).unwrap();
+        let picked = x.log_softmax(1).unwrap().gather(1, &idx, &[n, 1]).unwrap();
+        let l = picked.neg().unwrap().mul(&keep).unwrap().reshape([n]).unwrap();
+        match scale {
+            None => l,
+            Some(k) => l.sum_all().unwrap().mul_scalar(k).unwrap(),
+        }
+    }
+
+    #[test]
+    fn log_softmax_nll_matches_the_composition() {
+        let x = r(&[6, 5], 7).mul_scalar(3.0).unwrap().set_requires_grad(true);
+        let t = [0, 4, 2, 2, 1, 3];
+        let w = r(&[6], 8);
+        for (ignore, scale) in [
+            (None, None),
+            (None, Some(1.0 / 6.0)),
+            (Some(2), Some(0.25)),
+            (Some(4), None),
+        ] {
+            let (a, b) = (
+                x.log_softmax_nll(&t, ignore, scale).unwrap(),
+                composed(&x, &t, ignore, scale),
+            );
+            close(&a.to_vec_f64(), &b.to_vec_f64(), 1e-14);
+            assert_eq!(a.shape(), b.shape());
+            let grads = |y: &Tensor| {
+                let y = if scale.is_some() {
+                    y.clone()
+                } else {
+                    y.mul(&w).unwrap().sum_all().unwrap()
+                };
+                y.backward().unwrap().get(&x).unwrap().to_vec_f64()
+            };
+            close(&grads(&a), &grads(&b), 1e-14);
+        }
+        // f32 and large logits: finite, and equal to the composition's.
+        let big = Tensor::from_vec(vec![1e4f32, 0.0, -1e4, 1e8, 1e8, 0.0, f32::MAX, 0.0, 1.0], &[3, 3]).unwrap();
+        let (a, b) = (
+            big.log_softmax_nll(&[0, 2, 1], None, None).unwrap(),
+            composed(&big, &[0, 2, 1], None, None),
+        );
+        assert_eq!(a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+        let nan = Tensor::from_vec(vec![f32::NAN, 0.0, 1.0, 2.0], &[2, 2]).unwrap();
+        let v = nan.log_softmax_nll(&[1, 0], None, None).unwrap().to_vec_f32();
+        assert!(v[0].is_nan() && v[1].is_finite(), "{v:?}");
+        // An ignored row counts for nothing, even when it holds NaN.
+        assert_eq!(
+            nan.log_softmax_nll(&[1, 0], Some(1), Some(1.0))
+                .unwrap()
+                .item()
+                .unwrap(),
+            v[1] as f64
+        );
+    }
+
+    #[test]
+    fn log_softmax_nll_gradients_first_and_second_order() {
+        let x = r(&[4, 3], 9);
+        let t = [2, 0, 1, 1];
+        for (ignore, scale) in [(None, Some(0.25)), (Some(1), Some(2.0)), (None, None), (Some(0), None)] {
+            gradcheck(|v| v[0].log_softmax_nll(&t, ignore, scale), std::slice::from_ref(&x)).unwrap();
+            // Second order: the gradient, weighted so every path of its backward is used.
+            let first = |v: &[Tensor]| {
+                let _on = enable_grad();
+                let xv = if v[0].requires_grad() {
+                    v[0].clone()
+                } else {
+                    v[0].set_requires_grad(true)
+                };
+                let y = xv.log_softmax_nll(&t, ignore, scale)?;
+                let y = if scale.is_some() {
+                    y.square()?
+                } else {
+                    y.square()?.sum_all()?
+                };
+                let g = grad(&[&y], None, &[&xv], true)?.remove(0).expect("depends on x");
+                g.mul(&xv)
+            };
+            gradcheck(first, std::slice::from_ref(&x)).unwrap();
+        }
+    }
+
+    #[test]
+    fn log_softmax_nll_errors() {
+        let x = Tensor::zeros(&[2, 3], DType::F32);
+        let e = x.log_softmax_nll(&[0, 3], None, None).unwrap_err().to_string();
+        assert!(e.contains("target 3 at position 1") && e.contains("3 classes"), "{e}");
+        assert!(x.log_softmax_nll(&[0, 3], Some(3), None).is_ok());
+        // No classes, every sample ignored: zero losses and gradient (NaN for a mean, as PyTorch).
+        let none = Tensor::zeros(&[2, 0], DType::F32).set_requires_grad(true);
+        let l = none.log_softmax_nll(&[5, 5], Some(5), None).unwrap();
+        assert_eq!(l.to_vec::<f32>().unwrap(), vec![0.0, 0.0]);
+        let g = l.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(&none).unwrap().shape(), &[2, 0]);
+        assert!(none
+            .log_softmax_nll(&[5, 5], Some(5), Some(1.0 / 0.0))
+            .unwrap()
+            .item()
+            .unwrap()
+            .is_nan());
+        let e = x.log_softmax_nll(&[0], None, None).unwrap_err().to_string();
+        assert!(e.contains("1 targets for 2 rows"), "{e}");
+        let e = Tensor::zeros(&[3], DType::F32)
+            .log_softmax_nll(&[0], None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[N, C]") && e.contains("[3]"), "{e}");
     }
 }

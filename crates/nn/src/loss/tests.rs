@@ -263,3 +263,27 @@ fn bad_targets_are_clear_errors() {
     assert!(smooth_l1_loss(&x, &x, -1.0, Reduction::Mean).is_err());
     assert!(cross_entropy(&Tensor::scalar(1.0f32), &[0], &CrossEntropyOptions::default()).is_err());
 }
+
+/// Cross entropy at the training shape, forward and backward:
+/// `cargo test --release -p nabla-nn cross_entropy_bench -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn cross_entropy_bench() {
+    use nabla_core::{DType, Generator};
+    use std::time::Instant;
+    let x = Tensor::randn(&[64, 10], DType::F32, &mut Generator::new(1)).set_requires_grad(true);
+    let t: Vec<usize> = (0..64).map(|i| (i * 7) % 10).collect();
+    let o = CrossEntropyOptions::default();
+    let best = |f: &mut dyn FnMut()| {
+        (0..2000)
+            .map(|_| {
+                let s = Instant::now();
+                f();
+                s.elapsed().as_secs_f64() * 1e6
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let fwd = best(&mut || drop(cross_entropy(&x, &t, &o).unwrap()));
+    let both = best(&mut || drop(cross_entropy(&x, &t, &o).unwrap().backward().unwrap()));
+    println!("cross_entropy [64, 10]: forward {fwd:.2} us, forward + backward {both:.2} us");
+}
