@@ -4,11 +4,12 @@
 //!
 //! Two AVX-512 kernel families, chosen by the shapes:
 //! - [`conv_rows`](super::conv_rows): vectors along output rows, all output channels of a
-//!   few rows per tile: few output channels (≤ 8) and rows of ≤ 32 pixels. It also serves
-//!   the input gradient, as the forward correlation of the padded output gradient with the
-//!   flipped kernel.
+//!   few rows per tile: few output channels (≤ 8) and rows of ≤ 32 pixels.
 //! - [`conv_chans`](super::conv_chans): vectors along 16 output channels: layers with 16·m
 //!   output channels and small images.
+//!
+//! The input gradient takes [`conv_fold`](super::conv_fold): columns `wᵀ·dy` per input
+//! channel along the flattened pixels, folded into the image at once.
 //!
 //! Each entry point returns `false` (doing nothing) when its shapes, the element type or
 //! the CPU do not suit it; the caller then takes the general path. Images are split over
@@ -59,23 +60,6 @@ impl Corr {
             kh: g.kh,
             kw: g.kw,
             pad: g.padding,
-        }
-    }
-
-    /// The input gradient of `g`: the output gradient padded by `k − 1 − padding`,
-    /// correlated with the flipped, transposed kernel (needs `padding < k`).
-    pub(super) fn transposed(g: &ConvGeom) -> Corr {
-        let pad = [g.kh - 1 - g.padding[0], g.kw - 1 - g.padding[1]];
-        Corr {
-            ci: g.o,
-            hp: g.oh + 2 * pad[0],
-            wp: g.ow + 2 * pad[1],
-            co: g.c,
-            oh: g.h,
-            ow: g.w,
-            kh: g.kh,
-            kw: g.kw,
-            pad,
         }
     }
 
@@ -233,10 +217,10 @@ pub(super) fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&
     true
 }
 
-/// [`conv2d_backward_input`](super::conv::conv2d_backward_input) by a direct kernel
-/// (the rows kernels on the transposed correlation); false if none suits.
+/// [`conv2d_backward_input`](super::conv::conv2d_backward_input) by columns folded at
+/// once (see [`conv_fold`](super::conv_fold)); false if that does not suit.
 pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) -> bool {
-    let fits = plain(g) && g.c <= 8 && g.w <= 2 * L && g.w > 0 && g.padding[0] < g.kh && g.padding[1] < g.kw;
+    let fits = plain(g) && g.h > 0 && g.w > 0 && super::conv_fold::fits(g);
     let (true, Some(dy), Some(w), Some(dx)) = (fits, f32s(dy), f32s(w), f32s_mut(dx)) else {
         return false;
     };
@@ -275,7 +259,7 @@ fn weight_parts(g: &ConvGeom) -> usize {
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use super::super::matmul::run_tiles;
-    use super::super::{conv_chans as chans, conv_rows as rows};
+    use super::super::{conv_chans as chans, conv_fold as fold, conv_rows as rows};
     use super::{chunk_images, sized, threads, weight_parts, ConvGeom, Corr, Disjoint, Route, L};
 
     /// Scratch of one thread: a padded image and a pixel-major block.
@@ -308,25 +292,14 @@ mod imp {
         });
     }
 
-    /// `w` (`[o, c, kh, kw]`) as `[c, kh, kw, o]`, the taps flipped when `flip`: the rows
-    /// kernels' layout for the forward pass and (flipped, with `o`, `c` swapped) the input
-    /// gradient.
-    fn taps_last(g: &ConvGeom, w: &[f32], flip: bool) -> Vec<f32> {
+    /// `w` (`[o, c, kh, kw]`) as `[c, kh, kw, o]`: the rows kernels' layout.
+    fn taps_last(g: &ConvGeom, w: &[f32]) -> Vec<f32> {
         let (o, c, kh, kw) = (g.o, g.c, g.kh, g.kw);
-        let mut wr = vec![0f32; o * c * kh * kw];
-        let mut src = w.iter();
-        for oi in 0..o {
-            for ci in 0..c {
-                for i in 0..kh {
-                    for j in 0..kw {
-                        let at = if flip {
-                            ((oi * kh + kh - 1 - i) * kw + kw - 1 - j) * c + ci
-                        } else {
-                            ((ci * kh + i) * kw + j) * o + oi
-                        };
-                        wr[at] = *src.next().expect("weights hold o·c·kh·kw values");
-                    }
-                }
+        let k = c * kh * kw;
+        let mut wr = vec![0f32; o * k];
+        for (oi, row) in w.chunks(k).take(o).enumerate() {
+            for (t, &v) in row.iter().enumerate() {
+                wr[t * o + oi] = v;
             }
         }
         wr
@@ -338,7 +311,7 @@ mod imp {
         let padded = g.padding != [0, 0];
         match route {
             Route::Rows => {
-                let wr = taps_last(g, w, false);
+                let wr = taps_last(g, w);
                 per_image(g, out, |n, y, s: &mut Scratch| {
                     let xp = sized(&mut s.padded, corr.padded_len());
                     corr.pad_into(&x[n * img..(n + 1) * img], xp);
@@ -381,14 +354,11 @@ mod imp {
     }
 
     pub(super) fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], bias: Option<&[f32]>, dx: &mut [f32]) {
-        let corr = Corr::transposed(g);
         let img = g.o * g.p();
-        let wr = taps_last(g, w, true);
         per_image(g, dx, |n, dxi, s: &mut Scratch| {
-            let dyp = sized(&mut s.padded, corr.padded_len());
-            corr.pad_into(&dy[n * img..(n + 1) * img], dyp);
-            // SAFETY: `backward_input` checked AVX-512 and the shapes.
-            unsafe { rows::forward(&corr, dyp, &wr, bias, dxi) };
+            let cols = sized(&mut s.padded, fold::scratch_len(g));
+            // SAFETY: `backward_input` checked AVX-512 and `fold::fits`.
+            unsafe { fold::input_grad(g, &dy[n * img..(n + 1) * img], w, bias, cols, dxi) };
         });
     }
 
@@ -547,12 +517,14 @@ mod tests {
         // 7 channels in rows of two vectors, a 3×2 kernel, uneven padding
         check(geom(2, 2, [9, 20], 7, [3, 2], [1, 0]), [true; 3]);
         // padding k − 1 (a full correlation), more input channels than the tile
-        check(geom(2, 9, [4, 4], 3, [4, 4], [3, 3]), [true, false, true]);
+        check(geom(2, 9, [4, 4], 3, [4, 4], [3, 3]), [true; 3]);
         // a 1×1 output; a 1×1 kernel (no direct weight gradient)
         check(geom(2, 4, [5, 5], 16, [5, 5], [0, 0]), [true; 3]);
         check(geom(2, 4, [6, 5], 16, [1, 1], [0, 0]), [true, true, false]);
-        // too wide for the rows kernels, strided: the general path
-        check(geom(1, 1, [8, 40], 4, [3, 3], [1, 1]), [false; 3]);
+        // too wide for the rows kernels: the general path, but folded columns (rows of
+        // three vectors) for the input gradient; a 7-wide kernel (two tap blocks)
+        check(geom(1, 1, [8, 40], 4, [3, 3], [1, 1]), [false, true, false]);
+        check(geom(2, 3, [9, 12], 5, [3, 7], [2, 3]), [true; 3]);
     }
 
     #[test]

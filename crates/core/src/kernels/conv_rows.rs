@@ -2,9 +2,8 @@
 //! 16 neighbouring pixels of one row, and a tile holds every output channel of a few rows,
 //! so a tap costs one load per row vector and one broadcast per output channel.
 //!
-//! This suits layers with few output channels and rows of at most 32 pixels: LeNet's first
-//! layer (6 channels, rows of 28) and the input gradient of its second (a transposed
-//! convolution back to 6 channels, rows of 14). Inputs are zero-padded copies (see
+//! This suits layers with few output channels and rows of at most 32 pixels, such as
+//! LeNet's first layer (6 channels, rows of 28). Inputs are zero-padded copies (see
 //! [`Corr`]), so no tap needs bounds logic; rows that are all padding are skipped.
 
 #![cfg(target_arch = "x86_64")]
@@ -64,7 +63,7 @@ unsafe fn image<const CO: usize, const V: usize>(
     }
     let (xp, wr, out) = (xp.as_ptr(), wr.as_ptr(), out.as_mut_ptr());
     // Enough accumulators to hide the FMA latency, and no more: taller tiles skip fewer
-    // padding rows (measured: 6 channels × 1 or 2 vectors run fastest one row at a time).
+    // padding rows (measured: 6 channels × 2 vectors run fastest one row at a time).
     let rows = if CO * V >= 6 {
         1
     } else if CO * V >= 3 {

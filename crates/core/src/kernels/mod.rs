@@ -7,6 +7,7 @@
 pub mod conv;
 pub mod conv_chans;
 pub mod conv_direct;
+pub mod conv_fold;
 pub mod conv_rows;
 pub mod copy;
 pub mod elementwise;
