@@ -12,6 +12,7 @@
 
 use crate::{DataError, Result};
 use nabla_core::Tensor;
+use std::borrow::Cow;
 use std::path::Path;
 
 /// What a sample is to be predicted as.
@@ -49,6 +50,15 @@ pub trait Dataset: Send + Sync {
     /// The sample at `index` (`0..len()`).
     fn get(&self, index: usize) -> Result<Sample>;
 
+    /// Append the features of sample `index` to `data` and return their shape and the
+    /// target: how a loader fills a batch with no vector per sample. The default goes
+    /// through [`get`](Self::get); in-memory data sets copy straight from their storage.
+    fn append_to(&self, index: usize, data: &mut Vec<f32>) -> Result<(Cow<'_, [usize]>, Target)> {
+        let s = self.get(index)?;
+        data.extend_from_slice(&s.data);
+        Ok((Cow::Owned(s.shape), s.target))
+    }
+
     /// The class names, indexed by label (empty for regression).
     fn classes(&self) -> &[String] {
         &[]
@@ -61,6 +71,9 @@ impl<D: Dataset + ?Sized> Dataset for std::sync::Arc<D> {
     }
     fn get(&self, index: usize) -> Result<Sample> {
         (**self).get(index)
+    }
+    fn append_to(&self, index: usize, data: &mut Vec<f32>) -> Result<(Cow<'_, [usize]>, Target)> {
+        (**self).append_to(index, data)
     }
     fn classes(&self) -> &[String] {
         (**self).classes()
@@ -169,6 +182,19 @@ impl Dataset for TensorDataset {
         })
     }
 
+    fn append_to(&self, index: usize, data: &mut Vec<f32>) -> Result<(Cow<'_, [usize]>, Target)> {
+        check_index("TensorDataset::get", index, self.len())?;
+        let width: usize = self.item_shape.iter().product();
+        data.extend_from_slice(&self.data[index * width..(index + 1) * width]);
+        let target = if self.regression {
+            let w = self.value_width;
+            Target::Values(self.values[index * w..(index + 1) * w].to_vec())
+        } else {
+            Target::Class(self.labels[index])
+        };
+        Ok((Cow::Borrowed(&self.item_shape), target))
+    }
+
     fn classes(&self) -> &[String] {
         &self.classes
     }
@@ -181,9 +207,8 @@ impl Dataset for TensorDataset {
 pub struct ImageDataset {
     pixels: Vec<u8>,
     labels: Vec<usize>,
-    channels: usize,
-    height: usize,
-    width: usize,
+    /// `[C, H, W]`.
+    shape: [usize; 3],
     classes: Vec<String>,
 }
 
@@ -223,16 +248,14 @@ impl ImageDataset {
         Ok(ImageDataset {
             pixels,
             labels,
-            channels,
-            height,
-            width,
+            shape: chw,
             classes,
         })
     }
 
     /// `[C, H, W]` of every image.
     pub fn image_shape(&self) -> [usize; 3] {
-        [self.channels, self.height, self.width]
+        self.shape
     }
 
     /// All labels, in order.
@@ -243,7 +266,7 @@ impl ImageDataset {
     /// The raw bytes of image `index` (C×H×W).
     pub fn pixels(&self, index: usize) -> Result<&[u8]> {
         check_index("ImageDataset::pixels", index, self.labels.len())?;
-        let per = self.channels * self.height * self.width;
+        let per: usize = self.shape.iter().product();
         Ok(&self.pixels[index * per..(index + 1) * per])
     }
 
@@ -258,16 +281,20 @@ impl ImageDataset {
 }
 
 /// `b / 255` for every byte, as torchvision's `ToTensor` computes it (a division, not a
-/// multiplication by 1/255, which rounds differently), looked up instead of divided.
-static BYTE_TO_UNIT: [f32; 256] = {
-    let mut t = [0f32; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = i as f32 / 255.0;
-        i += 1;
+/// multiplication by 1/255, which rounds differently), appended to `out`. A plain loop the
+/// compiler vectorizes (a table lookup would stay scalar).
+fn append_unit(bytes: &[u8], out: &mut Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        #[target_feature(enable = "avx512f")]
+        fn wide(bytes: &[u8], out: &mut Vec<f32>) {
+            out.extend(bytes.iter().map(|&b| b as f32 / 255.0));
+        }
+        // SAFETY: AVX-512F was detected just above.
+        return unsafe { wide(bytes, out) };
     }
-    t
-};
+    out.extend(bytes.iter().map(|&b| b as f32 / 255.0));
+}
 
 impl Dataset for ImageDataset {
     fn len(&self) -> usize {
@@ -276,11 +303,18 @@ impl Dataset for ImageDataset {
 
     fn get(&self, index: usize) -> Result<Sample> {
         let px = self.pixels(index)?;
+        let mut data = Vec::with_capacity(px.len());
+        append_unit(px, &mut data);
         Ok(Sample {
-            data: px.iter().map(|&b| BYTE_TO_UNIT[b as usize]).collect(),
-            shape: self.image_shape().to_vec(),
+            data,
+            shape: self.shape.to_vec(),
             target: Target::Class(self.labels[index]),
         })
+    }
+
+    fn append_to(&self, index: usize, data: &mut Vec<f32>) -> Result<(Cow<'_, [usize]>, Target)> {
+        append_unit(self.pixels(index)?, data);
+        Ok((Cow::Borrowed(&self.shape), Target::Class(self.labels[index])))
     }
 
     fn classes(&self) -> &[String] {
@@ -336,4 +370,34 @@ pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>> {
         });
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_to_matches_get() {
+        let pixels: Vec<u8> = (0..=255).chain(0..=255).collect();
+        let classes = vec!["a".into(), "b".into()];
+        let ds = ImageDataset::new(pixels, vec![1, 0], [1, 16, 16], classes, Path::new("t")).unwrap();
+        let x = Tensor::from_vec((0..12).map(|v| v as f32).collect::<Vec<_>>(), &[3, 2, 2]).unwrap();
+        let labelled = TensorDataset::new(&x, vec![2, 0, 1]).unwrap();
+        let y = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]).unwrap();
+        let regression = TensorDataset::regression(&x, &y).unwrap();
+        for d in [&ds as &dyn Dataset, &labelled, &regression] {
+            let mut data = vec![-1.0];
+            for i in 0..d.len() {
+                let (shape, target) = d.append_to(i, &mut data).unwrap();
+                let s = d.get(i).unwrap();
+                assert_eq!((shape.into_owned(), target), (s.shape, s.target));
+                assert_eq!(data[data.len() - s.data.len()..], s.data[..]);
+            }
+            assert!(d.append_to(d.len(), &mut data).is_err());
+        }
+        // Pixels are b / 255 rounded once, as torchvision's ToTensor.
+        let px = ds.get(0).unwrap().data;
+        assert!(px.iter().enumerate().all(|(b, &v)| v == b as f32 / 255.0));
+        assert_eq!((px[0], px[255]), (0.0, 1.0));
+    }
 }
