@@ -21,15 +21,18 @@ const FRONT: usize = L;
 /// Pixel vectors per column tile.
 const NV: usize = 4;
 
-/// Whether [`input_grad`] takes `g` (stride 1, no dilation, one group, padding below the
-/// kernel size, kernels at most 16 wide).
+/// Whether [`input_grad`] takes `g`: stride 1, no dilation, one group, padding below the
+/// kernel size, kernels 3 to 16 wide (each output-gradient vector loaded serves one
+/// multiply-add per tap column: narrower kernels starve the FMAs), and one image's output
+/// gradient in L2 (it is read once per input channel and tap row).
 pub(super) fn fits(g: &ConvGeom) -> bool {
     g.groups == 1
         && g.stride == [1, 1]
         && g.dilation == [1, 1]
-        && g.kw <= FRONT
+        && (3..=FRONT).contains(&g.kw)
         && g.padding[0] < g.kh
         && g.padding[1] < g.kw
+        && g.o * g.p() <= 1 << 16
 }
 
 /// Length of one column row: the pixels rounded up to vectors, the front zeros, and slack
