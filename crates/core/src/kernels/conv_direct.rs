@@ -16,6 +16,9 @@
 //! threads in chunks fixed by the shapes; the weight gradient sums per-part partials over a
 //! batch split fixed by the shapes too, so results do not depend on the thread count.
 
+// Elsewhere the kernels do not exist and every entry point declines.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
+
 use super::conv::ConvGeom;
 use crate::Element;
 
@@ -229,7 +232,10 @@ pub(super) fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&
 /// [`conv2d_backward_input`](super::conv::conv2d_backward_input) by columns folded at
 /// once (see [`conv_fold`](super::conv_fold)); false if that does not suit.
 pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
     let fits = plain(g) && g.h > 0 && g.w > 0 && super::conv_fold::fits(g);
+    #[cfg(not(target_arch = "x86_64"))]
+    let fits = false;
     let (true, Some(dy), Some(w), Some(dx)) = (fits, f32s(dy), f32s(w), f32s_mut(dx)) else {
         return false;
     };
@@ -243,6 +249,7 @@ pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
 /// false if none suits.
 pub(super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) -> bool {
     let route = match route(g) {
+        #[cfg(target_arch = "x86_64")]
         Some(Route::Chans) if !super::conv_chans::weight_fits(g.kh, g.kw) => None,
         Some(Route::Rows) if g.ow > 2 * L => None,
         r => r,
@@ -437,7 +444,7 @@ mod imp {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::super::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
     use super::*;
