@@ -407,3 +407,53 @@ fn gradients_that_alias_the_parameter_or_are_strided() {
     opt.step(&gs).unwrap();
     close(&w.to_vec::<f32>().unwrap(), &[0.0, -1.0, 1.0, 0.0]);
 }
+
+#[test]
+fn large_parameters_updated_in_blocks_match_a_single_pass() {
+    // 70,000 elements go over threads in blocks; the same values as two 35,000-element
+    // parameters take the single pass. Both must agree bit for bit, for every optimizer.
+    let n = 70_000;
+    let vals: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+    let grads: Vec<f32> = (0..n).map(|i| ((i * 53 % 89) as f32 - 44.0) / 30.0).collect();
+    type Make = fn(Vec<Tensor>) -> Box<dyn Optimizer>;
+    let make: [Make; 3] = [
+        |p| {
+            let o = SgdOptions {
+                lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 0.01,
+                nesterov: true,
+                ..Default::default()
+            };
+            Box::new(Sgd::new(p, o).unwrap())
+        },
+        |p| Box::new(Adam::new(p, AdamOptions::default()).unwrap()),
+        |p| {
+            Box::new(
+                RMSprop::new(
+                    p,
+                    RMSpropOptions {
+                        momentum: 0.5,
+                        centered: true,
+                        ..Default::default()
+                    },
+                )
+                .unwrap(),
+            )
+        },
+    ];
+    for new in make {
+        let big = leaf(&vals);
+        let (lo, hi) = (leaf(&vals[..n / 2]), leaf(&vals[n / 2..]));
+        let mut a = new(vec![big.clone()]);
+        let mut b = new(vec![lo.clone(), hi.clone()]);
+        for _ in 0..3 {
+            a.step(&grads_for(&[(&big, &grads)])).unwrap();
+            b.step(&grads_for(&[(&lo, &grads[..n / 2]), (&hi, &grads[n / 2..])]))
+                .unwrap();
+        }
+        let mut split = lo.to_vec::<f32>().unwrap();
+        split.extend(hi.to_vec::<f32>().unwrap());
+        assert_eq!(big.to_vec::<f32>().unwrap(), split);
+    }
+}
