@@ -1,4 +1,7 @@
-//! Matrix products through the `gemm` crate (AVX-512 kernels, runtime dispatch).
+//! Matrix products: f32 products of the sizes fully connected layers and small convolutions
+//! have go to unpacked AVX-512 kernels (`avx512.rs`, runtime-detected) split over threads by
+//! [`run_tiles`]; everything else (f64, large or oddly laid out products, other CPUs) goes to
+//! the `gemm` crate.
 
 use crate::Element;
 use gemm::Parallelism;
@@ -10,7 +13,7 @@ mod par;
 
 pub use par::{for_each_tile, run_tiles};
 
-/// Products with fewer multiply-adds than this run on one thread: below it the
+/// Products with fewer multiply-adds than this run on one thread in `gemm`: below it its
 /// hand-off to a second thread costs more than it saves (measured: 64×400×120).
 pub const PAR_FLOPS: usize = 1 << 23;
 
