@@ -5,9 +5,9 @@
 //! on any x86-64. [`map_vec`] and [`zip_strided_vec`] write straight into fresh,
 //! uninitialized memory: zero-filling first would cost as much as the op itself.
 
+use super::par::for_each_chunk;
 use super::{BLOCK, PAR_THRESHOLD};
 use crate::Element;
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Outputs of at least this many bytes are backed by transparent huge pages.
@@ -129,9 +129,10 @@ impl<T: Copy, U, F: Fn(T) -> U> Loop for MapLoop<'_, T, U, F> {
 fn map_slots<T: Copy + Send + Sync, U: Send>(x: &[T], out: &mut [MaybeUninit<U>], f: &(impl Fn(T) -> U + Sync)) {
     assert_eq!(x.len(), out.len(), "map: input and output lengths differ");
     if x.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(BLOCK)
-            .zip(x.par_chunks(BLOCK))
-            .for_each(|(out, x)| vectorized(MapLoop { x, out, f }));
+        for_each_chunk(out, BLOCK, &|i, out| {
+            let x = &x[i * BLOCK..];
+            vectorized(MapLoop { x, out, f })
+        });
     } else {
         vectorized(MapLoop { x, out, f });
     }
@@ -200,18 +201,16 @@ fn zip_slots<T: Copy + Send + Sync, U: Send>(
         "zip: operand lengths differ"
     );
     if a.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(BLOCK)
-            .zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)))
-            .for_each(|(out, (a, b))| {
-                vectorized(ZipLoop {
-                    a,
-                    b,
-                    sa: 1,
-                    sb: 1,
-                    out,
-                    f,
-                })
-            });
+        for_each_chunk(out, BLOCK, &|i, out| {
+            vectorized(ZipLoop {
+                a: &a[i * BLOCK..],
+                b: &b[i * BLOCK..],
+                sa: 1,
+                sb: 1,
+                out,
+                f,
+            })
+        });
     } else {
         vectorized(ZipLoop {
             a,
@@ -362,13 +361,11 @@ fn zip_coalesced<T: Copy + Send + Sync, U: Send>(
     if out.len() >= PAR_THRESHOLD {
         // Rows shorter than a block are grouped so each task has a block's worth of work.
         let rows_per_task = (BLOCK / inner).max(1);
-        out.par_chunks_mut(inner * rows_per_task)
-            .enumerate()
-            .for_each(|(t, o)| {
-                o.chunks_mut(inner)
-                    .enumerate()
-                    .for_each(|(r, o)| do_row(t * rows_per_task + r, o))
-            });
+        for_each_chunk(out, inner * rows_per_task, &|t, o| {
+            o.chunks_mut(inner)
+                .enumerate()
+                .for_each(|(r, o)| do_row(t * rows_per_task + r, o))
+        });
     } else {
         out.chunks_mut(inner).enumerate().for_each(|(r, o)| do_row(r, o));
     }

@@ -9,9 +9,7 @@ use std::mem::MaybeUninit;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
-mod par;
-
-pub use par::{for_each_tile, run_tiles};
+pub use super::par::{for_each_tile, run_tiles};
 
 /// Products with fewer multiply-adds than this run on one thread in `gemm`: below it its
 /// hand-off to a second thread costs more than it saves (measured: 64×400×120).

@@ -12,6 +12,7 @@ pub mod conv_rows;
 pub mod copy;
 pub mod elementwise;
 pub mod matmul;
+pub mod par;
 pub mod pool;
 pub mod reduce;
 pub mod winograd;

@@ -12,7 +12,7 @@
 //! Tiles are grouped into chunks of a few microseconds that [`run_tiles`] hands out to
 //! threads; a chunk's work does not depend on who runs it.
 
-use super::par::run_tiles;
+use crate::kernels::par::run_tiles;
 use std::arch::x86_64::*;
 
 /// What a destination tile starts from before the product is added.

@@ -8,8 +8,8 @@
 
 use super::take;
 use crate::kernels::elementwise::{vectorized, Loop};
+use crate::kernels::par::{for_each_chunk, for_each_chunk2};
 use crate::{DType, Element};
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Geometry of a pooling whose windows tile the input: `out[0]·k[0] ≤ hw[0]` and
@@ -39,8 +39,9 @@ impl Tiles {
 }
 
 /// Inputs below this many elements are pooled on the calling thread: the kernel runs at
-/// several elements per nanosecond, so a rayon hand-off (8–50 µs) only pays for large ones.
-const PAR_MIN: usize = 1 << 20;
+/// several elements per nanosecond, so only work of tens of microseconds is worth sharing
+/// (helpers join only if awake, see [`for_each_chunk`]).
+const PAR_MIN: usize = 1 << 17;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -88,14 +89,10 @@ fn for_plane_groups<A: Send, B: Send>(
     // Groups of about 64K elements of work: few enough hand-offs, enough to balance.
     let per = (planes * (1 << 16) / work).clamp(1, planes);
     let b_plane = if b.is_empty() { 0 } else { b_plane };
-    let a_groups = a.par_chunks_mut(per * a_plane);
     if b_plane == 0 {
-        a_groups.enumerate().for_each(|(g, a)| f(g * per, a, &mut []));
+        for_each_chunk(a, per * a_plane, &|g, a| f(g * per, a, &mut []));
     } else {
-        a_groups
-            .zip(b.par_chunks_mut(per * b_plane))
-            .enumerate()
-            .for_each(|(g, (a, b))| f(g * per, a, b));
+        for_each_chunk2(a, per * a_plane, b, per * b_plane, &|g, a, b| f(g * per, a, b));
     }
 }
 

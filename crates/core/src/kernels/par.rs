@@ -1,4 +1,5 @@
-//! Splitting a product's tiles over threads with a cheap hand-off.
+//! Splitting work (a product's tiles, blocks of an elementwise op) over threads with a
+//! cheap hand-off.
 //!
 //! The calling thread starts on the tiles at once and helpers (rayon jobs) join in when
 //! they wake up, claiming tiles from a shared counter. When the caller runs out of tiles it
@@ -141,6 +142,62 @@ pub fn run_tiles(tiles: usize, threads: usize, work: &Work<'_>) {
     }
 }
 
+/// A raw pointer to hand disjoint pieces of one slice to several threads.
+struct SlicePtr<T>(*mut T);
+
+// SAFETY: only used to give each tile its own disjoint piece of a `&mut [T]` with `T: Send`.
+unsafe impl<T: Send> Sync for SlicePtr<T> {}
+
+impl<T> SlicePtr<T> {
+    /// The piece `start..start + len`.
+    ///
+    /// # Safety
+    /// The range must lie in the slice, and no other live reference may overlap it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn piece(&self, start: usize, len: usize) -> &mut [T] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}
+
+/// Run `f(i, chunk)` for the `i`-th `size`-element chunk of `out` (the last may be shorter),
+/// like `par_chunks_mut(size).enumerate()` but on the calling thread and the helpers that are
+/// awake (see [`run_tiles`]): the caller starts at once and never waits for a sleeping worker.
+pub fn for_each_chunk<T: Send>(out: &mut [T], size: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    let (n, size) = (out.len(), size.max(1));
+    let base = SlicePtr(out.as_mut_ptr());
+    for_each_tile(n.div_ceil(size), &|t| {
+        let start = t * size;
+        // SAFETY: chunk t is `start..min(start + size, n)`, inside `out`; tiles are disjoint
+        // and each runs once, while `out` stays mutably borrowed by this call.
+        f(t, unsafe { base.piece(start, size.min(n - start)) })
+    });
+}
+
+/// [`for_each_chunk`] over two slices at once: chunk `i` of `a` (`sa` elements) with chunk
+/// `i` of `b` (`sb` elements); both must hold the same number of chunks.
+pub fn for_each_chunk2<A: Send, B: Send>(
+    a: &mut [A],
+    sa: usize,
+    b: &mut [B],
+    sb: usize,
+    f: &(dyn Fn(usize, &mut [A], &mut [B]) + Sync),
+) {
+    let (na, nb, sa, sb) = (a.len(), b.len(), sa.max(1), sb.max(1));
+    let tiles = na.div_ceil(sa);
+    assert_eq!(
+        tiles,
+        nb.div_ceil(sb),
+        "for_each_chunk2: the slices hold different chunk counts"
+    );
+    let (pa, pb) = (SlicePtr(a.as_mut_ptr()), SlicePtr(b.as_mut_ptr()));
+    for_each_tile(tiles, &|t| {
+        let (ia, ib) = (t * sa, t * sb);
+        // SAFETY: as in `for_each_chunk`, for each slice separately.
+        let (ca, cb) = unsafe { (pa.piece(ia, sa.min(na - ia)), pb.piece(ib, sb.min(nb - ib))) };
+        f(t, ca, cb)
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +210,22 @@ mod tests {
                 hits[t].fetch_add(1, Ordering::Relaxed);
             });
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        }
+    }
+
+    #[test]
+    fn chunks_cover_the_slice_once_with_their_index() {
+        for n in [0, 1, 15, 16, 17, 1000] {
+            let mut v = vec![0usize; n];
+            for_each_chunk(&mut v, 16, &|i, c| c.iter_mut().for_each(|x| *x += i + 1));
+            assert!(v.iter().enumerate().all(|(j, &x)| x == j / 16 + 1), "n = {n}");
+            let (mut a, mut b) = (vec![0usize; n], vec![0u8; n.div_ceil(16) * 3]);
+            for_each_chunk2(&mut a, 16, &mut b, 3, &|i, ca, cb| {
+                ca.iter_mut().for_each(|x| *x = i);
+                cb.iter_mut().for_each(|x| *x += 1);
+            });
+            assert!(a.iter().enumerate().all(|(j, &x)| x == j / 16));
+            assert!(b.iter().all(|&x| x == 1));
         }
     }
 
