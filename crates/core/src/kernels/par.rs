@@ -180,7 +180,7 @@ pub fn for_each_chunk2<A: Send, B: Send>(
     sa: usize,
     b: &mut [B],
     sb: usize,
-    f: &(dyn Fn(usize, &mut [A], &mut [B]) + Sync),
+    f: &(impl Fn(usize, &mut [A], &mut [B]) + Sync),
 ) {
     let (na, nb, sa, sb) = (a.len(), b.len(), sa.max(1), sb.max(1));
     let tiles = na.div_ceil(sa);
