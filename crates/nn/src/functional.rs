@@ -16,11 +16,7 @@ use nabla_core::{Generator, Tensor};
 
 /// `x · weightᵀ + bias` over the last dim of `x` (`[.., in]` with weight `[out, in]`).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let y = x.matmul(&weight.t()?)?;
-    Ok(match bias {
-        Some(b) => y.add(b)?,
-        None => y,
-    })
+    Ok(x.linear(weight, bias)?)
 }
 
 /// The running statistics of batch norm, updated in place in training.
