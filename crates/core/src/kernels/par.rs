@@ -163,9 +163,14 @@ impl<T> SlicePtr<T> {
 /// like `par_chunks_mut(size).enumerate()` but on the calling thread and the helpers that are
 /// awake (see [`run_tiles`]): the caller starts at once and never waits for a sleeping worker.
 pub fn for_each_chunk<T: Send>(out: &mut [T], size: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    for_each_chunk_on(rayon::current_num_threads(), out, size, f)
+}
+
+/// [`for_each_chunk`] on at most `threads` threads (the caller included).
+pub fn for_each_chunk_on<T: Send>(threads: usize, out: &mut [T], size: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
     let (n, size) = (out.len(), size.max(1));
     let base = SlicePtr(out.as_mut_ptr());
-    for_each_tile(n.div_ceil(size), &|t| {
+    run_tiles(n.div_ceil(size), threads, &|t| {
         let start = t * size;
         // SAFETY: chunk t is `start..min(start + size, n)`, inside `out`; tiles are disjoint
         // and each runs once, while `out` stays mutably borrowed by this call.

@@ -7,11 +7,24 @@
 //! `y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`. Per image, the 16 positions ξ of the transformed
 //! tiles are 16 independent GEMMs: `M[ξ] (o × tiles) = U[ξ] (o × c) · V[ξ] (c × tiles)`.
 //! The weight gradient is the adjoint: `dg = Gᵀ [Σ_tiles (A dy Aᵀ) ⊙ (Bᵀ d B)] G`.
+//!
+//! Images are processed in groups whose tiles sit side by side as the GEMMs' columns: a
+//! deep layer's image has only a few tiles (4 at 4×4), and 16 products with 4 columns each
+//! (or, for the weight gradient, a sum over 4 tiles into a c × o matrix per image) spend
+//! their time on memory, not arithmetic. Within a group the transforms are split over
+//! channels and the 16 products over ξ, each product on one thread.
 
-use super::conv::{per_image, ConvGeom};
-use super::matmul::{gemm, Mat};
+use super::conv::ConvGeom;
+use super::matmul::{gemm, Mat, PAR_FLOPS};
+use super::par::for_each_chunk_on;
 use crate::Element;
-use rayon::prelude::*;
+use std::ops::Range;
+
+/// Images are grouped until the products have at least this many columns (2×2 tiles).
+const GROUP_COLS: usize = 512;
+
+/// Transform tasks per group (channel ranges), enough to balance a few threads.
+const TRANSFORM_TASKS: usize = 8;
 
 /// Whether a convolution takes the Winograd path: 3×3, stride 1, no dilation, one group,
 /// padding up to 2 (so the input gradient is a 3×3 convolution too), and enough channels
@@ -66,25 +79,46 @@ impl Plan {
 /// loops, inlined into a function with those features, which then run 16 lanes wide.
 enum Transform<'a, T> {
     /// [`input_transform`].
-    Input { p: &'a Plan, x: &'a [T], v: &'a mut [T] },
+    Input {
+        p: &'a Plan,
+        x: &'a [T],
+        chans: Range<usize>,
+        v: &'a mut [T],
+        cols: Cols,
+    },
     /// [`output_transform`].
     Output {
         p: &'a Plan,
         m: &'a [T],
         bias: Option<&'a [T]>,
         y: &'a mut [T],
+        cols: Cols,
     },
     /// [`output_transform_adjoint`].
-    Adjoint { p: &'a Plan, dy: &'a [T], dm: &'a mut [T] },
+    Adjoint {
+        p: &'a Plan,
+        dy: &'a [T],
+        chans: Range<usize>,
+        dm: &'a mut [T],
+        cols: Cols,
+    },
+}
+
+/// Where one image's tiles sit in a group's buffers: rows of `ld` columns, this image's
+/// tiles from column `first`.
+#[derive(Clone, Copy)]
+struct Cols {
+    ld: usize,
+    first: usize,
 }
 
 impl<T: Element> Transform<'_, T> {
     #[inline(always)]
     fn body(self) {
         match self {
-            Transform::Input { p, x, v } => input_transform(p, x, v),
-            Transform::Output { p, m, bias, y } => output_transform(p, m, bias, y),
-            Transform::Adjoint { p, dy, dm } => output_transform_adjoint(p, dy, dm),
+            Transform::Input { p, x, chans, v, cols } => input_transform(p, x, chans, v, cols),
+            Transform::Output { p, m, bias, y, cols } => output_transform(p, m, bias, y, cols),
+            Transform::Adjoint { p, dy, chans, dm, cols } => output_transform_adjoint(p, dy, chans, dm, cols),
         }
     }
 
@@ -147,21 +181,23 @@ fn deinterleave<T: Element>(src: &[T], pad: usize, row: &mut [T]) {
     }
 }
 
-/// `Bᵀ d B` for every 4×4 input tile of one image `x` (`[cin, h, w]`) into `v`
-/// (`[16, cin, tiles]`), zeros outside the input.
+/// `Bᵀ d B` for every 4×4 input tile of channels `chans` of one image `x` (`[cin, h, w]`)
+/// into `v` (`[chans, 16, cols.ld]`, this image's tiles from column `cols.first`), zeros
+/// outside the input.
 ///
 /// Each padded input row is first split into its even and odd columns; tile `tx` then
 /// reads columns `(E[tx], O[tx], E[tx+1], O[tx+1])`, so both transform stages are
 /// elementwise over a whole row of tiles.
 #[inline(always)]
-fn input_transform<T: Element>(p: &Plan, x: &[T], v: &mut [T]) {
-    let ([h, w], [th, tw], t) = (p.ihw, p.tiles, p.t());
+fn input_transform<T: Element>(p: &Plan, x: &[T], chans: Range<usize>, v: &mut [T], cols: Cols) {
+    let ([h, w], [th, tw]) = (p.ihw, p.tiles);
+    let c0 = chans.start;
     let half = tw + 1;
     let rows = 2 * th + 2;
     // Per channel: the padded rows, de-interleaved: row r is [E (half) | O (half)].
     let mut split = vec![T::ZERO; rows * 2 * half];
     let mut u = vec![T::ZERO; 4 * 2 * half];
-    for c in 0..p.cin {
+    for c in chans {
         split.fill(T::ZERO);
         for (r, sr) in split.chunks_mut(2 * half).enumerate() {
             let ih = r as isize - p.pad[0] as isize;
@@ -184,7 +220,7 @@ fn input_transform<T: Element>(p: &Plan, x: &[T], v: &mut [T]) {
             // B over the columns, the same combination on (E[tx], O[tx], E[tx+1], O[tx+1]).
             for (i, ui) in [&*u0, &*u1, &*u2, &*u3].into_iter().enumerate() {
                 let (e, o) = ui.split_at(half);
-                let dst = |j: usize| (i * 4 + j) * p.cin * t + c * t + ty * tw;
+                let dst = |j: usize| ((c - c0) * 16 + i * 4 + j) * cols.ld + cols.first + ty * tw;
                 zip2(&mut v[dst(0)..][..tw], &e[..tw], &e[1..], |a, b| a - b);
                 zip2(&mut v[dst(1)..][..tw], &o[..tw], &e[1..], |a, b| a + b);
                 zip2(&mut v[dst(2)..][..tw], &e[1..], &o[..tw], |a, b| a - b);
@@ -194,18 +230,18 @@ fn input_transform<T: Element>(p: &Plan, x: &[T], v: &mut [T]) {
     }
 }
 
-/// `Aᵀ m A` of every tile of `m` (`[16, cout, tiles]`) into one image `y`
-/// (`[cout, oh, ow]`), dropping outputs past the edge and adding `bias`.
+/// `Aᵀ m A` of one image's tiles in `m` (`[16, cout, cols.ld]`, from column `cols.first`)
+/// into the image `y` (`[cout, oh, ow]`), dropping outputs past the edge and adding `bias`.
 #[inline(always)]
-fn output_transform<T: Element>(p: &Plan, m: &[T], bias: Option<&[T]>, y: &mut [T]) {
-    let ([oh, ow], [th, tw], t) = (p.ohw, p.tiles, p.t());
-    let plane = p.cout * t;
+fn output_transform<T: Element>(p: &Plan, m: &[T], bias: Option<&[T]>, y: &mut [T], cols: Cols) {
+    let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
+    let plane = p.cout * cols.ld;
     let mut r = vec![T::ZERO; 8 * tw];
     let (mut even, mut odd) = (vec![T::ZERO; tw], vec![T::ZERO; tw]);
     for o in 0..p.cout {
         let b = bias.map_or(T::ZERO, |b| b[o]);
         for ty in 0..th {
-            let mm = |xi: usize| &m[xi * plane + o * t + ty * tw..][..tw];
+            let mm = |xi: usize| &m[xi * plane + o * cols.ld + cols.first + ty * tw..][..tw];
             // Aᵀ over rows: r0 = m0 + m1 + m2, r1 = m1 − m2 − m3 (for each column j).
             for j in 0..4 {
                 let (r0, r1) = r.split_at_mut(4 * tw);
@@ -246,16 +282,17 @@ fn output_transform<T: Element>(p: &Plan, m: &[T], bias: Option<&[T]>, y: &mut [
     }
 }
 
-/// Adjoint of [`output_transform`]: `A dy Aᵀ` of every 2×2 output tile of one image `dy`
-/// (`[cout, oh, ow]`, zero past the edge) into `dm` (`[16, cout, tiles]`).
+/// Adjoint of [`output_transform`]: `A dy Aᵀ` of every 2×2 output tile of channels `chans`
+/// of one image `dy` (`[cout, oh, ow]`, zero past the edge) into `dm`
+/// (`[chans, 16, cols.ld]`, this image's tiles from column `cols.first`).
 #[inline(always)]
-fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], dm: &mut [T]) {
-    let ([oh, ow], [th, tw], t) = (p.ohw, p.tiles, p.t());
-    let plane = p.cout * t;
+fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], chans: Range<usize>, dm: &mut [T], cols: Cols) {
+    let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
+    let first_chan = chans.start;
     // The tile row's two output rows, split into even and odd columns: [e0, o0, e1, o1].
     let mut d = vec![T::ZERO; 4 * tw];
     let mut q = vec![T::ZERO; 8 * tw];
-    for o in 0..p.cout {
+    for o in chans {
         for ty in 0..th {
             d.fill(T::ZERO);
             for a in 0..2 {
@@ -293,7 +330,7 @@ fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], dm: &mut [T]) {
             // Aᵀ over columns: (e, e + o, e − o, −o).
             for (i, qi) in q.chunks(2 * tw).enumerate() {
                 let (qe, qo) = qi.split_at(tw);
-                let dst = |j: usize| (i * 4 + j) * plane + o * t + ty * tw;
+                let dst = |j: usize| ((o - first_chan) * 16 + i * 4 + j) * cols.ld + cols.first + ty * tw;
                 dm[dst(0)..][..tw].copy_from_slice(qe);
                 zip2(&mut dm[dst(1)..][..tw], qe, qo, |a, b| a + b);
                 zip2(&mut dm[dst(2)..][..tw], qe, qo, |a, b| a - b);
@@ -364,21 +401,59 @@ fn weight_transform_adjoint<T: Element>(dut: &[T], o: usize, c: usize, dw: &mut 
     }
 }
 
-/// A Winograd convolution of `x` (`[n, cin, ih, iw]`) with transformed weights `u`
-/// into `out` (`[n, cout, oh, ow]`), per image with the split `g` asks for.
-fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&[T]>, out: &mut [T]) {
-    let t = p.t();
-    let (vlen, img) = (16 * p.cin * t, p.cin * p.ihw[0] * p.ihw[1]);
-    let threads = g.gemm_threads();
-    per_image(g, out, vlen + 16 * p.cout * t, |n, y, scratch| {
-        let (v, m) = scratch.split_at_mut(vlen);
-        Transform::Input {
-            p,
-            x: &x[n * img..(n + 1) * img],
-            v,
+/// Images per group for `t` tiles each (fixed by the shapes).
+fn group_images(n: usize, t: usize) -> usize {
+    GROUP_COLS.div_ceil(t.max(1)).clamp(1, n.max(1))
+}
+
+/// Threads for the work of `g`: one for small layers, where a hand-off costs more.
+fn threads(g: &ConvGeom) -> usize {
+    if g.flops() >= PAR_FLOPS {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
+/// The transform of `chans` channels of `count` images into a group buffer laid out
+/// `[chans, 16, count · t]`, split over channel ranges: `each(image, range, chunk, cols)`.
+fn transform_group<T: Element>(
+    buf: &mut [T],
+    chans: usize,
+    count: usize,
+    t: usize,
+    threads: usize,
+    each: &(dyn Fn(usize, Range<usize>, &mut [T], Cols) + Sync),
+) {
+    let ld = count * t;
+    let per = chans.div_ceil(TRANSFORM_TASKS).max(1);
+    for_each_chunk_on(threads, &mut buf[..chans * 16 * ld], per * 16 * ld, &|task, chunk| {
+        let first = task * per;
+        let range = first..(first + per).min(chans);
+        for i in 0..count {
+            each(i, range.clone(), chunk, Cols { ld, first: i * t });
         }
-        .run();
-        for xi in 0..16 {
+    });
+}
+
+/// A Winograd convolution of `x` (`[n, cin, ih, iw]`) with transformed weights `u`
+/// into `out` (`[n, cout, oh, ow]`), a group of images at a time.
+fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    let (t, n) = (p.t(), g.n);
+    let (img, oimg) = (p.cin * p.ihw[0] * p.ihw[1], p.cout * p.ohw[0] * p.ohw[1]);
+    let group = group_images(n, t);
+    let threads = threads(g);
+    let mut v = vec![T::ZERO; 16 * p.cin * group * t];
+    let mut m = vec![T::ZERO; 16 * p.cout * group * t];
+    for n0 in (0..n).step_by(group) {
+        let count = group.min(n - n0);
+        let ld = count * t;
+        transform_group(&mut v, p.cin, count, t, threads, &|i, chans, v, cols| {
+            let x = &x[(n0 + i) * img..][..img];
+            Transform::Input { p, x, chans, v, cols }.run()
+        });
+        let v = &v[..];
+        for_each_chunk_on(threads, &mut m[..16 * p.cout * ld], p.cout * ld, &|xi, mx| {
             let a = Mat {
                 data: u,
                 rs: p.cin,
@@ -386,24 +461,19 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
                 offset: xi * p.cout * p.cin,
             };
             let b = Mat {
-                data: &*v,
-                rs: t,
+                data: v,
+                rs: 16 * ld,
                 cs: 1,
-                offset: xi * p.cin * t,
+                offset: xi * ld,
             };
-            gemm(
-                p.cout,
-                t,
-                p.cin,
-                a,
-                b,
-                &mut m[xi * p.cout * t..(xi + 1) * p.cout * t],
-                false,
-                threads,
-            );
-        }
-        Transform::Output { p, m, bias, y }.run();
-    });
+            gemm(p.cout, ld, p.cin, a, b, mx, false, 1);
+        });
+        let m = &m[..];
+        for_each_chunk_on(threads, &mut out[n0 * oimg..(n0 + count) * oimg], oimg, &|i, y| {
+            let cols = Cols { ld, first: i * t };
+            Transform::Output { p, m, bias, y, cols }.run()
+        });
+    }
 }
 
 /// Forward convolution (see [`super::conv::conv2d_forward`]); `g` must satisfy [`applies`].
@@ -420,72 +490,60 @@ pub fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
     convolve(g, &p, dy, &weight_transform(w, g.o, g.c, true), bias, dx);
 }
 
-/// Weight gradient, summed over fixed parts of the batch as the im2col version does;
-/// `g` must satisfy [`applies`].
+/// Weight gradient: the transformed gradient `dU[ξ] (c × o)` summed over groups of images in
+/// order (fixed by the shapes, so the result does not depend on the thread count), then
+/// taken back through the weight transform; `g` must satisfy [`applies`].
 pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding);
-    let (t, img, oimg) = (p.t(), g.c * g.h * g.w, g.o * g.oh * g.ow);
-    let ulen = 16 * g.c * g.o;
-    let parts = g.weight_parts();
-    let threads = g.gemm_threads();
-    let part = |pi: usize, acc: &mut [T]| {
-        let mut v = vec![T::ZERO; 16 * g.c * t];
-        let mut dm = vec![T::ZERO; 16 * g.o * t];
-        for n in pi * g.n / parts..(pi + 1) * g.n / parts {
+    let (t, n) = (p.t(), g.n);
+    let (img, oimg) = (g.c * g.h * g.w, g.o * g.oh * g.ow);
+    let group = group_images(n, t);
+    let threads = threads(g);
+    let mut v = vec![T::ZERO; 16 * g.c * group * t];
+    let mut dm = vec![T::ZERO; 16 * g.o * group * t];
+    let mut dut = vec![T::ZERO; 16 * g.c * g.o];
+    for n0 in (0..n).step_by(group) {
+        let count = group.min(n - n0);
+        let ld = count * t;
+        transform_group(&mut v, g.c, count, t, threads, &|i, chans, v, cols| {
+            let x = &x[(n0 + i) * img..][..img];
             Transform::Input {
                 p: &p,
-                x: &x[n * img..(n + 1) * img],
-                v: &mut v,
+                x,
+                chans,
+                v,
+                cols,
             }
-            .run();
+            .run()
+        });
+        transform_group(&mut dm, g.o, count, t, threads, &|i, chans, dm, cols| {
+            let dy = &dy[(n0 + i) * oimg..][..oimg];
             Transform::Adjoint {
                 p: &p,
-                dy: &dy[n * oimg..(n + 1) * oimg],
-                dm: &mut dm,
+                dy,
+                chans,
+                dm,
+                cols,
             }
-            .run();
-            // dMᵀ as a transposed view: slower in `gemm` than a row-major operand, but
-            // copying it transposed cost more (measured: 153 against 177 cpu-ms per step).
-            for xi in 0..16 {
-                let a = Mat {
-                    data: &v,
-                    rs: t,
-                    cs: 1,
-                    offset: xi * g.c * t,
-                };
-                let b = Mat {
-                    data: &dm,
-                    rs: 1,
-                    cs: t,
-                    offset: xi * g.o * t,
-                };
-                gemm(
-                    g.c,
-                    g.o,
-                    t,
-                    a,
-                    b,
-                    &mut acc[xi * g.c * g.o..(xi + 1) * g.c * g.o],
-                    true,
-                    threads,
-                );
-            }
-        }
-    };
-    let mut partials = vec![T::ZERO; parts * ulen];
-    if parts == 1 {
-        part(0, &mut partials);
-    } else {
-        partials
-            .par_chunks_mut(ulen)
-            .enumerate()
-            .for_each(|(pi, acc)| part(pi, acc));
-    }
-    let mut dut = vec![T::ZERO; ulen];
-    for acc in partials.chunks(ulen) {
-        for (d, &s) in dut.iter_mut().zip(acc) {
-            *d += s;
-        }
+            .run()
+        });
+        let (v, dm) = (&v[..], &dm[..]);
+        // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in the `[chans, 16, ld]` layout.
+        for_each_chunk_on(threads, &mut dut, g.c * g.o, &|xi, acc| {
+            let a = Mat {
+                data: v,
+                rs: 16 * ld,
+                cs: 1,
+                offset: xi * ld,
+            };
+            let b = Mat {
+                data: dm,
+                rs: 1,
+                cs: 16 * ld,
+                offset: xi * ld,
+            };
+            gemm(g.c, g.o, ld, a, b, acc, n0 > 0, 1);
+        });
     }
     weight_transform_adjoint(&dut, g.o, g.c, dw);
 }
@@ -526,6 +584,8 @@ mod tests {
             geom(3, 18, [8, 6], 16, [0, 2]),
             geom(1, 16, [5, 6], 20, [2, 0]),
             geom(2, 16, [6, 7], 16, [1, 2]),
+            // 25 tiles per image: groups of 21 images, the last one partial.
+            geom(23, 16, [10, 10], 16, [1, 1]),
         ] {
             assert!(applies(&g), "{g:?}");
             let x = seq(g.n * g.c * g.h * g.w, 0.3);
@@ -547,6 +607,36 @@ mod tests {
             let (mut want, mut got) = (vec![0.0; x.len()], vec![0.0; x.len()]);
             im2col_backward_input(&g, &dy, &w, Some(&b[..g.c]), &mut want);
             backward_input(&g, &dy, &w, Some(&b[..g.c]), &mut got);
+            close(&got, &want, "backward input");
+            let (mut want, mut got) = (vec![0.0; w.len()], vec![0.0; w.len()]);
+            im2col_backward_weight(&g, &x, &dy, &mut want);
+            backward_weight(&g, &x, &dy, &mut got);
+            close(&got, &want, "backward weight");
+        }
+    }
+
+    #[test]
+    fn f32_matches_im2col_in_groups() {
+        // f32 takes the unpacked AVX-512 products where the CPU has them; deep-layer shape
+        // (4 tiles per image, one group of 40) and a shallow one (several groups).
+        for g in [geom(40, 32, [4, 4], 48, [1, 1]), geom(23, 16, [10, 10], 24, [1, 1])] {
+            let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+            let x = f(seq(g.n * g.c * g.h * g.w, 0.3));
+            let w = f(seq(g.o * g.c * 9, 1.1));
+            let dy = f(seq(g.n * g.o * g.p(), 0.9));
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+                for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                    assert!((x - y).abs() < 1e-4 * scale, "{what} {g:?} at {i}: {x} vs {y}");
+                }
+            };
+            let (mut want, mut got) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
+            im2col_forward(&g, &x, &w, None, &mut want);
+            forward(&g, &x, &w, None, &mut got);
+            close(&got, &want, "forward");
+            let (mut want, mut got) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+            im2col_backward_input(&g, &dy, &w, None, &mut want);
+            backward_input(&g, &dy, &w, None, &mut got);
             close(&got, &want, "backward input");
             let (mut want, mut got) = (vec![0.0; w.len()], vec![0.0; w.len()]);
             im2col_backward_weight(&g, &x, &dy, &mut want);
