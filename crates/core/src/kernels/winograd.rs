@@ -423,7 +423,7 @@ fn transform_group<T: Element>(
     count: usize,
     t: usize,
     threads: usize,
-    each: &(dyn Fn(usize, Range<usize>, &mut [T], Cols) + Sync),
+    each: &(impl Fn(usize, Range<usize>, &mut [T], Cols) + Sync),
 ) {
     let ld = count * t;
     let per = chans.div_ceil(TRANSFORM_TASKS).max(1);
