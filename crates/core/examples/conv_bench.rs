@@ -1,5 +1,5 @@
 //! Timing of convolution and pooling, forward and each backward pass separately:
-//! `cargo run --release -p nabla-core --example conv_bench [-- quick | lenet | layer N]`.
+//! `cargo run --release -p nabla-core --example conv_bench [-- quick | lenet | resnet | layer N]`.
 //!
 //! The reference is PyTorch on the same machine (3×3, 64→64, 32×32, batch 64: about
 //! 70–100 ms forward + backward on 2 cores). Timings are the best and median of a few runs.
@@ -187,6 +187,70 @@ fn pool(reps: usize) {
     );
 }
 
+/// The convolutions of one small-input ResNet-18 training step (batch 32 of 3×32×32, as
+/// `nabla-bench resnet18`): kernel time per pass, times the layer's count, and the total.
+fn resnet(reps: usize) {
+    // [batch, in, out, height = width, kernel, stride, padding], count in the network.
+    let layers: [([usize; 7], usize); 11] = [
+        ([32, 3, 64, 32, 3, 1, 1], 1),
+        ([32, 64, 64, 32, 3, 1, 1], 4),
+        ([32, 64, 128, 32, 3, 2, 1], 1),
+        ([32, 64, 128, 32, 1, 2, 0], 1),
+        ([32, 128, 128, 16, 3, 1, 1], 3),
+        ([32, 128, 256, 16, 3, 2, 1], 1),
+        ([32, 128, 256, 16, 1, 2, 0], 1),
+        ([32, 256, 256, 8, 3, 1, 1], 3),
+        ([32, 256, 512, 8, 3, 2, 1], 1),
+        ([32, 256, 512, 8, 1, 2, 0], 1),
+        ([32, 512, 512, 4, 3, 1, 1], 3),
+    ];
+    let mut total = [0f64; 3];
+    let mut rng = Generator::new(0);
+    for (dims, count) in layers {
+        let [n, c, o, hw, k, stride, pad] = dims;
+        let out = (hw + 2 * pad - k) / stride + 1;
+        let g = ConvGeom {
+            n,
+            c,
+            h: hw,
+            w: hw,
+            o,
+            oh: out,
+            ow: out,
+            kh: k,
+            kw: k,
+            stride: [stride; 2],
+            padding: [pad; 2],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let v = |shape: &[usize], rng: &mut Generator| Tensor::randn(shape, DType::F32, rng).to_vec_f32();
+        let (x, w, gy) = (
+            v(&[n, c, hw, hw], &mut rng),
+            v(&[o, c, k, k], &mut rng),
+            v(&[n, o, out, out], &mut rng),
+        );
+        let (mut y, mut dx, mut dw) = (vec![0f32; gy.len()], vec![0f32; x.len()], vec![0f32; w.len()]);
+        let t = [
+            time(reps, || conv2d_forward(&g, &x, &w, None, &mut y)).0,
+            time(reps, || conv2d_backward_input(&g, &gy, &w, None, &mut dx)).0,
+            time(reps, || conv2d_backward_weight(&g, &x, &gy, &mut dw)).0,
+        ];
+        let gf = 2.0 * g.flops() as f64 / 1e6;
+        println!(
+            "{c:>3}→{o:<3} {k}×{k} s{stride} {hw:>2}×{hw:<2} ×{count}: fwd {:6.2} ms ({:4.0} GFLOP/s)  igrad {:6.2} ({:4.0})  wgrad {:6.2} ({:4.0})",
+            t[0], gf / t[0], t[1], gf / t[1], t[2], gf / t[2]
+        );
+        for (s, v) in total.iter_mut().zip(t) {
+            *s += v * count as f64;
+        }
+    }
+    println!(
+        "total (×count): fwd {:.1} ms, igrad {:.1} ms (the stem's is not needed), wgrad {:.1} ms",
+        total[0], total[1], total[2]
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     let reps = if quick { 5 } else { 11 };
@@ -198,6 +262,10 @@ fn main() {
     }
     if std::env::args().any(|a| a == "target") {
         conv("3×3 64→64 (target)", [64, 64, 64, 32, 3, 1, 1], 7);
+        return;
+    }
+    if std::env::args().any(|a| a == "resnet") {
+        resnet(reps);
         return;
     }
     if std::env::args().any(|a| a == "pool") {

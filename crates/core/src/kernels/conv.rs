@@ -15,6 +15,7 @@
 //! Small stride-1 f32 layers (LeNet-5's) go to the direct AVX-512 kernels of
 //! [`conv_direct`] first; 3×3 layers with many channels to [`winograd`].
 
+use super::conv_weight::im2col_backward_weight;
 use super::matmul::{gemm, Mat, PAR_FLOPS};
 use super::{conv_direct, winograd};
 use crate::Element;
@@ -63,7 +64,7 @@ impl ConvGeom {
     }
 
     /// Output channels per group.
-    fn og(&self) -> usize {
+    pub(super) fn og(&self) -> usize {
         self.o / self.groups
     }
 
@@ -83,12 +84,12 @@ impl ConvGeom {
     }
 
     /// Input plane size with the padding.
-    fn padded_hw(&self) -> [usize; 2] {
+    pub(super) fn padded_hw(&self) -> [usize; 2] {
         [self.h + 2 * self.padding[0], self.w + 2 * self.padding[1]]
     }
 
     /// Length of one padded image (none without padding).
-    fn pad_len(&self) -> usize {
+    pub(super) fn pad_len(&self) -> usize {
         if self.padding == [0, 0] {
             0
         } else {
@@ -110,16 +111,6 @@ impl ConvGeom {
         self.n > 1 && self.flops() >= PAR_FLOPS && rayon::current_num_threads() > 1
     }
 
-    /// Parts of the batch whose weight-gradient partials are summed in order: fixed by the
-    /// shapes alone, so the result does not depend on how many threads run them.
-    pub(crate) fn weight_parts(&self) -> usize {
-        if self.n > 1 && self.flops() >= PAR_FLOPS {
-            self.n.min(8)
-        } else {
-            1
-        }
-    }
-
     /// Threads for each GEMM: one when images run in parallel or the work is tiny.
     pub(crate) fn gemm_threads(&self) -> usize {
         if self.split_images() || self.flops() < PAR_FLOPS {
@@ -133,7 +124,7 @@ impl ConvGeom {
 /// One image `x` (`[c, h, w]`) with its zero padding written out into `buf`
 /// (`[c, h + 2·ph, w + 2·pw]`), or `x` itself when there is no padding: the column
 /// copies then need no bounds logic.
-fn padded<'a, T: Element>(g: &ConvGeom, x: &'a [T], buf: &'a mut [T]) -> &'a [T] {
+pub(super) fn padded<'a, T: Element>(g: &ConvGeom, x: &'a [T], buf: &'a mut [T]) -> &'a [T] {
     if g.padding == [0, 0] {
         return x;
     }
@@ -149,12 +140,25 @@ fn padded<'a, T: Element>(g: &ConvGeom, x: &'a [T], buf: &'a mut [T]) -> &'a [T]
 
 /// Unfold one padded image `xp` (see [`padded`]) into `cols` (`[c·kh·kw, oh·ow]`).
 fn im2col<T: Element>(g: &ConvGeom, xp: &[T], cols: &mut [T]) {
+    im2col_rows(g, xp, 0..g.c, cols, g.p(), 0)
+}
+
+/// [`im2col`] for channels `chans` only, into `cols` laid out `[chans · kh · kw, ld]` with
+/// this image's pixels from column `first` (several images side by side).
+pub(super) fn im2col_rows<T: Element>(
+    g: &ConvGeom,
+    xp: &[T],
+    chans: std::ops::Range<usize>,
+    cols: &mut [T],
+    ld: usize,
+    first: usize,
+) {
     let ([hp, wp], [sh, sw], [dh, dw]) = (g.padded_hw(), g.stride, g.dilation);
-    let (p, ow) = (g.p(), g.ow);
-    for c in 0..g.c {
+    let (p, ow, c0) = (g.p(), g.ow, chans.start);
+    for c in chans {
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &mut cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                let row = &mut cols[(((c - c0) * g.kh + i) * g.kw + j) * ld + first..][..p];
                 for (y, seg) in row.chunks_mut(ow).enumerate() {
                     let src = &xp[(c * hp + y * sh + i * dh) * wp + j * dw..];
                     if sw == 1 {
@@ -233,7 +237,7 @@ pub(super) fn per_image<T: Element>(
 }
 
 /// A row-major matrix view at `offset` with `cols` columns.
-fn rows<T>(data: &[T], offset: usize, cols: usize) -> Mat<'_, T> {
+pub(super) fn rows<T>(data: &[T], offset: usize, cols: usize) -> Mat<'_, T> {
     Mat {
         data,
         rs: cols,
@@ -321,99 +325,6 @@ pub(crate) fn transpose<T: Element>(src: &[T], rows: usize, cols: usize, dst: &m
             for r in r0..(r0 + B).min(rows) {
                 for c in c0..(c0 + B).min(cols) {
                     dst[c * rows + r] = src[r * cols + c];
-                }
-            }
-        }
-    }
-}
-
-/// [`conv2d_backward_weight`] by im2col + GEMM.
-///
-/// The batch is cut into parts fixed by the batch size alone; each part sums its images
-/// into its own partial (a GEMM with K = oh·ow per image, not one with K = n·oh·ow, which
-/// the GEMM would not split), and the partials are added in order. Each partial holds
-/// `dwᵀ` per group (`[k, o/groups]`): that orientation ran 3× faster in `gemm` than a
-/// row-major `dw` with the columns as a transposed right operand.
-pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
-    let (k, p, og) = (g.k(), g.p(), g.og());
-    let wlen = g.o * k;
-    dw[..wlen].fill(T::ZERO);
-    if g.n == 0 || wlen == 0 {
-        return;
-    }
-    let img = g.c * g.h * g.w;
-    let parts = g.weight_parts();
-    let threads = g.gemm_threads();
-    // Few output channels per group: `dw` itself (rows = og) is the better GEMM (measured
-    // with 6 channels: 96 GFLOP/s against 26 for `dwᵀ`; with 16 the other way round).
-    let direct = og < 16;
-    let part = |pi: usize, acc: &mut [T]| {
-        let mut cols = vec![T::ZERO; g.cols_len()];
-        let mut buf = vec![T::ZERO; g.pad_len()];
-        let mut dyt = vec![T::ZERO; if direct { 0 } else { g.o * p }];
-        for n in pi * g.n / parts..(pi + 1) * g.n / parts {
-            let xi = &x[n * img..(n + 1) * img];
-            let (src, src_rows): (&[T], usize) = if g.is_pointwise() {
-                (xi, g.c / g.groups)
-            } else {
-                im2col(g, padded(g, xi, &mut buf), &mut cols);
-                (&cols, k)
-            };
-            if direct {
-                for gi in 0..g.groups {
-                    let colst = Mat {
-                        data: src,
-                        rs: 1,
-                        cs: p,
-                        offset: gi * src_rows * p,
-                    };
-                    let dst = &mut acc[gi * og * k..(gi + 1) * og * k];
-                    gemm(
-                        og,
-                        k,
-                        p,
-                        rows(dy, (n * g.o + gi * og) * p, p),
-                        colst,
-                        dst,
-                        true,
-                        threads,
-                    );
-                }
-                continue;
-            }
-            // dyᵀ as a row-major [p, o] copy: `gemm` ran 115 GFLOP/s with it against 91
-            // with the transposed view.
-            transpose(&dy[n * g.o * p..(n + 1) * g.o * p], g.o, p, &mut dyt);
-            for gi in 0..g.groups {
-                let dst = &mut acc[gi * og * k..(gi + 1) * og * k];
-                let b = Mat {
-                    data: &dyt,
-                    rs: g.o,
-                    cs: 1,
-                    offset: gi * og,
-                };
-                gemm(k, og, p, rows(src, gi * src_rows * p, p), b, dst, true, threads);
-            }
-        }
-    };
-    let mut partials = vec![T::ZERO; parts * wlen];
-    if parts == 1 {
-        part(0, &mut partials);
-    } else {
-        partials
-            .par_chunks_mut(wlen)
-            .enumerate()
-            .for_each(|(pi, acc)| part(pi, acc));
-    }
-    for acc in partials.chunks(wlen) {
-        if direct {
-            dw[..wlen].iter_mut().zip(acc).for_each(|(d, &v)| *d += v);
-            continue;
-        }
-        for gi in 0..g.groups {
-            for (kk, row) in acc[gi * og * k..(gi + 1) * og * k].chunks(og).enumerate() {
-                for (o, &v) in row.iter().enumerate() {
-                    dw[(gi * og + o) * k + kk] += v;
                 }
             }
         }

@@ -9,6 +9,7 @@ pub mod conv_chans;
 pub mod conv_direct;
 pub mod conv_fold;
 pub mod conv_rows;
+mod conv_weight;
 pub mod copy;
 pub mod elementwise;
 pub mod matmul;

@@ -550,7 +550,8 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::{im2col_backward_input, im2col_backward_weight, im2col_forward};
+    use super::super::conv::{im2col_backward_input, im2col_forward};
+    use super::super::conv_weight::im2col_backward_weight;
     use super::*;
 
     fn geom(n: usize, c: usize, hw: [usize; 2], o: usize, pad: [usize; 2]) -> ConvGeom {
