@@ -476,10 +476,11 @@ mod tests {
             // 16 output channels: the weight gradient as dwᵀ
             geom(2, 5, 6, 16, [2, 2], [2, 1], [1, 0], [1, 1], 1),
             // takes the Winograd path
-            geom(16, 6, 7, 17, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+            geom(16, 16, 16, 17, [3, 3], [1, 1], [1, 1], [1, 1], 1),
         ] {
             let x = seq(g.n * g.c * g.h * g.w, 0.1);
             let w = seq(g.o * g.k(), 1.3);
+            assert_eq!(winograd::applies(&g), g.c == 16, "{g:?}");
             let want = naive(&g, &x, &w);
             let mut y = vec![0.0; want.len()];
             conv2d_forward(&g, &x, &w, None, &mut y);

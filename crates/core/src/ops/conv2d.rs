@@ -380,9 +380,9 @@ mod tests {
 
     #[test]
     fn winograd_path_gradients() {
-        // 3×3, stride 1, ≥ 16 channels: the Winograd kernels, for all three passes.
+        // 3×3, stride 1, ≥ 16 channels, 16×16: the Winograd kernels, for all three passes.
         let o = opts([1, 1], [1, 1], [1, 1], 1);
-        let (x, w, b) = (r(&[1, 16, 4, 5], 1), r(&[16, 16, 3, 3], 2), r(&[16], 3));
+        let (x, w, b) = (r(&[1, 16, 16, 16], 1), r(&[16, 16, 3, 3], 2), r(&[16], 3));
         gradcheck(|t| t[0].conv2d(&t[1], Some(&t[2]), o), &[x, w, b]).unwrap();
     }
 
