@@ -1,5 +1,5 @@
 //! Timing of convolution and pooling, forward and each backward pass separately:
-//! `cargo run --release -p nabla-core --example conv_bench [-- quick | lenet | resnet | layer N]`.
+//! `cargo run --release -p nabla-core --example conv_bench [-- quick | lenet | resnet [N] | layer N]`.
 //!
 //! The reference is PyTorch on the same machine (3×3, 64→64, 32×32, batch 64: about
 //! 70–100 ms forward + backward on 2 cores). Timings are the best and median of a few runs.
@@ -189,7 +189,7 @@ fn pool(reps: usize) {
 
 /// The convolutions of one small-input ResNet-18 training step (batch 32 of 3×32×32, as
 /// `nabla-bench resnet18`): kernel time per pass, times the layer's count, and the total.
-fn resnet(reps: usize) {
+fn resnet(reps: usize, only: Option<usize>) {
     // [batch, in, out, height = width, kernel, stride, padding], count in the network.
     let layers: [([usize; 7], usize); 11] = [
         ([32, 3, 64, 32, 3, 1, 1], 1),
@@ -206,7 +206,10 @@ fn resnet(reps: usize) {
     ];
     let mut total = [0f64; 3];
     let mut rng = Generator::new(0);
-    for (dims, count) in layers {
+    for (i, (dims, count)) in layers.into_iter().enumerate() {
+        if only.is_some_and(|o| o != i) {
+            continue;
+        }
         let [n, c, o, hw, k, stride, pad] = dims;
         let out = (hw + 2 * pad - k) / stride + 1;
         let g = ConvGeom {
@@ -265,7 +268,11 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "resnet") {
-        resnet(reps);
+        let only = std::env::args()
+            .skip_while(|a| a != "resnet")
+            .nth(1)
+            .and_then(|a| a.parse().ok());
+        resnet(reps, only);
         return;
     }
     if std::env::args().any(|a| a == "pool") {

@@ -119,12 +119,11 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
         dw[..wlen].copy_from_slice(&acc);
         return;
     }
+    // In cache-sized blocks: element by element, the writes `k` apart missed the cache
+    // (a 4608 × 512 block took several milliseconds that way).
     for gi in 0..g.groups {
-        for (kk, row) in acc[gi * og * k..(gi + 1) * og * k].chunks(og).enumerate() {
-            for (o, &v) in row.iter().enumerate() {
-                dw[(gi * og + o) * k + kk] = v;
-            }
-        }
+        let block = gi * og * k..(gi + 1) * og * k;
+        transpose(&acc[block.clone()], k, og, &mut dw[block]);
     }
 }
 
