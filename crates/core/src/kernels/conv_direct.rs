@@ -544,6 +544,8 @@ mod tests {
         check(geom(2, 3, [9, 12], 5, [3, 7], [2, 3]), [true; 3]);
         // an input image too big for L1: the general path but for the input gradient
         check(geom(1, 48, [14, 14], 16, [5, 5], [0, 0]), [false, true, false]);
+        // many channels and few pixels (a deep layer at 4×4): im2col for every pass
+        check(geom(2, 64, [4, 4], 64, [3, 3], [1, 1]), [false; 3]);
     }
 
     #[test]

@@ -24,8 +24,9 @@ const NV: usize = 4;
 /// Whether [`input_grad`] takes `g`: stride 1, no dilation, one group, padding below the
 /// kernel size, kernels 3 to 16 wide (each output-gradient vector loaded serves one
 /// multiply-add per tap column: narrower kernels starve the FMAs), one image's output
-/// gradient in L2 (it is read once per input channel and tap row), and at least 64 output
-/// pixels (at 4×4, 512 → 512, im2col took 14.9 ms where this took 19.0).
+/// gradient in L2 (it is read once per input channel and tap row), and for layers with
+/// many channels at least 64 output pixels (at 4×4, 512 → 512, batch 32, im2col took
+/// 14.9 ms where this took 19.0).
 pub(super) fn fits(g: &ConvGeom) -> bool {
     g.groups == 1
         && g.stride == [1, 1]
@@ -34,7 +35,7 @@ pub(super) fn fits(g: &ConvGeom) -> bool {
         && g.padding[0] < g.kh
         && g.padding[1] < g.kw
         && g.o * g.p() <= 1 << 16
-        && g.p() >= 64
+        && (g.p() >= 64 || g.c * g.o < 64 * 64)
 }
 
 /// Length of one column row: the pixels rounded up to vectors, the front zeros, and slack
