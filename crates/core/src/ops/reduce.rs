@@ -30,9 +30,15 @@ fn kept_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
 fn reduce_raw(x: &Tensor, dims: &[usize], kind: Kind) -> Tensor {
     let shape = x.shape().to_vec();
     let out_shape = kept_shape(&shape, dims, true);
-    let block = dims.windows(2).all(|w| w[1] == w[0] + 1);
-    // Bring the reduced dims together (a copy only when they are not already one block).
-    let (src, outer, len, inner) = if block && !dims.is_empty() {
+    // `dims` is sorted. Separate runs (batch norm's [0, 2, 3]) are reduced one at a time, the
+    // last run first: each stage reads its input in place, where bringing the dims together
+    // would copy the whole input first.
+    if let Some(split) = (1..dims.len()).rev().find(|&i| dims[i] != dims[i - 1] + 1) {
+        return reduce_raw(&reduce_raw(x, &dims[split..], kind), &dims[..split], kind);
+    }
+    // One run of dims: `outer × len × inner`, read in place (`materialize` copies only a
+    // strided view). No dims at all: every element is its own result.
+    let (src, outer, len, inner) = if !dims.is_empty() {
         let (a, b) = (dims[0], dims[dims.len() - 1]);
         let outer = shape[..a].iter().product();
         let len = shape[a..=b].iter().product();
