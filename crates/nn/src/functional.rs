@@ -71,7 +71,7 @@ pub fn batch_norm(
             }
         }
     }
-    let (mean, var) = if training {
+    let (centred, var) = if training {
         if per_channel <= 1 {
             return Err(invalid(
                 "batch_norm",
@@ -82,7 +82,9 @@ pub fn batch_norm(
             ));
         }
         let mean = x.mean(&dims, true)?;
-        let var = x.var(&dims, false, true)?;
+        // Two passes (stable where E[x²] − mean² is not), the centred input kept for `y`.
+        let centred = x.sub(&mean)?;
+        let var = centred.square()?.mean(&dims, true)?;
         if let Some(r) = &running {
             let _g = nabla_core::no_grad();
             let m = r.momentum;
@@ -94,15 +96,17 @@ pub fn batch_norm(
             r.mean.assign(&new_mean)?;
             r.var.assign(&new_var)?;
         }
-        (mean, var)
+        (centred, var)
     } else {
         let r = running.ok_or_else(|| invalid("batch_norm", "evaluation needs running statistics"))?;
-        (r.mean.reshape(&stat_shape)?, r.var.reshape(&stat_shape)?)
+        (x.sub(&r.mean.reshape(&stat_shape)?)?, r.var.reshape(&stat_shape)?)
     };
-    let mut y = x.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
+    // The weight joins the per-channel scale, so the full-size tensor sees one product.
+    let mut scale = var.add_scalar(eps)?.powf(-0.5)?;
     if let Some(w) = weight {
-        y = y.mul(&w.reshape(&stat_shape)?)?;
+        scale = scale.mul(&w.reshape(&stat_shape)?)?;
     }
+    let mut y = centred.mul(&scale)?;
     if let Some(b) = bias {
         y = y.add(&b.reshape(&stat_shape)?)?;
     }
