@@ -53,7 +53,6 @@ pub fn batch_norm(
     // Statistics broadcast as [1, C, 1, ...].
     let mut stat_shape = vec![1usize; x.rank()];
     stat_shape[1] = c;
-    let dims: Vec<isize> = (0..x.rank() as isize).filter(|&d| d != 1).collect();
     let per_channel = x.numel() / c.max(1);
     for (what, t) in [("weight", weight), ("bias", bias)]
         .into_iter()
@@ -71,7 +70,7 @@ pub fn batch_norm(
             }
         }
     }
-    let (centred, var) = if training {
+    if training {
         if per_channel <= 1 {
             return Err(invalid(
                 "batch_norm",
@@ -81,26 +80,37 @@ pub fn batch_norm(
                 ),
             ));
         }
-        let mean = x.mean(&dims, true)?;
-        // Two passes (stable where E[x²] − mean² is not), the centred input kept for `y`.
-        let centred = x.sub(&mean)?;
-        let var = centred.square()?.mean(&dims, true)?;
+        // One op for statistics, output and gradients (core's `batch_norm_train`); without
+        // an affine part the weight and bias are constants that take no gradient.
+        let (ones, zeros);
+        let w = match weight {
+            Some(w) => w,
+            None => {
+                ones = Tensor::ones(&[c], x.dtype());
+                &ones
+            }
+        };
+        let b = match bias {
+            Some(b) => b,
+            None => {
+                zeros = Tensor::zeros(&[c], x.dtype());
+                &zeros
+            }
+        };
+        let (y, mean, var) = x.batch_norm_train(w, b, eps)?;
         if let Some(r) = &running {
             let _g = nabla_core::no_grad();
             let m = r.momentum;
             let bessel = per_channel as f64 / (per_channel - 1) as f64;
-            let batch_mean = mean.detach().reshape([c])?;
-            let batch_var = var.detach().reshape([c])?.mul_scalar(bessel)?;
-            let new_mean = r.mean.mul_scalar(1.0 - m)?.add(&batch_mean.mul_scalar(m)?)?;
-            let new_var = r.var.mul_scalar(1.0 - m)?.add(&batch_var.mul_scalar(m)?)?;
+            let new_mean = r.mean.mul_scalar(1.0 - m)?.add(&mean.mul_scalar(m)?)?;
+            let new_var = r.var.mul_scalar(1.0 - m)?.add(&var.mul_scalar(bessel * m)?)?;
             r.mean.assign(&new_mean)?;
             r.var.assign(&new_var)?;
         }
-        (centred, var)
-    } else {
-        let r = running.ok_or_else(|| invalid("batch_norm", "evaluation needs running statistics"))?;
-        (x.sub(&r.mean.reshape(&stat_shape)?)?, r.var.reshape(&stat_shape)?)
-    };
+        return Ok(y);
+    }
+    let r = running.ok_or_else(|| invalid("batch_norm", "evaluation needs running statistics"))?;
+    let (centred, var) = (x.sub(&r.mean.reshape(&stat_shape)?)?, r.var.reshape(&stat_shape)?);
     // The weight joins the per-channel scale, so the full-size tensor sees one product.
     let mut scale = var.add_scalar(eps)?.powf(-0.5)?;
     if let Some(w) = weight {

@@ -4,6 +4,7 @@
 //! blocks, so results do not depend on the thread count; below it everything runs on the
 //! calling thread, since a hand-off to the pool costs more than a tiny op.
 
+pub mod batch_norm;
 pub mod conv;
 pub mod conv_chans;
 pub mod conv_direct;

@@ -5,6 +5,7 @@ mod activation;
 mod adaptive_avg_pool2d;
 mod arith;
 mod avg_pool2d;
+mod batch_norm;
 mod cast;
 mod compare;
 mod conv2d;
