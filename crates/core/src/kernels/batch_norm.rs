@@ -47,9 +47,9 @@ impl<T: Element> Loop for Sums<'_, T> {
             }
         }
         let (mut t1, mut t2): (f64, f64) = (s1.iter().sum(), s2.iter().sum());
-        for i in whole..n {
-            let d = (self.x[i] - m).to_f64();
-            let u = if self.g.is_some() { g[i].to_f64() } else { d };
+        for (&x, &g) in self.x[whole..].iter().zip(&g[whole..]) {
+            let d = (x - m).to_f64();
+            let u = if self.g.is_some() { g.to_f64() } else { d };
             t1 += u;
             t2 += u * d;
         }
