@@ -167,7 +167,18 @@ mod tests {
 
     #[test]
     fn matches_the_composition_forward_and_backward() {
-        for shape in [&[4usize, 3, 5, 6][..], &[7, 2], &[3, 16, 40], &[2, 5, 64, 33]] {
+        // Small planes go row by row (one task; many column tasks, the last partial; over
+        // threads), larger ones channel by channel (one task; over threads).
+        let shapes = [
+            &[4usize, 3, 5, 6][..],
+            &[7, 2],
+            &[3, 16, 40],
+            &[3, 700, 5, 7],
+            &[300, 260],
+            &[2, 5, 64, 33],
+            &[4, 40, 50, 40],
+        ];
+        for shape in shapes {
             let c = shape[1];
             let x = r(shape, 1)
                 .mul_scalar(3.0)
@@ -197,6 +208,26 @@ mod tests {
             for (what, (g, e)) in ["dx", "dw", "db"].iter().zip(got.iter().zip(&exp)) {
                 close(g.as_ref().unwrap().to_vec_f64(), e.as_ref().unwrap().to_vec_f64(), what);
             }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let run = |shape: &[usize]| {
+            let f = |t: Tensor| t.to_dtype(DType::F32).unwrap();
+            let c = shape[1];
+            let x = f(r(shape, 1)).set_requires_grad(true);
+            let w = f(r(&[c], 2)).set_requires_grad(true);
+            let (y, mean, var) = x.batch_norm_train(&w, &f(r(&[c], 3)), 1e-5).unwrap();
+            let g = grad(&[&y], Some(&[&f(r(shape, 4))]), &[&x, &w], false).unwrap();
+            let mut all = vec![y.to_vec_f32(), mean.to_vec_f32(), var.to_vec_f32()];
+            all.extend(g.iter().map(|g| g.as_ref().unwrap().to_vec_f32()));
+            all
+        };
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for shape in [&[300usize, 260][..], &[4, 40, 50, 40]] {
+            assert!(one.install(|| run(shape)) == three.install(|| run(shape)), "{shape:?}");
         }
     }
 
