@@ -53,7 +53,8 @@ pub fn batch_norm(
     // Statistics broadcast as [1, C, 1, ...].
     let mut stat_shape = vec![1usize; x.rank()];
     stat_shape[1] = c;
-    let per_channel = x.numel() / c.max(1);
+    // Values per channel: N times the spatial size (so [N, 0, ...] is not "too few").
+    let per_channel: usize = x.shape()[0] * x.shape()[2..].iter().product::<usize>();
     for (what, t) in [("weight", weight), ("bias", bias)]
         .into_iter()
         .chain([("running_mean", running.as_ref().map(|r| r.mean))])
@@ -71,15 +72,6 @@ pub fn batch_norm(
         }
     }
     if training {
-        if per_channel <= 1 {
-            return Err(invalid(
-                "batch_norm",
-                format!(
-                    "needs more than 1 value per channel when training, got input shape {:?}",
-                    x.shape()
-                ),
-            ));
-        }
         // One op for statistics, output and gradients (core's `batch_norm_train`); without
         // an affine part the weight and bias are constants that take no gradient.
         let (ones, zeros);
@@ -97,6 +89,7 @@ pub fn batch_norm(
                 &zeros
             }
         };
+        // Core rejects fewer than 2 values per channel, so the correction is finite.
         let (y, mean, var) = x.batch_norm_train(w, b, eps)?;
         if let Some(r) = &running {
             let _g = nabla_core::no_grad();
