@@ -6,9 +6,8 @@
 //! columns, which are split over threads. Every sum runs in a fixed order, so results do
 //! not depend on the thread count.
 
-use super::conv_direct::Disjoint;
 use super::elementwise::{vectorized, Loop};
-use super::par::{for_each_chunk_on, run_tiles};
+use super::par::{for_each_chunk_on, run_tiles, Disjoint};
 use super::PAR_THRESHOLD;
 use crate::Element;
 
@@ -96,11 +95,7 @@ impl<T: Element> Loop for Affine<'_, T> {
 
 /// Threads for `len` elements of work.
 fn threads(len: usize) -> usize {
-    if len >= PAR_THRESHOLD {
-        rayon::current_num_threads()
-    } else {
-        1
-    }
+    super::par::threads_for(len, PAR_THRESHOLD)
 }
 
 /// Run `f(channel, planes)` for every channel, `planes(i)` giving image `i`'s plane.

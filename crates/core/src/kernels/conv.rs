@@ -370,12 +370,8 @@ pub fn bias_grad<T: Element>(dy: &[T], n: usize, o: usize, p: usize, db: &mut [T
     // added per channel in image order in f64.
     let mut sums = vec![0f64; n * o];
     let per_tile = (super::BLOCK / p).max(1);
-    let threads = if n * o * p >= super::PAR_THRESHOLD {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    let base = conv_direct::Disjoint::new(&mut sums);
+    let threads = super::par::threads_for(n * o * p, super::PAR_THRESHOLD);
+    let base = super::par::Disjoint::new(&mut sums);
     super::matmul::run_tiles((n * o).div_ceil(per_tile), threads, &|t| {
         let first = t * per_tile;
         let count = per_tile.min(n * o - first);

@@ -111,11 +111,7 @@ fn chunk_images(g: &ConvGeom) -> usize {
 
 /// Threads to run `g` on: one for small layers.
 fn threads(g: &ConvGeom) -> usize {
-    if g.flops() >= PAR_MACS {
-        rayon::current_num_threads()
-    } else {
-        1
-    }
+    super::par::threads_for(g.flops(), PAR_MACS)
 }
 
 /// `s` as f32 elements, when `T` is f32.
@@ -183,35 +179,6 @@ fn route(g: &ConvGeom) -> Option<Route> {
 /// Largest padded input image (f32 elements) the direct forward kernels take: 32 KiB.
 const IMAGE_FLOATS: usize = 8192;
 
-/// A base pointer shared by tiles that each write their own range behind it.
-pub(super) struct Disjoint<T>(*mut T);
-
-impl<T> Clone for Disjoint<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for Disjoint<T> {}
-// SAFETY: the users hand each range to one tile only (see `Disjoint::range`).
-unsafe impl<T: Send> Send for Disjoint<T> {}
-unsafe impl<T: Send> Sync for Disjoint<T> {}
-
-impl<T> Disjoint<T> {
-    /// The start of `s`.
-    pub(super) fn new(s: &mut [T]) -> Self {
-        Disjoint(s.as_mut_ptr())
-    }
-
-    /// `len` elements from `at`.
-    ///
-    /// # Safety
-    /// The range must lie inside the slice given to [`Disjoint::new`], which must outlive
-    /// the result, and no other live reference may overlap it.
-    pub(super) unsafe fn range<'a>(self, at: usize, len: usize) -> &'a mut [T] {
-        std::slice::from_raw_parts_mut(self.0.add(at), len)
-    }
-}
-
 /// `buf` resized to `len` elements.
 fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buf.resize(len, 0.0);
@@ -276,7 +243,8 @@ fn weight_parts(g: &ConvGeom) -> usize {
 mod imp {
     use super::super::matmul::run_tiles;
     use super::super::{conv_chans as chans, conv_fold as fold, conv_rows as rows};
-    use super::{chunk_images, sized, threads, weight_parts, ConvGeom, Corr, Disjoint, Route, L};
+    use super::{chunk_images, sized, threads, weight_parts, ConvGeom, Corr, Route, L};
+    use crate::kernels::par::Disjoint;
 
     /// Scratch of one thread: a padded image and a pixel-major block.
     #[derive(Default)]

@@ -38,11 +38,7 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
     }
     let (img, pad_len, rows_per_chan) = (g.c * g.h * g.w, g.pad_len(), g.kh * g.kw);
     let group = GROUP_COLS.div_ceil(p).clamp(1, g.n);
-    let threads = if g.flops() >= PAR_FLOPS {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
+    let threads = super::par::threads_for(g.flops(), PAR_FLOPS);
     // Few output channels per group: `dw` itself (rows = og) is the better product
     // (measured with 6 channels: 96 GFLOP/s against 26 for `dwᵀ`; with 16 the other way).
     let direct = og < 16;

@@ -107,6 +107,16 @@ impl Drop for Close<'_> {
     }
 }
 
+/// All of rayon's threads for `work` of at least `min` (elements, multiply-adds), else
+/// the caller alone: below it a hand-off costs more than it saves.
+pub fn threads_for(work: usize, min: usize) -> usize {
+    if work >= min {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
 /// Run `work(t)` for every `t < tiles` on the calling thread and all of rayon's threads as
 /// helpers (see [`run_tiles`]); for elementwise work such as optimizer updates.
 pub fn for_each_tile(tiles: usize, work: &Work<'_>) {
@@ -138,24 +148,36 @@ pub fn run_tiles(tiles: usize, threads: usize, work: &Work<'_>) {
         shared.claim_all(true, work);
     }
     if shared.panicked.load(Ordering::Relaxed) {
-        panic!("a matrix product tile panicked on a helper thread");
+        panic!("a parallel tile panicked on a helper thread");
     }
 }
 
-/// A raw pointer to hand disjoint pieces of one slice to several threads.
-struct SlicePtr<T>(*mut T);
+/// A base pointer shared by tiles that each write their own range behind it.
+pub(crate) struct Disjoint<T>(*mut T);
 
-// SAFETY: only used to give each tile its own disjoint piece of a `&mut [T]` with `T: Send`.
-unsafe impl<T: Send> Sync for SlicePtr<T> {}
+impl<T> Clone for Disjoint<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Disjoint<T> {}
+// SAFETY: the users hand each range to one tile only (see `Disjoint::range`).
+unsafe impl<T: Send> Send for Disjoint<T> {}
+unsafe impl<T: Send> Sync for Disjoint<T> {}
 
-impl<T> SlicePtr<T> {
-    /// The piece `start..start + len`.
+impl<T> Disjoint<T> {
+    /// The start of `s`.
+    pub(crate) fn new(s: &mut [T]) -> Self {
+        Disjoint(s.as_mut_ptr())
+    }
+
+    /// `len` elements from `at`.
     ///
     /// # Safety
-    /// The range must lie in the slice, and no other live reference may overlap it.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn piece(&self, start: usize, len: usize) -> &mut [T] {
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    /// The range must lie inside the slice given to [`Disjoint::new`], which must outlive
+    /// the result, and no other live reference may overlap it.
+    pub(crate) unsafe fn range<'a>(self, at: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(at), len)
     }
 }
 
@@ -169,12 +191,12 @@ pub fn for_each_chunk<T: Send>(out: &mut [T], size: usize, f: &(dyn Fn(usize, &m
 /// [`for_each_chunk`] on at most `threads` threads (the caller included).
 pub fn for_each_chunk_on<T: Send>(threads: usize, out: &mut [T], size: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
     let (n, size) = (out.len(), size.max(1));
-    let base = SlicePtr(out.as_mut_ptr());
+    let base = Disjoint::new(out);
     run_tiles(n.div_ceil(size), threads, &|t| {
         let start = t * size;
         // SAFETY: chunk t is `start..min(start + size, n)`, inside `out`; tiles are disjoint
         // and each runs once, while `out` stays mutably borrowed by this call.
-        f(t, unsafe { base.piece(start, size.min(n - start)) })
+        f(t, unsafe { base.range(start, size.min(n - start)) })
     });
 }
 
@@ -194,11 +216,11 @@ pub fn for_each_chunk2<A: Send, B: Send>(
         nb.div_ceil(sb),
         "for_each_chunk2: the slices hold different chunk counts"
     );
-    let (pa, pb) = (SlicePtr(a.as_mut_ptr()), SlicePtr(b.as_mut_ptr()));
+    let (pa, pb) = (Disjoint::new(a), Disjoint::new(b));
     for_each_tile(tiles, &|t| {
         let (ia, ib) = (t * sa, t * sb);
         // SAFETY: as in `for_each_chunk`, for each slice separately.
-        let (ca, cb) = unsafe { (pa.piece(ia, sa.min(na - ia)), pb.piece(ib, sb.min(nb - ib))) };
+        let (ca, cb) = unsafe { (pa.range(ia, sa.min(na - ia)), pb.range(ib, sb.min(nb - ib))) };
         f(t, ca, cb)
     });
 }

@@ -60,11 +60,7 @@ fn group_images(n: usize, t: usize) -> usize {
 
 /// Threads for the work of `g`: one for small layers, where a hand-off costs more.
 fn threads(g: &ConvGeom) -> usize {
-    if g.flops() >= PAR_FLOPS {
-        rayon::current_num_threads()
-    } else {
-        1
-    }
+    super::par::threads_for(g.flops(), PAR_FLOPS)
 }
 
 /// The transform of `chans` channels of `count` images into a group buffer laid out
