@@ -74,7 +74,7 @@ impl ConvGeom {
     }
 
     /// A 1×1 convolution that reads every input pixel once, in order: no columns needed.
-    fn is_pointwise(&self) -> bool {
+    pub(super) fn is_pointwise(&self) -> bool {
         self.kh == 1
             && self.kw == 1
             && self.stride == [1, 1]

@@ -42,7 +42,12 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
     // Few output channels per group: `dw` itself (rows = og) is the better product
     // (measured with 6 channels: 96 GFLOP/s against 26 for `dwᵀ`; with 16 the other way).
     let direct = og < 16;
-    let mut cols = vec![T::ZERO; g.c * rows_per_chan * group * p];
+    let cols_cap = if g.is_pointwise() && group == 1 {
+        0
+    } else {
+        g.c * rows_per_chan * group * p
+    };
+    let mut cols = vec![T::ZERO; cols_cap];
     let mut pads = vec![T::ZERO; pad_len * group];
     // The output gradient of the group: `[o, group · p]` (direct) or its transpose.
     let mut dyg = vec![T::ZERO; g.o * group * p];
@@ -59,9 +64,12 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
             });
         }
         let pads = &pads[..];
+        // A 1×1 convolution reading every pixel once has one image's columns in `x` itself.
+        let own = g.is_pointwise() && count == 1;
         let per = g.c.div_ceil(TASKS);
         let chunk = per * rows_per_chan * ld;
-        for_each_chunk_on(threads, &mut cols[..g.c * rows_per_chan * ld], chunk, &|t, part| {
+        let cols_len = if own { 0 } else { g.c * rows_per_chan * ld };
+        for_each_chunk_on(threads, &mut cols[..cols_len], chunk, &|t, part| {
             let chans = t * per..((t + 1) * per).min(g.c);
             for i in 0..count {
                 let xp = if pad_len > 0 {
@@ -88,7 +96,7 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
                 transpose(dy_img(i), g.o, p, part)
             });
         }
-        let (cols, dyg) = (&cols[..], &dyg[..]);
+        let (cols, dyg) = (if own { image(0) } else { &cols[..] }, &dyg[..]);
         let src_rows = k;
         for gi in 0..g.groups {
             let dst = &mut acc[gi * og * k..(gi + 1) * og * k];
@@ -184,6 +192,9 @@ mod tests {
             geom(23, 4, 32, 3, 2, 1, 2),
             geom(45, 3, 16, 1, 2, 0, 1),
             geom(1, 2, 3, 3, 2, 1, 1),
+            // 1×1 stride 1: a last group of one image, and a single image, read x as columns.
+            geom(8, 3, 16, 1, 1, 0, 1),
+            geom(1, 2, 4, 1, 1, 0, 2),
         ] {
             let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(|i| (i as f64 * 0.37).sin()).collect();
             let dy: Vec<f64> = (0..g.n * g.o * g.p()).map(|i| (i as f64 * 0.71 + 1.0).cos()).collect();
