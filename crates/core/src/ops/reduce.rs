@@ -38,21 +38,15 @@ fn reduce_raw(x: &Tensor, dims: &[usize], kind: Kind) -> Tensor {
     }
     // One run of dims: `outer × len × inner`, read in place (`materialize` copies only a
     // strided view). No dims at all: every element is its own result.
-    let (src, outer, len, inner) = if !dims.is_empty() {
-        let (a, b) = (dims[0], dims[dims.len() - 1]);
-        let outer = shape[..a].iter().product();
-        let len = shape[a..=b].iter().product();
-        (materialize(x), outer, len, shape[b + 1..].iter().product())
-    } else {
-        let mut perm: Vec<isize> = (0..shape.len())
-            .filter(|d| !dims.contains(d))
-            .map(|d| d as isize)
-            .collect();
-        perm.extend(dims.iter().map(|&d| d as isize));
-        let p = x.detach().permute(&perm).expect("valid permutation");
-        let len: usize = dims.iter().map(|&d| shape[d]).product();
-        (materialize(&p), x.numel() / len.max(1), len, 1)
+    let (outer, len, inner) = match (dims.first(), dims.last()) {
+        (Some(&a), Some(&b)) => (
+            shape[..a].iter().product(),
+            shape[a..=b].iter().product(),
+            shape[b + 1..].iter().product(),
+        ),
+        _ => (x.numel(), 1, 1),
     };
+    let src = materialize(x);
     fn run<T: Element>(src: &Tensor, outer: usize, len: usize, inner: usize, kind: Kind, shape: &[usize]) -> Tensor {
         let mut out = vec![T::ZERO; outer * inner];
         src.with_slice(|s: &[T]| match kind {
