@@ -47,16 +47,16 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
     /// Learning rate at the start of the schedule [default: 0.05]; on --resume it replaces the saved rate
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     lr: Option<f64>,
     /// sgd, adam, adamw or rmsprop [default: sgd]
     #[arg(long, value_name = "NAME")]
     optimizer: Option<String>,
     /// Momentum of SGD and RMSprop [default: 0.9]
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_name = "M", allow_negative_numbers = true)]
     momentum: Option<f64>,
     /// L2 penalty (decoupled for adamw) [default: 0.0005]
-    #[arg(long, value_name = "L2")]
+    #[arg(long, value_name = "L2", allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// none, cosine, step, exponential or plateau [default: cosine]
     #[arg(long, value_name = "NAME")]

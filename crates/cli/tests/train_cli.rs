@@ -455,6 +455,10 @@ fn user_errors_are_one_line_without_panics() {
         (vec!["train", "--data-dir", "/no/such/dir"], "no such directory"),
         (vec!["train", "--lr", "fast"], "invalid value 'fast'"),
         (
+            vec!["train", "--lr", "-1", "--data-dir", d],
+            "--lr must be a positive number, got -1",
+        ),
+        (
             vec!["train", "--epochs", "0", "--data-dir", d],
             "--epochs must be at least 1",
         ),
