@@ -191,13 +191,27 @@ fn train_writes_the_run_folder_and_learns() {
 
 #[test]
 fn resume_is_bitwise_identical() {
-    let tmp = TempDir::new("resume");
-    write_fake_fashion(&tmp.0, 320, 64);
+    resume_matches_a_straight_run("lenet5", 320);
+}
+
+/// Dropout's masks continue from the checkpoint's generator states (GoogLeNet has dropout
+/// in its head and in both auxiliary classifiers).
+#[test]
+fn resume_is_bitwise_identical_with_dropout() {
+    resume_matches_a_straight_run("googlenet", 64);
+}
+
+/// Train `model` on `train` images (batch 32) 4 epochs straight, and again stopped half-way
+/// through epoch 2 and resumed: the same bits.
+fn resume_matches_a_straight_run(model: &str, train: usize) {
+    let tmp = TempDir::new(&format!("resume-{model}"));
+    write_fake_fashion(&tmp.0, train, 32);
+    let (steps, half) = (train / 32, train / 64);
     let common = |out: &Path| -> Vec<String> {
         [
             "train",
             "--model",
-            "lenet5",
+            model,
             "--data-dir",
             s(&tmp.0),
             "--epochs",
@@ -221,17 +235,19 @@ fn resume_is_bitwise_identical() {
     let straight = tmp.0.join("straight");
     let args = common(&straight);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    // The same run stopped part-way through epoch 2 (10 steps per epoch), then resumed.
+    // The same run stopped part-way through epoch 2, then resumed.
     let split = tmp.0.join("split");
     let mut args = common(&split);
-    args.extend(["--stop-after-steps".to_string(), "15".to_string()]);
+    args.extend(["--stop-after-steps".to_string(), (steps + half).to_string()]);
     let log = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(log.contains("stopped as asked"), "{log}");
     let last = split.join("last.safetensors");
     let ck = Checkpoint::load(&last).unwrap();
-    assert_eq!((ck.epoch, ck.step, ck.extra["batch"].as_str()), (1, 15, "5"));
+    let at = (ck.epoch, ck.step, ck.extra["batch"].clone());
+    assert_eq!(at, (1, (steps + half) as u64, half.to_string()));
     let log = ok(&["train", "--resume", s(&last)]);
-    assert!(log.contains("resuming at epoch 2 step 15 (batch 5)"), "{log}");
+    let resuming = format!("resuming at epoch 2 step {} (batch {half})", steps + half);
+    assert!(log.contains(&resuming), "{log}");
     assert_eq!(bits(&straight.join("last.safetensors")), bits(&last));
     assert_eq!(metric(&straight, "train_loss"), metric(&split, "train_loss"));
     assert_eq!(metric(&straight, "val_acc"), metric(&split, "val_acc"));

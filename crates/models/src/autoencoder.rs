@@ -27,6 +27,7 @@ use crate::registry::{input_features, no_variant, ModelConfig};
 use nabla_core::{ConvTranspose2dOptions, Generator, Tensor};
 use nabla_nn::module::join;
 use nabla_nn::{ConvTranspose2d, Error, Flatten, Linear, Mode, Module, Param, Result, Sequential};
+use std::sync::Mutex;
 
 /// A model with an encoder to latent vectors and a decoder back to inputs.
 pub trait Autoencoder: Module {
@@ -116,6 +117,11 @@ impl Module for MlpAutoencoder {
         self.encoder.visit(&join(prefix, "encoder"), f);
         self.decoder.visit(&join(prefix, "decoder"), f);
     }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        self.encoder.visit_generators(&join(prefix, "encoder"), f);
+        self.decoder.visit_generators(&join(prefix, "decoder"), f);
+    }
     fn describe(&self) -> String {
         "MlpAutoencoder".to_string()
     }
@@ -194,6 +200,11 @@ impl Module for ConvAutoencoder {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         self.encoder.visit(&join(prefix, "encoder"), f);
         self.decoder.visit(&join(prefix, "decoder"), f);
+    }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        self.encoder.visit_generators(&join(prefix, "encoder"), f);
+        self.decoder.visit_generators(&join(prefix, "decoder"), f);
     }
     fn describe(&self) -> String {
         "ConvAutoencoder".to_string()

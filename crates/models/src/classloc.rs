@@ -31,6 +31,7 @@ use nabla_core::{Generator, Tensor};
 use nabla_nn::loss::{cross_entropy, mse_loss, CrossEntropyOptions, Reduction};
 use nabla_nn::module::join;
 use nabla_nn::{Error, Linear, Mode, Module, Param, ReLU, Result, Sequential};
+use std::sync::Mutex;
 
 /// The small default backbone: `[N, C, H, W]` → `[N, 128]`.
 struct SmallBackbone {
@@ -44,6 +45,10 @@ impl Module for SmallBackbone {
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         self.features.visit(&join(prefix, "features"), f);
+    }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        self.features.visit_generators(&join(prefix, "features"), f);
     }
 }
 
@@ -122,6 +127,12 @@ impl Module for ClassLoc {
         self.backbone.visit(&join(prefix, "backbone"), f);
         self.classifier.visit(&join(prefix, "classifier"), f);
         self.regressor.visit(&join(prefix, "regressor"), f);
+    }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        self.backbone.visit_generators(&join(prefix, "backbone"), f);
+        self.classifier.visit_generators(&join(prefix, "classifier"), f);
+        self.regressor.visit_generators(&join(prefix, "regressor"), f);
     }
 
     fn describe(&self) -> String {

@@ -18,9 +18,10 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use nabla_core::Tensor;
+use nabla_core::{Generator, Tensor};
 use nabla_nn::module::join;
 use nabla_nn::{Mode, Module, Param, Result, Sequential};
+use std::sync::Mutex;
 
 /// `classifier(flatten(avgpool(features(x))))`, with torchvision's child names.
 pub struct ConvNet {
@@ -71,6 +72,14 @@ impl Module for ConvNet {
             p.visit(&join(prefix, "avgpool"), f);
         }
         self.classifier.visit(&join(prefix, "classifier"), f);
+    }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        self.features.visit_generators(&join(prefix, "features"), f);
+        if let Some(p) = &self.avgpool {
+            p.visit_generators(&join(prefix, "avgpool"), f);
+        }
+        self.classifier.visit_generators(&join(prefix, "classifier"), f);
     }
 
     fn describe(&self) -> String {

@@ -26,6 +26,7 @@ use nabla_core::{ConvTranspose2dOptions, Generator as Rng, Tensor};
 use nabla_nn::init;
 use nabla_nn::module::join;
 use nabla_nn::{BatchNorm2d, ConvTranspose2d, Error, LeakyReLU, Mode, Module, Param, ReLU, Result, Sequential, Tanh};
+use std::sync::Mutex;
 
 /// Channels of the largest generator map and the first discriminator map.
 const BASE: usize = 64;
@@ -119,6 +120,10 @@ impl Module for DcganGenerator {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         self.main.visit(&join(prefix, "main"), f);
     }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Rng>)) {
+        self.main.visit_generators(&join(prefix, "main"), f);
+    }
     fn describe(&self) -> String {
         format!("DCGAN generator z={}", self.latent)
     }
@@ -165,6 +170,10 @@ impl Module for DcganDiscriminator {
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         self.main.visit(&join(prefix, "main"), f);
+    }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Rng>)) {
+        self.main.visit_generators(&join(prefix, "main"), f);
     }
     fn describe(&self) -> String {
         "DCGAN discriminator".to_string()

@@ -24,6 +24,7 @@ use nabla_core::{Generator, Pool2dOptions, Tensor};
 use nabla_nn::init;
 use nabla_nn::module::join;
 use nabla_nn::{BatchNorm2d, Conv2d, Dropout, Linear, Mode, Module, Param, Result, Sequential};
+use std::sync::Mutex;
 
 /// torchvision's initialization of GoogLeNet's weights: N(0, 0.01) truncated at ±2 (a bound
 /// 200 standard deviations out, so a plain normal draw is the same distribution).
@@ -162,6 +163,9 @@ impl Module for InceptionAux {
         self.fc1.visit(&join(prefix, "fc1"), f);
         self.fc2.visit(&join(prefix, "fc2"), f);
     }
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        self.dropout.visit_generators(&join(prefix, "dropout"), f);
+    }
 }
 
 /// GoogLeNet. The stem and inception stages are one ordered list of named children.
@@ -297,6 +301,14 @@ impl Module for GoogLeNet {
             a2.visit(&join(prefix, "aux2"), f);
         }
         self.fc.visit(&join(prefix, "fc"), f);
+    }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        if let Some([a1, a2]) = &self.aux {
+            a1.visit_generators(&join(prefix, "aux1"), f);
+            a2.visit_generators(&join(prefix, "aux2"), f);
+        }
+        self.dropout.visit_generators(&join(prefix, "dropout"), f);
     }
 
     fn describe(&self) -> String {

@@ -16,6 +16,7 @@ use crate::layers::{activation, check_positive};
 use nabla_core::{Generator, Tensor};
 use nabla_nn::module::join;
 use nabla_nn::{Linear, Mode, Module, Param, Result, Sequential};
+use std::sync::Mutex;
 
 /// Flatten, then `layers` (`layers.0` Linear, `layers.1` activation, ..., last Linear).
 pub struct Mlp {
@@ -62,6 +63,10 @@ impl Module for Mlp {
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         self.layers.visit(&join(prefix, "layers"), f);
+    }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        self.layers.visit_generators(&join(prefix, "layers"), f);
     }
 
     fn describe(&self) -> String {

@@ -22,6 +22,7 @@ use crate::layers::{batch_norm, check_positive, conv};
 use nabla_core::{ConvTranspose2dOptions, Generator, Pool2dOptions, Tensor};
 use nabla_nn::module::join;
 use nabla_nn::{ConvTranspose2d, Error, Mode, Module, Param, ReLU, Result, Sequential};
+use std::sync::Mutex;
 
 /// Encoder `enc1`..`enc3` and decoder `dec3`..`dec1`, each a Sequential.
 pub struct SegNet {
@@ -129,6 +130,12 @@ impl Module for SegNet {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         for (name, part) in self.parts() {
             part.visit(&join(prefix, name), f);
+        }
+    }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        for (name, part) in self.parts() {
+            part.visit_generators(&join(prefix, name), f);
         }
     }
 

@@ -20,9 +20,9 @@
 //! ```
 
 use crate::{Error, Result};
-use nabla_core::{DType, Tensor};
+use nabla_core::{DType, Generator, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 /// Whether a forward pass trains (batch statistics, dropout on) or evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -186,6 +186,14 @@ pub trait Module: Send + Sync {
     /// PyTorch's order: own parameters, own buffers, then each child's in turn.
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param));
 
+    /// Call `f` with the dotted name of every random generator the module draws from in
+    /// training (dropout's masks), in [`Module::visit`]'s order. Checkpoints save their
+    /// states, so a resumed run draws what an uninterrupted one would. Layers that draw
+    /// nothing keep this default; containers pass it on to their children.
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        let _ = (prefix, f);
+    }
+
     /// A short description for error messages and summaries, e.g. `Conv2d 64→128`.
     fn describe(&self) -> String {
         let full = std::any::type_name::<Self>();
@@ -314,6 +322,37 @@ pub trait Module: Send + Sync {
         Ok(matched)
     }
 
+    /// The state of every generator [`Module::visit_generators`] names, in its order.
+    fn generator_states(&self) -> Vec<(String, [u64; 4])> {
+        let mut out = Vec::new();
+        self.visit_generators("", &mut |n, g| {
+            out.push((n.to_string(), g.lock().unwrap_or_else(|e| e.into_inner()).state()));
+        });
+        out
+    }
+
+    /// Set the generators from [`Module::generator_states`] of the same architecture. A
+    /// state for a generator the module lacks, or a generator without a state, is an error
+    /// (the masks would silently differ from the saved run's).
+    fn load_generator_states(&self, states: &[(String, [u64; 4])]) -> Result<()> {
+        let mut seen = 0;
+        let mut missing = Vec::new();
+        self.visit_generators("", &mut |n, g| match states.iter().find(|(k, _)| k == n) {
+            Some((_, s)) => {
+                *g.lock().unwrap_or_else(|e| e.into_inner()) = Generator::from_state(*s);
+                seen += 1;
+            }
+            None => missing.push(n.to_string()),
+        });
+        if !missing.is_empty() || seen != states.len() {
+            let have: Vec<&str> = states.iter().map(|(k, _)| k.as_str()).collect();
+            return Err(Error::State(format!(
+                "generator states do not fit the model: saved {have:?}, model's without a state {missing:?}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Freeze every parameter: no gradient reaches them and optimizers leave them alone.
     fn freeze(&self) {
         self.visit("", &mut |_, p| p.set_trainable(false));
@@ -344,6 +383,9 @@ impl<M: Module + ?Sized> Module for Box<M> {
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         (**self).visit(prefix, f)
+    }
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        (**self).visit_generators(prefix, f)
     }
     fn describe(&self) -> String {
         (**self).describe()

@@ -258,6 +258,32 @@ fn dropout_is_seeded_and_off_in_eval() {
 }
 
 #[test]
+fn generator_states_name_every_dropout_and_restore_its_masks() {
+    let g = &mut Generator::new(4);
+    let inner = Sequential::new().push(Dropout::new(0.5, g)).push(ReLU);
+    let net = Sequential::new()
+        .push(Linear::new(8, 8, true, g))
+        .push(Dropout::new(0.3, g))
+        .push(inner);
+    let x = Tensor::ones(&[4, 8], DType::F32);
+    let states = net.generator_states();
+    let names: Vec<&str> = states.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["1", "2.0"]);
+    let first = net.forward(&x, Mode::Train).unwrap().to_vec_f64();
+    let second = net.forward(&x, Mode::Train).unwrap().to_vec_f64();
+    assert_ne!(first, second, "fresh masks each step");
+    net.load_generator_states(&states).unwrap();
+    assert_eq!(net.forward(&x, Mode::Train).unwrap().to_vec_f64(), first);
+    // A state list from another architecture is refused, naming what does not fit.
+    let e = net.load_generator_states(&states[..1]).unwrap_err().to_string();
+    assert!(e.contains("2.0"), "{e}");
+    let mut extra = states.clone();
+    extra.push(("9".into(), [1, 2, 3, 4]));
+    assert!(net.load_generator_states(&extra).is_err());
+    assert!(Linear::new(2, 2, true, g).generator_states().is_empty());
+}
+
+#[test]
 fn activation_modules_match_their_formulas() {
     let x = Tensor::from_vec(vec![-30.0f64, -1.0, 0.5, 3.0, 25.0], &[5]).unwrap();
     let v = x.to_vec_f64();

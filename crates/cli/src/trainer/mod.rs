@@ -237,6 +237,10 @@ impl State {
             ck.extra.insert("best_metric".into(), format!("{m:?}"));
             ck.extra.insert("best_epoch".into(), e.to_string());
         }
+        let gens = self.model.generator_states();
+        if !gens.is_empty() {
+            ck.extra.insert("generators".into(), encode_generators(&gens));
+        }
         ck.save(path).map_err(nn_err)
     }
 
@@ -262,8 +266,36 @@ impl State {
             .and_then(|s| Partial::from_json(s))
             .unwrap_or_default();
         self.best = num("best_metric").zip(num("best_epoch").map(|e| e as u64));
+        // Dropout's generators, so the masks go on as in an uninterrupted run (checkpoints
+        // of models without dropout have none).
+        if let Some(text) = ck.extra.get("generators") {
+            let states = decode_generators(text).ok_or_else(|| fit(format!("unreadable generator states {text:?}")))?;
+            self.model
+                .load_generator_states(&states)
+                .map_err(|e| fit(e.to_string()))?;
+        }
         Ok(())
     }
+}
+
+/// Generator states as checkpoint text: `name:s0,s1,s2,s3` in hex, separated by spaces.
+fn encode_generators(states: &[(String, [u64; 4])]) -> String {
+    let one = |(n, s): &(String, [u64; 4])| format!("{n}:{:x},{:x},{:x},{:x}", s[0], s[1], s[2], s[3]);
+    states.iter().map(one).collect::<Vec<_>>().join(" ")
+}
+
+/// The states [`encode_generators`] wrote, or `None` if the text is not in its form.
+fn decode_generators(text: &str) -> Option<Vec<(String, [u64; 4])>> {
+    text.split_whitespace()
+        .map(|entry| {
+            let (name, words) = entry.rsplit_once(':')?;
+            let words: Vec<u64> = words
+                .split(',')
+                .map(|w| u64::from_str_radix(w, 16).ok())
+                .collect::<Option<_>>()?;
+            Some((name.to_string(), words.try_into().ok()?))
+        })
+        .collect()
 }
 
 /// Peak resident memory of this process so far, in MiB (Linux), for the epoch records.

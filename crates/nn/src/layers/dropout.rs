@@ -47,6 +47,9 @@ impl Module for Dropout {
         functional::dropout(x, self.p, mode.is_train(), &mut g)
     }
     fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        f(prefix, &self.rng)
+    }
     fn describe(&self) -> String {
         format!("Dropout p={}", self.p)
     }

@@ -2,7 +2,8 @@
 
 use crate::module::{join, Mode, Module, Param};
 use crate::Result;
-use nabla_core::Tensor;
+use nabla_core::{Generator, Tensor};
+use std::sync::Mutex;
 
 /// Modules applied one after another; child `i` is named `i` (`features.3.weight`).
 #[derive(Default)]
@@ -67,6 +68,12 @@ impl Module for Sequential {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         for (i, m) in self.layers.iter().enumerate() {
             m.visit(&join(prefix, &i.to_string()), f);
+        }
+    }
+
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        for (i, m) in self.layers.iter().enumerate() {
+            m.visit_generators(&join(prefix, &i.to_string()), f);
         }
     }
 
