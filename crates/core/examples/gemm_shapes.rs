@@ -1,6 +1,7 @@
 //! Times the `gemm` kernel at the MLP's and LeNet's fully connected shapes, on 1 and 2 threads.
 //!
-//! `cargo run --release -p nabla-core --example gemm_shapes`
+//! `cargo run --release -p nabla-core --example gemm_shapes [-- big | wgrad]` (`wgrad`: the
+//! three products of a 512→512 3×3 convolution at 4×4, batch 32).
 
 use nabla_core::kernels::matmul::{gemm, Mat};
 use std::time::Instant;
@@ -41,7 +42,7 @@ fn bench(name: &str, m: usize, n: usize, k: usize, a_t: bool, b_t: bool) {
     };
     for threads in [1, 2] {
         let mut best = f64::INFINITY;
-        for _ in 0..300 {
+        for _ in 0..reps(m * n * k) {
             let t = Instant::now();
             gemm(m, n, k, ma, mb, &mut d, false, threads);
             best = best.min(t.elapsed().as_secs_f64());
@@ -54,7 +55,7 @@ fn bench(name: &str, m: usize, n: usize, k: usize, a_t: bool, b_t: bool) {
             gemm::Parallelism::None
         };
         let mut crate_best = f64::INFINITY;
-        for _ in 0..300 {
+        for _ in 0..reps(m * n * k) {
             let t = Instant::now();
             // SAFETY: the operands and dst are exactly the sizes their strides describe.
             unsafe {
@@ -90,6 +91,11 @@ fn bench(name: &str, m: usize, n: usize, k: usize, a_t: bool, b_t: bool) {
     }
 }
 
+/// Repetitions: fewer for big products.
+fn reps(macs: usize) -> usize {
+    (300_000_000 / macs.max(1)).clamp(5, 300)
+}
+
 fn main() {
     bench("mlp fwd x·W1ᵀ", 64, 256, 784, false, true);
     bench("mlp dW1ᵀ route: gᵀ·x", 256, 784, 64, true, false);
@@ -100,6 +106,12 @@ fn main() {
     bench("lenet fc1 fwd", 64, 120, 400, false, true);
     bench("lenet fc1 dW", 120, 400, 64, true, false);
     bench("lenet fc1 dx", 64, 400, 120, false, false);
+    if std::env::args().any(|a| a == "wgrad") {
+        bench("conv 512 4x4 fwd w·cols", 512, 512, 4608, false, false);
+        bench("conv 512 4x4 dwT cols·dyT", 4608, 512, 512, false, false);
+        bench("conv 512 4x4 dw dy·colsT", 512, 4608, 512, false, true);
+        return;
+    }
     let big = std::env::args().any(|a| a == "big");
     if big {
         bench("square 256", 256, 256, 256, false, false);
