@@ -8,6 +8,7 @@
 
 use super::elementwise::{vectorized, Loop};
 use super::par::{for_each_chunk_on, run_tiles, Disjoint};
+use super::reduce::SumLoop;
 use super::PAR_THRESHOLD;
 use crate::Element;
 
@@ -128,16 +129,7 @@ pub fn forward<T: Element>(
     let (md, vd, yd) = (Disjoint::new(&mut mean), Disjoint::new(&mut var), Disjoint::new(y));
     per_channel(n, c, p, &|ch| {
         let plane = |i: usize| &x[(i * c + ch) * p..][..p];
-        let s: f64 = (0..n)
-            .map(|i| {
-                vectorized(Sums {
-                    g: None,
-                    x: plane(i),
-                    m: T::ZERO,
-                })
-                .0
-            })
-            .sum();
+        let s: f64 = (0..n).map(|i| vectorized(SumLoop(plane(i)))).sum();
         let m0 = T::from_f64(s / cnt);
         let (mut d1, mut d2) = (0f64, 0f64);
         for i in 0..n {

@@ -12,7 +12,8 @@ const RUN: usize = 16;
 /// Independent accumulators: two AVX-512 registers of f32, enough to hide add latency.
 const LANES: usize = 32;
 
-struct SumLoop<'a, T>(&'a [T]);
+/// The sum of a slice in f64 (one task of [`sum`]).
+pub(super) struct SumLoop<'a, T>(pub(super) &'a [T]);
 
 impl<T: Element> Loop for SumLoop<'_, T> {
     type Output = f64;
