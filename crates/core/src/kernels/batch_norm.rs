@@ -94,6 +94,25 @@ impl<T: Element> Loop for Affine<'_, T> {
     }
 }
 
+/// A channel's mean and biased variance from its first mean `m0` and the deviations' sums
+/// `[Σ(x − m0), Σ(x − m0)²]` over `cnt` values (the first sum corrects the rounding of
+/// `m0`), with the output's `y = scale·x + shift` for its weight and bias `wb`.
+fn channel_stats<T: Element>(m0: f64, [d1, d2]: [f64; 2], cnt: f64, wb: [T; 2], eps: f64) -> (f64, f64, [f64; 2]) {
+    let (mean, var) = (m0 + d1 / cnt, (d2 - d1 * d1 / cnt).max(0.0) / cnt);
+    let scale = wb[0].to_f64() / (var + eps).sqrt();
+    (mean, var, [scale, wb[1].to_f64() - mean * scale])
+}
+
+/// A channel's input gradient as `dx = kx·x + k·gy + k0` (returned as `[kx, k, k0]`) and
+/// its weight gradient, from the sums `[Σ gy, Σ gy·(x − m)]`: with `k = w·inv`,
+/// `dx = k·gy + kx·(x − m) − k·db/cnt` and `kx = −k·inv·dw/cnt`.
+fn grad_coeffs<T: Element>([sg, sgx]: [f64; 2], m: f64, inv: f64, w: T, cnt: f64) -> ([f64; 3], f64) {
+    let dw = sgx * inv;
+    let k = w.to_f64() * inv;
+    let kx = -k * inv * dw / cnt;
+    ([kx, k, -k * sg / cnt - kx * m], dw)
+}
+
 /// Threads for `len` elements of work.
 fn threads(len: usize) -> usize {
     super::par::threads_for(len, PAR_THRESHOLD)
@@ -141,10 +160,8 @@ pub fn forward<T: Element>(
             d1 += a;
             d2 += b;
         }
-        // The deviations' sum corrects the rounding of the first mean.
-        let (mu, v) = (m0.to_f64() + d1 / cnt, (d2 - d1 * d1 / cnt).max(0.0) / cnt);
-        let scale = w[ch].to_f64() / (v + eps).sqrt();
-        let abc = [T::from_f64(scale), T::ZERO, T::from_f64(b[ch].to_f64() - mu * scale)];
+        let (mu, v, [scale, shift]) = channel_stats(m0.to_f64(), [d1, d2], cnt, [w[ch], b[ch]], eps);
+        let abc = [T::from_f64(scale), T::ZERO, T::from_f64(shift)];
         for i in 0..n {
             // SAFETY: this channel alone writes its planes and its statistics.
             let out = unsafe { yd.range((i * c + ch) * p, p) };
@@ -197,16 +214,8 @@ pub fn backward<T: Element>(
             sg += a;
             sgx += b;
         }
-        let (inv, wc) = (inv[ch], w[ch].to_f64());
-        let dwc = sgx * inv;
-        // dx = k·gy + kx·(x − m) − k·db/cnt, k = w·inv, kx = −k·inv·dw/cnt.
-        let k = wc * inv;
-        let kx = -k * inv * dwc / cnt;
-        let abc = [
-            T::from_f64(kx),
-            T::from_f64(k),
-            T::from_f64(-k * sg / cnt - kx * m.to_f64()),
-        ];
+        let (coef, dwc) = grad_coeffs([sg, sgx], m.to_f64(), inv[ch], w[ch], cnt);
+        let abc = coef.map(T::from_f64);
         for i in 0..n {
             // SAFETY: this channel alone writes its planes and its gradients.
             let out = unsafe { dxd.range(at(i), p) };
@@ -363,16 +372,15 @@ fn forward_rows<T: Element>(
     let (s, _) = channel_sums(x, None, &vec![0f64; c * p], [c, p]);
     let m0: Vec<f64> = s.iter().map(|s| s / cnt).collect();
     let (d1, d2) = channel_sums(x, None, &per_column(&m0, p), [c, p]);
-    // The deviations' sum corrects the rounding of the first mean.
-    let mean: Vec<f64> = (0..c).map(|ch| m0[ch] + d1[ch] / cnt).collect();
-    let var: Vec<f64> = (0..c)
-        .map(|ch| (d2[ch] - d1[ch] * d1[ch] / cnt).max(0.0) / cnt)
-        .collect();
-    let scale: Vec<f64> = (0..c).map(|ch| w[ch].to_f64() / (var[ch] + eps).sqrt()).collect();
-    let a: Vec<T> = scale.iter().map(|&s| T::from_f64(s)).collect();
-    let shift: Vec<T> = (0..c)
-        .map(|ch| T::from_f64(b[ch].to_f64() - mean[ch] * scale[ch]))
-        .collect();
+    let (mut mean, mut var) = (Vec::with_capacity(c), Vec::with_capacity(c));
+    let (mut a, mut shift) = (Vec::with_capacity(c), Vec::with_capacity(c));
+    for ch in 0..c {
+        let (mu, v, [sc, sh]) = channel_stats(m0[ch], [d1[ch], d2[ch]], cnt, [w[ch], b[ch]], eps);
+        mean.push(mu);
+        var.push(v);
+        a.push(T::from_f64(sc));
+        shift.push(T::from_f64(sh));
+    }
     let (a, shift) = (per_column(&a, p), per_column(&shift, p));
     row_affine(x, None, [&a, &a, &shift], y);
     (mean, var)
@@ -393,13 +401,10 @@ fn backward_rows<T: Element>(
     let (mut dw, mut db) = (Vec::with_capacity(c), Vec::with_capacity(c));
     let mut abc = [Vec::with_capacity(c), Vec::with_capacity(c), Vec::with_capacity(c)];
     for ch in 0..c {
-        let dwc = sgx[ch] * inv[ch];
-        // dx = k·gy + kx·(x − m) − k·db/cnt, k = w·inv, kx = −k·inv·dw/cnt.
-        let k = w[ch].to_f64() * inv[ch];
-        let kx = -k * inv[ch] * dwc / cnt;
-        abc[0].push(T::from_f64(kx));
-        abc[1].push(T::from_f64(k));
-        abc[2].push(T::from_f64(-k * sg[ch] / cnt - kx * mean[ch]));
+        let (coef, dwc) = grad_coeffs([sg[ch], sgx[ch]], mean[ch], inv[ch], w[ch], cnt);
+        for (list, k) in abc.iter_mut().zip(coef) {
+            list.push(T::from_f64(k));
+        }
         dw.push(T::from_f64(dwc));
         db.push(T::from_f64(sg[ch]));
     }
