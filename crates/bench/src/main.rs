@@ -178,6 +178,8 @@ fn emit(args: std::fmt::Arguments) {
 }
 
 fn main() -> ExitCode {
+    // As the `nabla` binary does (PyTorch's side runs in its own process).
+    nabla_core::memory::retain_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         say_raw!("{}", usage());

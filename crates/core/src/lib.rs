@@ -17,6 +17,7 @@
 //! - [`autograd`]: the recorded graph, `backward`, `grad`, no-grad scopes, DOT export.
 //! - `kernels/`: plain loops over slices (elementwise, reductions, GEMM).
 //! - [`gradcheck`]: finite-difference checking of any differentiable function.
+//! - [`memory`]: how the process allocator keeps freed memory.
 
 // Tests pass `&[x.clone()]` to gradcheck; `slice::from_ref` everywhere would read worse.
 #![cfg_attr(test, allow(clippy::cloned_ref_to_slice_refs))]
@@ -26,6 +27,7 @@ mod dtype;
 mod error;
 pub mod gradcheck;
 pub mod kernels;
+pub mod memory;
 mod ops;
 mod rng;
 pub mod shape;

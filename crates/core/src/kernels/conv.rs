@@ -319,16 +319,34 @@ pub(super) fn im2col_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T],
 
 /// `dst = srcᵀ` for a row-major `rows × cols` matrix, in cache-sized blocks.
 pub(crate) fn transpose<T: Element>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
-    const B: usize = 32;
-    for r0 in (0..rows).step_by(B) {
+    transpose_on(1, src, rows, cols, dst)
+}
+
+/// [`transpose`] on up to `threads` threads, each taking bands of 16 rows of `src`.
+pub(crate) fn transpose_on<T: Element>(threads: usize, src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    // 16 × 16 tiles through a local buffer, a band of `src` rows at a time, so `src` is
+    // read in order.
+    const B: usize = 16;
+    let src = &src[..rows * cols];
+    let out = super::par::Disjoint::new(&mut dst[..rows * cols]);
+    super::par::run_tiles(rows.div_ceil(B), threads, &|t| {
+        let (r0, height) = (t * B, B.min(rows - t * B));
+        let mut tile = [T::ZERO; B * B];
         for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
+            let width = B.min(cols - c0);
+            for (i, row) in tile.chunks_mut(B).take(height).enumerate() {
+                row[..width].copy_from_slice(&src[(r0 + i) * cols + c0..][..width]);
+            }
+            for j in 0..width {
+                // SAFETY: band t alone writes columns r0..r0 + height of `dst`'s rows, and
+                // `dst` stays borrowed for the call.
+                let d = unsafe { out.range((c0 + j) * rows + r0, height) };
+                for (i, d) in d.iter_mut().enumerate() {
+                    *d = tile[i * B + j];
                 }
             }
         }
-    }
+    });
 }
 
 /// Forward: `out[n, o] = Σ_c w[o, c] ⋆ x[n, c] (+ bias[o])`; `out` is `[n, o, oh, ow]`.
@@ -389,6 +407,23 @@ pub fn bias_grad<T: Element>(dy: &[T], n: usize, o: usize, p: usize, db: &mut [T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transpose_matches_the_definition_in_bands_and_tiles() {
+        // Partial bands and tiles on both sides, one row or column, and nothing at all.
+        for (rows, cols) in [(37, 21), (16, 16), (1, 40), (40, 1), (0, 5), (100, 300)] {
+            let src: Vec<f64> = (0..rows * cols).map(|i| i as f64).collect();
+            for threads in [1, 3] {
+                let mut dst = vec![f64::NAN; rows * cols];
+                transpose_on(threads, &src, rows, cols, &mut dst);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        assert_eq!(dst[c * rows + r], src[r * cols + c], "{rows}x{cols} at ({r}, {c})");
+                    }
+                }
+            }
+        }
+    }
 
     #[allow(clippy::too_many_arguments)]
     fn geom(

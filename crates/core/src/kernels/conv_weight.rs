@@ -17,7 +17,7 @@
 //! assert_eq!(dw, [320.0]);
 //! ```
 
-use super::conv::{im2col_rows, padded, rows, transpose, ConvGeom};
+use super::conv::{im2col_rows, padded, rows, transpose, transpose_on, ConvGeom};
 use super::matmul::{gemm, Mat, PAR_FLOPS};
 use super::par::for_each_chunk_on;
 use crate::Element;
@@ -127,7 +127,7 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
     // (a 4608 × 512 block took several milliseconds that way).
     for gi in 0..g.groups {
         let block = gi * og * k..(gi + 1) * og * k;
-        transpose(&acc[block.clone()], k, og, &mut dw[block]);
+        transpose_on(threads, &acc[block.clone()], k, og, &mut dw[block]);
     }
 }
 
