@@ -13,9 +13,10 @@
 //! so each step faulted its buffers in again, page by page: about 50,000 faults and 9% of
 //! the CPU time of a ResNet-18 step at batch 32.
 
-/// Keep freed memory in the process for reuse: blocks under 32 MiB come from the heap
-/// rather than their own mappings, and up to 1 GiB of free heap stays mapped. Returns
-/// whether the allocator took the settings (glibc on Linux; elsewhere nothing changes).
+/// Keep freed memory in the process for reuse: blocks under 32 MiB (16 MiB on 32-bit
+/// targets) come from the heap rather than their own mappings, and up to 1 GiB of free
+/// heap stays mapped. Returns whether the allocator took the settings (glibc on Linux;
+/// elsewhere nothing changes).
 pub fn retain_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -23,13 +24,19 @@ pub fn retain_freed_memory() -> bool {
         extern "C" {
             fn mallopt(param: c_int, value: c_int) -> c_int;
         }
-        // glibc's <malloc.h>; mallopt returns 1 on success. 32 MiB is the largest mmap
-        // threshold glibc accepts on 64-bit.
+        // glibc's <malloc.h>; mallopt returns 1 on success. The largest mmap threshold
+        // glibc accepts is 32 MiB on 64-bit targets and 16 MiB on 32-bit ones.
         const M_TRIM_THRESHOLD: c_int = -1;
         const M_MMAP_THRESHOLD: c_int = -3;
+        let mmap_max: c_int = if cfg!(target_pointer_width = "64") {
+            32 << 20
+        } else {
+            16 << 20
+        };
         // SAFETY: mallopt only changes the allocator's tuning parameters, and is
         // thread-safe in glibc.
-        unsafe { mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 }
+        let (mmap, trim) = unsafe { (mallopt(M_MMAP_THRESHOLD, mmap_max), mallopt(M_TRIM_THRESHOLD, 1 << 30)) };
+        mmap == 1 && trim == 1
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {

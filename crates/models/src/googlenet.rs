@@ -118,6 +118,11 @@ impl Module for Inception {
             b.visit(&join(prefix, &format!("branch{}", i + 1)), f);
         }
     }
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        for (i, b) in self.branches.iter().enumerate() {
+            b.visit_generators(&join(prefix, &format!("branch{}", i + 1)), f);
+        }
+    }
 }
 
 /// An auxiliary classifier: adaptive average pool to 4×4, `conv` (1×1 to 128), `fc1`
@@ -304,6 +309,9 @@ impl Module for GoogLeNet {
     }
 
     fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        for (name, m) in &self.stages {
+            m.visit_generators(&join(prefix, name), f);
+        }
         if let Some([a1, a2]) = &self.aux {
             a1.visit_generators(&join(prefix, "aux1"), f);
             a2.visit_generators(&join(prefix, "aux2"), f);

@@ -20,6 +20,7 @@ use crate::layers::{batch_norm, check_positive, conv, kaiming_conv, MaxPool2d};
 use nabla_core::{Generator, Pool2dOptions, Tensor};
 use nabla_nn::module::join;
 use nabla_nn::{BatchNorm2d, Conv2d, Error, Linear, Mode, Module, Param, Result, Sequential, SqueezeExcitation};
+use std::sync::Mutex;
 
 /// Which residual block a ResNet stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +162,11 @@ impl Module for ResBlock {
             d.visit(&join(prefix, "downsample"), f);
         }
     }
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        if let Some(d) = &self.downsample {
+            d.visit_generators(&join(prefix, "downsample"), f);
+        }
+    }
 
     fn describe(&self) -> String {
         let kind = if self.convs.len() == 2 {
@@ -296,6 +302,11 @@ impl Module for ResNet {
         }
         if let Some(fc) = &self.fc {
             fc.visit(&join(prefix, "fc"), f);
+        }
+    }
+    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_generators(&join(prefix, &format!("layer{}", i + 1)), f);
         }
     }
 

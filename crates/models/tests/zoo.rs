@@ -228,3 +228,36 @@ fn every_model_builds_and_runs_on_small_images() {
         assert!(!m.describe().is_empty());
     }
 }
+
+/// Every model names every generator it draws from in training: restoring the states it
+/// reports and running the same training-mode batch again gives the same output bits (a
+/// dropout the walk missed would draw a fresh mask).
+#[test]
+fn every_model_reports_the_generators_its_training_pass_uses() {
+    let cfg = ModelConfig {
+        in_channels: 3,
+        input_size: [32, 32],
+        small_input: true,
+        hidden: vec![64, 16],
+        ..Default::default()
+    };
+    let mut with_dropout = Vec::new();
+    for name in names() {
+        let m = make(name, &cfg);
+        let x = match name {
+            "generator" => Tensor::randn(&[2, 64], DType::F32, &mut Generator::new(0)),
+            _ => batch(2, 3, 32, 32, 0),
+        };
+        let states = m.generator_states();
+        let first = m.forward(&x, Mode::Train).unwrap_or_else(|e| panic!("{name}: {e}"));
+        m.load_generator_states(&states).unwrap();
+        let again = m.forward(&x, Mode::Train).unwrap();
+        assert!(first.to_vec_f32() == again.to_vec_f32(), "{name}");
+        if !states.is_empty() {
+            with_dropout.push(name);
+        }
+    }
+    for name in ["alexnet", "vgg11", "googlenet"] {
+        assert!(with_dropout.contains(&name), "{name} has dropout: {with_dropout:?}");
+    }
+}

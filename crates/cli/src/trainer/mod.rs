@@ -268,11 +268,20 @@ impl State {
         self.best = num("best_metric").zip(num("best_epoch").map(|e| e as u64));
         // Dropout's generators, so the masks go on as in an uninterrupted run (checkpoints
         // of models without dropout have none).
-        if let Some(text) = ck.extra.get("generators") {
-            let states = decode_generators(text).ok_or_else(|| fit(format!("unreadable generator states {text:?}")))?;
-            self.model
-                .load_generator_states(&states)
-                .map_err(|e| fit(e.to_string()))?;
+        match ck.extra.get("generators") {
+            Some(text) => {
+                let states =
+                    decode_generators(text).ok_or_else(|| fit(format!("unreadable generator states {text:?}")))?;
+                self.model
+                    .load_generator_states(&states)
+                    .map_err(|e| fit(e.to_string()))?;
+            }
+            None if !self.model.generator_states().is_empty() => eprintln!(
+                "note: {} holds no dropout generator states (written before they were saved); \
+                 the resumed run draws other masks than an uninterrupted one would",
+                path.display()
+            ),
+            None => {}
         }
         Ok(())
     }
@@ -284,7 +293,8 @@ fn encode_generators(states: &[(String, [u64; 4])]) -> String {
     states.iter().map(one).collect::<Vec<_>>().join(" ")
 }
 
-/// The states [`encode_generators`] wrote, or `None` if the text is not in its form.
+/// The states [`encode_generators`] wrote, or `None` if the text is not in its form (or
+/// holds an all-zero state, which no generator reaches and which would draw only zeros).
 fn decode_generators(text: &str) -> Option<Vec<(String, [u64; 4])>> {
     text.split_whitespace()
         .map(|entry| {
@@ -293,7 +303,8 @@ fn decode_generators(text: &str) -> Option<Vec<(String, [u64; 4])>> {
                 .split(',')
                 .map(|w| u64::from_str_radix(w, 16).ok())
                 .collect::<Option<_>>()?;
-            Some((name.to_string(), words.try_into().ok()?))
+            let state: [u64; 4] = words.try_into().ok()?;
+            (state != [0; 4]).then(|| (name.to_string(), state))
         })
         .collect()
 }
@@ -534,4 +545,21 @@ fn finish(
         out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_states_round_trip_as_text_and_bad_text_is_refused() {
+        let states = vec![
+            ("classifier.0".to_string(), [1, u64::MAX, 0, 42]),
+            ("aux1.dropout".to_string(), [7, 8, 9, 10]),
+        ];
+        assert_eq!(decode_generators(&encode_generators(&states)), Some(states));
+        for bad in ["x:1,2,3", "x:1,2,3,4,5", "x:1,2,z,4", "x1,2,3,4", "x:0,0,0,0"] {
+            assert_eq!(decode_generators(bad), None, "{bad}");
+        }
+    }
 }

@@ -303,7 +303,7 @@ fn channel_sums<T: Element>(x: &[T], g: Option<&[T]>, m: &[f64], [c, p]: [usize;
         s1.extend_from_slice(a);
         s2.extend_from_slice(b);
     }
-    let per = |s: Vec<f64>| s.chunks(p.max(1)).map(|q| q.iter().sum()).collect();
+    let per = |s: Vec<f64>| (0..c).map(|ch| s[ch * p..][..p].iter().sum()).collect();
     (per(s1), per(s2))
 }
 
@@ -411,4 +411,25 @@ fn backward_rows<T: Element>(
     let [a, b, k0] = abc.map(|v| per_column(&v, p));
     row_affine(x, Some(gy), [&a, &b, &k0], dx);
     (dw, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_dims_give_empty_or_zero_results() {
+        // [n, c, p] with one of them zero: nothing to write, statistics of nothing are 0.
+        for dims in [[2, 3, 0], [0, 3, 4], [2, 0, 4], [0, 3, 100], [0, 0, 0]] {
+            let [n, c, p] = dims;
+            let (w, b) = (vec![1f32; c], vec![0f32; c]);
+            let x = vec![1f32; n * c * p];
+            let mut y = vec![0f32; x.len()];
+            let (mean, var) = forward(&x, dims, &w, &b, 1e-5, &mut y);
+            assert_eq!((mean, var), (vec![0.0; c], vec![0.0; c]), "{dims:?}");
+            let mut dx = vec![0f32; x.len()];
+            let (dw, db) = backward(&x, &x, dims, &vec![0.0; c], &vec![1.0; c], &w, &mut dx);
+            assert_eq!((dw, db), (vec![0.0; c], vec![0.0; c]), "{dims:?}");
+        }
+    }
 }
