@@ -198,17 +198,22 @@ fn lenet5_trains_one_step_and_rejects_tiny_inputs() {
     assert!(matches!(build("lenet5", &cfg), Err(Error::Config(m)) if m.contains("8×8")));
 }
 
-/// The CLI's view: every name builds from one small-image config and maps a batch to the
-/// output its kind promises.
-#[test]
-fn every_model_builds_and_runs_on_small_images() {
-    let cfg = ModelConfig {
+/// One config every model builds from: 3×32×32 inputs, small-input stems.
+fn small_images() -> ModelConfig {
+    ModelConfig {
         in_channels: 3,
         input_size: [32, 32],
         small_input: true,
         hidden: vec![64, 16],
         ..Default::default()
-    };
+    }
+}
+
+/// The CLI's view: every name builds from one small-image config and maps a batch to the
+/// output its kind promises.
+#[test]
+fn every_model_builds_and_runs_on_small_images() {
+    let cfg = small_images();
     for name in names() {
         let m = make(name, &cfg);
         let x = match name {
@@ -234,13 +239,7 @@ fn every_model_builds_and_runs_on_small_images() {
 /// dropout the walk missed would draw a fresh mask).
 #[test]
 fn every_model_reports_the_generators_its_training_pass_uses() {
-    let cfg = ModelConfig {
-        in_channels: 3,
-        input_size: [32, 32],
-        small_input: true,
-        hidden: vec![64, 16],
-        ..Default::default()
-    };
+    let cfg = small_images();
     let mut with_dropout = Vec::new();
     for name in names() {
         let m = make(name, &cfg);
