@@ -6,6 +6,7 @@ use std::time::Instant;
 fn main() -> Result<(), nabla_core::Error> {
     for shape in [
         vec![256usize, 512],
+        vec![65536, 128],
         vec![64, 128, 4],
         vec![32, 512, 4, 4],
         vec![32, 64, 32, 32],

@@ -19,6 +19,9 @@ const ROWS_BELOW: usize = 64;
 /// Columns per task of the row-by-row sums (their accumulators stay in L1).
 const COLS: usize = 256;
 
+/// Rows per task of the row-by-row sums.
+const ROWS: usize = 256;
+
 /// Independent accumulators (two AVX-512 registers of f32), widened to f64 every `RUN`.
 const LANES: usize = 32;
 const RUN: usize = 16;
@@ -234,12 +237,13 @@ pub fn backward<T: Element>(
     (dw, db)
 }
 
-/// `s1[j] = Σᵢ u`, `s2[j] = Σᵢ u·d` down the columns `first..first + s1.len()` of `n` rows
-/// of `len`, with `d = x − m[j]` and `u = g` (or `d` without `g`), in f64.
+/// `s1[j] = Σᵢ u`, `s2[j] = Σᵢ u·d` down the columns `first..first + s1.len()` of the rows
+/// (of `len` values) in `x`, with `d = x − m[j]` and `u = g` (or `d` without `g`), in f64.
+/// Without `m`, only the plain sums `s1[j] = Σᵢ x`.
 struct ColSums<'a, T> {
     x: &'a [T],
     g: Option<&'a [T]>,
-    m: &'a [f64],
+    m: Option<&'a [f64]>,
     len: usize,
     first: usize,
     s1: &'a mut [f64],
@@ -253,11 +257,14 @@ impl<T: Element> Loop for ColSums<'_, T> {
         let w = self.s1.len();
         for i in 0..self.x.len() / self.len.max(1) {
             let at = i * self.len + self.first;
-            let cols = self
-                .s1
-                .iter_mut()
-                .zip(self.s2.iter_mut())
-                .zip(self.x[at..][..w].iter().zip(self.m));
+            let xs = &self.x[at..][..w];
+            let Some(m) = self.m else {
+                for (s1, &x) in self.s1.iter_mut().zip(xs) {
+                    *s1 += x.to_f64();
+                }
+                continue;
+            };
+            let cols = self.s1.iter_mut().zip(self.s2.iter_mut()).zip(xs.iter().zip(m));
             match self.g {
                 Some(g) => {
                     for (((s1, s2), (&x, &m)), &g) in cols.zip(&g[at..][..w]) {
@@ -278,30 +285,42 @@ impl<T: Element> Loop for ColSums<'_, T> {
     }
 }
 
-/// [`ColSums`] of every column, in tasks of [`COLS`] columns, summed per channel (`p`
-/// adjacent columns each): `m` per column, returns the two sums per channel.
-fn channel_sums<T: Element>(x: &[T], g: Option<&[T]>, m: &[f64], [c, p]: [usize; 2]) -> (Vec<f64>, Vec<f64>) {
+/// [`ColSums`] over `[n, c·p]` data in tasks of [`COLS`] columns by [`ROWS`] rows (so a
+/// narrow layer with a large batch still spreads over threads), added per column in row
+/// order, then per channel (`p` adjacent columns each). Returns the two sums per channel.
+fn channel_sums<T: Element>(x: &[T], g: Option<&[T]>, m: Option<&[f64]>, [c, p]: [usize; 2]) -> (Vec<f64>, Vec<f64>) {
     let len = c * p;
-    // Task t's two sums side by side: [s1 of its columns, s2 of its columns].
-    let mut both = vec![0f64; 2 * len];
-    for_each_chunk_on(threads(x.len()), &mut both, 2 * COLS, &|t, sums| {
-        let first = t * COLS;
-        let (s1, s2) = sums.split_at_mut(sums.len() / 2);
+    let n = x.len() / len.max(1);
+    let (col_tasks, row_tasks) = (len.div_ceil(COLS), n.div_ceil(ROWS).max(1));
+    // Row block r's sums: [s1 of every column, s2 of every column].
+    let mut parts = vec![0f64; row_tasks * 2 * len];
+    let out = Disjoint::new(&mut parts);
+    run_tiles(col_tasks * row_tasks, threads(x.len()), &|t| {
+        let (r, first) = (t / col_tasks, (t % col_tasks) * COLS);
+        let width = COLS.min(len - first);
+        let rows = r * ROWS * len..((r + 1) * ROWS).min(n) * len;
+        // SAFETY: task t alone writes columns first..first + width of block r's two sums.
+        let (s1, s2) = unsafe {
+            (
+                out.range(r * 2 * len + first, width),
+                out.range(r * 2 * len + len + first, width),
+            )
+        };
         vectorized(ColSums {
-            x,
-            g,
-            m: &m[first..][..s1.len()],
+            x: &x[rows.clone()],
+            g: g.map(|g| &g[rows]),
+            m: m.map(|m| &m[first..][..width]),
             len,
             first,
             s1,
             s2,
         })
     });
-    let (mut s1, mut s2) = (Vec::with_capacity(len), Vec::with_capacity(len));
-    for sums in both.chunks(2 * COLS) {
-        let (a, b) = sums.split_at(sums.len() / 2);
-        s1.extend_from_slice(a);
-        s2.extend_from_slice(b);
+    let (mut s1, mut s2) = (vec![0f64; len], vec![0f64; len]);
+    for block in parts.chunks(2 * len.max(1)) {
+        let (a, b) = block.split_at(len);
+        s1.iter_mut().zip(a).for_each(|(s, v)| *s += v);
+        s2.iter_mut().zip(b).for_each(|(s, v)| *s += v);
     }
     let per = |s: Vec<f64>| (0..c).map(|ch| s[ch * p..][..p].iter().sum()).collect();
     (per(s1), per(s2))
@@ -369,9 +388,9 @@ fn forward_rows<T: Element>(
     y: &mut [T],
 ) -> (Vec<f64>, Vec<f64>) {
     let cnt = (n * p).max(1) as f64;
-    let (s, _) = channel_sums(x, None, &vec![0f64; c * p], [c, p]);
+    let (s, _) = channel_sums(x, None, None, [c, p]);
     let m0: Vec<f64> = s.iter().map(|s| s / cnt).collect();
-    let (d1, d2) = channel_sums(x, None, &per_column(&m0, p), [c, p]);
+    let (d1, d2) = channel_sums(x, None, Some(&per_column(&m0, p)), [c, p]);
     let (mut mean, mut var) = (Vec::with_capacity(c), Vec::with_capacity(c));
     let (mut a, mut shift) = (Vec::with_capacity(c), Vec::with_capacity(c));
     for ch in 0..c {
@@ -397,7 +416,7 @@ fn backward_rows<T: Element>(
     dx: &mut [T],
 ) -> (Vec<T>, Vec<T>) {
     let cnt = (n * p).max(1) as f64;
-    let (sg, sgx) = channel_sums(x, Some(gy), &per_column(&mean[..c], p), [c, p]);
+    let (sg, sgx) = channel_sums(x, Some(gy), Some(&per_column(&mean[..c], p)), [c, p]);
     let (mut dw, mut db) = (Vec::with_capacity(c), Vec::with_capacity(c));
     let mut abc = [Vec::with_capacity(c), Vec::with_capacity(c), Vec::with_capacity(c)];
     for ch in 0..c {
