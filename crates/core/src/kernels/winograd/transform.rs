@@ -154,11 +154,11 @@ fn input_transform<T: Element>(p: &Plan, x: &[T], chans: Range<usize>, v: &mut [
     let c0 = chans.start;
     let half = tw + 1;
     let rows = 2 * th + 2;
-    // Per channel: the padded rows, de-interleaved: row r is [E (half) | O (half)].
+    // Per channel: the padded rows, de-interleaved: row r is [E (half) | O (half)]. Every
+    // channel writes the same positions, so the padding zeroed here stays zero.
     let mut split = vec![T::ZERO; rows * 2 * half];
     let mut u = vec![T::ZERO; 4 * 2 * half];
     for c in chans {
-        split.fill(T::ZERO);
         for (r, sr) in split.chunks_mut(2 * half).enumerate() {
             let ih = r as isize - p.pad[0] as isize;
             if ih < 0 || ih >= h as isize {
