@@ -35,22 +35,8 @@ fn report(name: &str, flops: f64, (best, med): (f64, f64)) {
 /// `dims` = [batch, in channels, out channels, height = width, kernel, stride, padding].
 fn conv(name: &str, dims: [usize; 7], reps: usize) {
     let [n, c, o, hw, k, stride, pad] = dims;
-    let out = (hw + 2 * pad - k) / stride + 1;
-    let g = ConvGeom {
-        n,
-        c,
-        h: hw,
-        w: hw,
-        o,
-        oh: out,
-        ow: out,
-        kh: k,
-        kw: k,
-        stride: [stride; 2],
-        padding: [pad; 2],
-        dilation: [1, 1],
-        groups: 1,
-    };
+    let g = ConvGeom::new([n, c, hw, hw], [o, k, k], [stride; 2], [pad; 2], [1, 1], 1);
+    let out = g.oh;
     println!("-- {name}: [{n}, {c}, {hw}, {hw}] * [{o}, {c}, {k}, {k}], stride {stride}, padding {pad}");
     let mut rng = Generator::new(0);
     let x = Tensor::randn(&[n, c, hw, hw], DType::F32, &mut rng);
@@ -211,22 +197,8 @@ fn resnet(reps: usize, only: Option<usize>) {
             continue;
         }
         let [n, c, o, hw, k, stride, pad] = dims;
-        let out = (hw + 2 * pad - k) / stride + 1;
-        let g = ConvGeom {
-            n,
-            c,
-            h: hw,
-            w: hw,
-            o,
-            oh: out,
-            ow: out,
-            kh: k,
-            kw: k,
-            stride: [stride; 2],
-            padding: [pad; 2],
-            dilation: [1, 1],
-            groups: 1,
-        };
+        let g = ConvGeom::new([n, c, hw, hw], [o, k, k], [stride; 2], [pad; 2], [1, 1], 1);
+        let out = g.oh;
         let v = |shape: &[usize], rng: &mut Generator| Tensor::randn(shape, DType::F32, rng).to_vec_f32();
         let (x, w, gy) = (
             v(&[n, c, hw, hw], &mut rng),

@@ -53,6 +53,35 @@ pub struct ConvGeom {
 }
 
 impl ConvGeom {
+    /// The convolution of `[n, c, h, w]` input with `[o, c/groups, kh, kw]` kernels
+    /// (`kernel` = `[o, kh, kw]`), its output size by PyTorch's formula. The dilated kernel
+    /// must fit the padded input (the ops check that before building one).
+    pub fn new(
+        [n, c, h, w]: [usize; 4],
+        [o, kh, kw]: [usize; 3],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> ConvGeom {
+        let out = |i: usize, k: usize, d: usize| (i + 2 * padding[d] - dilation[d] * (k - 1) - 1) / stride[d] + 1;
+        ConvGeom {
+            n,
+            c,
+            h,
+            w,
+            o,
+            oh: out(h, kh, 0),
+            ow: out(w, kw, 1),
+            kh,
+            kw,
+            stride,
+            padding,
+            dilation,
+            groups,
+        }
+    }
+
     /// Rows of one group's column matrix: input channels per group × kernel taps.
     pub fn k(&self) -> usize {
         self.c / self.groups * self.kh * self.kw
@@ -437,23 +466,7 @@ mod tests {
         d: [usize; 2],
         groups: usize,
     ) -> ConvGeom {
-        let oh = (h + 2 * pad[0] - d[0] * (k[0] - 1) - 1) / s[0] + 1;
-        let ow = (w + 2 * pad[1] - d[1] * (k[1] - 1) - 1) / s[1] + 1;
-        ConvGeom {
-            n: 2,
-            c,
-            h,
-            w,
-            o,
-            oh,
-            ow,
-            kh: k[0],
-            kw: k[1],
-            stride: s,
-            padding: pad,
-            dilation: d,
-            groups,
-        }
+        ConvGeom::new([2, c, h, w], [o, k[0], k[1]], s, pad, d, groups)
     }
 
     /// Direct seven-loop convolution.

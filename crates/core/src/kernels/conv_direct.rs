@@ -418,21 +418,7 @@ mod tests {
     use super::*;
 
     fn geom(n: usize, c: usize, [h, w]: [usize; 2], o: usize, [kh, kw]: [usize; 2], padding: [usize; 2]) -> ConvGeom {
-        ConvGeom {
-            n,
-            c,
-            h,
-            w,
-            o,
-            oh: h + 2 * padding[0] + 1 - kh,
-            ow: w + 2 * padding[1] + 1 - kw,
-            kh,
-            kw,
-            stride: [1, 1],
-            padding,
-            dilation: [1, 1],
-            groups: 1,
-        }
+        ConvGeom::new([n, c, h, w], [o, kh, kw], [1, 1], padding, [1, 1], 1)
     }
 
     fn seq(len: usize, seed: f64) -> Vec<f64> {

@@ -170,22 +170,7 @@ mod tests {
         // 25 output pixels per image: groups of 21 images, the last one partial; few and
         // many output channels (dw or dwᵀ), two conv groups, padding, 1×1.
         let geom = |n, c, o, k: usize, stride: usize, pad: usize, groups| {
-            let out = (9 + 2 * pad - k) / stride + 1;
-            ConvGeom {
-                n,
-                c,
-                h: 9,
-                w: 9,
-                o,
-                oh: out,
-                ow: out,
-                kh: k,
-                kw: k,
-                stride: [stride; 2],
-                padding: [pad; 2],
-                dilation: [1, 1],
-                groups,
-            }
+            ConvGeom::new([n, c, 9, 9], [o, k, k], [stride; 2], [pad; 2], [1, 1], groups)
         };
         for g in [
             geom(23, 4, 6, 3, 2, 1, 1),

@@ -203,22 +203,7 @@ mod tests {
     use super::*;
 
     fn geom(n: usize, c: usize, hw: [usize; 2], o: usize, pad: [usize; 2]) -> ConvGeom {
-        let (oh, ow) = (hw[0] + 2 * pad[0] - 2, hw[1] + 2 * pad[1] - 2);
-        ConvGeom {
-            n,
-            c,
-            h: hw[0],
-            w: hw[1],
-            o,
-            oh,
-            ow,
-            kh: 3,
-            kw: 3,
-            stride: [1, 1],
-            padding: pad,
-            dilation: [1, 1],
-            groups: 1,
-        }
+        ConvGeom::new([n, c, hw[0], hw[1]], [o, 3, 3], [1, 1], pad, [1, 1], 1)
     }
 
     fn seq(len: usize, seed: f64) -> Vec<f64> {

@@ -126,7 +126,7 @@ fn conv2d_geom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptio
         ));
     }
     check_bias(OP, bias, ws[0])?;
-    let mut out = [0; 2];
+    // The window must fit the padded input; `ConvGeom::new` then sizes the output.
     for d in 0..2 {
         let span = opts.dilation[d] * (ws[2 + d] - 1) + 1;
         let padded = xs[2 + d] + 2 * opts.padding[d];
@@ -142,23 +142,15 @@ fn conv2d_geom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptio
                 ),
             ));
         }
-        out[d] = (padded - span) / opts.stride[d] + 1;
     }
-    Ok(ConvGeom {
-        n: xs[0],
-        c: xs[1],
-        h: xs[2],
-        w: xs[3],
-        o: ws[0],
-        oh: out[0],
-        ow: out[1],
-        kh: ws[2],
-        kw: ws[3],
-        stride: opts.stride,
-        padding: opts.padding,
-        dilation: opts.dilation,
+    Ok(ConvGeom::new(
+        [xs[0], xs[1], xs[2], xs[3]],
+        [ws[0], ws[2], ws[3]],
+        opts.stride,
+        opts.padding,
+        opts.dilation,
         groups,
-    })
+    ))
 }
 
 /// Run `f` on the elements of contiguous views of `ts` (all of dtype `T`), read in place.
