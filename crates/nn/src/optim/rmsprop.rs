@@ -4,10 +4,9 @@
 //! g ← g + λp; s ← αs + (1 − α)g²; centered: ḡ ← lerp(ḡ, g, 1 − α), a ← √(s − ḡ²) + ε,
 //! else a ← √s + ε; with momentum μ: b ← μb + g/a, p ← p − lr·b; else p ← p − lr·g/a.
 
-use super::{for_each_param, lerp, with_slices, OptimizerState, ParamGroup, ParamGroups, StateStore};
-use super::{GroupSettings, Optimizer, ParamState};
+use super::{lerp, with_slices, ElementwiseOptimizer, GroupSettings, ParamState, UpdateRule};
 use crate::{Error, Result};
-use nabla_core::{DType, Element, Gradients, Tensor};
+use nabla_core::{Element, Tensor};
 
 /// Settings of [`RMSprop`]; the defaults are PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,46 +42,44 @@ impl Default for RMSpropOptions {
 }
 
 /// RMSprop (`torch.optim.RMSprop`).
-#[derive(Clone, Debug)]
-pub struct RMSprop {
-    opts: RMSpropOptions,
-    groups: ParamGroups,
-    state: StateStore,
-}
+pub type RMSprop = ElementwiseOptimizer<RMSpropOptions>;
 
-impl RMSprop {
-    /// RMSprop over one group of parameters.
-    pub fn new(params: Vec<Tensor>, opts: RMSpropOptions) -> Result<Self> {
-        Self::with_groups(vec![ParamGroup::new(params)], opts)
+impl UpdateRule for RMSpropOptions {
+    const NAME: &'static str = "RMSprop";
+
+    fn lr(&self) -> f64 {
+        self.lr
     }
 
-    /// RMSprop over several groups; a group's own lr and weight decay override `opts`'.
-    pub fn with_groups(groups: Vec<ParamGroup>, opts: RMSpropOptions) -> Result<Self> {
-        const OP: &str = "RMSprop";
-        for (what, v) in [("alpha", opts.alpha), ("eps", opts.eps), ("momentum", opts.momentum)] {
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn check(&self) -> Result<()> {
+        const OP: &str = RMSpropOptions::NAME;
+        for (what, v) in [("alpha", self.alpha), ("eps", self.eps), ("momentum", self.momentum)] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::Config(format!(
                     "{OP}: invalid {what} {v} (must be finite and ≥ 0)"
                 )));
             }
         }
-        let mut names = vec!["square_avg"];
-        if opts.momentum > 0.0 {
-            names.push("momentum_buffer");
-        }
-        if opts.centered {
-            names.push("grad_avg");
-        }
-        Ok(RMSprop {
-            groups: ParamGroups::new(OP, groups, opts.lr, opts.weight_decay)?,
-            state: StateStore::new(OP, names),
-            opts,
-        })
+        Ok(())
     }
 
-    /// The settings this optimizer was made with (lr and weight decay live in the groups).
-    pub fn options(&self) -> &RMSpropOptions {
-        &self.opts
+    fn buffers(&self) -> Vec<&'static str> {
+        let mut names = vec!["square_avg"];
+        if self.momentum > 0.0 {
+            names.push("momentum_buffer");
+        }
+        if self.centered {
+            names.push("grad_avg");
+        }
+        names
+    }
+
+    fn update<T: Element>(&self, s: GroupSettings, p: &Tensor, g: &Tensor, st: &mut ParamState) -> Result<()> {
+        update::<T>(self, s, p, g, st)
     }
 }
 
@@ -128,30 +125,4 @@ fn update<T: Element>(o: &RMSpropOptions, s: GroupSettings, p: &Tensor, g: &Tens
             }
         }
     })
-}
-
-impl Optimizer for RMSprop {
-    fn step(&mut self, grads: &Gradients) -> Result<()> {
-        let o = self.opts;
-        for_each_param(&self.groups, &mut self.state, grads, |p, g, st, s| match p.dtype() {
-            DType::F32 => update::<f32>(&o, s, p, g, st),
-            DType::F64 => update::<f64>(&o, s, p, g, st),
-        })
-    }
-
-    fn param_groups(&self) -> &ParamGroups {
-        &self.groups
-    }
-
-    fn param_groups_mut(&mut self) -> &mut ParamGroups {
-        &mut self.groups
-    }
-
-    fn state_dict(&self) -> Result<OptimizerState> {
-        self.state.save(&self.groups)
-    }
-
-    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
-        self.state.load(&mut self.groups, state)
-    }
 }
