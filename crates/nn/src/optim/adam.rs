@@ -106,13 +106,18 @@ fn update<T: Element, const DECOUPLED: bool>(
     let (b1, b2) = o.betas;
     let t = st.step as f64;
     // Scalars are formed in f64 and rounded once, as PyTorch passes Python floats to its kernels.
-    let step_size = T::from_f64(s.lr / (1.0 - b1.powf(t)));
-    let bc2_sqrt = T::from_f64((1.0 - b2.powf(t)).sqrt());
-    let (w1, tb2, w2) = (T::from_f64(1.0 - b1), T::from_f64(b2), T::from_f64(1.0 - b2));
-    let eps = T::from_f64(o.eps);
-    let l2 = (!DECOUPLED && s.weight_decay != 0.0).then(|| T::from_f64(s.weight_decay));
-    let shrink = (DECOUPLED && s.weight_decay != 0.0).then(|| T::from_f64(1.0 - s.lr * s.weight_decay));
-    let sign = if o.maximize { -T::ONE } else { T::ONE };
+    let c = Coefs {
+        neg_step: -T::from_f64(s.lr / (1.0 - b1.powf(t))),
+        bc2_sqrt: T::from_f64((1.0 - b2.powf(t)).sqrt()),
+        w1: T::from_f64(1.0 - b1),
+        b2: T::from_f64(b2),
+        w2: T::from_f64(1.0 - b2),
+        eps: T::from_f64(o.eps),
+        wd: T::from_f64(s.weight_decay),
+        shrink: T::from_f64(1.0 - s.lr * s.weight_decay),
+        sign: if o.maximize { -T::ONE } else { T::ONE },
+    };
+    let decay = s.weight_decay != 0.0;
     if !(2..=3).contains(&st.bufs.len()) {
         return Err(Error::State(format!(
             "{}: {} moment buffers, expected 2 or 3",
@@ -120,32 +125,58 @@ fn update<T: Element, const DECOUPLED: bool>(
             st.bufs.len()
         )));
     }
-    with_slices::<T>(p, g, st, |p, g, bufs| {
-        let (m, v, vmax) = match bufs {
-            [m, v] => (m, v, None),
-            [m, v, vmax] => (m, v, Some(vmax)),
-            _ => unreachable!("buffer count checked above"),
-        };
-        let mut vmax = vmax.map(|b| b.iter_mut());
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            if let Some(c) = shrink {
-                *p = *p * c;
-            }
-            let mut d = sign * g;
-            if let Some(wd) = l2 {
-                d += wd * *p;
-            }
-            *m = lerp(*m, d, w1);
-            *v = *v * tb2 + w2 * (d * d);
-            let second = match vmax.as_mut().and_then(|it| it.next()) {
-                Some(vm) => {
-                    *vm = vm.max_nan(*v);
-                    *vm
-                }
-                None => *v,
-            };
-            let denom = second.sqrt() / bc2_sqrt + eps;
-            *p += (-step_size) * (*m / denom);
-        }
+    with_slices::<T>(p, g, st, |p, g, bufs| match bufs {
+        // One branch-free pass per case, so each loop vectorizes.
+        [m, v] if decay => pass::<T, DECOUPLED, true, false>(&c, p, g, m, v, &mut []),
+        [m, v] => pass::<T, DECOUPLED, false, false>(&c, p, g, m, v, &mut []),
+        [m, v, vmax] if decay => pass::<T, DECOUPLED, true, true>(&c, p, g, m, v, vmax),
+        [m, v, vmax] => pass::<T, DECOUPLED, false, true>(&c, p, g, m, v, vmax),
+        _ => unreachable!("buffer count checked above"),
     })
+}
+
+/// The step's scalars, rounded once to the parameter's type.
+struct Coefs<T> {
+    neg_step: T,
+    bc2_sqrt: T,
+    w1: T,
+    b2: T,
+    w2: T,
+    eps: T,
+    wd: T,
+    shrink: T,
+    sign: T,
+}
+
+/// The update of one parameter; the flags are constants so the loop has no branches.
+fn pass<T: Element, const DECOUPLED: bool, const DECAY: bool, const AMSGRAD: bool>(
+    c: &Coefs<T>,
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    vmax: &mut [T],
+) {
+    let n = p.len().min(g.len()).min(m.len()).min(v.len());
+    let (p, g, m, v) = (&mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
+    let vmax = if AMSGRAD { &mut vmax[..n] } else { vmax };
+    for i in 0..n {
+        if DECAY && DECOUPLED {
+            p[i] = p[i] * c.shrink;
+        }
+        let mut d = c.sign * g[i];
+        if DECAY && !DECOUPLED {
+            d += c.wd * p[i];
+        }
+        m[i] = lerp(m[i], d, c.w1);
+        v[i] = v[i] * c.b2 + c.w2 * (d * d);
+        let second = if AMSGRAD {
+            vmax[i] = vmax[i].max_nan(v[i]);
+            vmax[i]
+        } else {
+            v[i]
+        };
+        let denom = second.sqrt() / c.bc2_sqrt + c.eps;
+        p[i] += c.neg_step * (m[i] / denom);
+    }
 }

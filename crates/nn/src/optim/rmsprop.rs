@@ -84,13 +84,16 @@ impl UpdateRule for RMSpropOptions {
 }
 
 fn update<T: Element>(o: &RMSpropOptions, s: GroupSettings, p: &Tensor, g: &Tensor, st: &mut ParamState) -> Result<()> {
-    let neg_lr = T::from_f64(-s.lr);
-    let wd = (s.weight_decay != 0.0).then(|| T::from_f64(s.weight_decay));
-    let (alpha, w) = (T::from_f64(o.alpha), T::from_f64(1.0 - o.alpha));
-    let eps = T::from_f64(o.eps);
-    let mu = T::from_f64(o.momentum);
-    let sign = if o.maximize { -T::ONE } else { T::ONE };
-    let (has_mom, centered) = (o.momentum > 0.0, o.centered);
+    let c = Coefs {
+        neg_lr: T::from_f64(-s.lr),
+        wd: T::from_f64(s.weight_decay),
+        alpha: T::from_f64(o.alpha),
+        w: T::from_f64(1.0 - o.alpha),
+        eps: T::from_f64(o.eps),
+        mu: T::from_f64(o.momentum),
+        sign: if o.maximize { -T::ONE } else { T::ONE },
+    };
+    let (wd, has_mom, centered) = (s.weight_decay != 0.0, o.momentum > 0.0, o.centered);
     let want = 1 + has_mom as usize + centered as usize;
     if st.bufs.len() != want {
         return Err(Error::State(format!(
@@ -99,30 +102,69 @@ fn update<T: Element>(o: &RMSpropOptions, s: GroupSettings, p: &Tensor, g: &Tens
         )));
     }
     with_slices::<T>(p, g, st, |p, g, bufs| {
+        // Buffers in order: square_avg, then momentum_buffer and grad_avg when present.
         let (sq, rest) = bufs.split_at_mut(1);
-        let (mom, rest) = rest.split_at_mut(has_mom as usize);
-        let mut mom = mom.first_mut().map(|b| b.iter_mut());
-        let mut gavg = rest.first_mut().map(|b| b.iter_mut());
-        for ((p, &g), sq) in p.iter_mut().zip(g).zip(sq[0].iter_mut()) {
-            let mut d = sign * g;
-            if let Some(wd) = wd {
-                d += wd * *p;
-            }
-            *sq = *sq * alpha + w * (d * d);
-            let avg = match gavg.as_mut().and_then(|it| it.next()) {
-                Some(ga) => {
-                    *ga = lerp(*ga, d, w);
-                    (*sq - *ga * *ga).sqrt()
-                }
-                None => sq.sqrt(),
-            } + eps;
-            match mom.as_mut().and_then(|it| it.next()) {
-                Some(b) => {
-                    *b = *b * mu + d / avg;
-                    *p += neg_lr * *b;
-                }
-                None => *p += neg_lr * (d / avg),
-            }
+        let (mom, gavg) = rest.split_at_mut(has_mom as usize);
+        let (sq, mom, gavg) = (&mut *sq[0], mom.first_mut(), gavg.first_mut());
+        let (mom, gavg) = (
+            mom.map_or(&mut [][..], |b| &mut **b),
+            gavg.map_or(&mut [][..], |b| &mut **b),
+        );
+        // One branch-free pass per case, so each loop vectorizes.
+        match (wd, centered, has_mom) {
+            (false, false, false) => pass::<T, false, false, false>(&c, p, g, sq, gavg, mom),
+            (false, false, true) => pass::<T, false, false, true>(&c, p, g, sq, gavg, mom),
+            (false, true, false) => pass::<T, false, true, false>(&c, p, g, sq, gavg, mom),
+            (false, true, true) => pass::<T, false, true, true>(&c, p, g, sq, gavg, mom),
+            (true, false, false) => pass::<T, true, false, false>(&c, p, g, sq, gavg, mom),
+            (true, false, true) => pass::<T, true, false, true>(&c, p, g, sq, gavg, mom),
+            (true, true, false) => pass::<T, true, true, false>(&c, p, g, sq, gavg, mom),
+            (true, true, true) => pass::<T, true, true, true>(&c, p, g, sq, gavg, mom),
         }
     })
+}
+
+/// The step's scalars, rounded once to the parameter's type.
+struct Coefs<T> {
+    neg_lr: T,
+    wd: T,
+    alpha: T,
+    w: T,
+    eps: T,
+    mu: T,
+    sign: T,
+}
+
+/// The update of one parameter; the flags are constants so the loop has no branches.
+fn pass<T: Element, const WD: bool, const CENTERED: bool, const MOMENTUM: bool>(
+    c: &Coefs<T>,
+    p: &mut [T],
+    g: &[T],
+    sq: &mut [T],
+    gavg: &mut [T],
+    mom: &mut [T],
+) {
+    let n = p.len().min(g.len()).min(sq.len());
+    let (p, g, sq) = (&mut p[..n], &g[..n], &mut sq[..n]);
+    let gavg = if CENTERED { &mut gavg[..n] } else { gavg };
+    let mom = if MOMENTUM { &mut mom[..n] } else { mom };
+    for i in 0..n {
+        let mut d = c.sign * g[i];
+        if WD {
+            d += c.wd * p[i];
+        }
+        sq[i] = sq[i] * c.alpha + c.w * (d * d);
+        let avg = if CENTERED {
+            gavg[i] = lerp(gavg[i], d, c.w);
+            (sq[i] - gavg[i] * gavg[i]).sqrt()
+        } else {
+            sq[i].sqrt()
+        } + c.eps;
+        if MOMENTUM {
+            mom[i] = mom[i] * c.mu + d / avg;
+            p[i] += c.neg_lr * mom[i];
+        } else {
+            p[i] += c.neg_lr * (d / avg);
+        }
+    }
 }
