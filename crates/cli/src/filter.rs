@@ -4,7 +4,7 @@ use crate::error::{CliError, CliResult};
 use crate::image_io::{self, Format, Pixels};
 use clap::{Args, ValueEnum};
 use nabla_core::{DType, Tensor};
-use nabla_vision::{convolve2d, correlate2d, Border, KernelSpec, Mode};
+use nabla_vision::{convolve2d, correlate2d, Border, KernelSpec, Padding};
 use std::path::{Path, PathBuf};
 
 /// Filter an image with a kernel (correlation unless --convolve).
@@ -25,8 +25,8 @@ pub struct FilterArgs {
     #[arg(long, value_enum, default_value_t = BorderArg::Zero)]
     pub border: BorderArg,
     /// Which output positions to keep.
-    #[arg(long, value_enum, default_value_t = ModeArg::Same)]
-    pub mode: ModeArg,
+    #[arg(long, value_enum, default_value_t = PaddingArg::Same)]
+    pub mode: PaddingArg,
     /// How results map back to pixel values: clip to the input's range, stretch the
     /// output's min..max, or auto (stretch for kernels summing to 0, like edge filters).
     #[arg(long, value_enum, default_value_t = Scale::Auto)]
@@ -50,9 +50,9 @@ pub enum BorderArg {
     Replicate,
 }
 
-/// `--mode` values.
+/// `--mode` values: the output [`Padding`] (scipy calls it `mode`).
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ModeArg {
+pub enum PaddingArg {
     /// Same size as the input, kernel centred.
     Same,
     /// Only where the kernel fits inside.
@@ -82,12 +82,12 @@ impl From<BorderArg> for Border {
     }
 }
 
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
+impl From<PaddingArg> for Padding {
+    fn from(m: PaddingArg) -> Padding {
         match m {
-            ModeArg::Same => Mode::Same,
-            ModeArg::Valid => Mode::Valid,
-            ModeArg::Full => Mode::Full,
+            PaddingArg::Same => Padding::Same,
+            PaddingArg::Valid => Padding::Valid,
+            PaddingArg::Full => Padding::Full,
         }
     }
 }
@@ -125,11 +125,11 @@ pub fn run(args: FilterArgs) -> CliResult<()> {
         (Some(spec), None) => spec.build(DType::F64)?,
         (None, None) => return Err(CliError::new("give --kernel NAME or --kernel-file K.csv")),
     };
-    let (border, mode) = (Border::from(args.border), Mode::from(args.mode));
+    let (border, padding) = (Border::from(args.border), Padding::from(args.mode));
     let out = if args.convolve {
-        convolve2d(&img.data, &kernel, mode, border)?
+        convolve2d(&img.data, &kernel, padding, border)?
     } else {
-        correlate2d(&img.data, &kernel, mode, border)?
+        correlate2d(&img.data, &kernel, padding, border)?
     };
     if let Some(raw) = &args.raw {
         image_io::write_csv(raw, &out)?;

@@ -1,5 +1,9 @@
 //! The [`Dataset`] trait and the in-memory data sets that the file readers produce.
 //!
+//! A data set has a [`dtype`](Dataset::dtype) (f32 unless it stores another, as a
+//! [`TensorDataset`] of f64 tensors does), and batches come out in it. [`Dataset::get`] gives
+//! one sample in f32 for the per-sample uses (transforms, inspection).
+//!
 //! ```
 //! use nabla_data::{Dataset, TensorDataset, Target};
 //! use nabla_core::Tensor;
@@ -10,8 +14,9 @@
 //! # Ok::<(), nabla_data::DataError>(())
 //! ```
 
-use crate::{DataError, Result};
-use nabla_core::Tensor;
+use crate::buffers::{buffer_as, extend_f32, extend_range, to_f32};
+use crate::{BatchBuffers, DataError, Result};
+use nabla_core::{Buffer, DType, Tensor};
 use std::borrow::Cow;
 use std::path::Path;
 
@@ -50,13 +55,20 @@ pub trait Dataset: Send + Sync {
     /// The sample at `index` (`0..len()`).
     fn get(&self, index: usize) -> Result<Sample>;
 
-    /// Append the features of sample `index` to `data` and return their shape and the
-    /// target: how a loader fills a batch with no vector per sample. The default goes
-    /// through [`get`](Self::get); in-memory data sets copy straight from their storage.
-    fn append_to(&self, index: usize, data: &mut Vec<f32>) -> Result<(Cow<'_, [usize]>, Target)> {
+    /// The dtype of the features and regression targets the data set holds; a loader's
+    /// batches come out in it.
+    fn dtype(&self) -> DType {
+        DType::F32
+    }
+
+    /// Append sample `index` to `batch` (its features, and its label or target values) and
+    /// return the features' shape: how a loader fills a batch with no vector per sample.
+    /// The default goes through [`get`](Self::get) (f32, converted to the batch's dtype);
+    /// in-memory data sets copy straight from their storage.
+    fn append_to(&self, index: usize, batch: &mut BatchBuffers) -> Result<Cow<'_, [usize]>> {
         let s = self.get(index)?;
-        data.extend_from_slice(&s.data);
-        Ok((Cow::Owned(s.shape), s.target))
+        batch.push(&s);
+        Ok(Cow::Owned(s.shape))
     }
 
     /// The class names, indexed by label (empty for regression).
@@ -72,8 +84,11 @@ impl<D: Dataset + ?Sized> Dataset for std::sync::Arc<D> {
     fn get(&self, index: usize) -> Result<Sample> {
         (**self).get(index)
     }
-    fn append_to(&self, index: usize, data: &mut Vec<f32>) -> Result<(Cow<'_, [usize]>, Target)> {
-        (**self).append_to(index, data)
+    fn dtype(&self) -> DType {
+        (**self).dtype()
+    }
+    fn append_to(&self, index: usize, batch: &mut BatchBuffers) -> Result<Cow<'_, [usize]>> {
+        (**self).append_to(index, batch)
     }
     fn classes(&self) -> &[String] {
         (**self).classes()
@@ -87,13 +102,14 @@ pub(crate) fn check_index(op: &'static str, index: usize, len: usize) -> Result<
     Ok(())
 }
 
-/// Samples held as one f32 block with labels or regression targets (PyTorch's `TensorDataset`).
+/// Samples held as one block of the inputs' dtype (f32 or f64) with labels or regression
+/// targets (PyTorch's `TensorDataset`); batches come out in that dtype.
 #[derive(Debug, Clone)]
 pub struct TensorDataset {
-    data: Vec<f32>,
+    data: Buffer,
     item_shape: Vec<usize>,
     labels: Vec<usize>,
-    values: Vec<f32>,
+    values: Buffer,
     value_width: usize,
     rows: usize,
     regression: bool,
@@ -106,22 +122,23 @@ impl TensorDataset {
         let (data, item_shape) = rows_of("TensorDataset::new", inputs, labels.len())?;
         let classes = labels.iter().max().map_or(0, |m| m + 1);
         Ok(TensorDataset {
+            values: Buffer::F32(Vec::new()),
             data,
             item_shape,
             rows: labels.len(),
             labels,
-            values: Vec::new(),
             value_width: 0,
             regression: false,
             classes: (0..classes).map(|c| c.to_string()).collect(),
         })
     }
 
-    /// Samples from the rows of `inputs` with regression targets from the rows of `targets`.
+    /// Samples from the rows of `inputs` with regression targets from the rows of `targets`
+    /// (held in the inputs' dtype, so that a batch has one dtype).
     pub fn regression(inputs: &Tensor, targets: &Tensor) -> Result<Self> {
         let n = targets.shape().first().copied().unwrap_or(0);
         let (data, item_shape) = rows_of("TensorDataset::regression", inputs, n)?;
-        let values = targets.contiguous()?.to_vec_f32();
+        let values = buffer_as(targets, inputs.dtype())?;
         let value_width = values.len().checked_div(n).unwrap_or(0);
         Ok(TensorDataset {
             data,
@@ -148,9 +165,19 @@ impl TensorDataset {
         self.classes = classes;
         Ok(self)
     }
+
+    fn width(&self) -> usize {
+        self.item_shape.iter().product()
+    }
+
+    /// The rows of sample `index`'s values, when the set is for regression.
+    fn value_rows(&self, index: usize) -> Option<std::ops::Range<usize>> {
+        let w = self.value_width;
+        self.regression.then(|| index * w..(index + 1) * w)
+    }
 }
 
-fn rows_of(op: &'static str, inputs: &Tensor, n: usize) -> Result<(Vec<f32>, Vec<usize>)> {
+fn rows_of(op: &'static str, inputs: &Tensor, n: usize) -> Result<(Buffer, Vec<usize>)> {
     let shape = inputs.shape();
     if shape.first() != Some(&n) {
         return Err(DataError::invalid(
@@ -158,7 +185,7 @@ fn rows_of(op: &'static str, inputs: &Tensor, n: usize) -> Result<(Vec<f32>, Vec
             format!("inputs of shape {shape:?} do not have {n} rows (one per target)"),
         ));
     }
-    Ok((inputs.contiguous()?.to_vec_f32(), shape[1..].to_vec()))
+    Ok((buffer_as(inputs, inputs.dtype())?, shape[1..].to_vec()))
 }
 
 impl Dataset for TensorDataset {
@@ -168,31 +195,31 @@ impl Dataset for TensorDataset {
 
     fn get(&self, index: usize) -> Result<Sample> {
         check_index("TensorDataset::get", index, self.len())?;
-        let width: usize = self.item_shape.iter().product();
-        let target = if self.regression {
-            let w = self.value_width;
-            Target::Values(self.values[index * w..(index + 1) * w].to_vec())
-        } else {
-            Target::Class(self.labels[index])
+        let width = self.width();
+        let target = match self.value_rows(index) {
+            Some(r) => Target::Values(to_f32(&self.values, r)),
+            None => Target::Class(self.labels[index]),
         };
         Ok(Sample {
-            data: self.data[index * width..(index + 1) * width].to_vec(),
+            data: to_f32(&self.data, index * width..(index + 1) * width),
             shape: self.item_shape.clone(),
             target,
         })
     }
 
-    fn append_to(&self, index: usize, data: &mut Vec<f32>) -> Result<(Cow<'_, [usize]>, Target)> {
+    fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    fn append_to(&self, index: usize, batch: &mut BatchBuffers) -> Result<Cow<'_, [usize]>> {
         check_index("TensorDataset::get", index, self.len())?;
-        let width: usize = self.item_shape.iter().product();
-        data.extend_from_slice(&self.data[index * width..(index + 1) * width]);
-        let target = if self.regression {
-            let w = self.value_width;
-            Target::Values(self.values[index * w..(index + 1) * w].to_vec())
-        } else {
-            Target::Class(self.labels[index])
-        };
-        Ok((Cow::Borrowed(&self.item_shape), target))
+        let width = self.width();
+        extend_range(&mut batch.data, &self.data, index * width..(index + 1) * width);
+        match self.value_rows(index) {
+            Some(r) => extend_range(&mut batch.values, &self.values, r),
+            None => batch.labels.push(self.labels[index]),
+        }
+        Ok(Cow::Borrowed(&self.item_shape))
     }
 
     fn classes(&self) -> &[String] {
@@ -312,9 +339,18 @@ impl Dataset for ImageDataset {
         })
     }
 
-    fn append_to(&self, index: usize, data: &mut Vec<f32>) -> Result<(Cow<'_, [usize]>, Target)> {
-        append_unit(self.pixels(index)?, data);
-        Ok((Cow::Borrowed(&self.shape), Target::Class(self.labels[index])))
+    fn append_to(&self, index: usize, batch: &mut BatchBuffers) -> Result<Cow<'_, [usize]>> {
+        let px = self.pixels(index)?;
+        match &mut batch.data {
+            Buffer::F32(data) => append_unit(px, data),
+            other => {
+                let mut unit = Vec::with_capacity(px.len());
+                append_unit(px, &mut unit);
+                extend_f32(other, &unit);
+            }
+        }
+        batch.labels.push(self.labels[index]);
+        Ok(Cow::Borrowed(&self.shape))
     }
 
     fn classes(&self) -> &[String] {
@@ -385,15 +421,23 @@ mod tests {
         let labelled = TensorDataset::new(&x, vec![2, 0, 1]).unwrap();
         let y = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]).unwrap();
         let regression = TensorDataset::regression(&x, &y).unwrap();
+        let f32s = |b: &Buffer| <f32 as nabla_core::Element>::slice(b).unwrap().to_vec();
         for d in [&ds as &dyn Dataset, &labelled, &regression] {
-            let mut data = vec![-1.0];
-            for i in 0..d.len() {
-                let (shape, target) = d.append_to(i, &mut data).unwrap();
-                let s = d.get(i).unwrap();
-                assert_eq!((shape.into_owned(), target), (s.shape, s.target));
-                assert_eq!(data[data.len() - s.data.len()..], s.data[..]);
+            // The same batch gathered by append_to and from get's samples, after a first value.
+            let (mut batch, mut via_get) = (BatchBuffers::new(DType::F32), BatchBuffers::new(DType::F32));
+            for b in [&mut batch, &mut via_get] {
+                b.data = Buffer::F32(vec![-1.0]);
             }
-            assert!(d.append_to(d.len(), &mut data).is_err());
+            for i in 0..d.len() {
+                let shape = d.append_to(i, &mut batch).unwrap();
+                let s = d.get(i).unwrap();
+                via_get.push(&s);
+                assert_eq!(shape.into_owned(), s.shape);
+                assert_eq!(f32s(&batch.data), f32s(&via_get.data));
+                assert_eq!(batch.labels, via_get.labels);
+                assert_eq!(f32s(&batch.values), f32s(&via_get.values));
+            }
+            assert!(d.append_to(d.len(), &mut batch).is_err());
         }
         // Pixels are b / 255 rounded once, as torchvision's ToTensor.
         let px = ds.get(0).unwrap().data;

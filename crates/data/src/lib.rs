@@ -24,6 +24,7 @@
 //!
 //! Map of the crate:
 //! - [`Dataset`], [`TensorDataset`], [`ImageDataset`] (`dataset.rs`): the trait and in-memory sets.
+//! - [`BatchBuffers`] (`buffers.rs`): a batch being gathered, in the data set's dtype (f32 or f64).
 //! - [`idx`]: IDX files and the MNIST family; [`FashionMnist`] (`fashion.rs`) finds or downloads it.
 //! - [`cifar`]: CIFAR-10/100 binary batches. [`ImageFolder`] (`folder.rs`): class subfolders.
 //! - [`CsvDataset`] (`csv.rs`): numeric tables with a target column.
@@ -34,6 +35,7 @@
 //! Every reader checks sizes against the bytes present before allocating, and reports bad
 //! input as a [`DataError`] naming the file and the problem.
 
+mod buffers;
 pub mod cifar;
 mod csv;
 mod dataset;
@@ -45,6 +47,7 @@ pub mod idx;
 mod loader;
 pub mod transforms;
 
+pub use buffers::BatchBuffers;
 pub use csv::{CsvDataset, CsvOptions, FeatureStats, Standardize, Task};
 pub use dataset::{Dataset, ImageDataset, ReadLimits, Sample, Target, TensorDataset};
 pub use error::{DataError, Result};

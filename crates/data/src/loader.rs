@@ -18,8 +18,9 @@
 //! *when* a batch is built, never *what* it holds, so 0 or N workers give identical batches,
 //! and a run resumed from a saved [`LoaderPosition`] sees the batches it would have seen.
 
+use crate::buffers::{extend_f32, reserve_exact, tensor};
 use crate::transforms::{Image, Transform};
-use crate::{DataError, Dataset, Result, Target};
+use crate::{BatchBuffers, DataError, Dataset, Result};
 use nabla_core::{Generator, Tensor};
 use std::borrow::Cow;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -55,7 +56,8 @@ impl LoaderPosition {
     }
 }
 
-/// One batch: inputs stacked along a new first dim, with labels or regression targets.
+/// One batch: inputs stacked along a new first dim, with labels or regression targets, in
+/// the data set's dtype.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// N × (sample shape): N×C×H×W for images, N×F for tables.
@@ -149,7 +151,8 @@ impl DataLoader {
         self
     }
 
-    /// A transform applied to every image sample (samples must be C×H×W).
+    /// A transform applied to every image sample (samples must be C×H×W; the transform
+    /// works on [`Dataset::get`]'s f32 sample, converted to the data set's dtype after).
     pub fn transform(mut self, t: impl Transform + 'static) -> Self {
         self.transform = Some(Arc::new(t));
         self
@@ -282,10 +285,9 @@ struct Plan {
 
 /// A batch before its tensors are made (built on worker threads).
 struct RawBatch {
-    data: Vec<f32>,
+    buffers: BatchBuffers,
     shape: Vec<usize>,
-    labels: Vec<usize>,
-    values: Option<(Vec<f32>, usize)>,
+    width: Option<usize>,
     indices: Vec<usize>,
 }
 
@@ -294,16 +296,16 @@ impl Plan {
         let lo = b * self.batch_size;
         let hi = (lo + self.batch_size).min(self.order.len());
         let indices = self.order[lo..hi].to_vec();
-        let mut data = Vec::new();
+        let mut batch = BatchBuffers::new(self.dataset.dtype());
         let mut shape: Option<Vec<usize>> = None;
-        let mut labels = Vec::with_capacity(indices.len());
-        let mut values: Vec<f32> = Vec::new();
+        batch.labels.reserve_exact(indices.len());
         let mut width = None;
         for (k, &i) in indices.iter().enumerate() {
+            let (labels_before, values_before) = (batch.labels.len(), batch.values.len());
             // Without a transform the sample goes straight from the data set into the
             // batch (no vector per sample); a transform needs the sample as an image.
-            let (sh, target) = match &self.transform {
-                None => self.dataset.append_to(i, &mut data)?,
+            let sh = match &self.transform {
+                None => self.dataset.append_to(i, &mut batch)?,
                 Some(t) => {
                     let s = self.dataset.get(i)?;
                     let chw: [usize; 3] = s.shape.as_slice().try_into().map_err(|_| {
@@ -315,14 +317,16 @@ impl Plan {
                     let mut rng = Generator::new(derive(&[self.seed, self.epoch, AUGMENT_TAG, b as u64, k as u64]));
                     let img = t.apply(Image::new(s.data, chw)?, &mut rng)?;
                     let sh = img.shape().to_vec();
-                    data.extend_from_slice(&img.data);
-                    (Cow::Owned(sh), s.target)
+                    extend_f32(&mut batch.data, &img.data);
+                    batch.push_target(&s.target);
+                    Cow::Owned(sh)
                 }
             };
             match &shape {
                 None => {
                     // One allocation for the whole batch, sized by its first sample.
-                    data.reserve_exact(data.len() * (indices.len() - 1));
+                    let first = batch.data.len();
+                    reserve_exact(&mut batch.data, first * (indices.len() - 1));
                     shape = Some(sh.into_owned());
                 }
                 Some(first) if first[..] != sh[..] => {
@@ -333,12 +337,11 @@ impl Plan {
                 }
                 Some(_) => {}
             }
-            match target {
-                Target::Class(c) if width.is_none() => labels.push(c),
-                Target::Values(v) if labels.is_empty() && width.is_none_or(|w| w == v.len()) => {
-                    width = Some(v.len());
-                    values.extend_from_slice(&v);
-                }
+            // The sample added one label, or one row of values as wide as the others'.
+            let (labels, values) = (batch.labels.len() - labels_before, batch.values.len() - values_before);
+            match (labels, values) {
+                (1, 0) if width.is_none() => {}
+                (0, w) if labels_before == 0 && width.is_none_or(|width| width == w) => width = Some(w),
                 _ => {
                     return Err(DataError::invalid(
                         "DataLoader",
@@ -350,10 +353,9 @@ impl Plan {
         let mut full = vec![indices.len()];
         full.extend(shape.unwrap_or_default());
         Ok(RawBatch {
-            data,
+            buffers: batch,
             shape: full,
-            labels,
-            values: width.map(|w| (values, w)),
+            width,
             indices,
         })
     }
@@ -362,13 +364,14 @@ impl Plan {
 impl RawBatch {
     fn into_batch(self) -> Result<Batch> {
         let n = self.indices.len();
-        let targets = match self.values {
-            Some((v, w)) => Some(Tensor::from_vec(v, &[n, w])?),
+        let BatchBuffers { data, labels, values } = self.buffers;
+        let targets = match self.width {
+            Some(w) => Some(tensor(values, &[n, w])?),
             None => None,
         };
         Ok(Batch {
-            inputs: Tensor::from_vec(self.data, &self.shape)?,
-            labels: self.labels,
+            inputs: tensor(data, &self.shape)?,
+            labels,
             targets,
             indices: self.indices,
         })

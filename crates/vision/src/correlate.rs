@@ -6,21 +6,21 @@
 //!
 //! ```
 //! use nabla_core::Tensor;
-//! use nabla_vision::{correlate1d, Border, Mode};
+//! use nabla_vision::{correlate1d, Border, Padding};
 //! // A 3-point moving average of a signal.
 //! let x = Tensor::from_vec(vec![3.0f64, 6.0, 9.0, 0.0], &[4])?;
 //! let k = Tensor::from_vec(vec![1.0f64 / 3.0; 3], &[3])?;
-//! let y = correlate1d(&x, &k, Mode::Valid, Border::Zero)?;
+//! let y = correlate1d(&x, &k, Padding::Valid, Border::Zero)?;
 //! assert_eq!(y.to_vec_f64(), vec![6.0, 5.0]);
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use crate::pad::{check_rank, flip2d, pad2d, Border, Mode};
+use crate::pad::{check_rank, flip2d, pad2d, Border, Padding};
 use nabla_core::{Conv2dOptions, Error, Result, Tensor};
 
 /// Correlate an image `[H, W]` or `[C, H, W]` (each channel alone) with a kernel
-/// `[kh, kw]`. The output keeps the input's rank; its size follows `mode`.
-pub fn correlate2d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> Result<Tensor> {
+/// `[kh, kw]`. The output keeps the input's rank; its size follows `padding`.
+pub fn correlate2d(x: &Tensor, kernel: &Tensor, padding: Padding, border: Border) -> Result<Tensor> {
     check_rank("correlate2d", x)?;
     if kernel.rank() != 2 || kernel.numel() == 0 {
         return Err(Error::invalid(
@@ -40,12 +40,12 @@ pub fn correlate2d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> R
     }
     let (kh, kw) = (kernel.shape()[0], kernel.shape()[1]);
     let (h, w) = (x.size(-2)?, x.size(-1)?);
-    if mode == Mode::Valid && (kh > h || kw > w) {
+    if padding == Padding::Valid && (kh > h || kw > w) {
         return Err(Error::shapes(
             "correlate2d",
             x.shape(),
             kernel.shape(),
-            "in valid mode the kernel must fit inside the image",
+            "with Valid padding the kernel must fit inside the image",
         ));
     }
     if h == 0 || w == 0 {
@@ -54,8 +54,8 @@ pub fn correlate2d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> R
             format!("empty image of shape {:?}", x.shape()),
         ));
     }
-    let (top, bottom) = mode.padding(kh);
-    let (left, right) = mode.padding(kw);
+    let (top, bottom) = padding.sizes(kh);
+    let (left, right) = padding.sizes(kw);
     let xp = pad2d(x, [top, bottom, left, right], border)?;
     let ho = xp.size(-2)? + 1 - kh;
     let wo = xp.size(-1)? + 1 - kw;
@@ -63,42 +63,42 @@ pub fn correlate2d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> R
 }
 
 /// Convolve an image with a kernel: correlation with the kernel flipped in both axes.
-pub fn convolve2d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> Result<Tensor> {
+pub fn convolve2d(x: &Tensor, kernel: &Tensor, padding: Padding, border: Border) -> Result<Tensor> {
     if kernel.rank() != 2 {
         return Err(Error::invalid(
             "convolve2d",
             format!("kernel must be a matrix [kh, kw], got shape {:?}", kernel.shape()),
         ));
     }
-    correlate2d(x, &flip2d(kernel)?, mode, border)
+    correlate2d(x, &flip2d(kernel)?, padding, border)
 }
 
 /// Correlate a signal `[L]` or `[C, L]` (each row alone) with a kernel `[k]`.
-pub fn correlate1d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> Result<Tensor> {
-    one_d("correlate1d", x, kernel, |x2, k2| correlate2d(x2, k2, mode, border))
+pub fn correlate1d(x: &Tensor, kernel: &Tensor, padding: Padding, border: Border) -> Result<Tensor> {
+    one_d("correlate1d", x, kernel, |x2, k2| correlate2d(x2, k2, padding, border))
 }
 
 /// Convolve a signal `[L]` or `[C, L]` with a kernel `[k]` (the kernel reversed).
-pub fn convolve1d(x: &Tensor, kernel: &Tensor, mode: Mode, border: Border) -> Result<Tensor> {
-    one_d("convolve1d", x, kernel, |x2, k2| convolve2d(x2, k2, mode, border))
+pub fn convolve1d(x: &Tensor, kernel: &Tensor, padding: Padding, border: Border) -> Result<Tensor> {
+    one_d("convolve1d", x, kernel, |x2, k2| convolve2d(x2, k2, padding, border))
 }
 
-/// Moving average of a signal over windows of `k` samples (`mode` Valid: only full windows).
-pub fn moving_average(x: &Tensor, k: usize, mode: Mode, border: Border) -> Result<Tensor> {
+/// Moving average of a signal over windows of `k` samples (`padding` Valid: only full windows).
+pub fn moving_average(x: &Tensor, k: usize, padding: Padding, border: Border) -> Result<Tensor> {
     if k == 0 {
         return Err(Error::invalid("moving_average", "window of 0 samples"));
     }
     let kernel = Tensor::full(&[k], 1.0 / k as f64, x.dtype());
-    correlate1d(x, &kernel, mode, border)
+    correlate1d(x, &kernel, padding, border)
 }
 
 /// Weighted moving average: the weights are scaled to sum to 1, then correlated.
-pub fn weighted_moving_average(x: &Tensor, weights: &Tensor, mode: Mode, border: Border) -> Result<Tensor> {
+pub fn weighted_moving_average(x: &Tensor, weights: &Tensor, padding: Padding, border: Border) -> Result<Tensor> {
     let total = weights.sum_all()?;
     if total.item()? == 0.0 {
         return Err(Error::invalid("weighted_moving_average", "weights sum to 0"));
     }
-    correlate1d(x, &weights.div(&total)?, mode, border)
+    correlate1d(x, &weights.div(&total)?, padding, border)
 }
 
 /// Lift a 1-D op to the 2-D one: signals become images of height 1.
@@ -233,56 +233,56 @@ mod tests {
         }
         let x = t(&img, &[4, 4]);
         let k = Tensor::full(&[3, 3], 1.0 / 9.0, DType::F64);
-        let y = correlate2d(&x, &k, Mode::Same, Border::Zero).unwrap();
+        let y = correlate2d(&x, &k, Padding::Same, Border::Zero).unwrap();
         let want = [
             1.0, 2.0, 2.0, 1.0, 2.0, 4.0, 4.0, 2.0, 2.0, 4.0, 4.0, 2.0, 1.0, 2.0, 2.0, 1.0,
         ];
         for (a, b) in y.to_vec_f64().iter().zip(want) {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
-        let v = correlate2d(&x, &k, Mode::Valid, Border::Zero).unwrap();
+        let v = correlate2d(&x, &k, Padding::Valid, Border::Zero).unwrap();
         assert_eq!(v.shape(), &[2, 2]);
         assert!(v.to_vec_f64().iter().all(|&a| (a - 4.0).abs() < 1e-12));
     }
 
     #[test]
-    fn same_mode_centres_an_odd_kernel() {
+    fn same_padding_centres_an_odd_kernel() {
         // A kernel with a single 1 at its centre reproduces the image in every border mode.
         let x = Tensor::randn(&[2, 5, 4], DType::F64, &mut Generator::new(3));
         let mut kv = vec![0.0; 25];
         kv[12] = 1.0;
         let k = t(&kv, &[5, 5]);
         for b in [Border::Zero, Border::Reflect, Border::Replicate] {
-            let y = correlate2d(&x, &k, Mode::Same, b).unwrap();
+            let y = correlate2d(&x, &k, Padding::Same, b).unwrap();
             assert_eq!(y.shape(), x.shape());
             assert_eq!(y.to_vec_f64(), x.to_vec_f64());
         }
         // One step to the right in the kernel reads one pixel to the right in the image.
         let shift = t(&[0.0, 0.0, 1.0], &[1, 3]);
-        let r = correlate2d(&t(&[1.0, 2.0, 3.0], &[1, 3]), &shift, Mode::Same, Border::Zero).unwrap();
+        let r = correlate2d(&t(&[1.0, 2.0, 3.0], &[1, 3]), &shift, Padding::Same, Border::Zero).unwrap();
         assert_eq!(r.to_vec_f64(), vec![2.0, 3.0, 0.0]);
     }
 
     #[test]
-    fn matches_the_definition_in_every_mode() {
+    fn matches_the_definition_for_every_padding() {
         let (h, w, kh, kw) = (5, 6, 3, 4);
         let x = Tensor::randn(&[h, w], DType::F64, &mut Generator::new(1));
         let k = Tensor::randn(&[kh, kw], DType::F64, &mut Generator::new(2));
         let full = naive_full_corr(&x.to_vec_f64(), h, w, &k.to_vec_f64(), kh, kw);
         let wf = w + kw - 1;
-        for (mode, (r0, c0), (ho, wo)) in [
-            (Mode::Full, (0, 0), (h + kh - 1, w + kw - 1)),
-            (Mode::Valid, (kh - 1, kw - 1), (h - kh + 1, w - kw + 1)),
+        for (padding, (r0, c0), (ho, wo)) in [
+            (Padding::Full, (0, 0), (h + kh - 1, w + kw - 1)),
+            (Padding::Valid, (kh - 1, kw - 1), (h - kh + 1, w - kw + 1)),
             // Same: top pad (kh−1)/2 = 1, left pad (kw−1)/2 = 1 of the full pad 2 and 3.
-            (Mode::Same, (1, 2), (h, w)),
+            (Padding::Same, (1, 2), (h, w)),
         ] {
-            let y = correlate2d(&x, &k, mode, Border::Zero).unwrap();
-            assert_eq!(y.shape(), &[ho, wo], "{mode:?}");
+            let y = correlate2d(&x, &k, padding, Border::Zero).unwrap();
+            assert_eq!(y.shape(), &[ho, wo], "{padding:?}");
             let got = y.to_vec_f64();
             for i in 0..ho {
                 for j in 0..wo {
                     let want = full[(i + r0) * wf + j + c0];
-                    assert!((got[i * wo + j] - want).abs() < 1e-12, "{mode:?} ({i},{j})");
+                    assert!((got[i * wo + j] - want).abs() < 1e-12, "{padding:?} ({i},{j})");
                 }
             }
         }
@@ -293,15 +293,15 @@ mod tests {
         let x = Tensor::randn(&[2, 6, 7], DType::F64, &mut Generator::new(4));
         let k = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
         let flipped = t(&[6.0, 5.0, 4.0, 3.0, 2.0, 1.0], &[2, 3]);
-        for mode in [Mode::Valid, Mode::Same, Mode::Full] {
-            let c = convolve2d(&x, &k, mode, Border::Reflect).unwrap();
-            let r = correlate2d(&x, &flipped, mode, Border::Reflect).unwrap();
+        for padding in [Padding::Valid, Padding::Same, Padding::Full] {
+            let c = convolve2d(&x, &k, padding, Border::Reflect).unwrap();
+            let r = correlate2d(&x, &flipped, padding, Border::Reflect).unwrap();
             assert_eq!(c.shape(), r.shape());
             assert_eq!(c.to_vec_f64(), r.to_vec_f64());
         }
         // An asymmetric kernel makes the two differ.
-        let c = convolve2d(&x, &k, Mode::Valid, Border::Zero).unwrap().to_vec_f64();
-        let r = correlate2d(&x, &k, Mode::Valid, Border::Zero).unwrap().to_vec_f64();
+        let c = convolve2d(&x, &k, Padding::Valid, Border::Zero).unwrap().to_vec_f64();
+        let r = correlate2d(&x, &k, Padding::Valid, Border::Zero).unwrap().to_vec_f64();
         assert_ne!(c, r);
     }
 
@@ -312,7 +312,7 @@ mod tests {
         let x = t(&img, &[7, 7]);
         let kv: Vec<f64> = (1..=9).map(f64::from).collect();
         let k = t(&kv, &[3, 3]);
-        let y = convolve2d(&x, &k, Mode::Same, Border::Zero).unwrap().to_vec_f64();
+        let y = convolve2d(&x, &k, Padding::Same, Border::Zero).unwrap().to_vec_f64();
         for a in 0..3 {
             for b in 0..3 {
                 assert_eq!(y[(2 + a) * 7 + 2 + b], kv[a * 3 + b]);
@@ -320,11 +320,11 @@ mod tests {
         }
         assert_eq!(y.iter().sum::<f64>(), 45.0);
         // Correlation gives the kernel upside down and mirrored.
-        let r = correlate2d(&x, &k, Mode::Same, Border::Zero).unwrap().to_vec_f64();
+        let r = correlate2d(&x, &k, Padding::Same, Border::Zero).unwrap().to_vec_f64();
         assert_eq!(r[2 * 7 + 2], 9.0);
         assert_eq!(r[4 * 7 + 4], 1.0);
-        // In full mode the impulse at the origin of a 1×1 image gives exactly the kernel.
-        let one = convolve2d(&t(&[1.0], &[1, 1]), &k, Mode::Full, Border::Zero).unwrap();
+        // With Full padding the impulse at the origin of a 1×1 image gives exactly the kernel.
+        let one = convolve2d(&t(&[1.0], &[1, 1]), &k, Padding::Full, Border::Zero).unwrap();
         assert_eq!(one.to_vec_f64(), kv);
     }
 
@@ -332,7 +332,7 @@ mod tests {
     fn border_modes_change_only_the_edges() {
         let x = t(&[1.0, 2.0, 3.0, 4.0], &[1, 4]);
         let k = t(&[1.0, 1.0, 1.0], &[1, 3]);
-        let run = |b| correlate2d(&x, &k, Mode::Same, b).unwrap().to_vec_f64();
+        let run = |b| correlate2d(&x, &k, Padding::Same, b).unwrap().to_vec_f64();
         assert_eq!(run(Border::Zero), vec![3.0, 6.0, 9.0, 7.0]);
         assert_eq!(run(Border::Replicate), vec![4.0, 6.0, 9.0, 11.0]);
         assert_eq!(run(Border::Reflect), vec![5.0, 6.0, 9.0, 10.0]);
@@ -341,22 +341,22 @@ mod tests {
     #[test]
     fn signals_moving_averages() {
         let x = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[6]);
-        let m = moving_average(&x, 3, Mode::Valid, Border::Zero).unwrap();
+        let m = moving_average(&x, 3, Padding::Valid, Border::Zero).unwrap();
         for (a, b) in m.to_vec_f64().iter().zip([2.0, 3.0, 4.0, 5.0]) {
             assert!((a - b).abs() < 1e-12);
         }
-        let w = weighted_moving_average(&x, &t(&[1.0, 2.0, 1.0], &[3]), Mode::Same, Border::Replicate).unwrap();
+        let w = weighted_moving_average(&x, &t(&[1.0, 2.0, 1.0], &[3]), Padding::Same, Border::Replicate).unwrap();
         let want = [1.25, 2.0, 3.0, 4.0, 5.0, 5.75];
         for (a, b) in w.to_vec_f64().iter().zip(want) {
             assert!((a - b).abs() < 1e-12);
         }
         // Convolution reverses a 1-D kernel: [0, 0, 1] then delays rather than advances.
-        let d = convolve1d(&x, &t(&[0.0, 0.0, 1.0], &[3]), Mode::Same, Border::Zero).unwrap();
+        let d = convolve1d(&x, &t(&[0.0, 0.0, 1.0], &[3]), Padding::Same, Border::Zero).unwrap();
         assert_eq!(d.to_vec_f64(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
         let two = correlate1d(
             &t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]),
             &t(&[1.0, -1.0], &[2]),
-            Mode::Valid,
+            Padding::Valid,
             Border::Zero,
         )
         .unwrap();
@@ -367,12 +367,12 @@ mod tests {
     #[test]
     fn bad_inputs_are_errors() {
         let x = t(&[1.0; 4], &[2, 2]);
-        assert!(correlate2d(&x, &t(&[1.0; 9], &[3, 3]), Mode::Valid, Border::Zero).is_err());
-        assert!(correlate2d(&x, &t(&[1.0; 3], &[3]), Mode::Same, Border::Zero).is_err());
-        assert!(correlate2d(&t(&[1.0; 4], &[4]), &t(&[1.0], &[1, 1]), Mode::Same, Border::Zero).is_err());
+        assert!(correlate2d(&x, &t(&[1.0; 9], &[3, 3]), Padding::Valid, Border::Zero).is_err());
+        assert!(correlate2d(&x, &t(&[1.0; 3], &[3]), Padding::Same, Border::Zero).is_err());
+        assert!(correlate2d(&t(&[1.0; 4], &[4]), &t(&[1.0], &[1, 1]), Padding::Same, Border::Zero).is_err());
         let f32k = Tensor::ones(&[1, 1], DType::F32);
-        assert!(correlate2d(&x, &f32k, Mode::Same, Border::Zero).is_err());
-        assert!(moving_average(&t(&[1.0], &[1]), 0, Mode::Same, Border::Zero).is_err());
+        assert!(correlate2d(&x, &f32k, Padding::Same, Border::Zero).is_err());
+        assert!(moving_average(&t(&[1.0], &[1]), 0, Padding::Same, Border::Zero).is_err());
     }
 
     #[test]
@@ -404,17 +404,17 @@ mod tests {
     fn gradients_reach_image_and_kernel() {
         let x = Tensor::randn(&[2, 4, 5], DType::F64, &mut Generator::new(5));
         let k = Tensor::randn(&[3, 2], DType::F64, &mut Generator::new(6));
-        for (mode, border) in [
-            (Mode::Same, Border::Reflect),
-            (Mode::Full, Border::Zero),
-            (Mode::Valid, Border::Replicate),
+        for (padding, border) in [
+            (Padding::Same, Border::Reflect),
+            (Padding::Full, Border::Zero),
+            (Padding::Valid, Border::Replicate),
         ] {
-            gradcheck(|v| correlate2d(&v[0], &v[1], mode, border), &[x.clone(), k.clone()]).unwrap();
-            gradcheck(|v| convolve2d(&v[0], &v[1], mode, border), &[x.clone(), k.clone()]).unwrap();
+            gradcheck(|v| correlate2d(&v[0], &v[1], padding, border), &[x.clone(), k.clone()]).unwrap();
+            gradcheck(|v| convolve2d(&v[0], &v[1], padding, border), &[x.clone(), k.clone()]).unwrap();
         }
         let s = Tensor::randn(&[7], DType::F64, &mut Generator::new(7));
         gradcheck(
-            |v| correlate1d(&v[0], &v[1], Mode::Same, Border::Reflect),
+            |v| correlate1d(&v[0], &v[1], Padding::Same, Border::Reflect),
             &[s, t(&[0.2, 0.5, 0.3], &[3])],
         )
         .unwrap();

@@ -2,18 +2,18 @@
 //!
 //! ```
 //! use nabla_core::{DType, Tensor};
-//! use nabla_vision::{box_kernel, correlate2d, Border, Mode};
+//! use nabla_vision::{box_kernel, correlate2d, Border, Padding};
 //! // A bright pixel spread by a 3×3 moving average.
 //! let mut v = vec![0.0f64; 9];
 //! v[4] = 9.0;
 //! let img = Tensor::from_vec(v, &[3, 3])?;
-//! let out = correlate2d(&img, &box_kernel(3, DType::F64)?, Mode::Same, Border::Zero)?;
+//! let out = correlate2d(&img, &box_kernel(3, DType::F64)?, Padding::Same, Border::Zero)?;
 //! assert!(out.to_vec_f64().iter().all(|&p| (p - 1.0).abs() < 1e-12));
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 //!
 //! Map of the crate:
-//! - `pad.rs`: [`Border`] modes, output [`Mode`]s, [`pad2d`], [`flip2d`].
+//! - `pad.rs`: [`Border`] modes, output [`Padding`]s, [`pad2d`], [`flip2d`].
 //! - `correlate.rs`: [`correlate2d`], [`convolve2d`] and their 1-D versions for signals.
 //! - `kernels.rs`: box, Gaussian, Sobel, Laplacian, sharpen; [`KernelSpec`] names.
 //! - `matching.rs`: normalized cross-correlation, [`best_matches`] with non-maximum suppression.
@@ -26,4 +26,4 @@ mod pad;
 pub use correlate::{convolve1d, convolve2d, correlate1d, correlate2d, moving_average, weighted_moving_average};
 pub use kernels::{box_kernel, gaussian_kernel, gaussian_size, laplacian, sharpen, sobel_x, sobel_y, KernelSpec};
 pub use matching::{best_matches, match_template, normalized_cross_correlation, window_sum2d, Match};
-pub use pad::{flip2d, pad2d, Border, Mode};
+pub use pad::{flip2d, pad2d, Border, Padding};

@@ -24,9 +24,10 @@ pub enum Border {
     Replicate,
 }
 
-/// Which outputs of a sliding window are kept.
+/// Which outputs of a sliding window are kept, set by how far the input is padded (scipy's
+/// `mode`, PyTorch's `padding="valid"/"same"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
+pub enum Padding {
     /// Only positions where the kernel lies wholly inside the image: `n − k + 1`.
     Valid,
     /// As many outputs as inputs; an odd kernel's centre sits on the output pixel.
@@ -36,15 +37,15 @@ pub enum Mode {
     Full,
 }
 
-impl Mode {
-    /// Padding `(before, after)` along a dim for a kernel of size `k`.
-    pub fn padding(self, k: usize) -> (usize, usize) {
+impl Padding {
+    /// The padding `(before, after)` along a dim for a kernel of size `k`.
+    pub fn sizes(self, k: usize) -> (usize, usize) {
         let total = k.saturating_sub(1);
         match self {
-            Mode::Valid => (0, 0),
+            Padding::Valid => (0, 0),
             // Even kernels put the extra pixel after, as PyTorch's padding="same" does.
-            Mode::Same => (total / 2, total - total / 2),
-            Mode::Full => (total, total),
+            Padding::Same => (total / 2, total - total / 2),
+            Padding::Full => (total, total),
         }
     }
 }
@@ -64,16 +65,16 @@ impl std::str::FromStr for Border {
     }
 }
 
-impl std::str::FromStr for Mode {
+impl std::str::FromStr for Padding {
     type Err = Error;
-    fn from_str(s: &str) -> Result<Mode> {
+    fn from_str(s: &str) -> Result<Padding> {
         match s {
-            "valid" => Ok(Mode::Valid),
-            "same" => Ok(Mode::Same),
-            "full" => Ok(Mode::Full),
+            "valid" => Ok(Padding::Valid),
+            "same" => Ok(Padding::Same),
+            "full" => Ok(Padding::Full),
             _ => Err(Error::invalid(
-                "mode",
-                format!("unknown mode {s:?}: use valid, same or full"),
+                "padding",
+                format!("unknown padding {s:?}: use valid, same or full"),
             )),
         }
     }
@@ -191,13 +192,13 @@ mod tests {
     }
 
     #[test]
-    fn mode_padding() {
-        assert_eq!(Mode::Same.padding(3), (1, 1));
-        assert_eq!(Mode::Same.padding(4), (1, 2));
-        assert_eq!(Mode::Full.padding(3), (2, 2));
-        assert_eq!(Mode::Valid.padding(5), (0, 0));
+    fn padding_sizes() {
+        assert_eq!(Padding::Same.sizes(3), (1, 1));
+        assert_eq!(Padding::Same.sizes(4), (1, 2));
+        assert_eq!(Padding::Full.sizes(3), (2, 2));
+        assert_eq!(Padding::Valid.sizes(5), (0, 0));
         assert!("wrap".parse::<Border>().is_err());
-        assert_eq!("full".parse::<Mode>().unwrap(), Mode::Full);
+        assert_eq!("full".parse::<Padding>().unwrap(), Padding::Full);
     }
 
     #[test]

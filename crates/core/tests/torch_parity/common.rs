@@ -139,7 +139,7 @@ fn read_safetensors(path: &std::path::Path) -> Result<HashMap<String, Stored>, S
 
 impl Case {
     fn from_entry(dir: &std::path::Path, e: &Value) -> Result<Case, String> {
-        let name = e["name"].as_str().ok_or("a manifest case has no name")?.to_string();
+        let name = e["name"].as_str().ok_or("a manifest case has no name")?;
         let file = dir.join(format!("{name}.safetensors"));
         // Scheduler cases live in the manifest alone.
         let tensors = if file.exists() {
@@ -147,6 +147,17 @@ impl Case {
         } else {
             Err(format!("no tensor file {}", file.display()))
         };
+        Case::with_tensors(e, tensors)
+    }
+
+    /// A case from a manifest entry and its tensors held in memory (for tests that make
+    /// their own case, e.g. one PyTorch's fixtures do not have, derived from one they do).
+    pub fn from_parts(e: &Value, tensors: HashMap<String, Stored>) -> Result<Case, String> {
+        Case::with_tensors(e, Ok(tensors))
+    }
+
+    fn with_tensors(e: &Value, tensors: Result<HashMap<String, Stored>, String>) -> Result<Case, String> {
+        let name = e["name"].as_str().ok_or("a manifest case has no name")?.to_string();
         Ok(Case {
             op: e["op"].as_str().unwrap_or_default().to_string(),
             attrs: e["attrs"].clone(),

@@ -1,6 +1,6 @@
 //! The loader: order, shuffles, drop_last, workers, determinism and resuming.
 
-use nabla_core::Tensor;
+use nabla_core::{DType, Tensor};
 use nabla_data::transforms::{Compose, Normalize, RandomAffine, RandomCrop, RandomHorizontalFlip};
 use nabla_data::{
     Batch, CsvDataset, CsvOptions, DataError, DataLoader, Dataset, LoaderPosition, Result, Sample, Target,
@@ -227,4 +227,52 @@ fn tables_batch_as_rows_with_regression_targets() {
     let loader = DataLoader::new(ds, 2).unwrap().transform(augment());
     let e = loader.epoch(0).next().unwrap().unwrap_err();
     assert!(e.to_string().contains("C×H×W"), "{e}");
+}
+
+#[test]
+fn f64_data_sets_batch_in_f64() {
+    // Values f32 cannot hold, so any pass through f32 would change them.
+    let n = 10;
+    let x: Vec<f64> = (0..n * 3).map(|i| 1.0 + i as f64 * 1e-10).collect();
+    let y: Vec<f64> = (0..n * 2).map(|i| -0.1 - i as f64 * 1e-12).collect();
+    assert!(x[1..].iter().chain(&y).all(|&v| v as f32 as f64 != v));
+    let xt = Tensor::from_vec(x.clone(), &[n, 3]).unwrap();
+    let yt = Tensor::from_vec(y.clone(), &[n, 2]).unwrap();
+    let regression = TensorDataset::regression(&xt, &yt).unwrap();
+    let labelled = TensorDataset::new(&xt, (0..n).map(|i| i % 4).collect()).unwrap();
+    assert_eq!((regression.dtype(), labelled.dtype()), (DType::F64, DType::F64));
+    for workers in [0, 2] {
+        for ds in [&regression, &labelled] {
+            let loader = DataLoader::new(ds.clone(), 4)
+                .unwrap()
+                .shuffle(true)
+                .seed(3)
+                .num_workers(workers);
+            let mut seen = Vec::new();
+            for b in loader.epoch(1) {
+                let b = b.unwrap();
+                assert_eq!(b.inputs.dtype(), DType::F64);
+                let xs = b.inputs.to_vec::<f64>().unwrap();
+                for (k, &i) in b.indices.iter().enumerate() {
+                    assert_eq!(xs[k * 3..k * 3 + 3], x[i * 3..i * 3 + 3]);
+                }
+                match b.targets {
+                    Some(t) => {
+                        assert_eq!(t.dtype(), DType::F64);
+                        let ts = t.to_vec::<f64>().unwrap();
+                        for (k, &i) in b.indices.iter().enumerate() {
+                            assert_eq!(ts[k * 2..k * 2 + 2], y[i * 2..i * 2 + 2]);
+                        }
+                    }
+                    None => assert_eq!(b.labels, b.indices.iter().map(|i| i % 4).collect::<Vec<_>>()),
+                }
+                seen.extend(b.indices);
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>());
+        }
+    }
+    // f32 data sets keep giving f32 batches.
+    let b = DataLoader::new(images(2), 2).unwrap().epoch(0).next().unwrap().unwrap();
+    assert_eq!((images(2).dtype(), b.inputs.dtype()), (DType::F32, DType::F32));
 }

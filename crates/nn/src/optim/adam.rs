@@ -1,26 +1,31 @@
-//! Adam: adaptive moment estimation, with optional AMSGrad and L2 weight decay.
+//! Adam and AdamW: adaptive moment estimation, with optional AMSGrad and weight decay.
 //!
 //! PyTorch's update (`torch.optim.Adam`), step t, gradient g, parameter p:
 //! g ← g + λp; m ← lerp(m, g, 1 − β₁); v ← β₂v + (1 − β₂)g²;
 //! (AMSGrad: v̂ ← max(v̂, v), used in place of v below);
 //! p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
-//! [`AdamW`](super::AdamW) runs the same update with the decay decoupled: p ← p(1 − lr·λ) first.
+//! [`AdamW`] (`torch.optim.AdamW`, Loshchilov & Hutter) runs the same update with the decay
+//! decoupled: p ← p(1 − lr·λ) first, and no λp in g. As in PyTorch, where AdamW is Adam with
+//! `decoupled_weight_decay=True`, the two are one options struct, [`AdamConfig`], whose
+//! constant says which decay it applies.
 
-use super::{for_each_param, lerp, with_slices, OptimizerState, ParamGroup, ParamGroups, StateStore};
-use super::{GroupSettings, Optimizer, ParamState};
+use super::{lerp, with_slices, ElementwiseOptimizer, GroupSettings, ParamState, UpdateRule};
 use crate::{Error, Result};
-use nabla_core::{DType, Element, Gradients, Tensor};
+use nabla_core::{Element, Tensor};
 
-/// Settings of [`Adam`]; the defaults are PyTorch's.
+/// Settings of [`Adam`] (`DECOUPLED` false: L2 decay added to the gradient) and of [`AdamW`]
+/// (`DECOUPLED` true: decoupled decay); written [`AdamOptions`] and [`AdamWOptions`].
+/// The defaults are PyTorch's, which differ only in the weight decay (0 and 1e-2).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamOptions {
+pub struct AdamConfig<const DECOUPLED: bool> {
     /// Learning rate (default 1e-3).
     pub lr: f64,
     /// Decay rates of the first and second moment estimates (default (0.9, 0.999)).
     pub betas: (f64, f64),
     /// Added to the denominator for stability (default 1e-8).
     pub eps: f64,
-    /// L2 penalty λ added to the gradient (default 0).
+    /// Weight decay λ: an L2 penalty added to the gradient (Adam, default 0), or the
+    /// decoupled shrinking of the parameter (AdamW, default 1e-2).
     pub weight_decay: f64,
     /// Use the running maximum of the second moment (AMSGrad).
     pub amsgrad: bool,
@@ -28,13 +33,19 @@ pub struct AdamOptions {
     pub maximize: bool,
 }
 
-impl Default for AdamOptions {
+/// Settings of [`Adam`]: weight decay as an L2 penalty on the gradient.
+pub type AdamOptions = AdamConfig<false>;
+
+/// Settings of [`AdamW`]: decoupled weight decay (note the default of 1e-2).
+pub type AdamWOptions = AdamConfig<true>;
+
+impl<const DECOUPLED: bool> Default for AdamConfig<DECOUPLED> {
     fn default() -> Self {
-        AdamOptions {
+        AdamConfig {
             lr: 1e-3,
             betas: (0.9, 0.999),
             eps: 1e-8,
-            weight_decay: 0.0,
+            weight_decay: if DECOUPLED { 1e-2 } else { 0.0 },
             amsgrad: false,
             maximize: false,
         }
@@ -42,57 +53,51 @@ impl Default for AdamOptions {
 }
 
 /// Adam (`torch.optim.Adam`).
-#[derive(Clone, Debug)]
-pub struct Adam {
-    opts: AdamOptions,
-    decoupled: bool,
-    groups: ParamGroups,
-    state: StateStore,
-}
+pub type Adam = ElementwiseOptimizer<AdamOptions>;
 
-impl Adam {
-    /// Adam over one group of parameters.
-    pub fn new(params: Vec<Tensor>, opts: AdamOptions) -> Result<Self> {
-        Self::with_groups(vec![ParamGroup::new(params)], opts)
+/// AdamW (`torch.optim.AdamW`): Adam with decoupled weight decay.
+pub type AdamW = ElementwiseOptimizer<AdamWOptions>;
+
+impl<const DECOUPLED: bool> UpdateRule for AdamConfig<DECOUPLED> {
+    const NAME: &'static str = if DECOUPLED { "AdamW" } else { "Adam" };
+
+    fn lr(&self) -> f64 {
+        self.lr
     }
 
-    /// Adam over several groups; a group's own lr and weight decay override `opts`'.
-    pub fn with_groups(groups: Vec<ParamGroup>, opts: AdamOptions) -> Result<Self> {
-        Self::build("Adam", groups, opts, false)
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
     }
 
-    /// Adam with L2 decay (`decoupled` false) or AdamW's decoupled decay.
-    pub(crate) fn build(op: &'static str, groups: Vec<ParamGroup>, opts: AdamOptions, decoupled: bool) -> Result<Self> {
-        let (b1, b2) = opts.betas;
+    fn check(&self) -> Result<()> {
+        let op = Self::NAME;
+        let (b1, b2) = self.betas;
         for (what, b) in [("beta1", b1), ("beta2", b2)] {
             if !(0.0..1.0).contains(&b) {
                 return Err(Error::Config(format!("{op}: invalid {what} {b} (must be in [0, 1))")));
             }
         }
-        if !(opts.eps >= 0.0 && opts.eps.is_finite()) {
-            return Err(Error::Config(format!("{op}: invalid eps {}", opts.eps)));
+        if !(self.eps >= 0.0 && self.eps.is_finite()) {
+            return Err(Error::Config(format!("{op}: invalid eps {}", self.eps)));
         }
-        let mut names = vec!["exp_avg", "exp_avg_sq"];
-        if opts.amsgrad {
-            names.push("max_exp_avg_sq");
-        }
-        Ok(Adam {
-            groups: ParamGroups::new(op, groups, opts.lr, opts.weight_decay)?,
-            state: StateStore::new(op, names),
-            opts,
-            decoupled,
-        })
+        Ok(())
     }
 
-    /// The settings this optimizer was made with (lr and weight decay live in the groups).
-    pub fn options(&self) -> &AdamOptions {
-        &self.opts
+    fn buffers(&self) -> Vec<&'static str> {
+        let mut names = vec!["exp_avg", "exp_avg_sq"];
+        if self.amsgrad {
+            names.push("max_exp_avg_sq");
+        }
+        names
+    }
+
+    fn update<T: Element>(&self, s: GroupSettings, p: &Tensor, g: &Tensor, st: &mut ParamState) -> Result<()> {
+        update::<T, DECOUPLED>(self, s, p, g, st)
     }
 }
 
-fn update<T: Element>(
-    o: &AdamOptions,
-    decoupled: bool,
+fn update<T: Element, const DECOUPLED: bool>(
+    o: &AdamConfig<DECOUPLED>,
     s: GroupSettings,
     p: &Tensor,
     g: &Tensor,
@@ -101,76 +106,77 @@ fn update<T: Element>(
     let (b1, b2) = o.betas;
     let t = st.step as f64;
     // Scalars are formed in f64 and rounded once, as PyTorch passes Python floats to its kernels.
-    let step_size = T::from_f64(s.lr / (1.0 - b1.powf(t)));
-    let bc2_sqrt = T::from_f64((1.0 - b2.powf(t)).sqrt());
-    let (w1, tb2, w2) = (T::from_f64(1.0 - b1), T::from_f64(b2), T::from_f64(1.0 - b2));
-    let eps = T::from_f64(o.eps);
-    let l2 = (!decoupled && s.weight_decay != 0.0).then(|| T::from_f64(s.weight_decay));
-    let shrink = (decoupled && s.weight_decay != 0.0).then(|| T::from_f64(1.0 - s.lr * s.weight_decay));
-    let sign = if o.maximize { -T::ONE } else { T::ONE };
+    let c = Coefs {
+        neg_step: -T::from_f64(s.lr / (1.0 - b1.powf(t))),
+        bc2_sqrt: T::from_f64((1.0 - b2.powf(t)).sqrt()),
+        w1: T::from_f64(1.0 - b1),
+        b2: T::from_f64(b2),
+        w2: T::from_f64(1.0 - b2),
+        eps: T::from_f64(o.eps),
+        wd: T::from_f64(s.weight_decay),
+        shrink: T::from_f64(1.0 - s.lr * s.weight_decay),
+        sign: if o.maximize { -T::ONE } else { T::ONE },
+    };
+    let decay = s.weight_decay != 0.0;
     if !(2..=3).contains(&st.bufs.len()) {
         return Err(Error::State(format!(
-            "Adam: {} moment buffers, expected 2 or 3",
+            "{}: {} moment buffers, expected 2 or 3",
+            AdamConfig::<DECOUPLED>::NAME,
             st.bufs.len()
         )));
     }
-    with_slices::<T>(p, g, st, |p, g, bufs| {
-        let (m, v, vmax) = match bufs {
-            [m, v] => (m, v, None),
-            [m, v, vmax] => (m, v, Some(vmax)),
-            _ => unreachable!("buffer count checked above"),
-        };
-        let mut vmax = vmax.map(|b| b.iter_mut());
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            if let Some(c) = shrink {
-                *p = *p * c;
-            }
-            let mut d = sign * g;
-            if let Some(wd) = l2 {
-                d += wd * *p;
-            }
-            *m = lerp(*m, d, w1);
-            *v = *v * tb2 + w2 * (d * d);
-            let second = match vmax.as_mut().and_then(|it| it.next()) {
-                Some(vm) => {
-                    *vm = vm.max_nan(*v);
-                    *vm
-                }
-                None => *v,
-            };
-            let denom = second.sqrt() / bc2_sqrt + eps;
-            *p += (-step_size) * (*m / denom);
+    with_slices::<T>(p, g, st, |p, g, bufs| match bufs {
+        // One branch-free pass per case, so each loop vectorizes.
+        [m, v] if decay => pass::<T, DECOUPLED, true, false>(&c, p, g, m, v, &mut []),
+        [m, v] => pass::<T, DECOUPLED, false, false>(&c, p, g, m, v, &mut []),
+        [m, v, vmax] if decay => pass::<T, DECOUPLED, true, true>(&c, p, g, m, v, vmax),
+        [m, v, vmax] => pass::<T, DECOUPLED, false, true>(&c, p, g, m, v, vmax),
+        _ => unreachable!("buffer count checked above"),
+    })
+}
+
+/// The step's scalars, rounded once to the parameter's type.
+struct Coefs<T> {
+    neg_step: T,
+    bc2_sqrt: T,
+    w1: T,
+    b2: T,
+    w2: T,
+    eps: T,
+    wd: T,
+    shrink: T,
+    sign: T,
+}
+
+/// The update of one parameter; the flags are constants so the loop has no branches.
+fn pass<T: Element, const DECOUPLED: bool, const DECAY: bool, const AMSGRAD: bool>(
+    c: &Coefs<T>,
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    vmax: &mut [T],
+) {
+    let n = p.len().min(g.len()).min(m.len()).min(v.len());
+    let (p, g, m, v) = (&mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
+    let vmax = if AMSGRAD { &mut vmax[..n] } else { vmax };
+    for i in 0..n {
+        if DECAY && DECOUPLED {
+            p[i] = p[i] * c.shrink;
         }
-    })
-}
-
-/// One Adam or AdamW step over every parameter with a gradient.
-pub(crate) fn step(a: &mut Adam, grads: &Gradients) -> Result<()> {
-    let (o, dec) = (a.opts, a.decoupled);
-    for_each_param(&a.groups, &mut a.state, grads, |p, g, st, s| match p.dtype() {
-        DType::F32 => update::<f32>(&o, dec, s, p, g, st),
-        DType::F64 => update::<f64>(&o, dec, s, p, g, st),
-    })
-}
-
-impl Optimizer for Adam {
-    fn step(&mut self, grads: &Gradients) -> Result<()> {
-        step(self, grads)
-    }
-
-    fn param_groups(&self) -> &ParamGroups {
-        &self.groups
-    }
-
-    fn param_groups_mut(&mut self) -> &mut ParamGroups {
-        &mut self.groups
-    }
-
-    fn state_dict(&self) -> Result<OptimizerState> {
-        self.state.save(&self.groups)
-    }
-
-    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
-        self.state.load(&mut self.groups, state)
+        let mut d = c.sign * g[i];
+        if DECAY && !DECOUPLED {
+            d += c.wd * p[i];
+        }
+        m[i] = lerp(m[i], d, c.w1);
+        v[i] = v[i] * c.b2 + c.w2 * (d * d);
+        let second = if AMSGRAD {
+            vmax[i] = vmax[i].max_nan(v[i]);
+            vmax[i]
+        } else {
+            v[i]
+        };
+        let denom = second.sqrt() / c.bc2_sqrt + c.eps;
+        p[i] += c.neg_step * (m[i] / denom);
     }
 }

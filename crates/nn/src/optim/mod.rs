@@ -14,6 +14,11 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 //!
+//! The four share one core, [`ElementwiseOptimizer`]: each algorithm's options struct is
+//! its update rule, and `Sgd` is `ElementwiseOptimizer<SgdOptions>` (and so on). AdamW is
+//! Adam with the weight decay decoupled, as in PyTorch: [`AdamOptions`] and
+//! [`AdamWOptions`] are one struct, [`AdamConfig`], told apart by a constant.
+//!
 //! Parameters are leaf tensors updated in place (their storage is shared with the model),
 //! one pass over the slices per parameter and step; no graph is recorded. A parameter
 //! with no gradient in the store is skipped, as PyTorch skips `grad is None`.
@@ -23,16 +28,17 @@
 //! (`state.<i>.step`, `group.<g>.lr`, `group.<g>.weight_decay`, `group.<g>.params`).
 
 mod adam;
-mod adamw;
 mod rmsprop;
+mod rule;
 mod sgd;
 mod slices;
 
-pub use adam::{Adam, AdamOptions};
-pub use adamw::{AdamW, AdamWOptions};
+pub use adam::{Adam, AdamConfig, AdamOptions, AdamW, AdamWOptions};
 pub use rmsprop::{RMSprop, RMSpropOptions};
+pub use rule::ElementwiseOptimizer;
 pub use sgd::{Sgd, SgdOptions};
 
+pub(crate) use rule::{GroupSettings, ParamState, UpdateRule};
 pub(crate) use slices::with_slices;
 
 use crate::{Error, Result};
@@ -287,13 +293,6 @@ pub trait Optimizer {
     }
 }
 
-/// The running state of one parameter: its step count and its buffers.
-#[derive(Clone, Debug)]
-pub(crate) struct ParamState {
-    pub step: u64,
-    pub bufs: Vec<Buffer>,
-}
-
 /// Per-parameter state of an optimizer, created at a parameter's first update.
 #[derive(Clone, Debug)]
 pub(crate) struct StateStore {
@@ -433,13 +432,6 @@ fn parse_state_key(key: &str, field: &str) -> Option<usize> {
     let rest = key.strip_prefix("state.")?;
     let (i, f) = rest.split_once('.')?;
     (f == field).then(|| i.parse().ok()).flatten()
-}
-
-/// A group's settings, handed to an optimizer's update of one parameter.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct GroupSettings {
-    pub lr: f64,
-    pub weight_decay: f64,
 }
 
 /// Run `update` on every parameter that has a gradient, with its state (step already

@@ -4,10 +4,9 @@
 //! g ← g + λp; s ← αs + (1 − α)g²; centered: ḡ ← lerp(ḡ, g, 1 − α), a ← √(s − ḡ²) + ε,
 //! else a ← √s + ε; with momentum μ: b ← μb + g/a, p ← p − lr·b; else p ← p − lr·g/a.
 
-use super::{for_each_param, lerp, with_slices, OptimizerState, ParamGroup, ParamGroups, StateStore};
-use super::{GroupSettings, Optimizer, ParamState};
+use super::{lerp, with_slices, ElementwiseOptimizer, GroupSettings, ParamState, UpdateRule};
 use crate::{Error, Result};
-use nabla_core::{DType, Element, Gradients, Tensor};
+use nabla_core::{Element, Tensor};
 
 /// Settings of [`RMSprop`]; the defaults are PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,57 +42,58 @@ impl Default for RMSpropOptions {
 }
 
 /// RMSprop (`torch.optim.RMSprop`).
-#[derive(Clone, Debug)]
-pub struct RMSprop {
-    opts: RMSpropOptions,
-    groups: ParamGroups,
-    state: StateStore,
-}
+pub type RMSprop = ElementwiseOptimizer<RMSpropOptions>;
 
-impl RMSprop {
-    /// RMSprop over one group of parameters.
-    pub fn new(params: Vec<Tensor>, opts: RMSpropOptions) -> Result<Self> {
-        Self::with_groups(vec![ParamGroup::new(params)], opts)
+impl UpdateRule for RMSpropOptions {
+    const NAME: &'static str = "RMSprop";
+
+    fn lr(&self) -> f64 {
+        self.lr
     }
 
-    /// RMSprop over several groups; a group's own lr and weight decay override `opts`'.
-    pub fn with_groups(groups: Vec<ParamGroup>, opts: RMSpropOptions) -> Result<Self> {
-        const OP: &str = "RMSprop";
-        for (what, v) in [("alpha", opts.alpha), ("eps", opts.eps), ("momentum", opts.momentum)] {
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn check(&self) -> Result<()> {
+        const OP: &str = RMSpropOptions::NAME;
+        for (what, v) in [("alpha", self.alpha), ("eps", self.eps), ("momentum", self.momentum)] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::Config(format!(
                     "{OP}: invalid {what} {v} (must be finite and ≥ 0)"
                 )));
             }
         }
-        let mut names = vec!["square_avg"];
-        if opts.momentum > 0.0 {
-            names.push("momentum_buffer");
-        }
-        if opts.centered {
-            names.push("grad_avg");
-        }
-        Ok(RMSprop {
-            groups: ParamGroups::new(OP, groups, opts.lr, opts.weight_decay)?,
-            state: StateStore::new(OP, names),
-            opts,
-        })
+        Ok(())
     }
 
-    /// The settings this optimizer was made with (lr and weight decay live in the groups).
-    pub fn options(&self) -> &RMSpropOptions {
-        &self.opts
+    fn buffers(&self) -> Vec<&'static str> {
+        let mut names = vec!["square_avg"];
+        if self.momentum > 0.0 {
+            names.push("momentum_buffer");
+        }
+        if self.centered {
+            names.push("grad_avg");
+        }
+        names
+    }
+
+    fn update<T: Element>(&self, s: GroupSettings, p: &Tensor, g: &Tensor, st: &mut ParamState) -> Result<()> {
+        update::<T>(self, s, p, g, st)
     }
 }
 
 fn update<T: Element>(o: &RMSpropOptions, s: GroupSettings, p: &Tensor, g: &Tensor, st: &mut ParamState) -> Result<()> {
-    let neg_lr = T::from_f64(-s.lr);
-    let wd = (s.weight_decay != 0.0).then(|| T::from_f64(s.weight_decay));
-    let (alpha, w) = (T::from_f64(o.alpha), T::from_f64(1.0 - o.alpha));
-    let eps = T::from_f64(o.eps);
-    let mu = T::from_f64(o.momentum);
-    let sign = if o.maximize { -T::ONE } else { T::ONE };
-    let (has_mom, centered) = (o.momentum > 0.0, o.centered);
+    let c = Coefs {
+        neg_lr: T::from_f64(-s.lr),
+        wd: T::from_f64(s.weight_decay),
+        alpha: T::from_f64(o.alpha),
+        w: T::from_f64(1.0 - o.alpha),
+        eps: T::from_f64(o.eps),
+        mu: T::from_f64(o.momentum),
+        sign: if o.maximize { -T::ONE } else { T::ONE },
+    };
+    let (wd, has_mom, centered) = (s.weight_decay != 0.0, o.momentum > 0.0, o.centered);
     let want = 1 + has_mom as usize + centered as usize;
     if st.bufs.len() != want {
         return Err(Error::State(format!(
@@ -102,56 +102,69 @@ fn update<T: Element>(o: &RMSpropOptions, s: GroupSettings, p: &Tensor, g: &Tens
         )));
     }
     with_slices::<T>(p, g, st, |p, g, bufs| {
+        // Buffers in order: square_avg, then momentum_buffer and grad_avg when present.
         let (sq, rest) = bufs.split_at_mut(1);
-        let (mom, rest) = rest.split_at_mut(has_mom as usize);
-        let mut mom = mom.first_mut().map(|b| b.iter_mut());
-        let mut gavg = rest.first_mut().map(|b| b.iter_mut());
-        for ((p, &g), sq) in p.iter_mut().zip(g).zip(sq[0].iter_mut()) {
-            let mut d = sign * g;
-            if let Some(wd) = wd {
-                d += wd * *p;
-            }
-            *sq = *sq * alpha + w * (d * d);
-            let avg = match gavg.as_mut().and_then(|it| it.next()) {
-                Some(ga) => {
-                    *ga = lerp(*ga, d, w);
-                    (*sq - *ga * *ga).sqrt()
-                }
-                None => sq.sqrt(),
-            } + eps;
-            match mom.as_mut().and_then(|it| it.next()) {
-                Some(b) => {
-                    *b = *b * mu + d / avg;
-                    *p += neg_lr * *b;
-                }
-                None => *p += neg_lr * (d / avg),
-            }
+        let (mom, gavg) = rest.split_at_mut(has_mom as usize);
+        let (sq, mom, gavg) = (&mut *sq[0], mom.first_mut(), gavg.first_mut());
+        let (mom, gavg) = (
+            mom.map_or(&mut [][..], |b| &mut **b),
+            gavg.map_or(&mut [][..], |b| &mut **b),
+        );
+        // One branch-free pass per case, so each loop vectorizes.
+        match (wd, centered, has_mom) {
+            (false, false, false) => pass::<T, false, false, false>(&c, p, g, sq, gavg, mom),
+            (false, false, true) => pass::<T, false, false, true>(&c, p, g, sq, gavg, mom),
+            (false, true, false) => pass::<T, false, true, false>(&c, p, g, sq, gavg, mom),
+            (false, true, true) => pass::<T, false, true, true>(&c, p, g, sq, gavg, mom),
+            (true, false, false) => pass::<T, true, false, false>(&c, p, g, sq, gavg, mom),
+            (true, false, true) => pass::<T, true, false, true>(&c, p, g, sq, gavg, mom),
+            (true, true, false) => pass::<T, true, true, false>(&c, p, g, sq, gavg, mom),
+            (true, true, true) => pass::<T, true, true, true>(&c, p, g, sq, gavg, mom),
         }
     })
 }
 
-impl Optimizer for RMSprop {
-    fn step(&mut self, grads: &Gradients) -> Result<()> {
-        let o = self.opts;
-        for_each_param(&self.groups, &mut self.state, grads, |p, g, st, s| match p.dtype() {
-            DType::F32 => update::<f32>(&o, s, p, g, st),
-            DType::F64 => update::<f64>(&o, s, p, g, st),
-        })
-    }
+/// The step's scalars, rounded once to the parameter's type.
+struct Coefs<T> {
+    neg_lr: T,
+    wd: T,
+    alpha: T,
+    w: T,
+    eps: T,
+    mu: T,
+    sign: T,
+}
 
-    fn param_groups(&self) -> &ParamGroups {
-        &self.groups
-    }
-
-    fn param_groups_mut(&mut self) -> &mut ParamGroups {
-        &mut self.groups
-    }
-
-    fn state_dict(&self) -> Result<OptimizerState> {
-        self.state.save(&self.groups)
-    }
-
-    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
-        self.state.load(&mut self.groups, state)
+/// The update of one parameter; the flags are constants so the loop has no branches.
+fn pass<T: Element, const WD: bool, const CENTERED: bool, const MOMENTUM: bool>(
+    c: &Coefs<T>,
+    p: &mut [T],
+    g: &[T],
+    sq: &mut [T],
+    gavg: &mut [T],
+    mom: &mut [T],
+) {
+    let n = p.len().min(g.len()).min(sq.len());
+    let (p, g, sq) = (&mut p[..n], &g[..n], &mut sq[..n]);
+    let gavg = if CENTERED { &mut gavg[..n] } else { gavg };
+    let mom = if MOMENTUM { &mut mom[..n] } else { mom };
+    for i in 0..n {
+        let mut d = c.sign * g[i];
+        if WD {
+            d += c.wd * p[i];
+        }
+        sq[i] = sq[i] * c.alpha + c.w * (d * d);
+        let avg = if CENTERED {
+            gavg[i] = lerp(gavg[i], d, c.w);
+            (sq[i] - gavg[i] * gavg[i]).sqrt()
+        } else {
+            sq[i].sqrt()
+        } + c.eps;
+        if MOMENTUM {
+            mom[i] = mom[i] * c.mu + d / avg;
+            p[i] += c.neg_lr * mom[i];
+        } else {
+            p[i] += c.neg_lr * (d / avg);
+        }
     }
 }

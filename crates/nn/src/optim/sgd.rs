@@ -4,10 +4,9 @@
 //! g ← g + λp; with momentum μ: b ← g at the first step, else b ← μb + (1 − τ)g;
 //! then g ← g + μb (Nesterov) or g ← b; finally p ← p − lr·g.
 
-use super::{for_each_param, with_slices, OptimizerState, ParamGroup, ParamGroups, StateStore};
-use super::{GroupSettings, Optimizer, ParamState};
+use super::{with_slices, ElementwiseOptimizer, GroupSettings, ParamState, UpdateRule};
 use crate::{Error, Result};
-use nabla_core::{DType, Element, Gradients, Tensor};
+use nabla_core::{Element, Tensor};
 
 /// Settings of [`Sgd`]; the defaults are PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,49 +39,46 @@ impl Default for SgdOptions {
 }
 
 /// Stochastic gradient descent (`torch.optim.SGD`).
-#[derive(Clone, Debug)]
-pub struct Sgd {
-    opts: SgdOptions,
-    groups: ParamGroups,
-    state: StateStore,
-}
+pub type Sgd = ElementwiseOptimizer<SgdOptions>;
 
-impl Sgd {
-    /// SGD over one group of parameters.
-    pub fn new(params: Vec<Tensor>, opts: SgdOptions) -> Result<Self> {
-        Self::with_groups(vec![ParamGroup::new(params)], opts)
+impl UpdateRule for SgdOptions {
+    const NAME: &'static str = "SGD";
+
+    fn lr(&self) -> f64 {
+        self.lr
     }
 
-    /// SGD over several groups; a group's own lr and weight decay override `opts`'.
-    pub fn with_groups(groups: Vec<ParamGroup>, opts: SgdOptions) -> Result<Self> {
-        const OP: &str = "SGD";
-        if !(opts.momentum >= 0.0 && opts.momentum.is_finite()) {
-            return Err(Error::Config(format!("{OP}: invalid momentum {}", opts.momentum)));
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn check(&self) -> Result<()> {
+        const OP: &str = SgdOptions::NAME;
+        if !(self.momentum >= 0.0 && self.momentum.is_finite()) {
+            return Err(Error::Config(format!("{OP}: invalid momentum {}", self.momentum)));
         }
-        if !opts.dampening.is_finite() {
-            return Err(Error::Config(format!("{OP}: invalid dampening {}", opts.dampening)));
+        if !self.dampening.is_finite() {
+            return Err(Error::Config(format!("{OP}: invalid dampening {}", self.dampening)));
         }
-        if opts.nesterov && (opts.momentum <= 0.0 || opts.dampening != 0.0) {
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(Error::Config(format!(
                 "{OP}: Nesterov momentum needs momentum > 0 and dampening 0 (got momentum {}, dampening {})",
-                opts.momentum, opts.dampening
+                self.momentum, self.dampening
             )));
         }
-        let names = if opts.momentum != 0.0 {
+        Ok(())
+    }
+
+    fn buffers(&self) -> Vec<&'static str> {
+        if self.momentum != 0.0 {
             vec!["momentum_buffer"]
         } else {
             vec![]
-        };
-        Ok(Sgd {
-            groups: ParamGroups::new(OP, groups, opts.lr, opts.weight_decay)?,
-            state: StateStore::new(OP, names),
-            opts,
-        })
+        }
     }
 
-    /// The settings this optimizer was made with (lr and weight decay live in the groups).
-    pub fn options(&self) -> &SgdOptions {
-        &self.opts
+    fn update<T: Element>(&self, s: GroupSettings, p: &Tensor, g: &Tensor, st: &mut ParamState) -> Result<()> {
+        update::<T>(self, s, p, g, st)
     }
 }
 
@@ -144,31 +140,5 @@ fn momentum<T: Element, const WD: bool, const FIRST: bool, const NESTEROV: bool>
         b[i] = m;
         let d = if NESTEROV { d + c.mu * m } else { m };
         p[i] += c.neg_lr * d;
-    }
-}
-
-impl Optimizer for Sgd {
-    fn step(&mut self, grads: &Gradients) -> Result<()> {
-        let o = self.opts;
-        for_each_param(&self.groups, &mut self.state, grads, |p, g, st, s| match p.dtype() {
-            DType::F32 => update::<f32>(&o, s, p, g, st),
-            DType::F64 => update::<f64>(&o, s, p, g, st),
-        })
-    }
-
-    fn param_groups(&self) -> &ParamGroups {
-        &self.groups
-    }
-
-    fn param_groups_mut(&mut self) -> &mut ParamGroups {
-        &mut self.groups
-    }
-
-    fn state_dict(&self) -> Result<OptimizerState> {
-        self.state.save(&self.groups)
-    }
-
-    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
-        self.state.load(&mut self.groups, state)
     }
 }

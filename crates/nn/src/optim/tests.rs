@@ -457,3 +457,46 @@ fn large_parameters_updated_in_blocks_match_a_single_pass() {
         assert_eq!(big.to_vec::<f32>().unwrap(), split);
     }
 }
+
+#[test]
+fn adam_and_adamw_share_one_options_struct_but_not_the_decay() {
+    // PyTorch's defaults: the two differ only in the weight decay.
+    let (a, w) = (AdamOptions::default(), AdamWOptions::default());
+    assert_eq!((a.weight_decay, w.weight_decay), (0.0, 1e-2));
+    assert_eq!((a.lr, a.betas, a.eps), (w.lr, w.betas, w.eps));
+    // The same settings: Adam adds λp to the gradient (a step of about lr), AdamW shrinks p.
+    let (p, q) = (leaf(&[2.0]), leaf(&[2.0]));
+    let (lr, weight_decay) = (0.1, 0.1);
+    let mut adam = Adam::new(
+        vec![p.clone()],
+        AdamOptions {
+            lr,
+            weight_decay,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut adamw = AdamW::new(
+        vec![q.clone()],
+        AdamWOptions {
+            lr,
+            weight_decay,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    adam.step(&grads_for(&[(&p, &[0.0])])).unwrap();
+    adamw.step(&grads_for(&[(&q, &[0.0])])).unwrap();
+    close(&p.to_vec::<f32>().unwrap(), &[1.9]);
+    close(&q.to_vec::<f32>().unwrap(), &[2.0 * (1.0 - 0.01)]);
+    // Their checkpoints hold the same buffers.
+    let names = |o: &dyn Optimizer| {
+        o.state_dict()
+            .unwrap()
+            .tensors
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&adam), names(&adamw));
+}
