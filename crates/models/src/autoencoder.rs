@@ -25,9 +25,7 @@
 use crate::layers::{activation, check_positive, conv, Unflatten};
 use crate::registry::{input_features, no_variant, ModelConfig};
 use nabla_core::{ConvTranspose2dOptions, Generator, Tensor};
-use nabla_nn::module::join;
-use nabla_nn::{ConvTranspose2d, Error, Flatten, Linear, Mode, Module, Param, Result, Sequential};
-use std::sync::Mutex;
+use nabla_nn::{Children, ConvTranspose2d, Error, Flatten, Linear, Mode, Module, Result, Sequential};
 
 /// A model with an encoder to latent vectors and a decoder back to inputs.
 pub trait Autoencoder: Module {
@@ -113,15 +111,11 @@ impl Module for MlpAutoencoder {
         let y = self.decoder.forward_named("decoder", &z, mode)?;
         Ok(y.reshape(x.shape())?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.encoder.visit(&join(prefix, "encoder"), f);
-        self.decoder.visit(&join(prefix, "decoder"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("encoder", &self.encoder);
+        c.module("decoder", &self.decoder);
     }
 
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.encoder.visit_generators(&join(prefix, "encoder"), f);
-        self.decoder.visit_generators(&join(prefix, "decoder"), f);
-    }
     fn describe(&self) -> String {
         "MlpAutoencoder".to_string()
     }
@@ -197,15 +191,11 @@ impl Module for ConvAutoencoder {
         let z = self.encoder.forward_named("encoder", x, mode)?;
         self.decoder.forward_named("decoder", &z, mode)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.encoder.visit(&join(prefix, "encoder"), f);
-        self.decoder.visit(&join(prefix, "decoder"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("encoder", &self.encoder);
+        c.module("decoder", &self.decoder);
     }
 
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.encoder.visit_generators(&join(prefix, "encoder"), f);
-        self.decoder.visit_generators(&join(prefix, "decoder"), f);
-    }
     fn describe(&self) -> String {
         "ConvAutoencoder".to_string()
     }

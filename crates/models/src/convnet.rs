@@ -18,10 +18,8 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use nabla_core::{Generator, Tensor};
-use nabla_nn::module::join;
-use nabla_nn::{Mode, Module, Param, Result, Sequential};
-use std::sync::Mutex;
+use nabla_core::Tensor;
+use nabla_nn::{Children, Mode, Module, Result, Sequential};
 
 /// `classifier(flatten(avgpool(features(x))))`, with torchvision's child names.
 pub struct ConvNet {
@@ -66,20 +64,10 @@ impl Module for ConvNet {
         self.classifier.forward_named("classifier", &y, mode)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.features.visit(&join(prefix, "features"), f);
-        if let Some(p) = &self.avgpool {
-            p.visit(&join(prefix, "avgpool"), f);
-        }
-        self.classifier.visit(&join(prefix, "classifier"), f);
-    }
-
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.features.visit_generators(&join(prefix, "features"), f);
-        if let Some(p) = &self.avgpool {
-            p.visit_generators(&join(prefix, "avgpool"), f);
-        }
-        self.classifier.visit_generators(&join(prefix, "classifier"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("features", &self.features);
+        c.module_opt("avgpool", &self.avgpool);
+        c.module("classifier", &self.classifier);
     }
 
     fn describe(&self) -> String {

@@ -24,9 +24,9 @@
 use crate::layers::{batch_norm, check_positive, conv};
 use nabla_core::{ConvTranspose2dOptions, Generator as Rng, Tensor};
 use nabla_nn::init;
-use nabla_nn::module::join;
-use nabla_nn::{BatchNorm2d, ConvTranspose2d, Error, LeakyReLU, Mode, Module, Param, ReLU, Result, Sequential, Tanh};
-use std::sync::Mutex;
+use nabla_nn::{
+    BatchNorm2d, Children, ConvTranspose2d, Error, LeakyReLU, Mode, Module, ReLU, Result, Sequential, Tanh,
+};
 
 /// Channels of the largest generator map and the first discriminator map.
 const BASE: usize = 64;
@@ -117,13 +117,10 @@ impl Module for DcganGenerator {
         };
         self.main.forward_named("main", &z, mode)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.main.visit(&join(prefix, "main"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("main", &self.main);
     }
 
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Rng>)) {
-        self.main.visit_generators(&join(prefix, "main"), f);
-    }
     fn describe(&self) -> String {
         format!("DCGAN generator z={}", self.latent)
     }
@@ -168,13 +165,10 @@ impl Module for DcganDiscriminator {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         Ok(self.main.forward_named("main", x, mode)?.flatten(1, -1)?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.main.visit(&join(prefix, "main"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("main", &self.main);
     }
 
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Rng>)) {
-        self.main.visit_generators(&join(prefix, "main"), f);
-    }
     fn describe(&self) -> String {
         "DCGAN discriminator".to_string()
     }

@@ -16,8 +16,8 @@ use nabla_core::{Conv2dOptions, DType, Generator, Tensor};
 use nabla_nn::init::{self, FanMode, Nonlinearity};
 pub use nabla_nn::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use nabla_nn::{
-    BatchNorm2d, BatchNormOptions, Conv2d, Error, Identity, LeakyReLU, Linear, Mode, Module, Param, ReLU, Result,
-    Sigmoid, Softplus, Tanh, ELU, GELU,
+    BatchNorm2d, BatchNormOptions, Conv2d, Error, Identity, LeakyReLU, Linear, Mode, Module, ReLU, Result, Sigmoid,
+    Softplus, Tanh, ELU, GELU,
 };
 
 /// Reshapes `[N, C·H·W]` to `[N, C, H, W]` (PyTorch's `nn.Unflatten(1, (C, H, W))`).
@@ -32,7 +32,6 @@ impl Module for Unflatten {
         let [c, h, w] = self.shape;
         Ok(x.reshape([x.size(0)?, c, h, w])?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
     fn describe(&self) -> String {
         format!("Unflatten {:?}", self.shape)
     }

@@ -18,9 +18,7 @@
 
 use crate::layers::{batch_norm, check_positive, conv, kaiming_conv, MaxPool2d};
 use nabla_core::{Generator, Pool2dOptions, Tensor};
-use nabla_nn::module::join;
-use nabla_nn::{BatchNorm2d, Conv2d, Error, Linear, Mode, Module, Param, Result, Sequential, SqueezeExcitation};
-use std::sync::Mutex;
+use nabla_nn::{BatchNorm2d, Children, Conv2d, Error, Linear, Mode, Module, Result, Sequential, SqueezeExcitation};
 
 /// Which residual block a ResNet stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,22 +148,13 @@ impl Module for ResBlock {
         Ok(y.add(&shortcut)?.relu()?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        for (i, (c, bn)) in self.convs.iter().enumerate() {
-            c.visit(&join(prefix, &format!("conv{}", i + 1)), f);
-            bn.visit(&join(prefix, &format!("bn{}", i + 1)), f);
+    fn children(&self, c: &mut Children) {
+        for (i, (conv, bn)) in self.convs.iter().enumerate() {
+            c.module(&format!("conv{}", i + 1), conv);
+            c.module(&format!("bn{}", i + 1), bn);
         }
-        if let Some(se) = &self.se {
-            se.visit(&join(prefix, "se"), f);
-        }
-        if let Some(d) = &self.downsample {
-            d.visit(&join(prefix, "downsample"), f);
-        }
-    }
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        if let Some(d) = &self.downsample {
-            d.visit_generators(&join(prefix, "downsample"), f);
-        }
+        c.module_opt("se", &self.se);
+        c.module_opt("downsample", &self.downsample);
     }
 
     fn describe(&self) -> String {
@@ -294,20 +283,14 @@ impl Module for ResNet {
         }
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("conv1", &self.conv1);
+        c.module("bn1", &self.bn1);
+        c.module_opt("maxpool", &self.maxpool);
         for (i, layer) in self.layers.iter().enumerate() {
-            layer.visit(&join(prefix, &format!("layer{}", i + 1)), f);
+            c.module(&format!("layer{}", i + 1), layer);
         }
-        if let Some(fc) = &self.fc {
-            fc.visit(&join(prefix, "fc"), f);
-        }
-    }
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        for (i, layer) in self.layers.iter().enumerate() {
-            layer.visit_generators(&join(prefix, &format!("layer{}", i + 1)), f);
-        }
+        c.module_opt("fc", &self.fc);
     }
 
     fn describe(&self) -> String {

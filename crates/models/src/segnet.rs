@@ -20,9 +20,7 @@
 
 use crate::layers::{batch_norm, check_positive, conv};
 use nabla_core::{ConvTranspose2dOptions, Generator, Pool2dOptions, Tensor};
-use nabla_nn::module::join;
-use nabla_nn::{ConvTranspose2d, Error, Mode, Module, Param, ReLU, Result, Sequential};
-use std::sync::Mutex;
+use nabla_nn::{Children, ConvTranspose2d, Error, Mode, Module, ReLU, Result, Sequential};
 
 /// Encoder `enc1`..`enc3` and decoder `dec3`..`dec1`, each a Sequential.
 pub struct SegNet {
@@ -84,17 +82,6 @@ impl SegNet {
             dec1,
         })
     }
-
-    fn parts(&self) -> [(&'static str, &Sequential); 6] {
-        [
-            ("enc1", &self.enc1),
-            ("enc2", &self.enc2),
-            ("enc3", &self.enc3),
-            ("dec3", &self.dec3),
-            ("dec2", &self.dec2),
-            ("dec1", &self.dec1),
-        ]
-    }
 }
 
 /// 2×2 max pooling of `x`, with the indices and the size to unpool back to.
@@ -127,16 +114,13 @@ impl Module for SegNet {
         self.dec1.forward_named("dec1", &u1, mode)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        for (name, part) in self.parts() {
-            part.visit(&join(prefix, name), f);
-        }
-    }
-
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        for (name, part) in self.parts() {
-            part.visit_generators(&join(prefix, name), f);
-        }
+    fn children(&self, c: &mut Children) {
+        c.module("enc1", &self.enc1);
+        c.module("enc2", &self.enc2);
+        c.module("enc3", &self.enc3);
+        c.module("dec3", &self.dec3);
+        c.module("dec2", &self.dec2);
+        c.module("dec1", &self.dec1);
     }
 
     fn describe(&self) -> String {

@@ -36,6 +36,6 @@ pub mod summary;
 
 pub use error::{Error, Result};
 pub use layers::*;
-pub use module::{Mode, Module, Param, ParamKind};
+pub use module::{Child, Children, Mode, Module, Param, ParamKind};
 pub use safetensors_io::{load_tensors, save_tensors};
 pub use state_dict::LoadReport;

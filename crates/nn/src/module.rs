@@ -157,9 +157,11 @@ impl Param {
     }
 }
 
-/// `prefix.name`, or `name` at the root.
+/// `prefix.name`, or `name` at the root (or `prefix` for an empty `name`).
 pub fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
+    if name.is_empty() {
+        prefix.to_string()
+    } else if prefix.is_empty() {
         name.to_string()
     } else {
         format!("{prefix}.{name}")
@@ -174,24 +176,127 @@ pub fn under(name: &str, prefix: &str) -> bool {
         || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))
 }
 
+/// One entry of a module's [`Module::children`] listing.
+#[derive(Clone, Copy)]
+pub enum Child<'a> {
+    /// A parameter or buffer of the module itself.
+    Param(&'a Param),
+    /// A sub-module: its own entries appear under its name.
+    Module(&'a dyn Module),
+    /// A random generator the module draws from in training (dropout's masks); it is named
+    /// by the module's own path.
+    Generator(&'a Mutex<Generator>),
+}
+
+/// What [`Module::children`] fills: each call names one parameter, buffer, sub-module or
+/// generator, once. The walks (`visit`, `visit_generators`, and through them parameter
+/// lists, state dicts, freezing, checkpoints) all follow from this one listing.
+pub struct Children<'f> {
+    f: &'f mut dyn FnMut(&str, Child<'_>),
+}
+
+impl<'f> Children<'f> {
+    /// A listing that hands every entry to `f`.
+    pub fn new(f: &'f mut dyn FnMut(&str, Child<'_>)) -> Self {
+        Children { f }
+    }
+
+    /// A parameter or buffer named `name`.
+    pub fn param(&mut self, name: &str, p: &Param) -> &mut Self {
+        (self.f)(name, Child::Param(p));
+        self
+    }
+
+    /// A parameter or buffer named `name`, if present (an optional bias).
+    pub fn param_opt(&mut self, name: &str, p: &Option<Param>) -> &mut Self {
+        if let Some(p) = p {
+            self.param(name, p);
+        }
+        self
+    }
+
+    /// A sub-module named `name` (`features`, `layer1`, or `3` in a [`crate::Sequential`]).
+    pub fn module(&mut self, name: &str, m: &dyn Module) -> &mut Self {
+        (self.f)(name, Child::Module(m));
+        self
+    }
+
+    /// A sub-module named `name`, if present (an optional head or shortcut).
+    pub fn module_opt<M: Module>(&mut self, name: &str, m: &Option<M>) -> &mut Self {
+        if let Some(m) = m {
+            self.module(name, m);
+        }
+        self
+    }
+
+    /// The module's own random generator (named by the module's path, as dropout's is).
+    pub fn generator(&mut self, g: &Mutex<Generator>) -> &mut Self {
+        (self.f)("", Child::Generator(g));
+        self
+    }
+}
+
 /// Something with a forward pass and named parameters: a layer, or a model built of them.
 ///
-/// Implementors write [`Module::forward`] and [`Module::visit`] (and usually
-/// [`Module::describe`]); everything else comes with the trait.
+/// Implementors write [`Module::forward`] and, if they hold anything, [`Module::children`]
+/// (and usually [`Module::describe`]); everything else comes with the trait.
 pub trait Module: Send + Sync {
     /// Apply the module to `x`.
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor>;
 
+    /// List, once each, the module's own parameters and buffers (parameters first, then
+    /// buffers, as PyTorch registers them), its sub-modules in registration order, and the
+    /// generators it draws from. The default lists nothing (activations, pooling).
+    ///
+    /// ```
+    /// use nabla_core::{Generator, Tensor};
+    /// use nabla_nn::{Children, Linear, Mode, Module, Result};
+    /// struct Head { fc1: Linear, fc2: Linear }
+    /// impl Module for Head {
+    ///     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    ///         let h = self.fc1.forward_named("fc1", x, mode)?.relu()?;
+    ///         self.fc2.forward_named("fc2", &h, mode)
+    ///     }
+    ///     fn children(&self, c: &mut Children) {
+    ///         c.module("fc1", &self.fc1).module("fc2", &self.fc2);
+    ///     }
+    /// }
+    /// let mut g = Generator::new(0);
+    /// let head = Head { fc1: Linear::new(4, 8, true, &mut g), fc2: Linear::new(8, 2, true, &mut g) };
+    /// let names: Vec<String> = head.state_dict().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
+    /// ```
+    fn children(&self, c: &mut Children) {
+        let _ = c;
+    }
+
     /// Call `f` with the dotted name (under `prefix`) of every parameter and buffer, in
-    /// PyTorch's order: own parameters, own buffers, then each child's in turn.
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param));
+    /// PyTorch's order: own parameters, own buffers, then each child's in turn. Follows
+    /// from [`Module::children`] (own entries are walked first whatever their place in
+    /// the listing).
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        self.children(&mut Children::new(&mut |name, child| {
+            if let Child::Param(p) = child {
+                f(&join(prefix, name), p);
+            }
+        }));
+        self.children(&mut Children::new(&mut |name, child| {
+            if let Child::Module(m) = child {
+                m.visit(&join(prefix, name), f);
+            }
+        }));
+    }
 
     /// Call `f` with the dotted name of every random generator the module draws from in
-    /// training (dropout's masks), in [`Module::visit`]'s order. Checkpoints save their
-    /// states, so a resumed run draws what an uninterrupted one would. Layers that draw
-    /// nothing keep this default; containers pass it on to their children.
+    /// training (dropout's masks), in [`Module::children`]'s order. Checkpoints save their
+    /// states, so a resumed run draws what an uninterrupted one would. Follows from
+    /// [`Module::children`].
     fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        let _ = (prefix, f);
+        self.children(&mut Children::new(&mut |name, child| match child {
+            Child::Generator(g) => f(&join(prefix, name), g),
+            Child::Module(m) => m.visit_generators(&join(prefix, name), f),
+            Child::Param(_) => {}
+        }));
     }
 
     /// A short description for error messages and summaries, e.g. `Conv2d 64→128`.
@@ -233,6 +338,32 @@ pub trait Module: Send + Sync {
             }
         });
         out
+    }
+
+    /// The parameter named `name` (`"0.weight"`, `"layer1.0.conv1.weight"`): the leaf that
+    /// optimizers update. An unknown name, or a buffer's, is an error that says which
+    /// names the module has there.
+    fn parameter(&self, name: &str) -> Result<Tensor> {
+        let (mut found, mut buffer, mut near) = (None, false, Vec::new());
+        // Names beside the one asked for (same parent module) make a typo easy to see.
+        let parent = name.rsplit_once('.').map_or("", |(p, _)| p);
+        self.visit("", &mut |n, p| {
+            if n == name {
+                buffer = p.is_buffer();
+                found = Some(p.leaf());
+            } else if !p.is_buffer() && n.rsplit_once('.').map_or("", |(q, _)| q) == parent {
+                near.push(n.to_string());
+            }
+        });
+        match found {
+            Some(t) if !buffer => Ok(t),
+            Some(_) => Err(Error::Config(format!(
+                "{name:?} is a buffer, not a parameter (see named_buffers)"
+            ))),
+            None => Err(Error::Config(format!(
+                "no parameter is named {name:?}; parameters beside it: {near:?}"
+            ))),
+        }
     }
 
     /// Every parameter (frozen ones too), in [`Module::named_parameters`] order.
@@ -380,6 +511,9 @@ pub trait Module: Send + Sync {
 impl<M: Module + ?Sized> Module for Box<M> {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         (**self).forward(x, mode)
+    }
+    fn children(&self, c: &mut Children) {
+        (**self).children(c)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         (**self).visit(prefix, f)

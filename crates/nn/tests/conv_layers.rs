@@ -4,7 +4,6 @@
 
 use nabla_core::gradcheck::gradcheck;
 use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, DType, Generator, Pool2dOptions, Tensor};
-use nabla_nn::module::join;
 use nabla_nn::*;
 
 /// A nabla-nn result as a core result, for closures handed to `gradcheck`.
@@ -51,11 +50,11 @@ impl Module for BasicBlock {
         let y = self.bn2.forward_named("bn2", &y, mode)?;
         Ok(y.add(x)?.relu()?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
-        self.conv2.visit(&join(prefix, "conv2"), f);
-        self.bn2.visit(&join(prefix, "bn2"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("conv1", &self.conv1);
+        c.module("bn1", &self.bn1);
+        c.module("conv2", &self.conv2);
+        c.module("bn2", &self.bn2);
     }
 }
 

@@ -4,7 +4,6 @@
 
 use nabla_core::gradcheck::gradcheck;
 use nabla_core::{DType, Generator, Tensor};
-use nabla_nn::module::join;
 use nabla_nn::*;
 
 /// A nabla-nn result as a core result, for closures handed to `gradcheck`.
@@ -36,10 +35,10 @@ impl Module for Block {
         let y = self.fc2.forward_named("fc2", &y, mode)?;
         Ok(y.add(x)?.relu()?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.fc1.visit(&join(prefix, "fc1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
-        self.fc2.visit(&join(prefix, "fc2"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("fc1", &self.fc1);
+        c.module("bn1", &self.bn1);
+        c.module("fc2", &self.fc2);
     }
 }
 
@@ -66,9 +65,9 @@ impl Module for Net {
         let y = self.features.forward_named("features", x, mode)?;
         self.head.forward_named("head", &y, mode)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.features.visit(&join(prefix, "features"), f);
-        self.head.visit(&join(prefix, "head"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("features", &self.features);
+        c.module("head", &self.head);
     }
 }
 
@@ -102,6 +101,19 @@ fn dotted_names_follow_pytorch() {
     assert_eq!(net.num_parameters(), 3 * 8 + 8 + 64 + 8 + 8 + 64 + 8 + 8 * 2 + 2);
     // The state dict shares storage with the model.
     assert!(sd[0].1.shares_storage(&net.features.get(0).unwrap().parameters()[0]));
+}
+
+#[test]
+fn parameters_are_found_by_name() {
+    let net = Net::new(&mut Generator::new(0));
+    let w = net.parameter("features.2.fc1.weight").unwrap();
+    assert!(w.shares_storage(&net.named_parameters()[2].1), "the leaf itself");
+    assert_eq!(net.parameter("head.bias").unwrap().shape(), &[2]);
+    let e = net.parameter("features.2.fc1.wieght").unwrap_err().to_string();
+    assert!(e.contains("wieght") && e.contains("features.2.fc1.weight"), "{e}");
+    let e = net.parameter("features.2.bn1.running_mean").unwrap_err().to_string();
+    assert!(e.contains("buffer"), "{e}");
+    assert!(net.parameter("nothing").is_err());
 }
 
 #[test]

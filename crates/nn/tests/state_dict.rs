@@ -2,7 +2,6 @@
 //! fail without touching the model, malformed files, and random corruption.
 
 use nabla_core::{DType, Generator, Tensor};
-use nabla_nn::module::join;
 use nabla_nn::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,9 +43,9 @@ impl Module for Net {
         let y = self.features.forward_named("features", x, mode)?;
         self.head.forward_named("head", &y, mode)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.features.visit(&join(prefix, "features"), f);
-        self.head.visit(&join(prefix, "head"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("features", &self.features);
+        c.module("head", &self.head);
     }
 }
 

@@ -2,7 +2,7 @@
 //! BatchNorm2d (`[N, C, H, W]`), with PyTorch's parameters and buffers.
 
 use crate::functional::{self, RunningStats};
-use crate::module::{join, Mode, Module, Param};
+use crate::module::{Children, Mode, Module, Param};
 use crate::Result;
 use nabla_core::{DType, Tensor};
 
@@ -192,19 +192,12 @@ impl<const D: usize> Module for BatchNorm<D> {
         Ok(y)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        let entries = [
-            ("weight", &self.weight),
-            ("bias", &self.bias),
-            ("running_mean", &self.running_mean),
-            ("running_var", &self.running_var),
-            ("num_batches_tracked", &self.num_batches_tracked),
-        ];
-        for (name, p) in entries {
-            if let Some(p) = p {
-                f(&join(prefix, name), p);
-            }
-        }
+    fn children(&self, c: &mut Children) {
+        c.param_opt("weight", &self.weight)
+            .param_opt("bias", &self.bias)
+            .param_opt("running_mean", &self.running_mean)
+            .param_opt("running_var", &self.running_var)
+            .param_opt("num_batches_tracked", &self.num_batches_tracked);
     }
 
     fn describe(&self) -> String {

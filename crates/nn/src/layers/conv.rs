@@ -1,7 +1,7 @@
 //! Convolution layers: Conv2d and ConvTranspose2d, around the core ops.
 
 use crate::init::default_uniform;
-use crate::module::{expect_rank, join, Mode, Module, Param};
+use crate::module::{expect_rank, Children, Mode, Module, Param};
 use crate::Result;
 use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, Generator, Tensor};
 
@@ -154,11 +154,8 @@ impl Module for Conv2d {
         Ok(x.conv2d(&self.weight.tensor(), bias.as_ref(), self.opts)?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        f(&join(prefix, "weight"), &self.weight);
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), b);
-        }
+    fn children(&self, c: &mut Children) {
+        c.param("weight", &self.weight).param_opt("bias", &self.bias);
     }
 
     fn describe(&self) -> String {
@@ -265,11 +262,8 @@ impl Module for ConvTranspose2d {
         Ok(x.conv_transpose2d(&self.weight.tensor(), bias.as_ref(), self.opts)?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        f(&join(prefix, "weight"), &self.weight);
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), b);
-        }
+    fn children(&self, c: &mut Children) {
+        c.param("weight", &self.weight).param_opt("bias", &self.bias);
     }
 
     fn describe(&self) -> String {

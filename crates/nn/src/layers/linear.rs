@@ -1,7 +1,7 @@
 //! Linear (fully connected) layer: `y = x · Wᵀ + b`.
 
 use crate::init::default_uniform;
-use crate::module::{join, Mode, Module, Param};
+use crate::module::{Children, Mode, Module, Param};
 use crate::Result;
 use nabla_core::{Generator, Tensor};
 
@@ -74,11 +74,8 @@ impl Module for Linear {
         Ok(x.linear(&self.weight.tensor(), bias.as_ref())?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        f(&join(prefix, "weight"), &self.weight);
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), b);
-        }
+    fn children(&self, c: &mut Children) {
+        c.param("weight", &self.weight).param_opt("bias", &self.bias);
     }
 
     fn describe(&self) -> String {
