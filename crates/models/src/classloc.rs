@@ -24,7 +24,7 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use crate::layers::{batch_norm, check_positive, conv, MaxPool2d};
+use crate::layers::{batch_norm, check_positive, conv, MaxPool2d, SquareConv};
 use crate::registry::ModelConfig;
 use crate::resnet::{ResNet, ResNetSpec};
 use nabla_core::{Generator, Tensor};
@@ -62,8 +62,8 @@ impl ClassLoc {
         check_positive("classloc", "num_classes", num_classes)?;
         Ok(ClassLoc {
             backbone,
-            classifier: Linear::new(features, num_classes, true, g),
-            regressor: Linear::new(features, 4, true, g),
+            classifier: Linear::new(features, num_classes, g),
+            regressor: Linear::new(features, 4, g),
         })
     }
 
@@ -79,7 +79,7 @@ impl ClassLoc {
                         features = features.push(MaxPool2d::new(2, 2));
                     }
                     features = features
-                        .push(conv(c_in, c, 3, 1, 1, false, g)?)
+                        .push(conv(c_in, c, SquareConv::new(3).padding(1).no_bias(), g)?)
                         .push(batch_norm(c, 1e-5))
                         .push(ReLU);
                     c_in = c;

@@ -11,7 +11,7 @@
 //!     "tiny",
 //!     Sequential::new().push(Conv2d::new(1, 4, 3, &mut g)).push(ReLU),
 //!     None,
-//!     Sequential::new().push(Linear::new(4 * 2 * 2, 3, true, &mut g)),
+//!     Sequential::new().push(Linear::new(4 * 2 * 2, 3, &mut g)),
 //! );
 //! assert_eq!(net.forward(&Tensor::zeros(&[5, 1, 4, 4], DType::F32), Mode::Eval)?.shape(), &[5, 3]);
 //! assert_eq!(net.named_parameters()[2].0, "classifier.0.weight");

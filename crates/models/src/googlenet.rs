@@ -19,7 +19,7 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use crate::layers::{batch_norm, check_positive, conv, MaxPool2d};
+use crate::layers::{batch_norm, check_positive, conv, MaxPool2d, SquareConv};
 use nabla_core::{Generator, Pool2dOptions, Tensor};
 use nabla_nn::init;
 use nabla_nn::{BatchNorm2d, Children, Conv2d, Dropout, Linear, Mode, Module, Result, Sequential};
@@ -46,7 +46,12 @@ impl BasicConv2d {
         padding: usize,
         g: &mut Generator,
     ) -> Result<BasicConv2d> {
-        let c = conv(c_in, c_out, k, stride, padding, false, g)?;
+        let c = conv(
+            c_in,
+            c_out,
+            SquareConv::new(k).stride(stride).padding(padding).no_bias(),
+            g,
+        )?;
         init::normal_(&c.weight.leaf(), 0.0, INIT_STD, g)?;
         Ok(BasicConv2d {
             conv: c,
@@ -134,8 +139,8 @@ impl InceptionAux {
     /// A head over `c_in` channels.
     pub fn new(c_in: usize, num_classes: usize, g: &mut Generator) -> Result<InceptionAux> {
         let conv = BasicConv2d::new(c_in, 128, 1, 1, 0, g)?;
-        let fc1 = Linear::new(2048, 1024, true, g);
-        let fc2 = Linear::new(1024, num_classes, true, g);
+        let fc1 = Linear::new(2048, 1024, g);
+        let fc2 = Linear::new(1024, num_classes, g);
         for l in [&fc1, &fc2] {
             init::normal_(&l.weight.leaf(), 0.0, INIT_STD, g)?;
         }
@@ -245,7 +250,7 @@ impl GoogLeNet {
         } else {
             None
         };
-        let fc = Linear::new(1024, num_classes, true, g);
+        let fc = Linear::new(1024, num_classes, g);
         init::normal_(&fc.weight.leaf(), 0.0, INIT_STD, g)?;
         Ok(GoogLeNet {
             stages,

@@ -34,11 +34,11 @@ impl Mlp {
         let mut width = in_features;
         for &h in hidden {
             check_positive("mlp", "every hidden size", h)?;
-            layers = layers.push(Linear::new(width, h, true, g));
+            layers = layers.push(Linear::new(width, h, g));
             layers.add(activation(act)?);
             width = h;
         }
-        layers = layers.push(Linear::new(width, out_features, true, g));
+        layers = layers.push(Linear::new(width, out_features, g));
         Ok(Mlp {
             layers,
             in_features,

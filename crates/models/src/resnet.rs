@@ -16,7 +16,7 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use crate::layers::{batch_norm, check_positive, conv, kaiming_conv, MaxPool2d};
+use crate::layers::{batch_norm, check_positive, conv, kaiming_conv, MaxPool2d, SquareConv};
 use nabla_core::{Generator, Pool2dOptions, Tensor};
 use nabla_nn::{BatchNorm2d, Children, Conv2d, Error, Linear, Mode, Module, Result, Sequential, SqueezeExcitation};
 
@@ -111,13 +111,13 @@ impl ResBlock {
         };
         let mut convs = Vec::with_capacity(shapes.len());
         for (i, o, k, s, p) in shapes {
-            let c = conv(i, o, k, s, p, false, g)?;
+            let c = conv(i, o, SquareConv::new(k).stride(s).padding(p).no_bias(), g)?;
             kaiming_conv(&c, g)?;
             convs.push((c, batch_norm(o, 1e-5)));
         }
         let se = se.then(|| SqueezeExcitation::new(c_out, (c_out / 16).max(1), g));
         let downsample = if stride != 1 || c_in != c_out {
-            let c = conv(c_in, c_out, 1, stride, 0, false, g)?;
+            let c = conv(c_in, c_out, SquareConv::new(1).stride(stride).no_bias(), g)?;
             kaiming_conv(&c, g)?;
             Some(Sequential::new().push(c).push(batch_norm(c_out, 1e-5)))
         } else {
@@ -203,9 +203,9 @@ impl ResNet {
             )));
         }
         let conv1 = if spec.small_input {
-            conv(in_channels, 64, 3, 1, 1, false, g)?
+            conv(in_channels, 64, SquareConv::new(3).padding(1).no_bias(), g)?
         } else {
-            conv(in_channels, 64, 7, 2, 3, false, g)?
+            conv(in_channels, 64, SquareConv::new(7).stride(2).padding(3).no_bias(), g)?
         };
         kaiming_conv(&conv1, g)?;
         let maxpool = (!spec.small_input).then(|| {
@@ -242,7 +242,7 @@ impl ResNet {
             bn1: batch_norm(64, 1e-5),
             maxpool,
             layers,
-            fc: Some(Linear::new(512 * spec.block.expansion(), num_classes, true, g)),
+            fc: Some(Linear::new(512 * spec.block.expansion(), num_classes, g)),
             feature_width: 512 * spec.block.expansion(),
             name: format!("{}ResNet-{depth}", if spec.se { "SE-" } else { "" }),
         })

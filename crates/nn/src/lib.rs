@@ -5,7 +5,7 @@
 //! use nabla_core::{DType, Generator, Tensor};
 //! use nabla_nn::{Linear, Mode, Module, ReLU, Sequential};
 //! let mut g = Generator::new(0);
-//! let model = Sequential::new().push(Linear::new(2, 8, true, &mut g)).push(ReLU).push(Linear::new(8, 1, true, &mut g));
+//! let model = Sequential::new().push(Linear::new(2, 8, &mut g)).push(ReLU).push(Linear::new(8, 1, &mut g));
 //! let loss = model.forward(&Tensor::ones(&[4, 2], DType::F32), Mode::Train)?.square()?.mean_all()?;
 //! let grads = loss.backward()?;
 //! assert!(model.parameters().iter().all(|p| grads.get(p).is_some()));

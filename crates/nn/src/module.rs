@@ -9,9 +9,9 @@
 //! use nabla_nn::{Linear, Mode, Module, ReLU, Sequential};
 //! let mut g = Generator::new(0);
 //! let mlp = Sequential::new()
-//!     .push(Linear::new(4, 8, true, &mut g))
+//!     .push(Linear::new(4, 8, &mut g))
 //!     .push(ReLU)
-//!     .push(Linear::new(8, 2, true, &mut g));
+//!     .push(Linear::new(8, 2, &mut g));
 //! let y = mlp.forward(&Tensor::ones(&[3, 4], DType::F32), Mode::Eval)?;
 //! assert_eq!(y.shape(), &[3, 2]);
 //! assert_eq!(mlp.named_parameters()[0].0, "0.weight");
@@ -56,12 +56,15 @@ pub enum ParamKind {
 ///
 /// It holds one tensor for its whole life: optimizers update that tensor in place, so the
 /// module sees every update. Freezing does not replace it either: a frozen parameter is
-/// handed to `forward` detached, so no gradient reaches the stored leaf.
+/// handed to `forward` detached, so no gradient reaches the stored leaf. The one change of
+/// tensor, [`Param::convert`], is refused once the leaf was handed out in a parameter list
+/// (what optimizers are built from), since the holder would keep the old tensor.
 #[derive(Debug)]
 pub struct Param {
     value: RwLock<Tensor>,
     kind: ParamKind,
     frozen: AtomicBool,
+    lent: AtomicBool,
 }
 
 impl Param {
@@ -97,6 +100,7 @@ impl Param {
             value: RwLock::new(t),
             kind,
             frozen: AtomicBool::new(false),
+            lent: AtomicBool::new(false),
         }
     }
 
@@ -113,6 +117,18 @@ impl Param {
     /// The stored tensor: the leaf that optimizers update and gradients are keyed by.
     pub fn leaf(&self) -> Tensor {
         self.value.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The leaf, marked as handed out to a holder that keeps it (an optimizer): from now
+    /// on [`Param::convert`] refuses to replace it.
+    pub fn lend(&self) -> Tensor {
+        self.lent.store(true, Ordering::Relaxed);
+        self.leaf()
+    }
+
+    /// Whether [`Param::lend`] handed the leaf out.
+    pub fn is_lent(&self) -> bool {
+        self.lent.load(Ordering::Relaxed)
     }
 
     /// The tensor a forward pass uses: the leaf, or a detached view of it when frozen.
@@ -137,16 +153,21 @@ impl Param {
         }
     }
 
-    /// Replace the stored tensor by a copy in `dtype` (a new leaf: build optimizers after).
-    /// Counters stay f64.
+    /// Replace the stored tensor by a copy in `dtype` (a new leaf). Counters stay f64. A
+    /// parameter whose leaf was lent (to an optimizer, through [`Module::parameters`] and
+    /// its kin) is refused: the optimizer would go on updating the old tensor.
     pub fn convert(&self, dtype: DType) -> Result<()> {
-        if self.kind == ParamKind::Counter {
+        if !self.needs_conversion(dtype) {
             return Ok(());
+        }
+        if self.is_lent() {
+            return Err(Error::State(format!(
+                "cannot convert to {dtype:?}: the parameters were already handed out (to an \
+                 optimizer?), which would keep updating the old tensors; build the layers in \
+                 {dtype:?} (LayerOptions::dtype), or convert before taking parameters()"
+            )));
         }
         let old = self.leaf();
-        if old.dtype() == dtype {
-            return Ok(());
-        }
         let new = old.detach().to_dtype(dtype)?.contiguous()?;
         let new = match self.kind {
             ParamKind::Parameter => new.set_requires_grad(true),
@@ -154,6 +175,13 @@ impl Param {
         };
         *self.value.write().unwrap_or_else(|e| e.into_inner()) = new;
         Ok(())
+    }
+}
+
+impl Param {
+    /// Whether [`Param::convert`] to `dtype` would replace the tensor.
+    fn needs_conversion(&self, dtype: DType) -> bool {
+        self.kind != ParamKind::Counter && self.leaf().dtype() != dtype
     }
 }
 
@@ -262,7 +290,7 @@ pub trait Module: Send + Sync {
     ///     }
     /// }
     /// let mut g = Generator::new(0);
-    /// let head = Head { fc1: Linear::new(4, 8, true, &mut g), fc2: Linear::new(8, 2, true, &mut g) };
+    /// let head = Head { fc1: Linear::new(4, 8, &mut g), fc2: Linear::new(8, 2, &mut g) };
     /// let names: Vec<String> = head.state_dict().into_iter().map(|(n, _)| n).collect();
     /// assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
     /// ```
@@ -334,7 +362,7 @@ pub trait Module: Send + Sync {
         let mut out = Vec::new();
         self.visit("", &mut |n, p| {
             if !p.is_buffer() {
-                out.push((n.to_string(), p.leaf()));
+                out.push((n.to_string(), p.lend()));
             }
         });
         out
@@ -376,7 +404,7 @@ pub trait Module: Send + Sync {
         let mut out = Vec::new();
         self.visit("", &mut |_, p| {
             if p.trainable() {
-                out.push(p.leaf());
+                out.push(p.lend());
             }
         });
         out
@@ -494,8 +522,25 @@ pub trait Module: Send + Sync {
         self.visit("", &mut |_, p| p.set_trainable(true));
     }
 
-    /// Convert every parameter and buffer to `dtype` (new leaves: build optimizers after).
+    /// Convert every parameter and buffer to `dtype`. Refused, with nothing changed, once
+    /// the parameters were handed out ([`Module::parameters`], [`Module::named_parameters`],
+    /// [`Module::trainable_parameters`]: what optimizers are built from), as an optimizer
+    /// made before would go on updating the old tensors; layers take a dtype at
+    /// construction ([`crate::LayerOptions`], [`crate::BatchNormOptions`]) instead.
     fn to_dtype(&self, dtype: DType) -> Result<()> {
+        let mut lent = None;
+        self.visit("", &mut |n, p| {
+            if lent.is_none() && p.is_lent() && p.needs_conversion(dtype) {
+                lent = Some(n.to_string());
+            }
+        });
+        if let Some(n) = lent {
+            return Err(Error::State(format!(
+                "to_dtype({dtype:?}): {n} and the other parameters were already handed out \
+                 (to an optimizer?), which would keep updating the old tensors; build the \
+                 layers in {dtype:?} (LayerOptions::dtype), or convert before taking parameters()"
+            )));
+        }
         let mut first_err = None;
         self.visit("", &mut |n, p| {
             if first_err.is_none() {

@@ -34,9 +34,9 @@ impl BasicBlock {
             ..Default::default()
         };
         BasicBlock {
-            conv1: Conv2d::with_options(c, c, [3, 3], same, false, g).unwrap(),
+            conv1: Conv2d::with_options(c, c, [3, 3], same, LayerOptions::default().with_bias(false), g).unwrap(),
             bn1: BatchNorm2d::new(c),
-            conv2: Conv2d::with_options(c, c, [3, 3], same, false, g).unwrap(),
+            conv2: Conv2d::with_options(c, c, [3, 3], same, LayerOptions::default().with_bias(false), g).unwrap(),
             bn2: BatchNorm2d::new(c),
         }
     }
@@ -117,7 +117,7 @@ fn gradcheck_conv_layers() {
             groups: 2,
             ..Default::default()
         },
-        true,
+        LayerOptions::default(),
         &mut g
     )
     .is_err());
@@ -125,7 +125,7 @@ fn gradcheck_conv_layers() {
         output_padding: [1, 1],
         ..Default::default()
     };
-    assert!(ConvTranspose2d::with_options(2, 2, [3, 3], bad_pad, true, &mut g).is_err());
+    assert!(ConvTranspose2d::with_options(2, 2, [3, 3], bad_pad, LayerOptions::default(), &mut g).is_err());
     let up = ConvTranspose2d::with_options(
         4,
         2,
@@ -134,7 +134,7 @@ fn gradcheck_conv_layers() {
             stride: [2, 2],
             ..Default::default()
         },
-        true,
+        LayerOptions::default(),
         &mut g,
     )
     .unwrap();
@@ -176,7 +176,7 @@ fn small_cnn_learns_bars() {
     };
     // 8×8 → conv 8×8 → pool 4×4 → conv 2×2 → global average → 1 logit.
     let cnn = Sequential::new()
-        .push(Conv2d::with_options(1, 4, [3, 3], pad, true, &mut g).unwrap())
+        .push(Conv2d::with_options(1, 4, [3, 3], pad, LayerOptions::default(), &mut g).unwrap())
         .push(BatchNorm2d::new(4))
         .push(ReLU)
         .push(MaxPool2d::new(2, 2))
@@ -184,7 +184,7 @@ fn small_cnn_learns_bars() {
         .push(ReLU)
         .push(AdaptiveAvgPool2d::new([1, 1]))
         .push(Flatten::default())
-        .push(Linear::new(8, 1, true, &mut g));
+        .push(Linear::new(8, 1, &mut g));
     let params = cnn.parameters();
     // Logistic loss on ±1 labels: mean softplus(−y·z).
     let loss_of = |x: &Tensor, y: &Tensor, mode| {

@@ -30,10 +30,10 @@ impl Net {
     fn new(g: &mut Generator) -> Net {
         Net {
             features: Sequential::new()
-                .push(Linear::new(3, 8, true, g))
+                .push(Linear::new(3, 8, g))
                 .push(BatchNorm1d::new(8))
                 .push(ReLU),
-            head: Linear::new(8, 2, true, g),
+            head: Linear::new(8, 2, g),
         }
     }
 }
