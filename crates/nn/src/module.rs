@@ -25,6 +25,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
 /// Whether a forward pass trains (batch statistics, dropout on) or evaluates.
+///
+/// Passed to every `forward` rather than held by the module (PyTorch's `train()`/`eval()`)
+/// so a forward pass has no hidden state to forget to switch and a model shared across
+/// threads can be evaluated while it trains; and one trait rather than a `Module`/`ModuleT`
+/// split (Candle), since every container must pass the mode on to children that may use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Training: batch norm uses and updates batch statistics; dropout drops.
