@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Map of the crate:
-//! - [`module`]: the [`Module`] trait (forward with an explicit [`Mode`], dotted names,
-//!   freezing, state dicts) and [`Param`].
+//! - [`module`]: the [`Module`] trait (forward with an explicit [`Mode`], children named
+//!   once in [`Module::children`], dotted names, freezing, state dicts) and [`Param`].
 //! - [`layers`]: Linear, convolutions, pooling, normalization, dropout, activations,
 //!   containers (all re-exported here).
 //! - [`functional`]: the stateless compositions layers are built from.

@@ -1,8 +1,10 @@
 //! The module system: the [`Module`] trait, [`Param`] (a parameter or buffer), and [`Mode`].
 //!
-//! A module lists its parameters, buffers and children through [`Module::visit`], which
-//! gives each one its PyTorch dotted name (`features.0.weight`, `bn1.running_mean`); every
-//! other service (parameter lists, counts, freezing, state dicts) is built on that walk.
+//! A module names its parameters, buffers, sub-modules and generators once, in
+//! [`Module::children`]; [`Module::visit`] walks that listing down the tree, giving each
+//! entry its PyTorch dotted name (`features.0.weight`, `bn1.running_mean`), and every other
+//! service (parameter lists, lookup by name, counts, freezing, state dicts, dtype
+//! conversion, generator states for checkpoints) is built on that walk.
 //!
 //! ```
 //! use nabla_core::{DType, Generator, Tensor};
