@@ -29,6 +29,7 @@ pub mod layers;
 pub mod loss;
 pub mod module;
 pub mod optim;
+mod param;
 pub mod safetensors_io;
 pub mod scheduler;
 pub mod state_dict;
