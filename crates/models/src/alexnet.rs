@@ -26,7 +26,7 @@
 //! ```
 
 use crate::convnet::ConvNet;
-use crate::layers::{check_positive, conv, spatial, AdaptiveAvgPool2d, MaxPool2d, Window};
+use crate::layers::{check_positive, conv, spatial, AdaptiveAvgPool2d, MaxPool2d, SquareConv, Window};
 use nabla_core::{Generator, Pool2dOptions};
 use nabla_nn::{Dropout, Linear, LocalResponseNorm, Module, ReLU, Result, Sequential};
 
@@ -92,12 +92,12 @@ fn classifier(in_features: usize, num_classes: usize, g: &mut Generator) -> Resu
     check_positive("alexnet", "num_classes", num_classes)?;
     Ok(Sequential::new()
         .push(Dropout::new(0.5, g))
-        .push(Linear::new(in_features, 4096, true, g))
+        .push(Linear::new(in_features, 4096, g))
         .push(ReLU)
         .push(Dropout::new(0.5, g))
-        .push(Linear::new(4096, 4096, true, g))
+        .push(Linear::new(4096, 4096, g))
         .push(ReLU)
-        .push(Linear::new(4096, num_classes, true, g)))
+        .push(Linear::new(4096, num_classes, g)))
 }
 
 /// A lecture-style AlexNet (or ZFNet) named `name` for `in_channels`×H×W inputs.
@@ -125,19 +125,19 @@ pub fn alexnet_like(
     ];
     let [h, w] = spatial(name, input_size, &windows)?;
     let features = Sequential::new()
-        .push(conv(in_channels, c1, k1, s1, p1, true, g)?)
+        .push(conv(in_channels, c1, SquareConv::new(k1).stride(s1).padding(p1), g)?)
         .push(ReLU)
         .push(pool(0))
         .push(lrn())
-        .push(conv(c1, c2, k2, s2, p2, true, g)?)
+        .push(conv(c1, c2, SquareConv::new(k2).stride(s2).padding(p2), g)?)
         .push(ReLU)
         .push(pool(spec.pool2_padding))
         .push(lrn())
-        .push(conv(c2, c3, 3, 1, 1, true, g)?)
+        .push(conv(c2, c3, SquareConv::new(3).padding(1), g)?)
         .push(ReLU)
-        .push(conv(c3, c4, 3, 1, 1, true, g)?)
+        .push(conv(c3, c4, SquareConv::new(3).padding(1), g)?)
         .push(ReLU)
-        .push(conv(c4, c5, 3, 1, 1, true, g)?)
+        .push(conv(c4, c5, SquareConv::new(3).padding(1), g)?)
         .push(ReLU)
         .push(pool(0));
     let classifier = classifier(c5 * h * w, num_classes, g)?;
@@ -166,17 +166,17 @@ pub fn alexnet_torchvision(
     ];
     spatial(NAME, input_size, &windows)?;
     let features = Sequential::new()
-        .push(conv(in_channels, 64, k1, s1, p1, true, g)?)
+        .push(conv(in_channels, 64, SquareConv::new(k1).stride(s1).padding(p1), g)?)
         .push(ReLU)
         .push(pool(0))
-        .push(conv(64, 192, 5, 1, 2, true, g)?)
+        .push(conv(64, 192, SquareConv::new(5).padding(2), g)?)
         .push(ReLU)
         .push(pool(0))
-        .push(conv(192, 384, 3, 1, 1, true, g)?)
+        .push(conv(192, 384, SquareConv::new(3).padding(1), g)?)
         .push(ReLU)
-        .push(conv(384, 256, 3, 1, 1, true, g)?)
+        .push(conv(384, 256, SquareConv::new(3).padding(1), g)?)
         .push(ReLU)
-        .push(conv(256, 256, 3, 1, 1, true, g)?)
+        .push(conv(256, 256, SquareConv::new(3).padding(1), g)?)
         .push(ReLU)
         .push(pool(0));
     let avgpool: Box<dyn Module> = Box::new(AdaptiveAvgPool2d::new([6, 6]));

@@ -22,12 +22,10 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use crate::layers::{activation, check_positive, conv, Unflatten};
+use crate::layers::{activation, check_positive, conv, SquareConv, Unflatten};
 use crate::registry::{input_features, no_variant, ModelConfig};
 use nabla_core::{ConvTranspose2dOptions, Generator, Tensor};
-use nabla_nn::module::join;
-use nabla_nn::{ConvTranspose2d, Error, Flatten, Linear, Mode, Module, Param, Result, Sequential};
-use std::sync::Mutex;
+use nabla_nn::{Children, ConvTranspose2d, Error, Flatten, LayerOptions, Linear, Mode, Module, Result, Sequential};
 
 /// A model with an encoder to latent vectors and a decoder back to inputs.
 pub trait Autoencoder: Module {
@@ -44,8 +42,9 @@ pub fn build_autoencoder(name: &str, cfg: &ModelConfig) -> Result<Box<dyn Autoen
     autoencoder(name, cfg, &mut Generator::new(cfg.seed))
 }
 
-/// [`build_autoencoder`] drawing from `g`.
-pub(crate) fn autoencoder(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Autoencoder>> {
+/// The input size and the latent code of an autoencoder `cfg` asks for, checked: the last
+/// hidden width is the latent size.
+fn sizes<'a>(name: &str, cfg: &'a ModelConfig) -> Result<(usize, &'a [usize], usize)> {
     no_variant(name, cfg)?;
     let d = input_features(name, cfg)?;
     let Some((&latent, widths)) = cfg.hidden.split_last() else {
@@ -58,8 +57,20 @@ pub(crate) fn autoencoder(name: &str, cfg: &ModelConfig, g: &mut Generator) -> R
             "{name}: the latent size {latent} must be smaller than the input size {d}"
         )));
     }
+    Ok((d, widths, latent))
+}
+
+/// `mlp_autoencoder` from `cfg`, drawing from `g`.
+fn mlp_autoencoder(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<MlpAutoencoder> {
+    let (d, widths, latent) = sizes(name, cfg)?;
+    MlpAutoencoder::new(d, widths, latent, &cfg.activation, g)
+}
+
+/// [`build_autoencoder`] drawing from `g`.
+pub(crate) fn autoencoder(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Autoencoder>> {
+    let (_, _, latent) = sizes(name, cfg)?;
     match name {
-        "mlp_autoencoder" => Ok(Box::new(MlpAutoencoder::new(d, widths, latent, &cfg.activation, g)?)),
+        "mlp_autoencoder" => Ok(Box::new(mlp_autoencoder(name, cfg, g)?)),
         "conv_autoencoder" => Ok(Box::new(ConvAutoencoder::new(
             cfg.in_channels,
             cfg.input_size,
@@ -68,6 +79,69 @@ pub(crate) fn autoencoder(name: &str, cfg: &ModelConfig, g: &mut Generator) -> R
             g,
         )?)),
         _ => Err(Error::Config(format!("{name} is not an autoencoder"))),
+    }
+}
+
+/// An MLP autoencoder said directly: `features` inputs, `hidden` widths, a `latent` code.
+/// [`MlpAutoencoderConfig::build`] gives the same weights as [`crate::build`] of
+/// `mlp_autoencoder` from the [`ModelConfig`] it converts to (`From`), for the CLI's path.
+///
+/// ```
+/// use nabla_core::{DType, Tensor};
+/// use nabla_models::autoencoder::MlpAutoencoderConfig;
+/// use nabla_nn::{Mode, Module};
+/// let ae = MlpAutoencoderConfig::new(20, 2).build()?;
+/// let x = Tensor::zeros(&[8, 20], DType::F32);
+/// assert_eq!(ae.encoder.forward(&x, Mode::Eval)?.shape(), &[8, 2]);
+/// assert_eq!(ae.forward(&x, Mode::Eval)?.shape(), &[8, 20]);
+/// # Ok::<(), nabla_nn::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MlpAutoencoderConfig {
+    /// Size of each input (`C·H·W` for images).
+    pub features: usize,
+    /// Widths between the input and the latent code (mirrored in the decoder); default none.
+    pub hidden: Vec<usize>,
+    /// Size of the latent code.
+    pub latent: usize,
+    /// Activation between layers (default relu; see [`crate::layers::ACTIVATIONS`]).
+    pub activation: String,
+    /// Seed of the weight initialization (default 0).
+    pub seed: u64,
+}
+
+impl MlpAutoencoderConfig {
+    /// `features → latent → features`, relu, seed 0.
+    pub fn new(features: usize, latent: usize) -> Self {
+        MlpAutoencoderConfig {
+            features,
+            hidden: Vec::new(),
+            latent,
+            activation: "relu".to_string(),
+            seed: 0,
+        }
+    }
+
+    /// The autoencoder, initialized from `seed`.
+    pub fn build(&self) -> Result<MlpAutoencoder> {
+        let cfg = ModelConfig::from(self);
+        mlp_autoencoder("mlp_autoencoder", &cfg, &mut Generator::new(self.seed))
+    }
+}
+
+impl From<&MlpAutoencoderConfig> for ModelConfig {
+    /// A `[1, features]` input with `hidden` then `latent` as the hidden widths.
+    fn from(c: &MlpAutoencoderConfig) -> ModelConfig {
+        let mut hidden = c.hidden.clone();
+        hidden.push(c.latent);
+        ModelConfig {
+            in_channels: 1,
+            input_size: [1, c.features],
+            hidden,
+            activation: c.activation.clone(),
+            seed: c.seed,
+            ..Default::default()
+        }
     }
 }
 
@@ -87,7 +161,7 @@ fn dense_stack(mut seq: Sequential, widths: &[usize], act: &str, g: &mut Generat
         if i > 0 {
             seq.add(activation(act)?);
         }
-        seq = seq.push(Linear::new(pair[0], pair[1], true, g));
+        seq = seq.push(Linear::new(pair[0], pair[1], g));
     }
     Ok(seq)
 }
@@ -113,15 +187,11 @@ impl Module for MlpAutoencoder {
         let y = self.decoder.forward_named("decoder", &z, mode)?;
         Ok(y.reshape(x.shape())?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.encoder.visit(&join(prefix, "encoder"), f);
-        self.decoder.visit(&join(prefix, "decoder"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("encoder", &self.encoder);
+        c.module("decoder", &self.decoder);
     }
 
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.encoder.visit_generators(&join(prefix, "encoder"), f);
-        self.decoder.visit_generators(&join(prefix, "decoder"), f);
-    }
     fn describe(&self) -> String {
         "MlpAutoencoder".to_string()
     }
@@ -163,13 +233,11 @@ impl ConvAutoencoder {
         let (h1, w1) = (h0.div_ceil(2), w0.div_ceil(2));
         let (h2, w2) = (h1.div_ceil(2), w1.div_ceil(2));
         let flat = 32 * h2 * w2;
-        let mut encoder = Sequential::new().push(conv(in_channels, 16, 3, 2, 1, true, g)?);
+        let mut encoder = Sequential::new().push(conv(in_channels, 16, SquareConv::new(3).stride(2).padding(1), g)?);
         encoder.add(activation(act)?);
-        encoder = encoder.push(conv(16, 32, 3, 2, 1, true, g)?);
+        encoder = encoder.push(conv(16, 32, SquareConv::new(3).stride(2).padding(1), g)?);
         encoder.add(activation(act)?);
-        encoder = encoder
-            .push(Flatten::default())
-            .push(Linear::new(flat, latent, true, g));
+        encoder = encoder.push(Flatten::default()).push(Linear::new(flat, latent, g));
         // The transposed convolution maps m to 2m − 1 + output_padding: pick the padding
         // that lands on the encoder's size.
         let up = |c_in: usize, c_out: usize, from: [usize; 2], to: [usize; 2], g: &mut _| {
@@ -179,9 +247,9 @@ impl ConvAutoencoder {
                 output_padding: [to[0] + 1 - 2 * from[0], to[1] + 1 - 2 * from[1]],
                 ..Default::default()
             };
-            ConvTranspose2d::with_options(c_in, c_out, [3, 3], opts, true, g)
+            ConvTranspose2d::with_options(c_in, c_out, [3, 3], opts, LayerOptions::default(), g)
         };
-        let mut decoder = Sequential::new().push(Linear::new(latent, flat, true, g));
+        let mut decoder = Sequential::new().push(Linear::new(latent, flat, g));
         decoder.add(activation(act)?);
         decoder = decoder
             .push(Unflatten { shape: [32, h2, w2] })
@@ -197,15 +265,11 @@ impl Module for ConvAutoencoder {
         let z = self.encoder.forward_named("encoder", x, mode)?;
         self.decoder.forward_named("decoder", &z, mode)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.encoder.visit(&join(prefix, "encoder"), f);
-        self.decoder.visit(&join(prefix, "decoder"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("encoder", &self.encoder);
+        c.module("decoder", &self.decoder);
     }
 
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.encoder.visit_generators(&join(prefix, "encoder"), f);
-        self.decoder.visit_generators(&join(prefix, "decoder"), f);
-    }
     fn describe(&self) -> String {
         "ConvAutoencoder".to_string()
     }

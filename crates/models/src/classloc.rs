@@ -24,14 +24,12 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use crate::layers::{batch_norm, check_positive, conv, MaxPool2d};
+use crate::layers::{batch_norm, check_positive, conv, MaxPool2d, SquareConv};
 use crate::registry::ModelConfig;
 use crate::resnet::{ResNet, ResNetSpec};
 use nabla_core::{Generator, Tensor};
 use nabla_nn::loss::{cross_entropy, mse_loss, CrossEntropyOptions, Reduction};
-use nabla_nn::module::join;
-use nabla_nn::{Error, Linear, Mode, Module, Param, ReLU, Result, Sequential};
-use std::sync::Mutex;
+use nabla_nn::{Children, Error, Linear, Mode, Module, ReLU, Result, Sequential};
 
 /// The small default backbone: `[N, C, H, W]` → `[N, 128]`.
 struct SmallBackbone {
@@ -43,12 +41,8 @@ impl Module for SmallBackbone {
         let y = self.features.forward_named("features", x, mode)?;
         Ok(y.mean(&[2, 3], false)?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.features.visit(&join(prefix, "features"), f);
-    }
-
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.features.visit_generators(&join(prefix, "features"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("features", &self.features);
     }
 }
 
@@ -68,8 +62,8 @@ impl ClassLoc {
         check_positive("classloc", "num_classes", num_classes)?;
         Ok(ClassLoc {
             backbone,
-            classifier: Linear::new(features, num_classes, true, g),
-            regressor: Linear::new(features, 4, true, g),
+            classifier: Linear::new(features, num_classes, g),
+            regressor: Linear::new(features, 4, g),
         })
     }
 
@@ -85,7 +79,7 @@ impl ClassLoc {
                         features = features.push(MaxPool2d::new(2, 2));
                     }
                     features = features
-                        .push(conv(c_in, c, 3, 1, 1, false, g)?)
+                        .push(conv(c_in, c, SquareConv::new(3).padding(1).no_bias(), g)?)
                         .push(batch_norm(c, 1e-5))
                         .push(ReLU);
                     c_in = c;
@@ -123,16 +117,10 @@ impl Module for ClassLoc {
         Ok(Tensor::cat(&[&logits, &boxes], 1)?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.backbone.visit(&join(prefix, "backbone"), f);
-        self.classifier.visit(&join(prefix, "classifier"), f);
-        self.regressor.visit(&join(prefix, "regressor"), f);
-    }
-
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.backbone.visit_generators(&join(prefix, "backbone"), f);
-        self.classifier.visit_generators(&join(prefix, "classifier"), f);
-        self.regressor.visit_generators(&join(prefix, "regressor"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("backbone", &self.backbone);
+        c.module("classifier", &self.classifier);
+        c.module("regressor", &self.regressor);
     }
 
     fn describe(&self) -> String {

@@ -11,17 +11,15 @@
 //!     "tiny",
 //!     Sequential::new().push(Conv2d::new(1, 4, 3, &mut g)).push(ReLU),
 //!     None,
-//!     Sequential::new().push(Linear::new(4 * 2 * 2, 3, true, &mut g)),
+//!     Sequential::new().push(Linear::new(4 * 2 * 2, 3, &mut g)),
 //! );
 //! assert_eq!(net.forward(&Tensor::zeros(&[5, 1, 4, 4], DType::F32), Mode::Eval)?.shape(), &[5, 3]);
 //! assert_eq!(net.named_parameters()[2].0, "classifier.0.weight");
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use nabla_core::{Generator, Tensor};
-use nabla_nn::module::join;
-use nabla_nn::{Mode, Module, Param, Result, Sequential};
-use std::sync::Mutex;
+use nabla_core::Tensor;
+use nabla_nn::{Children, Mode, Module, Result, Sequential};
 
 /// `classifier(flatten(avgpool(features(x))))`, with torchvision's child names.
 pub struct ConvNet {
@@ -66,20 +64,10 @@ impl Module for ConvNet {
         self.classifier.forward_named("classifier", &y, mode)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.features.visit(&join(prefix, "features"), f);
-        if let Some(p) = &self.avgpool {
-            p.visit(&join(prefix, "avgpool"), f);
-        }
-        self.classifier.visit(&join(prefix, "classifier"), f);
-    }
-
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.features.visit_generators(&join(prefix, "features"), f);
-        if let Some(p) = &self.avgpool {
-            p.visit_generators(&join(prefix, "avgpool"), f);
-        }
-        self.classifier.visit_generators(&join(prefix, "classifier"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("features", &self.features);
+        c.module_opt("avgpool", &self.avgpool);
+        c.module("classifier", &self.classifier);
     }
 
     fn describe(&self) -> String {

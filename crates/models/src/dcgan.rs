@@ -21,12 +21,13 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use crate::layers::{batch_norm, check_positive, conv};
+use crate::layers::{batch_norm, check_positive, conv, SquareConv};
 use nabla_core::{ConvTranspose2dOptions, Generator as Rng, Tensor};
 use nabla_nn::init;
-use nabla_nn::module::join;
-use nabla_nn::{BatchNorm2d, ConvTranspose2d, Error, LeakyReLU, Mode, Module, Param, ReLU, Result, Sequential, Tanh};
-use std::sync::Mutex;
+use nabla_nn::{
+    BatchNorm2d, Children, ConvTranspose2d, Error, LayerOptions, LeakyReLU, Mode, Module, ReLU, Result, Sequential,
+    Tanh,
+};
 
 /// Channels of the largest generator map and the first discriminator map.
 const BASE: usize = 64;
@@ -68,7 +69,7 @@ fn up(c_in: usize, c_out: usize, k: [usize; 2], stride: usize, g: &mut Rng) -> R
         padding: [pad, pad],
         ..Default::default()
     };
-    let layer = ConvTranspose2d::with_options(c_in, c_out, k, opts, false, g)?;
+    let layer = ConvTranspose2d::with_options(c_in, c_out, k, opts, LayerOptions::default().with_bias(false), g)?;
     init::normal_(&layer.weight.leaf(), 0.0, 0.02, g)?;
     Ok(layer)
 }
@@ -117,13 +118,10 @@ impl Module for DcganGenerator {
         };
         self.main.forward_named("main", &z, mode)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.main.visit(&join(prefix, "main"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("main", &self.main);
     }
 
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Rng>)) {
-        self.main.visit_generators(&join(prefix, "main"), f);
-    }
     fn describe(&self) -> String {
         format!("DCGAN generator z={}", self.latent)
     }
@@ -141,7 +139,7 @@ impl DcganDiscriminator {
         check_positive("discriminator", "the image channels", channels)?;
         let (k, base) = geometry("discriminator", size)?;
         let down = |c_in: usize, c_out: usize, g: &mut Rng| -> Result<_> {
-            let layer = conv(c_in, c_out, 4, 2, 1, false, g)?;
+            let layer = conv(c_in, c_out, SquareConv::new(4).stride(2).padding(1).no_bias(), g)?;
             init::normal_(&layer.weight.leaf(), 0.0, 0.02, g)?;
             Ok(layer)
         };
@@ -158,7 +156,7 @@ impl DcganDiscriminator {
             c *= 2;
         }
         let opts = nabla_core::Conv2dOptions::default();
-        let last = nabla_nn::Conv2d::with_options(c, 1, base, opts, false, g)?;
+        let last = nabla_nn::Conv2d::with_options(c, 1, base, opts, LayerOptions::default().with_bias(false), g)?;
         init::normal_(&last.weight.leaf(), 0.0, 0.02, g)?;
         Ok(DcganDiscriminator { main: main.push(last) })
     }
@@ -168,13 +166,10 @@ impl Module for DcganDiscriminator {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         Ok(self.main.forward_named("main", x, mode)?.flatten(1, -1)?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.main.visit(&join(prefix, "main"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("main", &self.main);
     }
 
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Rng>)) {
-        self.main.visit_generators(&join(prefix, "main"), f);
-    }
     fn describe(&self) -> String {
         "DCGAN discriminator".to_string()
     }

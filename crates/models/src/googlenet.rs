@@ -19,12 +19,10 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use crate::layers::{batch_norm, check_positive, conv, MaxPool2d};
+use crate::layers::{batch_norm, check_positive, conv, MaxPool2d, SquareConv};
 use nabla_core::{Generator, Pool2dOptions, Tensor};
 use nabla_nn::init;
-use nabla_nn::module::join;
-use nabla_nn::{BatchNorm2d, Conv2d, Dropout, Linear, Mode, Module, Param, Result, Sequential};
-use std::sync::Mutex;
+use nabla_nn::{BatchNorm2d, Children, Conv2d, Dropout, Linear, Mode, Module, Result, Sequential};
 
 /// torchvision's initialization of GoogLeNet's weights: N(0, 0.01) truncated at ±2 (a bound
 /// 200 standard deviations out, so a plain normal draw is the same distribution).
@@ -48,7 +46,12 @@ impl BasicConv2d {
         padding: usize,
         g: &mut Generator,
     ) -> Result<BasicConv2d> {
-        let c = conv(c_in, c_out, k, stride, padding, false, g)?;
+        let c = conv(
+            c_in,
+            c_out,
+            SquareConv::new(k).stride(stride).padding(padding).no_bias(),
+            g,
+        )?;
         init::normal_(&c.weight.leaf(), 0.0, INIT_STD, g)?;
         Ok(BasicConv2d {
             conv: c,
@@ -62,9 +65,9 @@ impl Module for BasicConv2d {
         let y = self.conv.forward_named("conv", x, mode)?;
         Ok(self.bn.forward_named("bn", &y, mode)?.relu()?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.conv.visit(&join(prefix, "conv"), f);
-        self.bn.visit(&join(prefix, "bn"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("conv", &self.conv);
+        c.module("bn", &self.bn);
     }
     fn describe(&self) -> String {
         format!("BasicConv2d {}→{}", self.conv.in_channels(), self.conv.out_channels())
@@ -113,14 +116,9 @@ impl Module for Inception {
         let refs: Vec<&Tensor> = outs.iter().collect();
         Ok(Tensor::cat(&refs, 1)?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+    fn children(&self, c: &mut Children) {
         for (i, b) in self.branches.iter().enumerate() {
-            b.visit(&join(prefix, &format!("branch{}", i + 1)), f);
-        }
-    }
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        for (i, b) in self.branches.iter().enumerate() {
-            b.visit_generators(&join(prefix, &format!("branch{}", i + 1)), f);
+            c.module(&format!("branch{}", i + 1), &**b);
         }
     }
 }
@@ -141,8 +139,8 @@ impl InceptionAux {
     /// A head over `c_in` channels.
     pub fn new(c_in: usize, num_classes: usize, g: &mut Generator) -> Result<InceptionAux> {
         let conv = BasicConv2d::new(c_in, 128, 1, 1, 0, g)?;
-        let fc1 = Linear::new(2048, 1024, true, g);
-        let fc2 = Linear::new(1024, num_classes, true, g);
+        let fc1 = Linear::new(2048, 1024, g);
+        let fc2 = Linear::new(1024, num_classes, g);
         for l in [&fc1, &fc2] {
             init::normal_(&l.weight.leaf(), 0.0, INIT_STD, g)?;
         }
@@ -163,13 +161,11 @@ impl Module for InceptionAux {
         let y = self.dropout.forward_named("dropout", &y, mode)?;
         self.fc2.forward_named("fc2", &y, mode)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.conv.visit(&join(prefix, "conv"), f);
-        self.fc1.visit(&join(prefix, "fc1"), f);
-        self.fc2.visit(&join(prefix, "fc2"), f);
-    }
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.dropout.visit_generators(&join(prefix, "dropout"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("conv", &self.conv);
+        c.module("fc1", &self.fc1);
+        c.module("fc2", &self.fc2);
+        c.module("dropout", &self.dropout);
     }
 }
 
@@ -254,7 +250,7 @@ impl GoogLeNet {
         } else {
             None
         };
-        let fc = Linear::new(1024, num_classes, true, g);
+        let fc = Linear::new(1024, num_classes, g);
         init::normal_(&fc.weight.leaf(), 0.0, INIT_STD, g)?;
         Ok(GoogLeNet {
             stages,
@@ -297,26 +293,16 @@ impl Module for GoogLeNet {
         Ok(self.run(x, mode, false)?.logits)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+    fn children(&self, c: &mut Children) {
         for (name, m) in &self.stages {
-            m.visit(&join(prefix, name), f);
+            c.module(name, &**m);
         }
         if let Some([a1, a2]) = &self.aux {
-            a1.visit(&join(prefix, "aux1"), f);
-            a2.visit(&join(prefix, "aux2"), f);
+            c.module("aux1", a1);
+            c.module("aux2", a2);
         }
-        self.fc.visit(&join(prefix, "fc"), f);
-    }
-
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        for (name, m) in &self.stages {
-            m.visit_generators(&join(prefix, name), f);
-        }
-        if let Some([a1, a2]) = &self.aux {
-            a1.visit_generators(&join(prefix, "aux1"), f);
-            a2.visit_generators(&join(prefix, "aux2"), f);
-        }
-        self.dropout.visit_generators(&join(prefix, "dropout"), f);
+        c.module("dropout", &self.dropout);
+        c.module("fc", &self.fc);
     }
 
     fn describe(&self) -> String {

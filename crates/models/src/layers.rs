@@ -16,8 +16,8 @@ use nabla_core::{Conv2dOptions, DType, Generator, Tensor};
 use nabla_nn::init::{self, FanMode, Nonlinearity};
 pub use nabla_nn::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use nabla_nn::{
-    BatchNorm2d, BatchNormOptions, Conv2d, Error, Identity, LeakyReLU, Linear, Mode, Module, Param, ReLU, Result,
-    Sigmoid, Softplus, Tanh, ELU, GELU,
+    BatchNorm2d, BatchNormOptions, Conv2d, Error, Identity, LayerOptions, LeakyReLU, Linear, Mode, Module, ReLU,
+    Result, Sigmoid, Softplus, Tanh, ELU, GELU,
 };
 
 /// Reshapes `[N, C·H·W]` to `[N, C, H, W]` (PyTorch's `nn.Unflatten(1, (C, H, W))`).
@@ -32,7 +32,6 @@ impl Module for Unflatten {
         let [c, h, w] = self.shape;
         Ok(x.reshape([x.size(0)?, c, h, w])?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
     fn describe(&self) -> String {
         format!("Unflatten {:?}", self.shape)
     }
@@ -70,22 +69,66 @@ pub fn activation(name: &str) -> Result<Box<dyn Module>> {
     })
 }
 
-/// A square convolution `k×k` with the given stride and padding, PyTorch's default init.
-pub fn conv(
-    c_in: usize,
-    c_out: usize,
-    k: usize,
-    stride: usize,
-    padding: usize,
-    bias: bool,
-    g: &mut Generator,
-) -> Result<Conv2d> {
+/// A square convolution's kernel side, stride, padding and bias, for [`conv`]: stride 1,
+/// no padding and a bias unless said otherwise (PyTorch's defaults).
+///
+/// ```
+/// use nabla_core::Generator;
+/// use nabla_models::layers::{conv, SquareConv};
+/// use nabla_nn::Module;
+/// let c = conv(3, 64, SquareConv::new(7).stride(2).padding(3).no_bias(), &mut Generator::new(0))?;
+/// assert_eq!((c.options().stride, c.options().padding), ([2, 2], [3, 3]));
+/// assert_eq!(c.state_dict().len(), 1);
+/// # Ok::<(), nabla_nn::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SquareConv {
+    /// Kernel side `k` (a `k×k` window).
+    pub kernel: usize,
+    /// Step between windows along both axes.
+    pub stride: usize,
+    /// Zeros added on each side along both axes.
+    pub padding: usize,
+    /// Whether the convolution has a bias.
+    pub bias: bool,
+}
+
+impl SquareConv {
+    /// A `k×k` window, stride 1, no padding, with a bias.
+    pub fn new(kernel: usize) -> SquareConv {
+        SquareConv {
+            kernel,
+            stride: 1,
+            padding: 0,
+            bias: true,
+        }
+    }
+
+    /// This window with stride `s`.
+    pub fn stride(self, s: usize) -> SquareConv {
+        SquareConv { stride: s, ..self }
+    }
+
+    /// This window with padding `p`.
+    pub fn padding(self, p: usize) -> SquareConv {
+        SquareConv { padding: p, ..self }
+    }
+
+    /// This convolution without a bias (followed by a batch norm).
+    pub fn no_bias(self) -> SquareConv {
+        SquareConv { bias: false, ..self }
+    }
+}
+
+/// A square convolution as `spec` says, PyTorch's default initialization, f32.
+pub fn conv(c_in: usize, c_out: usize, spec: SquareConv, g: &mut Generator) -> Result<Conv2d> {
     let opts = Conv2dOptions {
-        stride: [stride, stride],
-        padding: [padding, padding],
+        stride: [spec.stride; 2],
+        padding: [spec.padding; 2],
         ..Default::default()
     };
-    Conv2d::with_options(c_in, c_out, [k, k], opts, bias, g)
+    let layer = LayerOptions::default().with_bias(spec.bias);
+    Conv2d::with_options(c_in, c_out, [spec.kernel; 2], opts, layer, g)
 }
 
 /// Batch norm over `c` channels with the given ε (PyTorch's default momentum).

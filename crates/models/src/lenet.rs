@@ -16,7 +16,7 @@
 //! ```
 
 use crate::convnet::ConvNet;
-use crate::layers::{check_positive, conv, out_len, AvgPool2d, MaxPool2d};
+use crate::layers::{check_positive, conv, out_len, AvgPool2d, MaxPool2d, SquareConv};
 use nabla_core::Generator;
 use nabla_nn::{Error, Linear, Module, ReLU, Result, Sequential, Tanh};
 
@@ -80,17 +80,17 @@ pub fn lenet5(
             LeNetVariant::Modern => Box::new(MaxPool2d::new(2, 2)),
         }
     };
-    let mut features = Sequential::new().push(conv(in_channels, 6, 5, 1, pad, true, g)?);
+    let mut features = Sequential::new().push(conv(in_channels, 6, SquareConv::new(5).padding(pad), g)?);
     features.add(act());
     features.add(pool());
-    features = features.push(conv(6, 16, 5, 1, 0, true, g)?);
+    features = features.push(conv(6, 16, SquareConv::new(5), g)?);
     features.add(act());
     features.add(pool());
-    let mut classifier = Sequential::new().push(Linear::new(16 * h * w, 120, true, g));
+    let mut classifier = Sequential::new().push(Linear::new(16 * h * w, 120, g));
     classifier.add(act());
-    classifier = classifier.push(Linear::new(120, 84, true, g));
+    classifier = classifier.push(Linear::new(120, 84, g));
     classifier.add(act());
-    classifier = classifier.push(Linear::new(84, num_classes, true, g));
+    classifier = classifier.push(Linear::new(84, num_classes, g));
     let name = match variant {
         LeNetVariant::Classic => "LeNet-5 (classic)",
         LeNetVariant::Modern => "LeNet-5",

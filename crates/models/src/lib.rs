@@ -44,5 +44,8 @@ pub mod vgg;
 pub use convnet::ConvNet;
 pub use googlenet::GoogLeNet;
 pub use mlp::Mlp;
-pub use registry::{build, names, ModelConfig};
+pub use registry::{
+    build, build_classloc, build_convnet, build_dcgan_discriminator, build_dcgan_generator, build_googlenet, build_mlp,
+    build_resnet, build_segnet, names, ModelConfig,
+};
 pub use resnet::ResNet;

@@ -14,9 +14,7 @@
 
 use crate::layers::{activation, check_positive};
 use nabla_core::{Generator, Tensor};
-use nabla_nn::module::join;
-use nabla_nn::{Linear, Mode, Module, Param, Result, Sequential};
-use std::sync::Mutex;
+use nabla_nn::{Children, Linear, Mode, Module, Result, Sequential};
 
 /// Flatten, then `layers` (`layers.0` Linear, `layers.1` activation, ..., last Linear).
 pub struct Mlp {
@@ -36,11 +34,11 @@ impl Mlp {
         let mut width = in_features;
         for &h in hidden {
             check_positive("mlp", "every hidden size", h)?;
-            layers = layers.push(Linear::new(width, h, true, g));
+            layers = layers.push(Linear::new(width, h, g));
             layers.add(activation(act)?);
             width = h;
         }
-        layers = layers.push(Linear::new(width, out_features, true, g));
+        layers = layers.push(Linear::new(width, out_features, g));
         Ok(Mlp {
             layers,
             in_features,
@@ -61,12 +59,8 @@ impl Module for Mlp {
         self.layers.forward_named("layers", &x, mode)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.layers.visit(&join(prefix, "layers"), f);
-    }
-
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        self.layers.visit_generators(&join(prefix, "layers"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("layers", &self.layers);
     }
 
     fn describe(&self) -> String {

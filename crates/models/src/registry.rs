@@ -1,6 +1,24 @@
 //! Models by name: [`ModelConfig`] says what to build, [`build`] builds it, [`names`] lists
 //! what can be built. This is the contract the `nabla` command line relies on.
 //!
+//! [`build`] gives a `Box<dyn Module>`. To reach a model's own methods, build its concrete
+//! type from the same name and config (same weights): [`build_mlp`], [`build_convnet`]
+//! (LeNet-5, AlexNets, VGGs), [`build_resnet`], [`build_googlenet`], [`build_segnet`],
+//! [`build_classloc`], [`build_dcgan_generator`], [`build_dcgan_discriminator`] and
+//! [`crate::autoencoder::build_autoencoder`].
+//!
+//! ```
+//! use nabla_core::{DType, Tensor};
+//! use nabla_models::{build, build_resnet, ModelConfig};
+//! use nabla_nn::{Mode, Module};
+//! let cfg = ModelConfig { in_channels: 3, input_size: [32, 32], small_input: true, ..Default::default() };
+//! let net = build_resnet("resnet18", &cfg)?;
+//! let x = Tensor::zeros(&[1, 3, 32, 32], DType::F32);
+//! assert_eq!(net.forward_features(&x, Mode::Eval)?.shape(), &[1, 512]);
+//! assert_eq!(net.state_dict()[0].1.to_vec_f32(), build("resnet18", &cfg)?.state_dict()[0].1.to_vec_f32());
+//! # Ok::<(), nabla_nn::Error>(())
+//! ```
+//!
 //! ```
 //! use nabla_models::{build, names, ModelConfig};
 //! use nabla_nn::Module;
@@ -20,6 +38,7 @@ use crate::mlp::Mlp;
 use crate::resnet::{ResNet, ResNetSpec};
 use crate::segnet::SegNet;
 use crate::vgg::vgg;
+use crate::ConvNet;
 use nabla_core::Generator;
 use nabla_nn::{Error, Module, Result};
 
@@ -66,36 +85,45 @@ impl Default for ModelConfig {
 /// How each model is made from its name, a config and a seeded generator.
 type Builder = fn(&str, &ModelConfig, &mut Generator) -> Result<Box<dyn Module>>;
 
-/// Every model with its builder, in the order [`names`] lists them.
+/// Every model with its builder, in the order [`names`] lists them. Each boxes a typed
+/// builder below, so [`build`] and the `build_*` functions give the same weights.
 const MODELS: &[(&str, Builder)] = &[
-    ("mlp", build_mlp),
-    ("lenet5", build_lenet5),
-    ("mlp_autoencoder", build_autoencoder),
-    ("conv_autoencoder", build_autoencoder),
-    ("alexnet", build_alexnet),
-    ("alexnet_torchvision", build_alexnet),
-    ("zfnet", build_alexnet),
-    ("vgg11", build_vgg),
-    ("vgg13", build_vgg),
-    ("vgg16", build_vgg),
-    ("vgg19", build_vgg),
-    ("vgg11_bn", build_vgg),
-    ("vgg13_bn", build_vgg),
-    ("vgg16_bn", build_vgg),
-    ("vgg19_bn", build_vgg),
-    ("googlenet", build_googlenet),
-    ("resnet18", build_resnet),
-    ("resnet34", build_resnet),
-    ("resnet50", build_resnet),
-    ("resnet101", build_resnet),
-    ("resnet152", build_resnet),
-    ("se_resnet18", build_resnet),
-    ("se_resnet50", build_resnet),
-    ("segnet", build_segnet),
-    ("classloc", build_classloc),
-    ("generator", build_gan),
-    ("discriminator", build_gan),
+    ("mlp", |n, c, g| Ok(Box::new(mlp(n, c, g)?))),
+    ("lenet5", boxed_convnet),
+    ("mlp_autoencoder", |n, c, g| Ok(autoencoder(n, c, g)?)),
+    ("conv_autoencoder", |n, c, g| Ok(autoencoder(n, c, g)?)),
+    ("alexnet", boxed_convnet),
+    ("alexnet_torchvision", boxed_convnet),
+    ("zfnet", boxed_convnet),
+    ("vgg11", boxed_convnet),
+    ("vgg13", boxed_convnet),
+    ("vgg16", boxed_convnet),
+    ("vgg19", boxed_convnet),
+    ("vgg11_bn", boxed_convnet),
+    ("vgg13_bn", boxed_convnet),
+    ("vgg16_bn", boxed_convnet),
+    ("vgg19_bn", boxed_convnet),
+    ("googlenet", |n, c, g| Ok(Box::new(googlenet(n, c, g)?))),
+    ("resnet18", boxed_resnet),
+    ("resnet34", boxed_resnet),
+    ("resnet50", boxed_resnet),
+    ("resnet101", boxed_resnet),
+    ("resnet152", boxed_resnet),
+    ("se_resnet18", boxed_resnet),
+    ("se_resnet50", boxed_resnet),
+    ("segnet", |n, c, g| Ok(Box::new(segnet(n, c, g)?))),
+    ("classloc", |n, c, g| Ok(Box::new(classloc(n, c, g)?))),
+    ("generator", |n, c, g| Ok(Box::new(dcgan_generator(n, c, g)?))),
+    ("discriminator", |n, c, g| Ok(Box::new(dcgan_discriminator(n, c, g)?))),
 ];
+
+fn boxed_convnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    Ok(Box::new(convnet(name, cfg, g)?))
+}
+
+fn boxed_resnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+    Ok(Box::new(resnet(name, cfg, g)?))
+}
 
 /// The names [`build`] knows: mlp, lenet5, mlp_autoencoder, conv_autoencoder, alexnet,
 /// alexnet_torchvision, zfnet, vgg11/13/16/19 and their _bn versions, googlenet,
@@ -141,99 +169,117 @@ pub(crate) fn input_features(model: &str, cfg: &ModelConfig) -> Result<usize> {
         })
 }
 
-fn build_mlp(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+/// A model's concrete type from a name and config: the same weights as [`build`] gives
+/// for it, with the type's own methods (`forward_features`, `forward_aux`, `without_fc`)
+/// in reach. `$name` and `$inner` are the public and the generator-taking builders.
+macro_rules! typed {
+    ($(#[$doc:meta])* $name:ident, $inner:ident, $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(name: &str, cfg: &ModelConfig) -> Result<$ty> {
+            $inner(name, cfg, &mut Generator::new(cfg.seed))
+        }
+    };
+}
+
+typed!(
+    /// `mlp` as an [`Mlp`].
+    build_mlp, mlp, Mlp
+);
+typed!(
+    /// `lenet5`, `alexnet`, `alexnet_torchvision`, `zfnet` and the VGGs as a [`ConvNet`]
+    /// (`features`, `avgpool`, `classifier`; [`ConvNet::forward_features`]).
+    build_convnet, convnet, ConvNet
+);
+typed!(
+    /// `resnet18` .. `resnet152`, `se_resnet18`, `se_resnet50` as a [`ResNet`]
+    /// ([`ResNet::forward_features`], [`ResNet::without_fc`]).
+    build_resnet, resnet, ResNet
+);
+typed!(
+    /// `googlenet` as a [`GoogLeNet`] ([`GoogLeNet::forward_aux`]).
+    build_googlenet, googlenet, GoogLeNet
+);
+typed!(
+    /// `segnet` as a [`SegNet`].
+    build_segnet, segnet, SegNet
+);
+typed!(
+    /// `classloc` as a [`ClassLoc`] ([`ClassLoc::forward2`]).
+    build_classloc, classloc, ClassLoc
+);
+typed!(
+    /// `generator` as a [`DcganGenerator`].
+    build_dcgan_generator, dcgan_generator, DcganGenerator
+);
+typed!(
+    /// `discriminator` as a [`DcganDiscriminator`].
+    build_dcgan_discriminator, dcgan_discriminator, DcganDiscriminator
+);
+
+fn mlp(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Mlp> {
     no_variant("mlp", cfg)?;
     let d = input_features("mlp", cfg)?;
-    Ok(Box::new(Mlp::new(d, &cfg.hidden, cfg.num_classes, &cfg.activation, g)?))
+    Mlp::new(d, &cfg.hidden, cfg.num_classes, &cfg.activation, g)
 }
 
-fn build_lenet5(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
-    let variant = LeNetVariant::parse(cfg.variant.as_deref())?;
-    Ok(Box::new(lenet5(
-        cfg.in_channels,
-        cfg.input_size,
-        cfg.num_classes,
-        variant,
-        g,
-    )?))
+fn convnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<ConvNet> {
+    let (c, size, classes, small) = (cfg.in_channels, cfg.input_size, cfg.num_classes, cfg.small_input);
+    if name == "lenet5" {
+        let variant = LeNetVariant::parse(cfg.variant.as_deref())?;
+        return lenet5(c, size, classes, variant, g);
+    }
+    no_variant(name, cfg)?;
+    match name {
+        "alexnet_torchvision" => return alexnet_torchvision(c, size, classes, small, g),
+        "zfnet" => return alexnet_like(name, &AlexNetSpec::zfnet(small), c, size, classes, g),
+        "alexnet" => return alexnet_like(name, &AlexNetSpec::alexnet(small), c, size, classes, g),
+        _ => {}
+    }
+    let not_convnet = || Error::Config(format!("{name} is not a ConvNet model (lenet5, alexnet, zfnet, vgg)"));
+    let rest = name.strip_prefix("vgg").ok_or_else(not_convnet)?;
+    let (depth, bn) = match rest.strip_suffix("_bn") {
+        Some(d) => (d, true),
+        None => (rest, false),
+    };
+    let depth = depth.parse().map_err(|_| not_convnet())?;
+    vgg(depth, bn, c, size, classes, small, g)
 }
 
-fn build_resnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+fn resnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<ResNet> {
     no_variant(name, cfg)?;
     let spec = ResNetSpec::named(name).ok_or_else(|| Error::Config(format!("{name} is not a ResNet")))?;
     let spec = ResNetSpec {
         small_input: cfg.small_input,
         ..spec
     };
-    Ok(Box::new(ResNet::new(&spec, cfg.in_channels, cfg.num_classes, g)?))
+    ResNet::new(&spec, cfg.in_channels, cfg.num_classes, g)
 }
 
-fn build_googlenet(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+fn googlenet(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<GoogLeNet> {
     let aux = match cfg.variant.as_deref() {
         None => false,
         Some("aux") => true,
         Some(v) => return Err(Error::Config(format!("googlenet: unknown variant {v:?}; known: aux"))),
     };
-    Ok(Box::new(GoogLeNet::new(
-        cfg.in_channels,
-        cfg.num_classes,
-        aux,
-        cfg.small_input,
-        g,
-    )?))
+    GoogLeNet::new(cfg.in_channels, cfg.num_classes, aux, cfg.small_input, g)
 }
 
-fn build_alexnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+fn segnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<SegNet> {
     no_variant(name, cfg)?;
-    let (c, size, classes, small) = (cfg.in_channels, cfg.input_size, cfg.num_classes, cfg.small_input);
-    Ok(Box::new(match name {
-        "alexnet_torchvision" => alexnet_torchvision(c, size, classes, small, g)?,
-        "zfnet" => alexnet_like(name, &AlexNetSpec::zfnet(small), c, size, classes, g)?,
-        _ => alexnet_like(name, &AlexNetSpec::alexnet(small), c, size, classes, g)?,
-    }))
+    SegNet::new(cfg.in_channels, cfg.num_classes, [32, 64, 128], g)
 }
 
-fn build_vgg(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
+fn classloc(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<ClassLoc> {
+    ClassLoc::from_config(cfg, g)
+}
+
+fn dcgan_generator(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<DcganGenerator> {
     no_variant(name, cfg)?;
-    let rest = name.trim_start_matches("vgg");
-    let (depth, bn) = match rest.strip_suffix("_bn") {
-        Some(d) => (d, true),
-        None => (rest, false),
-    };
-    let depth = depth
-        .parse()
-        .map_err(|_| Error::Config(format!("{name} is not a VGG")))?;
-    Ok(Box::new(vgg(
-        depth,
-        bn,
-        cfg.in_channels,
-        cfg.input_size,
-        cfg.num_classes,
-        cfg.small_input,
-        g,
-    )?))
-}
-
-fn build_autoencoder(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
-    Ok(autoencoder(name, cfg, g)?)
-}
-
-fn build_segnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
-    no_variant(name, cfg)?;
-    let net = SegNet::new(cfg.in_channels, cfg.num_classes, [32, 64, 128], g)?;
-    Ok(Box::new(net))
-}
-
-fn build_classloc(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
-    Ok(Box::new(ClassLoc::from_config(cfg, g)?))
-}
-
-fn build_gan(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<dyn Module>> {
-    no_variant(name, cfg)?;
-    let (c, size) = (cfg.in_channels, cfg.input_size);
-    if name == "discriminator" {
-        return Ok(Box::new(DcganDiscriminator::new(c, size, g)?));
-    }
     let latent = cfg.hidden.first().copied().unwrap_or(100);
-    Ok(Box::new(DcganGenerator::new(latent, c, size, g)?))
+    DcganGenerator::new(latent, cfg.in_channels, cfg.input_size, g)
+}
+
+fn dcgan_discriminator(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<DcganDiscriminator> {
+    no_variant(name, cfg)?;
+    DcganDiscriminator::new(cfg.in_channels, cfg.input_size, g)
 }

@@ -16,11 +16,9 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use crate::layers::{batch_norm, check_positive, conv, kaiming_conv, MaxPool2d};
+use crate::layers::{batch_norm, check_positive, conv, kaiming_conv, MaxPool2d, SquareConv};
 use nabla_core::{Generator, Pool2dOptions, Tensor};
-use nabla_nn::module::join;
-use nabla_nn::{BatchNorm2d, Conv2d, Error, Linear, Mode, Module, Param, Result, Sequential, SqueezeExcitation};
-use std::sync::Mutex;
+use nabla_nn::{BatchNorm2d, Children, Conv2d, Error, Linear, Mode, Module, Result, Sequential, SqueezeExcitation};
 
 /// Which residual block a ResNet stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,13 +111,13 @@ impl ResBlock {
         };
         let mut convs = Vec::with_capacity(shapes.len());
         for (i, o, k, s, p) in shapes {
-            let c = conv(i, o, k, s, p, false, g)?;
+            let c = conv(i, o, SquareConv::new(k).stride(s).padding(p).no_bias(), g)?;
             kaiming_conv(&c, g)?;
             convs.push((c, batch_norm(o, 1e-5)));
         }
         let se = se.then(|| SqueezeExcitation::new(c_out, (c_out / 16).max(1), g));
         let downsample = if stride != 1 || c_in != c_out {
-            let c = conv(c_in, c_out, 1, stride, 0, false, g)?;
+            let c = conv(c_in, c_out, SquareConv::new(1).stride(stride).no_bias(), g)?;
             kaiming_conv(&c, g)?;
             Some(Sequential::new().push(c).push(batch_norm(c_out, 1e-5)))
         } else {
@@ -150,22 +148,13 @@ impl Module for ResBlock {
         Ok(y.add(&shortcut)?.relu()?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        for (i, (c, bn)) in self.convs.iter().enumerate() {
-            c.visit(&join(prefix, &format!("conv{}", i + 1)), f);
-            bn.visit(&join(prefix, &format!("bn{}", i + 1)), f);
+    fn children(&self, c: &mut Children) {
+        for (i, (conv, bn)) in self.convs.iter().enumerate() {
+            c.module(&format!("conv{}", i + 1), conv);
+            c.module(&format!("bn{}", i + 1), bn);
         }
-        if let Some(se) = &self.se {
-            se.visit(&join(prefix, "se"), f);
-        }
-        if let Some(d) = &self.downsample {
-            d.visit(&join(prefix, "downsample"), f);
-        }
-    }
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        if let Some(d) = &self.downsample {
-            d.visit_generators(&join(prefix, "downsample"), f);
-        }
+        c.module_opt("se", &self.se);
+        c.module_opt("downsample", &self.downsample);
     }
 
     fn describe(&self) -> String {
@@ -214,9 +203,9 @@ impl ResNet {
             )));
         }
         let conv1 = if spec.small_input {
-            conv(in_channels, 64, 3, 1, 1, false, g)?
+            conv(in_channels, 64, SquareConv::new(3).padding(1).no_bias(), g)?
         } else {
-            conv(in_channels, 64, 7, 2, 3, false, g)?
+            conv(in_channels, 64, SquareConv::new(7).stride(2).padding(3).no_bias(), g)?
         };
         kaiming_conv(&conv1, g)?;
         let maxpool = (!spec.small_input).then(|| {
@@ -253,7 +242,7 @@ impl ResNet {
             bn1: batch_norm(64, 1e-5),
             maxpool,
             layers,
-            fc: Some(Linear::new(512 * spec.block.expansion(), num_classes, true, g)),
+            fc: Some(Linear::new(512 * spec.block.expansion(), num_classes, g)),
             feature_width: 512 * spec.block.expansion(),
             name: format!("{}ResNet-{depth}", if spec.se { "SE-" } else { "" }),
         })
@@ -294,20 +283,14 @@ impl Module for ResNet {
         }
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("conv1", &self.conv1);
+        c.module("bn1", &self.bn1);
+        c.module_opt("maxpool", &self.maxpool);
         for (i, layer) in self.layers.iter().enumerate() {
-            layer.visit(&join(prefix, &format!("layer{}", i + 1)), f);
+            c.module(&format!("layer{}", i + 1), layer);
         }
-        if let Some(fc) = &self.fc {
-            fc.visit(&join(prefix, "fc"), f);
-        }
-    }
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        for (i, layer) in self.layers.iter().enumerate() {
-            layer.visit_generators(&join(prefix, &format!("layer{}", i + 1)), f);
-        }
+        c.module_opt("fc", &self.fc);
     }
 
     fn describe(&self) -> String {

@@ -18,11 +18,9 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
-use crate::layers::{batch_norm, check_positive, conv};
+use crate::layers::{batch_norm, check_positive, conv, SquareConv};
 use nabla_core::{ConvTranspose2dOptions, Generator, Pool2dOptions, Tensor};
-use nabla_nn::module::join;
-use nabla_nn::{ConvTranspose2d, Error, Mode, Module, Param, ReLU, Result, Sequential};
-use std::sync::Mutex;
+use nabla_nn::{Children, ConvTranspose2d, Error, LayerOptions, Mode, Module, ReLU, Result, Sequential};
 
 /// Encoder `enc1`..`enc3` and decoder `dec3`..`dec1`, each a Sequential.
 pub struct SegNet {
@@ -43,7 +41,7 @@ pub struct SegNet {
 /// `seq` with a 3×3 conv (stride 1, pad 1), batch norm and ReLU appended.
 fn cbr(seq: Sequential, c_in: usize, c_out: usize, g: &mut Generator) -> Result<Sequential> {
     Ok(seq
-        .push(conv(c_in, c_out, 3, 1, 1, false, g)?)
+        .push(conv(c_in, c_out, SquareConv::new(3).padding(1).no_bias(), g)?)
         .push(batch_norm(c_out, 1e-5))
         .push(ReLU))
 }
@@ -60,7 +58,7 @@ impl SegNet {
         let enc1 = cbr(cbr(Sequential::new(), in_channels, w1, g)?, w1, w1, g)?;
         let enc2 = cbr(cbr(Sequential::new(), w1, w2, g)?, w2, w2, g)?;
         let enc3 = Sequential::new()
-            .push(conv(w2, w3, 3, 2, 1, false, g)?)
+            .push(conv(w2, w3, SquareConv::new(3).stride(2).padding(1).no_bias(), g)?)
             .push(batch_norm(w3, 1e-5))
             .push(ReLU);
         let up = ConvTranspose2dOptions {
@@ -70,11 +68,18 @@ impl SegNet {
             ..Default::default()
         };
         let dec3 = Sequential::new()
-            .push(ConvTranspose2d::with_options(w3, w2, [3, 3], up, false, g)?)
+            .push(ConvTranspose2d::with_options(
+                w3,
+                w2,
+                [3, 3],
+                up,
+                LayerOptions::default().with_bias(false),
+                g,
+            )?)
             .push(batch_norm(w2, 1e-5))
             .push(ReLU);
         let dec2 = cbr(cbr(Sequential::new(), w2, w2, g)?, w2, w1, g)?;
-        let dec1 = cbr(Sequential::new(), w1, w1, g)?.push(conv(w1, num_classes, 3, 1, 1, true, g)?);
+        let dec1 = cbr(Sequential::new(), w1, w1, g)?.push(conv(w1, num_classes, SquareConv::new(3).padding(1), g)?);
         Ok(SegNet {
             enc1,
             enc2,
@@ -83,17 +88,6 @@ impl SegNet {
             dec2,
             dec1,
         })
-    }
-
-    fn parts(&self) -> [(&'static str, &Sequential); 6] {
-        [
-            ("enc1", &self.enc1),
-            ("enc2", &self.enc2),
-            ("enc3", &self.enc3),
-            ("dec3", &self.dec3),
-            ("dec2", &self.dec2),
-            ("dec1", &self.dec1),
-        ]
     }
 }
 
@@ -127,16 +121,13 @@ impl Module for SegNet {
         self.dec1.forward_named("dec1", &u1, mode)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        for (name, part) in self.parts() {
-            part.visit(&join(prefix, name), f);
-        }
-    }
-
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        for (name, part) in self.parts() {
-            part.visit_generators(&join(prefix, name), f);
-        }
+    fn children(&self, c: &mut Children) {
+        c.module("enc1", &self.enc1);
+        c.module("enc2", &self.enc2);
+        c.module("enc3", &self.enc3);
+        c.module("dec3", &self.dec3);
+        c.module("dec2", &self.dec2);
+        c.module("dec1", &self.dec1);
     }
 
     fn describe(&self) -> String {

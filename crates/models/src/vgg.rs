@@ -18,7 +18,8 @@
 
 use crate::convnet::ConvNet;
 use crate::layers::{
-    batch_norm, check_positive, conv, kaiming_conv, normal_linear, spatial, AdaptiveAvgPool2d, MaxPool2d, Window,
+    batch_norm, check_positive, conv, kaiming_conv, normal_linear, spatial, AdaptiveAvgPool2d, MaxPool2d, SquareConv,
+    Window,
 };
 use nabla_core::{Generator, Pool2dOptions};
 use nabla_nn::{Dropout, Error, Module, ReLU, Result, Sequential};
@@ -69,7 +70,7 @@ pub fn vgg(
             }));
             continue;
         }
-        let layer = conv(c_in, c, 3, 1, 1, true, g)?;
+        let layer = conv(c_in, c, SquareConv::new(3).padding(1), g)?;
         kaiming_conv(&layer, g)?;
         features = features.push(layer);
         if bn {

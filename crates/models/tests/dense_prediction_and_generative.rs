@@ -6,7 +6,7 @@ mod common;
 use common::{batch, every_param_has_gradient, make};
 use nabla_core::gradcheck::gradcheck;
 use nabla_core::{DType, Generator, Tensor};
-use nabla_models::autoencoder::build_autoencoder;
+use nabla_models::autoencoder::{build_autoencoder, MlpAutoencoderConfig};
 use nabla_models::classloc::{classloc_loss, split_outputs, ClassLoc};
 use nabla_models::segnet::SegNet;
 use nabla_models::{build, ModelConfig};
@@ -59,6 +59,33 @@ fn mlp_autoencoder_maps_784_to_a_latent_and_back() {
     assert_eq!(y.to_vec_f32(), back.to_vec_f32());
     let loss = mse_loss(&ae.forward(&x, Mode::Train).unwrap(), &x, Reduction::Mean).unwrap();
     every_param_has_gradient(&*ae, &loss);
+}
+
+/// A 20-feature autoencoder with a 2-d code, said as such, is the registry's
+/// `mlp_autoencoder` (same names, same weights) for the config it converts to.
+#[test]
+fn mlp_autoencoder_config_says_features_and_latent() {
+    let direct = MlpAutoencoderConfig {
+        hidden: vec![8],
+        seed: 3,
+        ..MlpAutoencoderConfig::new(20, 2)
+    };
+    let ae = direct.build().unwrap();
+    let z = ae
+        .encoder
+        .forward(&Tensor::ones(&[5, 20], DType::F32), Mode::Eval)
+        .unwrap();
+    assert_eq!(z.shape(), &[5, 2]);
+    let by_name = make("mlp_autoencoder", &ModelConfig::from(&direct));
+    let (a, b) = (ae.state_dict(), by_name.state_dict());
+    assert_eq!(a.len(), 8);
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!((na, ta.to_vec_f32()), (nb, tb.to_vec_f32()));
+    }
+    assert!(
+        MlpAutoencoderConfig::new(20, 20).build().is_err(),
+        "the code must be smaller"
+    );
 }
 
 #[test]

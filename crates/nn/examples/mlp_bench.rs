@@ -12,9 +12,9 @@ use std::time::Instant;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let g = &mut Generator::new(0);
     let model = Sequential::new()
-        .push(Linear::new(784, 256, true, g))
+        .push(Linear::new(784, 256, g))
         .push(ReLU)
-        .push(Linear::new(256, 10, true, g));
+        .push(Linear::new(256, 10, g));
     let mut opt = Sgd::new(
         model.trainable_parameters(),
         SgdOptions {

@@ -146,9 +146,9 @@ pub fn xavier_normal_(t: &Tensor, gain: f64, g: &mut Generator) -> Result<()> {
 
 /// A `shape` tensor of U(−1/√fan_in, 1/√fan_in) samples: PyTorch's default for the weights
 /// (kaiming_uniform with a = √5 works out to this) and biases of Linear and Conv layers.
-pub(crate) fn default_uniform(shape: &[usize], fan_in: usize, g: &mut Generator) -> Tensor {
+pub(crate) fn default_uniform(shape: &[usize], fan_in: usize, dtype: nabla_core::DType, g: &mut Generator) -> Tensor {
     let bound = inv_sqrt(fan_in);
-    Tensor::uniform(shape, -bound, bound, nabla_core::DType::F32, g)
+    Tensor::uniform(shape, -bound, bound, dtype, g)
 }
 
 /// PyTorch's default for Linear and Conv layers: the weight gets kaiming_uniform with

@@ -5,7 +5,7 @@
 //! use nabla_core::{DType, Generator, Tensor};
 //! use nabla_nn::{Linear, Mode, Module, ReLU, Sequential};
 //! let mut g = Generator::new(0);
-//! let model = Sequential::new().push(Linear::new(2, 8, true, &mut g)).push(ReLU).push(Linear::new(8, 1, true, &mut g));
+//! let model = Sequential::new().push(Linear::new(2, 8, &mut g)).push(ReLU).push(Linear::new(8, 1, &mut g));
 //! let loss = model.forward(&Tensor::ones(&[4, 2], DType::F32), Mode::Train)?.square()?.mean_all()?;
 //! let grads = loss.backward()?;
 //! assert!(model.parameters().iter().all(|p| grads.get(p).is_some()));
@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Map of the crate:
-//! - [`module`]: the [`Module`] trait (forward with an explicit [`Mode`], dotted names,
-//!   freezing, state dicts) and [`Param`].
+//! - [`module`]: the [`Module`] trait (forward with an explicit [`Mode`], children named
+//!   once in [`Module::children`], dotted names, freezing, state dicts) and [`Param`].
 //! - [`layers`]: Linear, convolutions, pooling, normalization, dropout, activations,
 //!   containers (all re-exported here).
 //! - [`functional`]: the stateless compositions layers are built from.
@@ -29,6 +29,7 @@ pub mod layers;
 pub mod loss;
 pub mod module;
 pub mod optim;
+mod param;
 pub mod safetensors_io;
 pub mod scheduler;
 pub mod state_dict;
@@ -36,6 +37,6 @@ pub mod summary;
 
 pub use error::{Error, Result};
 pub use layers::*;
-pub use module::{Mode, Module, Param, ParamKind};
+pub use module::{Child, Children, Mode, Module, Param, ParamKind};
 pub use safetensors_io::{load_tensors, save_tensors};
 pub use state_dict::LoadReport;

@@ -1,17 +1,19 @@
 //! The module system: the [`Module`] trait, [`Param`] (a parameter or buffer), and [`Mode`].
 //!
-//! A module lists its parameters, buffers and children through [`Module::visit`], which
-//! gives each one its PyTorch dotted name (`features.0.weight`, `bn1.running_mean`); every
-//! other service (parameter lists, counts, freezing, state dicts) is built on that walk.
+//! A module names its parameters, buffers, sub-modules and generators once, in
+//! [`Module::children`]; [`Module::visit`] walks that listing down the tree, giving each
+//! entry its PyTorch dotted name (`features.0.weight`, `bn1.running_mean`), and every other
+//! service (parameter lists, lookup by name, counts, freezing, state dicts, dtype
+//! conversion, generator states for checkpoints) is built on that walk.
 //!
 //! ```
 //! use nabla_core::{DType, Generator, Tensor};
 //! use nabla_nn::{Linear, Mode, Module, ReLU, Sequential};
 //! let mut g = Generator::new(0);
 //! let mlp = Sequential::new()
-//!     .push(Linear::new(4, 8, true, &mut g))
+//!     .push(Linear::new(4, 8, &mut g))
 //!     .push(ReLU)
-//!     .push(Linear::new(8, 2, true, &mut g));
+//!     .push(Linear::new(8, 2, &mut g));
 //! let y = mlp.forward(&Tensor::ones(&[3, 4], DType::F32), Mode::Eval)?;
 //! assert_eq!(y.shape(), &[3, 2]);
 //! assert_eq!(mlp.named_parameters()[0].0, "0.weight");
@@ -19,12 +21,17 @@
 //! # Ok::<(), nabla_nn::Error>(())
 //! ```
 
+pub use crate::param::{Param, ParamKind};
 use crate::{Error, Result};
 use nabla_core::{DType, Generator, Tensor};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
 
 /// Whether a forward pass trains (batch statistics, dropout on) or evaluates.
+///
+/// Passed to every `forward` rather than held by the module (PyTorch's `train()`/`eval()`)
+/// so a forward pass has no hidden state to forget to switch and a model shared across
+/// threads can be evaluated while it trains; and one trait rather than a `Module`/`ModuleT`
+/// split (Candle), since every container must pass the mode on to children that may use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Training: batch norm uses and updates batch statistics; dropout drops.
@@ -40,126 +47,11 @@ impl Mode {
     }
 }
 
-/// What a [`Param`] is to its module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ParamKind {
-    /// A trained parameter (a leaf that requires a gradient unless frozen).
-    Parameter,
-    /// A saved, untrained value updated in place (batch norm's running statistics).
-    Buffer,
-    /// An integer-valued buffer held as f64 (batch norm's `num_batches_tracked`): it keeps
-    /// f64 when the model changes dtype and loads from any dtype, as PyTorch's int64 does.
-    Counter,
-}
-
-/// A parameter or buffer of a module.
-///
-/// It holds one tensor for its whole life: optimizers update that tensor in place, so the
-/// module sees every update. Freezing does not replace it either: a frozen parameter is
-/// handed to `forward` detached, so no gradient reaches the stored leaf.
-#[derive(Debug)]
-pub struct Param {
-    value: RwLock<Tensor>,
-    kind: ParamKind,
-    frozen: AtomicBool,
-}
-
-impl Param {
-    /// A trainable parameter: `t` itself if it is already a leaf requiring a gradient
-    /// (so callers keep its identity), else a new leaf sharing its storage.
-    pub fn new(t: Tensor) -> Param {
-        let leaf = if t.requires_grad() && t.is_leaf() {
-            t
-        } else {
-            // Optimizers update in place, which needs row-major storage.
-            let t = if t.is_contiguous() {
-                t
-            } else {
-                t.detach().contiguous().unwrap_or(t)
-            };
-            t.set_requires_grad(true)
-        };
-        Param::with_kind(leaf, ParamKind::Parameter)
-    }
-
-    /// A buffer: saved in state dicts, never trained.
-    pub fn buffer(t: Tensor) -> Param {
-        Param::with_kind(t.detach(), ParamKind::Buffer)
-    }
-
-    /// An integer-valued buffer (see [`ParamKind::Counter`]).
-    pub fn counter(t: Tensor) -> Param {
-        Param::with_kind(t.detach(), ParamKind::Counter)
-    }
-
-    fn with_kind(t: Tensor, kind: ParamKind) -> Param {
-        Param {
-            value: RwLock::new(t),
-            kind,
-            frozen: AtomicBool::new(false),
-        }
-    }
-
-    /// Parameter, buffer or counter.
-    pub fn kind(&self) -> ParamKind {
-        self.kind
-    }
-
-    /// Whether this is a buffer or counter rather than a parameter.
-    pub fn is_buffer(&self) -> bool {
-        self.kind != ParamKind::Parameter
-    }
-
-    /// The stored tensor: the leaf that optimizers update and gradients are keyed by.
-    pub fn leaf(&self) -> Tensor {
-        self.value.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// The tensor a forward pass uses: the leaf, or a detached view of it when frozen.
-    pub fn tensor(&self) -> Tensor {
-        let t = self.leaf();
-        if self.frozen.load(Ordering::Relaxed) {
-            t.detach()
-        } else {
-            t
-        }
-    }
-
-    /// Whether gradients reach this parameter (false for buffers and frozen parameters).
-    pub fn trainable(&self) -> bool {
-        self.kind == ParamKind::Parameter && !self.frozen.load(Ordering::Relaxed)
-    }
-
-    /// Freeze (`false`) or unfreeze (`true`) a parameter; no effect on buffers.
-    pub fn set_trainable(&self, on: bool) {
-        if self.kind == ParamKind::Parameter {
-            self.frozen.store(!on, Ordering::Relaxed);
-        }
-    }
-
-    /// Replace the stored tensor by a copy in `dtype` (a new leaf: build optimizers after).
-    /// Counters stay f64.
-    pub fn convert(&self, dtype: DType) -> Result<()> {
-        if self.kind == ParamKind::Counter {
-            return Ok(());
-        }
-        let old = self.leaf();
-        if old.dtype() == dtype {
-            return Ok(());
-        }
-        let new = old.detach().to_dtype(dtype)?.contiguous()?;
-        let new = match self.kind {
-            ParamKind::Parameter => new.set_requires_grad(true),
-            _ => new,
-        };
-        *self.value.write().unwrap_or_else(|e| e.into_inner()) = new;
-        Ok(())
-    }
-}
-
-/// `prefix.name`, or `name` at the root.
+/// `prefix.name`, or `name` at the root (or `prefix` for an empty `name`).
 pub fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
+    if name.is_empty() {
+        prefix.to_string()
+    } else if prefix.is_empty() {
         name.to_string()
     } else {
         format!("{prefix}.{name}")
@@ -174,24 +66,127 @@ pub fn under(name: &str, prefix: &str) -> bool {
         || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))
 }
 
+/// One entry of a module's [`Module::children`] listing.
+#[derive(Clone, Copy)]
+pub enum Child<'a> {
+    /// A parameter or buffer of the module itself.
+    Param(&'a Param),
+    /// A sub-module: its own entries appear under its name.
+    Module(&'a dyn Module),
+    /// A random generator the module draws from in training (dropout's masks); it is named
+    /// by the module's own path.
+    Generator(&'a Mutex<Generator>),
+}
+
+/// What [`Module::children`] fills: each call names one parameter, buffer, sub-module or
+/// generator, once. The walks (`visit`, `visit_generators`, and through them parameter
+/// lists, state dicts, freezing, checkpoints) all follow from this one listing.
+pub struct Children<'f> {
+    f: &'f mut dyn FnMut(&str, Child<'_>),
+}
+
+impl<'f> Children<'f> {
+    /// A listing that hands every entry to `f`.
+    pub fn new(f: &'f mut dyn FnMut(&str, Child<'_>)) -> Self {
+        Children { f }
+    }
+
+    /// A parameter or buffer named `name`.
+    pub fn param(&mut self, name: &str, p: &Param) -> &mut Self {
+        (self.f)(name, Child::Param(p));
+        self
+    }
+
+    /// A parameter or buffer named `name`, if present (an optional bias).
+    pub fn param_opt(&mut self, name: &str, p: &Option<Param>) -> &mut Self {
+        if let Some(p) = p {
+            self.param(name, p);
+        }
+        self
+    }
+
+    /// A sub-module named `name` (`features`, `layer1`, or `3` in a [`crate::Sequential`]).
+    pub fn module(&mut self, name: &str, m: &dyn Module) -> &mut Self {
+        (self.f)(name, Child::Module(m));
+        self
+    }
+
+    /// A sub-module named `name`, if present (an optional head or shortcut).
+    pub fn module_opt<M: Module>(&mut self, name: &str, m: &Option<M>) -> &mut Self {
+        if let Some(m) = m {
+            self.module(name, m);
+        }
+        self
+    }
+
+    /// The module's own random generator (named by the module's path, as dropout's is).
+    pub fn generator(&mut self, g: &Mutex<Generator>) -> &mut Self {
+        (self.f)("", Child::Generator(g));
+        self
+    }
+}
+
 /// Something with a forward pass and named parameters: a layer, or a model built of them.
 ///
-/// Implementors write [`Module::forward`] and [`Module::visit`] (and usually
-/// [`Module::describe`]); everything else comes with the trait.
+/// Implementors write [`Module::forward`] and, if they hold anything, [`Module::children`]
+/// (and usually [`Module::describe`]); everything else comes with the trait.
 pub trait Module: Send + Sync {
     /// Apply the module to `x`.
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor>;
 
+    /// List, once each, the module's own parameters and buffers (parameters first, then
+    /// buffers, as PyTorch registers them), its sub-modules in registration order, and the
+    /// generators it draws from. The default lists nothing (activations, pooling).
+    ///
+    /// ```
+    /// use nabla_core::{Generator, Tensor};
+    /// use nabla_nn::{Children, Linear, Mode, Module, Result};
+    /// struct Head { fc1: Linear, fc2: Linear }
+    /// impl Module for Head {
+    ///     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    ///         let h = self.fc1.forward_named("fc1", x, mode)?.relu()?;
+    ///         self.fc2.forward_named("fc2", &h, mode)
+    ///     }
+    ///     fn children(&self, c: &mut Children) {
+    ///         c.module("fc1", &self.fc1).module("fc2", &self.fc2);
+    ///     }
+    /// }
+    /// let mut g = Generator::new(0);
+    /// let head = Head { fc1: Linear::new(4, 8, &mut g), fc2: Linear::new(8, 2, &mut g) };
+    /// let names: Vec<String> = head.state_dict().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
+    /// ```
+    fn children(&self, c: &mut Children) {
+        let _ = c;
+    }
+
     /// Call `f` with the dotted name (under `prefix`) of every parameter and buffer, in
-    /// PyTorch's order: own parameters, own buffers, then each child's in turn.
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param));
+    /// PyTorch's order: own parameters, own buffers, then each child's in turn. Follows
+    /// from [`Module::children`] (own entries are walked first whatever their place in
+    /// the listing).
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        self.children(&mut Children::new(&mut |name, child| {
+            if let Child::Param(p) = child {
+                f(&join(prefix, name), p);
+            }
+        }));
+        self.children(&mut Children::new(&mut |name, child| {
+            if let Child::Module(m) = child {
+                m.visit(&join(prefix, name), f);
+            }
+        }));
+    }
 
     /// Call `f` with the dotted name of every random generator the module draws from in
-    /// training (dropout's masks), in [`Module::visit`]'s order. Checkpoints save their
-    /// states, so a resumed run draws what an uninterrupted one would. Layers that draw
-    /// nothing keep this default; containers pass it on to their children.
+    /// training (dropout's masks), in [`Module::children`]'s order. Checkpoints save their
+    /// states, so a resumed run draws what an uninterrupted one would. Follows from
+    /// [`Module::children`].
     fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        let _ = (prefix, f);
+        self.children(&mut Children::new(&mut |name, child| match child {
+            Child::Generator(g) => f(&join(prefix, name), g),
+            Child::Module(m) => m.visit_generators(&join(prefix, name), f),
+            Child::Param(_) => {}
+        }));
     }
 
     /// A short description for error messages and summaries, e.g. `Conv2d 64→128`.
@@ -229,10 +224,36 @@ pub trait Module: Send + Sync {
         let mut out = Vec::new();
         self.visit("", &mut |n, p| {
             if !p.is_buffer() {
-                out.push((n.to_string(), p.leaf()));
+                out.push((n.to_string(), p.lend()));
             }
         });
         out
+    }
+
+    /// The parameter named `name` (`"0.weight"`, `"layer1.0.conv1.weight"`): the leaf that
+    /// optimizers update. An unknown name, or a buffer's, is an error that says which
+    /// names the module has there.
+    fn parameter(&self, name: &str) -> Result<Tensor> {
+        let (mut found, mut buffer, mut near) = (None, false, Vec::new());
+        // Names beside the one asked for (same parent module) make a typo easy to see.
+        let parent = name.rsplit_once('.').map_or("", |(p, _)| p);
+        self.visit("", &mut |n, p| {
+            if n == name {
+                buffer = p.is_buffer();
+                found = Some(p.leaf());
+            } else if !p.is_buffer() && n.rsplit_once('.').map_or("", |(q, _)| q) == parent {
+                near.push(n.to_string());
+            }
+        });
+        match found {
+            Some(t) if !buffer => Ok(t),
+            Some(_) => Err(Error::Config(format!(
+                "{name:?} is a buffer, not a parameter (see named_buffers)"
+            ))),
+            None => Err(Error::Config(format!(
+                "no parameter is named {name:?}; parameters beside it: {near:?}"
+            ))),
+        }
     }
 
     /// Every parameter (frozen ones too), in [`Module::named_parameters`] order.
@@ -245,7 +266,7 @@ pub trait Module: Send + Sync {
         let mut out = Vec::new();
         self.visit("", &mut |_, p| {
             if p.trainable() {
-                out.push(p.leaf());
+                out.push(p.lend());
             }
         });
         out
@@ -363,8 +384,25 @@ pub trait Module: Send + Sync {
         self.visit("", &mut |_, p| p.set_trainable(true));
     }
 
-    /// Convert every parameter and buffer to `dtype` (new leaves: build optimizers after).
+    /// Convert every parameter and buffer to `dtype`. Refused, with nothing changed, once
+    /// the parameters were handed out ([`Module::parameters`], [`Module::named_parameters`],
+    /// [`Module::trainable_parameters`]: what optimizers are built from), as an optimizer
+    /// made before would go on updating the old tensors; layers take a dtype at
+    /// construction ([`crate::LayerOptions`], [`crate::BatchNormOptions`]) instead.
     fn to_dtype(&self, dtype: DType) -> Result<()> {
+        let mut lent = None;
+        self.visit("", &mut |n, p| {
+            if lent.is_none() && p.is_lent() && p.needs_conversion(dtype) {
+                lent = Some(n.to_string());
+            }
+        });
+        if let Some(n) = lent {
+            return Err(Error::State(format!(
+                "to_dtype({dtype:?}): {n} and the other parameters were already handed out \
+                 (to an optimizer?), which would keep updating the old tensors; build the \
+                 layers in {dtype:?} (LayerOptions::dtype), or convert before taking parameters()"
+            )));
+        }
         let mut first_err = None;
         self.visit("", &mut |n, p| {
             if first_err.is_none() {
@@ -380,6 +418,9 @@ pub trait Module: Send + Sync {
 impl<M: Module + ?Sized> Module for Box<M> {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         (**self).forward(x, mode)
+    }
+    fn children(&self, c: &mut Children) {
+        (**self).children(c)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         (**self).visit(prefix, f)
@@ -418,18 +459,5 @@ mod tests {
         assert!(under("anything", ""));
         assert_eq!(join("", "w"), "w");
         assert_eq!(join("a.b", "w"), "a.b.w");
-    }
-
-    #[test]
-    fn frozen_param_is_handed_out_detached() {
-        let p = Param::new(Tensor::ones(&[2], DType::F32));
-        assert!(p.tensor().requires_grad() && p.trainable());
-        p.set_trainable(false);
-        assert!(!p.tensor().requires_grad() && !p.trainable());
-        assert!(p.leaf().requires_grad(), "the stored leaf keeps its identity");
-        assert!(p.tensor().shares_storage(&p.leaf()));
-        let b = Param::buffer(Tensor::ones(&[2], DType::F32));
-        b.set_trainable(true);
-        assert!(!b.trainable() && !b.tensor().requires_grad());
     }
 }

@@ -6,7 +6,7 @@
 //! use nabla_core::Generator;
 //! use nabla_nn::{state_dict, BatchNorm1d, Linear, Module, Sequential};
 //! let mut g = Generator::new(0);
-//! let make = |g: &mut Generator| Sequential::new().push(Linear::new(3, 4, true, g)).push(BatchNorm1d::new(4));
+//! let make = |g: &mut Generator| Sequential::new().push(Linear::new(3, 4, g)).push(BatchNorm1d::new(4));
 //! let (a, b) = (make(&mut g), make(&mut g));
 //! let path = std::env::temp_dir().join(format!("nabla-sd-doc-{}.safetensors", std::process::id()));
 //! state_dict::save(&a, &path)?;

@@ -5,7 +5,7 @@
 //! use nabla_core::{DType, Generator, Tensor};
 //! use nabla_nn::{summary, Linear, Mode, Module, ReLU, Sequential};
 //! let mut g = Generator::new(0);
-//! let model = Sequential::new().push(Linear::new(4, 8, true, &mut g)).push(ReLU).push(Linear::new(8, 2, true, &mut g));
+//! let model = Sequential::new().push(Linear::new(4, 8, &mut g)).push(ReLU).push(Linear::new(8, 2, &mut g));
 //! let (y, layers) = summary::record(|| model.forward(&Tensor::ones(&[1, 4], DType::F32), Mode::Eval));
 //! assert_eq!(y?.shape(), &[1, 2]);
 //! let rows: Vec<(&str, &[usize], usize)> =

@@ -4,7 +4,6 @@
 
 use nabla_core::gradcheck::gradcheck;
 use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, DType, Generator, Pool2dOptions, Tensor};
-use nabla_nn::module::join;
 use nabla_nn::*;
 
 /// A nabla-nn result as a core result, for closures handed to `gradcheck`.
@@ -35,9 +34,9 @@ impl BasicBlock {
             ..Default::default()
         };
         BasicBlock {
-            conv1: Conv2d::with_options(c, c, [3, 3], same, false, g).unwrap(),
+            conv1: Conv2d::with_options(c, c, [3, 3], same, LayerOptions::default().with_bias(false), g).unwrap(),
             bn1: BatchNorm2d::new(c),
-            conv2: Conv2d::with_options(c, c, [3, 3], same, false, g).unwrap(),
+            conv2: Conv2d::with_options(c, c, [3, 3], same, LayerOptions::default().with_bias(false), g).unwrap(),
             bn2: BatchNorm2d::new(c),
         }
     }
@@ -51,11 +50,11 @@ impl Module for BasicBlock {
         let y = self.bn2.forward_named("bn2", &y, mode)?;
         Ok(y.add(x)?.relu()?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
-        self.conv2.visit(&join(prefix, "conv2"), f);
-        self.bn2.visit(&join(prefix, "bn2"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("conv1", &self.conv1);
+        c.module("bn1", &self.bn1);
+        c.module("conv2", &self.conv2);
+        c.module("bn2", &self.bn2);
     }
 }
 
@@ -118,7 +117,7 @@ fn gradcheck_conv_layers() {
             groups: 2,
             ..Default::default()
         },
-        true,
+        LayerOptions::default(),
         &mut g
     )
     .is_err());
@@ -126,7 +125,7 @@ fn gradcheck_conv_layers() {
         output_padding: [1, 1],
         ..Default::default()
     };
-    assert!(ConvTranspose2d::with_options(2, 2, [3, 3], bad_pad, true, &mut g).is_err());
+    assert!(ConvTranspose2d::with_options(2, 2, [3, 3], bad_pad, LayerOptions::default(), &mut g).is_err());
     let up = ConvTranspose2d::with_options(
         4,
         2,
@@ -135,7 +134,7 @@ fn gradcheck_conv_layers() {
             stride: [2, 2],
             ..Default::default()
         },
-        true,
+        LayerOptions::default(),
         &mut g,
     )
     .unwrap();
@@ -177,7 +176,7 @@ fn small_cnn_learns_bars() {
     };
     // 8×8 → conv 8×8 → pool 4×4 → conv 2×2 → global average → 1 logit.
     let cnn = Sequential::new()
-        .push(Conv2d::with_options(1, 4, [3, 3], pad, true, &mut g).unwrap())
+        .push(Conv2d::with_options(1, 4, [3, 3], pad, LayerOptions::default(), &mut g).unwrap())
         .push(BatchNorm2d::new(4))
         .push(ReLU)
         .push(MaxPool2d::new(2, 2))
@@ -185,7 +184,7 @@ fn small_cnn_learns_bars() {
         .push(ReLU)
         .push(AdaptiveAvgPool2d::new([1, 1]))
         .push(Flatten::default())
-        .push(Linear::new(8, 1, true, &mut g));
+        .push(Linear::new(8, 1, &mut g));
     let params = cnn.parameters();
     // Logistic loss on ±1 labels: mean softplus(−y·z).
     let loss_of = |x: &Tensor, y: &Tensor, mode| {

@@ -4,7 +4,6 @@
 
 use nabla_core::gradcheck::gradcheck;
 use nabla_core::{DType, Generator, Tensor};
-use nabla_nn::module::join;
 use nabla_nn::*;
 
 /// A nabla-nn result as a core result, for closures handed to `gradcheck`.
@@ -22,9 +21,9 @@ struct Block {
 impl Block {
     fn new(width: usize, g: &mut Generator) -> Block {
         Block {
-            fc1: Linear::new(width, width, false, g),
+            fc1: Linear::with_options(width, width, LayerOptions::default().with_bias(false), g),
             bn1: BatchNorm1d::new(width),
-            fc2: Linear::new(width, width, true, g),
+            fc2: Linear::new(width, width, g),
         }
     }
 }
@@ -36,10 +35,10 @@ impl Module for Block {
         let y = self.fc2.forward_named("fc2", &y, mode)?;
         Ok(y.add(x)?.relu()?)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.fc1.visit(&join(prefix, "fc1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
-        self.fc2.visit(&join(prefix, "fc2"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("fc1", &self.fc1);
+        c.module("bn1", &self.bn1);
+        c.module("fc2", &self.fc2);
     }
 }
 
@@ -53,10 +52,10 @@ impl Net {
     fn new(g: &mut Generator) -> Net {
         Net {
             features: Sequential::new()
-                .push(Linear::new(3, 8, true, g))
+                .push(Linear::new(3, 8, g))
                 .push(ReLU)
                 .push(Block::new(8, g)),
-            head: Linear::new(8, 2, true, g),
+            head: Linear::new(8, 2, g),
         }
     }
 }
@@ -66,9 +65,9 @@ impl Module for Net {
         let y = self.features.forward_named("features", x, mode)?;
         self.head.forward_named("head", &y, mode)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.features.visit(&join(prefix, "features"), f);
-        self.head.visit(&join(prefix, "head"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("features", &self.features);
+        c.module("head", &self.head);
     }
 }
 
@@ -102,6 +101,19 @@ fn dotted_names_follow_pytorch() {
     assert_eq!(net.num_parameters(), 3 * 8 + 8 + 64 + 8 + 8 + 64 + 8 + 8 * 2 + 2);
     // The state dict shares storage with the model.
     assert!(sd[0].1.shares_storage(&net.features.get(0).unwrap().parameters()[0]));
+}
+
+#[test]
+fn parameters_are_found_by_name() {
+    let net = Net::new(&mut Generator::new(0));
+    let w = net.parameter("features.2.fc1.weight").unwrap();
+    assert!(w.shares_storage(&net.named_parameters()[2].1), "the leaf itself");
+    assert_eq!(net.parameter("head.bias").unwrap().shape(), &[2]);
+    let e = net.parameter("features.2.fc1.wieght").unwrap_err().to_string();
+    assert!(e.contains("wieght") && e.contains("features.2.fc1.weight"), "{e}");
+    let e = net.parameter("features.2.bn1.running_mean").unwrap_err().to_string();
+    assert!(e.contains("buffer"), "{e}");
+    assert!(net.parameter("nothing").is_err());
 }
 
 #[test]
@@ -174,9 +186,9 @@ fn frozen_layers_get_no_gradient_and_stay_put() {
 fn mlp_learns_xor() {
     let mut g = Generator::new(1);
     let mlp = Sequential::new()
-        .push(Linear::new(2, 8, true, &mut g))
+        .push(Linear::new(2, 8, &mut g))
         .push(Tanh)
-        .push(Linear::new(8, 1, true, &mut g));
+        .push(Linear::new(8, 1, &mut g));
     let x = Tensor::from_vec(vec![0.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0], &[4, 2]).unwrap();
     let y = Tensor::from_vec(vec![0.0f32, 1.0, 1.0, 0.0], &[4, 1]).unwrap();
     let params = mlp.parameters();
@@ -262,7 +274,7 @@ fn generator_states_name_every_dropout_and_restore_its_masks() {
     let g = &mut Generator::new(4);
     let inner = Sequential::new().push(Dropout::new(0.5, g)).push(ReLU);
     let net = Sequential::new()
-        .push(Linear::new(8, 8, true, g))
+        .push(Linear::new(8, 8, g))
         .push(Dropout::new(0.3, g))
         .push(inner);
     let x = Tensor::ones(&[4, 8], DType::F32);
@@ -280,7 +292,7 @@ fn generator_states_name_every_dropout_and_restore_its_masks() {
     let mut extra = states.clone();
     extra.push(("9".into(), [1, 2, 3, 4]));
     assert!(net.load_generator_states(&extra).is_err());
-    assert!(Linear::new(2, 2, true, g).generator_states().is_empty());
+    assert!(Linear::new(2, 2, g).generator_states().is_empty());
 }
 
 #[test]
@@ -397,4 +409,78 @@ fn gradcheck_every_layer() {
     let block = Block::new(3, &mut Generator::new(2));
     block.to_dtype(DType::F64).unwrap();
     gradcheck(|t| core(block.forward(&t[0], Mode::Train)), &[r(&[4, 3])]).unwrap();
+}
+
+#[test]
+fn layers_are_built_in_the_dtype_their_options_say() {
+    let mut g = Generator::new(0);
+    let f64_layer = LayerOptions::default().with_dtype(DType::F64);
+    let bn = BatchNormOptions {
+        dtype: DType::F64,
+        ..Default::default()
+    };
+    let net = Sequential::new()
+        .push(Linear::with_options(3, 4, f64_layer, &mut g))
+        .push(BatchNorm1d::with_options(4, bn))
+        .push(Linear::with_options(4, 2, f64_layer.with_bias(false), &mut g));
+    let dtypes: Vec<(String, DType)> = net.state_dict().into_iter().map(|(n, t)| (n, t.dtype())).collect();
+    assert_eq!(dtypes.len(), 8, "{dtypes:?}");
+    assert!(dtypes.iter().all(|(_, d)| *d == DType::F64), "{dtypes:?}");
+    assert!(!dtypes.iter().any(|(n, _)| n == "2.bias"));
+    let y = net.forward(&Tensor::ones(&[5, 3], DType::F64), Mode::Train).unwrap();
+    assert_eq!((y.shape(), y.dtype()), (&[5, 2][..], DType::F64));
+    // The same draws as in f32, kept in full precision (not f32 values widened).
+    let a = Linear::with_options(3, 4, f64_layer, &mut Generator::new(7));
+    let b = Linear::new(3, 4, &mut Generator::new(7));
+    let (wa, wb) = (a.weight.leaf().to_vec_f64(), b.weight.leaf().to_vec_f64());
+    assert!(wa.iter().zip(&wb).all(|(x, y)| (x - y).abs() < 1e-6), "{wa:?} {wb:?}");
+    assert_ne!(wa, wb);
+}
+
+/// `to_dtype` after an optimizer took the parameters is refused with nothing changed (the
+/// optimizer would update the old tensors); the optimizer keeps training the model. Before
+/// any optimizer, it converts, and one made after trains the converted model.
+#[test]
+fn to_dtype_refuses_once_an_optimizer_holds_the_parameters() {
+    use nabla_nn::optim::{Optimizer, Sgd, SgdOptions};
+    let sgd = SgdOptions {
+        lr: 0.1,
+        ..Default::default()
+    };
+    let step = |m: &dyn Module, opt: &mut Sgd, dtype: DType| {
+        let loss = m
+            .forward(&Tensor::ones(&[2, 3], dtype), Mode::Train)
+            .unwrap()
+            .square()
+            .unwrap();
+        opt.step(&loss.mean_all().unwrap().backward().unwrap()).unwrap();
+    };
+    let net = Sequential::new().push(Linear::new(3, 2, &mut Generator::new(1)));
+    let mut opt = Sgd::new(net.trainable_parameters(), sgd).unwrap();
+    let e = net.to_dtype(DType::F64).unwrap_err().to_string();
+    assert!(
+        e.contains("0.weight") && e.contains("optimizer") && e.contains("LayerOptions"),
+        "{e}"
+    );
+    assert!(
+        net.state_dict().iter().all(|(_, t)| t.dtype() == DType::F32),
+        "nothing changed"
+    );
+    let before = net.parameter("0.weight").unwrap().to_vec_f64();
+    step(&net, &mut opt, DType::F32);
+    assert_ne!(
+        net.parameter("0.weight").unwrap().to_vec_f64(),
+        before,
+        "the optimizer still trains it"
+    );
+    assert!(net.to_dtype(DType::F32).is_ok(), "no conversion, nothing to refuse");
+
+    let net = Sequential::new().push(Linear::new(3, 2, &mut Generator::new(1)));
+    net.to_dtype(DType::F64).unwrap();
+    let mut opt = Sgd::new(net.trainable_parameters(), sgd).unwrap();
+    let before = net.parameter("0.weight").unwrap().to_vec_f64();
+    step(&net, &mut opt, DType::F64);
+    let w = net.parameter("0.weight").unwrap();
+    assert_eq!(w.dtype(), DType::F64);
+    assert_ne!(w.to_vec_f64(), before);
 }

@@ -2,7 +2,6 @@
 //! fail without touching the model, malformed files, and random corruption.
 
 use nabla_core::{DType, Generator, Tensor};
-use nabla_nn::module::join;
 use nabla_nn::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,10 +30,10 @@ impl Net {
     fn new(g: &mut Generator) -> Net {
         Net {
             features: Sequential::new()
-                .push(Linear::new(3, 8, true, g))
+                .push(Linear::new(3, 8, g))
                 .push(BatchNorm1d::new(8))
                 .push(ReLU),
-            head: Linear::new(8, 2, true, g),
+            head: Linear::new(8, 2, g),
         }
     }
 }
@@ -44,9 +43,9 @@ impl Module for Net {
         let y = self.features.forward_named("features", x, mode)?;
         self.head.forward_named("head", &y, mode)
     }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.features.visit(&join(prefix, "features"), f);
-        self.head.visit(&join(prefix, "head"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("features", &self.features);
+        c.module("head", &self.head);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Activation modules: ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus. No parameters.
 
-use crate::module::{Mode, Module, Param};
+use crate::module::{Mode, Module};
 use crate::Result;
 use nabla_core::Tensor;
 
@@ -12,7 +12,6 @@ impl Module for ReLU {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(x.relu()?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }
 
 /// x for x > 0, `negative_slope`·x otherwise.
@@ -39,7 +38,6 @@ impl Module for LeakyReLU {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(x.leaky_relu(self.negative_slope)?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
     fn describe(&self) -> String {
         format!("LeakyReLU {}", self.negative_slope)
     }
@@ -69,7 +67,6 @@ impl Module for ELU {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(x.elu(self.alpha)?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }
 
 /// How [`GELU`] evaluates the normal CDF.
@@ -107,7 +104,6 @@ impl Module for GELU {
             }
         }
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }
 
 /// 1 / (1 + e⁻ˣ).
@@ -118,7 +114,6 @@ impl Module for Sigmoid {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(x.sigmoid()?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }
 
 /// Hyperbolic tangent.
@@ -129,7 +124,6 @@ impl Module for Tanh {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(x.tanh()?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }
 
 /// log(1 + e^(βx)) / β, and x itself where βx > `threshold` (as PyTorch).
@@ -162,5 +156,4 @@ impl Module for Softplus {
         let linear = bx.gt(&Tensor::full(&[], self.threshold, x.dtype()))?;
         Ok(linear.mul(x)?.add(&linear.rsub_scalar(1.0)?.mul(&smooth)?)?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }

@@ -2,7 +2,7 @@
 //! BatchNorm2d (`[N, C, H, W]`), with PyTorch's parameters and buffers.
 
 use crate::functional::{self, RunningStats};
-use crate::module::{join, Mode, Module, Param};
+use crate::module::{Children, Mode, Module, Param};
 use crate::Result;
 use nabla_core::{DType, Tensor};
 
@@ -19,6 +19,9 @@ pub struct BatchNormOptions {
     /// Whether the layer keeps running statistics for evaluation (default true); without
     /// them, evaluation normalizes with batch statistics too.
     pub track_running_stats: bool,
+    /// Element type of the weight, bias and running statistics made by
+    /// [`BatchNorm::with_options`] (default f32; `from_parts` keeps the given tensors').
+    pub dtype: DType,
 }
 
 impl Default for BatchNormOptions {
@@ -28,6 +31,7 @@ impl Default for BatchNormOptions {
             momentum: Some(0.1),
             affine: true,
             track_running_stats: true,
+            dtype: DType::F32,
         }
     }
 }
@@ -65,15 +69,15 @@ impl<const D: usize> BatchNorm<D> {
         Self::with_options(num_features, BatchNormOptions::default())
     }
 
-    /// A layer with the given options, f32.
+    /// A layer with the given options (dtype included).
     pub fn with_options(num_features: usize, opts: BatchNormOptions) -> Self {
-        let c = [num_features];
+        let (c, dt) = ([num_features], opts.dtype);
         let running = opts.track_running_stats;
         BatchNorm {
-            weight: opts.affine.then(|| Param::new(Tensor::ones(&c, DType::F32))),
-            bias: opts.affine.then(|| Param::new(Tensor::zeros(&c, DType::F32))),
-            running_mean: running.then(|| Param::buffer(Tensor::zeros(&c, DType::F32))),
-            running_var: running.then(|| Param::buffer(Tensor::ones(&c, DType::F32))),
+            weight: opts.affine.then(|| Param::new(Tensor::ones(&c, dt))),
+            bias: opts.affine.then(|| Param::new(Tensor::zeros(&c, dt))),
+            running_mean: running.then(|| Param::buffer(Tensor::zeros(&c, dt))),
+            running_var: running.then(|| Param::buffer(Tensor::ones(&c, dt))),
             num_batches_tracked: running.then(|| Param::counter(Tensor::zeros(&[], DType::F64))),
             num_features,
             opts,
@@ -127,6 +131,7 @@ impl<const D: usize> BatchNorm<D> {
             opts: BatchNormOptions {
                 affine: dtype.is_some(),
                 track_running_stats: running,
+                dtype: dtype.unwrap_or(opts.dtype),
                 ..opts
             },
         })
@@ -192,19 +197,12 @@ impl<const D: usize> Module for BatchNorm<D> {
         Ok(y)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        let entries = [
-            ("weight", &self.weight),
-            ("bias", &self.bias),
-            ("running_mean", &self.running_mean),
-            ("running_var", &self.running_var),
-            ("num_batches_tracked", &self.num_batches_tracked),
-        ];
-        for (name, p) in entries {
-            if let Some(p) = p {
-                f(&join(prefix, name), p);
-            }
-        }
+    fn children(&self, c: &mut Children) {
+        c.param_opt("weight", &self.weight)
+            .param_opt("bias", &self.bias)
+            .param_opt("running_mean", &self.running_mean)
+            .param_opt("running_var", &self.running_var)
+            .param_opt("num_batches_tracked", &self.num_batches_tracked);
     }
 
     fn describe(&self) -> String {

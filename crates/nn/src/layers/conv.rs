@@ -1,9 +1,9 @@
 //! Convolution layers: Conv2d and ConvTranspose2d, around the core ops.
 
 use crate::init::default_uniform;
-use crate::module::{expect_rank, join, Mode, Module, Param};
-use crate::Result;
-use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, Generator, Tensor};
+use crate::module::{expect_rank, Children, Mode, Module, Param};
+use crate::{LayerOptions, Result};
+use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, DType, Generator, Tensor};
 
 fn invalid(layer: &'static str, msg: String) -> crate::Error {
     nabla_core::Error::invalid(layer, msg).into()
@@ -76,8 +76,8 @@ impl Conv2d {
     /// A `k×k` convolution with stride 1, no padding and a bias, initialized as PyTorch does
     /// (weight and bias from U(−1/√fan_in, 1/√fan_in), fan_in = in_channels·k·k), f32.
     pub fn new(in_channels: usize, out_channels: usize, k: usize, g: &mut Generator) -> Conv2d {
-        let weight = default_uniform(&[out_channels, in_channels, k, k], in_channels * k * k, g);
-        let bias = default_uniform(&[out_channels], in_channels * k * k, g);
+        let weight = default_uniform(&[out_channels, in_channels, k, k], in_channels * k * k, DType::F32, g);
+        let bias = default_uniform(&[out_channels], in_channels * k * k, DType::F32, g);
         Conv2d {
             weight: Param::new(weight),
             bias: Some(Param::new(bias)),
@@ -86,22 +86,24 @@ impl Conv2d {
     }
 
     /// A convolution with any kernel size, stride, padding, dilation and groups, with or
-    /// without a bias, PyTorch's default initialization. Fails when `groups` does not divide
-    /// both channel counts or a stride or dilation is 0.
+    /// without a bias and in a given dtype (`layer`), PyTorch's default initialization.
+    /// Fails when `groups` does not divide both channel counts or a stride or dilation is 0.
     pub fn with_options(
         in_channels: usize,
         out_channels: usize,
         kernel_size: [usize; 2],
         opts: Conv2dOptions,
-        bias: bool,
+        layer: LayerOptions,
         g: &mut Generator,
     ) -> Result<Conv2d> {
         let (stride, dilation, groups) = (opts.stride, opts.dilation, opts.groups);
         check_config("Conv2d", [in_channels, out_channels], stride, dilation, groups)?;
         let [kh, kw] = kernel_size;
         let fan_in = in_channels / groups * kh * kw;
-        let weight = default_uniform(&[out_channels, in_channels / groups, kh, kw], fan_in, g);
-        let bias = bias.then(|| Param::new(default_uniform(&[out_channels], fan_in, g)));
+        let weight = default_uniform(&[out_channels, in_channels / groups, kh, kw], fan_in, layer.dtype, g);
+        let bias = layer
+            .bias
+            .then(|| Param::new(default_uniform(&[out_channels], fan_in, layer.dtype, g)));
         Ok(Conv2d {
             weight: Param::new(weight),
             bias,
@@ -154,11 +156,8 @@ impl Module for Conv2d {
         Ok(x.conv2d(&self.weight.tensor(), bias.as_ref(), self.opts)?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        f(&join(prefix, "weight"), &self.weight);
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), b);
-        }
+    fn children(&self, c: &mut Children) {
+        c.param("weight", &self.weight).param_opt("bias", &self.bias);
     }
 
     fn describe(&self) -> String {
@@ -181,13 +180,13 @@ impl ConvTranspose2d {
     /// A transposed convolution with PyTorch's default initialization (fan_in computed from
     /// the weight as PyTorch does: out_channels/groups·kh·kw). Fails when `groups` does not
     /// divide both channel counts, a stride or dilation is 0, or `output_padding` is not
-    /// smaller than the stride or the dilation.
+    /// smaller than the stride or the dilation. `layer` says bias and dtype.
     pub fn with_options(
         in_channels: usize,
         out_channels: usize,
         kernel_size: [usize; 2],
         opts: ConvTranspose2dOptions,
-        bias: bool,
+        layer: LayerOptions,
         g: &mut Generator,
     ) -> Result<ConvTranspose2d> {
         let (stride, dilation, groups) = (opts.stride, opts.dilation, opts.groups);
@@ -195,8 +194,10 @@ impl ConvTranspose2d {
         check_output_padding(&opts)?;
         let [kh, kw] = kernel_size;
         let fan_in = out_channels / groups * kh * kw;
-        let weight = default_uniform(&[in_channels, out_channels / groups, kh, kw], fan_in, g);
-        let bias = bias.then(|| Param::new(default_uniform(&[out_channels], fan_in, g)));
+        let weight = default_uniform(&[in_channels, out_channels / groups, kh, kw], fan_in, layer.dtype, g);
+        let bias = layer
+            .bias
+            .then(|| Param::new(default_uniform(&[out_channels], fan_in, layer.dtype, g)));
         Ok(ConvTranspose2d {
             weight: Param::new(weight),
             bias,
@@ -265,11 +266,8 @@ impl Module for ConvTranspose2d {
         Ok(x.conv_transpose2d(&self.weight.tensor(), bias.as_ref(), self.opts)?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        f(&join(prefix, "weight"), &self.weight);
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), b);
-        }
+    fn children(&self, c: &mut Children) {
+        c.param("weight", &self.weight).param_opt("bias", &self.bias);
     }
 
     fn describe(&self) -> String {

@@ -1,7 +1,7 @@
 //! Dropout with its own seeded generator.
 
 use crate::functional;
-use crate::module::{Mode, Module, Param};
+use crate::module::{Children, Mode, Module};
 use crate::Result;
 use nabla_core::{Generator, Tensor};
 use std::sync::Mutex;
@@ -46,9 +46,8 @@ impl Module for Dropout {
         let mut g = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         functional::dropout(x, self.p, mode.is_train(), &mut g)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        f(prefix, &self.rng)
+    fn children(&self, c: &mut Children) {
+        c.generator(&self.rng);
     }
     fn describe(&self) -> String {
         format!("Dropout p={}", self.p)

@@ -1,8 +1,8 @@
 //! Linear (fully connected) layer: `y = x · Wᵀ + b`.
 
 use crate::init::default_uniform;
-use crate::module::{join, Mode, Module, Param};
-use crate::Result;
+use crate::module::{Children, Mode, Module, Param};
+use crate::{LayerOptions, Result};
 use nabla_core::{Generator, Tensor};
 
 /// Applies `x · weightᵀ + bias` to the last dim of `x`: `[.., in]` → `[.., out]`.
@@ -16,10 +16,19 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// A layer initialized as PyTorch does: weight and bias from U(−1/√in, 1/√in), f32.
-    pub fn new(in_features: usize, out_features: usize, bias: bool, g: &mut Generator) -> Linear {
-        let weight = default_uniform(&[out_features, in_features], in_features, g);
-        let bias = bias.then(|| Param::new(default_uniform(&[out_features], in_features, g)));
+    /// A layer with a bias, initialized as PyTorch does: weight and bias from
+    /// U(−1/√in, 1/√in), f32.
+    pub fn new(in_features: usize, out_features: usize, g: &mut Generator) -> Linear {
+        Linear::with_options(in_features, out_features, LayerOptions::default(), g)
+    }
+
+    /// A layer with or without a bias, in a given dtype (see [`LayerOptions`]), initialized
+    /// as [`Linear::new`].
+    pub fn with_options(in_features: usize, out_features: usize, opts: LayerOptions, g: &mut Generator) -> Linear {
+        let weight = default_uniform(&[out_features, in_features], in_features, opts.dtype, g);
+        let bias = opts
+            .bias
+            .then(|| Param::new(default_uniform(&[out_features], in_features, opts.dtype, g)));
         Linear {
             weight: Param::new(weight),
             bias,
@@ -74,11 +83,8 @@ impl Module for Linear {
         Ok(x.linear(&self.weight.tensor(), bias.as_ref())?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        f(&join(prefix, "weight"), &self.weight);
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), b);
-        }
+    fn children(&self, c: &mut Children) {
+        c.param("weight", &self.weight).param_opt("bias", &self.bias);
     }
 
     fn describe(&self) -> String {

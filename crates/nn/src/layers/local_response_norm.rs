@@ -1,7 +1,7 @@
 //! Local response normalization across channels (AlexNet).
 
 use crate::functional;
-use crate::module::{Mode, Module, Param};
+use crate::module::{Mode, Module};
 use crate::Result;
 use nabla_core::Tensor;
 
@@ -35,7 +35,6 @@ impl Module for LocalResponseNorm {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         functional::local_response_norm(x, self.size, self.alpha, self.beta, self.k)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
     fn describe(&self) -> String {
         format!("LocalResponseNorm {}", self.size)
     }

@@ -1,7 +1,7 @@
 //! Pooling layers: MaxPool2d (optionally with indices), MaxUnpool2d, AvgPool2d and
 //! AdaptiveAvgPool2d, around the core ops. No parameters.
 
-use crate::module::{expect_rank, Mode, Module, Param};
+use crate::module::{expect_rank, Mode, Module};
 use crate::Result;
 use nabla_core::{Pool2dOptions, Tensor};
 
@@ -40,7 +40,6 @@ impl Module for MaxPool2d {
         expect_rank("MaxPool2d", x, &[4])?;
         Ok(x.max_pool2d(self.opts)?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
     fn describe(&self) -> String {
         format!("MaxPool2d {:?}/{:?}", self.opts.kernel, self.opts.stride)
     }
@@ -130,7 +129,6 @@ impl Module for AvgPool2d {
         expect_rank("AvgPool2d", x, &[4])?;
         Ok(x.avg_pool2d(self.opts, self.count_include_pad)?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
     fn describe(&self) -> String {
         format!("AvgPool2d {:?}/{:?}", self.opts.kernel, self.opts.stride)
     }
@@ -156,7 +154,6 @@ impl Module for AdaptiveAvgPool2d {
         expect_rank("AdaptiveAvgPool2d", x, &[4])?;
         Ok(x.adaptive_avg_pool2d(self.output)?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
     fn describe(&self) -> String {
         format!("AdaptiveAvgPool2d {:?}", self.output)
     }

@@ -1,6 +1,6 @@
 //! Shape-only modules: Flatten and Identity.
 
-use crate::module::{Mode, Module, Param};
+use crate::module::{Mode, Module};
 use crate::Result;
 use nabla_core::Tensor;
 
@@ -30,7 +30,6 @@ impl Module for Flatten {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(x.flatten(self.start_dim, self.end_dim)?)
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }
 
 /// Returns its input (a placeholder, e.g. for a removed classifier head).
@@ -41,5 +40,4 @@ impl Module for Identity {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(x.clone())
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }

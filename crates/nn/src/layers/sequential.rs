@@ -1,9 +1,8 @@
 //! Sequential: children applied in order, named "0", "1", ... as in PyTorch.
 
-use crate::module::{join, Mode, Module, Param};
+use crate::module::{Children, Mode, Module};
 use crate::Result;
-use nabla_core::{Generator, Tensor};
-use std::sync::Mutex;
+use nabla_core::Tensor;
 
 /// Modules applied one after another; child `i` is named `i` (`features.3.weight`).
 #[derive(Default)]
@@ -65,15 +64,9 @@ impl Module for Sequential {
         Ok(y)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+    fn children(&self, c: &mut Children) {
         for (i, m) in self.layers.iter().enumerate() {
-            m.visit(&join(prefix, &i.to_string()), f);
-        }
-    }
-
-    fn visit_generators(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Generator>)) {
-        for (i, m) in self.layers.iter().enumerate() {
-            m.visit_generators(&join(prefix, &i.to_string()), f);
+            c.module(&i.to_string(), &**m);
         }
     }
 

@@ -1,7 +1,7 @@
 //! Squeeze-and-excitation block (Hu et al.), as torchvision's `SqueezeExcitation`.
 
 use super::Conv2d;
-use crate::module::{expect_rank, join, Mode, Module, Param};
+use crate::module::{expect_rank, Children, Mode, Module};
 use crate::Result;
 use nabla_core::{Generator, Tensor};
 
@@ -53,9 +53,8 @@ impl Module for SqueezeExcitation {
         Ok(x.mul(&scale)?)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.fc1.visit(&join(prefix, "fc1"), f);
-        self.fc2.visit(&join(prefix, "fc2"), f);
+    fn children(&self, c: &mut Children) {
+        c.module("fc1", &self.fc1).module("fc2", &self.fc2);
     }
 
     fn describe(&self) -> String {

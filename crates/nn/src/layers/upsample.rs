@@ -1,6 +1,6 @@
 //! Upsample: nearest or bilinear resizing of `[N, C, H, W]` images.
 
-use crate::module::{expect_rank, Mode, Module, Param};
+use crate::module::{expect_rank, Mode, Module};
 use crate::{Error, Result};
 use nabla_core::Tensor;
 
@@ -73,5 +73,4 @@ impl Module for Upsample {
             UpsampleMode::Bilinear { align_corners } => x.upsample_bilinear2d(size, align_corners)?,
         })
     }
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
 }
