@@ -1,8 +1,9 @@
 //! The command line's error: a single line for the user (`error: ...` on stderr, exit
 //! code 1) instead of a panic or a stack trace.
 
+use nabla_core::CoreError;
 use nabla_data::DataError;
-use nabla_nn::Error as NnError;
+use nabla_nn::NnError;
 use nabla_train::TrainError;
 use std::fmt;
 use std::path::Path;
@@ -47,7 +48,7 @@ macro_rules! from_display {
     )*};
 }
 
-from_display!(nabla_core::Error, NnError, DataError, std::io::Error);
+from_display!(CoreError, NnError, DataError, std::io::Error);
 
 impl From<TrainError> for CliError {
     fn from(e: TrainError) -> CliError {

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 pub enum TrainError {
     /// A tensor operation failed.
     #[error(transparent)]
-    Core(#[from] nabla_core::Error),
+    Core(#[from] nabla_core::CoreError),
     /// A module, loss, optimizer or checkpoint failed.
     #[error(transparent)]
-    Nn(#[from] nabla_nn::Error),
+    Nn(#[from] nabla_nn::NnError),
     /// A data set or loader failed.
     #[error(transparent)]
     Data(#[from] nabla_data::DataError),

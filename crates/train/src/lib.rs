@@ -77,12 +77,14 @@ mod error;
 pub mod record;
 mod schedule;
 mod state;
+mod stop;
 
 pub use engine::{fit, FitOptions, Outcome};
 pub use error::{Result, TrainError};
 pub use record::{write_atomic, Record};
 pub use schedule::{Optim, Schedule};
 pub use state::Sums;
+pub use stop::stop_on_ctrl_c;
 
 use nabla_data::Batch;
 use nabla_nn::Module;

@@ -137,13 +137,16 @@ fn opts(out: &Path) -> FitOptions {
     }
 }
 
-fn bits(m: &dyn Module) -> Vec<(String, Vec<u64>)> {
+/// Tensors as raw bits, by name.
+type Bits = Vec<(String, Vec<u64>)>;
+
+fn bits(m: &dyn Module) -> Bits {
     let f = |(n, t): (String, Tensor)| (n, t.to_vec_f64().iter().map(|v| v.to_bits()).collect());
     m.state_dict().into_iter().map(f).collect()
 }
 
 /// Every tensor and number of a checkpoint as bits (models, both optimizers, the schedule).
-fn checkpoint_bits(path: &Path) -> (Vec<(String, Vec<u64>)>, Vec<(String, u64)>, u64) {
+fn checkpoint_bits(path: &Path) -> (Bits, Vec<(String, u64)>, u64) {
     let ck = Checkpoint::load(path).unwrap();
     let t = |(n, t): &(String, Tensor)| (n.clone(), t.to_vec_f64().iter().map(|v| v.to_bits()).collect());
     let tensors = ck.model.iter().chain(&ck.optimizer.tensors).map(t).collect();
