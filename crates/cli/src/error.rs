@@ -55,6 +55,10 @@ impl From<TrainError> for CliError {
         match e {
             // The engine knows no flags; the command line says which one helps.
             TrainError::Diverged { .. } => CliError::new(format!("{e}; try a lower --lr")),
+            TrainError::Resume { path, msg } => CliError::new(format!(
+                "--resume {}: {msg} (was it written for another model or optimizer?)",
+                path.display()
+            )),
             e => CliError::new(e.to_string()),
         }
     }
@@ -121,6 +125,14 @@ mod tests {
         assert_eq!(
             CliError::from(diverged).to_string(),
             "training stopped: the loss became NaN at epoch 2, step 7; no checkpoint was written; try a lower --lr"
+        );
+        let resume = TrainError::Resume {
+            path: "run/last.safetensors".into(),
+            msg: "checkpoint does not fit the model".into(),
+        };
+        assert_eq!(
+            CliError::from(resume).to_string(),
+            "--resume run/last.safetensors: checkpoint does not fit the model (was it written for another model or optimizer?)"
         );
     }
 }

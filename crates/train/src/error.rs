@@ -42,7 +42,7 @@ pub enum TrainError {
         last: Option<PathBuf>,
     },
     /// A checkpoint to resume from does not fit the task's models, optimizers or schedules.
-    #[error("--resume {}: {msg} (was it written for another model or optimizer?)", path.display())]
+    #[error("cannot resume from {}: {msg}", path.display())]
     Resume {
         /// The checkpoint.
         path: PathBuf,

@@ -43,6 +43,7 @@ impl Sums {
         for &(k, v) in sums {
             match self.values.iter_mut().find(|(n, _)| n == k) {
                 Some((_, s)) => *s += v,
+                // Added to zero as a running sum would be (so a -0.0 sums to 0.0).
                 None => self.values.push((k.to_string(), 0.0 + v)),
             }
         }
