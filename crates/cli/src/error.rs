@@ -1,6 +1,10 @@
 //! The command line's error: a single line for the user (`error: ...` on stderr, exit
 //! code 1) instead of a panic or a stack trace.
 
+use nabla_core::CoreError;
+use nabla_data::DataError;
+use nabla_nn::NnError;
+use nabla_train::TrainError;
 use std::fmt;
 use std::path::Path;
 use std::process::ExitCode;
@@ -33,9 +37,37 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-impl From<nabla_core::Error> for CliError {
-    fn from(e: nabla_core::Error) -> CliError {
-        CliError::new(e.to_string())
+/// Library errors (tensors, modules, data, files) become one-line messages, so `?` works.
+macro_rules! from_display {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> CliError {
+                CliError::new(e.to_string())
+            }
+        }
+    )*};
+}
+
+from_display!(CoreError, NnError, DataError, std::io::Error);
+
+impl From<TrainError> for CliError {
+    fn from(e: TrainError) -> CliError {
+        match e {
+            // The engine knows no flags; the command line says which one helps.
+            TrainError::Diverged { .. } => CliError::new(format!("{e}; try a lower --lr")),
+            TrainError::Resume { path, msg } => CliError::new(format!(
+                "--resume {}: {msg} (was it written for another model or optimizer?)",
+                path.display()
+            )),
+            e => CliError::new(e.to_string()),
+        }
+    }
+}
+
+/// A command's failure inside a task's hook goes back through the engine as its message.
+impl From<CliError> for TrainError {
+    fn from(e: CliError) -> TrainError {
+        TrainError::msg(e.0)
     }
 }
 
@@ -84,5 +116,23 @@ mod tests {
         assert_eq!(e.to_string(), "bad thing happened");
         let core = nabla_core::Error::invalid("pad2d", "oops");
         assert_eq!(CliError::from(core).to_string(), "pad2d: oops");
+        let diverged = TrainError::Diverged {
+            value: f64::NAN,
+            epoch: 2,
+            step: 7,
+            last: None,
+        };
+        assert_eq!(
+            CliError::from(diverged).to_string(),
+            "training stopped: the loss became NaN at epoch 2, step 7; no checkpoint was written; try a lower --lr"
+        );
+        let resume = TrainError::Resume {
+            path: "run/last.safetensors".into(),
+            msg: "checkpoint does not fit the model".into(),
+        };
+        assert_eq!(
+            CliError::from(resume).to_string(),
+            "--resume run/last.safetensors: checkpoint does not fit the model (was it written for another model or optimizer?)"
+        );
     }
 }

@@ -30,10 +30,9 @@ pub fn run(args: GraphArgs) -> CliResult<()> {
     let mut shape = vec![args.batch.max(1)];
     shape.extend(&input);
     let x = Tensor::randn(&shape, DType::F32, &mut Generator::new(0));
-    let out = model.forward(&x, Mode::Train).map_err(crate::trainer::setup::nn_err)?;
+    let out = model.forward(&x, Mode::Train)?;
     let labels: Vec<usize> = (0..shape[0]).map(|i| i % classes.max(1)).collect();
-    let loss =
-        cross_entropy(&out, &labels[..], &CrossEntropyOptions::default()).map_err(crate::trainer::setup::nn_err)?;
+    let loss = cross_entropy(&out, &labels[..], &CrossEntropyOptions::default())?;
     let params = model.named_parameters();
     let names: Vec<(&str, &Tensor)> = params.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let dot = nabla_core::autograd::to_dot(&loss, &names);

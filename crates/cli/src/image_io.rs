@@ -8,7 +8,6 @@
 use crate::error::{CliError, CliResult};
 use image::{DynamicImage, ExtendedColorType, ImageEncoder};
 use nabla_core::Tensor;
-use std::io::Write;
 use std::path::Path;
 
 /// File kinds, told apart by extension.
@@ -186,21 +185,7 @@ pub fn to_csv(t: &Tensor) -> CliResult<String> {
 /// Write `bytes` to `path` through a temporary file in the same folder and a rename, so
 /// the file is either the old one or complete, never half-written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| CliError::new(format!("{}: not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    let done = written.and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = done {
-        // Best effort: the temporary file may not exist if creating it failed.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(CliError::io("write", path, e));
-    }
-    Ok(())
+    Ok(nabla_train::write_atomic(path, bytes)?)
 }
 
 /// Write raw numbers as CSV.

@@ -1,8 +1,6 @@
 //! What a run measures: the confusion matrix and the scores read from it, regression errors,
-//! and the per-epoch records written to `metrics.jsonl`.
+//! and the name of the metric a task reports.
 
-use crate::error::{CliError, CliResult};
-use serde_json::{json, Value};
 use std::fmt::Write as _;
 
 /// Counts of (true class, predicted class) pairs.
@@ -183,92 +181,12 @@ impl Regression {
     }
 }
 
-/// One epoch's line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochRecord {
-    /// 1-based epoch.
-    pub epoch: u64,
-    /// Mean training loss over the epoch.
-    pub train_loss: f64,
-    /// Training accuracy (classification) or RMSE (regression).
-    pub train_metric: f64,
-    /// Validation loss.
-    pub val_loss: f64,
-    /// Validation accuracy (classification) or RMSE (regression).
-    pub val_metric: f64,
-    /// Validation R² (regression only).
-    pub val_r2: Option<f64>,
-    /// Learning rate used in the epoch.
-    pub lr: f64,
-    /// Seconds of training (validation excluded).
-    pub train_seconds: f64,
-    /// Training images (samples) per second.
-    pub samples_per_second: f64,
-    /// Peak resident memory of the process so far, in MiB (where the OS tells it).
-    pub peak_rss_mib: Option<f64>,
-}
-
 /// The name of the metric a task reports: `acc` or `rmse`.
 pub fn metric_name(regression: bool) -> &'static str {
     if regression {
         "rmse"
     } else {
         "acc"
-    }
-}
-
-/// A float for JSON: NaN and ±∞ become null.
-fn num(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        Value::Null
-    }
-}
-
-impl EpochRecord {
-    /// The record as one JSON line (keys `train_acc`/`val_acc` or `train_rmse`/`val_rmse`).
-    pub fn to_json(&self, regression: bool) -> String {
-        let m = metric_name(regression);
-        let mut v = json!({
-            "epoch": self.epoch,
-            "train_loss": num(self.train_loss),
-            format!("train_{m}"): num(self.train_metric),
-            "val_loss": num(self.val_loss),
-            format!("val_{m}"): num(self.val_metric),
-            "lr": num(self.lr),
-            "train_seconds": num(self.train_seconds),
-            "samples_per_second": num(self.samples_per_second),
-        });
-        if let Some(r2) = self.val_r2 {
-            v["val_r2"] = num(r2);
-        }
-        if let Some(m) = self.peak_rss_mib {
-            v["peak_rss_mib"] = num(m);
-        }
-        v.to_string()
-    }
-
-    /// Read a line written by [`EpochRecord::to_json`].
-    pub fn from_json(line: &str, regression: bool) -> CliResult<EpochRecord> {
-        let v: Value = serde_json::from_str(line).map_err(|e| CliError::new(format!("metrics.jsonl: {e}")))?;
-        let m = metric_name(regression);
-        let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-        Ok(EpochRecord {
-            epoch: v
-                .get("epoch")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| CliError::new("metrics.jsonl: a record has no epoch"))?,
-            train_loss: f("train_loss"),
-            train_metric: f(&format!("train_{m}")),
-            val_loss: f("val_loss"),
-            val_metric: f(&format!("val_{m}")),
-            val_r2: v.get("val_r2").map(|x| x.as_f64().unwrap_or(f64::NAN)),
-            lr: f("lr"),
-            train_seconds: f("train_seconds"),
-            samples_per_second: f("samples_per_second"),
-            peak_rss_mib: v.get("peak_rss_mib").and_then(Value::as_f64),
-        })
     }
 }
 
@@ -311,32 +229,5 @@ mod tests {
         // SSE 2, mean 3, SST 8.
         assert!((r.rmse() - (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert!((r.r2() - 0.75).abs() < 1e-12);
-    }
-
-    #[test]
-    fn records_round_trip_through_json() {
-        let rec = EpochRecord {
-            epoch: 2,
-            train_loss: 0.5,
-            train_metric: 0.8,
-            val_loss: f64::NAN,
-            val_metric: 0.75,
-            val_r2: None,
-            lr: 0.01,
-            train_seconds: 1.5,
-            samples_per_second: 4000.0,
-            peak_rss_mib: Some(120.5),
-        };
-        let line = rec.to_json(false);
-        assert!(
-            line.contains("\"val_loss\":null") && line.contains("\"train_acc\":0.8"),
-            "{line}"
-        );
-        let back = EpochRecord::from_json(&line, false).unwrap();
-        assert!(back.val_loss.is_nan());
-        assert_eq!(
-            EpochRecord { val_loss: 0.0, ..back },
-            EpochRecord { val_loss: 0.0, ..rec }
-        );
     }
 }

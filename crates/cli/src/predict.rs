@@ -5,7 +5,7 @@
 
 use crate::error::{CliError, CliResult};
 use crate::image_io::read_image;
-use crate::trainer::setup::{load_trained, nn_err};
+use crate::trainer::setup::load_trained;
 use clap::Args;
 use nabla_core::{no_grad, Generator, Tensor};
 use nabla_data::transforms::{Image, Resize, Transform};
@@ -89,10 +89,8 @@ fn prepare(path: &std::path::Path, [c, h, w]: [usize; 3], invert: bool) -> CliRe
     if ih >= h && iw >= w {
         return Ok(area_resize(&px, [c, ih, iw], [h, w]));
     }
-    let img = Image::new(px, [c, ih, iw]).map_err(|e| CliError::new(e.to_string()))?;
-    let out = Resize::new([h, w])
-        .apply(img, &mut Generator::new(0))
-        .map_err(|e| CliError::new(e.to_string()))?;
+    let img = Image::new(px, [c, ih, iw])?;
+    let out = Resize::new([h, w]).apply(img, &mut Generator::new(0))?;
     Ok(out.data)
 }
 
@@ -121,7 +119,7 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
             plane.iter_mut().for_each(|p| *p = (*p - m) / s);
         }
         let x = Tensor::from_vec(px, &[1, c, h, w])?;
-        let logits = model.forward(&x, Mode::Eval).map_err(nn_err)?;
+        let logits = model.forward(&x, Mode::Eval)?;
         let probs = logits.softmax(1)?.to_vec_f64();
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));

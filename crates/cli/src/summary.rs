@@ -2,7 +2,7 @@
 //! parameter count, with the totals (see [`nabla_nn::summary`]).
 
 use crate::error::{CliError, CliResult};
-use crate::trainer::setup::{build_model, nn_err};
+use crate::trainer::setup::build_model;
 use clap::Args;
 use nabla_core::{no_grad, DType, Tensor};
 use nabla_models::ModelConfig;
@@ -114,7 +114,7 @@ pub fn run(args: SummaryArgs) -> CliResult<()> {
     let x = Tensor::zeros(&shape, DType::F32);
     let _guard = no_grad();
     let (out, layers) = nabla_nn::summary::record(|| model.forward(&x, Mode::Eval));
-    let out = out.map_err(nn_err)?;
+    let out = out?;
     let rows: Vec<[String; 4]> = layers
         .iter()
         .map(|l| {

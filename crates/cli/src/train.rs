@@ -2,12 +2,11 @@
 //! the checkpoint being resumed), Ctrl-C handling, and the training loop of [`crate::trainer`].
 
 use crate::config::{parse_task, Task, TrainConfig};
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::trainer::{self, Options, Outcome};
 use clap::Args;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Train a model (default: LeNet-5 on Fashion-MNIST, SGD with momentum, cosine schedule).
 ///
@@ -169,13 +168,7 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
         // Fails only if the pool already exists, which it cannot before any work.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second Ctrl-C while the checkpoint is being written ends the process at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
-            .map_err(|e| CliError::new(format!("cannot install the Ctrl-C handler: {e}")))?;
-    }
+    let stop = nabla_train::stop_on_ctrl_c()?;
     let opts = Options {
         lr_override: args.resume.as_ref().and(args.lr),
         cfg,

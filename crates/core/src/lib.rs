@@ -35,6 +35,8 @@ mod tensor;
 
 pub use autograd::{grad, no_grad, BackwardOptions, Gradients};
 pub use dtype::{Buffer, DType, Element};
+/// This crate's error under a name that says whose it is, where several crates' errors meet.
+pub use error::Error as CoreError;
 pub use error::{Error, Result};
 pub use ops::ShapeArg;
 pub use ops::{Conv2dOptions, ConvTranspose2dOptions, Pool2dOptions};

@@ -35,6 +35,8 @@ pub mod scheduler;
 pub mod state_dict;
 pub mod summary;
 
+/// This crate's error under a name that says whose it is, where several crates' errors meet.
+pub use error::Error as NnError;
 pub use error::{Error, Result};
 pub use layers::*;
 pub use module::{Child, Children, Mode, Module, Param, ParamKind};

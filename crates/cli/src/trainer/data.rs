@@ -59,7 +59,7 @@ fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDataset, Path
         if let Some(d) = &cfg.data_dir {
             f = f.with_data_dir(d);
         }
-        f.locate().map_err(|e| CliError::new(e.to_string()))?
+        f.locate()?
     } else {
         let mut dirs = Vec::new();
         let env = std::env::var_os("NABLA_DATA")
@@ -76,7 +76,7 @@ fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDataset, Path
         })?
     };
     let limits = ReadLimits::default();
-    let load = |s| fam.load_dir(&dir, s, &limits).map_err(|e| CliError::new(e.to_string()));
+    let load = |s| fam.load_dir(&dir, s, &limits);
     Ok((load(Split::Train)?, load(Split::Test)?, dir))
 }
 
@@ -85,7 +85,7 @@ fn channel_stats(ds: &ImageDataset) -> CliResult<(Vec<f32>, Vec<f32>)> {
     let [c, h, w] = ds.image_shape();
     let (mut sum, mut sq) = (vec![0f64; c], vec![0f64; c]);
     for i in 0..ds.len() {
-        let px = ds.pixels(i).map_err(|e| CliError::new(e.to_string()))?;
+        let px = ds.pixels(i)?;
         for (ch, plane) in px.chunks_exact(h * w).enumerate() {
             let (s, q) = plane
                 .iter()
@@ -128,8 +128,7 @@ pub fn load(cfg: &TrainConfig) -> CliResult<Data> {
         Some(n) if n < train.len() => {
             let pixels: Vec<u8> = (0..n)
                 .map(|i| train.pixels(i).map(<[u8]>::to_vec))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(data_err)?
+                .collect::<Result<Vec<_>, _>>()?
                 .concat();
             ImageDataset::new(
                 pixels,
@@ -137,8 +136,7 @@ pub fn load(cfg: &TrainConfig) -> CliResult<Data> {
                 train.image_shape(),
                 classes.clone(),
                 &dir,
-            )
-            .map_err(data_err)?
+            )?
         }
         _ => train,
     };
@@ -153,10 +151,6 @@ pub fn load(cfg: &TrainConfig) -> CliResult<Data> {
         target_scale: None,
         origin: dir,
     })
-}
-
-fn data_err(e: nabla_data::DataError) -> CliError {
-    CliError::new(e.to_string())
 }
 
 /// Load a CSV table, split it into training and held-out rows (seeded), and standardize
@@ -177,7 +171,7 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
         Task::Regression => CsvOptions::regression(target),
         Task::Classification => CsvOptions::classification(target),
     };
-    let table = CsvDataset::load(path, &opts).map_err(data_err)?;
+    let table = CsvDataset::load(path, &opts)?;
     let n = table.len();
     let width = table.feature_names().len();
     let n_val = ((n as f64 * cfg.val_split).round() as usize).max(1);
@@ -198,7 +192,7 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
     let rows = |idx: &[usize]| -> CliResult<(Vec<f32>, Vec<f32>, Vec<usize>)> {
         let (mut x, mut y, mut c) = (Vec::with_capacity(idx.len() * width), Vec::new(), Vec::new());
         for &i in idx {
-            let s = table.get(i).map_err(data_err)?;
+            let s = table.get(i)?;
             x.extend_from_slice(&s.data);
             match s.target {
                 Target::Values(v) => y.extend_from_slice(&v),
@@ -217,7 +211,7 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
             }
         }
     }
-    let tensor = |x: Vec<f32>, rows: usize, cols: usize| Tensor::from_vec(x, &[rows, cols]).map_err(CliError::from);
+    let tensor = |x: Vec<f32>, rows: usize, cols: usize| Tensor::from_vec(x, &[rows, cols]);
     let (nt, nv) = (train_idx.len(), val_idx.len());
     let (train, val, target_scale): (TensorDataset, TensorDataset, _) = match cfg.task {
         Task::Regression => {
@@ -225,15 +219,15 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
             for y in [&mut yt, &mut yv] {
                 y.iter_mut().for_each(|v| *v = (*v - m[0]) / s[0]);
             }
-            let t = TensorDataset::regression(&tensor(xt, nt, width)?, &tensor(yt, nt, 1)?).map_err(data_err)?;
-            let v = TensorDataset::regression(&tensor(xv, nv, width)?, &tensor(yv, nv, 1)?).map_err(data_err)?;
+            let t = TensorDataset::regression(&tensor(xt, nt, width)?, &tensor(yt, nt, 1)?)?;
+            let v = TensorDataset::regression(&tensor(xv, nv, width)?, &tensor(yv, nv, 1)?)?;
             (t, v, Some((m[0], s[0])))
         }
         Task::Classification => {
             let classes = table.classes().to_vec();
             let t = TensorDataset::new(&tensor(xt, nt, width)?, ct).and_then(|d| d.with_classes(classes.clone()));
             let v = TensorDataset::new(&tensor(xv, nv, width)?, cv).and_then(|d| d.with_classes(classes));
-            (t.map_err(data_err)?, v.map_err(data_err)?, None)
+            (t?, v?, None)
         }
     };
     Ok(Data {

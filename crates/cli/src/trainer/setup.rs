@@ -7,18 +7,12 @@ use crate::error::{CliError, CliResult};
 use nabla_models::ModelConfig;
 use nabla_nn::checkpoint::Checkpoint;
 use nabla_nn::optim::{Adam, AdamOptions, AdamW, AdamWOptions, Optimizer, RMSprop, RMSpropOptions, Sgd, SgdOptions};
-use nabla_nn::scheduler::{
-    CosineAnnealingLR, ExponentialLR, LrScheduler, ReduceLROnPlateau, ReduceLROnPlateauOptions, StepLR,
-};
+use nabla_nn::scheduler::{CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, ReduceLROnPlateauOptions, StepLR};
 use nabla_nn::Module;
+use nabla_train::Schedule;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// A library error as a one-line CLI error.
-pub fn nn_err(e: nabla_nn::Error) -> CliError {
-    CliError::new(e.to_string())
-}
 
 /// Build `name` from the zoo; an unknown name lists the known ones.
 pub fn build_model(name: &str, mc: &ModelConfig) -> CliResult<Box<dyn Module>> {
@@ -28,124 +22,74 @@ pub fn build_model(name: &str, mc: &ModelConfig) -> CliResult<Box<dyn Module>> {
             nabla_models::names().join(", ")
         )));
     }
-    nabla_models::build(name, mc).map_err(nn_err)
+    Ok(nabla_models::build(name, mc)?)
 }
 
 /// The optimizer the configuration names, over `params`.
 pub fn build_optimizer(cfg: &TrainConfig, params: Vec<nabla_core::Tensor>) -> CliResult<Box<dyn Optimizer>> {
     let (lr, wd) = (cfg.lr, cfg.weight_decay);
     let opt: Box<dyn Optimizer> = match cfg.optimizer.as_str() {
-        "sgd" => Box::new(
-            Sgd::new(
-                params,
-                SgdOptions {
-                    lr,
-                    momentum: cfg.momentum,
-                    weight_decay: wd,
-                    ..Default::default()
-                },
-            )
-            .map_err(nn_err)?,
-        ),
-        "adam" => Box::new(
-            Adam::new(
-                params,
-                AdamOptions {
-                    lr,
-                    weight_decay: wd,
-                    ..Default::default()
-                },
-            )
-            .map_err(nn_err)?,
-        ),
-        "adamw" => Box::new(
-            AdamW::new(
-                params,
-                AdamWOptions {
-                    lr,
-                    weight_decay: wd,
-                    ..Default::default()
-                },
-            )
-            .map_err(nn_err)?,
-        ),
-        "rmsprop" => Box::new(
-            RMSprop::new(
-                params,
-                RMSpropOptions {
-                    lr,
-                    momentum: cfg.momentum,
-                    weight_decay: wd,
-                    ..Default::default()
-                },
-            )
-            .map_err(nn_err)?,
-        ),
+        "sgd" => Box::new(Sgd::new(
+            params,
+            SgdOptions {
+                lr,
+                momentum: cfg.momentum,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )?),
+        "adam" => Box::new(Adam::new(
+            params,
+            AdamOptions {
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )?),
+        "adamw" => Box::new(AdamW::new(
+            params,
+            AdamWOptions {
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )?),
+        "rmsprop" => Box::new(RMSprop::new(
+            params,
+            RMSpropOptions {
+                lr,
+                momentum: cfg.momentum,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )?),
         other => return Err(CliError::new(format!("unknown optimizer {other:?}"))),
     };
     Ok(opt)
 }
 
-/// The learning-rate schedule of a run, stepped once per epoch.
-pub enum Schedule {
-    /// A constant rate.
-    Constant,
-    /// A closed-form schedule (cosine, step, exponential).
-    Epoch(Box<dyn LrScheduler>),
-    /// Divide by 10 when the validation loss stops improving.
-    Plateau(ReduceLROnPlateau),
-}
-
-impl Schedule {
-    /// The schedule `cfg.scheduler` names (made after the optimizer, as PyTorch's are).
-    pub fn new(cfg: &TrainConfig, opt: &mut dyn Optimizer) -> CliResult<Schedule> {
-        let epochs = cfg.epochs.max(1);
-        Ok(match cfg.scheduler.as_str() {
-            "none" => Schedule::Constant,
-            "cosine" => Schedule::Epoch(Box::new(CosineAnnealingLR::new(opt, epochs, 0.0).map_err(nn_err)?)),
-            "step" => Schedule::Epoch(Box::new(StepLR::new(opt, (epochs / 3).max(1), 0.1).map_err(nn_err)?)),
-            // Down to 1% of the rate by the last epoch.
-            "exponential" => {
-                let gamma = 0.01f64.powf(1.0 / epochs as f64);
-                Schedule::Epoch(Box::new(ExponentialLR::new(opt, gamma).map_err(nn_err)?))
-            }
-            "plateau" => {
-                let o = ReduceLROnPlateauOptions {
-                    patience: 2,
-                    ..Default::default()
-                };
-                Schedule::Plateau(ReduceLROnPlateau::new(opt, o).map_err(nn_err)?)
-            }
-            other => return Err(CliError::new(format!("unknown scheduler {other:?}"))),
-        })
-    }
-
-    /// Move to the next epoch, given the validation loss of the one just finished.
-    pub fn step(&mut self, opt: &mut dyn Optimizer, val_loss: f64) -> CliResult<()> {
-        match self {
-            Schedule::Constant => Ok(()),
-            Schedule::Epoch(s) => s.step(opt).map_err(nn_err),
-            Schedule::Plateau(p) => p.step(opt, val_loss).map_err(nn_err),
+/// The learning-rate schedule `cfg.scheduler` names, stepped once per epoch (made after
+/// the optimizer, as PyTorch's are).
+pub fn schedule(cfg: &TrainConfig, opt: &mut dyn Optimizer) -> CliResult<Schedule> {
+    let epochs = cfg.epochs.max(1);
+    Ok(match cfg.scheduler.as_str() {
+        "none" => Schedule::Constant,
+        "cosine" => Schedule::Epoch(Box::new(CosineAnnealingLR::new(opt, epochs, 0.0)?)),
+        "step" => Schedule::Epoch(Box::new(StepLR::new(opt, (epochs / 3).max(1), 0.1)?)),
+        // Down to 1% of the rate by the last epoch.
+        "exponential" => {
+            let gamma = 0.01f64.powf(1.0 / epochs as f64);
+            Schedule::Epoch(Box::new(ExponentialLR::new(opt, gamma)?))
         }
-    }
-
-    /// Progress for a checkpoint.
-    pub fn state(&self) -> BTreeMap<String, f64> {
-        match self {
-            Schedule::Constant => BTreeMap::new(),
-            Schedule::Epoch(s) => s.state_dict(),
-            Schedule::Plateau(p) => p.state_dict(),
+        "plateau" => {
+            let o = ReduceLROnPlateauOptions {
+                patience: 2,
+                ..Default::default()
+            };
+            Schedule::Plateau(ReduceLROnPlateau::new(opt, o)?)
         }
-    }
-
-    /// Restore progress saved by [`Schedule::state`].
-    pub fn load(&mut self, state: &BTreeMap<String, f64>) -> CliResult<()> {
-        match self {
-            Schedule::Constant => Ok(()),
-            Schedule::Epoch(s) => s.load_state_dict(state).map_err(nn_err),
-            Schedule::Plateau(p) => p.load_state_dict(state).map_err(nn_err),
-        }
-    }
+        other => return Err(CliError::new(format!("unknown scheduler {other:?}"))),
+    })
 }
 
 /// What a checkpoint says about the run that wrote it, beyond the tensors.
@@ -288,9 +232,9 @@ pub fn load_trained(path: &Path) -> CliResult<(Box<dyn Module>, RunMeta, Checkpo
     if !path.is_file() {
         return Err(CliError::new(format!("{}: no such checkpoint file", path.display())));
     }
-    let ck = Checkpoint::load(path).map_err(nn_err)?;
+    let ck = Checkpoint::load(path)?;
     let meta = RunMeta::from_checkpoint(&ck, path)?;
     let model = build_model(&meta.model, &meta.model_config)?;
-    ck.restore_model(&model.state_dict()).map_err(nn_err)?;
+    ck.restore_model(&model.state_dict())?;
     Ok((model, meta, ck))
 }

@@ -1,0 +1,209 @@
+//! The loop: epochs of training steps over a seeded shuffle, validation without graph
+//! recording, the epoch line, `metrics.jsonl`, checkpoints (`last`, `best`), and the stops
+//! (Ctrl-C or a step budget, which save and return; a non-finite loss, which saves nothing).
+
+use crate::record::{peak_rss_mib, read_metrics, write_atomic, write_metrics, Progress, Record};
+use crate::state::{State, Sums};
+use crate::{Direction, Result, Task, TrainError};
+use nabla_core::no_grad;
+use nabla_data::{DataLoader, LoaderPosition};
+use nabla_nn::checkpoint::Checkpoint;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// How a run is carried out.
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    /// Epochs in total (a resumed run counts the ones already done).
+    pub epochs: u64,
+    /// Seed of every epoch's shuffle (and the loader's augmentation).
+    pub seed: u64,
+    /// Run folder: `last.safetensors`, `best.safetensors`, `metrics.jsonl`, `config.toml`.
+    pub out: PathBuf,
+    /// A checkpoint to continue from, bit for bit.
+    pub resume: Option<PathBuf>,
+    /// Stop (as Ctrl-C does) after this many steps in total.
+    pub stop_after_steps: Option<u64>,
+    /// A learning rate that replaces every optimizer's rates on resume.
+    pub lr_override: Option<f64>,
+    /// The text written to `config.toml` (none: no file).
+    pub config: Option<String>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            seed: 0,
+            out: PathBuf::from("runs/run"),
+            resume: None,
+            stop_after_steps: None,
+            lr_override: None,
+            config: None,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// All epochs done; the best score and the epoch it came from, if any was finite.
+    Finished {
+        /// `(score, epoch)` of `best.safetensors`.
+        best: Option<(f64, u64)>,
+    },
+    /// Stopped early; the checkpoint to resume from.
+    Stopped(PathBuf),
+}
+
+/// Train `task` on `train` (shuffled by the engine with `opts.seed`), validating on `val`
+/// after every epoch; `stop` is raised by Ctrl-C (or any other thread).
+pub fn fit(
+    task: &mut dyn Task,
+    train: DataLoader,
+    val: Option<&DataLoader>,
+    opts: &FitOptions,
+    stop: &AtomicBool,
+) -> Result<Outcome> {
+    let out = &opts.out;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io("create output directory", out, e))?;
+    let mut st = State {
+        optims: task.configure_optimizers()?,
+        epoch: 0,
+        step: 0,
+        batch: 0,
+        partial: Sums::default(),
+        best: None,
+    };
+    if st.optims.is_empty() {
+        return Err(TrainError::msg("the task configured no optimizer"));
+    }
+    if let Some(path) = &opts.resume {
+        st.restore(&*task, &Checkpoint::load(path)?, path)?;
+        if let Some(lr) = opts.lr_override {
+            for o in &mut st.optims {
+                for g in 0..o.optimizer.lrs().len() {
+                    o.optimizer.set_lr(g, lr)?;
+                }
+            }
+        }
+    }
+    if let Some(text) = &opts.config {
+        write_atomic(&out.join("config.toml"), text.as_bytes())?;
+    }
+    let mut records = match opts.resume {
+        Some(_) => read_metrics(out, st.epoch)?,
+        None => vec![],
+    };
+    let loader = train.shuffle(true).seed(opts.seed);
+    let (last, best_path) = (out.join("last.safetensors"), out.join("best.safetensors"));
+    let epochs = opts.epochs;
+    if st.epoch == 0 && st.batch == 0 {
+        if let Some(line) = task.start_message() {
+            println!("{line}");
+        }
+    } else {
+        println!(
+            "resuming at epoch {} step {} (batch {})",
+            st.epoch + 1,
+            st.step,
+            st.batch
+        );
+    }
+    let (best_key, direction) = task.best();
+    while st.epoch < epochs {
+        let lr = st.optims[0].optimizer.lr(0)?;
+        let pos = LoaderPosition {
+            epoch: st.epoch,
+            batch: st.batch,
+            seed: opts.seed,
+        };
+        let mut batches = loader.resume(pos)?;
+        let mut bar = Progress::new(st.epoch + 1, epochs, loader.len(), st.batch);
+        let t0 = Instant::now();
+        let mut p = st.partial.clone();
+        let mut stopped = false;
+        for b in batches.by_ref() {
+            let b = b?;
+            let step = task.training_step(&b, st.step, &mut st.optims)?;
+            if let Some(&(_, v)) = step.sums.iter().find(|(_, v)| !v.is_finite()) {
+                bar.finish();
+                return Err(TrainError::Diverged {
+                    value: v,
+                    epoch: st.epoch + 1,
+                    step: st.step + 1,
+                    last: last.is_file().then(|| last.clone()),
+                });
+            }
+            p.add(step.samples, &step.sums);
+            st.step += 1;
+            st.batch += 1;
+            bar.step(p.seen - st.partial.seen, || task.progress(&p));
+            let asked = stop.load(Ordering::Relaxed) || opts.stop_after_steps.is_some_and(|s| st.step >= s);
+            if asked {
+                stopped = true;
+                if st.batch < loader.len() {
+                    bar.finish();
+                    p.seconds += t0.elapsed().as_secs_f64();
+                    st.partial = p;
+                    st.save(&*task, &last)?;
+                    return Ok(Outcome::Stopped(last));
+                }
+            }
+        }
+        bar.finish();
+        let this_part = t0.elapsed().as_secs_f64();
+        let val_metrics = {
+            let _guard = no_grad();
+            for b in val.into_iter().flat_map(|v| v.epoch(0)) {
+                task.validation_step(&b?)?;
+            }
+            task.validation_end()?
+        };
+        let mut metrics: Vec<(String, f64)> = task
+            .train_metrics(&p)
+            .into_iter()
+            .map(|(k, v)| (format!("train_{k}"), v))
+            .collect();
+        metrics.extend(val_metrics.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
+        let rec = Record {
+            epoch: st.epoch + 1,
+            metrics,
+            lr,
+            train_seconds: p.seconds + this_part,
+            samples_per_second: (p.seen - st.partial.seen) as f64 / this_part.max(1e-9),
+            peak_rss_mib: peak_rss_mib(),
+        };
+        println!("{}", rec.line(epochs, &|n, v| task.show(n, v)));
+        let val_loss = rec.get("val_loss");
+        for o in &mut st.optims {
+            o.schedule.step(o.optimizer.as_mut(), val_loss)?;
+        }
+        st.epoch += 1;
+        st.batch = 0;
+        st.partial = Sums::default();
+        let m = rec.get(best_key);
+        let better = match st.best {
+            None => m.is_finite(),
+            Some((b, _)) => match direction {
+                Direction::Min => m < b,
+                Direction::Max => m > b,
+            },
+        };
+        if better {
+            st.best = Some((m, st.epoch));
+        }
+        records.push(rec);
+        st.save(&*task, &last)?;
+        if better {
+            st.save(&*task, &best_path)?;
+        }
+        write_metrics(out, &records)?;
+        task.epoch_end(out, &records)?;
+        if stopped && st.epoch < epochs {
+            return Ok(Outcome::Stopped(last));
+        }
+    }
+    Ok(Outcome::Finished { best: st.best })
+}
