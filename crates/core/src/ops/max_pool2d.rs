@@ -13,9 +13,9 @@
 
 use super::access::{map_kernel, with_data};
 use crate::dtype::dispatch;
+use crate::kernels::conv::out_size;
 use crate::kernels::pool::{
-    filled, gather, max_pool, max_pool_tiled, max_pool_tiled_backward, pool_out_size, pool_windows, scatter, Sweep,
-    Tiles, Windows,
+    filled, gather, max_pool, max_pool_tiled, max_pool_tiled_backward, pool_windows, scatter, Sweep, Tiles, Windows,
 };
 use crate::{Element, Error, Result, Tensor};
 use std::sync::Arc;
@@ -106,7 +106,7 @@ pub(super) fn pool_plan(op: &'static str, x: &Tensor, opts: &Pool2dOptions) -> R
             ));
         }
         let size = shape[2 + d];
-        let out = pool_out_size(size, k[d], s[d], p[d], opts.ceil_mode)
+        let out = out_size(size, k[d], s[d], p[d], 1, opts.ceil_mode)
             .filter(|&o| o > 0 && size > 0)
             .ok_or_else(|| {
                 Error::invalid(

@@ -11,7 +11,7 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use super::conv::ConvGeom;
+use crate::kernels::conv::geom::ConvGeom;
 use std::arch::x86_64::*;
 
 /// Lanes of one vector.
@@ -27,7 +27,7 @@ const NV: usize = 4;
 /// gradient in L2 (it is read once per input channel and tap row), and for layers with
 /// many channels at least 64 output pixels (at 4×4, 512 → 512, batch 32, im2col took
 /// 14.9 ms where this took 19.0).
-pub(super) fn fits(g: &ConvGeom) -> bool {
+pub(in crate::kernels::conv::direct) fn fits(g: &ConvGeom) -> bool {
     g.groups == 1
         && g.stride == [1, 1]
         && g.dilation == [1, 1]
@@ -122,7 +122,7 @@ unsafe fn tile<const JB: usize, const V: usize>(
     v0: usize,
 ) {
     let p = g.p();
-    let last = super::conv_rows::mask(p - (p.div_ceil(L) - 1) * L);
+    let last = super::rows::mask(p - (p.div_ceil(L) - 1) * L);
     let nvec = p.div_ceil(L);
     let lane_mask = |v: usize| if v0 + v == nvec - 1 { last } else { !0 };
     // A short last block of taps repeats the last tap; its columns are not stored.
@@ -168,7 +168,7 @@ unsafe fn fold(g: &ConvGeom, cols: &[f32], bias: f32, dx: &mut [f32]) {
 /// not wait on each other; measured 5× faster than one sum at LeNet's 5×5).
 #[inline(always)]
 unsafe fn fold_kw<const KW: usize>(g: &ConvGeom, cols: &[f32], bias: f32, dx: &mut [f32]) {
-    use super::conv_rows::mask;
+    use super::rows::mask;
     let ([ph, pw], rl) = (g.padding, row_len(g));
     let cols = cols.as_ptr();
     for x0 in (0..g.w).step_by(L) {

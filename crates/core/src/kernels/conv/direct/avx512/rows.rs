@@ -8,7 +8,7 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use super::conv_direct::Corr;
+use crate::kernels::conv::direct::Corr;
 use std::arch::x86_64::*;
 
 /// Lanes of one vector.

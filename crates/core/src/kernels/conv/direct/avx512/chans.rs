@@ -9,8 +9,8 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use super::conv_direct::Corr;
-use super::conv_rows::mask;
+use super::rows::mask;
+use crate::kernels::conv::direct::Corr;
 use std::arch::x86_64::*;
 
 /// Lanes of one vector (= channels per block).
@@ -192,7 +192,7 @@ pub(super) unsafe fn weight(g: &Corr, xp: &[f32], dyt: &[f32], acc: &mut [f32]) 
 }
 
 /// Whether [`weight`] takes a `kh × kw` kernel.
-pub(super) fn weight_fits(kh: usize, kw: usize) -> bool {
+pub(in crate::kernels::conv::direct) fn weight_fits(kh: usize, kw: usize) -> bool {
     matches!((kh, kw), (5, 5) | (3, 3))
 }
 
@@ -221,6 +221,34 @@ unsafe fn weight_image<const KH: usize, const KW: usize>(g: &Corr, xp: &[f32], d
                 let dst = acc.as_mut_ptr().add(((c * KH + i) * KW + j) * L);
                 _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), s));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_round_trip() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        for p in [1, 15, 16, 37] {
+            let src: Vec<f32> = (0..16 * p).map(|i| i as f32).collect();
+            let mut t = vec![0f32; p * 16];
+            let mut back = vec![0f32; 16 * p];
+            // SAFETY: AVX-512 checked above.
+            unsafe {
+                to_lanes(&src, p, &mut t);
+                from_lanes(&t, p, &mut back);
+            }
+            for q in 0..p {
+                for l in 0..16 {
+                    assert_eq!(t[q * 16 + l], src[l * p + q], "p {p}");
+                }
+            }
+            assert_eq!(back, src);
         }
     }
 }
