@@ -164,7 +164,7 @@ mod tests {
             .unwrap()
             .set_requires_grad(true);
         let g = Tensor::from_vec(vec![f32::NAN, 5.0, 3.0, 7.0], &[4]).unwrap();
-        let grads = x.relu().unwrap().backward_with(&g, Default::default()).unwrap();
+        let grads = x.relu().unwrap().backward_with_grad(&g).unwrap();
         // 0 at the kink, below it (even for a NaN gradient, as PyTorch) and at NaN inputs.
         assert_eq!(
             grads.get(&x).unwrap().to_vec::<f32>().unwrap(),

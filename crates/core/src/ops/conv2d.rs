@@ -272,7 +272,6 @@ pub(super) fn recorded_grads(t: &[Tensor], loss: impl Fn(&[Tensor]) -> Result<Te
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autograd::BackwardOptions;
     use crate::gradcheck::gradcheck;
     use crate::DType;
     use crate::Generator;
@@ -417,9 +416,7 @@ mod tests {
         assert_eq!(a, b);
         let bias = Tensor::zeros(&[2], DType::F64).set_requires_grad(true);
         let y = x.conv2d(&w, Some(&bias), Conv2dOptions::default()).unwrap();
-        let g = y
-            .backward_with(&Tensor::ones_like(&y), BackwardOptions::default())
-            .unwrap();
+        let g = y.backward_with_grad(&Tensor::ones_like(&y)).unwrap();
         assert_eq!(g.get(&bias).unwrap().to_vec::<f64>().unwrap(), vec![2.0 * 3.0 * 4.0; 2]);
     }
 

@@ -293,7 +293,7 @@ mod tests {
     use super::*;
     use crate::gradcheck::gradcheck;
     use crate::DType;
-    use crate::{BackwardOptions, Generator};
+    use crate::Generator;
 
     fn opts(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil_mode: bool) -> Pool2dOptions {
         Pool2dOptions {
@@ -333,9 +333,7 @@ mod tests {
         let (y, idx) = x.max_pool2d_with_indices(Pool2dOptions::new([2, 2])).unwrap();
         assert!(y.item().unwrap().is_nan());
         assert_eq!(idx, vec![1]);
-        let g = y
-            .backward_with(&Tensor::ones_like(&y), BackwardOptions::default())
-            .unwrap();
+        let g = y.backward_with_grad(&Tensor::ones_like(&y)).unwrap();
         assert_eq!(g.get(&x).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 1.0, 0.0, 0.0]);
         let inf = Tensor::full(&[1, 1, 2, 2], f64::NEG_INFINITY, DType::F64);
         assert_eq!(

@@ -17,6 +17,8 @@ mod join;
 mod matmul;
 mod max_pool2d;
 mod max_unpool2d;
+mod norm;
+mod operators;
 mod pad;
 mod reduce;
 mod select;
