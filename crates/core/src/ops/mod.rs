@@ -1,5 +1,8 @@
 //! Tensor operations. Each file holds one op (or a family of trivially related ones):
 //! its public method, its backward rule written with tensor ops, and its tests.
+//! `access.rs` holds what they share to reach tensor data (element maps, slices read in
+//! place), called under [`dispatch!`](crate::dtype::dispatch) so no op lists the dtypes;
+//! `operators.rs` maps `+ - * /` onto the arithmetic methods.
 
 mod access;
 mod activation;
