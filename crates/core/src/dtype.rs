@@ -29,6 +29,18 @@ impl DType {
 /// rather than a `Map1`-style trait because Rust closures cannot be generic: a trait
 /// would need a named struct per call site, while the macro lets each op keep its
 /// generic `run::<T>` or closure as written, monomorphized exactly as before.
+///
+/// Exported so that other crates' dtype-generic code goes through it too:
+/// ```
+/// use nabla_core::{dispatch, Tensor};
+/// fn sum_as_f64(t: &Tensor) -> f64 {
+///     dispatch!(t.dtype(), T => t.to_vec::<T>().unwrap().iter().map(|v| v.to_f64()).sum())
+/// }
+/// let x = Tensor::from_vec(vec![1.5f32, 2.0], &[2])?;
+/// assert_eq!(sum_as_f64(&x), 3.5);
+/// # Ok::<(), nabla_core::Error>(())
+/// ```
+#[macro_export]
 macro_rules! dispatch {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
@@ -47,7 +59,7 @@ macro_rules! dispatch {
         }
     };
 }
-pub(crate) use dispatch;
+pub(crate) use crate::dispatch;
 
 /// The owned data behind a tensor.
 #[derive(Debug, Clone)]
