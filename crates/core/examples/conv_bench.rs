@@ -94,7 +94,7 @@ fn conv(name: &str, dims: [usize; 7], reps: usize) {
         3.0 * fl,
         time(reps, || {
             let y = xl.conv2d(&wl, Some(&bl), opts).unwrap();
-            let grads = y.backward_with(&gy, BackwardOptions::default()).unwrap();
+            let grads = y.backward_with_grad(&gy).unwrap();
             assert!(grads.get(&wl).is_some());
         }),
     );
@@ -112,7 +112,7 @@ fn fb_only(reps: usize) {
     };
     for _ in 0..reps {
         let y = x.conv2d(&w, Some(&b), opts).unwrap();
-        y.backward_with(&gy, BackwardOptions::default()).unwrap();
+        y.backward_with_grad(&gy).unwrap();
     }
 }
 
@@ -142,7 +142,7 @@ fn pool(reps: usize) {
         0.0,
         time(reps, || {
             let y = xl.max_pool2d(opts).unwrap();
-            y.backward_with(&gy, BackwardOptions::default()).unwrap();
+            y.backward_with_grad(&gy).unwrap();
         }),
     );
     let up = Tensor::ones(&[64, 64, 64, 64], DType::F32);
@@ -168,7 +168,7 @@ fn pool(reps: usize) {
         0.0,
         time(reps, || {
             let y = xl.avg_pool2d(opts, true).unwrap();
-            y.backward_with(&gy, BackwardOptions::default()).unwrap();
+            y.backward_with_grad(&gy).unwrap();
         }),
     );
 }

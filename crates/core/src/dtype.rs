@@ -21,6 +21,46 @@ impl DType {
     }
 }
 
+/// Evaluate `$body` once per dtype with `$T` naming that dtype's [`Element`] type, and
+/// pick the arm matching `$dtype`: `dispatch!(x.dtype(), T => run::<T>(x))`.
+///
+/// The one place that lists the dtypes for generic code: a new dtype adds an arm here
+/// (beside its [`Buffer`] variant and [`Element`] impl) and every op follows. A macro
+/// rather than a `Map1`-style trait because Rust closures cannot be generic: a trait
+/// would need a named struct per call site, while the macro lets each op keep its
+/// generic `run::<T>` or closure as written, monomorphized exactly as before.
+///
+/// Exported so that other crates' dtype-generic code goes through it too:
+/// ```
+/// use nabla_core::{dispatch, Tensor};
+/// fn sum_as_f64(t: &Tensor) -> f64 {
+///     dispatch!(t.dtype(), T => t.to_vec::<T>().unwrap().iter().map(|v| v.to_f64()).sum())
+/// }
+/// let x = Tensor::from_vec(vec![1.5f32, 2.0], &[2])?;
+/// assert_eq!(sum_as_f64(&x), 3.5);
+/// # Ok::<(), nabla_core::Error>(())
+/// ```
+#[macro_export]
+macro_rules! dispatch {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                #[allow(unused_imports)]
+                use $crate::Element as _;
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                #[allow(unused_imports)]
+                use $crate::Element as _;
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use crate::dispatch;
+
 /// The owned data behind a tensor.
 #[derive(Debug, Clone)]
 pub enum Buffer {
@@ -93,6 +133,8 @@ pub trait Element:
     fn wrap(v: Vec<Self>) -> Buffer;
     /// e^x.
     fn exp(self) -> Self;
+    /// e^x − 1, accurate near 0.
+    fn exp_m1(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
     /// ln(1 + x), accurate near 0.
@@ -105,6 +147,8 @@ pub trait Element:
     fn tanh(self) -> Self;
     /// x to a float power.
     fn powf(self, e: Self) -> Self;
+    /// The error function (libm's `erff`/`erf`).
+    fn erf(self) -> Self;
     /// Whether the value is NaN.
     fn is_nan(self) -> bool;
     /// Larger of two values, NaN if either is NaN.
@@ -159,6 +203,9 @@ impl Element for f32 {
     fn exp(self) -> Self {
         f32::exp(self)
     }
+    fn exp_m1(self) -> Self {
+        f32::exp_m1(self)
+    }
     fn ln(self) -> Self {
         f32::ln(self)
     }
@@ -176,6 +223,9 @@ impl Element for f32 {
     }
     fn powf(self, e: Self) -> Self {
         f32::powf(self, e)
+    }
+    fn erf(self) -> Self {
+        libm::erff(self)
     }
     fn is_nan(self) -> bool {
         f32::is_nan(self)
@@ -212,6 +262,9 @@ impl Element for f64 {
     fn exp(self) -> Self {
         f64::exp(self)
     }
+    fn exp_m1(self) -> Self {
+        f64::exp_m1(self)
+    }
     fn ln(self) -> Self {
         f64::ln(self)
     }
@@ -229,6 +282,9 @@ impl Element for f64 {
     }
     fn powf(self, e: Self) -> Self {
         f64::powf(self, e)
+    }
+    fn erf(self) -> Self {
+        libm::erf(self)
     }
     fn is_nan(self) -> bool {
         f64::is_nan(self)

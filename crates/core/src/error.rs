@@ -8,31 +8,53 @@ pub enum Error {
     /// Two shapes that had to agree did not.
     #[error("{op}: shape mismatch: {lhs:?} vs {rhs:?}{}", fmt_detail(.detail))]
     ShapeMismatch {
+        /// The op that failed.
         op: &'static str,
+        /// The first shape.
         lhs: Vec<usize>,
+        /// The second shape.
         rhs: Vec<usize>,
+        /// What had to agree (may be empty).
         detail: String,
     },
     /// Two tensors had different element types.
     #[error("{op}: dtype mismatch: {lhs:?} vs {rhs:?}")]
-    DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
+    DTypeMismatch {
+        /// The op that failed.
+        op: &'static str,
+        /// The first operand's dtype.
+        lhs: DType,
+        /// The second operand's dtype.
+        rhs: DType,
+    },
     /// A dimension index outside `-rank..rank`.
     #[error("{op}: dim {dim} out of range for a tensor of shape {shape:?} (rank {})", .shape.len())]
     DimOutOfRange {
+        /// The op that failed.
         op: &'static str,
+        /// The dim asked for.
         dim: isize,
+        /// The tensor's shape.
         shape: Vec<usize>,
     },
     /// A reshape to a shape with a different number of elements, or similar.
     #[error("{op}: cannot turn shape {from:?} into {to:?}")]
     BadReshape {
+        /// The op that failed.
         op: &'static str,
+        /// The tensor's shape.
         from: Vec<usize>,
+        /// The shape asked for (`-1` for an inferred dim).
         to: Vec<isize>,
     },
     /// An argument that is wrong on its own (an index out of range, an empty list, ...).
     #[error("{op}: {msg}")]
-    Invalid { op: &'static str, msg: String },
+    Invalid {
+        /// The op that failed.
+        op: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
     /// A gradient was asked for that autodiff cannot give.
     #[error("autograd: {0}")]
     Autograd(String),

@@ -14,8 +14,10 @@
 //! Map of the crate:
 //! - [`Tensor`] (`tensor.rs`): storage, strided layout, dtype, graph identity; readback.
 //! - `ops/`: one file per op, forward and backward side by side.
+//! - [`DType`], [`Element`] (`dtype.rs`): the element types, and `dispatch!`, the one
+//!   place generic code meets the list of dtypes.
 //! - [`autograd`]: the recorded graph, `backward`, `grad`, no-grad scopes, DOT export.
-//! - `kernels/`: plain loops over slices (elementwise, reductions, GEMM).
+//! - `kernels/`: plain loops over slices (elementwise, reductions, GEMM, `conv/`).
 //! - [`gradcheck`]: finite-difference checking of any differentiable function.
 //! - [`memory`]: how the process allocator keeps freed memory.
 

@@ -1,6 +1,7 @@
 //! The tensor: shared storage, a strided layout, an element type and a place in the graph.
 
 use crate::autograd::GradMeta;
+use crate::dtype::dispatch;
 use crate::shape::Layout;
 use crate::{Buffer, DType, Element, Error, Result};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -220,22 +221,20 @@ impl Tensor {
 
     /// The elements as f64, whatever the dtype.
     pub fn to_vec_f64(&self) -> Vec<f64> {
-        match self.dtype() {
-            DType::F32 => self
-                .with_slice(|s: &[f32]| s.iter().map(|&x| x as f64).collect())
-                .unwrap_or_default(),
-            DType::F64 => self.with_slice(|s: &[f64]| s.to_vec()).unwrap_or_default(),
-        }
+        self.to_vec_as::<f64>()
     }
 
     /// The elements as f32, whatever the dtype.
     pub fn to_vec_f32(&self) -> Vec<f32> {
-        match self.dtype() {
-            DType::F32 => self.with_slice(|s: &[f32]| s.to_vec()).unwrap_or_default(),
-            DType::F64 => self
-                .with_slice(|s: &[f64]| s.iter().map(|&x| x as f32).collect())
-                .unwrap_or_default(),
-        }
+        self.to_vec_as::<f32>()
+    }
+
+    /// The elements converted to `U`, whatever the dtype.
+    pub(crate) fn to_vec_as<U: Element>(&self) -> Vec<U> {
+        dispatch!(self.dtype(), T => self
+            // Widening to f64 is exact, so T -> f64 -> U is T's value rounded once to U.
+            .with_slice(|s: &[T]| s.iter().map(|&x| U::from_f64(x.to_f64())).collect())
+            .unwrap_or_default())
     }
 
     /// The single value of a one-element tensor, as f64.
@@ -265,11 +264,11 @@ impl Tensor {
         let data = src.contiguous_buffer();
         let l = self.0.layout.clone();
         let mut buf = self.write();
-        match (&mut *buf, &data) {
-            (Buffer::F32(dst), Buffer::F32(s)) => l.indices().zip(s).for_each(|(i, &v)| dst[i] = v),
-            (Buffer::F64(dst), Buffer::F64(s)) => l.indices().zip(s).for_each(|(i, &v)| dst[i] = v),
-            _ => unreachable!("dtypes checked above"),
-        }
+        dispatch!(self.dtype(), T => {
+            let (dst, s) = (T::slice_mut(&mut buf), T::slice(&data));
+            let (dst, s) = dst.zip(s).expect("dtypes checked above");
+            l.indices().zip(s).for_each(|(i, &v)| dst[i] = v);
+        });
         Ok(())
     }
 
@@ -290,10 +289,7 @@ impl Tensor {
 
     /// A row-major copy of the viewed elements as a buffer.
     pub(crate) fn contiguous_buffer(&self) -> Buffer {
-        match self.dtype() {
-            DType::F32 => Buffer::F32(self.to_vec::<f32>().unwrap_or_default()),
-            DType::F64 => Buffer::F64(self.to_vec::<f64>().unwrap_or_default()),
-        }
+        dispatch!(self.dtype(), T => T::wrap(self.to_vec::<T>().unwrap_or_default()))
     }
 }
 

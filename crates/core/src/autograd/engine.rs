@@ -70,7 +70,7 @@ impl Tensor {
     pub fn backward(&self) -> Result<Gradients> {
         if self.numel() != 1 {
             return Err(Error::Autograd(format!(
-                "backward() needs a scalar output, got shape {:?}; pass an upstream gradient with backward_with",
+                "backward() needs a scalar output, got shape {:?}; pass an upstream gradient with backward_with_grad",
                 self.shape()
             )));
         }
@@ -78,7 +78,14 @@ impl Tensor {
         self.backward_with(&seed, BackwardOptions::default())
     }
 
-    /// Gradients of every leaf, given the upstream gradient of this (possibly non-scalar) tensor.
+    /// Gradients of every leaf, given the upstream gradient of this (possibly non-scalar)
+    /// tensor, with the default options (PyTorch's `y.backward(gradient)`).
+    pub fn backward_with_grad(&self, grad_output: &Tensor) -> Result<Gradients> {
+        self.backward_with(grad_output, BackwardOptions::default())
+    }
+
+    /// Gradients of every leaf, given the upstream gradient of this (possibly non-scalar)
+    /// tensor and the options of the pass ([`Tensor::backward_with_grad`] for the defaults).
     pub fn backward_with(&self, grad_output: &Tensor, opts: BackwardOptions) -> Result<Gradients> {
         let map = run(&[self], &[grad_output], None, opts)?;
         Ok(Gradients { map })

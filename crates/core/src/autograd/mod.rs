@@ -68,7 +68,12 @@ pub enum Edge {
     /// An input that requires a gradient.
     Grad(Arc<GradMeta>),
     /// An input that does not: a constant, or a detached tensor.
-    Const { shape: Vec<usize>, detached: bool },
+    Const {
+        /// The input's shape (shown in the DOT export).
+        shape: Vec<usize>,
+        /// Whether it was cut from the graph by `detach`.
+        detached: bool,
+    },
 }
 
 /// A recorded op: its name, its inputs and its backward rule.

@@ -163,3 +163,16 @@ fn training_loop_does_not_grow_the_graph() -> Result<()> {
     assert!(last < 0.1 * first, "training works: loss {first} -> {last}");
     Ok(())
 }
+
+#[test]
+fn backward_with_grad_seeds_a_non_scalar_output_with_default_options() -> Result<()> {
+    let x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3])?.set_requires_grad(true);
+    let seed = Tensor::from_vec(vec![0.5f64, 2.0, -1.0], &[3])?;
+    let y = x.square()?;
+    // d(x²)/dx · seed = 2x · seed
+    let g = y.backward_with_grad(&seed)?;
+    assert_eq!(g.get(&x).unwrap().to_vec::<f64>()?, vec![1.0, -8.0, -6.0]);
+    // default options: the graph is freed, so a second pass fails
+    assert!(y.backward_with_grad(&seed).is_err());
+    Ok(())
+}

@@ -175,6 +175,7 @@ pub fn forward<T: Element>(
                 abc,
             });
         }
+        // SAFETY: element `ch` of each statistic belongs to this channel's task alone.
         unsafe {
             md.range(ch, 1)[0] = mu;
             vd.range(ch, 1)[0] = v;
@@ -229,6 +230,7 @@ pub fn backward<T: Element>(
                 abc,
             });
         }
+        // SAFETY: element `ch` of each gradient belongs to this channel's task alone.
         unsafe {
             dwd.range(ch, 1)[0] = T::from_f64(dwc);
             dbd.range(ch, 1)[0] = T::from_f64(sg);

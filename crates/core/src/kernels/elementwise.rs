@@ -96,12 +96,20 @@ pub(crate) fn vectorized<L: Loop>(body: L) -> L::Output {
     body.run()
 }
 
+/// `body` compiled for AVX-512 (the loops inline into this function and vectorize).
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn run_avx512<L: Loop>(body: L) -> L::Output {
     body.run()
 }
 
+/// `body` compiled for AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2<L: Loop>(body: L) -> L::Output {

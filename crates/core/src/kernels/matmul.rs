@@ -93,6 +93,10 @@ pub fn gemm_uninit<T: Element>(
 
 /// The product into `dst`, which must hold m×n elements, initialized unless `init`
 /// is `Zero` or `Bias` (then every element is written before any is read).
+///
+/// # Safety
+/// `dst` must be valid for writes of `m·n` elements (and initialized unless `init` is
+/// `Zero` or `Bias`), and no other reference may reach those elements during the call.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_ptr<T: Element>(
     m: usize,
@@ -104,70 +108,74 @@ unsafe fn gemm_ptr<T: Element>(
     init: Init<'_, T>,
     threads: usize,
 ) {
-    if let Init::Bias(bias) = init {
-        assert!(bias.len() >= n, "gemm: bias shorter than a row");
-    }
-    if m == 0 || n == 0 {
-        return;
-    }
-    let fill_bias = |bias: &[T]| {
-        for r in 0..m {
-            std::ptr::copy_nonoverlapping(bias.as_ptr(), dst.add(r * n), n);
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        if let Init::Bias(bias) = init {
+            assert!(bias.len() >= n, "gemm: bias shorter than a row");
         }
-    };
-    if k == 0 {
-        match init {
-            Init::Zero => (0..m * n).for_each(|i| dst.add(i).write(T::ZERO)),
-            Init::Accumulate => {}
-            Init::Bias(bias) => fill_bias(bias),
+        if m == 0 || n == 0 {
+            return;
         }
-        return;
-    }
-    // Bounds of what the kernels will read, checked here so the unsafe calls stay in bounds.
-    let last = |x: &Mat<'_, T>, r: usize, c: usize| x.offset + (r - 1) * x.rs + (c - 1) * x.cs;
-    assert!(last(&a, m, k) < a.data.len(), "gemm: lhs out of bounds");
-    assert!(last(&b, k, n) < b.data.len(), "gemm: rhs out of bounds");
-    #[cfg(target_arch = "x86_64")]
-    if small_f32(m, n, k, &a, &b, dst, init, threads) {
-        return;
-    }
-    let par = if threads > 1 && m * n * k >= PAR_FLOPS {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
-    let read_dst = match init {
-        Init::Zero => false,
-        Init::Accumulate => true,
-        Init::Bias(bias) => {
-            fill_bias(bias);
-            true
+        let fill_bias = |bias: &[T]| {
+            for r in 0..m {
+                std::ptr::copy_nonoverlapping(bias.as_ptr(), dst.add(r * n), n);
+            }
+        };
+        if k == 0 {
+            match init {
+                Init::Zero => (0..m * n).for_each(|i| dst.add(i).write(T::ZERO)),
+                Init::Accumulate => {}
+                Init::Bias(bias) => fill_bias(bias),
+            }
+            return;
         }
-    };
-    // SAFETY: every index read is within the slices (checked above); dst holds m×n
-    // row-major elements; the strides describe exactly those layouts. Without
-    // `read_dst`, `gemm` only writes dst.
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        n as isize,
-        read_dst,
-        a.data.as_ptr().add(a.offset),
-        a.cs as isize,
-        a.rs as isize,
-        b.data.as_ptr().add(b.offset),
-        b.cs as isize,
-        b.rs as isize,
-        T::ONE,
-        T::ONE,
-        false,
-        false,
-        false,
-        par,
-    )
+        // Bounds of what the kernels will read, checked here so the unsafe calls stay in bounds.
+        let last = |x: &Mat<'_, T>, r: usize, c: usize| x.offset + (r - 1) * x.rs + (c - 1) * x.cs;
+        assert!(last(&a, m, k) < a.data.len(), "gemm: lhs out of bounds");
+        assert!(last(&b, k, n) < b.data.len(), "gemm: rhs out of bounds");
+        #[cfg(target_arch = "x86_64")]
+        if small_f32(m, n, k, &a, &b, dst, init, threads) {
+            return;
+        }
+        let par = if threads > 1 && m * n * k >= PAR_FLOPS {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        let read_dst = match init {
+            Init::Zero => false,
+            Init::Accumulate => true,
+            Init::Bias(bias) => {
+                fill_bias(bias);
+                true
+            }
+        };
+        // SAFETY: every index read is within the slices (checked above); dst holds m×n
+        // row-major elements; the strides describe exactly those layouts. Without
+        // `read_dst`, `gemm` only writes dst.
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            n as isize,
+            read_dst,
+            a.data.as_ptr().add(a.offset),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr().add(b.offset),
+            b.cs as isize,
+            b.rs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
 }
 
 /// Products above this many multiply-adds go to `gemm` (1024³ ran 3–8% faster there;
@@ -205,8 +213,9 @@ fn small_f32<T: Element>(
     if !thin && (!(outer_fits || dot_fits) || m * n * k > BIG_MACS) {
         return false;
     }
-    // SAFETY: T is f32 (checked above), so these casts only rename the type.
     let f = |x: &Mat<'_, T>| avx512::Raw {
+        // SAFETY: T is f32 (checked above), so the cast only renames the type, and
+        // `offset` is inside `data` (a `Mat`'s invariant).
         ptr: unsafe { (x.data.as_ptr() as *const f32).add(x.offset) },
         rs: x.rs,
         cs: x.cs,

@@ -6,18 +6,12 @@
 
 pub mod batch_norm;
 pub mod conv;
-pub mod conv_chans;
-pub mod conv_direct;
-pub mod conv_fold;
-pub mod conv_rows;
-mod conv_weight;
 pub mod copy;
 pub mod elementwise;
 pub mod matmul;
 pub mod par;
 pub mod pool;
 pub mod reduce;
-pub mod winograd;
 
 /// Element count above which a kernel uses more than one thread.
 pub const PAR_THRESHOLD: usize = 1 << 16;

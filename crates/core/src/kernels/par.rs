@@ -34,6 +34,7 @@ struct Shared {
 
 // SAFETY: `work` points to a `Sync` closure, dereferenced only under the protocol above.
 unsafe impl Send for Shared {}
+// SAFETY: as for `Send`; the other fields are atomics.
 unsafe impl Sync for Shared {}
 
 impl Shared {
@@ -163,6 +164,7 @@ impl<T> Clone for Disjoint<T> {
 impl<T> Copy for Disjoint<T> {}
 // SAFETY: the users hand each range to one tile only (see `Disjoint::range`).
 unsafe impl<T: Send> Send for Disjoint<T> {}
+// SAFETY: as for `Send`: shared use only hands out disjoint ranges.
 unsafe impl<T: Send> Sync for Disjoint<T> {}
 
 impl<T> Disjoint<T> {
@@ -177,7 +179,9 @@ impl<T> Disjoint<T> {
     /// The range must lie inside the slice given to [`Disjoint::new`], which must outlive
     /// the result, and no other live reference may overlap it.
     pub(crate) unsafe fn range<'a>(self, at: usize, len: usize) -> &'a mut [T] {
-        std::slice::from_raw_parts_mut(self.0.add(at), len)
+        // SAFETY: the caller guarantees the range lies inside the live slice from `new`
+        // (so the offset pointer and the slice stay in bounds) and that nothing overlaps it.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
     }
 }
 

@@ -17,22 +17,6 @@ pub use tiled::{filled, max_pool_tiled, max_pool_tiled_backward, Tiles};
 /// Clipped input range `start..end` feeding each output position along one axis.
 pub type Windows = Vec<(usize, usize)>;
 
-/// Output size of a pooling window sweep, as PyTorch computes it: with `ceil_mode` the
-/// last partial window is kept unless it would start in the right padding. `None` when
-/// the kernel does not fit in the padded input.
-pub fn pool_out_size(size: usize, kernel: usize, stride: usize, pad: usize, ceil_mode: bool) -> Option<usize> {
-    let span = (size + 2 * pad).checked_sub(kernel)?;
-    let mut out = if ceil_mode {
-        span.div_ceil(stride)
-    } else {
-        span / stride
-    } + 1;
-    if ceil_mode && (out - 1) * stride >= size + pad {
-        out -= 1;
-    }
-    Some(out)
-}
-
 /// The clipped windows of a strided sweep, and the window sizes PyTorch's average
 /// pooling divides by when counting padding (clipped to the padded input only).
 pub fn pool_windows(size: usize, out: usize, kernel: usize, stride: usize, pad: usize) -> (Windows, Vec<usize>) {
@@ -344,17 +328,6 @@ pub fn bilinear_adjoint<T: Element>(gy: &[T], hw: [usize; 2], rows: &[Lerp<T>], 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn output_sizes_follow_pytorch() {
-        assert_eq!(pool_out_size(8, 2, 2, 0, false), Some(4));
-        assert_eq!(pool_out_size(13, 3, 2, 0, false), Some(6));
-        assert_eq!(pool_out_size(10, 3, 2, 1, true), Some(6)); // 5.5 rounds up
-        assert_eq!(pool_out_size(5, 2, 2, 0, true), Some(3)); // window 2 starts at 4 < 5
-                                                              // ceil would add a window starting at 6 = size + pad: dropped
-        assert_eq!(pool_out_size(5, 2, 3, 1, true), Some(2));
-        assert_eq!(pool_out_size(1, 3, 1, 0, false), None);
-    }
 
     #[test]
     fn windows_clip_and_count_padding() {

@@ -1,8 +1,9 @@
 //! Activations: relu, leaky_relu, elu, gelu, sigmoid, tanh, softplus. Each is finite
 //! in value and gradient for inputs up to ±f32::MAX, and NaN passes through.
 
+use super::access::{map_binary, map_unary, scalar_like};
 use super::unary::saved_output;
-use super::{map_binary, map_unary, scalar_like};
+use crate::dtype::dispatch;
 use crate::{Element, Result, Tensor};
 
 fn sigmoid_of<T: Element>(x: T) -> T {
@@ -26,7 +27,7 @@ fn relu_backward(g: &Tensor, x: &Tensor) -> Result<Tensor> {
             T::ZERO
         }
     }
-    let out = map_binary("relu_backward", g, x, f::<f32>, f::<f64>)?;
+    let out = dispatch!(g.dtype(), T => map_binary("relu_backward", g, x, f::<T>))?;
     let x = x.clone();
     Ok(out.record("relu_backward", &[g], move |gg, _| {
         Ok(vec![Some(relu_backward(gg, &x)?)])
@@ -43,19 +44,17 @@ impl Tensor {
                 T::ZERO
             }
         }
-        let out = map_unary(self, f::<f32>, f::<f64>);
+        let out = dispatch!(self.dtype(), T => map_unary(self, f::<T>));
         let x = self.clone();
         Ok(out.record("relu", &[self], move |g, _| Ok(vec![Some(relu_backward(g, &x)?)])))
     }
 
     /// x for x > 0, `slope`·x otherwise.
     pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
-        let s32 = slope as f32;
-        let out = map_unary(
-            self,
-            |x| if x > 0.0 { x } else { s32 * x },
-            |x| if x > 0.0 { x } else { slope * x },
-        );
+        let out = dispatch!(self.dtype(), T => {
+            let s = T::from_f64(slope);
+            map_unary::<T>(self, move |x| if x > T::ZERO { x } else { s * x })
+        });
         let x = self.clone();
         Ok(out.record("leaky_relu", &[self], move |g, _| {
             let pos = x.gt(&scalar_like(&x, 0.0))?;
@@ -66,12 +65,10 @@ impl Tensor {
 
     /// x for x > 0, α(eˣ − 1) otherwise.
     pub fn elu(&self, alpha: f64) -> Result<Tensor> {
-        let a32 = alpha as f32;
-        let out = map_unary(
-            self,
-            |x| if x > 0.0 { x } else { a32 * x.exp_m1() },
-            |x| if x > 0.0 { x } else { alpha * x.exp_m1() },
-        );
+        let out = dispatch!(self.dtype(), T => {
+            let a = T::from_f64(alpha);
+            map_unary::<T>(self, move |x| if x > T::ZERO { x } else { a * x.exp_m1() })
+        });
         let (x, y) = (self.clone(), out.clone());
         Ok(out.record("elu", &[self], move |g, _| {
             // For x ≤ 0 the slope is α eˣ = elu(x) + α; no exp of a large x is ever taken.
@@ -84,7 +81,7 @@ impl Tensor {
 
     /// 1 / (1 + e⁻ˣ), computed without overflow.
     pub fn sigmoid(&self) -> Result<Tensor> {
-        let out = map_unary(self, sigmoid_of::<f32>, sigmoid_of::<f64>);
+        let out = dispatch!(self.dtype(), T => map_unary(self, sigmoid_of::<T>));
         let (x, y) = (self.clone(), out.clone());
         Ok(out.record("sigmoid", &[self], move |g, _| {
             let y = saved_output(&y, || x.sigmoid())?;
@@ -94,7 +91,7 @@ impl Tensor {
 
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
-        let out = map_unary(self, f32::tanh, f64::tanh);
+        let out = dispatch!(self.dtype(), T => map_unary(self, <T as Element>::tanh));
         let (x, y) = (self.clone(), out.clone());
         Ok(out.record("tanh", &[self], move |g, _| {
             let y = saved_output(&y, || x.tanh())?;
@@ -108,7 +105,7 @@ impl Tensor {
             let m = if x > T::ZERO { x } else { T::ZERO };
             m + (-x.abs()).exp().ln_1p()
         }
-        let out = map_unary(self, f::<f32>, f::<f64>);
+        let out = dispatch!(self.dtype(), T => map_unary(self, f::<T>));
         let x = self.clone();
         Ok(out.record("softplus", &[self], move |g, _| Ok(vec![Some(g.mul(&x.sigmoid()?)?)])))
     }
@@ -125,7 +122,7 @@ impl Tensor {
 
     /// The error function.
     pub fn erf(&self) -> Result<Tensor> {
-        let out = map_unary(self, libm::erff, libm::erf);
+        let out = dispatch!(self.dtype(), T => map_unary(self, <T as Element>::erf));
         let x = self.clone();
         Ok(out.record("erf", &[self], move |g, _| {
             // d/dx erf(x) = 2/√π · e^(−x²); e^(−x²) underflows to 0 for large |x|, never NaN.
@@ -167,7 +164,7 @@ mod tests {
             .unwrap()
             .set_requires_grad(true);
         let g = Tensor::from_vec(vec![f32::NAN, 5.0, 3.0, 7.0], &[4]).unwrap();
-        let grads = x.relu().unwrap().backward_with(&g, Default::default()).unwrap();
+        let grads = x.relu().unwrap().backward_with_grad(&g).unwrap();
         // 0 at the kink, below it (even for a NaN gradient, as PyTorch) and at NaN inputs.
         assert_eq!(
             grads.get(&x).unwrap().to_vec::<f32>().unwrap(),

@@ -1,12 +1,13 @@
 //! Arithmetic with broadcasting: add, sub, mul, div, neg, and their scalar forms.
 
-use super::{map_binary, map_unary, scalar_like};
+use super::access::{map_binary, map_unary, scalar_like};
+use crate::dtype::dispatch;
 use crate::{Result, Tensor};
 
 impl Tensor {
     /// `self + other`, broadcasting.
     pub fn add(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("add", self, other, |a, b| a + b, |a, b| a + b)?;
+        let out = dispatch!(self.dtype(), T => map_binary::<T>("add", self, other, |a, b| a + b))?;
         let (sa, sb) = (self.shape().to_vec(), other.shape().to_vec());
         Ok(out.record("add", &[self, other], move |g, _| {
             Ok(vec![Some(g.sum_to(&sa)?), Some(g.sum_to(&sb)?)])
@@ -15,7 +16,7 @@ impl Tensor {
 
     /// `self - other`, broadcasting.
     pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("sub", self, other, |a, b| a - b, |a, b| a - b)?;
+        let out = dispatch!(self.dtype(), T => map_binary::<T>("sub", self, other, |a, b| a - b))?;
         let (sa, sb) = (self.shape().to_vec(), other.shape().to_vec());
         Ok(out.record("sub", &[self, other], move |g, _| {
             Ok(vec![Some(g.sum_to(&sa)?), Some(g.neg()?.sum_to(&sb)?)])
@@ -24,7 +25,7 @@ impl Tensor {
 
     /// `self * other`, elementwise, broadcasting.
     pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("mul", self, other, |a, b| a * b, |a, b| a * b)?;
+        let out = dispatch!(self.dtype(), T => map_binary::<T>("mul", self, other, |a, b| a * b))?;
         let (a, b) = (self.clone(), other.clone());
         Ok(out.record("mul", &[self, other], move |g, needs| {
             let ga = if needs[0] {
@@ -43,7 +44,7 @@ impl Tensor {
 
     /// `self / other`, elementwise, broadcasting.
     pub fn div(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("div", self, other, |a, b| a / b, |a, b| a / b)?;
+        let out = dispatch!(self.dtype(), T => map_binary::<T>("div", self, other, |a, b| a / b))?;
         let (a, b) = (self.clone(), other.clone());
         Ok(out.record("div", &[self, other], move |g, needs| {
             let ga = if needs[0] {
@@ -63,19 +64,25 @@ impl Tensor {
 
     /// `-self`.
     pub fn neg(&self) -> Result<Tensor> {
-        let out = map_unary(self, |a| -a, |a| -a);
+        let out = dispatch!(self.dtype(), T => map_unary::<T>(self, |a| -a));
         Ok(out.record("neg", &[self], |g, _| Ok(vec![Some(g.neg()?)])))
     }
 
     /// `self + c`.
     pub fn add_scalar(&self, c: f64) -> Result<Tensor> {
-        let out = map_unary(self, |a| a + c as f32, |a| a + c);
+        let out = dispatch!(self.dtype(), T => {
+            let c = T::from_f64(c);
+            map_unary::<T>(self, move |a| a + c)
+        });
         Ok(out.record("add_scalar", &[self], |g, _| Ok(vec![Some(g.clone())])))
     }
 
     /// `self * c`.
     pub fn mul_scalar(&self, c: f64) -> Result<Tensor> {
-        let out = map_unary(self, |a| a * c as f32, |a| a * c);
+        let out = dispatch!(self.dtype(), T => {
+            let c = T::from_f64(c);
+            map_unary::<T>(self, move |a| a * c)
+        });
         Ok(out.record("mul_scalar", &[self], move |g, _| Ok(vec![Some(g.mul_scalar(c)?)])))
     }
 

@@ -10,7 +10,9 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use super::max_pool2d::{check_4d, map_kernel, pool_plan, Pool2dOptions};
+use super::access::map_kernel;
+use super::max_pool2d::{check_4d, pool_plan, Pool2dOptions};
+use crate::dtype::dispatch;
 use crate::kernels::pool::{window_sum, window_sum_adjoint, Windows};
 use crate::{Element, Result, Tensor};
 use std::sync::Arc;
@@ -47,13 +49,7 @@ pub(super) fn window_mean(x: &Tensor, m: Arc<WindowMean>, adjoint: bool) -> Resu
             window_sum(x, m.in_hw, &m.rows, &m.cols, &scale, out);
         }
     }
-    let out = map_kernel(
-        name,
-        x,
-        &shape,
-        |s, o| go(&m, adjoint, s, o),
-        |s, o| go(&m, adjoint, s, o),
-    )?;
+    let out = dispatch!(x.dtype(), T => map_kernel::<T>(name, x, &shape, |s, o| go(&m, adjoint, s, o)))?;
     Ok(out.record(name, &[x], move |g, _| {
         Ok(vec![Some(window_mean(g, m.clone(), !adjoint)?)])
     }))

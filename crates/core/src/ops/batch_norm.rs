@@ -20,10 +20,11 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use super::conv2d::with_data;
+use super::access::with_data;
 use crate::autograd::is_grad_enabled;
+use crate::dtype::dispatch;
 use crate::kernels::batch_norm;
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 use std::sync::Arc;
 
 impl Tensor {
@@ -76,10 +77,7 @@ impl Tensor {
                 [Tensor::from_buffer(T::wrap(y), x.shape()), stat(mean), stat(var)]
             })
         }
-        let [y, mean, var] = match self.dtype() {
-            DType::F32 => run::<f32>(self, weight, bias, dims, eps)?,
-            DType::F64 => run::<f64>(self, weight, bias, dims, eps)?,
-        };
+        let [y, mean, var] = dispatch!(self.dtype(), T => run::<T>(self, weight, bias, dims, eps)?);
         let mean64 = Arc::new(mean.to_vec_f64());
         let inv: Arc<Vec<f64>> = Arc::new(var.to_vec_f64().iter().map(|v| 1.0 / (v + eps).sqrt()).collect());
         let (x, w) = (self.clone(), weight.clone());
@@ -115,10 +113,7 @@ fn fused_grad(x: &Tensor, w: &Tensor, gy: &Tensor, dims: [usize; 3], mean: &[f64
             ]
         })
     }
-    match x.dtype() {
-        DType::F32 => run::<f32>(x, w, gy, dims, mean, inv),
-        DType::F64 => run::<f64>(x, w, gy, dims, mean, inv),
-    }
+    dispatch!(x.dtype(), T => run::<T>(x, w, gy, dims, mean, inv))
 }
 
 /// The same gradients written with tensor ops, so they can be differentiated again:

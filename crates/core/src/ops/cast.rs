@@ -1,6 +1,7 @@
 //! Conversion between element types.
 
-use crate::{Buffer, DType, Result, Tensor};
+use crate::dtype::dispatch;
+use crate::{DType, Result, Tensor};
 
 impl Tensor {
     /// The same values as `dtype` (f64 → f32 rounds). Differentiable; a no-op when equal.
@@ -8,10 +9,7 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        let buf = match dtype {
-            DType::F32 => Buffer::F32(self.to_vec_f32()),
-            DType::F64 => Buffer::F64(self.to_vec_f64()),
-        };
+        let buf = dispatch!(dtype, T => T::wrap(self.to_vec_as::<T>()));
         let from = self.dtype();
         let out = Tensor::from_buffer(buf, self.shape());
         Ok(out.record("to_dtype", &[self], move |g, _| Ok(vec![Some(g.to_dtype(from)?)])))

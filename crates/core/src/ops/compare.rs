@@ -1,42 +1,47 @@
 //! Comparisons: eq, ne, gt, ge, lt, le. They return 0/1 masks in the inputs' dtype,
 //! broadcast like arithmetic, and are not differentiable.
 
-use super::map_binary;
-use crate::{Result, Tensor};
+use super::access::map_binary;
+use crate::dtype::dispatch;
+use crate::{Element, Result, Tensor};
 
-fn b2f<T: From<u8>>(b: bool) -> T {
-    T::from(b as u8)
+fn b2f<T: Element>(b: bool) -> T {
+    if b {
+        T::ONE
+    } else {
+        T::ZERO
+    }
 }
 
 impl Tensor {
     /// 1 where `self == other`, else 0.
     pub fn eq(&self, other: &Tensor) -> Result<Tensor> {
-        map_binary("eq", self, other, |a, b| b2f(a == b), |a, b| b2f(a == b))
+        dispatch!(self.dtype(), T => map_binary::<T>("eq", self, other, |a, b| b2f(a == b)))
     }
 
     /// 1 where `self != other`, else 0.
     pub fn ne(&self, other: &Tensor) -> Result<Tensor> {
-        map_binary("ne", self, other, |a, b| b2f(a != b), |a, b| b2f(a != b))
+        dispatch!(self.dtype(), T => map_binary::<T>("ne", self, other, |a, b| b2f(a != b)))
     }
 
     /// 1 where `self > other`, else 0.
     pub fn gt(&self, other: &Tensor) -> Result<Tensor> {
-        map_binary("gt", self, other, |a, b| b2f(a > b), |a, b| b2f(a > b))
+        dispatch!(self.dtype(), T => map_binary::<T>("gt", self, other, |a, b| b2f(a > b)))
     }
 
     /// 1 where `self >= other`, else 0.
     pub fn ge(&self, other: &Tensor) -> Result<Tensor> {
-        map_binary("ge", self, other, |a, b| b2f(a >= b), |a, b| b2f(a >= b))
+        dispatch!(self.dtype(), T => map_binary::<T>("ge", self, other, |a, b| b2f(a >= b)))
     }
 
     /// 1 where `self < other`, else 0.
     pub fn lt(&self, other: &Tensor) -> Result<Tensor> {
-        map_binary("lt", self, other, |a, b| b2f(a < b), |a, b| b2f(a < b))
+        dispatch!(self.dtype(), T => map_binary::<T>("lt", self, other, |a, b| b2f(a < b)))
     }
 
     /// 1 where `self <= other`, else 0.
     pub fn le(&self, other: &Tensor) -> Result<Tensor> {
-        map_binary("le", self, other, |a, b| b2f(a <= b), |a, b| b2f(a <= b))
+        dispatch!(self.dtype(), T => map_binary::<T>("le", self, other, |a, b| b2f(a <= b)))
     }
 }
 

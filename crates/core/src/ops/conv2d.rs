@@ -13,10 +13,10 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use super::{materialize, same_dtype};
+use super::access::{same_dtype, with_data};
+use crate::dtype::dispatch;
 use crate::kernels::conv::{bias_grad as bias_grad_kernel, conv2d_backward_weight, conv2d_forward, ConvGeom};
-use crate::tensor::dtype_err;
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 
 /// Hyper-parameters of [`Tensor::conv2d`] as (rows, columns) pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,39 +153,6 @@ fn conv2d_geom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptio
     ))
 }
 
-/// Run `f` on the elements of contiguous views of `ts` (all of dtype `T`), read in place.
-pub(super) fn with_data<T: Element, R>(op: &'static str, ts: &[&Tensor], f: impl FnOnce(&[&[T]]) -> R) -> Result<R> {
-    let dense: Vec<Tensor> = ts
-        .iter()
-        .map(|t| {
-            if t.is_contiguous() {
-                (*t).clone()
-            } else {
-                materialize(t)
-            }
-        })
-        .collect();
-    // Views of one storage share one read guard (a second read lock from one thread may deadlock).
-    let mut guards = Vec::new();
-    let mut which = Vec::new();
-    for (i, t) in dense.iter().enumerate() {
-        match dense[..i].iter().position(|u| u.shares_storage(t)) {
-            Some(j) => which.push(which[j]),
-            None => {
-                which.push(guards.len());
-                guards.push(t.read());
-            }
-        }
-    }
-    let mut slices = Vec::with_capacity(dense.len());
-    for (t, &g) in dense.iter().zip(&which) {
-        let all = T::slice(&guards[g]).ok_or_else(|| dtype_err::<T>(op, t.dtype()))?;
-        let off = t.layout().offset;
-        slices.push(&all[off..off + t.numel()]);
-    }
-    Ok(f(&slices))
-}
-
 /// The raw convolution (bias fused into the GEMM), recorded with its backward.
 pub(super) fn conv2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: ConvGeom) -> Result<Tensor> {
     fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Result<Tensor> {
@@ -197,10 +164,7 @@ pub(super) fn conv2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: Conv
         })?;
         Ok(Tensor::from_buffer(T::wrap(out), &[g.n, g.o, g.oh, g.ow]))
     }
-    let out = match x.dtype() {
-        DType::F32 => run::<f32>(x, w, bias, &g)?,
-        DType::F64 => run::<f64>(x, w, bias, &g)?,
-    };
+    let out = dispatch!(x.dtype(), T => run::<T>(x, w, bias, &g)?);
     let mut inputs = vec![x, w];
     inputs.extend(bias);
     let (x, w) = (x.clone(), w.clone());
@@ -238,10 +202,7 @@ pub(super) fn conv2d_weight_grad(x: &Tensor, gy: &Tensor, g: ConvGeom) -> Result
         Ok(Tensor::from_buffer(T::wrap(out), &[g.o, g.c / g.groups, g.kh, g.kw]))
     }
     same_dtype("conv2d_weight_grad", x, gy)?;
-    let out = match x.dtype() {
-        DType::F32 => run::<f32>(x, gy, &g)?,
-        DType::F64 => run::<f64>(x, gy, &g)?,
-    };
+    let out = dispatch!(x.dtype(), T => run::<T>(x, gy, &g)?);
     let (x2, gy2) = (x.clone(), gy.clone());
     Ok(out.record("conv2d_weight_grad", &[x, gy], move |gw, needs| {
         let gx = if needs[0] {
@@ -268,10 +229,7 @@ pub(super) fn bias_grad(gy: &Tensor) -> Result<Tensor> {
         })?;
         Ok(Tensor::from_buffer(T::wrap(out), &[s[1]]))
     }
-    let out = match gy.dtype() {
-        DType::F32 => run::<f32>(gy)?,
-        DType::F64 => run::<f64>(gy)?,
-    };
+    let out = dispatch!(gy.dtype(), T => run::<T>(gy)?);
     let shape = gy.shape().to_vec();
     Ok(out.record("conv2d_bias_grad", &[gy], move |g, _| {
         Ok(vec![Some(g.reshape([1, shape[1], 1, 1])?.expand(&shape)?)])
@@ -314,8 +272,8 @@ pub(super) fn recorded_grads(t: &[Tensor], loss: impl Fn(&[Tensor]) -> Result<Te
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autograd::BackwardOptions;
     use crate::gradcheck::gradcheck;
+    use crate::DType;
     use crate::Generator;
 
     fn r(shape: &[usize], s: u64) -> Tensor {
@@ -458,9 +416,7 @@ mod tests {
         assert_eq!(a, b);
         let bias = Tensor::zeros(&[2], DType::F64).set_requires_grad(true);
         let y = x.conv2d(&w, Some(&bias), Conv2dOptions::default()).unwrap();
-        let g = y
-            .backward_with(&Tensor::ones_like(&y), BackwardOptions::default())
-            .unwrap();
+        let g = y.backward_with_grad(&Tensor::ones_like(&y)).unwrap();
         assert_eq!(g.get(&bias).unwrap().to_vec::<f64>().unwrap(), vec![2.0 * 3.0 * 4.0; 2]);
     }
 

@@ -11,9 +11,11 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use super::conv2d::{bias_grad, check_bias, check_hyper, check_operands, conv2d_prim, conv2d_weight_grad, with_data};
+use super::access::with_data;
+use super::conv2d::{bias_grad, check_bias, check_hyper, check_operands, conv2d_prim, conv2d_weight_grad};
+use crate::dtype::dispatch;
 use crate::kernels::conv::{conv2d_backward_input, ConvGeom};
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 
 /// Hyper-parameters of [`Tensor::conv_transpose2d`] as (rows, columns) pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,10 +136,7 @@ pub(super) fn conv_transpose2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor
         })?;
         Ok(Tensor::from_buffer(T::wrap(out), &[g.n, g.c, g.h, g.w]))
     }
-    let out = match x.dtype() {
-        DType::F32 => run::<f32>(x, w, bias, &g)?,
-        DType::F64 => run::<f64>(x, w, bias, &g)?,
-    };
+    let out = dispatch!(x.dtype(), T => run::<T>(x, w, bias, &g)?);
     let mut inputs = vec![x, w];
     inputs.extend(bias);
     let (x, w) = (x.clone(), w.clone());
@@ -182,7 +181,7 @@ mod tests {
     use super::super::conv2d::recorded_grads;
     use super::*;
     use crate::gradcheck::gradcheck;
-    use crate::{Conv2dOptions, Generator};
+    use crate::{Conv2dOptions, DType, Generator};
 
     fn r(shape: &[usize], s: u64) -> Tensor {
         Tensor::randn(shape, DType::F64, &mut Generator::new(s))

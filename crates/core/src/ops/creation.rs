@@ -1,14 +1,12 @@
 //! Constructors: constant fills, ranges, identity and random tensors.
 
-use crate::{Buffer, DType, Error, Generator, Result, Tensor};
+use crate::dtype::dispatch;
+use crate::{DType, Error, Generator, Result, Tensor};
 
 fn filled(shape: &[usize], dtype: DType, f: impl FnMut() -> f64) -> Tensor {
     let n: usize = shape.iter().product();
     let mut f = f;
-    let buf = match dtype {
-        DType::F32 => Buffer::F32((0..n).map(|_| f() as f32).collect()),
-        DType::F64 => Buffer::F64((0..n).map(|_| f()).collect()),
-    };
+    let buf = dispatch!(dtype, T => T::wrap((0..n).map(|_| T::from_f64(f())).collect()));
     Tensor::from_buffer(buf, shape)
 }
 
@@ -29,10 +27,7 @@ impl Tensor {
     /// A tensor of `value` everywhere.
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Tensor {
         let n: usize = shape.iter().product();
-        let buf = match dtype {
-            DType::F32 => Buffer::F32(vec![value as f32; n]),
-            DType::F64 => Buffer::F64(vec![value; n]),
-        };
+        let buf = dispatch!(dtype, T => T::wrap(vec![T::from_f64(value); n]));
         Tensor::from_buffer(buf, shape)
     }
 

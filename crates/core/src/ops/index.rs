@@ -12,6 +12,7 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
+use crate::dtype::dispatch;
 use crate::shape::{contiguous_strides, normalize_dim};
 use crate::tensor::dtype_err;
 use crate::{Buffer, DType, Element, Error, Result, Tensor};
@@ -184,10 +185,7 @@ impl Tensor {
     /// index_select, or (`add`) its adjoint, the backward of index_select: zeros of size
     /// `size` at `d` with slice `j` of `self` added at `index[j]`. Each is the other's backward.
     fn select_or_add(&self, d: usize, index: Arc<[usize]>, add: bool, size: usize) -> Result<Tensor> {
-        let buf = match self.dtype() {
-            DType::F32 => select_kernel::<f32>(self, d, &index, size, add)?,
-            DType::F64 => select_kernel::<f64>(self, d, &index, size, add)?,
-        };
+        let buf = dispatch!(self.dtype(), T => select_kernel::<T>(self, d, &index, size, add)?);
         let mut shape = self.shape().to_vec();
         let back = shape[d];
         shape[d] = if add { size } else { index.len() };
@@ -205,10 +203,7 @@ impl Tensor {
     }
 
     fn gather_idx(&self, ix: Idx) -> Result<Tensor> {
-        let buf = match self.dtype() {
-            DType::F32 => gather_kernel::<f32>(self, &ix)?,
-            DType::F64 => gather_kernel::<f64>(self, &ix)?,
-        };
+        let buf = dispatch!(self.dtype(), T => gather_kernel::<T>(self, &ix)?);
         let (shape, dtype) = (self.shape().to_vec(), self.dtype());
         Ok(
             Tensor::from_buffer(buf, &ix.shape.clone()).record("gather", &[self], move |g, _| {
@@ -234,10 +229,7 @@ impl Tensor {
     }
 
     fn scatter_add_idx(&self, ix: Idx, src: &Tensor) -> Result<Tensor> {
-        let buf = match self.dtype() {
-            DType::F32 => scatter_add_kernel::<f32>(self, &ix, src)?,
-            DType::F64 => scatter_add_kernel::<f64>(self, &ix, src)?,
-        };
+        let buf = dispatch!(self.dtype(), T => scatter_add_kernel::<T>(self, &ix, src)?);
         let src_shape = src.shape().to_vec();
         Ok(
             Tensor::from_buffer(buf, self.shape()).record("scatter_add", &[self, src], move |g, needs| {
@@ -273,10 +265,7 @@ impl Tensor {
         }
         let out = Tensor::zeros(&[labels.len(), num_classes], dtype);
         let hot = labels.iter().enumerate().map(|(row, &l)| row * num_classes + l);
-        match dtype {
-            DType::F32 => out.update(|v: &mut [f32]| hot.for_each(|i| v[i] = 1.0))?,
-            DType::F64 => out.update(|v: &mut [f64]| hot.for_each(|i| v[i] = 1.0))?,
-        }
+        dispatch!(dtype, T => out.update(|v: &mut [T]| hot.for_each(|i| v[i] = T::ONE))?);
         Ok(out)
     }
 }

@@ -11,8 +11,9 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
+use crate::dtype::dispatch;
 use crate::shape::normalize_dim;
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 
 /// Copy each input's rows (runs of `chunks[i]` elements, `outer` of them) side by side.
 fn cat_kernel<T: Element>(tensors: &[&Tensor], outer: usize, chunks: &[usize], shape: &[usize]) -> Result<Tensor> {
@@ -75,10 +76,7 @@ impl Tensor {
         let inner: usize = shape[d + 1..].iter().product();
         let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[d]).collect();
         let chunks: Vec<usize> = sizes.iter().map(|&s| s * inner).collect();
-        let out = match first.dtype() {
-            DType::F32 => cat_kernel::<f32>(tensors, outer, &chunks, &shape)?,
-            DType::F64 => cat_kernel::<f64>(tensors, outer, &chunks, &shape)?,
-        };
+        let out = dispatch!(first.dtype(), T => cat_kernel::<T>(tensors, outer, &chunks, &shape)?);
         Ok(out.record("cat", tensors, move |g, needs| {
             let mut start = 0;
             let mut grads = Vec::with_capacity(sizes.len());

@@ -1,10 +1,11 @@
 //! Matrix product: 1-D, 2-D and batched with broadcast batch dims
 //! (`[2,1,3,4] @ [5,4,6] -> [2,5,3,6]`), as `torch.matmul`.
 
-use super::same_dtype;
+use super::access::same_dtype;
+use crate::dtype::dispatch;
 use crate::kernels::matmul::{gemm_uninit, Mat, PAR_FLOPS};
 use crate::shape::broadcast_shape;
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -91,10 +92,7 @@ fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         drop((ga, gb));
         Tensor::from_buffer(T::wrap(out), out_shape)
     }
-    Ok(match a.dtype() {
-        DType::F32 => run::<f32>(&ea, &eb, &batch, m, k, n, &out_shape),
-        DType::F64 => run::<f64>(&ea, &eb, &batch, m, k, n, &out_shape),
-    })
+    Ok(dispatch!(a.dtype(), T => run::<T>(&ea, &eb, &batch, m, k, n, &out_shape)))
 }
 
 /// Whether `t` is a 2-D view whose columns are contiguous (a transposed matrix).
@@ -194,10 +192,7 @@ fn linear_raw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
         drop((gx, gw));
         Tensor::from_buffer(T::wrap(out), &[rows, out_f])
     }
-    match x.dtype() {
-        DType::F32 => run::<f32>(x, w, bias),
-        DType::F64 => run::<f64>(x, w, bias),
-    }
+    dispatch!(x.dtype(), T => run::<T>(x, w, bias))
 }
 
 impl Tensor {

@@ -11,12 +11,13 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use super::conv2d::with_data;
+use super::access::{map_kernel, with_data};
+use crate::dtype::dispatch;
+use crate::kernels::conv::out_size;
 use crate::kernels::pool::{
-    filled, gather, max_pool, max_pool_tiled, max_pool_tiled_backward, pool_out_size, pool_windows, scatter, Sweep,
-    Tiles, Windows,
+    filled, gather, max_pool, max_pool_tiled, max_pool_tiled_backward, pool_windows, scatter, Sweep, Tiles, Windows,
 };
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 use std::sync::Arc;
 
 /// Window, step and padding of a 2-D pooling, as (rows, columns) pairs.
@@ -105,7 +106,7 @@ pub(super) fn pool_plan(op: &'static str, x: &Tensor, opts: &Pool2dOptions) -> R
             ));
         }
         let size = shape[2 + d];
-        let out = pool_out_size(size, k[d], s[d], p[d], opts.ceil_mode)
+        let out = out_size(size, k[d], s[d], p[d], 1, opts.ceil_mode)
             .filter(|&o| o > 0 && size > 0)
             .ok_or_else(|| {
                 Error::invalid(
@@ -136,30 +137,6 @@ pub(super) fn pool_plan(op: &'static str, x: &Tensor, opts: &Pool2dOptions) -> R
     })
 }
 
-/// Run a kernel from `x`'s elements into a fresh buffer of `out_shape` (one body per dtype).
-pub(super) fn map_kernel(
-    op: &'static str,
-    x: &Tensor,
-    out_shape: &[usize],
-    k32: impl FnOnce(&[f32], &mut [f32]),
-    k64: impl FnOnce(&[f64], &mut [f64]),
-) -> Result<Tensor> {
-    fn run<T: Element>(
-        op: &'static str,
-        x: &Tensor,
-        shape: &[usize],
-        k: impl FnOnce(&[T], &mut [T]),
-    ) -> Result<Tensor> {
-        let mut out = vec![T::ZERO; shape.iter().product()];
-        with_data(op, &[x], |s: &[&[T]]| k(s[0], &mut out))?;
-        Ok(Tensor::from_buffer(T::wrap(out), shape))
-    }
-    match x.dtype() {
-        DType::F32 => run(op, x, out_shape, k32),
-        DType::F64 => run(op, x, out_shape, k64),
-    }
-}
-
 /// Flat per-plane indices, checked to fit the `u32` the kernels store.
 pub(super) fn plane_fits_u32(op: &'static str, plane: [usize; 2]) -> Result<()> {
     if plane[0].saturating_mul(plane[1]) > u32::MAX as usize {
@@ -177,13 +154,8 @@ pub(super) fn gather_planes(x: &Tensor, idx: Arc<Vec<u32>>, out_hw: [usize; 2]) 
     let [n, c, h, w] = check_4d("max_pool2d_gather", x)?;
     let shape = [n, c, out_hw[0], out_hw[1]];
     let plane = h * w;
-    let out = map_kernel(
-        "max_pool2d_gather",
-        x,
-        &shape,
-        |s, o| gather(s, plane, &idx, o),
-        |s, o| gather(s, plane, &idx, o),
-    )?;
+    let out =
+        dispatch!(x.dtype(), T => map_kernel::<T>("max_pool2d_gather", x, &shape, |s, o| gather(s, plane, &idx, o)))?;
     Ok(out.record("max_pool2d_gather", &[x], move |g, _| {
         Ok(vec![Some(scatter_planes(g, idx.clone(), [h, w], true)?)])
     }))
@@ -200,13 +172,8 @@ pub(super) fn scatter_planes(y: &Tensor, idx: Arc<Vec<u32>>, out_hw: [usize; 2],
     let [n, c, h, w] = check_4d(name, y)?;
     let shape = [n, c, out_hw[0], out_hw[1]];
     let plane = out_hw[0] * out_hw[1];
-    let out = map_kernel(
-        name,
-        y,
-        &shape,
-        |s, o| scatter(s, &idx, plane, o, accumulate),
-        |s, o| scatter(s, &idx, plane, o, accumulate),
-    )?;
+    let out =
+        dispatch!(y.dtype(), T => map_kernel::<T>(name, y, &shape, |s, o| scatter(s, &idx, plane, o, accumulate)))?;
     Ok(out.record(name, &[y], move |g, _| {
         Ok(vec![Some(gather_planes(g, idx.clone(), [h, w])?)])
     }))
@@ -237,10 +204,7 @@ fn tiled_forward(x: &Tensor, t: Tiles, out_shape: &[usize], keep: bool) -> Resul
         })?;
         Ok((Tensor::from_buffer(T::wrap(y), shape), idx))
     }
-    match x.dtype() {
-        DType::F32 => run::<f32>(x, t, out_shape, keep),
-        DType::F64 => run::<f64>(x, t, out_shape, keep),
-    }
+    dispatch!(x.dtype(), T => run::<T>(x, t, out_shape, keep))
 }
 
 /// Gradient of tiled max pooling, `[N, C, H, W]` from `gy` (`[N, C, H', W']`): each input
@@ -263,10 +227,7 @@ fn tiled_backward(gy: &Tensor, idx: Arc<Vec<u32>>, t: Tiles) -> Result<Tensor> {
         ));
     }
     let shape = [n, c, t.hw[0], t.hw[1]];
-    let gx = match gy.dtype() {
-        DType::F32 => run::<f32>(gy, &idx, t, &shape)?,
-        DType::F64 => run::<f64>(gy, &idx, t, &shape)?,
-    };
+    let gx = dispatch!(gy.dtype(), T => run::<T>(gy, &idx, t, &shape)?);
     Ok(gx.record(OP, &[gy], move |g, _| {
         Ok(vec![Some(gather_planes(g, idx.clone(), t.out)?)])
     }))
@@ -296,26 +257,14 @@ fn max_pool2d_impl(x: &Tensor, opts: &Pool2dOptions, want_indices: bool) -> Resu
     }
     if !keep {
         let (r, c) = (&plan.rows, &plan.col_sweep);
-        let y = map_kernel(
-            OP,
-            x,
-            &out_shape,
-            |s, o| max_pool(s, [h, w], r, c, o, None),
-            |s, o| max_pool(s, [h, w], r, c, o, None),
-        )?;
+        let y =
+            dispatch!(x.dtype(), T => map_kernel::<T>(OP, x, &out_shape, |s, o| max_pool(s, [h, w], r, c, o, None)))?;
         return Ok((y, None));
     }
-    // Only one of the two dtype bodies runs; both need the index buffer mutably.
-    let idx = std::cell::RefCell::new(vec![0u32; out_shape.iter().product()]);
+    let mut idx = vec![0u32; out_shape.iter().product()];
     let (r, c) = (&plan.rows, &plan.col_sweep);
-    let y = map_kernel(
-        OP,
-        x,
-        &out_shape,
-        |s, o| max_pool(s, [h, w], r, c, o, Some(&mut idx.borrow_mut())),
-        |s, o| max_pool(s, [h, w], r, c, o, Some(&mut idx.borrow_mut())),
-    )?;
-    let idx = Arc::new(idx.into_inner());
+    let y = dispatch!(x.dtype(), T => map_kernel::<T>(OP, x, &out_shape, |s, o| max_pool(s, [h, w], r, c, o, Some(&mut idx))))?;
+    let idx = Arc::new(idx);
     let saved = idx.clone();
     let y = y.record(OP, &[x], move |g, _| {
         Ok(vec![Some(scatter_planes(g, saved.clone(), [h, w], true)?)])
@@ -343,7 +292,8 @@ impl Tensor {
 mod tests {
     use super::*;
     use crate::gradcheck::gradcheck;
-    use crate::{BackwardOptions, Generator};
+    use crate::DType;
+    use crate::Generator;
 
     fn opts(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], ceil_mode: bool) -> Pool2dOptions {
         Pool2dOptions {
@@ -383,9 +333,7 @@ mod tests {
         let (y, idx) = x.max_pool2d_with_indices(Pool2dOptions::new([2, 2])).unwrap();
         assert!(y.item().unwrap().is_nan());
         assert_eq!(idx, vec![1]);
-        let g = y
-            .backward_with(&Tensor::ones_like(&y), BackwardOptions::default())
-            .unwrap();
+        let g = y.backward_with_grad(&Tensor::ones_like(&y)).unwrap();
         assert_eq!(g.get(&x).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 1.0, 0.0, 0.0]);
         let inf = Tensor::full(&[1, 1, 2, 2], f64::NEG_INFINITY, DType::F64);
         assert_eq!(

@@ -10,8 +10,9 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
+use crate::dtype::dispatch;
 use crate::shape::contiguous_strides;
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 
 /// Copy `src` (row-major, `shape`) into `out` (row-major, `out_shape`) shifted by `before`.
 fn pad_kernel<T: Element>(src: &[T], shape: &[usize], before: &[usize], out: &mut [T], out_shape: &[usize]) {
@@ -78,10 +79,7 @@ impl Tensor {
             x.with_slice(|s: &[T]| pad_kernel(s, x.shape(), before, &mut out, out_shape))?;
             Ok(Tensor::from_buffer(T::wrap(out), out_shape))
         }
-        let out = match self.dtype() {
-            DType::F32 => run::<f32>(self, &before, &out_shape, value)?,
-            DType::F64 => run::<f64>(self, &before, &out_shape, value)?,
-        };
+        let out = dispatch!(self.dtype(), T => run::<T>(self, &before, &out_shape, value)?);
         let shape = self.shape().to_vec();
         Ok(out.record("pad", &[self], move |g, _| {
             let mut g = g.clone();

@@ -1,10 +1,11 @@
 //! Reductions over one or several dims: sum, mean, max, min, argmax, argmin, var, std;
 //! and `sum_to`, which undoes broadcasting (the backward of every broadcasting op).
 
-use super::materialize;
+use super::access::materialize;
+use crate::dtype::dispatch;
 use crate::kernels::reduce::{fold, reduce_axis, sum as sum_slice};
 use crate::shape::{normalize_dim, normalize_dims};
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 
 /// How to combine a run of elements.
 #[derive(Clone, Copy, PartialEq)]
@@ -75,10 +76,7 @@ fn reduce_raw(x: &Tensor, dims: &[usize], kind: Kind) -> Tensor {
         .expect("dtype matches");
         Tensor::from_buffer(T::wrap(out), shape)
     }
-    match x.dtype() {
-        DType::F32 => run::<f32>(&src, outer, len, inner, kind, &out_shape),
-        DType::F64 => run::<f64>(&src, outer, len, inner, kind, &out_shape),
-    }
+    dispatch!(x.dtype(), T => run::<T>(&src, outer, len, inner, kind, &out_shape))
 }
 
 impl Tensor {

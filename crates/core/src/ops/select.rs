@@ -10,9 +10,10 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use super::{broadcast_strides, map_binary, map_unary, same_dtype, scalar_like};
+use super::access::{broadcast_strides, map_binary, map_unary, same_dtype, scalar_like};
+use crate::dtype::dispatch;
 use crate::shape::{broadcast_shape, Layout};
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 
 /// The elements of `t` seen through the broadcast `shape`, row-major.
 fn broadcast_vec<T: Element>(t: &Tensor, shape: &[usize]) -> Result<Vec<T>> {
@@ -26,16 +27,10 @@ fn broadcast_vec<T: Element>(t: &Tensor, shape: &[usize]) -> Result<Vec<T>> {
 
 /// Which elements of `cond`, broadcast to `shape`, are nonzero (NaN counts as nonzero).
 fn truth(cond: &Tensor, shape: &[usize]) -> Result<Vec<bool>> {
-    Ok(match cond.dtype() {
-        DType::F32 => broadcast_vec::<f32>(cond, shape)?
-            .into_iter()
-            .map(|v| v != 0.0)
-            .collect(),
-        DType::F64 => broadcast_vec::<f64>(cond, shape)?
-            .into_iter()
-            .map(|v| v != 0.0)
-            .collect(),
-    })
+    Ok(dispatch!(cond.dtype(), T => broadcast_vec::<T>(cond, shape)?
+        .into_iter()
+        .map(|v| v != T::ZERO)
+        .collect()))
 }
 
 impl Tensor {
@@ -57,10 +52,7 @@ impl Tensor {
             }
             Ok(Tensor::from_buffer(T::wrap(out), shape))
         }
-        let out = match a.dtype() {
-            DType::F32 => run::<f32>(&pick, a, b, &shape)?,
-            DType::F64 => run::<f64>(&pick, a, b, &shape)?,
-        };
+        let out = dispatch!(a.dtype(), T => run::<T>(&pick, a, b, &shape)?);
         let c = cond.detach();
         let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
         Ok(out.record("where_cond", &[a, b], move |g, needs| {
@@ -82,7 +74,7 @@ impl Tensor {
     /// Elementwise maximum, broadcasting. NaN in either operand gives NaN; on ties each
     /// side gets half the gradient (what central differences see).
     pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("maximum", self, other, |x, y| x.max_nan(y), |x, y| x.max_nan(y))?;
+        let out = dispatch!(self.dtype(), T => map_binary::<T>("maximum", self, other, |x, y| x.max_nan(y)))?;
         let (a, b) = (self.detach(), other.detach());
         Ok(out.record("maximum", &[self, other], move |g, needs| {
             split_grad(g, needs, &a, &b, true)
@@ -92,7 +84,7 @@ impl Tensor {
     /// Elementwise minimum, broadcasting. NaN in either operand gives NaN; on ties each
     /// side gets half the gradient.
     pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("minimum", self, other, |x, y| x.min_nan(y), |x, y| x.min_nan(y))?;
+        let out = dispatch!(self.dtype(), T => map_binary::<T>("minimum", self, other, |x, y| x.min_nan(y)))?;
         let (a, b) = (self.detach(), other.detach());
         Ok(out.record("minimum", &[self, other], move |g, needs| {
             split_grad(g, needs, &a, &b, false)
@@ -113,8 +105,10 @@ impl Tensor {
             let x = lo.map_or(x, |lo| x.max_nan(lo));
             hi.map_or(x, |hi| x.min_nan(hi))
         }
-        let (lo32, hi32) = (min.map(|v| v as f32), max.map(|v| v as f32));
-        let out = map_unary(self, |x| f(x, lo32, hi32), |x| f(x, min, max));
+        let out = dispatch!(self.dtype(), T => {
+            let (lo, hi) = (min.map(T::from_f64), max.map(T::from_f64));
+            map_unary::<T>(self, move |x| f(x, lo, hi))
+        });
         let x = self.detach();
         Ok(out.record("clamp", &[self], move |g, _| {
             let mut inside: Option<Tensor> = None;

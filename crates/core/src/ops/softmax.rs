@@ -19,9 +19,10 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use super::conv2d::with_data;
+use super::access::with_data;
+use crate::dtype::dispatch;
 use crate::shape::normalize_dim;
-use crate::{Buffer, DType, Element, Error, Result, Tensor};
+use crate::{Buffer, Element, Error, Result, Tensor};
 use std::sync::Arc;
 
 impl Tensor {
@@ -149,10 +150,7 @@ impl Tensor {
         }
         let tgt: Targets = Arc::new(tgt);
         // The softmax is kept for the backward, which then needs no exp.
-        let (loss, p) = match self.dtype() {
-            DType::F32 => run::<f32>(self, &tgt, c, scale)?,
-            DType::F64 => run::<f64>(self, &tgt, c, scale)?,
-        };
+        let (loss, p) = dispatch!(self.dtype(), T => run::<T>(self, &tgt, c, scale)?);
         let x = self.clone();
         Ok(loss.record(OP, &[self], move |g, _| {
             Ok(vec![Some(nll_grad(&x, g, &p, tgt.clone(), scale.unwrap_or(1.0))?)])
@@ -183,10 +181,7 @@ fn nll_grad(x: &Tensor, g: &Tensor, p: &Tensor, tgt: Targets, scale: f64) -> Res
         })?;
         Ok(Tensor::from_buffer(T::wrap(gx), p.shape()))
     }
-    let gx = match x.dtype() {
-        DType::F32 => run::<f32>(g, p, &tgt, scale)?,
-        DType::F64 => run::<f64>(g, p, &tgt, scale)?,
-    };
+    let gx = dispatch!(x.dtype(), T => run::<T>(g, p, &tgt, scale)?);
     let (xs, gs) = (x.clone(), g.clone());
     Ok(gx.record(OP, &[x, g], move |gg, _| {
         // h = scale·k_n·g_n·(p − y) with k_n 0 for ignored rows and y the one-hot targets:

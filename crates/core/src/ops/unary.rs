@@ -1,12 +1,13 @@
 //! Elementwise math: exp, log, sqrt, abs, pow (scalar and tensor exponent), square.
 
-use super::{map_binary, map_unary, scalar_like};
+use super::access::{map_binary, map_unary, scalar_like};
+use crate::dtype::dispatch;
 use crate::{Element, Result, Tensor};
 
 impl Tensor {
     /// e^x.
     pub fn exp(&self) -> Result<Tensor> {
-        let out = map_unary(self, f32::exp, f64::exp);
+        let out = dispatch!(self.dtype(), T => map_unary(self, <T as Element>::exp));
         let (x, y) = (self.clone(), out.clone());
         Ok(out.record("exp", &[self], move |g, _| {
             Ok(vec![Some(g.mul(&saved_output(&y, || x.exp())?)?)])
@@ -15,14 +16,14 @@ impl Tensor {
 
     /// Natural logarithm.
     pub fn log(&self) -> Result<Tensor> {
-        let out = map_unary(self, f32::ln, f64::ln);
+        let out = dispatch!(self.dtype(), T => map_unary(self, <T as Element>::ln));
         let x = self.clone();
         Ok(out.record("log", &[self], move |g, _| Ok(vec![Some(g.div(&x)?)])))
     }
 
     /// Square root.
     pub fn sqrt(&self) -> Result<Tensor> {
-        let out = map_unary(self, f32::sqrt, f64::sqrt);
+        let out = dispatch!(self.dtype(), T => map_unary(self, <T as Element>::sqrt));
         let x = self.clone();
         Ok(out.record("sqrt", &[self], move |g, _| {
             Ok(vec![Some(g.div(&x.sqrt()?.mul_scalar(2.0)?)?)])
@@ -31,7 +32,7 @@ impl Tensor {
 
     /// Absolute value (gradient 0 at 0, as PyTorch).
     pub fn abs(&self) -> Result<Tensor> {
-        let out = map_unary(self, f32::abs, f64::abs);
+        let out = dispatch!(self.dtype(), T => map_unary(self, <T as Element>::abs));
         let x = self.clone();
         Ok(out.record("abs", &[self], move |g, _| Ok(vec![Some(g.mul(&x.sign()?)?)])))
     }
@@ -47,7 +48,7 @@ impl Tensor {
                 x
             }
         }
-        Ok(map_unary(self, s::<f32>, s::<f64>))
+        Ok(dispatch!(self.dtype(), T => map_unary(self, s::<T>)))
     }
 
     /// x².
@@ -57,7 +58,10 @@ impl Tensor {
 
     /// x^e for a constant exponent.
     pub fn powf(&self, e: f64) -> Result<Tensor> {
-        let out = map_unary(self, |x| x.powf(e as f32), |x| x.powf(e));
+        let out = dispatch!(self.dtype(), T => {
+            let e = T::from_f64(e);
+            map_unary::<T>(self, move |x| x.powf(e))
+        });
         let x = self.clone();
         Ok(out.record("pow", &[self], move |g, _| {
             if e == 0.0 {
@@ -69,7 +73,7 @@ impl Tensor {
 
     /// x^e elementwise with a tensor exponent (broadcasting).
     pub fn pow(&self, e: &Tensor) -> Result<Tensor> {
-        let out = map_binary("pow", self, e, f32::powf, f64::powf)?;
+        let out = dispatch!(self.dtype(), T => map_binary("pow", self, e, <T as Element>::powf))?;
         let (x, ex, y) = (self.clone(), e.clone(), out.clone());
         Ok(out.record("pow", &[self, e], move |g, needs| {
             let gx = if needs[0] {

@@ -10,7 +10,9 @@
 //! # Ok::<(), nabla_core::Error>(())
 //! ```
 
-use super::max_pool2d::{check_4d, map_kernel};
+use super::access::map_kernel;
+use super::max_pool2d::check_4d;
+use crate::dtype::dispatch;
 use crate::kernels::pool::{bilinear, bilinear_adjoint, nearest, nearest_adjoint, Lerp};
 use crate::{Element, Error, Result, Tensor};
 use std::sync::Arc;
@@ -95,13 +97,7 @@ fn resample(x: &Tensor, m: Arc<Resample>, adjoint: bool) -> Result<Tensor> {
             }
         }
     }
-    let out = map_kernel(
-        name,
-        x,
-        &[n, c, hw[0], hw[1]],
-        |s, o| go(&m, adjoint, s, o),
-        |s, o| go(&m, adjoint, s, o),
-    )?;
+    let out = dispatch!(x.dtype(), T => map_kernel::<T>(name, x, &[n, c, hw[0], hw[1]], |s, o| go(&m, adjoint, s, o)))?;
     Ok(out.record(name, &[x], move |g, _| {
         Ok(vec![Some(resample(g, m.clone(), !adjoint)?)])
     }))

@@ -1,7 +1,7 @@
 //! Views that share storage: reshape, permute, transpose, expand, narrow, squeeze,
 //! unsqueeze, flatten; and `contiguous`, which copies only when it must.
 
-use super::materialize;
+use super::access::materialize;
 use crate::shape::{broadcast_shape, contiguous_strides, normalize_dim, Layout};
 use crate::{Error, Result, Tensor};
 
@@ -189,7 +189,7 @@ impl Tensor {
             ));
         }
         let layout = Layout {
-            strides: super::broadcast_strides(self, &target),
+            strides: super::access::broadcast_strides(self, &target),
             shape: target,
             offset: self.layout().offset,
         };

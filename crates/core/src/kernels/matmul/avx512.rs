@@ -43,8 +43,11 @@ struct Dst {
 
 // SAFETY: the pointers are only used for disjoint tiles of a product whose buffers outlive it.
 unsafe impl Send for Raw {}
+// SAFETY: as above: threads only read through `Raw`.
 unsafe impl Sync for Raw {}
+// SAFETY: as above: each thread writes its own tiles through `Dst`.
 unsafe impl Send for Dst {}
+// SAFETY: as above.
 unsafe impl Sync for Dst {}
 
 /// Multiply-adds per chunk handed to a thread (a few microseconds of work).
@@ -100,6 +103,9 @@ pub(crate) unsafe fn outer(
 }
 
 /// [`outer_tile`] for a tile of `rows ≤ 6` by `cols ≤ 64` at (r0, c0).
+///
+/// # Safety
+/// As [`outer`], with the tile `rows × cols` at `(r0, c0)` inside `dst`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn outer_tile_dispatch(
     rows: usize,
@@ -112,41 +118,48 @@ unsafe fn outer_tile_dispatch(
     c0: usize,
     start: Start<'_>,
 ) {
-    let nv = cols.div_ceil(L);
-    let last = mask(cols - (nv - 1) * L);
-    let a = Raw {
-        ptr: a.ptr.add(r0 * a.rs),
-        ..a
-    };
-    let b = Raw {
-        ptr: b.ptr.add(c0),
-        ..b
-    };
-    let d = Dst {
-        ptr: d.ptr.add(r0 * d.ld + c0),
-        ..d
-    };
-    let s = match start {
-        Start::Bias(bias) => Start::Bias(&bias[c0..c0 + cols]),
-        s => s,
-    };
-    macro_rules! go {
-        ($($r:literal),*) => {
-            match (rows, nv) {
-                $(
-                    ($r, 1) => outer_tile::<$r, 1>(k, a, b, d, last, s),
-                    ($r, 2) => outer_tile::<$r, 2>(k, a, b, d, last, s),
-                    ($r, 3) => outer_tile::<$r, 3>(k, a, b, d, last, s),
-                    ($r, 4) => outer_tile::<$r, 4>(k, a, b, d, last, s),
-                )*
-                _ => unreachable!("tile sizes are at most 6 × 4 vectors"),
-            }
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let nv = cols.div_ceil(L);
+        let last = mask(cols - (nv - 1) * L);
+        let a = Raw {
+            ptr: a.ptr.add(r0 * a.rs),
+            ..a
         };
+        let b = Raw {
+            ptr: b.ptr.add(c0),
+            ..b
+        };
+        let d = Dst {
+            ptr: d.ptr.add(r0 * d.ld + c0),
+            ..d
+        };
+        let s = match start {
+            Start::Bias(bias) => Start::Bias(&bias[c0..c0 + cols]),
+            s => s,
+        };
+        macro_rules! go {
+            ($($r:literal),*) => {
+                match (rows, nv) {
+                    $(
+                        ($r, 1) => outer_tile::<$r, 1>(k, a, b, d, last, s),
+                        ($r, 2) => outer_tile::<$r, 2>(k, a, b, d, last, s),
+                        ($r, 3) => outer_tile::<$r, 3>(k, a, b, d, last, s),
+                        ($r, 4) => outer_tile::<$r, 4>(k, a, b, d, last, s),
+                    )*
+                    _ => unreachable!("tile sizes are at most 6 × 4 vectors"),
+                }
+            };
+        }
+        go!(1, 2, 3, 4, 5, 6)
     }
-    go!(1, 2, 3, 4, 5, 6)
 }
 
 /// One MR × NV·16 tile: `d = start + a·b`; the last vector of each row is masked by `last`.
+///
+/// # Safety
+/// As [`outer`], with the tile `MR × NV·16` (the last vector masked by `last`) inside `dst`.
 #[target_feature(enable = "avx512f")]
 unsafe fn outer_tile<const MR: usize, const NV: usize>(
     k: usize,
@@ -156,43 +169,47 @@ unsafe fn outer_tile<const MR: usize, const NV: usize>(
     last: __mmask16,
     start: Start<'_>,
 ) {
-    let lane_mask = |v: usize| if v == NV - 1 { last } else { !0 };
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    match start {
-        Start::Zero => {}
-        Start::Dst => {
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let lane_mask = |v: usize| if v == NV - 1 { last } else { !0 };
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        match start {
+            Start::Zero => {}
+            Start::Dst => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    for (v, x) in row.iter_mut().enumerate() {
+                        *x = _mm512_maskz_loadu_ps(lane_mask(v), d.ptr.add(r * d.ld + v * L));
+                    }
+                }
+            }
+            Start::Bias(bias) => {
+                for v in 0..NV {
+                    let bv = _mm512_maskz_loadu_ps(lane_mask(v), bias.as_ptr().add(v * L));
+                    for row in acc.iter_mut() {
+                        row[v] = bv;
+                    }
+                }
+            }
+        }
+        for p in 0..k {
+            let brow = b.ptr.add(p * b.rs);
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_maskz_loadu_ps(lane_mask(v), brow.add(v * L));
+            }
+            let acol = a.ptr.add(p * a.cs);
             for (r, row) in acc.iter_mut().enumerate() {
-                for (v, x) in row.iter_mut().enumerate() {
-                    *x = _mm512_maskz_loadu_ps(lane_mask(v), d.ptr.add(r * d.ld + v * L));
+                let av = _mm512_set1_ps(*acol.add(r * a.rs));
+                for (x, &bb) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_fmadd_ps(av, bb, *x);
                 }
             }
         }
-        Start::Bias(bias) => {
-            for v in 0..NV {
-                let bv = _mm512_maskz_loadu_ps(lane_mask(v), bias.as_ptr().add(v * L));
-                for row in acc.iter_mut() {
-                    row[v] = bv;
-                }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                _mm512_mask_storeu_ps(d.ptr.add(r * d.ld + v * L), lane_mask(v), x);
             }
-        }
-    }
-    for p in 0..k {
-        let brow = b.ptr.add(p * b.rs);
-        let mut bv = [_mm512_setzero_ps(); NV];
-        for (v, x) in bv.iter_mut().enumerate() {
-            *x = _mm512_maskz_loadu_ps(lane_mask(v), brow.add(v * L));
-        }
-        let acol = a.ptr.add(p * a.cs);
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(*acol.add(r * a.rs));
-            for (x, &bb) in row.iter_mut().zip(&bv) {
-                *x = _mm512_fmadd_ps(av, bb, *x);
-            }
-        }
-    }
-    for (r, row) in acc.iter().enumerate() {
-        for (v, &x) in row.iter().enumerate() {
-            _mm512_mask_storeu_ps(d.ptr.add(r * d.ld + v * L), lane_mask(v), x);
         }
     }
 }
@@ -237,6 +254,9 @@ pub(crate) unsafe fn dot(
 }
 
 /// [`dot_tile`] for a tile of `rows ≤ 6` by `cols ≤ 4` at (r0, c0).
+///
+/// # Safety
+/// As [`dot`], with the tile `rows × cols` at `(r0, c0)` inside `dst`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn dot_tile_dispatch(
     rows: usize,
@@ -249,80 +269,94 @@ unsafe fn dot_tile_dispatch(
     c0: usize,
     start: Start<'_>,
 ) {
-    let a = Raw {
-        ptr: a.ptr.add(r0 * a.rs),
-        ..a
-    };
-    let b = Raw {
-        ptr: b.ptr.add(c0 * b.cs),
-        ..b
-    };
-    let d = Dst {
-        ptr: d.ptr.add(r0 * d.ld + c0),
-        ..d
-    };
-    let s = match start {
-        Start::Bias(bias) => Start::Bias(&bias[c0..c0 + cols]),
-        s => s,
-    };
-    macro_rules! go {
-        ($($r:literal),*) => {
-            match (rows, cols) {
-                $(
-                    ($r, 1) => dot_tile::<$r, 1>(k, a, b, d, s),
-                    ($r, 2) => dot_tile::<$r, 2>(k, a, b, d, s),
-                    ($r, 3) => dot_tile::<$r, 3>(k, a, b, d, s),
-                    ($r, 4) => dot_tile::<$r, 4>(k, a, b, d, s),
-                )*
-                _ => unreachable!("tile sizes are at most 6 × 4"),
-            }
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let a = Raw {
+            ptr: a.ptr.add(r0 * a.rs),
+            ..a
         };
+        let b = Raw {
+            ptr: b.ptr.add(c0 * b.cs),
+            ..b
+        };
+        let d = Dst {
+            ptr: d.ptr.add(r0 * d.ld + c0),
+            ..d
+        };
+        let s = match start {
+            Start::Bias(bias) => Start::Bias(&bias[c0..c0 + cols]),
+            s => s,
+        };
+        macro_rules! go {
+            ($($r:literal),*) => {
+                match (rows, cols) {
+                    $(
+                        ($r, 1) => dot_tile::<$r, 1>(k, a, b, d, s),
+                        ($r, 2) => dot_tile::<$r, 2>(k, a, b, d, s),
+                        ($r, 3) => dot_tile::<$r, 3>(k, a, b, d, s),
+                        ($r, 4) => dot_tile::<$r, 4>(k, a, b, d, s),
+                    )*
+                    _ => unreachable!("tile sizes are at most 6 × 4"),
+                }
+            };
+        }
+        go!(1, 2, 3, 4, 5, 6)
     }
-    go!(1, 2, 3, 4, 5, 6)
 }
 
 /// One MR × NR (≤ 4) tile of dot products along k, 16 lanes at a time, reduced at the end.
+///
+/// # Safety
+/// As [`dot`], with the `MR × NR` tile inside `dst`.
 #[target_feature(enable = "avx512f")]
 unsafe fn dot_tile<const MR: usize, const NR: usize>(k: usize, a: Raw, b: Raw, d: Dst, start: Start<'_>) {
-    let mut acc = [[_mm512_setzero_ps(); NR]; MR];
-    // NR vectors of b live across the step, one of a at a time: 24 + 4 + 1 registers.
-    let step = |acc: &mut [[__m512; NR]; MR], p: usize, m: __mmask16| {
-        let mut bv = [_mm512_setzero_ps(); NR];
-        for (j, x) in bv.iter_mut().enumerate() {
-            *x = _mm512_maskz_loadu_ps(m, b.ptr.add(j * b.cs + p));
-        }
-        for (i, row) in acc.iter_mut().enumerate() {
-            let av = _mm512_maskz_loadu_ps(m, a.ptr.add(i * a.rs + p));
-            for (x, &bb) in row.iter_mut().zip(&bv) {
-                *x = _mm512_fmadd_ps(av, bb, *x);
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NR]; MR];
+        // NR vectors of b live across the step, one of a at a time: 24 + 4 + 1 registers.
+        let step = |acc: &mut [[__m512; NR]; MR], p: usize, m: __mmask16| {
+            let mut bv = [_mm512_setzero_ps(); NR];
+            for (j, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_maskz_loadu_ps(m, b.ptr.add(j * b.cs + p));
             }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_maskz_loadu_ps(m, a.ptr.add(i * a.rs + p));
+                for (x, &bb) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_fmadd_ps(av, bb, *x);
+                }
+            }
+        };
+        let full = k / L * L;
+        for p in (0..full).step_by(L) {
+            step(&mut acc, p, !0);
         }
-    };
-    let full = k / L * L;
-    for p in (0..full).step_by(L) {
-        step(&mut acc, p, !0);
-    }
-    if full < k {
-        step(&mut acc, full, mask(k - full));
-    }
-    let z = _mm512_setzero_ps();
-    for (i, row) in acc.iter().enumerate() {
-        let get = |j: usize| if j < NR { row[j] } else { z };
-        let mut sums = [0.0f32; 4];
-        _mm_storeu_ps(sums.as_mut_ptr(), reduce4(get(0), get(1), get(2), get(3)));
-        let o = d.ptr.add(i * d.ld);
-        for (j, &s) in sums.iter().enumerate().take(NR) {
-            *o.add(j) = match start {
-                Start::Zero => s,
-                Start::Dst => *o.add(j) + s,
-                Start::Bias(bias) => s + bias[j],
-            };
+        if full < k {
+            step(&mut acc, full, mask(k - full));
+        }
+        let z = _mm512_setzero_ps();
+        for (i, row) in acc.iter().enumerate() {
+            let get = |j: usize| if j < NR { row[j] } else { z };
+            let mut sums = [0.0f32; 4];
+            _mm_storeu_ps(sums.as_mut_ptr(), reduce4(get(0), get(1), get(2), get(3)));
+            let o = d.ptr.add(i * d.ld);
+            for (j, &s) in sums.iter().enumerate().take(NR) {
+                *o.add(j) = match start {
+                    Start::Zero => s,
+                    Start::Dst => *o.add(j) + s,
+                    Start::Bias(bias) => s + bias[j],
+                };
+            }
         }
     }
 }
 
 /// The lane sums of four vectors, `[Σv0, Σv1, Σv2, Σv3]`, by a fixed tree of 512-bit
 /// shuffles (EVEX only, so the accumulators may live in any of the 32 registers).
+///
+/// # Safety
+/// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
 unsafe fn reduce4(v0: __m512, v1: __m512, v2: __m512, v3: __m512) -> __m128 {
     // Per 128-bit lane: [v0₀+v0₂, v1₀+v1₂, v0₁+v0₃, v1₁+v1₃] and the same for v2, v3.

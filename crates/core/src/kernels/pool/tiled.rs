@@ -112,27 +112,31 @@ unsafe fn row_max<T: Element, const KH: usize, const KW: usize, const IDX: bool>
     out: *mut MaybeUninit<T>,
     at: *mut MaybeUninit<u32>,
 ) {
-    let (kh, kw) = (if KH == 0 { kh } else { KH }, if KW == 0 { kw } else { KW });
-    for q in 0..ow {
-        let c = q * kw;
-        // Taps in row-major window order: the first is the start, later ones replace it
-        // only when larger or NaN, so ties keep the first and a NaN the last.
-        let mut best = *x.add(c);
-        let mut i = base + c as u32;
-        for dy in 0..kh {
-            for dx in (dy == 0) as usize..kw {
-                let off = dy * w + c + dx;
-                let v = *x.add(off);
-                let t = take(v, best);
-                best = std::hint::select_unpredictable(t, v, best);
-                if IDX {
-                    i = std::hint::select_unpredictable(t, base + off as u32, i);
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let (kh, kw) = (if KH == 0 { kh } else { KH }, if KW == 0 { kw } else { KW });
+        for q in 0..ow {
+            let c = q * kw;
+            // Taps in row-major window order: the first is the start, later ones replace it
+            // only when larger or NaN, so ties keep the first and a NaN the last.
+            let mut best = *x.add(c);
+            let mut i = base + c as u32;
+            for dy in 0..kh {
+                for dx in (dy == 0) as usize..kw {
+                    let off = dy * w + c + dx;
+                    let v = *x.add(off);
+                    let t = take(v, best);
+                    best = std::hint::select_unpredictable(t, v, best);
+                    if IDX {
+                        i = std::hint::select_unpredictable(t, base + off as u32, i);
+                    }
                 }
             }
-        }
-        (*out.add(q)).write(best);
-        if IDX {
-            (*at.add(q)).write(i);
+            (*out.add(q)).write(best);
+            if IDX {
+                (*at.add(q)).write(i);
+            }
         }
     }
 }
@@ -243,21 +247,25 @@ unsafe fn row_scatter<T: Element, const KH: usize, const KW: usize>(
     ow: usize,
     gx: *mut MaybeUninit<T>,
 ) {
-    let (kh, kw) = (if KH == 0 { kh } else { KH }, if KW == 0 { kw } else { KW });
-    for q in 0..ow {
-        let (g, i) = (*gy.add(q), *at.add(q));
-        let c = q * kw;
-        for dy in 0..kh {
-            for dx in 0..kw {
-                let off = dy * w + c + dx;
-                let hit = i == base + off as u32;
-                (*gx.add(off)).write(if hit { g } else { T::ZERO });
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let (kh, kw) = (if KH == 0 { kh } else { KH }, if KW == 0 { kw } else { KW });
+        for q in 0..ow {
+            let (g, i) = (*gy.add(q), *at.add(q));
+            let c = q * kw;
+            for dy in 0..kh {
+                for dx in 0..kw {
+                    let off = dy * w + c + dx;
+                    let hit = i == base + off as u32;
+                    (*gx.add(off)).write(if hit { g } else { T::ZERO });
+                }
             }
         }
-    }
-    for dy in 0..kh {
-        for c in ow * kw..w {
-            (*gx.add(dy * w + c)).write(T::ZERO);
+        for dy in 0..kh {
+            for c in ow * kw..w {
+                (*gx.add(dy * w + c)).write(T::ZERO);
+            }
         }
     }
 }

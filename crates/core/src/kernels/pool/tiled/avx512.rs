@@ -25,33 +25,58 @@ fn bits(n: usize) -> u16 {
     ((1u32 << n.min(16)) - 1) as u16
 }
 
+/// The 16 indices of `t` as one vector.
+///
+/// # Safety
+/// AVX-512F must be available.
 #[inline(always)]
 unsafe fn table(t: &[i32; 16]) -> __m512i {
-    _mm512_loadu_si512(t.as_ptr().cast())
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
 }
 
 /// Fold tap `b` (at window offset `lb`) into `a` (at `la`): `b` wins when larger or NaN.
 /// Folding in row-major window order, in any grouping, leaves the last NaN, else the
 /// first maximum, which is the scalar kernels' rule.
+///
+/// # Safety
+/// AVX-512F must be available.
 #[inline(always)]
 unsafe fn fold(a: (__m512, __m512i), b: (__m512, __m512i)) -> (__m512, __m512i) {
-    let k = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b.0, a.0) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b.0, b.0);
-    (_mm512_mask_mov_ps(a.0, k, b.0), _mm512_mask_mov_epi32(a.1, k, b.1))
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let k = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b.0, a.0) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b.0, b.0);
+        (_mm512_mask_mov_ps(a.0, k, b.0), _mm512_mask_mov_epi32(a.1, k, b.1))
+    }
 }
 
 /// The maximum of four taps (in window order) and its offset in the window: a tree, so
 /// the two rows' comparisons run side by side.
+///
+/// # Safety
+/// AVX-512F must be available.
 #[inline(always)]
 unsafe fn max4(v: [__m512; 4], off: &[__m512i; 4]) -> (__m512, __m512i) {
-    let top = fold((v[0], off[0]), (v[1], off[1]));
-    let bottom = fold((v[2], off[2]), (v[3], off[3]));
-    fold(top, bottom)
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let top = fold((v[0], off[0]), (v[1], off[1]));
+        let bottom = fold((v[2], off[2]), (v[3], off[3]));
+        fold(top, bottom)
+    }
 }
 
 /// Window offsets of the four taps, `[0, 1, w, w + 1]`.
+///
+/// # Safety
+/// AVX-512F must be available.
 #[inline(always)]
 unsafe fn offsets(w: usize) -> [__m512i; 4] {
-    [0, 1, w, w + 1].map(|o| _mm512_set1_epi32(o as i32))
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe { [0, 1, w, w + 1].map(|o| _mm512_set1_epi32(o as i32)) }
 }
 
 /// Permute tables for narrow rows: `g` rows of windows (`g·2w ≤ 64` floats) per step.
@@ -121,65 +146,69 @@ impl Narrow {
 /// `at` unless null) `planes·oh·ow` slots.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn forward_2x2(x: *const f32, t: &Tiles, planes: usize, out: *mut f32, at: *mut u32) {
-    let ([h, w], [oh, ow]) = (t.hw, t.out);
-    let off = offsets(w);
-    if let Some(n) = Narrow::new(w, ow) {
-        let src = n.src.map(|s| table(&s));
-        let first = table(&n.first);
-        for p in 0..planes {
-            let mut r = 0;
-            while r < oh {
-                let rows = n.g.min(oh - r);
-                let block = x.add(p * h * w + r * 2 * w);
-                let floats = rows * 2 * w;
-                let v: [__m512; 4] = std::array::from_fn(|k| {
-                    _mm512_maskz_loadu_ps(bits(floats.saturating_sub(16 * k)), block.add(16 * k))
-                });
-                let taps: [__m512; 4] = std::array::from_fn(|i| {
-                    let lo = _mm512_permutex2var_ps(v[0], src[i], v[1]);
-                    let hi = _mm512_permutex2var_ps(v[2], src[i], v[3]);
-                    _mm512_mask_blend_ps(n.src_hi[i], lo, hi)
-                });
-                let (best, local) = max4(taps, &off);
-                let (o, lanes) = (p * oh * ow + r * ow, bits(rows * ow));
-                _mm512_mask_storeu_ps(out.add(o), lanes, best);
-                if !at.is_null() {
-                    let start = _mm512_add_epi32(first, _mm512_set1_epi32((r * 2 * w) as i32));
-                    _mm512_mask_storeu_epi32(at.add(o).cast(), lanes, _mm512_add_epi32(start, local));
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let ([h, w], [oh, ow]) = (t.hw, t.out);
+        let off = offsets(w);
+        if let Some(n) = Narrow::new(w, ow) {
+            let src = n.src.map(|s| table(&s));
+            let first = table(&n.first);
+            for p in 0..planes {
+                let mut r = 0;
+                while r < oh {
+                    let rows = n.g.min(oh - r);
+                    let block = x.add(p * h * w + r * 2 * w);
+                    let floats = rows * 2 * w;
+                    let v: [__m512; 4] = std::array::from_fn(|k| {
+                        _mm512_maskz_loadu_ps(bits(floats.saturating_sub(16 * k)), block.add(16 * k))
+                    });
+                    let taps: [__m512; 4] = std::array::from_fn(|i| {
+                        let lo = _mm512_permutex2var_ps(v[0], src[i], v[1]);
+                        let hi = _mm512_permutex2var_ps(v[2], src[i], v[3]);
+                        _mm512_mask_blend_ps(n.src_hi[i], lo, hi)
+                    });
+                    let (best, local) = max4(taps, &off);
+                    let (o, lanes) = (p * oh * ow + r * ow, bits(rows * ow));
+                    _mm512_mask_storeu_ps(out.add(o), lanes, best);
+                    if !at.is_null() {
+                        let start = _mm512_add_epi32(first, _mm512_set1_epi32((r * 2 * w) as i32));
+                        _mm512_mask_storeu_epi32(at.add(o).cast(), lanes, _mm512_add_epi32(start, local));
+                    }
+                    r += rows;
                 }
-                r += rows;
             }
+            return;
         }
-        return;
-    }
-    let (even, odd) = (table(&EVEN), table(&ODD));
-    for p in 0..planes {
-        for oy in 0..oh {
-            let base = 2 * oy * w;
-            let top = x.add(p * h * w + base);
-            let bottom = top.add(w);
-            let o = p * oh * ow + oy * ow;
-            let mut q = 0;
-            while q < ow {
-                let m = (ow - q).min(16);
-                let (lo, hi) = (bits(2 * m), bits((2 * m).saturating_sub(16)));
-                let (t, b) = (top.add(2 * q), bottom.add(2 * q));
-                let (t0, t1) = (_mm512_maskz_loadu_ps(lo, t), _mm512_maskz_loadu_ps(hi, t.add(16)));
-                let (b0, b1) = (_mm512_maskz_loadu_ps(lo, b), _mm512_maskz_loadu_ps(hi, b.add(16)));
-                let taps = [
-                    _mm512_permutex2var_ps(t0, even, t1),
-                    _mm512_permutex2var_ps(t0, odd, t1),
-                    _mm512_permutex2var_ps(b0, even, b1),
-                    _mm512_permutex2var_ps(b0, odd, b1),
-                ];
-                let (best, local) = max4(taps, &off);
-                _mm512_mask_storeu_ps(out.add(o + q), bits(m), best);
-                if !at.is_null() {
-                    // Lane j's window starts at column 2(q + j): `even` holds 2j.
-                    let start = _mm512_add_epi32(even, _mm512_set1_epi32((base + 2 * q) as i32));
-                    _mm512_mask_storeu_epi32(at.add(o + q).cast(), bits(m), _mm512_add_epi32(start, local));
+        let (even, odd) = (table(&EVEN), table(&ODD));
+        for p in 0..planes {
+            for oy in 0..oh {
+                let base = 2 * oy * w;
+                let top = x.add(p * h * w + base);
+                let bottom = top.add(w);
+                let o = p * oh * ow + oy * ow;
+                let mut q = 0;
+                while q < ow {
+                    let m = (ow - q).min(16);
+                    let (lo, hi) = (bits(2 * m), bits((2 * m).saturating_sub(16)));
+                    let (t, b) = (top.add(2 * q), bottom.add(2 * q));
+                    let (t0, t1) = (_mm512_maskz_loadu_ps(lo, t), _mm512_maskz_loadu_ps(hi, t.add(16)));
+                    let (b0, b1) = (_mm512_maskz_loadu_ps(lo, b), _mm512_maskz_loadu_ps(hi, b.add(16)));
+                    let taps = [
+                        _mm512_permutex2var_ps(t0, even, t1),
+                        _mm512_permutex2var_ps(t0, odd, t1),
+                        _mm512_permutex2var_ps(b0, even, b1),
+                        _mm512_permutex2var_ps(b0, odd, b1),
+                    ];
+                    let (best, local) = max4(taps, &off);
+                    _mm512_mask_storeu_ps(out.add(o + q), bits(m), best);
+                    if !at.is_null() {
+                        // Lane j's window starts at column 2(q + j): `even` holds 2j.
+                        let start = _mm512_add_epi32(even, _mm512_set1_epi32((base + 2 * q) as i32));
+                        _mm512_mask_storeu_epi32(at.add(o + q).cast(), bits(m), _mm512_add_epi32(start, local));
+                    }
+                    q += 16;
                 }
-                q += 16;
             }
         }
     }
@@ -192,66 +221,70 @@ pub(super) unsafe fn forward_2x2(x: *const f32, t: &Tiles, planes: usize, out: *
 /// (indices from [`forward_2x2`]), `gx` `planes·h·w` slots.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn backward_2x2(gy: *const f32, at: *const u32, t: &Tiles, planes: usize, gx: *mut f32) {
-    let ([h, w], [oh, ow]) = (t.hw, t.out);
-    let off = offsets(w);
-    // The gradient of each tap: the window's where the tap was its maximum, else 0.
-    let taps = |g: __m512, local: __m512i| off.map(|o| _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(local, o), g));
-    if let Some(n) = Narrow::new(w, ow) {
-        let first = table(&n.first);
-        let dst = n.dst.map(|d| table(&d));
-        for p in 0..planes {
-            let mut r = 0;
-            while r < oh {
-                let rows = n.g.min(oh - r);
-                let (o, lanes) = (p * oh * ow + r * ow, bits(rows * ow));
-                let g = _mm512_maskz_loadu_ps(lanes, gy.add(o));
-                let i = _mm512_maskz_loadu_epi32(lanes, at.add(o).cast());
-                let start = _mm512_add_epi32(first, _mm512_set1_epi32((r * 2 * w) as i32));
-                let v = taps(g, _mm512_sub_epi32(i, start));
-                let block = gx.add(p * h * w + r * 2 * w);
-                let floats = rows * 2 * w;
-                for (k, &d) in dst.iter().enumerate().take(floats.div_ceil(16)) {
-                    let top = _mm512_permutex2var_ps(v[0], d, v[1]);
-                    let bottom = _mm512_permutex2var_ps(v[2], d, v[3]);
-                    let x = _mm512_maskz_mov_ps(n.dst_in[k], _mm512_mask_blend_ps(n.dst_bottom[k], top, bottom));
-                    _mm512_mask_storeu_ps(block.add(16 * k), bits(floats - 16 * k), x);
+    // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
+    // pointer accesses below rely on nothing more.
+    unsafe {
+        let ([h, w], [oh, ow]) = (t.hw, t.out);
+        let off = offsets(w);
+        // The gradient of each tap: the window's where the tap was its maximum, else 0.
+        let taps = |g: __m512, local: __m512i| off.map(|o| _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(local, o), g));
+        if let Some(n) = Narrow::new(w, ow) {
+            let first = table(&n.first);
+            let dst = n.dst.map(|d| table(&d));
+            for p in 0..planes {
+                let mut r = 0;
+                while r < oh {
+                    let rows = n.g.min(oh - r);
+                    let (o, lanes) = (p * oh * ow + r * ow, bits(rows * ow));
+                    let g = _mm512_maskz_loadu_ps(lanes, gy.add(o));
+                    let i = _mm512_maskz_loadu_epi32(lanes, at.add(o).cast());
+                    let start = _mm512_add_epi32(first, _mm512_set1_epi32((r * 2 * w) as i32));
+                    let v = taps(g, _mm512_sub_epi32(i, start));
+                    let block = gx.add(p * h * w + r * 2 * w);
+                    let floats = rows * 2 * w;
+                    for (k, &d) in dst.iter().enumerate().take(floats.div_ceil(16)) {
+                        let top = _mm512_permutex2var_ps(v[0], d, v[1]);
+                        let bottom = _mm512_permutex2var_ps(v[2], d, v[3]);
+                        let x = _mm512_maskz_mov_ps(n.dst_in[k], _mm512_mask_blend_ps(n.dst_bottom[k], top, bottom));
+                        _mm512_mask_storeu_ps(block.add(16 * k), bits(floats - 16 * k), x);
+                    }
+                    r += rows;
                 }
-                r += rows;
+                std::ptr::write_bytes(gx.add(p * h * w + 2 * oh * w), 0, (h - 2 * oh) * w);
             }
-            std::ptr::write_bytes(gx.add(p * h * w + 2 * oh * w), 0, (h - 2 * oh) * w);
+            return;
         }
-        return;
-    }
-    let (even, zip_lo, zip_hi) = (table(&EVEN), table(&ZIP_LO), table(&ZIP_HI));
-    for p in 0..planes {
-        let plane = gx.add(p * h * w);
-        for oy in 0..oh {
-            let base = 2 * oy * w;
-            let top = plane.add(base);
-            let bottom = top.add(w);
-            let o = p * oh * ow + oy * ow;
-            let mut q = 0;
-            while q < ow {
-                let m = (ow - q).min(16);
-                let (lo, hi) = (bits(2 * m), bits((2 * m).saturating_sub(16)));
-                let g = _mm512_maskz_loadu_ps(bits(m), gy.add(o + q));
-                let i = _mm512_maskz_loadu_epi32(bits(m), at.add(o + q).cast());
-                let start = _mm512_add_epi32(even, _mm512_set1_epi32((base + 2 * q) as i32));
-                let [v00, v01, v10, v11] = taps(g, _mm512_sub_epi32(i, start));
-                let (t, b) = (top.add(2 * q), bottom.add(2 * q));
-                _mm512_mask_storeu_ps(t, lo, _mm512_permutex2var_ps(v00, zip_lo, v01));
-                _mm512_mask_storeu_ps(t.add(16), hi, _mm512_permutex2var_ps(v00, zip_hi, v01));
-                _mm512_mask_storeu_ps(b, lo, _mm512_permutex2var_ps(v10, zip_lo, v11));
-                _mm512_mask_storeu_ps(b.add(16), hi, _mm512_permutex2var_ps(v10, zip_hi, v11));
-                q += 16;
+        let (even, zip_lo, zip_hi) = (table(&EVEN), table(&ZIP_LO), table(&ZIP_HI));
+        for p in 0..planes {
+            let plane = gx.add(p * h * w);
+            for oy in 0..oh {
+                let base = 2 * oy * w;
+                let top = plane.add(base);
+                let bottom = top.add(w);
+                let o = p * oh * ow + oy * ow;
+                let mut q = 0;
+                while q < ow {
+                    let m = (ow - q).min(16);
+                    let (lo, hi) = (bits(2 * m), bits((2 * m).saturating_sub(16)));
+                    let g = _mm512_maskz_loadu_ps(bits(m), gy.add(o + q));
+                    let i = _mm512_maskz_loadu_epi32(bits(m), at.add(o + q).cast());
+                    let start = _mm512_add_epi32(even, _mm512_set1_epi32((base + 2 * q) as i32));
+                    let [v00, v01, v10, v11] = taps(g, _mm512_sub_epi32(i, start));
+                    let (t, b) = (top.add(2 * q), bottom.add(2 * q));
+                    _mm512_mask_storeu_ps(t, lo, _mm512_permutex2var_ps(v00, zip_lo, v01));
+                    _mm512_mask_storeu_ps(t.add(16), hi, _mm512_permutex2var_ps(v00, zip_hi, v01));
+                    _mm512_mask_storeu_ps(b, lo, _mm512_permutex2var_ps(v10, zip_lo, v11));
+                    _mm512_mask_storeu_ps(b.add(16), hi, _mm512_permutex2var_ps(v10, zip_hi, v11));
+                    q += 16;
+                }
+                // An odd width leaves a last column outside every window.
+                for c in 2 * ow..w {
+                    *top.add(c) = 0.0;
+                    *bottom.add(c) = 0.0;
+                }
             }
-            // An odd width leaves a last column outside every window.
-            for c in 2 * ow..w {
-                *top.add(c) = 0.0;
-                *bottom.add(c) = 0.0;
-            }
+            // Likewise an odd height's last row (0.0 is all zero bits).
+            std::ptr::write_bytes(plane.add(2 * oh * w), 0, (h - 2 * oh) * w);
         }
-        // Likewise an odd height's last row (0.0 is all zero bits).
-        std::ptr::write_bytes(plane.add(2 * oh * w), 0, (h - 2 * oh) * w);
     }
 }

@@ -14,9 +14,9 @@
 //! their time on memory, not arithmetic. Within a group the transforms are split over
 //! channels and the 16 products over ξ, each product on one thread.
 
-use super::conv::ConvGeom;
-use super::matmul::{gemm, Mat, PAR_FLOPS};
-use super::par::for_each_chunk_on;
+use super::geom::ConvGeom;
+use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
+use crate::kernels::par::for_each_chunk_on;
 use crate::Element;
 use std::ops::Range;
 use transform::{weight_transform, weight_transform_adjoint, Cols, Plan, Transform};
@@ -60,7 +60,7 @@ fn group_images(n: usize, t: usize) -> usize {
 
 /// Threads for the work of `g`: one for small layers, where a hand-off costs more.
 fn threads(g: &ConvGeom) -> usize {
-    super::par::threads_for(g.flops(), PAR_FLOPS)
+    crate::kernels::par::threads_for(g.flops(), PAR_FLOPS)
 }
 
 /// The transform of `chans` channels of `count` images into a group buffer laid out
@@ -124,7 +124,7 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
     }
 }
 
-/// Forward convolution (see [`super::conv::conv2d_forward`]); `g` must satisfy [`applies`].
+/// Forward convolution (see [`super::conv2d_forward`]); `g` must satisfy [`applies`].
 pub fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding);
     convolve(g, &p, x, &weight_transform(w, g.o, g.c, false), bias, out);
@@ -198,8 +198,8 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::{im2col_backward_input, im2col_forward};
-    use super::super::conv_weight::im2col_backward_weight;
+    use super::super::im2col::{im2col_backward_input, im2col_forward};
+    use super::super::weight::im2col_backward_weight;
     use super::*;
 
     fn geom(n: usize, c: usize, hw: [usize; 2], o: usize, pad: [usize; 2]) -> ConvGeom {

@@ -3,12 +3,12 @@
 //! rows of a few dozen floats each, while the arithmetic itself is tiny.
 //!
 //! Two AVX-512 kernel families, chosen by the shapes:
-//! - [`conv_rows`](super::conv_rows): vectors along output rows, all output channels of a
+//! - [`rows`](avx512::rows): vectors along output rows, all output channels of a
 //!   few rows per tile: few output channels (≤ 8) and rows of ≤ 32 pixels.
-//! - [`conv_chans`](super::conv_chans): vectors along 16 output channels: layers with 16·m
+//! - [`chans`](avx512::chans): vectors along 16 output channels: layers with 16·m
 //!   output channels and small images.
 //!
-//! The input gradient takes [`conv_fold`](super::conv_fold): columns `wᵀ·dy` per input
+//! The input gradient takes [`fold`](avx512::fold): columns `wᵀ·dy` per input
 //! channel along the flattened pixels, folded into the image at once.
 //!
 //! Each entry point returns `false` (doing nothing) when its shapes, the element type or
@@ -19,7 +19,7 @@
 // Elsewhere the kernels do not exist and every entry point declines.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 
-use super::conv::ConvGeom;
+use super::geom::ConvGeom;
 use crate::Element;
 
 /// Lanes of one vector.
@@ -111,7 +111,7 @@ fn chunk_images(g: &ConvGeom) -> usize {
 
 /// Threads to run `g` on: one for small layers.
 fn threads(g: &ConvGeom) -> usize {
-    super::par::threads_for(g.flops(), PAR_MACS)
+    crate::kernels::par::threads_for(g.flops(), PAR_MACS)
 }
 
 /// `s` as f32 elements, when `T` is f32.
@@ -149,9 +149,9 @@ fn plain(g: &ConvGeom) -> bool {
 /// Which kernels a forward pass takes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Route {
-    /// [`conv_rows`](super::conv_rows): few output channels, short rows.
+    /// [`rows`](avx512::rows): few output channels, short rows.
     Rows,
-    /// [`conv_chans`](super::conv_chans): 16·m output channels, small images.
+    /// [`chans`](avx512::chans): 16·m output channels, small images.
     Chans,
 }
 
@@ -185,22 +185,22 @@ fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..len]
 }
 
-/// [`conv2d_forward`](super::conv::conv2d_forward) by a direct kernel; false if none suits.
+/// [`conv2d_forward`](super::conv2d_forward) by a direct kernel; false if none suits.
 pub(super) fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) -> bool {
     let (Some(route), Some(x), Some(w), Some(out)) = (route(g), f32s(x), f32s(w), f32s_mut(out)) else {
         return false;
     };
     let bias = bias.map(|b| f32s(b).expect("bias has the input's type"));
     #[cfg(target_arch = "x86_64")]
-    imp::forward(g, route, x, w, bias, out);
+    avx512::forward(g, route, x, w, bias, out);
     true
 }
 
-/// [`conv2d_backward_input`](super::conv::conv2d_backward_input) by columns folded at
-/// once (see [`conv_fold`](super::conv_fold)); false if that does not suit.
+/// [`conv2d_backward_input`](super::conv2d_backward_input) by columns folded at
+/// once (see [`fold`](avx512::fold)); false if that does not suit.
 pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    let fits = plain(g) && g.h > 0 && g.w > 0 && super::conv_fold::fits(g);
+    let fits = plain(g) && g.h > 0 && g.w > 0 && avx512::fold::fits(g);
     #[cfg(not(target_arch = "x86_64"))]
     let fits = false;
     let (true, Some(dy), Some(w), Some(dx)) = (fits, f32s(dy), f32s(w), f32s_mut(dx)) else {
@@ -208,16 +208,16 @@ pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
     };
     let bias = bias.map(|b| f32s(b).expect("bias has the input's type"));
     #[cfg(target_arch = "x86_64")]
-    imp::backward_input(g, dy, w, bias, dx);
+    avx512::backward_input(g, dy, w, bias, dx);
     true
 }
 
-/// [`conv2d_backward_weight`](super::conv::conv2d_backward_weight) by a direct kernel;
+/// [`conv2d_backward_weight`](super::conv2d_backward_weight) by a direct kernel;
 /// false if none suits.
 pub(super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) -> bool {
     let route = match route(g) {
         #[cfg(target_arch = "x86_64")]
-        Some(Route::Chans) if !super::conv_chans::weight_fits(g.kh, g.kw) => None,
+        Some(Route::Chans) if !avx512::chans::weight_fits(g.kh, g.kw) => None,
         Some(Route::Rows) if g.ow > 2 * L => None,
         r => r,
     };
@@ -225,7 +225,7 @@ pub(super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &
         return false;
     };
     #[cfg(target_arch = "x86_64")]
-    imp::backward_weight(g, route, x, dy, dw);
+    avx512::backward_weight(g, route, x, dy, dw);
     true
 }
 
@@ -240,181 +240,11 @@ fn weight_parts(g: &ConvGeom) -> usize {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod imp {
-    use super::super::matmul::run_tiles;
-    use super::super::{conv_chans as chans, conv_fold as fold, conv_rows as rows};
-    use super::{chunk_images, sized, threads, weight_parts, ConvGeom, Corr, Route, L};
-    use crate::kernels::par::Disjoint;
-
-    /// Scratch of one thread: a padded image and a pixel-major block.
-    #[derive(Default)]
-    struct Scratch {
-        padded: Vec<f32>,
-        lanes: Vec<f32>,
-    }
-
-    thread_local! {
-        /// Reused from call to call: a training loop repeats the same shapes.
-        static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
-    }
-
-    /// Run `f(image index, its output, scratch)` for every image, in chunks of images fixed
-    /// by the shapes, on the calling thread and helpers that join when they wake (see
-    /// [`run_tiles`]).
-    fn per_image(g: &ConvGeom, out: &mut [f32], f: impl Fn(usize, &mut [f32], &mut Scratch) + Sync) {
-        let per = out.len() / g.n;
-        let size = chunk_images(g);
-        let base = Disjoint::new(out);
-        run_tiles(g.n.div_ceil(size), threads(g), &|t| {
-            SCRATCH.with_borrow_mut(|s| {
-                for n in t * size..((t + 1) * size).min(g.n) {
-                    // SAFETY: image n's output lies inside `out` and only this tile writes it.
-                    let img = unsafe { base.range(n * per, per) };
-                    f(n, img, s);
-                }
-            })
-        });
-    }
-
-    /// `w` (`[o, c, kh, kw]`) as `[c, kh, kw, o]`: the rows kernels' layout.
-    fn taps_last(g: &ConvGeom, w: &[f32]) -> Vec<f32> {
-        let (o, c, kh, kw) = (g.o, g.c, g.kh, g.kw);
-        let k = c * kh * kw;
-        let mut wr = vec![0f32; o * k];
-        for (oi, row) in w.chunks(k).take(o).enumerate() {
-            for (t, &v) in row.iter().enumerate() {
-                wr[t * o + oi] = v;
-            }
-        }
-        wr
-    }
-
-    pub(super) fn forward(g: &ConvGeom, route: Route, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
-        let corr = Corr::forward(g);
-        let img = g.c * g.h * g.w;
-        let padded = g.padding != [0, 0];
-        match route {
-            Route::Rows => {
-                let wr = taps_last(g, w);
-                per_image(g, out, |n, y, s: &mut Scratch| {
-                    let xp = sized(&mut s.padded, corr.padded_len());
-                    corr.pad_into(&x[n * img..(n + 1) * img], xp);
-                    // SAFETY: `route` checked AVX-512 and the shapes.
-                    unsafe { rows::forward(&corr, xp, &wr, bias, y) };
-                });
-            }
-            Route::Chans => {
-                let (k, p) = (g.k(), g.p());
-                // Per block of 16 output channels: the weights as [c, kh, kw, 16].
-                let mut wt = vec![0f32; g.o * k];
-                for (src, dst) in w.chunks(L * k).zip(wt.chunks_mut(L * k)) {
-                    // SAFETY: as above.
-                    unsafe { chans::to_lanes(src, k, dst) };
-                }
-                per_image(g, out, |n, y, s: &mut Scratch| {
-                    let xi = &x[n * img..(n + 1) * img];
-                    let xp: &[f32] = if padded {
-                        let buf = sized(&mut s.padded, corr.padded_len());
-                        corr.pad_into(xi, buf);
-                        buf
-                    } else {
-                        xi
-                    };
-                    let outt = sized(&mut s.lanes, p * L);
-                    for (b, (wb, yb)) in wt.chunks(L * k).zip(y.chunks_mut(L * p)).enumerate() {
-                        let mut bv = [0f32; L];
-                        if let Some(bias) = bias {
-                            bv.copy_from_slice(&bias[b * L..(b + 1) * L]);
-                        }
-                        // SAFETY: as above.
-                        unsafe {
-                            chans::forward(&corr, xp, wb, &bv, outt);
-                            chans::from_lanes(outt, p, yb);
-                        }
-                    }
-                });
-            }
-        }
-    }
-
-    pub(super) fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], bias: Option<&[f32]>, dx: &mut [f32]) {
-        let img = g.o * g.p();
-        per_image(g, dx, |n, dxi, s: &mut Scratch| {
-            let cols = sized(&mut s.padded, fold::scratch_len(g));
-            // SAFETY: `backward_input` checked AVX-512 and `fold::fits`.
-            unsafe { fold::input_grad(g, &dy[n * img..(n + 1) * img], w, bias, cols, dxi) };
-        });
-    }
-
-    pub(super) fn backward_weight(g: &ConvGeom, route: Route, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-        let corr = Corr::forward(g);
-        let (k, p) = (g.k(), g.p());
-        let (img, oimg) = (g.c * g.h * g.w, g.o * p);
-        let wlen = g.o * k;
-        let parts = weight_parts(g);
-        let padded = g.padding != [0, 0] || route == Route::Rows;
-        // One part's 16-lane partial sums: [o, c, kh, kw, 16] for rows, [o/16, c, kh, kw,
-        // 16] (lanes = channels) for chans.
-        let part = |pi: usize, acc: &mut [f32], s: &mut Scratch| {
-            for n in pi * g.n / parts..(pi + 1) * g.n / parts {
-                let xi = &x[n * img..(n + 1) * img];
-                let dyi = &dy[n * oimg..(n + 1) * oimg];
-                let xp: &[f32] = if padded {
-                    let buf = sized(&mut s.padded, corr.padded_len());
-                    corr.pad_into(xi, buf);
-                    buf
-                } else {
-                    xi
-                };
-                // SAFETY: `route` checked AVX-512 and the shapes.
-                unsafe {
-                    match route {
-                        Route::Rows => rows::weight(&corr, xp, dyi, acc),
-                        Route::Chans => {
-                            let dyt = sized(&mut s.lanes, p * L);
-                            for (db, ab) in dyi.chunks(L * p).zip(acc.chunks_mut(k * L)) {
-                                chans::to_lanes(db, p, dyt);
-                                chans::weight(&corr, xp, dyt, ab);
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        let alen = match route {
-            Route::Rows => wlen * L,
-            Route::Chans => wlen,
-        };
-        let mut partials = vec![0f32; parts * alen];
-        let base = Disjoint::new(&mut partials);
-        run_tiles(parts, threads(g), &|pi| {
-            // SAFETY: part pi writes only its own partial.
-            let acc = unsafe { base.range(pi * alen, alen) };
-            SCRATCH.with_borrow_mut(|s| part(pi, acc, s));
-        });
-        let (first, rest) = partials.split_at_mut(alen);
-        for other in rest.chunks(alen) {
-            first.iter_mut().zip(other).for_each(|(a, &b)| *a += b);
-        }
-        match route {
-            Route::Rows => {
-                for (d, lanes) in dw[..wlen].iter_mut().zip(first.chunks(L)) {
-                    *d = lanes.iter().sum();
-                }
-            }
-            Route::Chans => {
-                for (ab, db) in first.chunks(k * L).zip(dw.chunks_mut(L * k)) {
-                    // SAFETY: as above.
-                    unsafe { chans::from_lanes(ab, k, db) };
-                }
-            }
-        }
-    }
-}
+mod avx512;
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
-    use super::super::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+    use super::super::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
     use super::*;
 
     fn geom(n: usize, c: usize, [h, w]: [usize; 2], o: usize, [kh, kw]: [usize; 2], padding: [usize; 2]) -> ConvGeom {
@@ -500,29 +330,6 @@ mod tests {
         check(geom(1, 48, [14, 14], 16, [5, 5], [0, 0]), [false, true, false]);
         // many channels and few pixels (a deep layer at 4×4): im2col for every pass
         check(geom(2, 64, [4, 4], 64, [3, 3], [1, 1]), [false; 3]);
-    }
-
-    #[test]
-    fn lanes_round_trip() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
-            return;
-        }
-        for p in [1, 15, 16, 37] {
-            let src: Vec<f32> = (0..16 * p).map(|i| i as f32).collect();
-            let mut t = vec![0f32; p * 16];
-            let mut back = vec![0f32; 16 * p];
-            // SAFETY: AVX-512 checked above.
-            unsafe {
-                super::super::conv_chans::to_lanes(&src, p, &mut t);
-                super::super::conv_chans::from_lanes(&t, p, &mut back);
-            }
-            for q in 0..p {
-                for l in 0..16 {
-                    assert_eq!(t[q * 16 + l], src[l * p + q], "p {p}");
-                }
-            }
-            assert_eq!(back, src);
-        }
     }
 
     #[test]

@@ -17,9 +17,9 @@
 //! assert_eq!(dw, [320.0]);
 //! ```
 
-use super::conv::{im2col_rows, padded, rows, transpose, transpose_on, ConvGeom};
-use super::matmul::{gemm, Mat, PAR_FLOPS};
-use super::par::for_each_chunk_on;
+use super::geom::{im2col_rows, padded, rows, transpose, transpose_on, ConvGeom};
+use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
+use crate::kernels::par::for_each_chunk_on;
 use crate::Element;
 
 /// Images are grouped until the product's depth (pixels of the group) reaches this.
@@ -38,7 +38,7 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
     }
     let (img, pad_len, rows_per_chan) = (g.c * g.h * g.w, g.pad_len(), g.kh * g.kw);
     let group = GROUP_COLS.div_ceil(p).clamp(1, g.n);
-    let threads = super::par::threads_for(g.flops(), PAR_FLOPS);
+    let threads = crate::kernels::par::threads_for(g.flops(), PAR_FLOPS);
     // Few output channels per group: `dw` itself (rows = og) is the better product
     // (measured with 6 channels: 96 GFLOP/s against 26 for `dwᵀ`; with 16 the other way).
     let direct = og < 16;

@@ -1,0 +1,366 @@
+//! The geometry every convolution kernel shares: [`ConvGeom`], PyTorch's output-size
+//! formula ([`out_size`], which pooling uses too), and the layout helpers the algorithms
+//! build on (padding, im2col/col2im, per-image work, matrix views, transposes).
+//!
+//! A [`ConvGeom`] is written from the convolution's point of view: the "input" side
+//! `[n, c, h, w]` and the "output" side `[n, o, oh, ow]`. A transposed convolution is the
+//! same geometry read backwards, so the kernels serve both ops.
+
+use crate::kernels::matmul::{Mat, PAR_FLOPS};
+use crate::kernels::par;
+use crate::Element;
+use rayon::prelude::*;
+
+/// Output size along one dimension of a window sweep, PyTorch's formula for convolution
+/// and pooling: `(size + 2·pad − dilation·(kernel − 1) − 1) / stride + 1`, rounded down,
+/// or up with `ceil_mode` (pooling), where the last partial window is kept unless it would
+/// start in the right padding. `None` when the dilated kernel does not fit the padded input.
+pub fn out_size(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    ceil_mode: bool,
+) -> Option<usize> {
+    let span = (size + 2 * pad).checked_sub(dilation * (kernel - 1) + 1)?;
+    let mut out = if ceil_mode {
+        span.div_ceil(stride)
+    } else {
+        span / stride
+    } + 1;
+    if ceil_mode && (out - 1) * stride >= size + pad {
+        out -= 1;
+    }
+    Some(out)
+}
+
+/// Sizes and hyper-parameters of one 2-D convolution (all validated by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Batch size.
+    pub n: usize,
+    /// Channels on the input side.
+    pub c: usize,
+    /// Input height and width.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Channels on the output side.
+    pub o: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Step between windows (rows, columns).
+    pub stride: [usize; 2],
+    /// Implicit zeros added on each side (rows, columns).
+    pub padding: [usize; 2],
+    /// Step between kernel taps (rows, columns).
+    pub dilation: [usize; 2],
+    /// Channel groups (divides both `c` and `o`).
+    pub groups: usize,
+}
+
+impl ConvGeom {
+    /// The convolution of `[n, c, h, w]` input with `[o, c/groups, kh, kw]` kernels
+    /// (`kernel` = `[o, kh, kw]`), its output size by PyTorch's formula. The dilated kernel
+    /// must fit the padded input (the ops check that before building one).
+    pub fn new(
+        [n, c, h, w]: [usize; 4],
+        [o, kh, kw]: [usize; 3],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> ConvGeom {
+        let out = |i: usize, k: usize, d: usize| {
+            out_size(i, k, stride[d], padding[d], dilation[d], false).expect("the dilated kernel fits the padded input")
+        };
+        ConvGeom {
+            n,
+            c,
+            h,
+            w,
+            o,
+            oh: out(h, kh, 0),
+            ow: out(w, kw, 1),
+            kh,
+            kw,
+            stride,
+            padding,
+            dilation,
+            groups,
+        }
+    }
+
+    /// Rows of one group's column matrix: input channels per group × kernel taps.
+    pub fn k(&self) -> usize {
+        self.c / self.groups * self.kh * self.kw
+    }
+
+    /// Output positions per image.
+    pub fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Output channels per group.
+    pub(super) fn og(&self) -> usize {
+        self.o / self.groups
+    }
+
+    /// Multiply-adds of the whole convolution.
+    pub fn flops(&self) -> usize {
+        self.n * self.o * self.k() * self.p()
+    }
+
+    /// A 1×1 convolution that reads every input pixel once, in order: no columns needed.
+    pub(super) fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == [1, 1]
+            && self.padding == [0, 0]
+            && self.h == self.oh
+            && self.w == self.ow
+    }
+
+    /// Input plane size with the padding.
+    pub(super) fn padded_hw(&self) -> [usize; 2] {
+        [self.h + 2 * self.padding[0], self.w + 2 * self.padding[1]]
+    }
+
+    /// Length of one padded image (none without padding).
+    pub(super) fn pad_len(&self) -> usize {
+        if self.padding == [0, 0] {
+            0
+        } else {
+            self.c * self.padded_hw()[0] * self.padded_hw()[1]
+        }
+    }
+
+    /// Length of one image's column buffer (none for pointwise convolutions).
+    pub(super) fn cols_len(&self) -> usize {
+        if self.is_pointwise() {
+            0
+        } else {
+            self.groups * self.k() * self.p()
+        }
+    }
+
+    /// Whether to split over images (else one image at a time with threaded GEMMs).
+    pub(crate) fn split_images(&self) -> bool {
+        self.n > 1 && self.flops() >= PAR_FLOPS && rayon::current_num_threads() > 1
+    }
+
+    /// Threads for each GEMM: one when images run in parallel or the work is tiny.
+    pub(crate) fn gemm_threads(&self) -> usize {
+        if self.split_images() || self.flops() < PAR_FLOPS {
+            1
+        } else {
+            rayon::current_num_threads()
+        }
+    }
+}
+
+/// One image `x` (`[c, h, w]`) with its zero padding written out into `buf`
+/// (`[c, h + 2·ph, w + 2·pw]`), or `x` itself when there is no padding: the column
+/// copies then need no bounds logic.
+pub(super) fn padded<'a, T: Element>(g: &ConvGeom, x: &'a [T], buf: &'a mut [T]) -> &'a [T] {
+    if g.padding == [0, 0] {
+        return x;
+    }
+    let ([hp, wp], [ph, pw]) = (g.padded_hw(), g.padding);
+    buf.fill(T::ZERO);
+    for (c, plane) in x.chunks(g.h * g.w).take(g.c).enumerate() {
+        for (r, row) in plane.chunks(g.w).enumerate() {
+            buf[(c * hp + r + ph) * wp + pw..][..g.w].copy_from_slice(row);
+        }
+    }
+    buf
+}
+
+/// Unfold one padded image `xp` (see [`padded`]) into `cols` (`[c·kh·kw, oh·ow]`).
+pub(super) fn im2col<T: Element>(g: &ConvGeom, xp: &[T], cols: &mut [T]) {
+    im2col_rows(g, xp, 0..g.c, cols, g.p(), 0)
+}
+
+/// [`im2col`] for channels `chans` only, into `cols` laid out `[chans · kh · kw, ld]` with
+/// this image's pixels from column `first` (several images side by side).
+pub(super) fn im2col_rows<T: Element>(
+    g: &ConvGeom,
+    xp: &[T],
+    chans: std::ops::Range<usize>,
+    cols: &mut [T],
+    ld: usize,
+    first: usize,
+) {
+    let ([hp, wp], [sh, sw], [dh, dw]) = (g.padded_hw(), g.stride, g.dilation);
+    let (p, ow, c0) = (g.p(), g.ow, chans.start);
+    for c in chans {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &mut cols[(((c - c0) * g.kh + i) * g.kw + j) * ld + first..][..p];
+                for (y, seg) in row.chunks_mut(ow).enumerate() {
+                    let src = &xp[(c * hp + y * sh + i * dh) * wp + j * dw..];
+                    if sw == 1 {
+                        seg.copy_from_slice(&src[..ow]);
+                    } else {
+                        for (d, s) in seg.iter_mut().zip(src.iter().step_by(sw)) {
+                            *d = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fold `cols` back into one image `dx` (`[c, h, w]`), adding overlapping taps; `buf`
+/// holds the padded image while folding (unused without padding).
+pub(super) fn col2im<T: Element>(g: &ConvGeom, cols: &[T], buf: &mut [T], dx: &mut [T]) {
+    let ([hp, wp], [sh, sw], [dh, dw]) = (g.padded_hw(), g.stride, g.dilation);
+    let (p, ow) = (g.p(), g.ow);
+    let unpadded = g.padding == [0, 0];
+    let acc: &mut [T] = if unpadded { &mut *dx } else { &mut *buf };
+    acc.fill(T::ZERO);
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                for (y, seg) in row.chunks(ow).enumerate() {
+                    let dst = &mut acc[(c * hp + y * sh + i * dh) * wp + j * dw..];
+                    if sw == 1 {
+                        for (d, s) in dst[..ow].iter_mut().zip(seg) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (d, s) in dst.iter_mut().step_by(sw).zip(seg) {
+                            *d += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !unpadded {
+        let [ph, pw] = g.padding;
+        for (c, plane) in dx.chunks_mut(g.h * g.w).take(g.c).enumerate() {
+            for (r, row) in plane.chunks_mut(g.w).enumerate() {
+                row.copy_from_slice(&buf[(c * hp + r + ph) * wp + pw..][..g.w]);
+            }
+        }
+    }
+}
+
+/// Run `f(image, its output slice, scratch)` for each image, in parallel over images when
+/// the geometry asks for it; each worker reuses one scratch buffer of `scratch` elements.
+pub(super) fn per_image<T: Element>(
+    g: &ConvGeom,
+    out: &mut [T],
+    scratch: usize,
+    f: impl Fn(usize, &mut [T], &mut Vec<T>) + Sync,
+) {
+    let per = out.len() / g.n.max(1);
+    if per == 0 {
+        return;
+    }
+    let init = || Vec::<T>::new();
+    let run = |buf: &mut Vec<T>, (i, o): (usize, &mut [T])| {
+        buf.resize(scratch, T::ZERO);
+        f(i, o, buf)
+    };
+    if g.split_images() {
+        out.par_chunks_mut(per).enumerate().for_each_init(init, run);
+    } else {
+        let mut buf = init();
+        out.chunks_mut(per).enumerate().for_each(|item| run(&mut buf, item));
+    }
+}
+
+/// A row-major matrix view at `offset` with `cols` columns.
+pub(super) fn rows<T>(data: &[T], offset: usize, cols: usize) -> Mat<'_, T> {
+    Mat {
+        data,
+        rs: cols,
+        cs: 1,
+        offset,
+    }
+}
+
+/// `dst = srcᵀ` for a row-major `rows × cols` matrix, in cache-sized blocks.
+pub(crate) fn transpose<T: Element>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    transpose_on(1, src, rows, cols, dst)
+}
+
+/// [`transpose`] on up to `threads` threads, each taking bands of 16 rows of `src`.
+pub(crate) fn transpose_on<T: Element>(threads: usize, src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    // 16 × 16 tiles through a local buffer, a band of `src` rows at a time, so `src` is
+    // read in order.
+    const B: usize = 16;
+    let src = &src[..rows * cols];
+    let out = par::Disjoint::new(&mut dst[..rows * cols]);
+    par::run_tiles(rows.div_ceil(B), threads, &|t| {
+        let (r0, height) = (t * B, B.min(rows - t * B));
+        let mut tile = [T::ZERO; B * B];
+        for c0 in (0..cols).step_by(B) {
+            let width = B.min(cols - c0);
+            for (i, row) in tile.chunks_mut(B).take(height).enumerate() {
+                row[..width].copy_from_slice(&src[(r0 + i) * cols + c0..][..width]);
+            }
+            for j in 0..width {
+                // SAFETY: band t alone writes columns r0..r0 + height of `dst`'s rows, and
+                // `dst` stays borrowed for the call.
+                let d = unsafe { out.range((c0 + j) * rows + r0, height) };
+                for (i, d) in d.iter_mut().enumerate() {
+                    *d = tile[i * B + j];
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_matches_the_definition_in_bands_and_tiles() {
+        // Partial bands and tiles on both sides, one row or column, and nothing at all.
+        for (rows, cols) in [(37, 21), (16, 16), (1, 40), (40, 1), (0, 5), (100, 300)] {
+            let src: Vec<f64> = (0..rows * cols).map(|i| i as f64).collect();
+            for threads in [1, 3] {
+                let mut dst = vec![f64::NAN; rows * cols];
+                transpose_on(threads, &src, rows, cols, &mut dst);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        assert_eq!(dst[c * rows + r], src[r * cols + c], "{rows}x{cols} at ({r}, {c})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn output_sizes_follow_pytorch() {
+        // Pooling: no dilation.
+        let ps = |size, kernel, stride, pad, ceil| out_size(size, kernel, stride, pad, 1, ceil);
+        assert_eq!(ps(8, 2, 2, 0, false), Some(4));
+        assert_eq!(ps(13, 3, 2, 0, false), Some(6));
+        assert_eq!(ps(10, 3, 2, 1, true), Some(6)); // 5.5 rounds up
+        assert_eq!(ps(5, 2, 2, 0, true), Some(3)); // window 2 starts at 4 < 5
+                                                   // ceil would add a window starting at 6 = size + pad: dropped
+        assert_eq!(ps(5, 2, 3, 1, true), Some(2));
+        assert_eq!(ps(1, 3, 1, 0, false), None);
+    }
+
+    #[test]
+    fn dilated_output_size_follows_pytorch() {
+        // torch.nn.Conv2d(1, 1, 3, stride=2, padding=1, dilation=2) on 10 pixels gives 4
+        assert_eq!(out_size(10, 3, 2, 1, 2, false), Some(4));
+        assert_eq!(out_size(4, 3, 1, 0, 2, false), None);
+    }
+}

@@ -1,0 +1,176 @@
+//! 2-D convolution kernels: forward, input gradient (= transposed convolution) and
+//! weight gradient over contiguous NCHW buffers. This file is the only router: it holds
+//! the public entry points and picks an algorithm; each algorithm lives in its own child
+//! module and imports only [`geom`], the GEMM/parallel layers and SIMD, never this file.
+//!
+//! - [`geom`]: [`ConvGeom`], output sizes, padding and im2col/col2im, shared by all.
+//! - `im2col`: im2col + GEMM, the general path (forward and input gradient).
+//! - `weight`: the weight gradient by GEMMs over im2col columns.
+//! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
+//! - `direct`: direct f32 kernels for small stride-1 layers (LeNet-5's), with the
+//!   instruction-set-specific code under `direct/avx512/`.
+//!
+//! Results never depend on the thread count: per-image work is independent, and weight
+//! gradients sum per-part partials over a split fixed by the shapes.
+
+mod direct;
+pub mod geom;
+mod im2col;
+mod weight;
+mod winograd;
+
+pub use geom::{out_size, ConvGeom};
+
+use crate::Element;
+
+/// Forward: `out[n, o] = Σ_c w[o, c] ⋆ x[n, c] (+ bias[o])`; `out` is `[n, o, oh, ow]`.
+/// 3×3 stride-1 layers with enough channels take Winograd, the rest im2col + GEMM.
+pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    if winograd::applies(g) {
+        winograd::forward(g, x, w, bias, out)
+    } else if !direct::forward(g, x, w, bias, out) {
+        im2col::im2col_forward(g, x, w, bias, out)
+    }
+}
+
+/// Input gradient (a transposed convolution): `dx = Σ_o w[o, c]ᵀ ⋆ dy[n, o] (+ bias[c])`;
+/// `dy` is `[n, o, oh, ow]`, `dx` is `[n, c, h, w]`.
+pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) {
+    if winograd::applies(g) {
+        winograd::backward_input(g, dy, w, bias, dx)
+    } else if !direct::backward_input(g, dy, w, bias, dx) {
+        im2col::im2col_backward_input(g, dy, w, bias, dx)
+    }
+}
+
+/// Weight gradient: `dw[o, c] = Σ_n dy[n, o] ⋆ x[n, c]`, `dw` is `[o, c/groups, kh, kw]`.
+pub fn conv2d_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
+    if winograd::applies(g) {
+        winograd::backward_weight(g, x, dy, dw)
+    } else if !direct::backward_weight(g, x, dy, dw) {
+        weight::im2col_backward_weight(g, x, dy, dw)
+    }
+}
+
+/// Bias gradient: `db[o] = Σ_{n, y, x} dy[n, o, y, x]` for `dy` of `[n, o, p]` elements.
+pub fn bias_grad<T: Element>(dy: &[T], n: usize, o: usize, p: usize, db: &mut [T]) {
+    db[..o].fill(T::ZERO);
+    if p == 0 || o == 0 || n == 0 {
+        return;
+    }
+    // Plane sums (tiles of planes over the threads that are awake, see `run_tiles`), then
+    // added per channel in image order in f64.
+    let mut sums = vec![0f64; n * o];
+    let per_tile = (super::BLOCK / p).max(1);
+    let threads = super::par::threads_for(n * o * p, super::PAR_THRESHOLD);
+    let base = super::par::Disjoint::new(&mut sums);
+    super::matmul::run_tiles((n * o).div_ceil(per_tile), threads, &|t| {
+        let first = t * per_tile;
+        let count = per_tile.min(n * o - first);
+        // SAFETY: tile t alone writes sums[first..first + count].
+        let out = unsafe { base.range(first, count) };
+        for (s, plane) in out.iter_mut().zip(dy[first * p..].chunks(p)) {
+            *s = super::reduce::sum(plane).to_f64();
+        }
+    });
+    for (c, d) in db[..o].iter_mut().enumerate() {
+        *d = T::from_f64((0..n).map(|i| sums[i * o + c]).sum());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn geom(
+        c: usize,
+        h: usize,
+        w: usize,
+        o: usize,
+        k: [usize; 2],
+        s: [usize; 2],
+        pad: [usize; 2],
+        d: [usize; 2],
+        groups: usize,
+    ) -> ConvGeom {
+        ConvGeom::new([2, c, h, w], [o, k[0], k[1]], s, pad, d, groups)
+    }
+
+    /// Direct seven-loop convolution.
+    fn naive(g: &ConvGeom, x: &[f64], wt: &[f64]) -> Vec<f64> {
+        let (cg, og) = (g.c / g.groups, g.o / g.groups);
+        let mut out = vec![0.0; g.n * g.o * g.p()];
+        for n in 0..g.n {
+            for o in 0..g.o {
+                let gi = o / og;
+                for y in 0..g.oh {
+                    for xx in 0..g.ow {
+                        let mut s = 0.0;
+                        for ci in 0..cg {
+                            let c = gi * cg + ci;
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let ih = (y * g.stride[0] + i * g.dilation[0]) as isize - g.padding[0] as isize;
+                                    let iw = (xx * g.stride[1] + j * g.dilation[1]) as isize - g.padding[1] as isize;
+                                    if ih >= 0 && iw >= 0 && (ih as usize) < g.h && (iw as usize) < g.w {
+                                        s += wt[((o * cg + ci) * g.kh + i) * g.kw + j]
+                                            * x[((n * g.c + c) * g.h + ih as usize) * g.w + iw as usize];
+                                    }
+                                }
+                            }
+                        }
+                        out[(n * g.o + o) * g.p() + y * g.ow + xx] = s;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn seq(len: usize, seed: f64) -> Vec<f64> {
+        (0..len)
+            .map(|i| ((i as f64 * 0.37 + seed).sin() * 3.0).round() / 2.0)
+            .collect()
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn forward_and_adjoints_match_naive() {
+        for g in [
+            geom(3, 7, 6, 4, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+            geom(4, 9, 8, 6, [3, 2], [2, 1], [1, 0], [1, 2], 2),
+            geom(2, 5, 5, 3, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+            geom(4, 8, 7, 4, [3, 3], [3, 2], [2, 1], [2, 1], 4),
+            // 16 output channels: the weight gradient as dwᵀ
+            geom(2, 5, 6, 16, [2, 2], [2, 1], [1, 0], [1, 1], 1),
+            // takes the Winograd path
+            geom(16, 16, 16, 17, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ] {
+            let x = seq(g.n * g.c * g.h * g.w, 0.1);
+            let w = seq(g.o * g.k(), 1.3);
+            assert_eq!(winograd::applies(&g), g.c == 16, "{g:?}");
+            let want = naive(&g, &x, &w);
+            let mut y = vec![0.0; want.len()];
+            conv2d_forward(&g, &x, &w, None, &mut y);
+            assert!(
+                y.iter()
+                    .zip(&want)
+                    .all(|(a, b)| (a - b).abs() < 1e-12 * (1.0 + b.abs())),
+                "{g:?}"
+            );
+            // <dy, conv(x)> = <convT(dy), x> = <dw(x, dy), w>
+            let dy = seq(want.len(), 2.7);
+            let mut dx = vec![0.0; x.len()];
+            conv2d_backward_input(&g, &dy, &w, None, &mut dx);
+            let mut dw = vec![0.0; w.len()];
+            conv2d_backward_weight(&g, &x, &dy, &mut dw);
+            let lhs = dot(&dy, &want);
+            assert!((lhs - dot(&dx, &x)).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}");
+            assert!((lhs - dot(&dw, &w)).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}");
+        }
+    }
+}
