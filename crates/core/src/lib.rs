@@ -25,6 +25,7 @@
 #![cfg_attr(test, allow(clippy::cloned_ref_to_slice_refs))]
 
 pub mod autograd;
+pub mod cpu;
 mod dtype;
 mod error;
 pub mod gradcheck;
