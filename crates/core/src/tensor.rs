@@ -230,7 +230,7 @@ impl Tensor {
     }
 
     /// The elements converted to `U`, whatever the dtype.
-    pub(crate) fn to_vec_as<U: Element>(&self) -> Vec<U> {
+    pub fn to_vec_as<U: Element>(&self) -> Vec<U> {
         dispatch!(self.dtype(), T => self
             // Widening to f64 is exact, so T -> f64 -> U is T's value rounded once to U.
             .with_slice(|s: &[T]| s.iter().map(|&x| U::from_f64(x.to_f64())).collect())

@@ -3,7 +3,7 @@
 //! dtype is added in this file).
 
 use crate::{Result, Sample, Target};
-use nabla_core::{Buffer, DType, Element, Tensor};
+use nabla_core::{dispatch, Buffer, DType, Element, Tensor};
 use std::ops::Range;
 
 /// A batch being gathered by [`Dataset::append_to`](crate::Dataset::append_to): features
@@ -45,10 +45,7 @@ impl BatchBuffers {
 }
 
 fn empty(dtype: DType) -> Buffer {
-    match dtype {
-        DType::F32 => Buffer::F32(Vec::new()),
-        DType::F64 => Buffer::F64(Vec::new()),
-    }
+    dispatch!(dtype, T => T::wrap(Vec::new()))
 }
 
 /// Append f32 values to `dst`, converted to its dtype (a plain copy for f32).
@@ -102,8 +99,5 @@ pub(crate) fn tensor(b: Buffer, shape: &[usize]) -> Result<Tensor> {
 /// A row-major copy of `t`'s values, converted to `dtype`.
 pub(crate) fn buffer_as(t: &Tensor, dtype: DType) -> Result<Buffer> {
     let t = t.contiguous()?;
-    Ok(match dtype {
-        DType::F32 => Buffer::F32(t.to_vec_f32()),
-        DType::F64 => Buffer::F64(t.to_vec_f64()),
-    })
+    Ok(dispatch!(dtype, T => T::wrap(t.to_vec_as::<T>())))
 }

@@ -35,7 +35,7 @@
 use crate::optim::{Optimizer, OptimizerState};
 use crate::safetensors_io::{load_tensors, save_tensors};
 use crate::{Error, Result};
-use nabla_core::{DType, Generator, Tensor};
+use nabla_core::{dispatch, Generator, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -63,10 +63,7 @@ pub struct Checkpoint {
 
 /// A copy that shares nothing with `t` (the model keeps training after a capture).
 fn snapshot(t: &Tensor) -> Result<Tensor> {
-    Ok(match t.dtype() {
-        DType::F32 => Tensor::from_vec(t.to_vec::<f32>()?, t.shape())?,
-        DType::F64 => Tensor::from_vec(t.to_vec::<f64>()?, t.shape())?,
-    })
+    Ok(dispatch!(t.dtype(), T => Tensor::from_vec(t.to_vec::<T>()?, t.shape())?))
 }
 
 fn bad(path: &Path, msg: impl std::fmt::Display) -> Error {

@@ -170,11 +170,19 @@ impl State {
         let num = |k: &str| ck.extra.get(k).and_then(|v| v.parse::<f64>().ok());
         (self.epoch, self.step) = (ck.epoch, ck.step);
         self.batch = num("batch").unwrap_or(0.0) as usize;
-        self.partial = ck
-            .extra
-            .get("partial")
-            .and_then(|s| Sums::from_json(s))
-            .unwrap_or_default();
+        self.partial = match ck.extra.get("partial").and_then(|s| Sums::from_json(s)) {
+            Some(sums) => sums,
+            None => {
+                if self.batch > 0 {
+                    eprintln!(
+                        "note: {} holds no running sums of its part-done epoch (written by an older nabla); \
+                         this epoch's training averages count only the batches after the resume",
+                        path.display()
+                    );
+                }
+                Sums::default()
+            }
+        };
         self.best = num("best_metric").zip(num("best_epoch").map(|e| e as u64));
         // Dropout's (and any other module's) generators, so random draws go on as in an
         // uninterrupted run (checkpoints of models without any have none).

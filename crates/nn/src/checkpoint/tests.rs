@@ -3,6 +3,7 @@ use crate::loss::{cross_entropy, CrossEntropyOptions};
 use crate::optim::{clip_grad_norm, AdamW, AdamWOptions, Sgd, SgdOptions};
 use crate::safetensors_io::save_tensors;
 use crate::scheduler::{CosineAnnealingLR, LrScheduler, ReduceLROnPlateau, ReduceLROnPlateauOptions};
+use nabla_core::DType;
 
 fn temp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("nabla-ckpt-{name}-{}.safetensors", std::process::id()))

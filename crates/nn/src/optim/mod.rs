@@ -42,7 +42,7 @@ pub(crate) use rule::{GroupSettings, ParamState, UpdateRule};
 pub(crate) use slices::with_slices;
 
 use crate::{Error, Result};
-use nabla_core::{Buffer, DType, Element, Gradients, Tensor};
+use nabla_core::{dispatch, Buffer, DType, Element, Gradients, Tensor};
 use std::collections::BTreeMap;
 
 /// Parameters that share a learning rate and weight decay; `None` takes the optimizer's value.
@@ -302,10 +302,7 @@ pub(crate) struct StateStore {
 }
 
 fn zeros_buffer(dtype: DType, n: usize) -> Buffer {
-    match dtype {
-        DType::F32 => Buffer::F32(vec![0.0; n]),
-        DType::F64 => Buffer::F64(vec![0.0; n]),
-    }
+    dispatch!(dtype, T => T::wrap(vec![T::from_f64(0.0); n]))
 }
 
 fn buffer_tensor(b: &Buffer, shape: &[usize]) -> Result<Tensor> {
@@ -407,10 +404,7 @@ impl StateStore {
                     p.dtype()
                 )));
             }
-            slot.bufs[b] = match p.dtype() {
-                DType::F32 => Buffer::F32(t.to_vec::<f32>()?),
-                DType::F64 => Buffer::F64(t.to_vec::<f64>()?),
-            };
+            slot.bufs[b] = dispatch!(p.dtype(), T => T::wrap(t.to_vec::<T>()?));
             filled[i][b] = true;
         }
         for (i, slot) in slots.iter().enumerate() {
@@ -516,13 +510,10 @@ pub fn clip_grad_norm(grads: &mut Gradients, params: &[Tensor], max_norm: f64) -
     }
     for p in params {
         if let Some(g) = grads.get(p) {
-            let scaled = match g.dtype() {
-                DType::F32 => {
-                    let c = coef as f32;
-                    Tensor::from_vec(g.to_vec::<f32>()?.into_iter().map(|v| v * c).collect(), g.shape())?
-                }
-                DType::F64 => Tensor::from_vec(g.to_vec::<f64>()?.into_iter().map(|v| v * coef).collect(), g.shape())?,
-            };
+            let scaled = dispatch!(g.dtype(), T => {
+                let c = T::from_f64(coef);
+                Tensor::from_vec(g.to_vec::<T>()?.into_iter().map(|v| v * c).collect(), g.shape())?
+            });
             grads.insert(p, scaled);
         }
     }

@@ -5,7 +5,7 @@
 use super::Optimizer;
 use super::{for_each_param, OptimizerState, ParamGroup, ParamGroups, StateStore};
 use crate::Result;
-use nabla_core::{Buffer, DType, Element, Gradients, Tensor};
+use nabla_core::{dispatch, Buffer, Element, Gradients, Tensor};
 use std::fmt::Debug;
 
 /// The running state of one parameter: its step count and its buffers.
@@ -83,10 +83,12 @@ impl<R: UpdateRule> ElementwiseOptimizer<R> {
 impl<R: UpdateRule> Optimizer for ElementwiseOptimizer<R> {
     fn step(&mut self, grads: &Gradients) -> Result<()> {
         let o = &self.opts;
-        for_each_param(&self.groups, &mut self.state, grads, |p, g, st, s| match p.dtype() {
-            DType::F32 => o.update::<f32>(s, p, g, st),
-            DType::F64 => o.update::<f64>(s, p, g, st),
-        })
+        for_each_param(
+            &self.groups,
+            &mut self.state,
+            grads,
+            |p, g, st, s| dispatch!(p.dtype(), T => o.update::<T>(s, p, g, st)),
+        )
     }
 
     fn param_groups(&self) -> &ParamGroups {
