@@ -180,9 +180,11 @@ unsafe fn gemm_ptr<T: Element>(
 
 /// Products above this many multiply-adds go to `gemm` (1024³ ran 3–8% faster there;
 /// 512³ and below ran as fast or faster unpacked).
+#[cfg(target_arch = "x86_64")]
 const BIG_MACS: usize = 1 << 28;
 
 /// Products this small run on one thread in the unpacked kernels: the hand-off costs more.
+#[cfg(target_arch = "x86_64")]
 const SMALL_PAR_MACS: usize = 1 << 20;
 
 /// The unpacked AVX-512 kernels for f32 operands whose layout suits them; false if not taken.
