@@ -1,7 +1,7 @@
 //! `nabla eval`: score a checkpoint on its test split (the held-out rows for a table):
 //! accuracy, per-class precision/recall/F1 and the confusion matrix, or RMSE and R².
 
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::trainer::setup::load_trained;
 use crate::trainer::{data, evaluate, make_loader, LossKind};
 use clap::Args;
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 /// Score a checkpoint written by `nabla train` on the test split of its data set.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  nabla eval --checkpoint runs/lenet5-fashion-mnist/best.safetensors")]
+#[command(after_help = "Example:\n  nabla eval --checkpoint runs/lenet5-fashion-mnist/version_0/best.safetensors")]
 pub struct EvalArgs {
     /// The checkpoint (last.safetensors or best.safetensors of a run folder)
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -36,8 +36,12 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
         cfg.data = args.data;
     }
     let data = data::load(&cfg)?;
+    // The test split; a table has none, and its held-out rows stand in.
+    let split = data.test.clone().or(data.val.clone()).ok_or_else(|| {
+        CliError::new("the run held out no samples to score (--val-size 0 on a table); pass --data with other rows")
+    })?;
     let loader = make_loader(
-        data.val.clone(),
+        split.clone(),
         args.batch_size.max(1),
         &data.input_shape,
         &meta.normalize,
@@ -51,7 +55,7 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
         meta.model,
         ck.epoch,
         cfg.dataset,
-        data.val.len(),
+        split.len(),
         data.origin.display()
     );
     println!("loss {:.4}", ev.loss);

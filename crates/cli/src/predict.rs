@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// Classify images with a checkpoint written by `nabla train`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  nabla predict --checkpoint runs/lenet5-fashion-mnist/best.safetensors shoe.png\n\n\
+    after_help = "Example:\n  nabla predict --checkpoint runs/lenet5-fashion-mnist/version_0/best.safetensors shoe.png\n\n\
                         Fashion-MNIST items are light on a black background: use --invert for dark-on-light photos."
 )]
 pub struct PredictArgs {

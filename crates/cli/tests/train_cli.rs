@@ -98,6 +98,7 @@ fn s(p: &Path) -> &str {
 fn metric(dir: &Path, key: &str) -> Vec<f64> {
     let t = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     t.lines()
+        .filter(|l| !l.starts_with("{\"split\""))
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()[key]
                 .as_f64()
@@ -145,7 +146,20 @@ fn train_writes_the_run_folder_and_learns() {
         "--limit",
         "500",
     ]);
-    assert!(log.contains("(500 training, 200 validation samples"), "{log}");
+    // One twelfth of the 600 training images held out (as 5,000 of Fashion-MNIST's 60,000).
+    assert!(log.contains("(500 training, 50 validation, 200 test samples"), "{log}");
+    let done = log.lines().last().unwrap();
+    assert!(
+        done.contains("best validation accuracy")
+            && done.contains("test accuracy")
+            && done.contains("(best.safetensors)"),
+        "{done}"
+    );
+    let jsonl = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let test_line: serde_json::Value = serde_json::from_str(jsonl.lines().last().unwrap()).unwrap();
+    assert_eq!(test_line["split"], "test", "{jsonl}");
+    assert_eq!(test_line["checkpoint"], "best.safetensors", "{jsonl}");
+    assert!(test_line["test_acc"].as_f64().unwrap() > 0.9, "{jsonl}");
     assert_eq!(log.lines().filter(|l| l.starts_with("epoch ")).count(), 3, "{log}");
     for f in [
         "metrics.jsonl",
@@ -205,7 +219,8 @@ fn resume_is_bitwise_identical_with_dropout() {
 /// through epoch 2 and resumed: the same bits.
 fn resume_matches_a_straight_run(model: &str, train: usize) {
     let tmp = TempDir::new(&format!("resume-{model}"));
-    write_fake_fashion(&tmp.0, train, 32);
+    // 32 more images than trained on: the validation split.
+    write_fake_fashion(&tmp.0, train + 32, 32);
     let (steps, half) = (train / 32, train / 64);
     let common = |out: &Path| -> Vec<String> {
         [
@@ -225,6 +240,8 @@ fn resume_matches_a_straight_run(model: &str, train: usize) {
             "2",
             "--seed",
             "7",
+            "--val-size",
+            "32",
             "--out",
             s(out),
         ]
@@ -251,6 +268,76 @@ fn resume_matches_a_straight_run(model: &str, train: usize) {
     assert_eq!(bits(&straight.join("last.safetensors")), bits(&last));
     assert_eq!(metric(&straight, "train_loss"), metric(&split, "train_loss"));
     assert_eq!(metric(&straight, "val_acc"), metric(&split, "val_acc"));
+}
+
+/// Runs without --out go to runs/<model>-<data>/version_N and keep each other; --out takes
+/// an empty folder only (or --overwrite); a failed start leaves no folder; --val-size 0
+/// keeps no best and scores the last weights on the test split.
+#[test]
+fn runs_get_their_own_folders() {
+    let tmp = TempDir::new("versions");
+    write_fake_fashion(&tmp.0, 120, 20);
+    let d = s(&tmp.0);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nabla"))
+            .args(args)
+            .current_dir(&tmp.0)
+            .env_remove("NABLA_DATA")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let base = [
+        "train",
+        "--model",
+        "mlp",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--data-dir",
+        d,
+    ];
+    // A typo stops the run before any folder exists.
+    let bad = run(&[&base[..], &["--optimizer", "nosuch"]].concat());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(!tmp.0.join("runs").exists(), "a failed start left a folder");
+    for _ in 0..2 {
+        assert!(run(&base).status.success());
+    }
+    let runs = tmp.0.join("runs/mlp-fashion-mnist");
+    for v in ["version_0", "version_1"] {
+        assert!(runs.join(v).join("best.safetensors").is_file(), "{v}");
+        assert_eq!(metric(&runs.join(v), "epoch"), vec![1.0], "{v}");
+    }
+    // --out: an existing non-empty folder is refused, unless --overwrite.
+    let out = runs.join("version_0");
+    let before = std::fs::read(out.join("last.safetensors")).unwrap();
+    let refused = run(&[&base[..], &["--out", s(&out), "--seed", "3"]].concat());
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("not empty"), "{}", text(&refused.stderr));
+    assert_eq!(std::fs::read(out.join("last.safetensors")).unwrap(), before);
+    let no_val = [&base[..], &["--out", s(&out), "--overwrite", "--val-size", "0"]].concat();
+    let again = run(&no_val);
+    let log = text(&again.stdout);
+    assert!(again.status.success(), "{log}{}", text(&again.stderr));
+    assert!(
+        !out.join("best.safetensors").exists(),
+        "no validation, yet a best checkpoint"
+    );
+    let done = log.lines().last().unwrap();
+    assert!(
+        done.contains("no best checkpoint") && done.contains("test accuracy"),
+        "{done}"
+    );
+    assert!(done.contains("(last.safetensors)"), "{done}");
+    // Resuming continues in the checkpoint's folder; --init-from starts a new one afresh.
+    let last = runs.join("version_1/last.safetensors");
+    assert!(run(&["train", "--resume", s(&last), "--epochs", "2"]).status.success());
+    assert_eq!(metric(&runs.join("version_1"), "epoch"), vec![1.0, 2.0]);
+    let tuned = run(&[&base[..], &["--init-from", s(&last)]].concat());
+    assert!(tuned.status.success(), "{}", text(&tuned.stderr));
+    assert!(runs.join("version_2/best.safetensors").is_file());
 }
 
 #[test]

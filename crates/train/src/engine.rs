@@ -2,13 +2,13 @@
 //! recording, the epoch line, `metrics.jsonl`, checkpoints (`last`, `best`), and the stops
 //! (Ctrl-C or a step budget, which save and return; a non-finite loss, which saves nothing).
 
-use crate::record::{peak_rss_mib, read_metrics, write_atomic, write_metrics, Progress, Record};
-use crate::state::{State, Sums};
+use crate::record::{peak_rss_mib, read_metrics, write_atomic, write_metrics, write_test_line, Progress, Record};
+use crate::state::{load_weights, State, Sums};
 use crate::{Direction, Result, Task, TrainError};
 use nabla_core::no_grad;
 use nabla_data::{DataLoader, LoaderPosition};
 use nabla_nn::checkpoint::Checkpoint;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -23,6 +23,9 @@ pub struct FitOptions {
     pub out: PathBuf,
     /// A checkpoint to continue from, bit for bit.
     pub resume: Option<PathBuf>,
+    /// A checkpoint whose weights a fresh run starts from (fine-tuning: new optimizer state,
+    /// schedule, epochs and best score).
+    pub init_from: Option<PathBuf>,
     /// Stop (as Ctrl-C does) after this many steps in total.
     pub stop_after_steps: Option<u64>,
     /// A learning rate that replaces every optimizer's rates on resume.
@@ -38,6 +41,7 @@ impl Default for FitOptions {
             seed: 0,
             out: PathBuf::from("runs/run"),
             resume: None,
+            init_from: None,
             stop_after_steps: None,
             lr_override: None,
             config: None,
@@ -58,7 +62,8 @@ pub enum Outcome {
 }
 
 /// Train `task` on `train` (shuffled by the engine with `opts.seed`), validating on `val`
-/// after every epoch; `stop` is raised by Ctrl-C (or any other thread).
+/// after every epoch (without `val` no best checkpoint is kept and a plateau schedule sees
+/// no loss); `stop` is raised by Ctrl-C (or any other thread).
 pub fn fit(
     task: &mut dyn Task,
     train: DataLoader,
@@ -78,6 +83,9 @@ pub fn fit(
     };
     if st.optims.is_empty() {
         return Err(TrainError::msg("the task configured no optimizer"));
+    }
+    if let Some(path) = &opts.init_from {
+        load_weights(&*task, &Checkpoint::load(path)?, path)?;
     }
     if let Some(path) = &opts.resume {
         st.restore(&*task, &Checkpoint::load(path)?, path)?;
@@ -154,12 +162,9 @@ pub fn fit(
         }
         bar.finish();
         let this_part = t0.elapsed().as_secs_f64();
-        let val_metrics = {
-            let _guard = no_grad();
-            for b in val.into_iter().flat_map(|v| v.epoch(0)) {
-                task.validation_step(&b?)?;
-            }
-            task.validation_end()?
+        let val_metrics = match val {
+            Some(v) => score(task, v)?,
+            None => vec![],
         };
         let mut metrics: Vec<(String, f64)> = task
             .train_metrics(&p)
@@ -206,4 +211,30 @@ pub fn fit(
         }
     }
     Ok(Outcome::Finished { best: st.best })
+}
+
+/// One pass of the task's validation hooks over `loader`, recording no graph.
+fn score(task: &mut dyn Task, loader: &DataLoader) -> Result<Vec<(String, f64)>> {
+    let _guard = no_grad();
+    for b in loader.epoch(0) {
+        task.validation_step(&b?)?;
+    }
+    task.validation_end()
+}
+
+/// Score the weights of `checkpoint` (in the run folder `out`) on a held-out test set once,
+/// after training: the task's models take those weights, its validation hooks run over
+/// `loader`, and the metrics, named `test_<name>`, are returned and appended to
+/// `metrics.jsonl` as a line of their own (`"split":"test"`, the checkpoint's file name and
+/// epoch).
+pub fn test(task: &mut dyn Task, loader: &DataLoader, checkpoint: &Path, out: &Path) -> Result<Vec<(String, f64)>> {
+    let ck = Checkpoint::load(checkpoint)?;
+    load_weights(&*task, &ck, checkpoint)?;
+    let metrics: Vec<(String, f64)> = score(task, loader)?
+        .into_iter()
+        .map(|(k, v)| (format!("test_{k}"), v))
+        .collect();
+    let name = checkpoint.file_name().map_or("".into(), |n| n.to_string_lossy());
+    write_test_line(out, &name, ck.epoch, &metrics)?;
+    Ok(metrics)
 }

@@ -3,7 +3,7 @@
 
 use super::setup::{build_optimizer, schedule, RunMeta};
 use super::{batch_loss, report, EvalSums, LossKind};
-use crate::metrics::metric_name;
+use crate::metrics::{metric_name, Confusion};
 use nabla_data::Batch;
 use nabla_nn::{Mode, Module};
 use nabla_train::{Direction, Optim, Record, Result, StepOutput, Sums};
@@ -17,6 +17,7 @@ pub struct Supervised {
     kind: LossKind,
     banner: String,
     val: EvalSums,
+    last: Option<Confusion>,
 }
 
 impl Supervised {
@@ -29,7 +30,13 @@ impl Supervised {
             kind,
             banner,
             val: EvalSums::new(kind, meta.classes.len(), meta.target_scale),
+            last: None,
         }
+    }
+
+    /// The confusion matrix of the latest validation (or test) pass of a classifier.
+    pub fn last_confusion(&self) -> Option<&Confusion> {
+        self.last.as_ref()
     }
 
     fn regression(&self) -> bool {
@@ -77,6 +84,7 @@ impl nabla_train::Task for Supervised {
 
     fn validation_end(&mut self) -> Result<Vec<(String, f64)>> {
         let ev = self.val.take();
+        self.last = ev.confusion.clone();
         let mut m = vec![
             ("loss".to_string(), ev.loss),
             (metric_name(self.regression()).to_string(), ev.metric()),
