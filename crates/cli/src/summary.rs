@@ -46,7 +46,8 @@ pub fn parse_input(s: &str) -> CliResult<Vec<usize>> {
     }
 }
 
-/// Build the model the arguments describe; returns it with the input shape and class count.
+/// Build the model the arguments describe; returns it with the shape of one of its inputs
+/// (the generator's: a latent vector) and the class count.
 pub fn model_for(a: &ShapeArgs) -> CliResult<(Box<dyn Module>, Vec<usize>, usize)> {
     let input = parse_input(&a.input)?;
     if a.classes == 0 {
@@ -70,6 +71,16 @@ pub fn model_for(a: &ShapeArgs) -> CliResult<(Box<dyn Module>, Vec<usize>, usize
     }
     if let Some(act) = &a.activation {
         mc.activation = act.clone();
+    }
+    if a.model == "generator" {
+        // It makes an image of --input's shape from a latent vector (of --hidden's first
+        // size, else the registry's 100): that vector is its input.
+        if a.hidden.is_none() {
+            mc.hidden = vec![];
+        }
+        let g = nabla_models::build_dcgan_generator(&a.model, &mc)?;
+        let latent = vec![g.latent()];
+        return Ok((Box::new(g), latent, a.classes));
     }
     Ok((build_model(&a.model, &mc)?, input, a.classes))
 }

@@ -492,6 +492,53 @@ fn config_file_then_flags() {
     assert!(written.contains("scheduler = \"step\"\n"), "{written}");
 }
 
+/// Models of other tasks are refused before anything is loaded or written, each in one line
+/// that says what it is; a table trains an MLP only.
+#[test]
+fn train_refuses_models_of_other_tasks() {
+    let tmp = TempDir::new("tasks");
+    write_fake_fashion(&tmp.0, 20, 10);
+    let out = tmp.0.join("run");
+    let cases = [
+        ("conv_autoencoder", "an autoencoder"),
+        ("mlp_autoencoder", "an autoencoder"),
+        ("generator", "GAN's generator"),
+        ("discriminator", "GAN's discriminator"),
+        ("segnet", "segmentation"),
+        ("classloc", "bounding-box"),
+    ];
+    for (model, what) in cases {
+        let res = nabla(&["train", "--model", model, "--data-dir", s(&tmp.0), "--out", s(&out)]);
+        let err = text(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{model}: {err}");
+        assert_eq!(err.lines().count(), 1, "{model}: {err}");
+        assert!(
+            err.contains(what) && err.contains("not trainable from the command line yet"),
+            "{model}: {err}"
+        );
+        assert!(!out.exists(), "{model}: a refused run left a folder");
+    }
+    let csv = tmp.0.join("t.csv");
+    std::fs::write(&csv, "a,y\n1,2\n2,4\n3,6\n4,8\n").unwrap();
+    let res = nabla(&["train", "--data", s(&csv), "--target", "y", "--model", "lenet5"]);
+    assert!(
+        text(&res.stderr).contains("trains with --model mlp"),
+        "{}",
+        text(&res.stderr)
+    );
+}
+
+/// Every zoo model summarizes with its natural input (the generator: a latent vector).
+#[test]
+fn summary_takes_every_zoo_model() {
+    for m in nabla_models::names() {
+        let table = ok(&["summary", "--model", m]);
+        assert!(table.contains("total parameters"), "{m}:\n{table}");
+    }
+    let g = ok(&["summary", "--model", "generator", "--hidden", "64"]);
+    assert!(g.contains("z=64 for input 64") && g.contains("output 28×28×1"), "{g}");
+}
+
 #[test]
 fn summary_and_graph() {
     let table = ok(&["summary", "--model", "lenet5"]);

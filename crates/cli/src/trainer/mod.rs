@@ -229,6 +229,7 @@ pub fn resume_config(path: &Path) -> CliResult<TrainConfig> {
 pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
     let cfg = opts.cfg;
     cfg.validate()?;
+    setup::check_trainable(&cfg)?;
     let data: Data = data::load(&cfg)?;
     let kind = LossKind::of(&cfg);
     let mc = model_config(&cfg, &data.input_shape, data.classes.len());

@@ -25,6 +25,50 @@ pub fn build_model(name: &str, mc: &ModelConfig) -> CliResult<Box<dyn Module>> {
     Ok(nabla_models::build(name, mc)?)
 }
 
+/// The zoo's models that `nabla train` does not train, each with what it is.
+const OTHER_TASKS: &[(&str, &str)] = &[
+    ("mlp_autoencoder", "an autoencoder (it learns to reconstruct its input)"),
+    (
+        "conv_autoencoder",
+        "an autoencoder (it learns to reconstruct its input)",
+    ),
+    (
+        "generator",
+        "a GAN's generator (it trains against a discriminator, from latent vectors)",
+    ),
+    ("discriminator", "a GAN's discriminator (it trains against a generator)"),
+    ("segnet", "a segmentation network (a class for every pixel)"),
+    (
+        "classloc",
+        "a classifier with a bounding-box head (classification with localization)",
+    ),
+];
+
+/// Refuse a model that does not fit the task and data: one line naming what it is and what
+/// trains it.
+pub fn check_trainable(cfg: &TrainConfig) -> CliResult<()> {
+    let m = cfg.model.as_str();
+    if let Some((_, what)) = OTHER_TASKS.iter().find(|(n, _)| *n == m) {
+        return Err(CliError::new(format!(
+            "--model {m} is {what}; nabla train fits classifiers and regressors ({}),              and {m} is not trainable from the command line yet",
+            trainable_models().join(", ")
+        )));
+    }
+    let table = cfg.dataset == "csv" || cfg.data.is_some();
+    if table && m != "mlp" && nabla_models::names().contains(&m) {
+        return Err(CliError::new(format!(
+            "--model {m} takes images; a table (--data FILE.csv) trains with --model mlp"
+        )));
+    }
+    Ok(())
+}
+
+/// The zoo's models `nabla train` trains.
+pub fn trainable_models() -> Vec<&'static str> {
+    let other = |n: &&str| OTHER_TASKS.iter().any(|(o, _)| o == n);
+    nabla_models::names().into_iter().filter(|n| !other(n)).collect()
+}
+
 /// The optimizer the configuration names, over `params`.
 pub fn build_optimizer(cfg: &TrainConfig, params: Vec<nabla_core::Tensor>) -> CliResult<Box<dyn Optimizer>> {
     let (lr, wd) = (cfg.lr, cfg.weight_decay);
