@@ -16,7 +16,7 @@ mod summary;
 mod train;
 mod trainer;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// nabla: a deep-learning framework's command line.
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     nabla_core::memory::retain_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return error::usage(e),
+        Err(e) => return error::usage(e, Cli::command()),
     };
     error::finish(match cli.command {
         Command::Train(args) => train::run(*args),

@@ -3,6 +3,7 @@
 
 use crate::error::{CliError, CliResult};
 use crate::trainer::setup::build_model;
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 use nabla_core::{no_grad, DType, Tensor};
 use nabla_models::ModelConfig;
@@ -11,8 +12,8 @@ use nabla_nn::{Mode, Module};
 /// Which model to build, and for what input.
 #[derive(Debug, Args)]
 pub struct ShapeArgs {
-    /// Model from the zoo (mlp, lenet5, ...)
-    #[arg(long, short = 'm', value_name = "NAME")]
+    /// Model from the zoo (mlp, lenet5, ... see the error for a wrong name)
+    #[arg(long, short = 'm', value_name = "NAME", value_parser = PossibleValuesParser::new(nabla_models::names()), hide_possible_values = true)]
     model: String,
     /// Shape of one input: CxHxW (e.g. 3x227x227), or a feature count for tables
     #[arg(long, value_name = "CxHxW", default_value = "1x28x28")]

@@ -4,6 +4,7 @@
 use crate::config::{parse_task, Task, TrainConfig};
 use crate::error::CliResult;
 use crate::trainer::{self, Options, Outcome};
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -21,11 +22,11 @@ use std::sync::atomic::Ordering;
                   nabla train --resume runs/lenet5-fashion-mnist/version_0/last.safetensors --epochs 20"
 )]
 pub struct TrainArgs {
-    /// Model from the zoo (mlp, lenet5, ...) [default: lenet5; mlp for tables]
-    #[arg(long, value_name = "NAME")]
+    /// Model from the zoo [default: lenet5; mlp for tables]
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(nabla_models::names()), hide_possible_values = true)]
     model: Option<String>,
     /// Data set: fashion-mnist, mnist, kmnist, or csv (with --data) [default: fashion-mnist]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = ["fashion-mnist", "mnist", "kmnist", "csv"])]
     dataset: Option<String>,
     /// Directory searched first for the data set (then $NABLA_DATA, the system, the cache)
     #[arg(long, value_name = "DIR")]
@@ -37,7 +38,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "COLUMN")]
     target: Option<String>,
     /// classification or regression (regression: an MLP with MSE; RMSE and R² reported)
-    #[arg(long, value_name = "TASK")]
+    #[arg(long, value_name = "TASK", value_parser = ["classification", "regression"])]
     task: Option<String>,
     /// Epochs in total [default: 10]
     #[arg(long, value_name = "N")]
@@ -49,7 +50,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     lr: Option<f64>,
     /// sgd, adam, adamw or rmsprop [default: sgd]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = ["sgd", "adam", "adamw", "rmsprop"])]
     optimizer: Option<String>,
     /// Momentum of SGD and RMSprop [default: 0.9]
     #[arg(long, value_name = "M", allow_negative_numbers = true)]
@@ -58,7 +59,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "L2", allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// none, cosine, step, exponential or plateau [default: cosine]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = ["none", "cosine", "step", "exponential", "plateau"])]
     scheduler: Option<String>,
     /// Random crops (padding 2) and horizontal flips of training images [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -82,7 +83,7 @@ pub struct TrainArgs {
     #[arg(long)]
     overwrite: bool,
     /// cross-entropy or mse (on one-hot targets) [default: cross-entropy]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = ["cross-entropy", "mse"])]
     loss: Option<String>,
     /// Train on the first N training samples only
     #[arg(long, value_name = "N")]
