@@ -353,6 +353,19 @@ impl TrainConfig {
                 return fail("give --val-size or --val-fraction, not both".into());
             }
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.threads > cores {
+            return fail(format!(
+                "--threads {}: this machine has {cores} cores (0 uses them all)",
+                self.threads
+            ));
+        }
+        if self.workers > cores {
+            return fail(format!(
+                "--workers {}: at most {cores}, the cores of this machine",
+                self.workers
+            ));
+        }
         if self.limit == Some(0) {
             return fail("--limit must be at least 1".into());
         }

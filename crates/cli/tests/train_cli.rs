@@ -593,6 +593,9 @@ fn user_errors_are_one_line_without_panics() {
     std::fs::write(&file, "x").unwrap();
     let d = s(&tmp.0);
     let blocked = format!("{}/sub", s(&file));
+    let empty = tmp.0.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let empty = s(&empty).to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["train", "--model", "nosuch", "--data-dir", d],
@@ -603,6 +606,24 @@ fn user_errors_are_one_line_without_panics() {
             "invalid value 'nosuch' for '--dataset <NAME>'",
         ),
         (vec!["train", "--data-dir", "/no/such/dir"], "no such directory"),
+        // A folder without the data set is an error naming what was looked for, not a
+        // silent fallback to another copy.
+        (
+            vec!["train", "--data-dir", &empty],
+            "fashion-mnist is not there (looked in",
+        ),
+        (
+            vec!["train", "--data-dir", &empty],
+            "t10k-labels-idx1-ubyte, each raw or .gz",
+        ),
+        (
+            vec!["train", "--threads", "100000", "--data-dir", d],
+            "--threads 100000: this machine has",
+        ),
+        (
+            vec!["train", "--workers", "100000", "--data-dir", d],
+            "--workers 100000: at most",
+        ),
         (vec!["train", "--lr", "fast"], "invalid value 'fast'"),
         (
             vec!["train", "--lr", "-1", "--data-dir", d],

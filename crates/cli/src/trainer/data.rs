@@ -53,23 +53,36 @@ fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDataset, Path
             IMAGE_DATASETS.join(", ")
         ))
     })?;
-    if let Some(d) = &cfg.data_dir {
+    let dir = if let Some(d) = &cfg.data_dir {
+        // A folder named on the command line holds the data, or the run stops: no fallback.
         if !d.is_dir() {
             return Err(CliError::new(format!("--data-dir {}: no such directory", d.display())));
         }
-    }
-    let dir = if fam == MnistFamily::Fashion {
-        let mut f = FashionMnist::new();
-        if let Some(d) = &cfg.data_dir {
-            f = f.with_data_dir(d);
-        }
-        f.locate()?
+        let inside = d.join(name);
+        let files: Vec<String> = [Split::Train, Split::Test]
+            .iter()
+            .flat_map(|&s| fam.file_names(s))
+            .collect();
+        [d.clone(), inside.clone()]
+            .into_iter()
+            .find(|c| fam.is_in(c))
+            .ok_or_else(|| {
+                CliError::new(format!(
+                    "--data-dir {}: {name} is not there (looked in {} and {} for {}, each raw or .gz)",
+                    d.display(),
+                    d.display(),
+                    inside.display(),
+                    files.join(", ")
+                ))
+            })?
+    } else if fam == MnistFamily::Fashion {
+        FashionMnist::new().locate()?
     } else {
         let mut dirs = Vec::new();
         let env = std::env::var_os("NABLA_DATA")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
-        for root in cfg.data_dir.iter().chain(env.iter()) {
+        for root in env.iter() {
             dirs.push(root.clone());
             dirs.push(root.join(name));
         }
