@@ -596,6 +596,17 @@ fn user_errors_are_one_line_without_panics() {
     let empty = tmp.0.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let empty = s(&empty).to_string();
+    let png = tmp.0.join("shoe.png");
+    image::GrayImage::new(4, 4).save(&png).unwrap();
+    let png = s(&png).to_string();
+    // A safetensors file of one tensor and no nabla metadata.
+    let header = br#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&1f32.to_le_bytes());
+    let foreign = tmp.0.join("other.safetensors");
+    std::fs::write(&foreign, bytes).unwrap();
+    let foreign = s(&foreign).to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["train", "--model", "nosuch", "--data-dir", d],
@@ -663,6 +674,15 @@ fn user_errors_are_one_line_without_panics() {
             "no such checkpoint file",
         ),
         (vec!["eval", "--checkpoint", s(&file)], "a-file"),
+        (
+            vec!["eval", "-c", &png],
+            "shoe.png: not a nabla checkpoint (safetensors) file",
+        ),
+        (
+            vec!["eval", "-c", &foreign],
+            "other.safetensors: a safetensors file, but not a nabla checkpoint",
+        ),
+        (vec!["train", "--init-from", &png, "--data-dir", d], "--init-from"),
         (
             vec!["predict", "--checkpoint", "/no/such.safetensors", "x.png"],
             "no such checkpoint file",

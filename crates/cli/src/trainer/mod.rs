@@ -19,7 +19,6 @@ use data::Data;
 use nabla_core::{no_grad, Tensor};
 use nabla_data::transforms::{Compose, Normalize, RandomCrop, RandomHorizontalFlip, Transform};
 use nabla_data::{Batch, DataLoader};
-use nabla_nn::checkpoint::Checkpoint;
 use nabla_nn::loss::{cross_entropy, mse_loss, CrossEntropyOptions, Reduction};
 use nabla_nn::{Mode, Module};
 use nabla_train::FitOptions;
@@ -215,13 +214,7 @@ pub fn make_loader(
 
 /// The configuration saved in a checkpoint, to resume with (flags then override it).
 pub fn resume_config(path: &Path) -> CliResult<TrainConfig> {
-    if !path.is_file() {
-        return Err(CliError::new(format!(
-            "--resume {}: no such checkpoint file",
-            path.display()
-        )));
-    }
-    let ck = Checkpoint::load(path)?;
+    let ck = setup::read_checkpoint(path, "--resume ")?;
     Ok(RunMeta::from_checkpoint(&ck, path)?.config)
 }
 
@@ -235,12 +228,7 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
     let mc = model_config(&cfg, &data.input_shape, data.classes.len());
     let model = build_model(&cfg.model, &mc)?;
     if let Some(p) = &opts.init_from {
-        if !p.is_file() {
-            return Err(CliError::new(format!(
-                "--init-from {}: no such checkpoint file",
-                p.display()
-            )));
-        }
+        setup::read_checkpoint(p, "--init-from ")?;
     }
     // Only now that the arguments, the data and the model are good.
     let out = folder::create(&cfg, opts.resume.is_some(), opts.overwrite)?;

@@ -271,12 +271,48 @@ impl RunMeta {
     }
 }
 
+/// Whether the file starts as safetensors does: an 8-byte little-endian header length that
+/// fits the file, then the header's JSON object.
+fn looks_like_safetensors(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut head = [0u8; 9];
+    if len < 9 {
+        return Ok(false);
+    }
+    f.read_exact(&mut head)?;
+    let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    Ok(n >= 2 && n <= len - 8 && head[8] == b'{')
+}
+
+/// Read a checkpoint named by `flag` (`--resume `, `--init-from `, or "" for a command's
+/// own argument), saying in one line when the file is missing, is not safetensors, or is
+/// safetensors that nabla did not write.
+pub fn read_checkpoint(path: &Path, flag: &str) -> CliResult<Checkpoint> {
+    let p = path.display();
+    if !path.is_file() {
+        return Err(CliError::new(format!("{flag}{p}: no such checkpoint file")));
+    }
+    let safetensors = looks_like_safetensors(path).map_err(|e| CliError::io("read", path, e))?;
+    if !safetensors {
+        return Err(CliError::new(format!(
+            "{flag}{p}: not a nabla checkpoint (safetensors) file; nabla train writes last.safetensors and \
+             best.safetensors in its run folder"
+        )));
+    }
+    Checkpoint::load(path).map_err(|e| {
+        let why = e.to_string();
+        let why = why.rsplit(": checkpoint: ").next().unwrap_or(&why).to_string();
+        CliError::new(format!(
+            "{flag}{p}: a safetensors file, but not a nabla checkpoint ({why})"
+        ))
+    })
+}
+
 /// Load a checkpoint written by `nabla train` and rebuild its model with the saved weights.
 pub fn load_trained(path: &Path) -> CliResult<(Box<dyn Module>, RunMeta, Checkpoint)> {
-    if !path.is_file() {
-        return Err(CliError::new(format!("{}: no such checkpoint file", path.display())));
-    }
-    let ck = Checkpoint::load(path)?;
+    let ck = read_checkpoint(path, "")?;
     let meta = RunMeta::from_checkpoint(&ck, path)?;
     let model = build_model(&meta.model, &meta.model_config)?;
     ck.restore_model(&model.state_dict())?;
