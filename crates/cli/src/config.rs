@@ -87,6 +87,23 @@ pub struct TrainConfig {
     pub val_limit: Option<usize>,
     /// Background threads building batches.
     pub workers: usize,
+    /// Stop after this many epochs without a better validation score.
+    pub early_stop: Option<u64>,
+    /// The smallest change of the validation score that counts for early stopping.
+    pub min_delta: f64,
+    /// Clip the gradients' global L2 norm to this before each step.
+    pub clip_grad_norm: Option<f64>,
+    /// Cross-entropy against targets smoothed by this much (PyTorch's `label_smoothing`).
+    pub label_smoothing: f64,
+    /// Epochs between decays of the `step` schedule (default a third of the epochs).
+    pub step_size: Option<usize>,
+    /// Decay factor of `step`, `multistep` (default 0.1) and `exponential` (default: down
+    /// to 1% by the last epoch).
+    pub gamma: Option<f64>,
+    /// Epochs at which `multistep` decays.
+    pub milestones: Vec<usize>,
+    /// Epochs without a lower validation loss before `plateau` lowers the rate (default 2).
+    pub patience: Option<u64>,
 }
 
 impl Default for TrainConfig {
@@ -118,6 +135,14 @@ impl Default for TrainConfig {
             val_fraction: None,
             val_limit: None,
             workers: 0,
+            early_stop: None,
+            min_delta: 0.0,
+            clip_grad_norm: None,
+            label_smoothing: 0.0,
+            step_size: None,
+            gamma: None,
+            milestones: vec![],
+            patience: None,
         }
     }
 }
@@ -151,6 +176,14 @@ pub const KEYS: &[&str] = &[
     "val_split",
     "val_limit",
     "workers",
+    "early_stop",
+    "min_delta",
+    "clip_grad_norm",
+    "label_smoothing",
+    "step_size",
+    "gamma",
+    "milestones",
+    "patience",
 ];
 
 /// One value of the file format.
@@ -315,6 +348,22 @@ impl TrainConfig {
                 "val_fraction" | "val_split" => self.val_fraction = Some(want_num(k, v)?),
                 "val_limit" => self.val_limit = Some(want_count(k, v)?),
                 "workers" => self.workers = want_count(k, v)?,
+                "early_stop" => self.early_stop = Some(want_count(k, v)? as u64),
+                "min_delta" => self.min_delta = want_num(k, v)?,
+                "clip_grad_norm" => self.clip_grad_norm = Some(want_num(k, v)?),
+                "label_smoothing" => self.label_smoothing = want_num(k, v)?,
+                "step_size" => self.step_size = Some(want_count(k, v)?),
+                "gamma" => self.gamma = Some(want_num(k, v)?),
+                "milestones" => match v {
+                    Value::List(xs) => {
+                        self.milestones = xs
+                            .iter()
+                            .map(|&x| want_count(k, &Value::Num(x)))
+                            .collect::<CliResult<_>>()?
+                    }
+                    _ => return Err(CliError::new("config: milestones must be a list like [30, 60]")),
+                },
+                "patience" => self.patience = Some(want_count(k, v)? as u64),
                 _ => return Err(CliError::new(format!("config: unknown key {k:?}"))),
             }
         }
@@ -389,9 +438,40 @@ impl TrainConfig {
         one_of(
             "scheduler",
             &self.scheduler,
-            &["none", "cosine", "step", "exponential", "plateau"],
+            &["none", "cosine", "step", "multistep", "exponential", "plateau"],
         )?;
         one_of("loss", &self.loss, &["cross-entropy", "mse"])?;
+        if !(0.0..=1.0).contains(&self.label_smoothing) {
+            return fail(format!(
+                "--label-smoothing must be in [0, 1], got {}",
+                self.label_smoothing
+            ));
+        }
+        if self.label_smoothing > 0.0 && (self.loss != "cross-entropy" || self.task == Task::Regression) {
+            return fail("--label-smoothing needs the cross-entropy loss".into());
+        }
+        if !(self.min_delta >= 0.0 && self.min_delta.is_finite()) {
+            return fail(format!("--min-delta must be ≥ 0, got {}", self.min_delta));
+        }
+        if self.early_stop == Some(0) {
+            return fail("--early-stop must be at least 1 epoch".into());
+        }
+        if let Some(c) = self.clip_grad_norm {
+            if !(c > 0.0 && c.is_finite()) {
+                return fail(format!("--clip-grad-norm must be a positive number, got {c}"));
+            }
+        }
+        if let Some(g) = self.gamma {
+            if !(g > 0.0 && g <= 1.0) {
+                return fail(format!("--gamma must be in (0, 1], got {g}"));
+            }
+        }
+        if self.step_size == Some(0) {
+            return fail("--step-size must be at least 1".into());
+        }
+        if self.scheduler == "multistep" && self.milestones.is_empty() {
+            return fail("--scheduler multistep needs --milestones, e.g. --milestones 5,8".into());
+        }
         if self.task == Task::Regression && self.loss != "mse" {
             return fail("regression trains with --loss mse".into());
         }
@@ -462,6 +542,27 @@ impl TrainConfig {
             line("val_limit", v.to_string());
         }
         line("workers", self.workers.to_string());
+        if let Some(v) = self.early_stop {
+            line("early_stop", v.to_string());
+        }
+        line("min_delta", format!("{:?}", self.min_delta));
+        if let Some(v) = self.clip_grad_norm {
+            line("clip_grad_norm", format!("{v:?}"));
+        }
+        line("label_smoothing", format!("{:?}", self.label_smoothing));
+        if let Some(v) = self.step_size {
+            line("step_size", v.to_string());
+        }
+        if let Some(v) = self.gamma {
+            line("gamma", format!("{v:?}"));
+        }
+        if !self.milestones.is_empty() {
+            let m: Vec<String> = self.milestones.iter().map(|h| h.to_string()).collect();
+            line("milestones", format!("[{}]", m.join(", ")));
+        }
+        if let Some(v) = self.patience {
+            line("patience", v.to_string());
+        }
         s
     }
 
@@ -487,6 +588,14 @@ mod tests {
             lr: 0.1 + 0.2,
             hidden: vec![64, 32],
             limit: Some(600),
+            early_stop: Some(3),
+            min_delta: 0.001,
+            clip_grad_norm: Some(1.0),
+            label_smoothing: 0.1,
+            gamma: Some(0.5),
+            milestones: vec![3, 6],
+            patience: Some(4),
+            step_size: Some(2),
             val_size: Some(0),
             val_limit: Some(30),
             augment: true,

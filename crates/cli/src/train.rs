@@ -58,8 +58,8 @@ pub struct TrainArgs {
     /// L2 penalty (decoupled for adamw) [default: 0.0005]
     #[arg(long, value_name = "L2", allow_negative_numbers = true)]
     weight_decay: Option<f64>,
-    /// none, cosine, step, exponential or plateau [default: cosine]
-    #[arg(long, value_name = "NAME", value_parser = ["none", "cosine", "step", "exponential", "plateau"])]
+    /// none, cosine, step, multistep, exponential or plateau [default: cosine]
+    #[arg(long, value_name = "NAME", value_parser = ["none", "cosine", "step", "multistep", "exponential", "plateau"])]
     scheduler: Option<String>,
     /// Random crops (padding 2) and horizontal flips of training images [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -114,6 +114,33 @@ pub struct TrainArgs {
     /// Background threads building batches [default: 0]
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Stop when the validation score has not improved for this many epochs
+    #[arg(long, value_name = "PATIENCE")]
+    early_stop: Option<u64>,
+    /// The smallest change of the validation score that counts as an improvement for
+    /// --early-stop [default: 0]
+    #[arg(long, value_name = "DELTA")]
+    min_delta: Option<f64>,
+    /// Clip the gradients' global L2 norm to this before each step
+    #[arg(long, value_name = "NORM")]
+    clip_grad_norm: Option<f64>,
+    /// Train against targets smoothed by this much (cross-entropy; validation stays plain)
+    /// [default: 0]
+    #[arg(long, value_name = "EPS")]
+    label_smoothing: Option<f64>,
+    /// Epochs between decays of the step schedule [default: a third of --epochs]
+    #[arg(long, value_name = "N")]
+    step_size: Option<usize>,
+    /// Decay factor of step, multistep and plateau [default: 0.1] and exponential [default:
+    /// down to 1% by the last epoch]
+    #[arg(long, value_name = "G")]
+    gamma: Option<f64>,
+    /// Epochs at which the multistep schedule decays, comma-separated
+    #[arg(long, value_name = "EPOCHS", value_delimiter = ',')]
+    milestones: Option<Vec<usize>>,
+    /// Epochs without a lower validation loss before plateau lowers the rate [default: 2]
+    #[arg(long, value_name = "N")]
+    patience: Option<u64>,
     /// Stop after this many optimizer steps in all, saving a checkpoint (as Ctrl-C does)
     #[arg(long, value_name = "STEPS")]
     stop_after_steps: Option<u64>,
@@ -149,7 +176,16 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         weight_decay
     );
     set!(scheduler, augment, seed, threads, out, loss, limit, hidden, activation, variant, workers);
-    set!(val_size, val_fraction, val_limit);
+    set!(
+        val_size,
+        val_fraction,
+        val_limit,
+        early_stop,
+        min_delta,
+        clip_grad_norm,
+        label_smoothing
+    );
+    set!(step_size, gamma, milestones, patience);
     // A flag replaces the file's (or the resumed run's) choice of the other.
     if a.val_size.is_some() {
         c.val_fraction = None;

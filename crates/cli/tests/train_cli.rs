@@ -340,6 +340,67 @@ fn runs_get_their_own_folders() {
     assert!(runs.join("version_2/best.safetensors").is_file());
 }
 
+/// --early-stop (kept in config.toml and on resume), --clip-grad-norm and --label-smoothing
+/// each change what training does.
+#[test]
+fn early_stopping_clipping_and_label_smoothing() {
+    let tmp = TempDir::new("knobs");
+    write_fake_fashion(&tmp.0, 400, 50);
+    let d = s(&tmp.0);
+    let base = [
+        "train",
+        "--model",
+        "mlp",
+        "--hidden",
+        "16",
+        "--data-dir",
+        d,
+        "--batch-size",
+        "32",
+        "--epochs",
+        "5",
+    ];
+    let stop = tmp.0.join("stop");
+    // No accuracy can improve by more than 1: the run stops after its patience of 1 epoch.
+    let log = ok(&[&base[..], &["--early-stop", "1", "--min-delta", "1", "--out", s(&stop)]].concat());
+    assert!(log.contains("early stop: val_acc has not improved"), "{log}");
+    assert_eq!(metric(&stop, "epoch"), vec![1.0, 2.0]);
+    let config = std::fs::read_to_string(stop.join("config.toml")).unwrap();
+    assert!(
+        config.contains("early_stop = 1\n") && config.contains("min_delta = 1.0\n"),
+        "{config}"
+    );
+    let log = ok(&["train", "--resume", s(&stop.join("last.safetensors"))]);
+    assert!(log.contains("early stop"), "{log}");
+    assert_eq!(metric(&stop, "epoch"), vec![1.0, 2.0, 3.0]);
+
+    // Gradients clipped to almost nothing leave the weights (and so the loss) where they were.
+    let (clip, free) = (tmp.0.join("clip"), tmp.0.join("free"));
+    let no_decay = ["--weight-decay", "0", "--scheduler", "none"];
+    ok(&[&base[..], &no_decay, &["--clip-grad-norm", "1e-9", "--out", s(&clip)]].concat());
+    ok(&[&base[..], &no_decay, &["--out", s(&free)]].concat());
+    let (c, f) = (metric(&clip, "val_loss"), metric(&free, "val_loss"));
+    let still = c.iter().all(|v| (v - c[0]).abs() < 1e-4);
+    assert!(still && c[0] > 2.0 && f[0] < 1.0, "clipped {c:?}, free {f:?}");
+
+    // Schedule parameters: halving every 2 epochs, as a step and as milestones.
+    for (name, sched) in [
+        ("step", ["--scheduler", "step", "--step-size", "2"]),
+        ("multistep", ["--scheduler", "multistep", "--milestones", "2,4"]),
+    ] {
+        let out = tmp.0.join(name);
+        ok(&[&base[..], &sched, &["--gamma", "0.5", "--lr", "0.04", "--out", s(&out)]].concat());
+        assert_eq!(metric(&out, "lr"), vec![0.04, 0.04, 0.02, 0.02, 0.01], "{name}");
+    }
+
+    // Smoothed targets keep the training loss above their entropy (1.68 for 0.5 over 10
+    // classes) while the plain validation loss goes below it.
+    let smooth = tmp.0.join("smooth");
+    ok(&[&base[..], &["--label-smoothing", "0.5", "--out", s(&smooth)]].concat());
+    let (t, v) = (metric(&smooth, "train_loss"), metric(&smooth, "val_loss"));
+    assert!(t[4] > 1.6 && v[4] < 1.2, "train {t:?}, val {v:?}");
+}
+
 #[test]
 fn ctrl_c_saves_a_checkpoint_and_exits() {
     let tmp = TempDir::new("sigint");
@@ -356,6 +417,9 @@ fn ctrl_c_saves_a_checkpoint_and_exits() {
             "1000",
             "--batch-size",
             "8",
+            // All 2000 images train: 250 steps an epoch.
+            "--val-size",
+            "0",
         ])
         .args(["--out", s(&out)])
         .stdout(Stdio::piped())

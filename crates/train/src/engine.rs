@@ -32,6 +32,42 @@ pub struct FitOptions {
     pub lr_override: Option<f64>,
     /// The text written to `config.toml` (none: no file).
     pub config: Option<String>,
+    /// Stop when the best-checkpoint metric has not improved for a while.
+    pub early_stop: Option<EarlyStop>,
+    /// Clip every optimizer's gradients to this global L2 norm (see [`crate::Optim::step`]).
+    pub clip_grad_norm: Option<f64>,
+}
+
+/// Early stopping (Lightning's `EarlyStopping`): end the run when the metric that selects the
+/// best checkpoint has not improved by more than `min_delta` for `patience` epochs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EarlyStop {
+    /// Epochs without improvement tolerated.
+    pub patience: u64,
+    /// The smallest change that counts as an improvement.
+    pub min_delta: f64,
+}
+
+impl EarlyStop {
+    /// Epochs since the last improvement in `values` (one per epoch, in order; non-finite
+    /// values never improve), as the run's records say: resuming needs no extra state.
+    pub fn stale(&self, values: &[f64], direction: Direction) -> u64 {
+        let mut best: Option<f64> = None;
+        let mut stale = 0;
+        for &v in values {
+            let improved = v.is_finite()
+                && best.is_none_or(|b| match direction {
+                    Direction::Min => v < b - self.min_delta,
+                    Direction::Max => v > b + self.min_delta,
+                });
+            if improved {
+                (best, stale) = (Some(v), 0);
+            } else {
+                stale += 1;
+            }
+        }
+        stale
+    }
 }
 
 impl Default for FitOptions {
@@ -45,6 +81,8 @@ impl Default for FitOptions {
             stop_after_steps: None,
             lr_override: None,
             config: None,
+            early_stop: None,
+            clip_grad_norm: None,
         }
     }
 }
@@ -52,7 +90,8 @@ impl Default for FitOptions {
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// All epochs done; the best score and the epoch it came from, if any was finite.
+    /// All epochs done (or fewer, stopped by [`EarlyStop`]); the best score and the epoch
+    /// it came from, if any was finite.
     Finished {
         /// `(score, epoch)` of `best.safetensors`.
         best: Option<(f64, u64)>,
@@ -83,6 +122,9 @@ pub fn fit(
     };
     if st.optims.is_empty() {
         return Err(TrainError::msg("the task configured no optimizer"));
+    }
+    for o in &mut st.optims {
+        o.clip_grad_norm = opts.clip_grad_norm;
     }
     if let Some(path) = &opts.init_from {
         load_weights(&*task, &Checkpoint::load(path)?, path)?;
@@ -209,6 +251,16 @@ pub fn fit(
         if stopped && st.epoch < epochs {
             return Ok(Outcome::Stopped(last));
         }
+        if let Some(es) = &opts.early_stop {
+            let history: Vec<f64> = records.iter().map(|r| r.get(best_key)).collect();
+            if es.stale(&history, direction) >= es.patience.max(1) && st.epoch < epochs {
+                println!(
+                    "early stop: {best_key} has not improved by more than {} for {} epochs",
+                    es.min_delta, es.patience
+                );
+                break;
+            }
+        }
     }
     Ok(Outcome::Finished { best: st.best })
 }
@@ -237,4 +289,23 @@ pub fn test(task: &mut dyn Task, loader: &DataLoader, checkpoint: &Path, out: &P
     let name = checkpoint.file_name().map_or("".into(), |n| n.to_string_lossy());
     write_test_line(out, &name, ck.epoch, &metrics)?;
     Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stop_counts_epochs_since_an_improvement_beyond_min_delta() {
+        let es = EarlyStop {
+            patience: 2,
+            min_delta: 0.01,
+        };
+        let acc = [0.5, 0.6, 0.605, 0.61, 0.62];
+        // 0.605 and 0.61 are within 0.01 of 0.6; 0.62 is not.
+        assert_eq!(es.stale(&acc[..4], Direction::Max), 2);
+        assert_eq!(es.stale(&acc, Direction::Max), 0);
+        assert_eq!(es.stale(&[1.0, f64::NAN, 0.995], Direction::Min), 2);
+        assert_eq!(es.stale(&[f64::NAN, 1.0], Direction::Min), 0);
+    }
 }

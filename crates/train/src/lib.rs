@@ -79,7 +79,7 @@ mod schedule;
 mod state;
 mod stop;
 
-pub use engine::{fit, test, FitOptions, Outcome};
+pub use engine::{fit, test, EarlyStop, FitOptions, Outcome};
 pub use error::{Result, TrainError};
 pub use record::{write_atomic, Record};
 pub use schedule::{Optim, Schedule};

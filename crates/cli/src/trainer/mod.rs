@@ -73,10 +73,17 @@ impl LossKind {
     }
 }
 
-/// The mean loss of a batch.
-pub fn batch_loss(out: &Tensor, b: &Batch, kind: LossKind) -> CliResult<Tensor> {
+/// The mean loss of a batch; cross-entropy against targets smoothed by `smoothing` (training
+/// only: validation and test losses are plain cross-entropy, as timm reports them).
+pub fn batch_loss(out: &Tensor, b: &Batch, kind: LossKind, smoothing: f64) -> CliResult<Tensor> {
     Ok(match kind {
-        LossKind::CrossEntropy => cross_entropy(out, &b.labels[..], &CrossEntropyOptions::default()),
+        LossKind::CrossEntropy => {
+            let opts = CrossEntropyOptions {
+                label_smoothing: smoothing,
+                ..Default::default()
+            };
+            cross_entropy(out, &b.labels[..], &opts)
+        }
         LossKind::MseOneHot => {
             let classes = out.shape().get(1).copied().unwrap_or(1);
             let onehot = Tensor::one_hot(&b.labels, classes, out.dtype())?;
@@ -140,7 +147,7 @@ impl EvalSums {
     /// Add a batch and the model's output for it.
     pub fn add(&mut self, out: &Tensor, b: &Batch) -> CliResult<()> {
         let rows = b.inputs.shape()[0];
-        self.loss_sum += batch_loss(out, b, self.kind)?.item()? * rows as f64;
+        self.loss_sum += batch_loss(out, b, self.kind, 0.0)?.item()? * rows as f64;
         self.n += rows;
         if let Some(c) = self.confusion.as_mut() {
             for (&t, &p) in b.labels.iter().zip(&out.argmax(1, false)?) {
@@ -272,6 +279,11 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
         stop_after_steps: opts.stop_after_steps,
         lr_override: opts.lr_override,
         config: Some(cfg.to_toml()),
+        early_stop: cfg.early_stop.map(|patience| nabla_train::EarlyStop {
+            patience,
+            min_delta: cfg.min_delta,
+        }),
+        clip_grad_norm: cfg.clip_grad_norm,
     };
     let best = match nabla_train::fit(&mut task, loader, val_loader.as_ref(), &fit, stop)? {
         nabla_train::Outcome::Stopped(last) => return Ok(Outcome::Stopped(last)),

@@ -7,7 +7,9 @@ use crate::error::{CliError, CliResult};
 use nabla_models::ModelConfig;
 use nabla_nn::checkpoint::Checkpoint;
 use nabla_nn::optim::{Adam, AdamOptions, AdamW, AdamWOptions, Optimizer, RMSprop, RMSpropOptions, Sgd, SgdOptions};
-use nabla_nn::scheduler::{CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, ReduceLROnPlateauOptions, StepLR};
+use nabla_nn::scheduler::{
+    CosineAnnealingLR, ExponentialLR, MultiStepLR, ReduceLROnPlateau, ReduceLROnPlateauOptions, StepLR,
+};
 use nabla_nn::Module;
 use nabla_train::Schedule;
 use serde_json::{json, Value};
@@ -119,15 +121,23 @@ pub fn schedule(cfg: &TrainConfig, opt: &mut dyn Optimizer) -> CliResult<Schedul
     Ok(match cfg.scheduler.as_str() {
         "none" => Schedule::Constant,
         "cosine" => Schedule::Epoch(Box::new(CosineAnnealingLR::new(opt, epochs, 0.0)?)),
-        "step" => Schedule::Epoch(Box::new(StepLR::new(opt, (epochs / 3).max(1), 0.1)?)),
-        // Down to 1% of the rate by the last epoch.
+        "step" => {
+            let size = cfg.step_size.unwrap_or((epochs / 3).max(1));
+            Schedule::Epoch(Box::new(StepLR::new(opt, size, cfg.gamma.unwrap_or(0.1))?))
+        }
+        "multistep" => {
+            let gamma = cfg.gamma.unwrap_or(0.1);
+            Schedule::Epoch(Box::new(MultiStepLR::new(opt, &cfg.milestones, gamma)?))
+        }
+        // Down to 1% of the rate by the last epoch, unless a gamma is given.
         "exponential" => {
-            let gamma = 0.01f64.powf(1.0 / epochs as f64);
+            let gamma = cfg.gamma.unwrap_or_else(|| 0.01f64.powf(1.0 / epochs as f64));
             Schedule::Epoch(Box::new(ExponentialLR::new(opt, gamma)?))
         }
         "plateau" => {
             let o = ReduceLROnPlateauOptions {
-                patience: 2,
+                patience: cfg.patience.unwrap_or(2),
+                factor: cfg.gamma.unwrap_or(0.1),
                 ..Default::default()
             };
             Schedule::Plateau(ReduceLROnPlateau::new(opt, o)?)
