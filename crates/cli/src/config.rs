@@ -104,6 +104,8 @@ pub struct TrainConfig {
     pub milestones: Vec<usize>,
     /// Epochs without a lower validation loss before `plateau` lowers the rate (default 2).
     pub patience: Option<u64>,
+    /// Epochs of linear learning-rate warm-up (scaling the schedule's rate).
+    pub warmup_epochs: usize,
 }
 
 impl Default for TrainConfig {
@@ -143,6 +145,7 @@ impl Default for TrainConfig {
             gamma: None,
             milestones: vec![],
             patience: None,
+            warmup_epochs: 0,
         }
     }
 }
@@ -184,6 +187,7 @@ pub const KEYS: &[&str] = &[
     "gamma",
     "milestones",
     "patience",
+    "warmup_epochs",
 ];
 
 /// One value of the file format.
@@ -364,6 +368,7 @@ impl TrainConfig {
                     _ => return Err(CliError::new("config: milestones must be a list like [30, 60]")),
                 },
                 "patience" => self.patience = Some(want_count(k, v)? as u64),
+                "warmup_epochs" => self.warmup_epochs = want_count(k, v)?,
                 _ => return Err(CliError::new(format!("config: unknown key {k:?}"))),
             }
         }
@@ -563,6 +568,7 @@ impl TrainConfig {
         if let Some(v) = self.patience {
             line("patience", v.to_string());
         }
+        line("warmup_epochs", self.warmup_epochs.to_string());
         s
     }
 
@@ -595,6 +601,7 @@ mod tests {
             gamma: Some(0.5),
             milestones: vec![3, 6],
             patience: Some(4),
+            warmup_epochs: 2,
             step_size: Some(2),
             val_size: Some(0),
             val_limit: Some(30),

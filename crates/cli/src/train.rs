@@ -135,6 +135,10 @@ pub struct TrainArgs {
     /// down to 1% by the last epoch]
     #[arg(long, value_name = "G")]
     gamma: Option<f64>,
+    /// Epochs of linear learning-rate warm-up: epoch e < N runs at (e+1)/(N+1) of the
+    /// schedule's rate [default: 0]
+    #[arg(long, value_name = "N")]
+    warmup_epochs: Option<usize>,
     /// Epochs at which the multistep schedule decays, comma-separated
     #[arg(long, value_name = "EPOCHS", value_delimiter = ',')]
     milestones: Option<Vec<usize>>,
@@ -185,7 +189,7 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         clip_grad_norm,
         label_smoothing
     );
-    set!(step_size, gamma, milestones, patience);
+    set!(step_size, gamma, milestones, patience, warmup_epochs);
     // A flag replaces the file's (or the resumed run's) choice of the other.
     if a.val_size.is_some() {
         c.val_fraction = None;

@@ -393,6 +393,28 @@ fn early_stopping_clipping_and_label_smoothing() {
         assert_eq!(metric(&out, "lr"), vec![0.04, 0.04, 0.02, 0.02, 0.01], "{name}");
     }
 
+    // Warm-up scales the first epochs' rates, also across a stop and resume mid-warm-up.
+    let (warm, split) = (tmp.0.join("warm"), tmp.0.join("warm-split"));
+    let w = [
+        "--scheduler",
+        "none",
+        "--lr",
+        "0.03",
+        "--warmup-epochs",
+        "2",
+        "--seed",
+        "5",
+    ];
+    ok(&[&base[..], &w, &["--out", s(&warm)]].concat());
+    let lr = metric(&warm, "lr");
+    let want = [0.01, 0.02, 0.03, 0.03, 0.03];
+    assert!(lr.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{lr:?}");
+    // 367 training images (33 of 400 held out), batch 32: 12 steps an epoch; stop in the second.
+    ok(&[&base[..], &w, &["--out", s(&split), "--stop-after-steps", "15"]].concat());
+    ok(&["train", "--resume", s(&split.join("last.safetensors"))]);
+    assert_eq!(metric(&split, "lr"), lr);
+    assert_eq!(metric(&split, "train_loss"), metric(&warm, "train_loss"));
+
     // Smoothed targets keep the training loss above their entropy (1.68 for 0.5 over 10
     // classes) while the plain validation loss goes below it.
     let smooth = tmp.0.join("smooth");

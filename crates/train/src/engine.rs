@@ -36,6 +36,9 @@ pub struct FitOptions {
     pub early_stop: Option<EarlyStop>,
     /// Clip every optimizer's gradients to this global L2 norm (see [`crate::Optim::step`]).
     pub clip_grad_norm: Option<f64>,
+    /// Linear warm-up: in epoch `e < warmup_epochs` (0-based) every rate the schedules set
+    /// is scaled by `(e + 1) / (warmup_epochs + 1)`. Checkpoints hold the unscaled rates.
+    pub warmup_epochs: u64,
 }
 
 /// Early stopping (Lightning's `EarlyStopping`): end the run when the metric that selects the
@@ -83,6 +86,7 @@ impl Default for FitOptions {
             config: None,
             early_stop: None,
             clip_grad_norm: None,
+            warmup_epochs: 0,
         }
     }
 }
@@ -163,6 +167,7 @@ pub fn fit(
     }
     let (best_key, direction) = task.best();
     while st.epoch < epochs {
+        let warm = Warmup::start(&mut st.optims, opts.warmup_epochs, st.epoch)?;
         let lr = st.optims[0].optimizer.lr(0)?;
         let pos = LoaderPosition {
             epoch: st.epoch,
@@ -197,6 +202,7 @@ pub fn fit(
                     bar.finish();
                     p.seconds += t0.elapsed().as_secs_f64();
                     st.partial = p;
+                    warm.end(&mut st.optims)?;
                     st.save(&*task, &last)?;
                     return Ok(Outcome::Stopped(last));
                 }
@@ -224,6 +230,7 @@ pub fn fit(
         };
         println!("{}", rec.line(epochs, &|n, v| task.show(n, v)));
         let val_loss = rec.get("val_loss");
+        warm.end(&mut st.optims)?;
         for o in &mut st.optims {
             o.schedule.step(o.optimizer.as_mut(), val_loss)?;
         }
@@ -263,6 +270,39 @@ pub fn fit(
         }
     }
     Ok(Outcome::Finished { best: st.best })
+}
+
+/// The rates a warm-up epoch scaled, to put back before the schedule steps or a checkpoint
+/// is written (so schedules and checkpoints only ever see their own rates).
+struct Warmup(Vec<Vec<f64>>);
+
+impl Warmup {
+    /// Scale every rate for epoch `epoch` (0-based) of a `epochs`-epoch warm-up.
+    fn start(optims: &mut [crate::Optim], epochs: u64, epoch: u64) -> Result<Warmup> {
+        if epoch >= epochs {
+            return Ok(Warmup(vec![]));
+        }
+        let f = (epoch + 1) as f64 / (epochs + 1) as f64;
+        let mut saved = Vec::new();
+        for o in optims.iter_mut() {
+            let lrs = o.optimizer.lrs();
+            for (g, lr) in lrs.iter().enumerate() {
+                o.optimizer.set_lr(g, lr * f)?;
+            }
+            saved.push(lrs);
+        }
+        Ok(Warmup(saved))
+    }
+
+    /// Put the unscaled rates back.
+    fn end(&self, optims: &mut [crate::Optim]) -> Result<()> {
+        for (o, lrs) in optims.iter_mut().zip(&self.0) {
+            for (g, &lr) in lrs.iter().enumerate() {
+                o.optimizer.set_lr(g, lr)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One pass of the task's validation hooks over `loader`, recording no graph.
