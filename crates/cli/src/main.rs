@@ -2,6 +2,7 @@
 //!
 //! Errors a user can cause print one line, `error: ...`, and exit with code 1.
 
+mod completions;
 mod config;
 mod error;
 mod eval;
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 /// nabla: a deep-learning framework's command line.
 #[derive(Debug, Parser)]
 #[command(name = "nabla", version, about)]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +45,8 @@ enum Command {
     Filter(filter::FilterArgs),
     /// Find a template in an image by normalized cross-correlation.
     Match(matching::MatchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +64,6 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Filter(args) => filter::run(args),
         Command::Match(args) => matching::run(args),
+        Command::Completions(args) => completions::run(args),
     })
 }

@@ -625,6 +625,25 @@ fn summary_takes_every_zoo_model() {
     assert!(g.contains("z=64 for input 64") && g.contains("output 28×28×1"), "{g}");
 }
 
+/// Completion scripts name the subcommands, the flags and the names flags accept.
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&["completions", shell]);
+        for want in ["train", "early-stop", "val-size", "resnet18"] {
+            assert!(script.contains(want), "{shell}: {want} missing");
+        }
+    }
+    let bash = ok(&["completions", "bash"]);
+    assert!(bash.contains("complete -F") && bash.contains("nabla"), "{bash}");
+    let bad = nabla(&["completions", "tcsh"]);
+    assert!(
+        text(&bad.stderr).contains("invalid value 'tcsh'"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
 #[test]
 fn summary_and_graph() {
     let table = ok(&["summary", "--model", "lenet5"]);
