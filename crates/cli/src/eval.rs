@@ -5,6 +5,7 @@ use crate::error::{CliError, CliResult};
 use crate::trainer::setup::load_trained;
 use crate::trainer::{data, evaluate, make_loader, LossKind};
 use clap::Args;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 
 /// Score a checkpoint written by `nabla train` on the test split of its data set.
@@ -23,6 +24,10 @@ pub struct EvalArgs {
     /// Samples per forward pass
     #[arg(long, value_name = "N", default_value_t = 500)]
     batch_size: usize,
+    /// One JSON object on stdout (loss, accuracy, per-class scores and the confusion
+    /// matrix, or RMSE and R²) instead of text
+    #[arg(long)]
+    json: bool,
 }
 
 /// Run `nabla eval`.
@@ -49,6 +54,36 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
     )?;
     let kind = LossKind::of(&cfg);
     let ev = evaluate(model.as_ref(), &loader, kind, meta.classes.len(), meta.target_scale)?;
+    if args.json {
+        let mut out = json!({
+            "checkpoint": args.checkpoint.to_string_lossy(),
+            "model": meta.model,
+            "epoch": ck.epoch,
+            "dataset": cfg.dataset,
+            "samples": split.len(),
+            "loss": ev.loss,
+        });
+        if let Some(c) = &ev.confusion {
+            let n = meta.classes.len();
+            let per_class: Vec<Value> = (0..n)
+                .map(|k| {
+                    let sc = c.scores(k);
+                    json!({"class": meta.classes[k], "precision": sc.precision, "recall": sc.recall,
+                           "f1": sc.f1, "support": sc.support})
+                })
+                .collect();
+            let matrix: Vec<Vec<u64>> = (0..n).map(|t| (0..n).map(|p| c.get(t, p)).collect()).collect();
+            out["accuracy"] = json!(c.accuracy());
+            out["per_class"] = json!(per_class);
+            out["confusion"] = json!(matrix);
+        }
+        if let Some(r) = &ev.regression {
+            out["rmse"] = json!(r.rmse());
+            out["r2"] = json!(r.r2());
+        }
+        println!("{out}");
+        return Ok(());
+    }
     println!(
         "{}: {} after epoch {} on {} ({} samples from {})",
         args.checkpoint.display(),

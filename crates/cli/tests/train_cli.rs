@@ -201,6 +201,41 @@ fn train_writes_the_run_folder_and_learns() {
     let pred = ok(&["predict", "--checkpoint", s(&best), s(&png), "-k", "2"]);
     assert!(pred.starts_with(&format!("{}: Dress ", png.display())), "{pred}");
     assert_eq!(pred.matches('%').count(), 2, "{pred}");
+    // The same bar dark on light, in colour: converted, inverted (told by its light border)
+    // and resized, each said; --json gives the same answer as data.
+    let mut rgb = image::RgbImage::new(56, 56);
+    for (_, y, p) in rgb.enumerate_pixels_mut() {
+        let v = if (20..24).contains(&y) { 20 } else { 240 };
+        p.0 = [v, v, v];
+    }
+    let photo = tmp.0.join("photo.png");
+    rgb.save(&photo).unwrap();
+    let res = nabla(&["predict", "-c", s(&best), s(&photo)]);
+    let (out, err) = (text(&res.stdout), text(&res.stderr));
+    assert!(out.contains(": Dress "), "{out}");
+    for want in [
+        "converted colour to gray",
+        "inverted (light border",
+        "resized 56×56 to 28×28",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&ok(&["predict", "-c", s(&best), s(&photo), "--json"])).unwrap();
+    assert_eq!(j["top"][0]["class"], "Dress", "{j}");
+    assert_eq!(j["notes"].as_array().unwrap().len(), 3, "{j}");
+    let never = ok(&["predict", "-c", s(&best), s(&photo), "--invert", "never", "--json"]);
+    assert!(!never.contains("inverted"), "{never}");
+    let e: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "-c", s(&best), "--data-dir", s(&data), "--json"])).unwrap();
+    assert_eq!(
+        (e["samples"].as_u64(), e["confusion"].as_array().map(Vec::len)),
+        (Some(200), Some(10)),
+        "{e}"
+    );
+    assert!(
+        e["accuracy"].as_f64().unwrap() > 0.9 && e["per_class"][9]["class"] == "Ankle boot",
+        "{e}"
+    );
 }
 
 #[test]
