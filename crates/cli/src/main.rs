@@ -13,6 +13,7 @@ mod matching;
 mod metrics;
 mod plot;
 mod predict;
+mod predict_table;
 mod summary;
 mod train;
 mod trainer;

@@ -25,9 +25,13 @@ pub struct PredictArgs {
     /// The checkpoint (best.safetensors or last.safetensors of a run folder)
     #[arg(long, short = 'c', value_name = "FILE")]
     checkpoint: PathBuf,
-    /// PNG or JPEG images
-    #[arg(value_name = "IMAGE", required = true)]
+    /// PNG or JPEG images; for a model trained on a table, one CSV file of rows with its
+    /// columns (predictions are written as CSV)
+    #[arg(value_name = "IMAGE|FILE.csv", required = true)]
     images: Vec<PathBuf>,
+    /// Write a table's predictions to this CSV file instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE.csv")]
+    output: Option<PathBuf>,
     /// How many classes to print per image
     #[arg(long, short = 'k', value_name = "K", default_value_t = 3)]
     top: usize,
@@ -145,11 +149,25 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
     let [c, h, w] = match meta.input_shape[..] {
         [c, h, w] => [c, h, w],
         _ => {
-            return Err(CliError::new(format!(
-                "{}: this model takes {:?} features, not images; use nabla eval",
-                args.checkpoint.display(),
-                meta.input_shape
-            )))
+            let [file] = &args.images[..] else {
+                return Err(CliError::new(format!(
+                    "{}: a table model predicts the rows of one CSV file, got {} files",
+                    args.checkpoint.display(),
+                    args.images.len()
+                )));
+            };
+            let csv = crate::predict_table::predict_csv(model.as_ref(), &meta, file)?;
+            return match &args.output {
+                Some(o) => {
+                    crate::image_io::write_atomic(o, csv.as_bytes())?;
+                    println!("wrote {} predictions to {}", csv.lines().count() - 1, o.display());
+                    Ok(())
+                }
+                None => {
+                    print!("{csv}");
+                    Ok(())
+                }
+            };
         }
     };
     let (mean, std) = &meta.normalize;

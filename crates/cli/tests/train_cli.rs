@@ -580,6 +580,38 @@ fn regression_on_a_csv_reports_rmse_and_r2() {
     assert!(rmse.last().unwrap() < &(0.3 * rmse[0]), "{rmse:?}");
     let report = ok(&["eval", "--checkpoint", s(&out.join("best.safetensors"))]);
     assert!(report.contains("rmse ") && report.contains("r2 0.9"), "{report}");
+
+    // Predict rows of a new CSV: its columns in another order, without the target.
+    let mut rows = String::from("noise,b,a\n");
+    let points = [(1.0, -2.0), (3.0, 4.0), (2.5, 0.0)];
+    for (a, b) in points {
+        rows.push_str(&format!("5,{b},{a}\n"));
+    }
+    let new = tmp.0.join("new.csv");
+    std::fs::write(&new, rows).unwrap();
+    let best = out.join("best.safetensors");
+    let pred = ok(&["predict", "-c", s(&best), s(&new)]);
+    let mut lines = pred.lines();
+    assert_eq!(lines.next(), Some("predicted_y"), "{pred}");
+    for ((a, b), line) in points.iter().zip(lines) {
+        let y: f64 = line.parse().unwrap();
+        assert!((y - (3.0 * a - 2.0 * b + 10.0)).abs() < 2.0, "{a},{b}: {y}\n{pred}");
+    }
+    // With the target column there, it is copied beside the prediction; -o writes a file.
+    let written = tmp.0.join("pred.csv");
+    let said = ok(&["predict", "-c", s(&best), s(&path), "-o", s(&written)]);
+    assert!(said.starts_with("wrote 300 predictions"), "{said}");
+    let back = std::fs::read_to_string(&written).unwrap();
+    assert!(
+        back.starts_with("y,predicted_y\n") && back.lines().count() == 301,
+        "{back}"
+    );
+    std::fs::write(&new, "a,noise\n1,2\n").unwrap();
+    let err = text(&nabla(&["predict", "-c", s(&best), s(&new)]).stderr);
+    assert!(
+        err.contains("no column \"b\" (the model was trained on a, b, noise)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub struct Data {
     pub target_scale: Option<(f32, f32)>,
     /// Where the data was found.
     pub origin: PathBuf,
+    /// A table's feature columns, in the order the model takes them (empty for images).
+    pub features: Vec<String>,
 }
 
 /// The image data sets `--dataset` accepts.
@@ -170,6 +172,7 @@ pub fn load(cfg: &TrainConfig) -> CliResult<Data> {
         normalize,
         target_scale: None,
         origin: dir,
+        features: vec![],
     })
 }
 
@@ -302,6 +305,7 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
         normalize: (mean, std),
         target_scale,
         origin: path.clone(),
+        features: table.feature_names().to_vec(),
     })
 }
 

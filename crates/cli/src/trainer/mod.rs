@@ -262,6 +262,7 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
         input_shape: data.input_shape.clone(),
         normalize: data.normalize.clone(),
         target_scale: data.target_scale,
+        features: data.features.clone(),
     };
     let mut task = task::Supervised::new(model, &meta, banner);
     let shape = data.input_shape.clone();

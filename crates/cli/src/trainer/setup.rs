@@ -163,6 +163,9 @@ pub struct RunMeta {
     pub normalize: (Vec<f32>, Vec<f32>),
     /// Mean and std of regression targets.
     pub target_scale: Option<(f32, f32)>,
+    /// A table's feature columns in the model's order (empty for images, and in checkpoints
+    /// written before they were saved).
+    pub features: Vec<String>,
 }
 
 /// The model config of a run over data with this shape and these classes.
@@ -218,6 +221,9 @@ impl RunMeta {
         );
         if let Some((a, b)) = self.target_scale {
             m.insert("target_scale".into(), json!([a, b]).to_string());
+        }
+        if !self.features.is_empty() {
+            m.insert("features".into(), json!(self.features).to_string());
         }
         m.insert("config".into(), self.config.to_toml());
         m
@@ -277,6 +283,10 @@ impl RunMeta {
                 .ok_or_else(|| bad(path, "input_shape"))?,
             normalize,
             target_scale,
+            features: match ck.extra.get("features") {
+                Some(_) => strings(parse("features")?).ok_or_else(|| bad(path, "features"))?,
+                None => vec![],
+            },
         })
     }
 }
