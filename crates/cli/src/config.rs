@@ -106,6 +106,8 @@ pub struct TrainConfig {
     pub patience: Option<u64>,
     /// Epochs of linear learning-rate warm-up (scaling the schedule's rate).
     pub warmup_epochs: usize,
+    /// Write TensorBoard event files into the run folder.
+    pub tensorboard: bool,
 }
 
 impl Default for TrainConfig {
@@ -146,6 +148,7 @@ impl Default for TrainConfig {
             milestones: vec![],
             patience: None,
             warmup_epochs: 0,
+            tensorboard: false,
         }
     }
 }
@@ -188,6 +191,7 @@ pub const KEYS: &[&str] = &[
     "milestones",
     "patience",
     "warmup_epochs",
+    "tensorboard",
 ];
 
 /// One value of the file format.
@@ -369,6 +373,10 @@ impl TrainConfig {
                 },
                 "patience" => self.patience = Some(want_count(k, v)? as u64),
                 "warmup_epochs" => self.warmup_epochs = want_count(k, v)?,
+                "tensorboard" => match v {
+                    Value::Bool(b) => self.tensorboard = *b,
+                    _ => return Err(CliError::new("config: tensorboard must be true or false")),
+                },
                 _ => return Err(CliError::new(format!("config: unknown key {k:?}"))),
             }
         }
@@ -569,6 +577,7 @@ impl TrainConfig {
             line("patience", v.to_string());
         }
         line("warmup_epochs", self.warmup_epochs.to_string());
+        line("tensorboard", self.tensorboard.to_string());
         s
     }
 
@@ -602,6 +611,7 @@ mod tests {
             milestones: vec![3, 6],
             patience: Some(4),
             warmup_epochs: 2,
+            tensorboard: true,
             step_size: Some(2),
             val_size: Some(0),
             val_limit: Some(30),

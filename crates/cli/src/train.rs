@@ -135,6 +135,10 @@ pub struct TrainArgs {
     /// down to 1% by the last epoch]
     #[arg(long, value_name = "G")]
     gamma: Option<f64>,
+    /// Also write each epoch's metrics as TensorBoard scalars into the run folder
+    /// (tensorboard --logdir runs) [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    tensorboard: Option<bool>,
     /// Epochs of linear learning-rate warm-up: epoch e < N runs at (e+1)/(N+1) of the
     /// schedule's rate [default: 0]
     #[arg(long, value_name = "N")]
@@ -189,7 +193,7 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         clip_grad_norm,
         label_smoothing
     );
-    set!(step_size, gamma, milestones, patience, warmup_epochs);
+    set!(step_size, gamma, milestones, patience, warmup_epochs, tensorboard);
     // A flag replaces the file's (or the resumed run's) choice of the other.
     if a.val_size.is_some() {
         c.val_fraction = None;

@@ -692,6 +692,75 @@ fn summary_takes_every_zoo_model() {
     assert!(g.contains("z=64 for input 64") && g.contains("output 28×28×1"), "{g}");
 }
 
+/// --tensorboard writes an event file that TensorBoard's own reader reads back (when a
+/// Python with the tensorboard package is there: $NABLA_TEST_PYTHON, else python3).
+#[test]
+fn tensorboard_event_files_read_back() {
+    let tmp = TempDir::new("tensorboard");
+    write_fake_fashion(&tmp.0, 120, 20);
+    let out = tmp.0.join("run");
+    ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--data-dir",
+        s(&tmp.0),
+        "--tensorboard",
+        "--out",
+        s(&out),
+    ]);
+    let events: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let bytes = std::fs::read(&events[0]).unwrap();
+    assert!(bytes.windows(7).any(|w| w == b"val/acc") && bytes.windows(13).any(|w| w == b"brain.Event:2"));
+    let python = std::env::var("NABLA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = [
+        "import sys",
+        "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator",
+        "ea = EventAccumulator(sys.argv[1]); ea.Reload()",
+        "for tag in sorted(ea.Tags()['scalars']):",
+        "    print(tag, ' '.join('%d:%.6f' % (e.step, e.value) for e in ea.Scalars(tag)))",
+    ]
+    .join("\n");
+    let has = Command::new(&python)
+        .args(["-c", "import tensorboard"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        eprintln!("skipped reading back with TensorBoard: {python} has no tensorboard package");
+        return;
+    }
+    let res = Command::new(&python).args(["-c", &script, s(&out)]).output().unwrap();
+    let read = text(&res.stdout);
+    assert!(res.status.success(), "{read}{}", text(&res.stderr));
+    let acc = metric(&out, "val_acc");
+    let line = read
+        .lines()
+        .find(|l| l.starts_with("val/acc "))
+        .unwrap_or_else(|| panic!("{read}"));
+    assert_eq!(
+        line,
+        format!("val/acc 1:{:.6} 2:{:.6}", acc[0] as f32, acc[1] as f32),
+        "{read}"
+    );
+    for tag in ["lr ", "train/loss ", "val/loss "] {
+        assert!(read.lines().any(|l| l.starts_with(tag)), "{tag}: {read}");
+    }
+}
+
 /// Completion scripts name the subcommands, the flags and the names flags accept.
 #[test]
 fn completions_are_generated_for_each_shell() {

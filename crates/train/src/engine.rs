@@ -4,6 +4,7 @@
 
 use crate::record::{peak_rss_mib, read_metrics, write_atomic, write_metrics, write_test_line, Progress, Record};
 use crate::state::{load_weights, State, Sums};
+use crate::tensorboard::EventWriter;
 use crate::{Direction, Result, Task, TrainError};
 use nabla_core::no_grad;
 use nabla_data::{DataLoader, LoaderPosition};
@@ -39,6 +40,8 @@ pub struct FitOptions {
     /// Linear warm-up: in epoch `e < warmup_epochs` (0-based) every rate the schedules set
     /// is scaled by `(e + 1) / (warmup_epochs + 1)`. Checkpoints hold the unscaled rates.
     pub warmup_epochs: u64,
+    /// Also write each epoch's metrics as TensorBoard scalars (an event file in `out`).
+    pub tensorboard: bool,
 }
 
 /// Early stopping (Lightning's `EarlyStopping`): end the run when the metric that selects the
@@ -87,6 +90,7 @@ impl Default for FitOptions {
             early_stop: None,
             clip_grad_norm: None,
             warmup_epochs: 0,
+            tensorboard: false,
         }
     }
 }
@@ -166,6 +170,10 @@ pub fn fit(
         );
     }
     let (best_key, direction) = task.best();
+    let mut events = match opts.tensorboard {
+        true => Some(EventWriter::create(out)?),
+        false => None,
+    };
     while st.epoch < epochs {
         let warm = Warmup::start(&mut st.optims, opts.warmup_epochs, st.epoch)?;
         let lr = st.optims[0].optimizer.lr(0)?;
@@ -254,6 +262,9 @@ pub fn fit(
             st.save(&*task, &best_path)?;
         }
         write_metrics(out, &records)?;
+        if let (Some(w), Some(rec)) = (events.as_mut(), records.last()) {
+            w.epoch(rec)?;
+        }
         task.epoch_end(out, &records)?;
         if stopped && st.epoch < epochs {
             return Ok(Outcome::Stopped(last));

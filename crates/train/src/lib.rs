@@ -78,6 +78,7 @@ pub mod record;
 mod schedule;
 mod state;
 mod stop;
+pub mod tensorboard;
 
 pub use engine::{fit, test, EarlyStop, FitOptions, Outcome};
 pub use error::{Result, TrainError};

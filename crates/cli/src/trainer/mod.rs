@@ -286,6 +286,7 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
         }),
         clip_grad_norm: cfg.clip_grad_norm,
         warmup_epochs: cfg.warmup_epochs as u64,
+        tensorboard: cfg.tensorboard,
     };
     let best = match nabla_train::fit(&mut task, loader, val_loader.as_ref(), &fit, stop)? {
         nabla_train::Outcome::Stopped(last) => return Ok(Outcome::Stopped(last)),
