@@ -2,7 +2,10 @@
 //! at such sizes `gemm` spends as long packing its operands and the column copies move
 //! rows of a few dozen floats each, while the arithmetic itself is tiny.
 //!
-//! Two AVX-512 kernel families, chosen by the shapes:
+//! Each instruction set with kernels (`avx512`, `avx2`; see [`Level`]) has the same three
+//! families with the same layouts, driven by the shared `drive`; the level is read once
+//! per call from [`crate::cpu::isa`]. The kernel families, chosen by the shapes
+//! (described here for AVX-512; the AVX2 ones use two 8-lane vectors where these use one):
 //! - [`rows`](avx512::rows): vectors along output rows, all output channels of a
 //!   few rows per tile: few output channels (≤ 8) and rows of ≤ 32 pixels.
 //! - [`chans`](avx512::chans): vectors along 16 output channels: layers with 16·m
@@ -23,7 +26,8 @@ use super::geom::ConvGeom;
 use crate::cpu::Isa;
 use crate::Element;
 
-/// Lanes of one vector.
+/// Lanes of one AVX-512 vector: also the channel block of `chans`, the partial-sum width of
+/// `rows::weight` and the slack after padded images, at every level.
 const L: usize = 16;
 
 /// A stride-1 correlation of an image `[ci, hp, wp]`, zero-padded by `pad` on each side,
@@ -140,7 +144,6 @@ fn plain(g: &ConvGeom) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
     /// `avx2`: AVX2 + FMA, 8 lanes.
-    #[allow(dead_code)] // until the AVX2 kernels land
     Avx2,
     /// `avx512`: AVX-512F, 16 lanes.
     Avx512,
@@ -152,7 +155,7 @@ enum Level {
 fn level() -> Option<Level> {
     match crate::cpu::isa() {
         Isa::Avx512 => Some(Level::Avx512),
-        Isa::Avx2 => None,
+        Isa::Avx2 => Some(Level::Avx2),
         Isa::Scalar | Isa::Neon => None,
     }
 }
@@ -163,7 +166,7 @@ macro_rules! drive {
         #[cfg(target_arch = "x86_64")]
         match $level {
             Level::Avx512 => drive::$f::<avx512::Avx512>($($arg),*),
-            Level::Avx2 => unreachable!("no AVX2 kernels yet"),
+            Level::Avx2 => drive::$f::<avx2::Avx2>($($arg),*),
         }
     }};
 }
@@ -274,6 +277,8 @@ fn fold_fits(_: &ConvGeom) -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod drive;
@@ -328,7 +333,7 @@ mod tests {
 
     /// Whether the direct kernels exist for `level`.
     fn has_kernels(level: Isa) -> bool {
-        matches!(level, Isa::Avx512)
+        matches!(level, Isa::Avx2 | Isa::Avx512)
     }
 
     /// [`check_at`] at every level.
@@ -398,6 +403,22 @@ mod tests {
         check(geom(1, 48, [14, 14], 16, [5, 5], [0, 0]), [false, true, false]);
         // many channels and few pixels (a deep layer at 4×4): im2col for every pass
         check(geom(2, 64, [4, 4], 64, [3, 3], [1, 1]), [false; 3]);
+    }
+
+    #[test]
+    fn row_and_channel_tails_at_every_level() {
+        // rows: widths around the 8- and 16-lane vectors, 1 to 8 channels
+        check(geom(2, 1, [8, 8], 1, [3, 3], [1, 1]), [true; 3]);
+        check(geom(1, 2, [9, 9], 8, [3, 3], [1, 1]), [true; 3]);
+        check(geom(1, 3, [17, 17], 5, [3, 3], [1, 1]), [true; 3]);
+        check(geom(1, 2, [24, 26], 2, [3, 3], [0, 0]), [true; 3]);
+        check(geom(1, 1, [25, 32], 3, [3, 3], [1, 1]), [true; 3]);
+        check(geom(1, 2, [6, 15], 4, [1, 4], [0, 1]), [true; 3]);
+        // chans: runs of 5 and of 5 with an overlap, rows shorter than a tile's height
+        check(geom(2, 3, [7, 7], 16, [3, 3], [0, 0]), [true; 3]);
+        check(geom(1, 2, [15, 15], 16, [5, 5], [1, 1]), [true; 3]);
+        check(geom(1, 1, [3, 9], 16, [3, 3], [0, 0]), [true; 3]);
+        check(geom(1, 2, [4, 4], 16, [3, 3], [0, 0]), [true; 3]);
     }
 
     #[test]
