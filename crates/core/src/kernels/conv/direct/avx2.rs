@@ -3,8 +3,8 @@
 //! output channels (`chans`), and the folded input gradient (`fold`), behind [`Kernels`].
 //!
 //! Only 16 vector registers: tiles hold at most about 12 accumulators. Row tails use
-//! masked loads and stores (`vmaskmovps`); reads past a row inside the padded buffers are
-//! covered by their slack, as for AVX-512.
+//! masked loads (`vmaskmovps`) and stores in pieces (see [`store_n`]); reads past a row
+//! inside the padded buffers are covered by their slack, as for AVX-512.
 
 pub(super) mod chans;
 pub(super) mod fold;
@@ -38,18 +38,32 @@ unsafe fn mask_range(lo: usize, hi: usize) -> __m256i {
     unsafe { _mm256_andnot_si256(mask(lo), mask(hi)) }
 }
 
-/// Store the first `n` (1..=8) lanes of `v` at `dst`.
+/// Store the first `n` (1..=8) lanes of `v` at `dst`, in pieces of 4, 2 and 1 lanes:
+/// `vmaskmovps` stores are microcoded and slow on AMD Zen, where AVX2-only CPUs are common.
 ///
 /// # Safety
 /// AVX must be available and `dst..dst+n` writable.
 #[inline(always)]
 unsafe fn store_n(dst: *mut f32, v: __m256, n: usize) {
-    // SAFETY: the caller upholds the contract; masked lanes are not touched.
+    // SAFETY: the caller upholds the contract; each piece writes only below dst + n.
     unsafe {
         if n >= V8 {
-            _mm256_storeu_ps(dst, v)
-        } else {
-            _mm256_maskstore_ps(dst, mask(n), v)
+            return _mm256_storeu_ps(dst, v);
+        }
+        let (mut at, mut left) = (dst, n);
+        let mut part = _mm256_castps256_ps128(v);
+        if left >= 4 {
+            _mm_storeu_ps(at, part);
+            part = _mm256_extractf128_ps::<1>(v);
+            (at, left) = (at.add(4), left - 4);
+        }
+        if left >= 2 {
+            _mm_storel_epi64(at as *mut __m128i, _mm_castps_si128(part));
+            part = _mm_movehl_ps(part, part);
+            (at, left) = (at.add(2), left - 2);
+        }
+        if left == 1 {
+            _mm_store_ss(at, part);
         }
     }
 }
