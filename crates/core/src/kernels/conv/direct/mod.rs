@@ -424,6 +424,13 @@ mod tests {
     }
 
     #[test]
+    fn lenet_batches_split_over_threads_and_parts() {
+        // batch 64: images in chunks over the threads, weight partials over 8 parts
+        check(geom(64, 1, [28, 28], 6, [5, 5], [2, 2]), [true; 3]);
+        check(geom(64, 6, [14, 14], 16, [5, 5], [0, 0]), [true; 3]);
+    }
+
+    #[test]
     fn results_do_not_depend_on_the_thread_count() {
         each_level("thread-count independence", same_for_any_thread_count);
     }
