@@ -8,6 +8,7 @@ mod eval;
 mod filter;
 mod graph;
 mod image_io;
+mod info;
 mod matching;
 mod metrics;
 mod plot;
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 
 /// nabla: a deep-learning framework's command line.
 #[derive(Debug, Parser)]
-#[command(name = "nabla", version, about)]
+#[command(name = "nabla", version, long_version = info::long_version(), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,6 +45,8 @@ enum Command {
     Filter(filter::FilterArgs),
     /// Find a template in an image by normalized cross-correlation.
     Match(matching::MatchArgs),
+    /// Print the version, the instruction-set level detected and used, and the thread count.
+    Info(info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +64,6 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Filter(args) => filter::run(args),
         Command::Match(args) => matching::run(args),
+        Command::Info(args) => info::run(args),
     })
 }
