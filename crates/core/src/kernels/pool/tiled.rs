@@ -45,12 +45,14 @@ impl Tiles {
 const PAR_MIN: usize = 1 << 17;
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 
 /// Whether a hand-written kernel applies at `level`: f32, 2×2 windows, and a level that
-/// has one (AVX-512).
+/// has one (AVX-512, AVX2).
 fn hand_written<T: Element>(t: &Tiles, level: Isa) -> bool {
-    T::DTYPE == DType::F32 && t.k == [2, 2] && level == Isa::Avx512
+    T::DTYPE == DType::F32 && t.k == [2, 2] && matches!(level, Isa::Avx512 | Isa::Avx2)
 }
 
 /// A vector of `n` elements, every one of which `fill` writes.
@@ -215,10 +217,16 @@ fn forward<T: Element>(
             } else {
                 std::ptr::null_mut()
             };
-            // SAFETY: `simd` only when `hand_written`: the AVX-512 level (which `cpu` grants
-            // only on a CPU that has it), T is f32, 2×2 tiles; the sizes of
-            // `x`, `out` and `idx` for `n` planes were asserted.
-            return unsafe { avx512::forward_2x2(x.as_ptr().cast(), t, n, out.as_mut_ptr().cast(), at) };
+            let (x, out) = (x.as_ptr().cast(), out.as_mut_ptr().cast());
+            // SAFETY: `simd` only when `hand_written`: the AVX-512 or AVX2 level (which `cpu`
+            // grants only on a CPU that has it), T is f32, 2×2 tiles; the sizes of `x`, `out`
+            // and `idx` for `n` planes were asserted.
+            return unsafe {
+                match level {
+                    Isa::Avx512 => avx512::forward_2x2(x, t, n, out, at),
+                    _ => avx2::forward_2x2(x, t, n, out, at),
+                }
+            };
         }
         macro_rules! go {
             ($kh:literal, $kw:literal) => {
@@ -348,9 +356,15 @@ fn backward<T: Element>(gy: &[T], idx: &[u32], t: &Tiles, gx: &mut [MaybeUninit<
         );
         #[cfg(target_arch = "x86_64")]
         if simd {
-            // SAFETY: `simd` only when `hand_written`: the AVX-512 level, T is f32, 2×2 tiles;
-            // sizes asserted.
-            return unsafe { avx512::backward_2x2(gy.as_ptr().cast(), idx.as_ptr(), t, n, gx.as_mut_ptr().cast()) };
+            let (gy, at, gx) = (gy.as_ptr().cast(), idx.as_ptr(), gx.as_mut_ptr().cast());
+            // SAFETY: `simd` only when `hand_written`: the AVX-512 or AVX2 level, T is f32,
+            // 2×2 tiles; sizes asserted.
+            return unsafe {
+                match level {
+                    Isa::Avx512 => avx512::backward_2x2(gy, at, t, n, gx),
+                    _ => avx2::backward_2x2(gy, at, t, n, gx),
+                }
+            };
         }
         match t.k {
             [2, 2] => vectorized(level, Backward::<T, 2, 2> { gy, idx, t: *t, gx }),
