@@ -9,6 +9,7 @@ mod eval;
 mod filter;
 mod graph;
 mod image_io;
+mod info;
 mod matching;
 mod metrics;
 mod plot;
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 
 /// nabla: a deep-learning framework's command line.
 #[derive(Debug, Parser)]
-#[command(name = "nabla", version, about)]
+#[command(name = "nabla", version, long_version = info::long_version(), about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,6 +49,8 @@ enum Command {
     Match(matching::MatchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
+    /// Print the version, the instruction-set level detected and used, and the thread count.
+    Info(info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,5 +69,6 @@ fn main() -> ExitCode {
         Command::Filter(args) => filter::run(args),
         Command::Match(args) => matching::run(args),
         Command::Completions(args) => completions::run(args),
+        Command::Info(args) => info::run(args),
     })
 }
