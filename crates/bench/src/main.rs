@@ -111,16 +111,11 @@ fn machine() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    #[cfg(target_arch = "x86_64")]
-    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-    // The AVX-512 question has no meaning off x86.
-    #[cfg(not(target_arch = "x86_64"))]
-    let avx512 = false;
     format!(
-        "{cpu}, {} hardware threads, rayon threads {}, AVX-512 {}",
+        "{cpu}, {} hardware threads, rayon threads {}, ISA: {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         rayon::current_num_threads(),
-        if avx512 { "yes" } else { "no" }
+        nabla_core::cpu::describe()
     )
 }
 

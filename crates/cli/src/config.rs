@@ -77,10 +77,37 @@ pub struct TrainConfig {
     pub activation: String,
     /// A model variant (`classic` or `modern` LeNet-5).
     pub variant: Option<String>,
-    /// Fraction of a CSV table held out for validation.
-    pub val_split: f64,
+    /// Training samples held out for validation (images: default one twelfth of the training
+    /// split, 5,000 of Fashion-MNIST's 60,000; 0: no validation and no best checkpoint).
+    pub val_size: Option<usize>,
+    /// Fraction of the training samples (or table rows) held out for validation instead
+    /// (tables: default 0.2).
+    pub val_fraction: Option<f64>,
+    /// Validate on the first N held-out samples only.
+    pub val_limit: Option<usize>,
     /// Background threads building batches.
     pub workers: usize,
+    /// Stop after this many epochs without a better validation score.
+    pub early_stop: Option<u64>,
+    /// The smallest change of the validation score that counts for early stopping.
+    pub min_delta: f64,
+    /// Clip the gradients' global L2 norm to this before each step.
+    pub clip_grad_norm: Option<f64>,
+    /// Cross-entropy against targets smoothed by this much (PyTorch's `label_smoothing`).
+    pub label_smoothing: f64,
+    /// Epochs between decays of the `step` schedule (default a third of the epochs).
+    pub step_size: Option<usize>,
+    /// Decay factor of `step`, `multistep` (default 0.1) and `exponential` (default: down
+    /// to 1% by the last epoch).
+    pub gamma: Option<f64>,
+    /// Epochs at which `multistep` decays.
+    pub milestones: Vec<usize>,
+    /// Epochs without a lower validation loss before `plateau` lowers the rate (default 2).
+    pub patience: Option<u64>,
+    /// Epochs of linear learning-rate warm-up (scaling the schedule's rate).
+    pub warmup_epochs: usize,
+    /// Write TensorBoard event files into the run folder.
+    pub tensorboard: bool,
 }
 
 impl Default for TrainConfig {
@@ -108,8 +135,20 @@ impl Default for TrainConfig {
             hidden: vec![256],
             activation: "relu".into(),
             variant: None,
-            val_split: 0.2,
+            val_size: None,
+            val_fraction: None,
+            val_limit: None,
             workers: 0,
+            early_stop: None,
+            min_delta: 0.0,
+            clip_grad_norm: None,
+            label_smoothing: 0.0,
+            step_size: None,
+            gamma: None,
+            milestones: vec![],
+            patience: None,
+            warmup_epochs: 0,
+            tensorboard: false,
         }
     }
 }
@@ -138,8 +177,21 @@ pub const KEYS: &[&str] = &[
     "hidden",
     "activation",
     "variant",
+    "val_size",
+    "val_fraction",
     "val_split",
+    "val_limit",
     "workers",
+    "early_stop",
+    "min_delta",
+    "clip_grad_norm",
+    "label_smoothing",
+    "step_size",
+    "gamma",
+    "milestones",
+    "patience",
+    "warmup_epochs",
+    "tensorboard",
 ];
 
 /// One value of the file format.
@@ -299,8 +351,38 @@ impl TrainConfig {
                 },
                 "activation" => self.activation = want_str(k, v)?,
                 "variant" => self.variant = Some(want_str(k, v)?),
-                "val_split" => self.val_split = want_num(k, v)?,
+                "val_size" => self.val_size = Some(want_count(k, v)?),
+                "val_fraction" => self.val_fraction = Some(want_num(k, v)?),
+                // Its name before val_size existed, when it applied to tables only (and every
+                // configuration wrote it): `data` and `dataset` sort before it, so they are set.
+                "val_split" => {
+                    if self.dataset == "csv" || self.data.is_some() {
+                        self.val_fraction = Some(want_num(k, v)?);
+                    }
+                }
+                "val_limit" => self.val_limit = Some(want_count(k, v)?),
                 "workers" => self.workers = want_count(k, v)?,
+                "early_stop" => self.early_stop = Some(want_count(k, v)? as u64),
+                "min_delta" => self.min_delta = want_num(k, v)?,
+                "clip_grad_norm" => self.clip_grad_norm = Some(want_num(k, v)?),
+                "label_smoothing" => self.label_smoothing = want_num(k, v)?,
+                "step_size" => self.step_size = Some(want_count(k, v)?),
+                "gamma" => self.gamma = Some(want_num(k, v)?),
+                "milestones" => match v {
+                    Value::List(xs) => {
+                        self.milestones = xs
+                            .iter()
+                            .map(|&x| want_count(k, &Value::Num(x)))
+                            .collect::<CliResult<_>>()?
+                    }
+                    _ => return Err(CliError::new("config: milestones must be a list like [30, 60]")),
+                },
+                "patience" => self.patience = Some(want_count(k, v)? as u64),
+                "warmup_epochs" => self.warmup_epochs = want_count(k, v)?,
+                "tensorboard" => match v {
+                    Value::Bool(b) => self.tensorboard = *b,
+                    _ => return Err(CliError::new("config: tensorboard must be true or false")),
+                },
                 _ => return Err(CliError::new(format!("config: unknown key {k:?}"))),
             }
         }
@@ -331,11 +413,32 @@ impl TrainConfig {
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return fail(format!("--weight-decay must be ≥ 0, got {}", self.weight_decay));
         }
-        if !(self.val_split > 0.0 && self.val_split < 1.0) {
-            return fail(format!("--val-split must be in (0, 1), got {}", self.val_split));
+        if let Some(f) = self.val_fraction {
+            if !(0.0..1.0).contains(&f) {
+                return fail(format!("--val-fraction must be in [0, 1), got {f}"));
+            }
+            if self.val_size.is_some() {
+                return fail("give --val-size or --val-fraction, not both".into());
+            }
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.threads > cores {
+            return fail(format!(
+                "--threads {}: this machine has {cores} cores (0 uses them all)",
+                self.threads
+            ));
+        }
+        if self.workers > cores {
+            return fail(format!(
+                "--workers {}: at most {cores}, the cores of this machine",
+                self.workers
+            ));
         }
         if self.limit == Some(0) {
             return fail("--limit must be at least 1".into());
+        }
+        if self.val_limit == Some(0) {
+            return fail("--val-limit must be at least 1 (--val-size 0 turns validation off)".into());
         }
         if self.hidden.contains(&0) {
             return fail("--hidden sizes must be at least 1".into());
@@ -354,9 +457,40 @@ impl TrainConfig {
         one_of(
             "scheduler",
             &self.scheduler,
-            &["none", "cosine", "step", "exponential", "plateau"],
+            &["none", "cosine", "step", "multistep", "exponential", "plateau"],
         )?;
         one_of("loss", &self.loss, &["cross-entropy", "mse"])?;
+        if !(0.0..=1.0).contains(&self.label_smoothing) {
+            return fail(format!(
+                "--label-smoothing must be in [0, 1], got {}",
+                self.label_smoothing
+            ));
+        }
+        if self.label_smoothing > 0.0 && (self.loss != "cross-entropy" || self.task == Task::Regression) {
+            return fail("--label-smoothing needs the cross-entropy loss".into());
+        }
+        if !(self.min_delta >= 0.0 && self.min_delta.is_finite()) {
+            return fail(format!("--min-delta must be ≥ 0, got {}", self.min_delta));
+        }
+        if self.early_stop == Some(0) {
+            return fail("--early-stop must be at least 1 epoch".into());
+        }
+        if let Some(c) = self.clip_grad_norm {
+            if !(c > 0.0 && c.is_finite()) {
+                return fail(format!("--clip-grad-norm must be a positive number, got {c}"));
+            }
+        }
+        if let Some(g) = self.gamma {
+            if !(g > 0.0 && g <= 1.0) {
+                return fail(format!("--gamma must be in (0, 1], got {g}"));
+            }
+        }
+        if self.step_size == Some(0) {
+            return fail("--step-size must be at least 1".into());
+        }
+        if self.scheduler == "multistep" && self.milestones.is_empty() {
+            return fail("--scheduler multistep needs --milestones, e.g. --milestones 5,8".into());
+        }
         if self.task == Task::Regression && self.loss != "mse" {
             return fail("regression trains with --loss mse".into());
         }
@@ -417,8 +551,39 @@ impl TrainConfig {
         if let Some(v) = &self.variant {
             line("variant", q(v));
         }
-        line("val_split", format!("{:?}", self.val_split));
+        if let Some(v) = self.val_size {
+            line("val_size", v.to_string());
+        }
+        if let Some(v) = self.val_fraction {
+            line("val_fraction", format!("{v:?}"));
+        }
+        if let Some(v) = self.val_limit {
+            line("val_limit", v.to_string());
+        }
         line("workers", self.workers.to_string());
+        if let Some(v) = self.early_stop {
+            line("early_stop", v.to_string());
+        }
+        line("min_delta", format!("{:?}", self.min_delta));
+        if let Some(v) = self.clip_grad_norm {
+            line("clip_grad_norm", format!("{v:?}"));
+        }
+        line("label_smoothing", format!("{:?}", self.label_smoothing));
+        if let Some(v) = self.step_size {
+            line("step_size", v.to_string());
+        }
+        if let Some(v) = self.gamma {
+            line("gamma", format!("{v:?}"));
+        }
+        if !self.milestones.is_empty() {
+            let m: Vec<String> = self.milestones.iter().map(|h| h.to_string()).collect();
+            line("milestones", format!("[{}]", m.join(", ")));
+        }
+        if let Some(v) = self.patience {
+            line("patience", v.to_string());
+        }
+        line("warmup_epochs", self.warmup_epochs.to_string());
+        line("tensorboard", self.tensorboard.to_string());
         s
     }
 
@@ -431,86 +596,5 @@ impl TrainConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trips_through_the_file_format() {
-        let c = TrainConfig {
-            model: "mlp".into(),
-            data: Some("/tmp/a b.csv".into()),
-            target: Some("price".into()),
-            task: Task::Regression,
-            lr: 0.1 + 0.2,
-            hidden: vec![64, 32],
-            limit: Some(600),
-            augment: true,
-            loss: "mse".into(),
-            ..TrainConfig::default()
-        };
-        let back = TrainConfig::from_toml(&c.to_toml(), Path::new("x")).unwrap();
-        assert_eq!(back, c);
-        assert_eq!(back.lr.to_bits(), (0.1f64 + 0.2).to_bits());
-    }
-
-    #[test]
-    fn file_values_apply_and_errors_name_the_line() {
-        let text = "# comment\nepochs = 3 # trailing\nbatch-size = 1_000\nmodel = \"mlp#1\"\nhidden = [8, 4]\n";
-        let mut c = TrainConfig::default();
-        c.apply(&parse(text, Path::new("c.toml")).unwrap()).unwrap();
-        assert_eq!(
-            (c.epochs, c.batch_size, c.model.as_str(), c.hidden),
-            (3, 1000, "mlp#1", vec![8, 4])
-        );
-        let e = parse("epochs = 3\nepocs = 4\n", Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("c.toml line 2: unknown key \"epocs\""), "{e}");
-        let e = parse("lr = fast\n", Path::new("c.toml")).unwrap_err().to_string();
-        assert!(e.contains("line 1: lr: fast is not a number"), "{e}");
-        let mut c = TrainConfig::default();
-        let e = c.apply(&parse("epochs = 2.5\n", Path::new("c")).unwrap()).unwrap_err();
-        assert!(e.to_string().contains("whole number"), "{e}");
-    }
-
-    #[test]
-    fn validation_rejects_bad_values() {
-        let ok = TrainConfig::default();
-        assert!(ok.validate().is_ok());
-        for (c, msg) in [
-            (
-                TrainConfig {
-                    epochs: 0,
-                    ..ok.clone()
-                },
-                "--epochs",
-            ),
-            (TrainConfig { lr: -1.0, ..ok.clone() }, "--lr"),
-            (
-                TrainConfig {
-                    optimizer: "lbfgs".into(),
-                    ..ok.clone()
-                },
-                "unknown optimizer \"lbfgs\"",
-            ),
-            (
-                TrainConfig {
-                    momentum: 1.5,
-                    ..ok.clone()
-                },
-                "--momentum",
-            ),
-            (
-                TrainConfig {
-                    task: Task::Regression,
-                    ..ok.clone()
-                },
-                "--loss mse",
-            ),
-        ] {
-            let e = c.validate().unwrap_err().to_string();
-            assert!(e.contains(msg), "{e}");
-        }
-        assert_eq!(ok.out_dir(), PathBuf::from("runs/lenet5-fashion-mnist"));
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -82,9 +82,10 @@ pub fn finish(result: CliResult<()>) -> ExitCode {
     }
 }
 
-/// Handle a command-line parse failure: help and version go to stdout with success;
-/// a usage mistake becomes the one-line `error: ...` with exit code 1.
-pub fn usage(e: clap::Error) -> ExitCode {
+/// Handle a command-line parse failure: help and version go to stdout with success; a
+/// usage mistake becomes clap's own message (what is missing, "a similar ... exists")
+/// folded into the one-line `error: ...`, then clap's usage line, and exit code 1.
+pub fn usage(e: clap::Error, mut cmd: clap::Command) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
@@ -95,20 +96,54 @@ pub fn usage(e: clap::Error) -> ExitCode {
             finish(Err(CliError::new("missing a subcommand (see --help)")))
         }
         _ => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            let msg = first.trim().trim_start_matches("error:").trim();
-            finish(Err(CliError::new(format!("{msg} (see --help)"))))
+            let (msg, usage) = fold_clap(&e.to_string());
+            let code = finish(Err(CliError::new(format!("{msg} (see --help)"))));
+            // Clap leaves the usage out of some errors (an invalid value): the subcommand's.
+            let usage = usage.or_else(|| {
+                cmd.build();
+                let sub = std::env::args().nth(1)?;
+                let u = cmd.find_subcommand_mut(&sub)?.render_usage().to_string();
+                u.lines().next().map(String::from)
+            });
+            if let Some(u) = usage {
+                eprintln!("{u}");
+            }
+            code
         }
     }
+}
+
+/// Clap's error text as its message on one line (without `error:`) and its usage line.
+fn fold_clap(text: &str) -> (String, Option<String>) {
+    let mut lines = text.lines();
+    let message: Vec<&str> = lines
+        .by_ref()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    let usage = text.lines().find(|l| l.starts_with("Usage:")).map(String::from);
+    let msg = message.join(" ");
+    let msg = msg.trim_start_matches("error:").trim();
+    let msg = if msg.is_empty() { "invalid arguments" } else { msg };
+    (msg.to_string(), usage)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clap_errors_fold_to_one_line_and_keep_the_usage() {
+        let text = "error: the following required arguments were not provided:\n  --checkpoint <FILE>\n\n\
+                    Usage: nabla eval --checkpoint <FILE>\n\nFor more information, try '--help'.\n";
+        let (msg, usage) = fold_clap(text);
+        assert_eq!(
+            msg,
+            "the following required arguments were not provided: --checkpoint <FILE>"
+        );
+        assert_eq!(usage.as_deref(), Some("Usage: nabla eval --checkpoint <FILE>"));
+    }
 
     #[test]
     fn messages_stay_on_one_line() {

@@ -1,15 +1,16 @@
 //! `nabla eval`: score a checkpoint on its test split (the held-out rows for a table):
 //! accuracy, per-class precision/recall/F1 and the confusion matrix, or RMSE and R².
 
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::trainer::setup::load_trained;
 use crate::trainer::{data, evaluate, make_loader, LossKind};
 use clap::Args;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 
 /// Score a checkpoint written by `nabla train` on the test split of its data set.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  nabla eval --checkpoint runs/lenet5-fashion-mnist/best.safetensors")]
+#[command(after_help = "Example:\n  nabla eval --checkpoint runs/lenet5-fashion-mnist/version_0/best.safetensors")]
 pub struct EvalArgs {
     /// The checkpoint (last.safetensors or best.safetensors of a run folder)
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -23,6 +24,10 @@ pub struct EvalArgs {
     /// Samples per forward pass
     #[arg(long, value_name = "N", default_value_t = 500)]
     batch_size: usize,
+    /// One JSON object on stdout (loss, accuracy, per-class scores and the confusion
+    /// matrix, or RMSE and R²) instead of text
+    #[arg(long)]
+    json: bool,
 }
 
 /// Run `nabla eval`.
@@ -36,8 +41,12 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
         cfg.data = args.data;
     }
     let data = data::load(&cfg)?;
+    // The test split; a table has none, and its held-out rows stand in.
+    let split = data.test.clone().or(data.val.clone()).ok_or_else(|| {
+        CliError::new("the run held out no samples to score (--val-size 0 on a table); pass --data with other rows")
+    })?;
     let loader = make_loader(
-        data.val.clone(),
+        split.clone(),
         args.batch_size.max(1),
         &data.input_shape,
         &meta.normalize,
@@ -45,13 +54,43 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
     )?;
     let kind = LossKind::of(&cfg);
     let ev = evaluate(model.as_ref(), &loader, kind, meta.classes.len(), meta.target_scale)?;
+    if args.json {
+        let mut out = json!({
+            "checkpoint": args.checkpoint.to_string_lossy(),
+            "model": meta.model,
+            "epoch": ck.epoch,
+            "dataset": cfg.dataset,
+            "samples": split.len(),
+            "loss": ev.loss,
+        });
+        if let Some(c) = &ev.confusion {
+            let n = meta.classes.len();
+            let per_class: Vec<Value> = (0..n)
+                .map(|k| {
+                    let sc = c.scores(k);
+                    json!({"class": meta.classes[k], "precision": sc.precision, "recall": sc.recall,
+                           "f1": sc.f1, "support": sc.support})
+                })
+                .collect();
+            let matrix: Vec<Vec<u64>> = (0..n).map(|t| (0..n).map(|p| c.get(t, p)).collect()).collect();
+            out["accuracy"] = json!(c.accuracy());
+            out["per_class"] = json!(per_class);
+            out["confusion"] = json!(matrix);
+        }
+        if let Some(r) = &ev.regression {
+            out["rmse"] = json!(r.rmse());
+            out["r2"] = json!(r.r2());
+        }
+        println!("{out}");
+        return Ok(());
+    }
     println!(
         "{}: {} after epoch {} on {} ({} samples from {})",
         args.checkpoint.display(),
         meta.model,
         ck.epoch,
         cfg.dataset,
-        data.val.len(),
+        split.len(),
         data.origin.display()
     );
     println!("loss {:.4}", ev.loss);

@@ -2,27 +2,30 @@
 //!
 //! Errors a user can cause print one line, `error: ...`, and exit with code 1.
 
+mod completions;
 mod config;
 mod error;
 mod eval;
 mod filter;
 mod graph;
 mod image_io;
+mod info;
 mod matching;
 mod metrics;
 mod plot;
 mod predict;
+mod predict_table;
 mod summary;
 mod train;
 mod trainer;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// nabla: a deep-learning framework's command line.
 #[derive(Debug, Parser)]
-#[command(name = "nabla", version, about)]
-struct Cli {
+#[command(name = "nabla", version, long_version = info::long_version(), about)]
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +47,10 @@ enum Command {
     Filter(filter::FilterArgs),
     /// Find a template in an image by normalized cross-correlation.
     Match(matching::MatchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the version, the instruction-set level detected and used, and the thread count.
+    Info(info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,7 +58,7 @@ fn main() -> ExitCode {
     nabla_core::memory::retain_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return error::usage(e),
+        Err(e) => return error::usage(e, Cli::command()),
     };
     error::finish(match cli.command {
         Command::Train(args) => train::run(*args),
@@ -61,5 +68,7 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Filter(args) => filter::run(args),
         Command::Match(args) => matching::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Info(args) => info::run(args),
     })
 }

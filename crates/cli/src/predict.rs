@@ -1,7 +1,8 @@
 //! `nabla predict`: classify PNG/JPEG images with a checkpoint, printing the top-k classes
 //! and their probabilities. Each image is converted to the model's channels (gray ↔ RGB),
-//! resized to its input size (area averaging when shrinking, bilinear when growing) and
-//! normalized as the training images were.
+//! inverted when it is dark on light (`--invert auto`, by its border), resized to its input
+//! size (area averaging when shrinking, bilinear when growing) and normalized as the
+//! training images were; each of those steps is said in a note (stderr, or the JSON).
 
 use crate::error::{CliError, CliResult};
 use crate::image_io::read_image;
@@ -10,27 +11,54 @@ use clap::Args;
 use nabla_core::{no_grad, Generator, Tensor};
 use nabla_data::transforms::{Image, Resize, Transform};
 use nabla_nn::Mode;
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Classify images with a checkpoint written by `nabla train`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  nabla predict --checkpoint runs/lenet5-fashion-mnist/best.safetensors shoe.png\n\n\
-                        Fashion-MNIST items are light on a black background: use --invert for dark-on-light photos."
+    after_help = "Example:\n  nabla predict --checkpoint runs/lenet5-fashion-mnist/version_0/best.safetensors shoe.png\n\n\
+                        Fashion-MNIST items are light on a black background: dark-on-light photos are inverted\n\
+                        (--invert auto, the default, tells them by their border)."
 )]
 pub struct PredictArgs {
     /// The checkpoint (best.safetensors or last.safetensors of a run folder)
     #[arg(long, short = 'c', value_name = "FILE")]
     checkpoint: PathBuf,
-    /// PNG or JPEG images
-    #[arg(value_name = "IMAGE", required = true)]
+    /// PNG or JPEG images; for a model trained on a table, one CSV file of rows with its
+    /// columns (predictions are written as CSV)
+    #[arg(value_name = "IMAGE|FILE.csv", required = true)]
     images: Vec<PathBuf>,
+    /// Write a table's predictions to this CSV file instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE.csv")]
+    output: Option<PathBuf>,
     /// How many classes to print per image
     #[arg(long, short = 'k', value_name = "K", default_value_t = 3)]
     top: usize,
-    /// Invert the images first (1 − value)
+    /// Invert the images first (1 − value): auto inverts images whose border is light
+    /// (dark-on-light photos, where the training images were light on black) [default: auto]
+    #[arg(long, value_name = "WHEN", num_args = 0..=1, default_value = "auto", default_missing_value = "always",
+          value_parser = ["auto", "always", "never"])]
+    invert: String,
+    /// One JSON object per image on stdout (image, top classes, notes) instead of text
     #[arg(long)]
-    invert: bool,
+    json: bool,
+}
+
+/// The mean of the outermost ring of pixels of `[C, H, W]` values in [0, 1].
+fn border_mean(v: &[f32], [c, h, w]: [usize; 3]) -> f64 {
+    let (mut sum, mut n) = (0f64, 0usize);
+    for ch in 0..c {
+        for y in 0..h {
+            for x in 0..w {
+                if y == 0 || x == 0 || y + 1 == h || x + 1 == w {
+                    sum += v[ch * h * w + y * w + x] as f64;
+                    n += 1;
+                }
+            }
+        }
+    }
+    sum / n.max(1) as f64
 }
 
 /// Shrink `[C, H, W]` values to `h × w` by averaging the source area under each output pixel.
@@ -56,8 +84,9 @@ fn area_resize(v: &[f32], [c, sh, sw]: [usize; 3], [h, w]: [usize; 2]) -> Vec<f3
     out
 }
 
-/// An image as the model takes it: `[C, H, W]` f32, channels converted and resized.
-fn prepare(path: &std::path::Path, [c, h, w]: [usize; 3], invert: bool) -> CliResult<Vec<f32>> {
+/// An image as the model takes it: `[C, H, W]` f32, channels converted, inverted as `invert`
+/// says and resized; with a note for each change.
+fn prepare(path: &std::path::Path, [c, h, w]: [usize; 3], invert: &str) -> CliResult<(Vec<f32>, Vec<String>)> {
     let img = read_image(path)?;
     if !img.picture {
         return Err(CliError::new(format!(
@@ -69,6 +98,11 @@ fn prepare(path: &std::path::Path, [c, h, w]: [usize; 3], invert: bool) -> CliRe
     let (ic, ih, iw) = (shape[0], shape[1], shape[2]);
     let v = img.data.to_vec_f32();
     let plane = ih * iw;
+    let mut notes = Vec::new();
+    let colour = |n: usize| if n == 1 { "gray" } else { "colour" };
+    if ic != c {
+        notes.push(format!("converted {} to {}", colour(ic), colour(c)));
+    }
     let mut px: Vec<f32> = match (ic, c) {
         (a, b) if a == b => v,
         // ITU-R BT.601 luma, as most grayscale conversions.
@@ -83,15 +117,30 @@ fn prepare(path: &std::path::Path, [c, h, w]: [usize; 3], invert: bool) -> CliRe
             )))
         }
     };
-    if invert {
+    let border = border_mean(&px, [c, ih, iw]);
+    let flip = match invert {
+        "always" => true,
+        "never" => false,
+        _ => border > 0.5,
+    };
+    if flip {
         px.iter_mut().for_each(|p| *p = 1.0 - *p);
+        let why = if invert == "auto" {
+            format!(" (light border, mean {border:.2}: dark on light; --invert never keeps it)")
+        } else {
+            String::new()
+        };
+        notes.push(format!("inverted{why}"));
+    }
+    if (ih, iw) != (h, w) {
+        notes.push(format!("resized {iw}×{ih} to {w}×{h}"));
     }
     if ih >= h && iw >= w {
-        return Ok(area_resize(&px, [c, ih, iw], [h, w]));
+        return Ok((area_resize(&px, [c, ih, iw], [h, w]), notes));
     }
     let img = Image::new(px, [c, ih, iw])?;
     let out = Resize::new([h, w]).apply(img, &mut Generator::new(0))?;
-    Ok(out.data)
+    Ok((out.data, notes))
 }
 
 /// Run `nabla predict`.
@@ -100,17 +149,31 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
     let [c, h, w] = match meta.input_shape[..] {
         [c, h, w] => [c, h, w],
         _ => {
-            return Err(CliError::new(format!(
-                "{}: this model takes {:?} features, not images; use nabla eval",
-                args.checkpoint.display(),
-                meta.input_shape
-            )))
+            let [file] = &args.images[..] else {
+                return Err(CliError::new(format!(
+                    "{}: a table model predicts the rows of one CSV file, got {} files",
+                    args.checkpoint.display(),
+                    args.images.len()
+                )));
+            };
+            let csv = crate::predict_table::predict_csv(model.as_ref(), &meta, file)?;
+            return match &args.output {
+                Some(o) => {
+                    crate::image_io::write_atomic(o, csv.as_bytes())?;
+                    println!("wrote {} predictions to {}", csv.lines().count() - 1, o.display());
+                    Ok(())
+                }
+                None => {
+                    print!("{csv}");
+                    Ok(())
+                }
+            };
         }
     };
     let (mean, std) = &meta.normalize;
     let _guard = no_grad();
     for path in &args.images {
-        let mut px = prepare(path, [c, h, w], args.invert)?;
+        let (mut px, notes) = prepare(path, [c, h, w], &args.invert)?;
         for (ch, plane) in px.chunks_exact_mut(h * w).enumerate() {
             let (m, s) = (
                 mean.get(ch).copied().unwrap_or(0.0),
@@ -123,15 +186,36 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
         let probs = logits.softmax(1)?.to_vec_f64();
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-        let top: Vec<String> = order
+        let top: Vec<(usize, String, f64)> = order
             .iter()
             .take(args.top.max(1))
             .map(|&k| {
-                let name = meta.classes.get(k).cloned().unwrap_or_else(|| k.to_string());
-                format!("{name} {:.2}%", 100.0 * probs[k])
+                (
+                    k,
+                    meta.classes.get(k).cloned().unwrap_or_else(|| k.to_string()),
+                    probs[k],
+                )
             })
             .collect();
-        println!("{}: {}", path.display(), top.join(", "));
+        if args.json {
+            let top: Vec<_> = top
+                .iter()
+                .map(|(k, name, p)| json!({"class": name, "index": k, "probability": p}))
+                .collect();
+            println!(
+                "{}",
+                json!({"image": path.to_string_lossy(), "top": top, "notes": notes})
+            );
+            continue;
+        }
+        if !notes.is_empty() {
+            eprintln!("note: {}: {}", path.display(), notes.join(", "));
+        }
+        let shown: Vec<String> = top
+            .iter()
+            .map(|(_, name, p)| format!("{name} {:.2}%", 100.0 * p))
+            .collect();
+        println!("{}: {}", path.display(), shown.join(", "));
     }
     Ok(())
 }
@@ -139,6 +223,13 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_border_tells_dark_on_light() {
+        // 1×3×3: a light frame around a dark centre.
+        let v = [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.5];
+        assert!((border_mean(&v, [1, 3, 3]) - 7.5 / 8.0).abs() < 1e-9);
+    }
 
     #[test]
     fn area_resize_averages_blocks() {

@@ -3,6 +3,7 @@
 
 use crate::error::{CliError, CliResult};
 use crate::trainer::setup::build_model;
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 use nabla_core::{no_grad, DType, Tensor};
 use nabla_models::ModelConfig;
@@ -11,8 +12,8 @@ use nabla_nn::{Mode, Module};
 /// Which model to build, and for what input.
 #[derive(Debug, Args)]
 pub struct ShapeArgs {
-    /// Model from the zoo (mlp, lenet5, ...)
-    #[arg(long, short = 'm', value_name = "NAME")]
+    /// Model from the zoo (mlp, lenet5, ... see the error for a wrong name)
+    #[arg(long, short = 'm', value_name = "NAME", value_parser = PossibleValuesParser::new(nabla_models::names()), hide_possible_values = true)]
     model: String,
     /// Shape of one input: CxHxW (e.g. 3x227x227), or a feature count for tables
     #[arg(long, value_name = "CxHxW", default_value = "1x28x28")]
@@ -46,7 +47,8 @@ pub fn parse_input(s: &str) -> CliResult<Vec<usize>> {
     }
 }
 
-/// Build the model the arguments describe; returns it with the input shape and class count.
+/// Build the model the arguments describe; returns it with the shape of one of its inputs
+/// (the generator's: a latent vector) and the class count.
 pub fn model_for(a: &ShapeArgs) -> CliResult<(Box<dyn Module>, Vec<usize>, usize)> {
     let input = parse_input(&a.input)?;
     if a.classes == 0 {
@@ -70,6 +72,16 @@ pub fn model_for(a: &ShapeArgs) -> CliResult<(Box<dyn Module>, Vec<usize>, usize
     }
     if let Some(act) = &a.activation {
         mc.activation = act.clone();
+    }
+    if a.model == "generator" {
+        // It makes an image of --input's shape from a latent vector (of --hidden's first
+        // size, else the registry's 100): that vector is its input.
+        if a.hidden.is_none() {
+            mc.hidden = vec![];
+        }
+        let g = nabla_models::build_dcgan_generator(&a.model, &mc)?;
+        let latent = vec![g.latent()];
+        return Ok((Box::new(g), latent, a.classes));
     }
     Ok((build_model(&a.model, &mc)?, input, a.classes))
 }

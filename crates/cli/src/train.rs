@@ -4,13 +4,14 @@
 use crate::config::{parse_task, Task, TrainConfig};
 use crate::error::CliResult;
 use crate::trainer::{self, Options, Outcome};
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 /// Train a model (default: LeNet-5 on Fashion-MNIST, SGD with momentum, cosine schedule).
 ///
-/// Writes to the run folder (--out, default runs/<model>-<dataset>): metrics.jsonl,
+/// Writes to the run folder (--out, default a new runs/<model>-<dataset>/version_N): metrics.jsonl,
 /// curves.png, confusion.png, last.safetensors, best.safetensors and config.toml.
 /// Ctrl-C finishes the current step, saves last.safetensors and exits (code 130); continue
 /// with --resume. Settings come from the defaults, then --config FILE, then the flags.
@@ -18,14 +19,14 @@ use std::sync::atomic::Ordering;
 #[command(
     after_help = "Examples:\n  nabla train\n  nabla train --model mlp --hidden 256 --epochs 5 --lr 0.05\n  \
                   nabla train --task regression --data houses.csv --target price\n  \
-                  nabla train --resume runs/lenet5-fashion-mnist/last.safetensors --epochs 20"
+                  nabla train --resume runs/lenet5-fashion-mnist/version_0/last.safetensors --epochs 20"
 )]
 pub struct TrainArgs {
-    /// Model from the zoo (mlp, lenet5, ...) [default: lenet5; mlp for tables]
-    #[arg(long, value_name = "NAME")]
+    /// Model from the zoo [default: lenet5; mlp for tables]
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(nabla_models::names()), hide_possible_values = true)]
     model: Option<String>,
     /// Data set: fashion-mnist, mnist, kmnist, or csv (with --data) [default: fashion-mnist]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = ["fashion-mnist", "mnist", "kmnist", "csv"])]
     dataset: Option<String>,
     /// Directory searched first for the data set (then $NABLA_DATA, the system, the cache)
     #[arg(long, value_name = "DIR")]
@@ -37,7 +38,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "COLUMN")]
     target: Option<String>,
     /// classification or regression (regression: an MLP with MSE; RMSE and R² reported)
-    #[arg(long, value_name = "TASK")]
+    #[arg(long, value_name = "TASK", value_parser = ["classification", "regression"])]
     task: Option<String>,
     /// Epochs in total [default: 10]
     #[arg(long, value_name = "N")]
@@ -49,7 +50,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     lr: Option<f64>,
     /// sgd, adam, adamw or rmsprop [default: sgd]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = ["sgd", "adam", "adamw", "rmsprop"])]
     optimizer: Option<String>,
     /// Momentum of SGD and RMSprop [default: 0.9]
     #[arg(long, value_name = "M", allow_negative_numbers = true)]
@@ -57,8 +58,8 @@ pub struct TrainArgs {
     /// L2 penalty (decoupled for adamw) [default: 0.0005]
     #[arg(long, value_name = "L2", allow_negative_numbers = true)]
     weight_decay: Option<f64>,
-    /// none, cosine, step, exponential or plateau [default: cosine]
-    #[arg(long, value_name = "NAME")]
+    /// none, cosine, step, multistep, exponential or plateau [default: cosine]
+    #[arg(long, value_name = "NAME", value_parser = ["none", "cosine", "step", "multistep", "exponential", "plateau"])]
     scheduler: Option<String>,
     /// Random crops (padding 2) and horizontal flips of training images [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -69,14 +70,20 @@ pub struct TrainArgs {
     /// Compute threads (0: one per core) [default: 0]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Run folder [default: runs/<model>-<dataset>; on --resume the checkpoint's folder]
+    /// Run folder [default: a new runs/<model>-<dataset>/version_N; on --resume the checkpoint's folder]
     #[arg(long, short = 'o', value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Continue exactly from a checkpoint (flags given again override its settings)
-    #[arg(long, value_name = "CHECKPOINT")]
+    /// Continue exactly from a checkpoint, in its own folder (flags given again override its settings)
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with_all = ["out", "init_from"])]
     resume: Option<PathBuf>,
+    /// Start a new run from a checkpoint's weights (fine-tuning: fresh optimizer, schedule and best)
+    #[arg(long, value_name = "CHECKPOINT")]
+    init_from: Option<PathBuf>,
+    /// Write into a non-empty --out folder (the old run's files there are removed first)
+    #[arg(long)]
+    overwrite: bool,
     /// cross-entropy or mse (on one-hot targets) [default: cross-entropy]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = ["cross-entropy", "mse"])]
     loss: Option<String>,
     /// Train on the first N training samples only
     #[arg(long, value_name = "N")]
@@ -93,12 +100,55 @@ pub struct TrainArgs {
     /// Model variant (lenet5: modern or classic)
     #[arg(long, value_name = "NAME")]
     variant: Option<String>,
-    /// Fraction of a CSV table held out for validation [default: 0.2]
-    #[arg(long, value_name = "FRACTION")]
-    val_split: Option<f64>,
+    /// Training images held out for validation (0: none, and no best checkpoint) [default: one
+    /// twelfth, 5,000 of Fashion-MNIST's 60,000]
+    #[arg(long, value_name = "N")]
+    val_size: Option<usize>,
+    /// Fraction of the training images or table rows held out for validation instead [default
+    /// for tables: 0.2]
+    #[arg(long, value_name = "FRACTION", alias = "val-split")]
+    val_fraction: Option<f64>,
+    /// Validate on the first N held-out samples only
+    #[arg(long, value_name = "N")]
+    val_limit: Option<usize>,
     /// Background threads building batches [default: 0]
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Stop when the validation score has not improved for this many epochs
+    #[arg(long, value_name = "PATIENCE")]
+    early_stop: Option<u64>,
+    /// The smallest change of the validation score that counts as an improvement for
+    /// --early-stop [default: 0]
+    #[arg(long, value_name = "DELTA")]
+    min_delta: Option<f64>,
+    /// Clip the gradients' global L2 norm to this before each step
+    #[arg(long, value_name = "NORM")]
+    clip_grad_norm: Option<f64>,
+    /// Train against targets smoothed by this much (cross-entropy; validation stays plain)
+    /// [default: 0]
+    #[arg(long, value_name = "EPS")]
+    label_smoothing: Option<f64>,
+    /// Epochs between decays of the step schedule [default: a third of --epochs]
+    #[arg(long, value_name = "N")]
+    step_size: Option<usize>,
+    /// Decay factor of step, multistep and plateau [default: 0.1] and exponential [default:
+    /// down to 1% by the last epoch]
+    #[arg(long, value_name = "G")]
+    gamma: Option<f64>,
+    /// Also write each epoch's metrics as TensorBoard scalars into the run folder
+    /// (tensorboard --logdir runs) [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    tensorboard: Option<bool>,
+    /// Epochs of linear learning-rate warm-up: epoch e < N runs at (e+1)/(N+1) of the
+    /// schedule's rate [default: 0]
+    #[arg(long, value_name = "N")]
+    warmup_epochs: Option<usize>,
+    /// Epochs at which the multistep schedule decays, comma-separated
+    #[arg(long, value_name = "EPOCHS", value_delimiter = ',')]
+    milestones: Option<Vec<usize>>,
+    /// Epochs without a lower validation loss before plateau lowers the rate [default: 2]
+    #[arg(long, value_name = "N")]
+    patience: Option<u64>,
     /// Stop after this many optimizer steps in all, saving a checkpoint (as Ctrl-C does)
     #[arg(long, value_name = "STEPS")]
     stop_after_steps: Option<u64>,
@@ -133,7 +183,24 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         momentum,
         weight_decay
     );
-    set!(scheduler, augment, seed, threads, out, loss, limit, hidden, activation, variant, val_split, workers);
+    set!(scheduler, augment, seed, threads, out, loss, limit, hidden, activation, variant, workers);
+    set!(
+        val_size,
+        val_fraction,
+        val_limit,
+        early_stop,
+        min_delta,
+        clip_grad_norm,
+        label_smoothing
+    );
+    set!(step_size, gamma, milestones, patience, warmup_epochs, tensorboard);
+    // A flag replaces the file's (or the resumed run's) choice of the other.
+    if a.val_size.is_some() {
+        c.val_fraction = None;
+    }
+    if a.val_fraction.is_some() {
+        c.val_size = None;
+    }
     if let Some(t) = &a.task {
         c.task = parse_task(t)?;
     }
@@ -173,6 +240,8 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
         lr_override: args.resume.as_ref().and(args.lr),
         cfg,
         resume: args.resume,
+        init_from: args.init_from,
+        overwrite: args.overwrite,
         stop_after_steps: args.stop_after_steps,
     };
     match trainer::run(opts, &stop)? {

@@ -1,123 +1,12 @@
 //! End-to-end tests of `nabla train`, `eval`, `predict`, `summary` and `graph` on small
 //! synthetic data the tests write (IDX files in a temporary directory, a CSV table).
 
+mod common;
+
+use common::*;
 use nabla_nn::checkpoint::Checkpoint;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-/// A fresh temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let p = std::env::temp_dir().join(format!("nabla-train-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn idx(path: &Path, dims: &[u32], data: &[u8]) {
-    let mut bytes = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// Fashion-MNIST-shaped IDX files: class k is a bright bar at rows 2k+4..2k+6 over noise.
-fn write_fake_fashion(dir: &Path, train: usize, test: usize) {
-    let mut state = 12345u64;
-    let mut rand = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as u32
-    };
-    for (stem, n) in [("train", train), ("t10k", test)] {
-        let mut px = Vec::with_capacity(n * 784);
-        let mut labels = Vec::with_capacity(n);
-        for i in 0..n {
-            let k = (i * 7 + rand() as usize) % 10;
-            labels.push(k as u8);
-            for r in 0..28 {
-                for _c in 0..28 {
-                    let on = r >= 2 * k + 4 && r < 2 * k + 6;
-                    px.push(if on {
-                        200 + (rand() % 56) as u8
-                    } else {
-                        (rand() % 60) as u8
-                    });
-                }
-            }
-        }
-        idx(&dir.join(format!("{stem}-images-idx3-ubyte")), &[n as u32, 28, 28], &px);
-        idx(&dir.join(format!("{stem}-labels-idx1-ubyte")), &[n as u32], &labels);
-    }
-}
-
-fn nabla(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nabla"))
-        .args(args)
-        .env_remove("NABLA_DATA")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = nabla(args);
-    assert!(
-        out.status.success(),
-        "nabla {args:?} failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// `metrics.jsonl` values of `key`, epoch by epoch.
-fn metric(dir: &Path, key: &str) -> Vec<f64> {
-    let t = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    t.lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()[key]
-                .as_f64()
-                .unwrap()
-        })
-        .collect()
-}
-
-/// The model and optimizer tensors of a checkpoint as raw bits, by name.
-fn bits(path: &Path) -> Vec<(String, Vec<u64>)> {
-    let ck = Checkpoint::load(path).unwrap();
-    let mut out: Vec<(String, Vec<u64>)> = ck
-        .model
-        .iter()
-        .chain(&ck.optimizer.tensors)
-        .map(|(n, t)| (n.clone(), t.to_vec_f64().iter().map(|v| v.to_bits()).collect()))
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 #[test]
 fn train_writes_the_run_folder_and_learns() {
@@ -145,7 +34,20 @@ fn train_writes_the_run_folder_and_learns() {
         "--limit",
         "500",
     ]);
-    assert!(log.contains("(500 training, 200 validation samples"), "{log}");
+    // One twelfth of the 600 training images held out (as 5,000 of Fashion-MNIST's 60,000).
+    assert!(log.contains("(500 training, 50 validation, 200 test samples"), "{log}");
+    let done = log.lines().last().unwrap();
+    assert!(
+        done.contains("best validation accuracy")
+            && done.contains("test accuracy")
+            && done.contains("(best.safetensors)"),
+        "{done}"
+    );
+    let jsonl = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let test_line: serde_json::Value = serde_json::from_str(jsonl.lines().last().unwrap()).unwrap();
+    assert_eq!(test_line["split"], "test", "{jsonl}");
+    assert_eq!(test_line["checkpoint"], "best.safetensors", "{jsonl}");
+    assert!(test_line["test_acc"].as_f64().unwrap() > 0.9, "{jsonl}");
     assert_eq!(log.lines().filter(|l| l.starts_with("epoch ")).count(), 3, "{log}");
     for f in [
         "metrics.jsonl",
@@ -187,6 +89,41 @@ fn train_writes_the_run_folder_and_learns() {
     let pred = ok(&["predict", "--checkpoint", s(&best), s(&png), "-k", "2"]);
     assert!(pred.starts_with(&format!("{}: Dress ", png.display())), "{pred}");
     assert_eq!(pred.matches('%').count(), 2, "{pred}");
+    // The same bar dark on light, in colour: converted, inverted (told by its light border)
+    // and resized, each said; --json gives the same answer as data.
+    let mut rgb = image::RgbImage::new(56, 56);
+    for (_, y, p) in rgb.enumerate_pixels_mut() {
+        let v = if (20..24).contains(&y) { 20 } else { 240 };
+        p.0 = [v, v, v];
+    }
+    let photo = tmp.0.join("photo.png");
+    rgb.save(&photo).unwrap();
+    let res = nabla(&["predict", "-c", s(&best), s(&photo)]);
+    let (out, err) = (text(&res.stdout), text(&res.stderr));
+    assert!(out.contains(": Dress "), "{out}");
+    for want in [
+        "converted colour to gray",
+        "inverted (light border",
+        "resized 56×56 to 28×28",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&ok(&["predict", "-c", s(&best), s(&photo), "--json"])).unwrap();
+    assert_eq!(j["top"][0]["class"], "Dress", "{j}");
+    assert_eq!(j["notes"].as_array().unwrap().len(), 3, "{j}");
+    let never = ok(&["predict", "-c", s(&best), s(&photo), "--invert", "never", "--json"]);
+    assert!(!never.contains("inverted"), "{never}");
+    let e: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "-c", s(&best), "--data-dir", s(&data), "--json"])).unwrap();
+    assert_eq!(
+        (e["samples"].as_u64(), e["confusion"].as_array().map(Vec::len)),
+        (Some(200), Some(10)),
+        "{e}"
+    );
+    assert!(
+        e["accuracy"].as_f64().unwrap() > 0.9 && e["per_class"][9]["class"] == "Ankle boot",
+        "{e}"
+    );
 }
 
 #[test]
@@ -205,7 +142,8 @@ fn resume_is_bitwise_identical_with_dropout() {
 /// through epoch 2 and resumed: the same bits.
 fn resume_matches_a_straight_run(model: &str, train: usize) {
     let tmp = TempDir::new(&format!("resume-{model}"));
-    write_fake_fashion(&tmp.0, train, 32);
+    // 32 more images than trained on: the validation split.
+    write_fake_fashion(&tmp.0, train + 32, 32);
     let (steps, half) = (train / 32, train / 64);
     let common = |out: &Path| -> Vec<String> {
         [
@@ -225,6 +163,8 @@ fn resume_matches_a_straight_run(model: &str, train: usize) {
             "2",
             "--seed",
             "7",
+            "--val-size",
+            "32",
             "--out",
             s(out),
         ]
@@ -269,6 +209,9 @@ fn ctrl_c_saves_a_checkpoint_and_exits() {
             "1000",
             "--batch-size",
             "8",
+            // All 2000 images train: 250 steps an epoch.
+            "--val-size",
+            "0",
         ])
         .args(["--out", s(&out)])
         .stdout(Stdio::piped())
@@ -372,6 +315,38 @@ fn regression_on_a_csv_reports_rmse_and_r2() {
     assert!(rmse.last().unwrap() < &(0.3 * rmse[0]), "{rmse:?}");
     let report = ok(&["eval", "--checkpoint", s(&out.join("best.safetensors"))]);
     assert!(report.contains("rmse ") && report.contains("r2 0.9"), "{report}");
+
+    // Predict rows of a new CSV: its columns in another order, without the target.
+    let mut rows = String::from("noise,b,a\n");
+    let points = [(1.0, -2.0), (3.0, 4.0), (2.5, 0.0)];
+    for (a, b) in points {
+        rows.push_str(&format!("5,{b},{a}\n"));
+    }
+    let new = tmp.0.join("new.csv");
+    std::fs::write(&new, rows).unwrap();
+    let best = out.join("best.safetensors");
+    let pred = ok(&["predict", "-c", s(&best), s(&new)]);
+    let mut lines = pred.lines();
+    assert_eq!(lines.next(), Some("predicted_y"), "{pred}");
+    for ((a, b), line) in points.iter().zip(lines) {
+        let y: f64 = line.parse().unwrap();
+        assert!((y - (3.0 * a - 2.0 * b + 10.0)).abs() < 2.0, "{a},{b}: {y}\n{pred}");
+    }
+    // With the target column there, it is copied beside the prediction; -o writes a file.
+    let written = tmp.0.join("pred.csv");
+    let said = ok(&["predict", "-c", s(&best), s(&path), "-o", s(&written)]);
+    assert!(said.starts_with("wrote 300 predictions"), "{said}");
+    let back = std::fs::read_to_string(&written).unwrap();
+    assert!(
+        back.starts_with("y,predicted_y\n") && back.lines().count() == 301,
+        "{back}"
+    );
+    std::fs::write(&new, "a,noise\n1,2\n").unwrap();
+    let err = text(&nabla(&["predict", "-c", s(&best), s(&new)]).stderr);
+    assert!(
+        err.contains("no column \"b\" (the model was trained on a, b, noise)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -459,16 +434,48 @@ fn user_errors_are_one_line_without_panics() {
     std::fs::write(&file, "x").unwrap();
     let d = s(&tmp.0);
     let blocked = format!("{}/sub", s(&file));
+    let empty = tmp.0.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let empty = s(&empty).to_string();
+    let png = tmp.0.join("shoe.png");
+    image::GrayImage::new(4, 4).save(&png).unwrap();
+    let png = s(&png).to_string();
+    // A safetensors file of one tensor and no nabla metadata.
+    let header = br#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&1f32.to_le_bytes());
+    let foreign = tmp.0.join("other.safetensors");
+    std::fs::write(&foreign, bytes).unwrap();
+    let foreign = s(&foreign).to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["train", "--model", "nosuch", "--data-dir", d],
-            "unknown model \"nosuch\"",
+            "invalid value 'nosuch' for '--model <NAME>'",
         ),
         (
             vec!["train", "--dataset", "nosuch", "--data-dir", d],
-            "unknown dataset \"nosuch\"",
+            "invalid value 'nosuch' for '--dataset <NAME>'",
         ),
         (vec!["train", "--data-dir", "/no/such/dir"], "no such directory"),
+        // A folder without the data set is an error naming what was looked for, not a
+        // silent fallback to another copy.
+        (
+            vec!["train", "--data-dir", &empty],
+            "fashion-mnist is not there (looked in",
+        ),
+        (
+            vec!["train", "--data-dir", &empty],
+            "t10k-labels-idx1-ubyte, each raw or .gz",
+        ),
+        (
+            vec!["train", "--threads", "100000", "--data-dir", d],
+            "--threads 100000: this machine has",
+        ),
+        (
+            vec!["train", "--workers", "100000", "--data-dir", d],
+            "--workers 100000: at most",
+        ),
         (vec!["train", "--lr", "fast"], "invalid value 'fast'"),
         (
             vec!["train", "--lr", "-1", "--data-dir", d],
@@ -480,7 +487,7 @@ fn user_errors_are_one_line_without_panics() {
         ),
         (
             vec!["train", "--optimizer", "lbfgs", "--data-dir", d],
-            "unknown optimizer",
+            "invalid value 'lbfgs' for '--optimizer <NAME>' [possible values: sgd, adam, adamw, rmsprop]",
         ),
         (
             vec!["train", "--resume", "/no/such.safetensors"],
@@ -509,10 +516,34 @@ fn user_errors_are_one_line_without_panics() {
         ),
         (vec!["eval", "--checkpoint", s(&file)], "a-file"),
         (
+            vec!["eval", "-c", &png],
+            "shoe.png: not a nabla checkpoint (safetensors) file",
+        ),
+        (
+            vec!["eval", "-c", &foreign],
+            "other.safetensors: a safetensors file, but not a nabla checkpoint",
+        ),
+        (vec!["train", "--init-from", &png, "--data-dir", d], "--init-from"),
+        (
             vec!["predict", "--checkpoint", "/no/such.safetensors", "x.png"],
             "no such checkpoint file",
         ),
-        (vec!["summary", "--model", "nosuch"], "unknown model"),
+        (
+            vec!["summary", "--model", "nosuch"],
+            "invalid value 'nosuch' for '--model <NAME>'",
+        ),
+        // Clap's own messages: what is missing, and what was probably meant.
+        (
+            vec!["eval"],
+            "the following required arguments were not provided: --checkpoint <FILE>",
+        ),
+        (
+            vec!["trian"],
+            "unrecognized subcommand 'trian' tip: a similar subcommand exists: 'train'",
+        ),
+        (vec!["train", "--epoch", "3"], "a similar argument exists: '--epochs'"),
+        (vec!["train", "--model", "lenet"], "a similar value exists: 'lenet5'"),
+        (vec!["train", "--optimizer", "adm"], "a similar value exists: 'adam'"),
         (vec!["summary", "--model", "lenet5", "--input", "3x0x4"], "--input"),
         (vec!["graph", "--model", "mlp"], "required arguments were not provided"),
     ];
@@ -520,7 +551,13 @@ fn user_errors_are_one_line_without_panics() {
         let out = nabla(&args);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: not one line:\n{err}");
+        // One line, and for a mistake in the arguments clap's usage line after it.
+        let lines: Vec<&str> = err.lines().collect();
+        let usage = lines.get(1).is_some_and(|l| l.starts_with("Usage: nabla"));
+        assert!(
+            lines.len() == 1 || (lines.len() == 2 && usage),
+            "{args:?}: not one line:\n{err}"
+        );
         assert!(err.starts_with("error: ") && err.contains(want), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }

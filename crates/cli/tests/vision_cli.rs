@@ -23,7 +23,8 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-/// Exit code 1 and exactly one stderr line `error: ...`, which is returned.
+/// Exit code 1 and exactly one stderr line `error: ...` (a mistake in the arguments has
+/// clap's usage line after it), which is returned.
 fn user_error(out: &Output) -> String {
     assert_eq!(
         out.status.code(),
@@ -32,7 +33,9 @@ fn user_error(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     let err = String::from_utf8(out.stderr.clone()).unwrap();
-    assert_eq!(err.lines().count(), 1, "stderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let usage = lines.get(1).is_some_and(|l| l.starts_with("Usage: nabla"));
+    assert!(lines.len() == 1 || (lines.len() == 2 && usage), "stderr: {err}");
     assert!(err.starts_with("error: "), "stderr: {err}");
     assert!(!err.contains("panicked"), "stderr: {err}");
     err

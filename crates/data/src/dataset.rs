@@ -312,12 +312,12 @@ impl ImageDataset {
 /// compiler vectorizes (a table lookup would stay scalar).
 fn append_unit(bytes: &[u8], out: &mut Vec<f32>) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if nabla_core::cpu::isa() == nabla_core::cpu::Isa::Avx512 {
         #[target_feature(enable = "avx512f")]
         fn wide(bytes: &[u8], out: &mut Vec<f32>) {
             out.extend(bytes.iter().map(|&b| b as f32 / 255.0));
         }
-        // SAFETY: AVX-512F was detected just above.
+        // SAFETY: `cpu` grants the AVX-512 level only on a CPU that has AVX-512F.
         return unsafe { wide(bytes, out) };
     }
     out.extend(bytes.iter().map(|&b| b as f32 / 255.0));

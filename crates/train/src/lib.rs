@@ -78,8 +78,9 @@ pub mod record;
 mod schedule;
 mod state;
 mod stop;
+pub mod tensorboard;
 
-pub use engine::{fit, FitOptions, Outcome};
+pub use engine::{fit, test, EarlyStop, FitOptions, Outcome};
 pub use error::{Result, TrainError};
 pub use record::{write_atomic, Record};
 pub use schedule::{Optim, Schedule};

@@ -115,7 +115,11 @@ pub fn read_metrics(dir: &Path, upto: u64) -> Result<Vec<Record>> {
         Err(e) => return Err(TrainError::io("read", path, e)),
     };
     let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    // The closing test line (see `write_test_line`) is written again when the run ends.
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("{\"split\""))
+    {
         let r = Record::from_json(line)?;
         if r.epoch <= upto {
             out.push(r);
@@ -132,6 +136,32 @@ pub fn write_metrics(dir: &Path, records: &[Record]) -> Result<()> {
         text.push('\n');
     }
     write_atomic(&dir.join("metrics.jsonl"), text.as_bytes())
+}
+
+/// Append to `metrics.jsonl` the line of a closing test pass: `{"split":"test",
+/// "checkpoint":..,"epoch":..,"test_<name>":..}`, after the epochs' records (which
+/// [`read_metrics`] reads back without it).
+pub fn write_test_line(dir: &Path, checkpoint: &str, epoch: u64, metrics: &[(String, f64)]) -> Result<()> {
+    let mut m = Map::new();
+    for (k, v) in metrics {
+        m.insert(k.clone(), num(*v));
+    }
+    // Written by hand so `split` comes first: a line a reader can tell at its start.
+    let body = Value::Object(m).to_string();
+    let rest = body.trim_start_matches('{');
+    let sep = if rest == "}" { "" } else { "," };
+    let line = format!(
+        "{{\"split\":\"test\",\"checkpoint\":{},\"epoch\":{epoch}{sep}{rest}\n",
+        json!(checkpoint)
+    );
+    let path = dir.join("metrics.jsonl");
+    let mut text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(TrainError::io("read", path, e)),
+    };
+    text.push_str(&line);
+    write_atomic(&path, text.as_bytes())
 }
 
 /// Write `bytes` to `path` through a temporary file in the same folder and a rename, so
@@ -227,6 +257,25 @@ mod tests {
             samples_per_second: 4000.0,
             peak_rss_mib: Some(120.5),
         }
+    }
+
+    #[test]
+    fn the_test_line_follows_the_epochs_and_is_not_read_back_as_one() {
+        let dir = std::env::temp_dir().join(format!("nabla-test-line-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_metrics(&dir, &[rec()]).unwrap();
+        let m = [("test_loss".to_string(), 0.25), ("test_acc".to_string(), f64::NAN)];
+        write_test_line(&dir, "best.safetensors", 2, &m).unwrap();
+        let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        let last = text.lines().nth(1).unwrap();
+        assert_eq!(
+            last,
+            "{\"split\":\"test\",\"checkpoint\":\"best.safetensors\",\"epoch\":2,\"test_acc\":null,\"test_loss\":0.25}"
+        );
+        let back = read_metrics(&dir, 10).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].to_json(), rec().to_json());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

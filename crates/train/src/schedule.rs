@@ -1,7 +1,8 @@
 //! The learning-rate schedule of one optimizer, stepped by the engine once per epoch.
 
 use crate::Result;
-use nabla_nn::optim::Optimizer;
+use nabla_core::{Gradients, Tensor};
+use nabla_nn::optim::{clip_grad_norm, Optimizer};
 use nabla_nn::scheduler::{LrScheduler, ReduceLROnPlateau};
 use std::collections::BTreeMap;
 
@@ -50,14 +51,35 @@ pub struct Optim {
     pub optimizer: Box<dyn Optimizer>,
     /// Its learning-rate schedule (made after the optimizer, as PyTorch's are).
     pub schedule: Schedule,
+    /// Clip the gradients' global L2 norm to this before [`Optim::step`] steps (set by the
+    /// engine from [`crate::FitOptions::clip_grad_norm`]).
+    pub clip_grad_norm: Option<f64>,
 }
 
 impl Optim {
-    /// An optimizer with a constant learning rate.
-    pub fn constant(optimizer: Box<dyn Optimizer>) -> Optim {
+    /// An optimizer with its schedule (no clipping until the engine sets it).
+    pub fn new(optimizer: Box<dyn Optimizer>, schedule: Schedule) -> Optim {
         Optim {
             optimizer,
-            schedule: Schedule::Constant,
+            schedule,
+            clip_grad_norm: None,
         }
+    }
+
+    /// An optimizer with a constant learning rate.
+    pub fn constant(optimizer: Box<dyn Optimizer>) -> Optim {
+        Optim::new(optimizer, Schedule::Constant)
+    }
+
+    /// One update from `grads` of `params` (the parameters this optimizer trains), their
+    /// global norm clipped first when [`Optim::clip_grad_norm`] is set (PyTorch's
+    /// `clip_grad_norm_` then `step`). Returns the norm before clipping, if it was measured.
+    pub fn step(&mut self, grads: &mut Gradients, params: &[Tensor]) -> Result<Option<f64>> {
+        let norm = match self.clip_grad_norm {
+            Some(max) => Some(clip_grad_norm(grads, params, max)?),
+            None => None,
+        };
+        self.optimizer.step(grads)?;
+        Ok(norm)
     }
 }

@@ -161,12 +161,8 @@ impl State {
             };
             o.optimizer.load_state_dict(&state).map_err(|e| fit(e.to_string()))?;
         }
+        load_weights(task, ck, path)?;
         let models = task.models();
-        let mut tensors = Vec::new();
-        for (name, m) in &models {
-            tensors.extend(m.state_dict().into_iter().map(|(k, t)| (join(name, &k), t)));
-        }
-        ck.restore_model(&tensors).map_err(|e| fit(e.to_string()))?;
         let num = |k: &str| ck.extra.get(k).and_then(|v| v.parse::<f64>().ok());
         (self.epoch, self.step) = (ck.epoch, ck.step);
         self.batch = num("batch").unwrap_or(0.0) as usize;
@@ -208,6 +204,19 @@ impl State {
 }
 
 /// Generator states as checkpoint text: `name:s0,s1,s2,s3` in hex, separated by spaces.
+/// Copy the weights of every model of `task` from a checkpoint loaded from `path` (the
+/// optimizers, the schedule and the run's position are left as they are).
+pub(crate) fn load_weights(task: &dyn Task, ck: &Checkpoint, path: &Path) -> Result<()> {
+    let mut tensors = Vec::new();
+    for (name, m) in &task.models() {
+        tensors.extend(m.state_dict().into_iter().map(|(k, t)| (join(name, &k), t)));
+    }
+    ck.restore_model(&tensors).map_err(|e| TrainError::Resume {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })
+}
+
 fn encode_generators(states: &[(String, [u64; 4])]) -> String {
     let one = |(n, s): &(String, [u64; 4])| format!("{n}:{:x},{:x},{:x},{:x}", s[0], s[1], s[2], s[3]);
     states.iter().map(one).collect::<Vec<_>>().join(" ")

@@ -78,10 +78,7 @@ impl Task for Gan {
         let d_sched = CosineAnnealingLR::new(&mut d, EPOCHS as usize, 0.0)?;
         let g = adam(self.generator.parameters())?;
         Ok(vec![
-            Optim {
-                optimizer: Box::new(d),
-                schedule: Schedule::Epoch(Box::new(d_sched)),
-            },
+            Optim::new(Box::new(d), Schedule::Epoch(Box::new(d_sched))),
             Optim::constant(Box::new(g)),
         ])
     }

@@ -13,8 +13,12 @@ use std::sync::Arc;
 pub struct Data {
     /// The training samples (after `--limit`).
     pub train: Arc<dyn Dataset>,
-    /// The validation samples: the test split of an image set, the held-out rows of a table.
-    pub val: Arc<dyn Dataset>,
+    /// The validation samples, held out of the training split (or the table's rows) with a
+    /// seeded shuffle; none with `--val-size 0`.
+    pub val: Option<Arc<dyn Dataset>>,
+    /// The test split of an image set, scored once at the end and by `nabla eval` (a table
+    /// has none: its held-out rows are what `eval` scores).
+    pub test: Option<Arc<dyn Dataset>>,
     /// Class names by label (empty for regression).
     pub classes: Vec<String>,
     /// Shape of one sample: `[C, H, W]` or `[features]`.
@@ -26,6 +30,8 @@ pub struct Data {
     pub target_scale: Option<(f32, f32)>,
     /// Where the data was found.
     pub origin: PathBuf,
+    /// A table's feature columns, in the order the model takes them (empty for images).
+    pub features: Vec<String>,
 }
 
 /// The image data sets `--dataset` accepts.
@@ -49,23 +55,36 @@ fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDataset, Path
             IMAGE_DATASETS.join(", ")
         ))
     })?;
-    if let Some(d) = &cfg.data_dir {
+    let dir = if let Some(d) = &cfg.data_dir {
+        // A folder named on the command line holds the data, or the run stops: no fallback.
         if !d.is_dir() {
             return Err(CliError::new(format!("--data-dir {}: no such directory", d.display())));
         }
-    }
-    let dir = if fam == MnistFamily::Fashion {
-        let mut f = FashionMnist::new();
-        if let Some(d) = &cfg.data_dir {
-            f = f.with_data_dir(d);
-        }
-        f.locate()?
+        let inside = d.join(name);
+        let files: Vec<String> = [Split::Train, Split::Test]
+            .iter()
+            .flat_map(|&s| fam.file_names(s))
+            .collect();
+        [d.clone(), inside.clone()]
+            .into_iter()
+            .find(|c| fam.is_in(c))
+            .ok_or_else(|| {
+                CliError::new(format!(
+                    "--data-dir {}: {name} is not there (looked in {} and {} for {}, each raw or .gz)",
+                    d.display(),
+                    d.display(),
+                    inside.display(),
+                    files.join(", ")
+                ))
+            })?
+    } else if fam == MnistFamily::Fashion {
+        FashionMnist::new().locate()?
     } else {
         let mut dirs = Vec::new();
         let env = std::env::var_os("NABLA_DATA")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
-        for root in cfg.data_dir.iter().chain(env.iter()) {
+        for root in env.iter() {
             dirs.push(root.clone());
             dirs.push(root.join(name));
         }
@@ -121,36 +140,77 @@ pub fn load(cfg: &TrainConfig) -> CliResult<Data> {
             "--task regression needs a table: --data FILE.csv --target COLUMN",
         ));
     }
-    let (train, test, dir) = load_images(cfg)?;
-    let classes = train.classes().to_vec();
-    let shape = train.image_shape().to_vec();
-    let train = match cfg.limit {
-        Some(n) if n < train.len() => {
-            let pixels: Vec<u8> = (0..n)
-                .map(|i| train.pixels(i).map(<[u8]>::to_vec))
-                .collect::<Result<Vec<_>, _>>()?
-                .concat();
-            ImageDataset::new(
-                pixels,
-                train.labels()[..n].to_vec(),
-                train.image_shape(),
-                classes.clone(),
-                &dir,
-            )?
-        }
-        _ => train,
-    };
+    let (full, test, dir) = load_images(cfg)?;
+    let classes = full.classes().to_vec();
+    let shape = full.image_shape().to_vec();
+    let n = full.len();
+    let n_val = held_out(cfg, n, 1.0 / 12.0);
+    if n_val >= n {
+        return Err(CliError::new(format!(
+            "{}: {n} training images are too few to hold out {n_val} for validation (--val-size)",
+            dir.display()
+        )));
+    }
+    let (mut val_idx, mut train_idx) = split_indices(n, n_val, cfg.seed);
+    if let Some(l) = cfg.limit {
+        train_idx.truncate(l);
+    }
+    if let Some(l) = cfg.val_limit {
+        val_idx.truncate(l);
+    }
+    let train = subset(&full, &train_idx, &dir)?;
+    let val = (!val_idx.is_empty())
+        .then(|| subset(&full, &val_idx, &dir))
+        .transpose()?;
     let normalize = channel_stats(&train)?;
-    let train: Arc<dyn Dataset> = Arc::new(train);
     Ok(Data {
-        train,
-        val: Arc::new(test),
+        train: Arc::new(train),
+        val: val.map(|v| Arc::new(v) as Arc<dyn Dataset>),
+        test: Some(Arc::new(test)),
         classes,
         input_shape: shape,
         normalize,
         target_scale: None,
         origin: dir,
+        features: vec![],
     })
+}
+
+/// How many of `n` training samples to hold out: `--val-size`, else `--val-fraction`,
+/// else `default_fraction` of them.
+fn held_out(cfg: &TrainConfig, n: usize, default_fraction: f64) -> usize {
+    match (cfg.val_size, cfg.val_fraction) {
+        (Some(k), _) => k,
+        (None, f) => (n as f64 * f.unwrap_or(default_fraction)).round() as usize,
+    }
+}
+
+/// A seeded split of `0..n` into `n_val` validation indices and the training rest, each in
+/// ascending order (the same seed gives the same split, whatever `--limit` asks).
+fn split_indices(n: usize, n_val: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..n).collect();
+    Generator::new(seed ^ 0x5EED_5B11).shuffle(&mut order);
+    let (val, train) = order.split_at(n_val.min(n));
+    let (mut val, mut train) = (val.to_vec(), train.to_vec());
+    val.sort_unstable();
+    train.sort_unstable();
+    (val, train)
+}
+
+/// The images of `ds` at `idx`, in that order.
+fn subset(ds: &ImageDataset, idx: &[usize], dir: &Path) -> CliResult<ImageDataset> {
+    let mut pixels = Vec::with_capacity(idx.len() * ds.image_shape().iter().product::<usize>());
+    for &i in idx {
+        pixels.extend_from_slice(ds.pixels(i)?);
+    }
+    let labels = idx.iter().map(|&i| ds.labels()[i]).collect();
+    Ok(ImageDataset::new(
+        pixels,
+        labels,
+        ds.image_shape(),
+        ds.classes().to_vec(),
+        dir,
+    )?)
 }
 
 /// Load a CSV table, split it into training and held-out rows (seeded), and standardize
@@ -174,20 +234,22 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
     let table = CsvDataset::load(path, &opts)?;
     let n = table.len();
     let width = table.feature_names().len();
-    let n_val = ((n as f64 * cfg.val_split).round() as usize).max(1);
+    let n_val = held_out(cfg, n, 0.2);
     if n < 2 || n_val >= n || width == 0 {
         return Err(CliError::new(format!(
-            "{}: {n} rows and {width} feature columns are too few to train and hold out {:.0}%",
+            "{}: {n} rows and {width} feature columns are too few to train and hold out {n_val}",
             path.display(),
-            cfg.val_split * 100.0
         )));
     }
     let mut order: Vec<usize> = (0..n).collect();
     Generator::new(cfg.seed ^ 0x5EED_5B11).shuffle(&mut order);
     let (val_idx, train_idx) = order.split_at(n_val);
-    let mut train_idx = train_idx.to_vec();
+    let (mut train_idx, mut val_idx) = (train_idx.to_vec(), val_idx.to_vec());
     if let Some(l) = cfg.limit {
         train_idx.truncate(l);
+    }
+    if let Some(l) = cfg.val_limit {
+        val_idx.truncate(l);
     }
     let rows = |idx: &[usize]| -> CliResult<(Vec<f32>, Vec<f32>, Vec<usize>)> {
         let (mut x, mut y, mut c) = (Vec::with_capacity(idx.len() * width), Vec::new(), Vec::new());
@@ -202,7 +264,7 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
         Ok((x, y, c))
     };
     let (mut xt, mut yt, ct) = rows(&train_idx)?;
-    let (mut xv, mut yv, cv) = rows(val_idx)?;
+    let (mut xv, mut yv, cv) = rows(&val_idx)?;
     let (mean, std) = column_stats(&xt, width);
     for x in [&mut xt, &mut xv] {
         for row in x.chunks_exact_mut(width) {
@@ -213,31 +275,37 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
     }
     let tensor = |x: Vec<f32>, rows: usize, cols: usize| Tensor::from_vec(x, &[rows, cols]);
     let (nt, nv) = (train_idx.len(), val_idx.len());
-    let (train, val, target_scale): (TensorDataset, TensorDataset, _) = match cfg.task {
+    let (train, val, target_scale): (TensorDataset, Option<TensorDataset>, _) = match cfg.task {
         Task::Regression => {
             let (m, s) = column_stats(&yt, 1);
             for y in [&mut yt, &mut yv] {
                 y.iter_mut().for_each(|v| *v = (*v - m[0]) / s[0]);
             }
             let t = TensorDataset::regression(&tensor(xt, nt, width)?, &tensor(yt, nt, 1)?)?;
-            let v = TensorDataset::regression(&tensor(xv, nv, width)?, &tensor(yv, nv, 1)?)?;
+            let v = (nv > 0)
+                .then(|| TensorDataset::regression(&tensor(xv, nv, width)?, &tensor(yv, nv, 1)?))
+                .transpose()?;
             (t, v, Some((m[0], s[0])))
         }
         Task::Classification => {
             let classes = table.classes().to_vec();
             let t = TensorDataset::new(&tensor(xt, nt, width)?, ct).and_then(|d| d.with_classes(classes.clone()));
-            let v = TensorDataset::new(&tensor(xv, nv, width)?, cv).and_then(|d| d.with_classes(classes));
-            (t?, v?, None)
+            let v = (nv > 0)
+                .then(|| TensorDataset::new(&tensor(xv, nv, width)?, cv).and_then(|d| d.with_classes(classes)))
+                .transpose()?;
+            (t?, v, None)
         }
     };
     Ok(Data {
         classes: table.classes().to_vec(),
         train: Arc::new(train),
-        val: Arc::new(val),
+        val: val.map(|v| Arc::new(v) as Arc<dyn Dataset>),
+        test: None,
         input_shape: vec![width],
         normalize: (mean, std),
         target_scale,
         origin: path.clone(),
+        features: table.feature_names().to_vec(),
     })
 }
 
@@ -267,6 +335,87 @@ fn column_stats(x: &[f32], width: usize) -> (Vec<f32>, Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Images of the training split carry their index in their first two pixels, test
+    /// images a 255 in the third; the splits are told apart by those.
+    #[test]
+    fn validation_is_held_out_of_training_and_apart_from_test() {
+        let dir = std::env::temp_dir().join(format!("nabla-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |stem: &str, n: usize, test: bool| {
+            let mut px = vec![0u8; n * 784];
+            for (i, img) in px.chunks_exact_mut(784).enumerate() {
+                (img[0], img[1], img[2]) = ((i % 256) as u8, (i / 256) as u8, if test { 255 } else { 0 });
+            }
+            let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+            let header = |dims: &[u32]| {
+                let mut h = vec![0, 0, 8, dims.len() as u8];
+                dims.iter().for_each(|d| h.extend_from_slice(&d.to_be_bytes()));
+                h
+            };
+            let images = [header(&[n as u32, 28, 28]), px].concat();
+            std::fs::write(dir.join(format!("{stem}-images-idx3-ubyte")), images).unwrap();
+            std::fs::write(
+                dir.join(format!("{stem}-labels-idx1-ubyte")),
+                [header(&[n as u32]), labels].concat(),
+            )
+            .unwrap();
+        };
+        write("train", 300, false);
+        write("t10k", 40, true);
+        let ids = |ds: &Arc<dyn Dataset>| -> Vec<(usize, u8)> {
+            (0..ds.len())
+                .map(|i| {
+                    let x = ds.get(i).unwrap().data;
+                    // Normalized to [0, 1] by the dataset; back to bytes.
+                    let b = |v: f32| (v * 255.0).round() as usize;
+                    (b(x[0]) + 256 * b(x[1]), b(x[2]) as u8)
+                })
+                .collect()
+        };
+        let cfg = TrainConfig {
+            data_dir: Some(dir.clone()),
+            limit: Some(200),
+            ..TrainConfig::default()
+        };
+        let d = load(&cfg).unwrap();
+        let (train, val, test) = (
+            ids(&d.train),
+            ids(d.val.as_ref().unwrap()),
+            ids(d.test.as_ref().unwrap()),
+        );
+        // Default: one twelfth held out (5,000 of 60,000); --limit shrinks training only.
+        assert_eq!((train.len(), val.len(), test.len()), (200, 25, 40));
+        assert!(train.iter().chain(&val).all(|&(_, t)| t == 0) && test.iter().all(|&(_, t)| t == 255));
+        let tr: std::collections::BTreeSet<usize> = train.iter().map(|p| p.0).collect();
+        assert!(val.iter().all(|(i, _)| !tr.contains(i)), "validation overlaps training");
+        // The same seed holds out the same images, whatever --limit says; another seed others.
+        let again = load(&TrainConfig {
+            limit: None,
+            val_limit: Some(10),
+            ..cfg.clone()
+        })
+        .unwrap();
+        assert_eq!(ids(again.val.as_ref().unwrap()), val[..10].to_vec());
+        assert_eq!(again.train.len(), 275);
+        let other = load(&TrainConfig { seed: 1, ..cfg.clone() }).unwrap();
+        assert_ne!(ids(other.val.as_ref().unwrap()), val);
+        let none = load(&TrainConfig {
+            val_size: Some(0),
+            ..cfg.clone()
+        })
+        .unwrap();
+        assert!(none.val.is_none() && none.train.len() == 200);
+        let e = load(&TrainConfig {
+            val_size: Some(300),
+            ..cfg
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("too few"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn column_stats_match_hand_values() {

@@ -7,6 +7,7 @@
 //! epoch's shuffle and augmentation).
 
 pub mod data;
+pub mod folder;
 pub mod report;
 pub mod setup;
 pub mod task;
@@ -18,7 +19,6 @@ use data::Data;
 use nabla_core::{no_grad, Tensor};
 use nabla_data::transforms::{Compose, Normalize, RandomCrop, RandomHorizontalFlip, Transform};
 use nabla_data::{Batch, DataLoader};
-use nabla_nn::checkpoint::Checkpoint;
 use nabla_nn::loss::{cross_entropy, mse_loss, CrossEntropyOptions, Reduction};
 use nabla_nn::{Mode, Module};
 use nabla_train::FitOptions;
@@ -32,6 +32,10 @@ pub struct Options {
     pub cfg: TrainConfig,
     /// A checkpoint to continue from.
     pub resume: Option<PathBuf>,
+    /// A checkpoint whose weights a fresh run starts from.
+    pub init_from: Option<PathBuf>,
+    /// Write into a non-empty `--out` folder.
+    pub overwrite: bool,
     /// Stop (as Ctrl-C does) after this many optimizer steps in total.
     pub stop_after_steps: Option<u64>,
     /// A learning rate that replaces the checkpoint's on resume.
@@ -69,10 +73,17 @@ impl LossKind {
     }
 }
 
-/// The mean loss of a batch.
-pub fn batch_loss(out: &Tensor, b: &Batch, kind: LossKind) -> CliResult<Tensor> {
+/// The mean loss of a batch; cross-entropy against targets smoothed by `smoothing` (training
+/// only: validation and test losses are plain cross-entropy, as timm reports them).
+pub fn batch_loss(out: &Tensor, b: &Batch, kind: LossKind, smoothing: f64) -> CliResult<Tensor> {
     Ok(match kind {
-        LossKind::CrossEntropy => cross_entropy(out, &b.labels[..], &CrossEntropyOptions::default()),
+        LossKind::CrossEntropy => {
+            let opts = CrossEntropyOptions {
+                label_smoothing: smoothing,
+                ..Default::default()
+            };
+            cross_entropy(out, &b.labels[..], &opts)
+        }
         LossKind::MseOneHot => {
             let classes = out.shape().get(1).copied().unwrap_or(1);
             let onehot = Tensor::one_hot(&b.labels, classes, out.dtype())?;
@@ -136,7 +147,7 @@ impl EvalSums {
     /// Add a batch and the model's output for it.
     pub fn add(&mut self, out: &Tensor, b: &Batch) -> CliResult<()> {
         let rows = b.inputs.shape()[0];
-        self.loss_sum += batch_loss(out, b, self.kind)?.item()? * rows as f64;
+        self.loss_sum += batch_loss(out, b, self.kind, 0.0)?.item()? * rows as f64;
         self.n += rows;
         if let Some(c) = self.confusion.as_mut() {
             for (&t, &p) in b.labels.iter().zip(&out.argmax(1, false)?) {
@@ -210,13 +221,7 @@ pub fn make_loader(
 
 /// The configuration saved in a checkpoint, to resume with (flags then override it).
 pub fn resume_config(path: &Path) -> CliResult<TrainConfig> {
-    if !path.is_file() {
-        return Err(CliError::new(format!(
-            "--resume {}: no such checkpoint file",
-            path.display()
-        )));
-    }
-    let ck = Checkpoint::load(path)?;
+    let ck = setup::read_checkpoint(path, "--resume ")?;
     Ok(RunMeta::from_checkpoint(&ck, path)?.config)
 }
 
@@ -224,19 +229,28 @@ pub fn resume_config(path: &Path) -> CliResult<TrainConfig> {
 pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
     let cfg = opts.cfg;
     cfg.validate()?;
+    setup::check_trainable(&cfg)?;
     let data: Data = data::load(&cfg)?;
-    let out = cfg.out_dir();
-    std::fs::create_dir_all(&out).map_err(|e| CliError::io("create output directory", &out, e))?;
     let kind = LossKind::of(&cfg);
     let mc = model_config(&cfg, &data.input_shape, data.classes.len());
     let model = build_model(&cfg.model, &mc)?;
+    if let Some(p) = &opts.init_from {
+        setup::read_checkpoint(p, "--init-from ")?;
+    }
+    // Only now that the arguments, the data and the model are good.
+    let out = folder::create(&cfg, opts.resume.is_some(), opts.overwrite)?;
+    let count = |d: &Option<std::sync::Arc<dyn nabla_data::Dataset>>| d.as_ref().map_or(0, |d| d.len());
+    let test_part = match &data.test {
+        Some(t) => format!(", {} test", t.len()),
+        None => String::new(),
+    };
     let banner = format!(
-        "training {} ({} parameters) on {} ({} training, {} validation samples from {}); run folder {}",
+        "training {} ({} parameters) on {} ({} training, {} validation{test_part} samples from {}); run folder {}",
         cfg.model,
         model.num_parameters(),
         cfg.dataset,
         data.train.len(),
-        data.val.len(),
+        count(&data.val),
         data.origin.display(),
         out.display()
     );
@@ -248,62 +262,99 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
         input_shape: data.input_shape.clone(),
         normalize: data.normalize.clone(),
         target_scale: data.target_scale,
+        features: data.features.clone(),
     };
     let mut task = task::Supervised::new(model, &meta, banner);
     let shape = data.input_shape.clone();
     let loader =
         make_loader(data.train.clone(), cfg.batch_size, &shape, &data.normalize, cfg.augment)?.num_workers(cfg.workers);
-    let val_loader = make_loader(data.val.clone(), 500, &shape, &data.normalize, false)?;
+    let eval_loader =
+        |d: &std::sync::Arc<dyn nabla_data::Dataset>| make_loader(d.clone(), 500, &shape, &data.normalize, false);
+    let val_loader = data.val.as_ref().map(eval_loader).transpose()?;
     let fit = FitOptions {
         epochs: cfg.epochs as u64,
         seed: cfg.seed,
         out: out.clone(),
         resume: opts.resume,
+        init_from: opts.init_from,
         stop_after_steps: opts.stop_after_steps,
         lr_override: opts.lr_override,
         config: Some(cfg.to_toml()),
+        early_stop: cfg.early_stop.map(|patience| nabla_train::EarlyStop {
+            patience,
+            min_delta: cfg.min_delta,
+        }),
+        clip_grad_norm: cfg.clip_grad_norm,
+        warmup_epochs: cfg.warmup_epochs as u64,
+        tensorboard: cfg.tensorboard,
     };
-    match nabla_train::fit(&mut task, loader, Some(&val_loader), &fit, stop)? {
-        nabla_train::Outcome::Stopped(last) => Ok(Outcome::Stopped(last)),
-        nabla_train::Outcome::Finished { best } => {
-            finish(best, &out, &val_loader, kind, &data)?;
-            Ok(Outcome::Finished)
+    let best = match nabla_train::fit(&mut task, loader, val_loader.as_ref(), &fit, stop)? {
+        nabla_train::Outcome::Stopped(last) => return Ok(Outcome::Stopped(last)),
+        nabla_train::Outcome::Finished { best } => best,
+    };
+    // The test split, once: the best checkpoint's weights (the last's without validation).
+    let chosen = out.join(if best.is_some() {
+        "best.safetensors"
+    } else {
+        "last.safetensors"
+    });
+    let validated = match best {
+        Some((m, epoch)) if kind == LossKind::Regression => format!("best validation RMSE {m:.4} at epoch {epoch}"),
+        Some((m, epoch)) => format!("best validation accuracy {:.2}% at epoch {epoch}", 100.0 * m),
+        None if val_loader.is_some() => "no epoch had a finite validation score".into(),
+        None => "no validation split (--val-size 0), so no best checkpoint".into(),
+    };
+    let Some(test) = &data.test else {
+        if let (Some((_, epoch)), Some(v)) = (best, &val_loader) {
+            if kind != LossKind::Regression {
+                confusion_on(&chosen, v, kind, &data, epoch, "validation", &out)?;
+            }
         }
+        println!("done; {validated}; files in {}", out.display());
+        return Ok(Outcome::Finished);
+    };
+    let metrics = nabla_train::test(&mut task, &eval_loader(test)?, &chosen, &out)?;
+    let get = |k: &str| metrics.iter().find(|(n, _)| n == k).map_or(f64::NAN, |(_, v)| *v);
+    let file = chosen.file_name().map_or("".into(), |n| n.to_string_lossy());
+    let tested = match kind {
+        LossKind::Regression => format!("test RMSE {:.4} ({file})", get("test_rmse")),
+        _ => format!("test accuracy {:.2}% ({file})", 100.0 * get("test_acc")),
+    };
+    if let Some(c) = task.last_confusion() {
+        let epoch = best.map_or(cfg.epochs as u64, |(_, e)| e);
+        let title = format!(
+            "{} on {} (test): epoch {epoch}, accuracy {:.2}%",
+            cfg.model,
+            cfg.dataset,
+            100.0 * c.accuracy()
+        );
+        report::write_confusion(&out, c, &data.classes, &title)?;
     }
+    println!("done; {validated}; {tested}; files in {}", out.display());
+    Ok(Outcome::Finished)
 }
 
-/// After the last epoch: the confusion matrix of the best checkpoint, and a closing line.
-fn finish(best: Option<(f64, u64)>, out: &Path, val_loader: &DataLoader, kind: LossKind, data: &Data) -> CliResult<()> {
-    let Some((metric, epoch)) = best else {
-        println!(
-            "done; no epoch had a finite validation score; files in {}",
-            out.display()
-        );
-        return Ok(());
-    };
-    if kind == LossKind::Regression {
-        println!(
-            "done; best validation RMSE {metric:.4} at epoch {epoch}; files in {}",
-            out.display()
-        );
-        return Ok(());
-    }
-    // Score the best weights on a fresh model, so the trained one is left as it is.
-    let (model, meta, _) = setup::load_trained(&out.join("best.safetensors"))?;
-    let ev = evaluate(model.as_ref(), val_loader, kind, meta.classes.len(), None)?;
+/// `confusion.png` of the weights in `ck` on `loader` (a table's held-out rows), scored on
+/// a fresh model so the trained one is left as it is.
+fn confusion_on(
+    ck: &Path,
+    loader: &DataLoader,
+    kind: LossKind,
+    data: &Data,
+    epoch: u64,
+    split: &str,
+    out: &Path,
+) -> CliResult<()> {
+    let (model, meta, _) = setup::load_trained(ck)?;
+    let ev = evaluate(model.as_ref(), loader, kind, meta.classes.len(), None)?;
     if let Some(c) = &ev.confusion {
         let title = format!(
-            "{} on {}: best epoch {epoch}, accuracy {:.2}%",
+            "{} on {} ({split}): best epoch {epoch}, accuracy {:.2}%",
             meta.model,
             meta.config.dataset,
             100.0 * c.accuracy()
         );
         report::write_confusion(out, c, &data.classes, &title)?;
     }
-    println!(
-        "done; best validation accuracy {:.2}% at epoch {epoch}; files in {}",
-        100.0 * metric,
-        out.display()
-    );
     Ok(())
 }

@@ -7,7 +7,9 @@ use crate::error::{CliError, CliResult};
 use nabla_models::ModelConfig;
 use nabla_nn::checkpoint::Checkpoint;
 use nabla_nn::optim::{Adam, AdamOptions, AdamW, AdamWOptions, Optimizer, RMSprop, RMSpropOptions, Sgd, SgdOptions};
-use nabla_nn::scheduler::{CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, ReduceLROnPlateauOptions, StepLR};
+use nabla_nn::scheduler::{
+    CosineAnnealingLR, ExponentialLR, MultiStepLR, ReduceLROnPlateau, ReduceLROnPlateauOptions, StepLR,
+};
 use nabla_nn::Module;
 use nabla_train::Schedule;
 use serde_json::{json, Value};
@@ -23,6 +25,50 @@ pub fn build_model(name: &str, mc: &ModelConfig) -> CliResult<Box<dyn Module>> {
         )));
     }
     Ok(nabla_models::build(name, mc)?)
+}
+
+/// The zoo's models that `nabla train` does not train, each with what it is.
+const OTHER_TASKS: &[(&str, &str)] = &[
+    ("mlp_autoencoder", "an autoencoder (it learns to reconstruct its input)"),
+    (
+        "conv_autoencoder",
+        "an autoencoder (it learns to reconstruct its input)",
+    ),
+    (
+        "generator",
+        "a GAN's generator (it trains against a discriminator, from latent vectors)",
+    ),
+    ("discriminator", "a GAN's discriminator (it trains against a generator)"),
+    ("segnet", "a segmentation network (a class for every pixel)"),
+    (
+        "classloc",
+        "a classifier with a bounding-box head (classification with localization)",
+    ),
+];
+
+/// Refuse a model that does not fit the task and data: one line naming what it is and what
+/// trains it.
+pub fn check_trainable(cfg: &TrainConfig) -> CliResult<()> {
+    let m = cfg.model.as_str();
+    if let Some((_, what)) = OTHER_TASKS.iter().find(|(n, _)| *n == m) {
+        return Err(CliError::new(format!(
+            "--model {m} is {what}; nabla train fits classifiers and regressors ({}),              and {m} is not trainable from the command line yet",
+            trainable_models().join(", ")
+        )));
+    }
+    let table = cfg.dataset == "csv" || cfg.data.is_some();
+    if table && m != "mlp" && nabla_models::names().contains(&m) {
+        return Err(CliError::new(format!(
+            "--model {m} takes images; a table (--data FILE.csv) trains with --model mlp"
+        )));
+    }
+    Ok(())
+}
+
+/// The zoo's models `nabla train` trains.
+pub fn trainable_models() -> Vec<&'static str> {
+    let other = |n: &&str| OTHER_TASKS.iter().any(|(o, _)| o == n);
+    nabla_models::names().into_iter().filter(|n| !other(n)).collect()
 }
 
 /// The optimizer the configuration names, over `params`.
@@ -75,15 +121,23 @@ pub fn schedule(cfg: &TrainConfig, opt: &mut dyn Optimizer) -> CliResult<Schedul
     Ok(match cfg.scheduler.as_str() {
         "none" => Schedule::Constant,
         "cosine" => Schedule::Epoch(Box::new(CosineAnnealingLR::new(opt, epochs, 0.0)?)),
-        "step" => Schedule::Epoch(Box::new(StepLR::new(opt, (epochs / 3).max(1), 0.1)?)),
-        // Down to 1% of the rate by the last epoch.
+        "step" => {
+            let size = cfg.step_size.unwrap_or((epochs / 3).max(1));
+            Schedule::Epoch(Box::new(StepLR::new(opt, size, cfg.gamma.unwrap_or(0.1))?))
+        }
+        "multistep" => {
+            let gamma = cfg.gamma.unwrap_or(0.1);
+            Schedule::Epoch(Box::new(MultiStepLR::new(opt, &cfg.milestones, gamma)?))
+        }
+        // Down to 1% of the rate by the last epoch, unless a gamma is given.
         "exponential" => {
-            let gamma = 0.01f64.powf(1.0 / epochs as f64);
+            let gamma = cfg.gamma.unwrap_or_else(|| 0.01f64.powf(1.0 / epochs as f64));
             Schedule::Epoch(Box::new(ExponentialLR::new(opt, gamma)?))
         }
         "plateau" => {
             let o = ReduceLROnPlateauOptions {
-                patience: 2,
+                patience: cfg.patience.unwrap_or(2),
+                factor: cfg.gamma.unwrap_or(0.1),
                 ..Default::default()
             };
             Schedule::Plateau(ReduceLROnPlateau::new(opt, o)?)
@@ -109,6 +163,9 @@ pub struct RunMeta {
     pub normalize: (Vec<f32>, Vec<f32>),
     /// Mean and std of regression targets.
     pub target_scale: Option<(f32, f32)>,
+    /// A table's feature columns in the model's order (empty for images, and in checkpoints
+    /// written before they were saved).
+    pub features: Vec<String>,
 }
 
 /// The model config of a run over data with this shape and these classes.
@@ -164,6 +221,9 @@ impl RunMeta {
         );
         if let Some((a, b)) = self.target_scale {
             m.insert("target_scale".into(), json!([a, b]).to_string());
+        }
+        if !self.features.is_empty() {
+            m.insert("features".into(), json!(self.features).to_string());
         }
         m.insert("config".into(), self.config.to_toml());
         m
@@ -223,16 +283,56 @@ impl RunMeta {
                 .ok_or_else(|| bad(path, "input_shape"))?,
             normalize,
             target_scale,
+            features: match ck.extra.get("features") {
+                Some(_) => strings(parse("features")?).ok_or_else(|| bad(path, "features"))?,
+                None => vec![],
+            },
         })
     }
 }
 
+/// Whether the file starts as safetensors does: an 8-byte little-endian header length that
+/// fits the file, then the header's JSON object.
+fn looks_like_safetensors(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut head = [0u8; 9];
+    if len < 9 {
+        return Ok(false);
+    }
+    f.read_exact(&mut head)?;
+    let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    Ok(n >= 2 && n <= len - 8 && head[8] == b'{')
+}
+
+/// Read a checkpoint named by `flag` (`--resume `, `--init-from `, or "" for a command's
+/// own argument), saying in one line when the file is missing, is not safetensors, or is
+/// safetensors that nabla did not write.
+pub fn read_checkpoint(path: &Path, flag: &str) -> CliResult<Checkpoint> {
+    let p = path.display();
+    if !path.is_file() {
+        return Err(CliError::new(format!("{flag}{p}: no such checkpoint file")));
+    }
+    let safetensors = looks_like_safetensors(path).map_err(|e| CliError::io("read", path, e))?;
+    if !safetensors {
+        return Err(CliError::new(format!(
+            "{flag}{p}: not a nabla checkpoint (safetensors) file; nabla train writes last.safetensors and \
+             best.safetensors in its run folder"
+        )));
+    }
+    Checkpoint::load(path).map_err(|e| {
+        let why = e.to_string();
+        let why = why.rsplit(": checkpoint: ").next().unwrap_or(&why).to_string();
+        CliError::new(format!(
+            "{flag}{p}: a safetensors file, but not a nabla checkpoint ({why})"
+        ))
+    })
+}
+
 /// Load a checkpoint written by `nabla train` and rebuild its model with the saved weights.
 pub fn load_trained(path: &Path) -> CliResult<(Box<dyn Module>, RunMeta, Checkpoint)> {
-    if !path.is_file() {
-        return Err(CliError::new(format!("{}: no such checkpoint file", path.display())));
-    }
-    let ck = Checkpoint::load(path)?;
+    let ck = read_checkpoint(path, "")?;
     let meta = RunMeta::from_checkpoint(&ck, path)?;
     let model = build_model(&meta.model, &meta.model_config)?;
     ck.restore_model(&model.state_dict())?;

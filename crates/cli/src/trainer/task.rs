@@ -3,7 +3,8 @@
 
 use super::setup::{build_optimizer, schedule, RunMeta};
 use super::{batch_loss, report, EvalSums, LossKind};
-use crate::metrics::metric_name;
+use crate::metrics::{metric_name, Confusion};
+use nabla_core::Tensor;
 use nabla_data::Batch;
 use nabla_nn::{Mode, Module};
 use nabla_train::{Direction, Optim, Record, Result, StepOutput, Sums};
@@ -13,10 +14,12 @@ use std::path::Path;
 /// A model trained on labels (classification) or targets (regression).
 pub struct Supervised {
     model: Box<dyn Module>,
+    params: Vec<Tensor>,
     meta: RunMeta,
     kind: LossKind,
     banner: String,
     val: EvalSums,
+    last: Option<Confusion>,
 }
 
 impl Supervised {
@@ -24,12 +27,19 @@ impl Supervised {
     pub fn new(model: Box<dyn Module>, meta: &RunMeta, banner: String) -> Supervised {
         let kind = LossKind::of(&meta.config);
         Supervised {
+            params: model.trainable_parameters(),
             model,
             meta: meta.clone(),
             kind,
             banner,
             val: EvalSums::new(kind, meta.classes.len(), meta.target_scale),
+            last: None,
         }
+    }
+
+    /// The confusion matrix of the latest validation (or test) pass of a classifier.
+    pub fn last_confusion(&self) -> Option<&Confusion> {
+        self.last.as_ref()
     }
 
     fn regression(&self) -> bool {
@@ -44,22 +54,22 @@ impl nabla_train::Task for Supervised {
 
     fn configure_optimizers(&mut self) -> Result<Vec<Optim>> {
         let cfg = &self.meta.config;
-        let mut optimizer = build_optimizer(cfg, self.model.trainable_parameters())?;
+        let mut optimizer = build_optimizer(cfg, self.params.clone())?;
         let schedule = schedule(cfg, optimizer.as_mut())?;
-        Ok(vec![Optim { optimizer, schedule }])
+        Ok(vec![Optim::new(optimizer, schedule)])
     }
 
     fn training_step(&mut self, b: &Batch, _step: u64, optims: &mut [Optim]) -> Result<StepOutput> {
         let rows = b.inputs.shape()[0] as u64;
         let logits = self.model.forward(&b.inputs, Mode::Train)?;
-        let loss = batch_loss(&logits, b, self.kind)?;
+        let loss = batch_loss(&logits, b, self.kind, self.meta.config.label_smoothing)?;
         let lv = loss.item()?;
         if !lv.is_finite() {
             // Not stepped: the engine stops on this value and keeps the last checkpoint.
             return Ok(StepOutput::new(rows).sum("loss", lv));
         }
-        let grads = loss.backward()?;
-        optims[0].optimizer.step(&grads)?;
+        let mut grads = loss.backward()?;
+        optims[0].step(&mut grads, &self.params)?;
         drop(grads);
         let step = StepOutput::new(rows).sum("loss", lv * rows as f64);
         if self.regression() {
@@ -77,6 +87,7 @@ impl nabla_train::Task for Supervised {
 
     fn validation_end(&mut self) -> Result<Vec<(String, f64)>> {
         let ev = self.val.take();
+        self.last = ev.confusion.clone();
         let mut m = vec![
             ("loss".to_string(), ev.loss),
             (metric_name(self.regression()).to_string(), ev.metric()),

@@ -10,6 +10,7 @@ use super::elementwise::{vectorized, Loop};
 use super::par::{for_each_chunk_on, run_tiles, Disjoint};
 use super::reduce::SumLoop;
 use super::PAR_THRESHOLD;
+use crate::cpu;
 use crate::Element;
 
 /// Planes smaller than this are walked row by row: a call per plane of a few values costs
@@ -147,19 +148,23 @@ pub fn forward<T: Element>(
         return forward_rows(x, [n, c, p], w, b, eps, y);
     }
     let (mut mean, mut var) = (vec![0f64; c], vec![0f64; c]);
+    let isa = cpu::isa();
     let cnt = (n * p).max(1) as f64;
     let (md, vd, yd) = (Disjoint::new(&mut mean), Disjoint::new(&mut var), Disjoint::new(y));
     per_channel(n, c, p, &|ch| {
         let plane = |i: usize| &x[(i * c + ch) * p..][..p];
-        let s: f64 = (0..n).map(|i| vectorized(SumLoop(plane(i)))).sum();
+        let s: f64 = (0..n).map(|i| vectorized(isa, SumLoop(plane(i)))).sum();
         let m0 = T::from_f64(s / cnt);
         let (mut d1, mut d2) = (0f64, 0f64);
         for i in 0..n {
-            let (a, b) = vectorized(Sums {
-                g: None,
-                x: plane(i),
-                m: m0,
-            });
+            let (a, b) = vectorized(
+                isa,
+                Sums {
+                    g: None,
+                    x: plane(i),
+                    m: m0,
+                },
+            );
             d1 += a;
             d2 += b;
         }
@@ -168,12 +173,15 @@ pub fn forward<T: Element>(
         for i in 0..n {
             // SAFETY: this channel alone writes its planes and its statistics.
             let out = unsafe { yd.range((i * c + ch) * p, p) };
-            vectorized(Affine {
-                x: plane(i),
-                g: None,
-                y: out,
-                abc,
-            });
+            vectorized(
+                isa,
+                Affine {
+                    x: plane(i),
+                    g: None,
+                    y: out,
+                    abc,
+                },
+            );
         }
         // SAFETY: element `ch` of each statistic belongs to this channel's task alone.
         unsafe {
@@ -203,6 +211,7 @@ pub fn backward<T: Element>(
         return backward_rows(x, gy, [n, c, p], mean, inv, w, dx);
     }
     let (mut dw, mut db) = (vec![T::ZERO; c], vec![T::ZERO; c]);
+    let isa = cpu::isa();
     let cnt = (n * p).max(1) as f64;
     let (dwd, dbd, dxd) = (Disjoint::new(&mut dw), Disjoint::new(&mut db), Disjoint::new(dx));
     per_channel(n, c, p, &|ch| {
@@ -210,11 +219,14 @@ pub fn backward<T: Element>(
         let m = T::from_f64(mean[ch]);
         let (mut sg, mut sgx) = (0f64, 0f64);
         for i in 0..n {
-            let (a, b) = vectorized(Sums {
-                g: Some(&gy[at(i)..][..p]),
-                x: &x[at(i)..][..p],
-                m,
-            });
+            let (a, b) = vectorized(
+                isa,
+                Sums {
+                    g: Some(&gy[at(i)..][..p]),
+                    x: &x[at(i)..][..p],
+                    m,
+                },
+            );
             sg += a;
             sgx += b;
         }
@@ -223,12 +235,15 @@ pub fn backward<T: Element>(
         for i in 0..n {
             // SAFETY: this channel alone writes its planes and its gradients.
             let out = unsafe { dxd.range(at(i), p) };
-            vectorized(Affine {
-                x: &x[at(i)..][..p],
-                g: Some(&gy[at(i)..][..p]),
-                y: out,
-                abc,
-            });
+            vectorized(
+                isa,
+                Affine {
+                    x: &x[at(i)..][..p],
+                    g: Some(&gy[at(i)..][..p]),
+                    y: out,
+                    abc,
+                },
+            );
         }
         // SAFETY: element `ch` of each gradient belongs to this channel's task alone.
         unsafe {
@@ -296,6 +311,7 @@ fn channel_sums<T: Element>(x: &[T], g: Option<&[T]>, m: Option<&[f64]>, [c, p]:
     let (col_tasks, row_tasks) = (len.div_ceil(COLS), n.div_ceil(ROWS).max(1));
     // Row block r's sums: [s1 of every column, s2 of every column].
     let mut parts = vec![0f64; row_tasks * 2 * len];
+    let isa = cpu::isa();
     let out = Disjoint::new(&mut parts);
     run_tiles(col_tasks * row_tasks, threads(x.len()), &|t| {
         let (r, first) = (t / col_tasks, (t % col_tasks) * COLS);
@@ -308,15 +324,18 @@ fn channel_sums<T: Element>(x: &[T], g: Option<&[T]>, m: Option<&[f64]>, [c, p]:
                 out.range(r * 2 * len + len + first, width),
             )
         };
-        vectorized(ColSums {
-            x: &x[rows.clone()],
-            g: g.map(|g| &g[rows]),
-            m: m.map(|m| &m[first..][..width]),
-            len,
-            first,
-            s1,
-            s2,
-        })
+        vectorized(
+            isa,
+            ColSums {
+                x: &x[rows.clone()],
+                g: g.map(|g| &g[rows]),
+                m: m.map(|m| &m[first..][..width]),
+                len,
+                first,
+                s1,
+                s2,
+            },
+        )
     });
     let (mut s1, mut s2) = (vec![0f64; len], vec![0f64; len]);
     for block in parts.chunks(2 * len.max(1)) {
@@ -364,14 +383,18 @@ impl<T: Element> Loop for RowAffine<'_, T> {
 fn row_affine<T: Element>(x: &[T], g: Option<&[T]>, abc: [&[T]; 3], y: &mut [T]) {
     let len = abc[0].len().max(1);
     let rows = (super::BLOCK / len).max(1);
+    let isa = cpu::isa();
     for_each_chunk_on(threads(x.len()), y, rows * len, &|t, y| {
         let at = t * rows * len;
-        vectorized(RowAffine {
-            x: &x[at..][..y.len()],
-            g: g.map(|g| &g[at..][..y.len()]),
-            y,
-            abc,
-        })
+        vectorized(
+            isa,
+            RowAffine {
+                x: &x[at..][..y.len()],
+                g: g.map(|g| &g[at..][..y.len()]),
+                y,
+                abc,
+            },
+        )
     });
 }
 

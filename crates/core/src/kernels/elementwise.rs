@@ -1,12 +1,13 @@
 //! Elementwise maps: unary over a slice, binary over two broadcast strided operands.
 //!
-//! The loops are compiled once per vector width and picked at run time (see
-//! [`vectorized`]), so the same binary uses AVX-512 where the CPU has it and still runs
-//! on any x86-64. [`map_vec`] and [`zip_strided_vec`] write straight into fresh,
+//! The loops are compiled once per vector width and picked at run time by the level
+//! [`cpu::isa`] gives (see [`vectorized`]), so the same binary uses AVX-512 where the CPU
+//! has it and still runs on any x86-64. [`map_vec`] and [`zip_strided_vec`] write straight into fresh,
 //! uninitialized memory: zero-filling first would cost as much as the op itself.
 
 use super::par::for_each_chunk;
 use super::{BLOCK, PAR_THRESHOLD};
+use crate::cpu::{self, Isa};
 use crate::Element;
 use std::mem::MaybeUninit;
 
@@ -79,20 +80,21 @@ pub(crate) trait Loop {
     fn run(self) -> Self::Output;
 }
 
-/// Run `body` built for the widest vector extension the CPU supports.
+/// Run `body` built for the vector width of `level` (from [`cpu::isa`], read on the thread
+/// that splits the work, since a test's [`cpu::with_isa`] override is that thread's only).
 #[inline]
-pub(crate) fn vectorized<L: Loop>(body: L) -> L::Output {
+pub(crate) fn vectorized<L: Loop>(level: Isa, body: L) -> L::Output {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (and with it AVX2 and FMA), checked above.
-            return unsafe { run_avx512(body) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: AVX2 and FMA were detected just above.
-            return unsafe { run_avx2(body) };
-        }
+    match level {
+        // SAFETY: levels come from `cpu`, which only reports (or lets a caller force) what
+        // the CPU supports; the AVX-512 level includes AVX2 and FMA.
+        Isa::Avx512 => return unsafe { run_avx512(body) },
+        // SAFETY: as above, the AVX2 level means AVX2 and FMA are present.
+        Isa::Avx2 => return unsafe { run_avx2(body) },
+        Isa::Scalar | Isa::Neon => {}
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
     body.run()
 }
 
@@ -136,13 +138,14 @@ impl<T: Copy, U, F: Fn(T) -> U> Loop for MapLoop<'_, T, U, F> {
 
 fn map_slots<T: Copy + Send + Sync, U: Send>(x: &[T], out: &mut [MaybeUninit<U>], f: &(impl Fn(T) -> U + Sync)) {
     assert_eq!(x.len(), out.len(), "map: input and output lengths differ");
+    let isa = cpu::isa();
     if x.len() >= PAR_THRESHOLD {
         for_each_chunk(out, BLOCK, &|i, out| {
             let x = &x[i * BLOCK..];
-            vectorized(MapLoop { x, out, f })
+            vectorized(isa, MapLoop { x, out, f })
         });
     } else {
-        vectorized(MapLoop { x, out, f });
+        vectorized(isa, MapLoop { x, out, f });
     }
 }
 
@@ -208,26 +211,33 @@ fn zip_slots<T: Copy + Send + Sync, U: Send>(
         a.len() == out.len() && b.len() == out.len(),
         "zip: operand lengths differ"
     );
+    let isa = cpu::isa();
     if a.len() >= PAR_THRESHOLD {
         for_each_chunk(out, BLOCK, &|i, out| {
-            vectorized(ZipLoop {
-                a: &a[i * BLOCK..],
-                b: &b[i * BLOCK..],
+            vectorized(
+                isa,
+                ZipLoop {
+                    a: &a[i * BLOCK..],
+                    b: &b[i * BLOCK..],
+                    sa: 1,
+                    sb: 1,
+                    out,
+                    f,
+                },
+            )
+        });
+    } else {
+        vectorized(
+            isa,
+            ZipLoop {
+                a,
+                b,
                 sa: 1,
                 sb: 1,
                 out,
                 f,
-            })
-        });
-    } else {
-        vectorized(ZipLoop {
-            a,
-            b,
-            sa: 1,
-            sb: 1,
-            out,
-            f,
-        });
+            },
+        );
     }
 }
 
@@ -353,17 +363,21 @@ fn zip_coalesced<T: Copy + Send + Sync, U: Send>(
         }
         (oa, ob)
     };
+    let isa = cpu::isa();
     let do_row = |row: usize, out: &mut [MaybeUninit<U>]| {
         let (oa, ob) = row_offsets(row);
         let (a, b) = (&a.data[oa..], &b.data[ob..]);
-        vectorized(ZipLoop {
-            a,
-            b,
-            sa: ia,
-            sb: ib,
-            out,
-            f,
-        });
+        vectorized(
+            isa,
+            ZipLoop {
+                a,
+                b,
+                sa: ia,
+                sb: ib,
+                out,
+                f,
+            },
+        );
     };
     // `out` is not empty, so neither is `inner`: every row below is written.
     if out.len() >= PAR_THRESHOLD {

@@ -1,5 +1,5 @@
 //! Matrix products: f32 products of the sizes fully connected layers and small convolutions
-//! have go to unpacked AVX-512 kernels (`avx512.rs`, runtime-detected) split over threads by
+//! have go to unpacked AVX-512 kernels (`avx512.rs`, at the level [`crate::cpu::isa`] gives) split over threads by
 //! [`run_tiles`]; everything else (f64, large or oddly laid out products, other CPUs) goes to
 //! the `gemm` crate.
 
@@ -200,8 +200,9 @@ fn small_f32<T: Element>(
     init: Init<'_, T>,
     threads: usize,
 ) -> bool {
+    use crate::cpu::{self, Isa};
     use std::any::TypeId;
-    if TypeId::of::<T>() != TypeId::of::<f32>() || !std::arch::is_x86_feature_detected!("avx512f") {
+    if TypeId::of::<T>() != TypeId::of::<f32>() || cpu::isa() != Isa::Avx512 {
         return false;
     }
     // Unpacked operands stream from cache: keep to panels that fit (measured at the
@@ -230,7 +231,7 @@ fn small_f32<T: Element>(
     };
     let threads = if m * n * k >= SMALL_PAR_MACS { threads } else { 1 };
     let d = dst as *mut f32;
-    // SAFETY: AVX-512F is present; the operands' extents were checked by the caller and
+    // SAFETY: the AVX-512 level (granted by `cpu` only where the CPU has it); the operands' extents were checked by the caller and
     // dst holds m rows of n.
     unsafe {
         if outer_fits && !thin {
@@ -245,6 +246,7 @@ fn small_f32<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu;
 
     #[test]
     fn small_product_and_transposed_operand() {
@@ -310,8 +312,9 @@ mod tests {
     }
 
     /// Every layout the kernels take (and some they leave to `gemm`), odd sizes for the
-    /// edge tiles, each start, 1 and 3 threads: against an f64 reference, and the same
-    /// bits whatever the thread count.
+    /// edge tiles, each start, 1 and 3 threads, at every level this CPU has (the scalar
+    /// level is `gemm`'s own code): against an f64 reference, and the same bits whatever
+    /// the thread count.
     #[test]
     fn f32_kernels_match_a_reference_for_every_layout_and_start() {
         let shapes = [
@@ -376,19 +379,21 @@ mod tests {
                             want[i * n + j] = base + dot;
                         }
                     }
-                    let mut first: Option<Vec<f32>> = None;
-                    for threads in [1, 3] {
-                        let mut d = prior.clone();
-                        gemm_init(m, n, k, a, b, &mut d, init, threads);
-                        for (x, y) in d.iter().zip(&want) {
-                            assert!(
-                                (*x as f64 - y).abs() < 1e-4 * (1.0 + k as f64).sqrt(),
-                                "{m}x{n}x{k} {at} {bt} {which}: {x} vs {y}"
-                            );
-                        }
-                        match &first {
-                            None => first = Some(d),
-                            Some(f) => assert_eq!(f, &d, "{m}x{n}x{k}: thread count changed the bits"),
+                    for level in cpu::supported() {
+                        let mut first: Option<Vec<f32>> = None;
+                        for threads in [1, 3] {
+                            let mut d = prior.clone();
+                            cpu::with_isa(level, || gemm_init(m, n, k, a, b, &mut d, init, threads));
+                            for (x, y) in d.iter().zip(&want) {
+                                assert!(
+                                    (*x as f64 - y).abs() < 1e-4 * (1.0 + k as f64).sqrt(),
+                                    "{level} {m}x{n}x{k} {at} {bt} {which}: {x} vs {y}"
+                                );
+                            }
+                            match &first {
+                                None => first = Some(d),
+                                Some(f) => assert_eq!(f, &d, "{level} {m}x{n}x{k}: thread count changed the bits"),
+                            }
                         }
                     }
                 }

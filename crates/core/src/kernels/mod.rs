@@ -8,6 +8,8 @@ pub mod batch_norm;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
+#[cfg(test)]
+mod every_isa;
 pub mod matmul;
 pub mod par;
 pub mod pool;

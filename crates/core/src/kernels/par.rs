@@ -12,9 +12,14 @@
 //! the split point then sits near the middle in every call, so consecutive operations over
 //! the same rows (a layer's forward product, its weight gradient, the optimizer's update)
 //! mostly find their data in the cache of the core that last touched it.
+//!
+//! Helpers run their tiles at the caller's instruction-set level ([`cpu::isa`] read when the
+//! work starts), so a test's [`cpu::with_isa`] override reaches every tile.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use crate::cpu::{self, Isa};
 
 /// Set in [`Shared::state`] once the caller has finished; the low bits count helpers inside.
 const CLOSED: usize = 1 << (usize::BITS - 1);
@@ -27,6 +32,8 @@ struct Shared {
     range: AtomicU64,
     state: AtomicUsize,
     panicked: AtomicBool,
+    /// The caller's level, which helpers take on for the tiles they run.
+    level: Isa,
     /// The caller's job with its lifetime erased; only called by a helper that entered
     /// before [`CLOSED`] was set, and the caller waits for those to leave before returning.
     work: *const Work<'static>,
@@ -80,7 +87,9 @@ impl Shared {
         // SAFETY: we entered before the caller closed, so it is still inside `run_tiles`
         // (it waits for the count to drop to zero) and the closure is alive.
         let work = unsafe { &*self.work };
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.claim_all(false, work)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cpu::with_isa(self.level, || self.claim_all(false, work))
+        }));
         if r.is_err() {
             self.panicked.store(true, Ordering::Relaxed);
         }
@@ -138,6 +147,7 @@ pub fn run_tiles(tiles: usize, threads: usize, work: &Work<'_>) {
         range: AtomicU64::new(tiles as u64),
         state: AtomicUsize::new(0),
         panicked: AtomicBool::new(false),
+        level: cpu::isa(),
         work: erased,
     });
     for _ in 0..helpers {

@@ -2,6 +2,7 @@
 
 use super::elementwise::{vectorized, Loop};
 use super::{BLOCK, PAR_THRESHOLD};
+use crate::cpu;
 use crate::Element;
 use rayon::prelude::*;
 
@@ -49,7 +50,8 @@ impl<T: Element> Loop for SumLoop<'_, T> {
 /// every few elements (so f32 data does not lose the small terms), in fixed blocks
 /// summed in order (so the result does not depend on the thread count).
 pub fn sum<T: Element>(x: &[T]) -> T {
-    let block = |b: &[T]| vectorized(SumLoop(b));
+    let isa = cpu::isa();
+    let block = |b: &[T]| vectorized(isa, SumLoop(b));
     let total: f64 = if x.len() >= PAR_THRESHOLD {
         let partial: Vec<f64> = x.par_chunks(BLOCK).map(block).collect();
         partial.into_iter().sum()
@@ -88,7 +90,8 @@ impl<T: Element, F: Fn(T, T) -> T> Loop for LaneFold<'_, T, F> {
 /// `init`: in independent lanes, so it vectorizes, and over the pool for long slices.
 pub fn fold<T: Element>(x: &[T], init: T, step: impl Fn(T, T) -> T + Sync) -> T {
     let step = &step;
-    let block = |x: &[T]| vectorized(LaneFold { x, init, step });
+    let isa = cpu::isa();
+    let block = |x: &[T]| vectorized(isa, LaneFold { x, init, step });
     if x.len() >= PAR_THRESHOLD {
         let partial: Vec<T> = x.par_chunks(BLOCK).map(block).collect();
         partial.into_iter().fold(init, step)
@@ -138,14 +141,18 @@ pub fn reduce_axis<T: Element>(
         return;
     }
     let step = &step;
+    let isa = cpu::isa();
     let plane = |o: &mut [T], xs: &[T]| {
         o.iter_mut().for_each(|v| *v = init);
         for r in xs.chunks(inner) {
-            vectorized(FoldRow {
-                acc: &mut *o,
-                row: r,
-                step,
-            });
+            vectorized(
+                isa,
+                FoldRow {
+                    acc: &mut *o,
+                    row: r,
+                    step,
+                },
+            );
         }
     };
     if x.len() >= PAR_THRESHOLD && outer > 1 {
@@ -160,11 +167,14 @@ pub fn reduce_axis<T: Element>(
             o.iter_mut().for_each(|v| *v = init);
             for r in 0..len {
                 let row = &x[r * inner + start..r * inner + start + o.len()];
-                vectorized(FoldRow {
-                    acc: &mut *o,
-                    row,
-                    step,
-                });
+                vectorized(
+                    isa,
+                    FoldRow {
+                        acc: &mut *o,
+                        row,
+                        step,
+                    },
+                );
             }
         });
     } else {

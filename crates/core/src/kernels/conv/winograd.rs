@@ -91,6 +91,7 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
     let (img, oimg) = (p.cin * p.ihw[0] * p.ihw[1], p.cout * p.ohw[0] * p.ohw[1]);
     let group = group_images(n, t);
     let threads = threads(g);
+    let isa = crate::cpu::isa();
     let mut v = vec![T::ZERO; 16 * p.cin * group * t];
     let mut m = vec![T::ZERO; 16 * p.cout * group * t];
     for n0 in (0..n).step_by(group) {
@@ -98,7 +99,7 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
         let ld = count * t;
         transform_group(&mut v, p.cin, count, t, threads, &|i, chans, v, cols| {
             let x = &x[(n0 + i) * img..][..img];
-            Transform::Input { p, x, chans, v, cols }.run()
+            Transform::Input { p, x, chans, v, cols }.run(isa)
         });
         let v = &v[..];
         for_each_chunk_on(threads, &mut m[..16 * p.cout * ld], p.cout * ld, &|xi, mx| {
@@ -119,7 +120,7 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
         let m = &m[..];
         for_each_chunk_on(threads, &mut out[n0 * oimg..(n0 + count) * oimg], oimg, &|i, y| {
             let cols = Cols { ld, first: i * t };
-            Transform::Output { p, m, bias, y, cols }.run()
+            Transform::Output { p, m, bias, y, cols }.run(isa)
         });
     }
 }
@@ -147,6 +148,7 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
     let (img, oimg) = (g.c * g.h * g.w, g.o * g.oh * g.ow);
     let group = group_images(n, t);
     let threads = threads(g);
+    let isa = crate::cpu::isa();
     let mut v = vec![T::ZERO; 16 * g.c * group * t];
     let mut dm = vec![T::ZERO; 16 * g.o * group * t];
     let mut dut = vec![T::ZERO; 16 * g.c * g.o];
@@ -162,7 +164,7 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 v,
                 cols,
             }
-            .run()
+            .run(isa)
         });
         transform_group(&mut dm, g.o, count, t, threads, &|i, chans, dm, cols| {
             let dy = &dy[(n0 + i) * oimg..][..oimg];
@@ -173,7 +175,7 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 dm,
                 cols,
             }
-            .run()
+            .run(isa)
         });
         let (v, dm) = (&v[..], &dm[..]);
         // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in the `[chans, 16, ld]` layout.

@@ -10,6 +10,7 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(unused_imports, unused_variables))]
 
 use super::take;
+use crate::cpu::{self, Isa};
 use crate::kernels::elementwise::{vectorized, Loop};
 use crate::kernels::par::{for_each_chunk, for_each_chunk2};
 use crate::{DType, Element};
@@ -47,19 +48,14 @@ impl Tiles {
 const PAR_MIN: usize = 1 << 17;
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 
-/// Whether the hand-written AVX-512 kernels apply: f32, 2×2 windows, and the CPU has them.
-fn use_avx512<T: Element>(t: &Tiles) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        T::DTYPE == DType::F32 && t.k == [2, 2] && std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = t;
-        false
-    }
+/// Whether a hand-written kernel applies at `level`: f32, 2×2 windows, and a level that
+/// has one (AVX-512, AVX2).
+fn hand_written<T: Element>(t: &Tiles, level: Isa) -> bool {
+    T::DTYPE == DType::F32 && t.k == [2, 2] && matches!(level, Isa::Avx512 | Isa::Avx2)
 }
 
 /// A vector of `n` elements, every one of which `fill` writes.
@@ -188,11 +184,19 @@ impl<T: Element, const KH: usize, const KW: usize, const IDX: bool> Loop for For
 /// plane index (`ih·w + iw`) of each maximum. NaN wins (the last NaN of a window); ties
 /// keep the first in row-major window order. `out` and `idx` receive `planes·oh·ow` values.
 pub fn max_pool_tiled<T: Element>(x: &[T], t: &Tiles, out: &mut [MaybeUninit<T>], idx: &mut [MaybeUninit<u32>]) {
-    forward(x, t, out, idx, use_avx512::<T>(t));
+    forward(x, t, out, idx, cpu::isa(), true);
 }
 
-/// [`max_pool_tiled`], with the AVX-512 kernel only when `simd` (tests run both).
-fn forward<T: Element>(x: &[T], t: &Tiles, out: &mut [MaybeUninit<T>], idx: &mut [MaybeUninit<u32>], simd: bool) {
+/// [`max_pool_tiled`] at `level`, with a hand-written kernel only when `hand` allows one
+/// (tests run both).
+fn forward<T: Element>(
+    x: &[T],
+    t: &Tiles,
+    out: &mut [MaybeUninit<T>],
+    idx: &mut [MaybeUninit<u32>],
+    level: Isa,
+    hand: bool,
+) {
     assert!(t.valid(), "max_pool_tiled: windows {t:?} do not tile the plane");
     let (plane, oplane) = (t.plane(), t.oplane());
     if oplane == 0 {
@@ -203,6 +207,9 @@ fn forward<T: Element>(x: &[T], t: &Tiles, out: &mut [MaybeUninit<T>], idx: &mut
     assert_eq!(x.len(), planes * plane, "max_pool_tiled: input size");
     let want = !idx.is_empty();
     assert!(!want || idx.len() == out.len(), "max_pool_tiled: index size");
+    let simd = hand && hand_written::<T>(t, level);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
     for_plane_groups(out, oplane, idx, oplane, planes, x.len(), |p0, out, idx| {
         let n = out.len() / oplane;
         let x = &x[p0 * plane..(p0 + n) * plane];
@@ -213,16 +220,23 @@ fn forward<T: Element>(x: &[T], t: &Tiles, out: &mut [MaybeUninit<T>], idx: &mut
             } else {
                 std::ptr::null_mut()
             };
-            // SAFETY: `simd` only when `use_avx512`: AVX-512F, T is f32, 2×2 tiles; the sizes of
-            // `x`, `out` and `idx` for `n` planes were asserted.
-            return unsafe { avx512::forward_2x2(x.as_ptr().cast(), t, n, out.as_mut_ptr().cast(), at) };
+            let (x, out) = (x.as_ptr().cast(), out.as_mut_ptr().cast());
+            // SAFETY: `simd` only when `hand_written`: the AVX-512 or AVX2 level (which `cpu`
+            // grants only on a CPU that has it), T is f32, 2×2 tiles; the sizes of `x`, `out`
+            // and `idx` for `n` planes were asserted.
+            return unsafe {
+                match level {
+                    Isa::Avx512 => avx512::forward_2x2(x, t, n, out, at),
+                    _ => avx2::forward_2x2(x, t, n, out, at),
+                }
+            };
         }
         macro_rules! go {
             ($kh:literal, $kw:literal) => {
                 if want {
-                    vectorized(Forward::<T, $kh, $kw, true> { x, t: *t, out, idx })
+                    vectorized(level, Forward::<T, $kh, $kw, true> { x, t: *t, out, idx })
                 } else {
-                    vectorized(Forward::<T, $kh, $kw, false> { x, t: *t, out, idx })
+                    vectorized(level, Forward::<T, $kh, $kw, false> { x, t: *t, out, idx })
                 }
             };
         }
@@ -314,11 +328,11 @@ impl<T: Element, const KH: usize, const KW: usize> Loop for Backward<'_, T, KH, 
 /// Adjoint of [`max_pool_tiled`] with indices: `gx[p, idx[p, q]] = gy[p, q]`, 0 elsewhere,
 /// every one of `planes·h·w` slots written once.
 pub fn max_pool_tiled_backward<T: Element>(gy: &[T], idx: &[u32], t: &Tiles, gx: &mut [MaybeUninit<T>]) {
-    backward(gy, idx, t, gx, use_avx512::<T>(t));
+    backward(gy, idx, t, gx, cpu::isa(), true);
 }
 
-/// [`max_pool_tiled_backward`], with the AVX-512 kernel only when `simd`.
-fn backward<T: Element>(gy: &[T], idx: &[u32], t: &Tiles, gx: &mut [MaybeUninit<T>], simd: bool) {
+/// [`max_pool_tiled_backward`] at `level`, with a hand-written kernel only when `hand`.
+fn backward<T: Element>(gy: &[T], idx: &[u32], t: &Tiles, gx: &mut [MaybeUninit<T>], level: Isa, hand: bool) {
     assert!(
         t.valid(),
         "max_pool_tiled_backward: windows {t:?} do not tile the plane"
@@ -334,6 +348,9 @@ fn backward<T: Element>(gy: &[T], idx: &[u32], t: &Tiles, gx: &mut [MaybeUninit<
         "max_pool_tiled_backward: output size"
     );
     let work = gx.len();
+    let simd = hand && hand_written::<T>(t, level);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
     for_plane_groups(gx, plane, &mut [] as &mut [u8], 0, planes, work, |p0, gx, _| {
         let n = gx.len() / plane;
         let (gy, idx) = (
@@ -342,13 +359,20 @@ fn backward<T: Element>(gy: &[T], idx: &[u32], t: &Tiles, gx: &mut [MaybeUninit<
         );
         #[cfg(target_arch = "x86_64")]
         if simd {
-            // SAFETY: `simd` only when `use_avx512`: AVX-512F, T is f32, 2×2 tiles; sizes asserted.
-            return unsafe { avx512::backward_2x2(gy.as_ptr().cast(), idx.as_ptr(), t, n, gx.as_mut_ptr().cast()) };
+            let (gy, at, gx) = (gy.as_ptr().cast(), idx.as_ptr(), gx.as_mut_ptr().cast());
+            // SAFETY: `simd` only when `hand_written`: the AVX-512 or AVX2 level, T is f32,
+            // 2×2 tiles; sizes asserted.
+            return unsafe {
+                match level {
+                    Isa::Avx512 => avx512::backward_2x2(gy, at, t, n, gx),
+                    _ => avx2::backward_2x2(gy, at, t, n, gx),
+                }
+            };
         }
         match t.k {
-            [2, 2] => vectorized(Backward::<T, 2, 2> { gy, idx, t: *t, gx }),
-            [3, 3] => vectorized(Backward::<T, 3, 3> { gy, idx, t: *t, gx }),
-            _ => vectorized(Backward::<T, 0, 0> { gy, idx, t: *t, gx }),
+            [2, 2] => vectorized(level, Backward::<T, 2, 2> { gy, idx, t: *t, gx }),
+            [3, 3] => vectorized(level, Backward::<T, 3, 3> { gy, idx, t: *t, gx }),
+            _ => vectorized(level, Backward::<T, 0, 0> { gy, idx, t: *t, gx }),
         }
     });
 }
@@ -417,14 +441,16 @@ mod tests {
             let x = data(planes * hw[0] * hw[1], planes as u64);
             let gy: Vec<f32> = (0..planes * out[0] * out[1]).map(|i| i as f32 + 1.0).collect();
             let (want_y, want_i, want_gx) = reference(&x, &gy, &t);
-            for simd in [false, use_avx512::<f32>(&t)] {
+            for (level, simd) in cpu::supported().into_iter().flat_map(|l| [(l, false), (l, true)]) {
                 let mut idx = vec![];
                 let mut y = vec![];
-                idx = filled(gy.len(), |i| y = filled(gy.len(), |o| forward(&x, &t, o, i, simd)));
-                let y_only = filled(gy.len(), |o| forward(&x, &t, o, &mut [], simd));
-                let gx = filled(x.len(), |g| backward(&gy, &idx, &t, g, simd));
+                idx = filled(gy.len(), |i| {
+                    y = filled(gy.len(), |o| forward(&x, &t, o, i, level, simd))
+                });
+                let y_only = filled(gy.len(), |o| forward(&x, &t, o, &mut [], level, simd));
+                let gx = filled(x.len(), |g| backward(&gy, &idx, &t, g, level, simd));
                 let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
-                let ctx = format!("{t:?}, {planes} planes, simd {simd}");
+                let ctx = format!("{t:?}, {planes} planes, {level}, hand-written {simd}");
                 assert_eq!(idx, want_i, "{ctx}");
                 assert!(
                     same(&y, &want_y) && same(&y_only, &want_y),

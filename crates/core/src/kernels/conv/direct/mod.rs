@@ -2,7 +2,10 @@
 //! at such sizes `gemm` spends as long packing its operands and the column copies move
 //! rows of a few dozen floats each, while the arithmetic itself is tiny.
 //!
-//! Two AVX-512 kernel families, chosen by the shapes:
+//! Each instruction set with kernels (`avx512`, `avx2`; see [`Level`]) has the same three
+//! families with the same layouts, driven by the shared `drive`; the level is read once
+//! per call from [`crate::cpu::isa`]. The kernel families, chosen by the shapes
+//! (described here for AVX-512; the AVX2 ones use two 8-lane vectors where these use one):
 //! - [`rows`](avx512::rows): vectors along output rows, all output channels of a
 //!   few rows per tile: few output channels (≤ 8) and rows of ≤ 32 pixels.
 //! - [`chans`](avx512::chans): vectors along 16 output channels: layers with 16·m
@@ -20,9 +23,11 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 
 use super::geom::ConvGeom;
+use crate::cpu::Isa;
 use crate::Element;
 
-/// Lanes of one vector.
+/// Lanes of one AVX-512 vector: also the channel block of `chans`, the partial-sum width of
+/// `rows::weight` and the slack after padded images, at every level.
 const L: usize = 16;
 
 /// A stride-1 correlation of an image `[ci, hp, wp]`, zero-padded by `pad` on each side,
@@ -130,20 +135,40 @@ fn f32s_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
     Some(unsafe { &mut *(s as *mut [T] as *mut [f32]) })
 }
 
-/// Stride 1, no dilation, one group, nothing empty, and AVX-512 at hand.
+/// Stride 1, no dilation, one group, nothing empty.
 fn plain(g: &ConvGeom) -> bool {
-    let shapes = g.groups == 1
-        && g.stride == [1, 1]
-        && g.dilation == [1, 1]
-        && g.n > 0
-        && g.c > 0
-        && g.o > 0
-        && g.oh > 0
-        && g.ow > 0;
-    #[cfg(target_arch = "x86_64")]
-    return shapes && std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+    g.groups == 1 && g.stride == [1, 1] && g.dilation == [1, 1] && g.n > 0 && g.c > 0 && g.o > 0 && g.oh > 0 && g.ow > 0
+}
+
+/// The instruction sets the direct kernels exist for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// `avx2`: AVX2 + FMA, 8 lanes.
+    Avx2,
+    /// `avx512`: AVX-512F, 16 lanes.
+    Avx512,
+}
+
+/// The kernel set for the level kernels use on this thread ([`crate::cpu::isa`]), if the
+/// direct kernels exist for it. Read once per call, on the calling thread, and passed down
+/// (the drivers' helper threads do not see a test's `cpu::with_isa`).
+fn level() -> Option<Level> {
+    match crate::cpu::isa() {
+        Isa::Avx512 => Some(Level::Avx512),
+        Isa::Avx2 => Some(Level::Avx2),
+        Isa::Scalar | Isa::Neon => None,
+    }
+}
+
+/// `drive::$f::<K>(args)` with `K` the kernel set of `$level`.
+macro_rules! drive {
+    ($level:expr, $f:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        match $level {
+            Level::Avx512 => drive::$f::<avx512::Avx512>($($arg),*),
+            Level::Avx2 => drive::$f::<avx2::Avx2>($($arg),*),
+        }
+    }};
 }
 
 /// Which kernels a forward pass takes.
@@ -155,9 +180,9 @@ enum Route {
     Chans,
 }
 
-/// The kernels for the forward pass and weight gradient of `g`, if any suits it.
-fn route(g: &ConvGeom) -> Option<Route> {
-    if !plain(g) {
+/// The kernels for the forward pass and weight gradient of `g` at `level`, if any suits it.
+fn route(g: &ConvGeom, level: Option<Level>) -> Option<Route> {
+    if level.is_none() || !plain(g) {
         return None;
     }
     // Both families re-read one image's padded input for every tile: it must sit in L1
@@ -187,45 +212,44 @@ fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// [`conv2d_forward`](super::conv2d_forward) by a direct kernel; false if none suits.
 pub(super) fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) -> bool {
-    let (Some(route), Some(x), Some(w), Some(out)) = (route(g), f32s(x), f32s(w), f32s_mut(out)) else {
+    let level = level();
+    let (Some(level), Some(route), Some(x), Some(w), Some(out)) =
+        (level, route(g, level), f32s(x), f32s(w), f32s_mut(out))
+    else {
         return false;
     };
     let bias = bias.map(|b| f32s(b).expect("bias has the input's type"));
-    #[cfg(target_arch = "x86_64")]
-    avx512::forward(g, route, x, w, bias, out);
+    drive!(level, forward(g, route, x, w, bias, out));
     true
 }
 
 /// [`conv2d_backward_input`](super::conv2d_backward_input) by columns folded at
 /// once (see [`fold`](avx512::fold)); false if that does not suit.
 pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    let fits = plain(g) && g.h > 0 && g.w > 0 && avx512::fold::fits(g);
-    #[cfg(not(target_arch = "x86_64"))]
-    let fits = false;
-    let (true, Some(dy), Some(w), Some(dx)) = (fits, f32s(dy), f32s(w), f32s_mut(dx)) else {
+    let level = level();
+    let fits = level.is_some() && plain(g) && g.h > 0 && g.w > 0 && fold_fits(g);
+    let (true, Some(level), Some(dy), Some(w), Some(dx)) = (fits, level, f32s(dy), f32s(w), f32s_mut(dx)) else {
         return false;
     };
     let bias = bias.map(|b| f32s(b).expect("bias has the input's type"));
-    #[cfg(target_arch = "x86_64")]
-    avx512::backward_input(g, dy, w, bias, dx);
+    drive!(level, backward_input(g, dy, w, bias, dx));
     true
 }
 
 /// [`conv2d_backward_weight`](super::conv2d_backward_weight) by a direct kernel;
 /// false if none suits.
 pub(super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) -> bool {
-    let route = match route(g) {
-        #[cfg(target_arch = "x86_64")]
-        Some(Route::Chans) if !avx512::chans::weight_fits(g.kh, g.kw) => None,
+    let level = level();
+    let route = match route(g, level) {
+        Some(Route::Chans) if !chans_weight_fits(g.kh, g.kw) => None,
         Some(Route::Rows) if g.ow > 2 * L => None,
         r => r,
     };
-    let (Some(route), Some(x), Some(dy), Some(dw)) = (route, f32s(x), f32s(dy), f32s_mut(dw)) else {
+    let (Some(level), Some(route), Some(x), Some(dy), Some(dw)) = (level, route, f32s(x), f32s(dy), f32s_mut(dw))
+    else {
         return false;
     };
-    #[cfg(target_arch = "x86_64")]
-    avx512::backward_weight(g, route, x, dy, dw);
+    drive!(level, backward_weight(g, route, x, dy, dw));
     true
 }
 
@@ -239,10 +263,29 @@ fn weight_parts(g: &ConvGeom) -> usize {
     }
 }
 
+/// Whether the `chans` weight-gradient kernels take a `kh × kw` kernel (every set has 5×5
+/// and 3×3).
+fn chans_weight_fits(kh: usize, kw: usize) -> bool {
+    matches!((kh, kw), (5, 5) | (3, 3))
+}
+
+#[cfg(target_arch = "x86_64")]
+use avx512::fold::{fits as fold_fits, scratch_len as fold_scratch_len};
+#[cfg(not(target_arch = "x86_64"))]
+fn fold_fits(_: &ConvGeom) -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod drive;
 
-#[cfg(all(test, target_arch = "x86_64"))]
+// On every architecture: where the kernels do not exist the entry points must decline,
+// and the x86 levels are reported skipped.
+#[cfg(test)]
 mod tests {
     use super::super::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
     use super::*;
@@ -264,16 +307,48 @@ mod tests {
     /// f32 results (from the direct kernels) against the general f64 path.
     fn close(what: &str, g: &ConvGeom, got: &[f32], want: &[f64]) {
         let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let level = crate::cpu::isa();
         for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
-            assert!((a as f64 - b).abs() <= 1e-5 * scale, "{what} {g:?} at {i}: {a} vs {b}");
+            assert!(
+                (a as f64 - b).abs() <= 1e-5 * scale,
+                "{what} {g:?} ({level}) at {i}: {a} vs {b}"
+            );
         }
         assert_eq!(got.len(), want.len());
     }
 
-    fn check(g: ConvGeom, direct: [bool; 3]) {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
-            return;
+    /// The levels the direct kernels have: each one this CPU runs is tested, each other
+    /// one is reported skipped.
+    const LEVELS: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    /// `f(level)` under `cpu::with_isa(level)` for every level this CPU runs; a skip line
+    /// for the others.
+    fn each_level(what: &str, f: impl Fn(Isa)) {
+        for level in LEVELS {
+            if crate::cpu::supported().contains(&level) {
+                crate::cpu::with_isa(level, || f(level));
+            } else {
+                println!("skipped: {what} at {level}, this CPU is {}", crate::cpu::detected());
+            }
         }
+    }
+
+    /// Whether the direct kernels exist for `level`.
+    fn has_kernels(level: Isa) -> bool {
+        matches!(level, Isa::Avx2 | Isa::Avx512)
+    }
+
+    /// [`check_at`] at every level.
+    fn check(g: ConvGeom, direct: [bool; 3]) {
+        each_level("direct kernels", |level| {
+            let expect = direct.map(|d| d && has_kernels(level));
+            check_at(g, expect, level)
+        });
+    }
+
+    /// The entry points take the direct kernels where `direct` says (at `level`, which
+    /// the caller set) and agree with the general f64 path.
+    fn check_at(g: ConvGeom, direct: [bool; 3], level: Isa) {
         let (x, w, b) = (seq(g.n * g.c * g.h * g.w, 0.1), seq(g.o * g.k(), 1.3), seq(g.o, 0.7));
         let (dy, bc) = (seq(g.n * g.o * g.p(), 2.7), seq(g.c, 0.2));
         let mut y = vec![0.0; dy.len()];
@@ -282,7 +357,7 @@ mod tests {
         assert_eq!(
             forward(&g, &f32v(&x), &f32v(&w), Some(&f32v(&b)), &mut y32),
             direct[0],
-            "{g:?}"
+            "{g:?} at {level}"
         );
         conv2d_forward(&g, &f32v(&x), &f32v(&w), Some(&f32v(&b)), &mut y32);
         close("forward", &g, &y32, &y);
@@ -290,7 +365,7 @@ mod tests {
         conv2d_backward_input(&g, &dy, &w, Some(&bc), &mut dx);
         let mut dx32 = vec![0f32; x.len()];
         let taken = backward_input(&g, &f32v(&dy), &f32v(&w), Some(&f32v(&bc)), &mut dx32);
-        assert_eq!(taken, direct[1], "{g:?}");
+        assert_eq!(taken, direct[1], "{g:?} at {level}");
         conv2d_backward_input(&g, &f32v(&dy), &f32v(&w), Some(&f32v(&bc)), &mut dx32);
         close("input gradient", &g, &dx32, &dx);
         let mut dw = vec![0.0; w.len()];
@@ -299,7 +374,7 @@ mod tests {
         assert_eq!(
             backward_weight(&g, &f32v(&x), &f32v(&dy), &mut dw32),
             direct[2],
-            "{g:?}"
+            "{g:?} at {level}"
         );
         conv2d_backward_weight(&g, &f32v(&x), &f32v(&dy), &mut dw32);
         close("weight gradient", &g, &dw32, &dw);
@@ -333,7 +408,36 @@ mod tests {
     }
 
     #[test]
+    fn row_and_channel_tails_at_every_level() {
+        // rows: widths around the 8- and 16-lane vectors, 1 to 8 channels
+        check(geom(2, 1, [8, 8], 1, [3, 3], [1, 1]), [true; 3]);
+        check(geom(1, 2, [9, 9], 8, [3, 3], [1, 1]), [true; 3]);
+        check(geom(1, 3, [17, 17], 5, [3, 3], [1, 1]), [true; 3]);
+        check(geom(1, 2, [24, 26], 2, [3, 3], [0, 0]), [true; 3]);
+        check(geom(1, 1, [25, 32], 3, [3, 3], [1, 1]), [true; 3]);
+        check(geom(1, 2, [6, 15], 4, [1, 4], [0, 1]), [true; 3]);
+        // chans: runs of 5 and of 5 with an overlap, rows shorter than a tile's height
+        check(geom(2, 3, [7, 7], 16, [3, 3], [0, 0]), [true; 3]);
+        check(geom(1, 2, [15, 15], 16, [5, 5], [1, 1]), [true; 3]);
+        check(geom(1, 1, [3, 9], 16, [3, 3], [0, 0]), [true; 3]);
+        check(geom(1, 2, [4, 4], 16, [3, 3], [0, 0]), [true; 3]);
+    }
+
+    #[test]
+    fn lenet_batches_split_over_threads_and_parts() {
+        // batch 64: images in chunks over the threads, weight partials over 8 parts
+        check(geom(64, 1, [28, 28], 6, [5, 5], [2, 2]), [true; 3]);
+        check(geom(64, 6, [14, 14], 16, [5, 5], [0, 0]), [true; 3]);
+    }
+
+    #[test]
     fn results_do_not_depend_on_the_thread_count() {
+        each_level("thread-count independence", same_for_any_thread_count);
+    }
+
+    /// Results at `level` (read here and passed to the pools' threads) are the same on one
+    /// thread and on three.
+    fn same_for_any_thread_count(level: Isa) {
         for g in [
             geom(64, 1, [28, 28], 6, [5, 5], [2, 2]),
             geom(64, 6, [14, 14], 16, [5, 5], [0, 0]),
@@ -344,15 +448,17 @@ mod tests {
                 f32v(&seq(g.n * g.o * g.p(), 1.9)),
             );
             let run = || {
-                let (mut y, mut dx, mut dw) = (vec![0f32; dy.len()], vec![0f32; x.len()], vec![0f32; w.len()]);
-                conv2d_forward(&g, &x, &w, None, &mut y);
-                conv2d_backward_input(&g, &dy, &w, None, &mut dx);
-                conv2d_backward_weight(&g, &x, &dy, &mut dw);
-                (y, dx, dw)
+                crate::cpu::with_isa(level, || {
+                    let (mut y, mut dx, mut dw) = (vec![0f32; dy.len()], vec![0f32; x.len()], vec![0f32; w.len()]);
+                    conv2d_forward(&g, &x, &w, None, &mut y);
+                    conv2d_backward_input(&g, &dy, &w, None, &mut dx);
+                    conv2d_backward_weight(&g, &x, &dy, &mut dw);
+                    (y, dx, dw)
+                })
             };
             let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
             let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-            assert!(one.install(run) == three.install(run), "{g:?}");
+            assert!(one.install(run) == three.install(run), "{g:?} at {level}");
         }
     }
 }

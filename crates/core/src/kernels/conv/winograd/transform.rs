@@ -2,6 +2,7 @@
 //! its adjoint, kernels `G g Gᵀ` and its adjoint, as elementwise loops over a group's
 //! columns, compiled for the widest vectors the CPU has.
 
+use crate::cpu::Isa;
 use crate::Element;
 use std::ops::Range;
 
@@ -34,8 +35,8 @@ impl Plan {
     }
 }
 
-/// One image's transform, run by [`Transform::run`] compiled for the widest vectors the
-/// CPU has (AVX-512, else AVX2, else the baseline SSE2): the transforms are elementwise
+/// One image's transform, run by [`Transform::run`] compiled for the vectors of the level
+/// [`crate::cpu::isa`] gives (AVX-512, AVX2, else the baseline SSE2): the transforms are elementwise
 /// loops, inlined into a function with those features, which then run 16 lanes wide.
 pub(super) enum Transform<'a, T> {
     /// [`input_transform`].
@@ -82,7 +83,8 @@ impl<T: Element> Transform<'_, T> {
         }
     }
 
-    pub(super) fn run(self) {
+    /// Run at `level` (read by the caller before splitting its work over threads).
+    pub(super) fn run(self, level: Isa) {
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f")]
@@ -93,15 +95,16 @@ impl<T: Element> Transform<'_, T> {
             fn avx2<T: Element>(t: Transform<'_, T>) {
                 t.body()
             }
-            if is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F, checked just above.
-                return unsafe { avx512(self) };
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                return unsafe { avx2(self) };
+            match level {
+                // SAFETY: `cpu` grants the AVX-512 level only on a CPU that has AVX-512F.
+                Isa::Avx512 => return unsafe { avx512(self) },
+                // SAFETY: `cpu` grants the AVX2 level only on a CPU with AVX2 and FMA.
+                Isa::Avx2 => return unsafe { avx2(self) },
+                Isa::Scalar | Isa::Neon => {}
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = level;
         self.body()
     }
 }
@@ -356,6 +359,89 @@ pub(super) fn weight_transform_adjoint<T: Element>(dut: &[T], o: usize, c: usize
                 k[i * 3] = si[0] + (si[1] + si[2]) * half;
                 k[i * 3 + 1] = (si[1] - si[2]) * half;
                 k[i * 3 + 2] = (si[1] + si[2]) * half + si[3];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu;
+
+    fn data(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 + seed * 104_729) % 1999) as f32 / 97.0 - 10.0)
+            .collect()
+    }
+
+    /// The three image transforms at every level this CPU has give the scalar level's bits
+    /// (additions and subtractions only, in the same order at every vector width), over
+    /// edge shapes: one tile, odd sizes (a half-empty last tile), rows of tiles not a
+    /// multiple of any lane count, and no padding.
+    #[test]
+    fn transforms_match_scalar_bits_at_every_level() {
+        for (cin, cout, [h, w], pad) in [
+            (1, 1, [1, 1], 1),
+            (2, 3, [5, 7], 1),
+            (3, 2, [6, 6], 1),
+            (1, 4, [13, 35], 1),
+            (2, 1, [8, 9], 0),
+            (3, 5, [4, 66], 1),
+        ] {
+            let ohw = [h + 2 * pad - 2, w + 2 * pad - 2];
+            let p = Plan::new(cin, cout, [h, w], ohw, [pad, pad]);
+            let t = p.t();
+            let cols = Cols { ld: t, first: 0 };
+            let (x, m, dy) = (
+                data(cin * h * w, 1),
+                data(16 * cout * t, 2),
+                data(cout * ohw[0] * ohw[1], 3),
+            );
+            let bias = data(cout, 4);
+            let run = |level| {
+                let mut v = vec![0f32; cin * 16 * t];
+                let mut y = vec![0f32; cout * ohw[0] * ohw[1]];
+                let mut dm = vec![0f32; cout * 16 * t];
+                cpu::with_isa(level, || {
+                    let (p, x, m, dy) = (&p, &x[..], &m[..], &dy[..]);
+                    Transform::Input {
+                        p,
+                        x,
+                        chans: 0..cin,
+                        v: &mut v,
+                        cols,
+                    }
+                    .run(cpu::isa());
+                    let bias = Some(&bias[..]);
+                    Transform::Output {
+                        p,
+                        m,
+                        bias,
+                        y: &mut y,
+                        cols,
+                    }
+                    .run(cpu::isa());
+                    Transform::Adjoint {
+                        p,
+                        dy,
+                        chans: 0..cout,
+                        dm: &mut dm,
+                        cols,
+                    }
+                    .run(cpu::isa());
+                });
+                [v, y, dm].map(|b| b.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            };
+            let want = run(Isa::Scalar);
+            for level in cpu::supported() {
+                let got = run(level);
+                for (name, (g, e)) in ["input", "output", "adjoint"].iter().zip(got.iter().zip(&want)) {
+                    assert!(
+                        g == e,
+                        "{name} transform {cin}->{cout} {h}x{w} pad {pad}: {level} differs from scalar"
+                    );
+                }
             }
         }
     }

@@ -228,11 +228,6 @@ pub(super) unsafe fn weight(g: &Corr, xp: &[f32], dyt: &[f32], acc: &mut [f32]) 
     }
 }
 
-/// Whether [`weight`] takes a `kh × kw` kernel.
-pub(in crate::kernels::conv::direct) fn weight_fits(kh: usize, kw: usize) -> bool {
-    matches!((kh, kw), (5, 5) | (3, 3))
-}
-
 /// [`weight`] with every tap of one input channel in registers (`KH·KW ≤ 25`
 /// accumulators), summed over the image's pixels and then added to `acc`.
 ///
@@ -275,7 +270,11 @@ mod tests {
 
     #[test]
     fn lanes_round_trip() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !crate::cpu::supported().contains(&crate::cpu::Isa::Avx512) {
+            println!(
+                "skipped: avx512 lane transposes, this CPU is {}",
+                crate::cpu::detected()
+            );
             return;
         }
         for p in [1, 15, 16, 37] {

@@ -17,7 +17,7 @@ use std::arch::x86_64::*;
 /// Lanes of one vector.
 const L: usize = 16;
 /// Zeros before each column row, so taps left of a row's start read inside the buffer.
-const FRONT: usize = L;
+pub(in crate::kernels::conv::direct) const FRONT: usize = L;
 /// Pixel vectors per column tile.
 const NV: usize = 4;
 
@@ -40,12 +40,12 @@ pub(in crate::kernels::conv::direct) fn fits(g: &ConvGeom) -> bool {
 
 /// Length of one column row: the pixels rounded up to vectors, the front zeros, and slack
 /// for the fold's last vector.
-fn row_len(g: &ConvGeom) -> usize {
+pub(in crate::kernels::conv::direct) fn row_len(g: &ConvGeom) -> usize {
     FRONT + g.p().div_ceil(L) * L + 2 * L
 }
 
 /// Scratch elements [`input_grad`] needs.
-pub(super) fn scratch_len(g: &ConvGeom) -> usize {
+pub(in crate::kernels::conv::direct) fn scratch_len(g: &ConvGeom) -> usize {
     g.kh * g.kw * row_len(g)
 }
 
