@@ -302,8 +302,9 @@ fn looks_like_safetensors(path: &Path) -> std::io::Result<bool> {
         return Ok(false);
     }
     f.read_exact(&mut head)?;
-    let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
-    Ok(n >= 2 && n <= len - 8 && head[8] == b'{')
+    let [l0, l1, l2, l3, l4, l5, l6, l7, first] = head;
+    let n = u64::from_le_bytes([l0, l1, l2, l3, l4, l5, l6, l7]);
+    Ok(n >= 2 && n <= len - 8 && first == b'{')
 }
 
 /// Read a checkpoint named by `flag` (`--resume `, `--init-from `, or "" for a command's
