@@ -241,6 +241,11 @@ fn parse_value(raw: &str) -> Result<Value, String> {
 
 /// Parse the `key = value` text of a config file into values by key (checked against [`KEYS`]).
 pub fn parse(text: &str, origin: &Path) -> CliResult<BTreeMap<String, Value>> {
+    parse_keys(text, origin, KEYS)
+}
+
+/// [`parse`] for a command with its own keys (`nabla autoencode`'s configuration).
+pub fn parse_keys(text: &str, origin: &Path, keys: &[&str]) -> CliResult<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let bad = |msg: String| CliError::new(format!("{} line {}: {msg}", origin.display(), n + 1));
@@ -266,8 +271,8 @@ pub fn parse(text: &str, origin: &Path) -> CliResult<BTreeMap<String, Value>> {
             .split_once('=')
             .ok_or_else(|| bad(format!("expected key = value, got {line:?}")))?;
         let key = k.trim().trim_matches('"').replace('-', "_");
-        if !KEYS.contains(&key.as_str()) {
-            return Err(bad(format!("unknown key {key:?} (known: {})", KEYS.join(", "))));
+        if !keys.contains(&key.as_str()) {
+            return Err(bad(format!("unknown key {key:?} (known: {})", keys.join(", "))));
         }
         let value = parse_value(v).map_err(|e| bad(format!("{key}: {e}")))?;
         if out.insert(key.clone(), value).is_some() {
@@ -277,21 +282,24 @@ pub fn parse(text: &str, origin: &Path) -> CliResult<BTreeMap<String, Value>> {
     Ok(out)
 }
 
-fn want_str(key: &str, v: &Value) -> CliResult<String> {
+/// A string value, or an error naming `key`.
+pub(crate) fn want_str(key: &str, v: &Value) -> CliResult<String> {
     match v {
         Value::Str(s) => Ok(s.clone()),
         _ => Err(CliError::new(format!("config: {key} must be a \"string\""))),
     }
 }
 
-fn want_num(key: &str, v: &Value) -> CliResult<f64> {
+/// A finite number, or an error naming `key`.
+pub(crate) fn want_num(key: &str, v: &Value) -> CliResult<f64> {
     match v {
         Value::Num(x) if x.is_finite() => Ok(*x),
         _ => Err(CliError::new(format!("config: {key} must be a number"))),
     }
 }
 
-fn want_count(key: &str, v: &Value) -> CliResult<usize> {
+/// A whole number ≥ 0, or an error naming `key`.
+pub(crate) fn want_count(key: &str, v: &Value) -> CliResult<usize> {
     let x = want_num(key, v)?;
     if x < 0.0 || x.fract() != 0.0 || x > 1e15 {
         return Err(CliError::new(format!(

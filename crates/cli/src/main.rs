@@ -2,6 +2,7 @@
 //!
 //! Errors a user can cause print one line, `error: ...`, and exit with code 1.
 
+mod autoencode;
 mod completions;
 mod config;
 mod error;
@@ -35,6 +36,8 @@ pub struct Cli {
 enum Command {
     /// Train a model (default: LeNet-5 on Fashion-MNIST).
     Train(Box<train::TrainArgs>),
+    /// Train an autoencoder (default: conv_autoencoder on Fashion-MNIST), or encode and decode with one.
+    Autoencode(Box<autoencode::AutoencodeArgs>),
     /// Score a checkpoint on its test split: accuracy, per-class scores, confusion matrix.
     Eval(eval::EvalArgs),
     /// Classify images with a checkpoint: the top classes and their probabilities.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     };
     error::finish(match cli.command {
         Command::Train(args) => train::run(*args),
+        Command::Autoencode(args) => autoencode::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Summary(args) => summary::run(args),

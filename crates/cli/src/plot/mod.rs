@@ -1,6 +1,6 @@
 //! PNG charts for a run folder, drawn pixel by pixel with a built-in bitmap font:
-//! `curves.png` (loss and accuracy or RMSE against epoch), `confusion.png`, and grids of
-//! small images (reconstructions, samples).
+//! `curves.png` (loss and accuracy or RMSE against epoch), `confusion.png`, grids of
+//! small images (reconstructions, samples), and scatter charts of labelled points.
 //!
 //! Drawing by hand keeps the build free of a font stack; the charts need only lines,
 //! rectangles and short labels.
@@ -10,10 +10,12 @@ mod font;
 // The grid's first users (`nabla autoencode`, `nabla gan`) are being written.
 #[allow(dead_code)]
 mod grid;
+mod scatter;
 
 pub use charts::{confusion_png, curves_png, Series};
 #[allow(unused_imports)]
 pub use grid::{grid_png, image_grid, GridOptions};
+pub use scatter::{scatter_png, Scatter};
 
 use crate::error::{CliError, CliResult};
 use std::path::Path;

@@ -12,6 +12,8 @@ const RUN_FILES: &[&str] = &[
     "metrics.jsonl",
     "curves.png",
     "confusion.png",
+    "reconstructions.png",
+    "latent.png",
     "last.safetensors",
     "best.safetensors",
     "config.toml",

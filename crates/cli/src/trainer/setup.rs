@@ -27,22 +27,34 @@ pub fn build_model(name: &str, mc: &ModelConfig) -> CliResult<Box<dyn Module>> {
     Ok(nabla_models::build(name, mc)?)
 }
 
-/// The zoo's models that `nabla train` does not train, each with what it is.
-const OTHER_TASKS: &[(&str, &str)] = &[
-    ("mlp_autoencoder", "an autoencoder (it learns to reconstruct its input)"),
+/// The zoo's models that `nabla train` does not train, each with what it is and what
+/// trains it (none: nothing yet).
+const OTHER_TASKS: &[(&str, &str, Option<&str>)] = &[
+    (
+        "mlp_autoencoder",
+        "an autoencoder (it learns to reconstruct its input)",
+        Some("nabla autoencode --model mlp_autoencoder"),
+    ),
     (
         "conv_autoencoder",
         "an autoencoder (it learns to reconstruct its input)",
+        Some("nabla autoencode --model conv_autoencoder"),
     ),
     (
         "generator",
         "a GAN's generator (it trains against a discriminator, from latent vectors)",
+        Some("nabla gan"),
     ),
-    ("discriminator", "a GAN's discriminator (it trains against a generator)"),
-    ("segnet", "a segmentation network (a class for every pixel)"),
+    (
+        "discriminator",
+        "a GAN's discriminator (it trains against a generator)",
+        Some("nabla gan"),
+    ),
+    ("segnet", "a segmentation network (a class for every pixel)", None),
     (
         "classloc",
         "a classifier with a bounding-box head (classification with localization)",
+        None,
     ),
 ];
 
@@ -50,9 +62,13 @@ const OTHER_TASKS: &[(&str, &str)] = &[
 /// trains it.
 pub fn check_trainable(cfg: &TrainConfig) -> CliResult<()> {
     let m = cfg.model.as_str();
-    if let Some((_, what)) = OTHER_TASKS.iter().find(|(n, _)| *n == m) {
+    if let Some((_, what, with)) = OTHER_TASKS.iter().find(|(n, _, _)| *n == m) {
+        let rest = match with {
+            Some(cmd) => format!("train it with {cmd}"),
+            None => format!("{m} is not trainable from the command line yet"),
+        };
         return Err(CliError::new(format!(
-            "--model {m} is {what}; nabla train fits classifiers and regressors ({}),              and {m} is not trainable from the command line yet",
+            "--model {m} is {what}; nabla train fits classifiers and regressors ({}), and {rest}",
             trainable_models().join(", ")
         )));
     }
@@ -67,7 +83,7 @@ pub fn check_trainable(cfg: &TrainConfig) -> CliResult<()> {
 
 /// The zoo's models `nabla train` trains.
 pub fn trainable_models() -> Vec<&'static str> {
-    let other = |n: &&str| OTHER_TASKS.iter().any(|(o, _)| o == n);
+    let other = |n: &&str| OTHER_TASKS.iter().any(|(o, _, _)| o == n);
     nabla_models::names().into_iter().filter(|n| !other(n)).collect()
 }
 
