@@ -181,10 +181,7 @@ fn train_refuses_models_of_other_tasks() {
         let err = text(&res.stderr);
         assert_eq!(res.status.code(), Some(1), "{model}: {err}");
         assert_eq!(err.lines().count(), 1, "{model}: {err}");
-        assert!(
-            err.contains(what) && err.contains(trains),
-            "{model}: {err}"
-        );
+        assert!(err.contains(what) && err.contains(trains), "{model}: {err}");
         assert!(!out.exists(), "{model}: a refused run left a folder");
     }
     let csv = tmp.0.join("t.csv");

@@ -177,35 +177,32 @@ impl AeConfig {
         }
     }
 
-    /// The settings as `key = value` lines (paths absolute where known).
+    /// The settings as `key = value` lines (unset options left out).
     pub fn to_toml(&self) -> String {
-        let mut s = String::from("# nabla autoencode configuration (flags given with --resume override it)\n");
         let q = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\"));
-        let p = |v: &Path| q(&v.to_string_lossy());
-        let mut line = |k: &str, v: String| {
-            let _ = writeln!(s, "{k} = {v}");
-        };
-        line("model", q(&self.model));
-        line("dataset", q(&self.dataset));
-        if let Some(d) = &self.data_dir {
-            line("data_dir", p(d));
-        }
-        line("latent", self.latent.to_string());
-        line("loss", q(&self.loss));
-        line("noise", format!("{:?}", self.noise));
-        line("epochs", self.epochs.to_string());
-        line("batch_size", self.batch_size.to_string());
-        line("lr", format!("{:?}", self.lr));
-        line("seed", self.seed.to_string());
-        line("threads", self.threads.to_string());
-        if let Some(o) = &self.out {
-            line("out", p(o));
-        }
-        if let Some(l) = self.limit {
-            line("limit", l.to_string());
-        }
-        if let Some(v) = self.val_size {
-            line("val_size", v.to_string());
+        let path = |v: &Option<PathBuf>| v.as_ref().map(|d| q(&d.to_string_lossy()));
+        let count = |v: Option<usize>| v.map(|n| n.to_string());
+        let entries = [
+            ("model", Some(q(&self.model))),
+            ("dataset", Some(q(&self.dataset))),
+            ("data_dir", path(&self.data_dir)),
+            ("latent", count(Some(self.latent))),
+            ("loss", Some(q(&self.loss))),
+            ("noise", Some(format!("{:?}", self.noise))),
+            ("epochs", count(Some(self.epochs))),
+            ("batch_size", count(Some(self.batch_size))),
+            ("lr", Some(format!("{:?}", self.lr))),
+            ("seed", Some(self.seed.to_string())),
+            ("threads", count(Some(self.threads))),
+            ("out", path(&self.out)),
+            ("limit", count(self.limit)),
+            ("val_size", count(self.val_size)),
+        ];
+        let mut s = String::from("# nabla autoencode configuration (flags given with --resume override it)\n");
+        for (k, v) in entries {
+            if let Some(v) = v {
+                let _ = writeln!(s, "{k} = {v}");
+            }
         }
         s
     }
@@ -284,7 +281,10 @@ pub fn read_ae_checkpoint(path: &Path, flag: &str) -> CliResult<(AeMeta, Checkpo
         ));
     }
     let bad = |what: &str| CliError::new(format!("{flag}{p}: an autoencoder checkpoint with a bad {what} entry"));
-    let text = ck.extra.get("autoencode_config").ok_or_else(|| bad("autoencode_config"))?;
+    let text = ck
+        .extra
+        .get("autoencode_config")
+        .ok_or_else(|| bad("autoencode_config"))?;
     let config = AeConfig::from_toml(text, path)?;
     let parse = |k: &str| -> CliResult<serde_json::Value> {
         let v = ck.extra.get(k).ok_or_else(|| bad(k))?;
@@ -329,30 +329,47 @@ mod tests {
         assert_eq!(AeConfig::from_toml(&c.to_toml(), Path::new("x")).unwrap(), c);
         let d = AeConfig::default();
         assert_eq!(AeConfig::from_toml(&d.to_toml(), Path::new("x")).unwrap(), d);
-        let e = AeConfig::from_toml("momentum = 0.9\n", Path::new("x")).unwrap_err().to_string();
+        let e = AeConfig::from_toml("momentum = 0.9\n", Path::new("x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown key"), "{e}");
     }
 
     #[test]
     fn bad_settings_are_named() {
         let bad = |c: AeConfig| c.validate().unwrap_err().to_string();
-        assert!(bad(AeConfig { latent: 0, ..AeConfig::default() }).contains("--latent"));
+        assert!(bad(AeConfig {
+            latent: 0,
+            ..AeConfig::default()
+        })
+        .contains("--latent"));
         let loss = bad(AeConfig {
             loss: "l1".into(),
             ..AeConfig::default()
         });
-        assert!(loss.contains("unknown loss \"l1\"") && loss.contains("mse, bce"), "{loss}");
+        assert!(
+            loss.contains("unknown loss \"l1\"") && loss.contains("mse, bce"),
+            "{loss}"
+        );
         let model = bad(AeConfig {
             model: "lenet5".into(),
             ..AeConfig::default()
         });
         assert!(model.contains("unknown model \"lenet5\""), "{model}");
-        assert!(bad(AeConfig { noise: -1.0, ..AeConfig::default() }).contains("--noise"));
+        assert!(bad(AeConfig {
+            noise: -1.0,
+            ..AeConfig::default()
+        })
+        .contains("--noise"));
         let big = AeConfig {
             latent: 784,
             ..AeConfig::default()
         };
-        assert!(big.check_latent(&[1, 28, 28]).unwrap_err().to_string().contains("smaller"));
+        assert!(big
+            .check_latent(&[1, 28, 28])
+            .unwrap_err()
+            .to_string()
+            .contains("smaller"));
         assert!(AeConfig::default().check_latent(&[1, 28, 28]).is_ok());
     }
 }

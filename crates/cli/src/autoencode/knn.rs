@@ -55,7 +55,7 @@ fn vote(neighbours: &[(f32, usize)], labels: &[usize]) -> usize {
 /// `labels.len() × dim`, `query`: `m × dim`, both row-major).
 pub fn knn_classify(train: &[f32], labels: &[usize], query: &[f32], dim: usize, k: usize) -> CliResult<Vec<usize>> {
     let n = labels.len();
-    if dim == 0 || k == 0 || n < k || train.len() != n * dim || query.len() % dim != 0 {
+    if dim == 0 || k == 0 || n < k || train.len() != n * dim || !query.len().is_multiple_of(dim) {
         return Err(CliError::new(format!(
             "kNN needs at least k = {k} training rows of {dim} values ({n} rows given)"
         )));
@@ -132,7 +132,10 @@ impl Pca {
         let mut variance = Vec::with_capacity(k);
         for (c, &i) in order.iter().take(k).enumerate() {
             let v = eig.eigenvectors.column(i);
-            let big = v.iter().copied().fold(0f64, |a, x| if x.abs() > a.abs() { x } else { a });
+            let big = v
+                .iter()
+                .copied()
+                .fold(0f64, |a, x| if x.abs() > a.abs() { x } else { a });
             let sign = if big < 0.0 { -1.0 } else { 1.0 };
             for r in 0..dim {
                 components[r * k + c] = (sign * v[r]) as f32;
@@ -175,7 +178,12 @@ mod tests {
                 let mut d: Vec<(f32, usize)> = train
                     .chunks_exact(dim)
                     .enumerate()
-                    .map(|(j, t)| (q.iter().zip(t).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() as f32, j))
+                    .map(|(j, t)| {
+                        (
+                            q.iter().zip(t).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() as f32,
+                            j,
+                        )
+                    })
                     .collect();
                 d.sort_by(|a, b| a.0.total_cmp(&b.0));
                 vote(&d[..k], labels)

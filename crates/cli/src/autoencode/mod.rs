@@ -71,7 +71,7 @@ struct TrainFlags {
     loss: Option<String>,
     /// Train a denoising autoencoder: Gaussian noise of this std on the input (clipped to
     /// [0, 1]), the clean image as the target [default: 0]
-    #[arg(long, value_name = "SIGMA")]
+    #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
     noise: Option<f64>,
     /// Data set: fashion-mnist, mnist or kmnist [default: fashion-mnist]
     #[arg(long, value_name = "NAME", value_parser = ["fashion-mnist", "mnist", "kmnist"])]
@@ -129,6 +129,8 @@ fn resolve(a: &TrainFlags) -> CliResult<AeConfig> {
     }
     set!(model, latent, loss, noise, dataset, data_dir, epochs, batch_size, lr, seed, threads);
     set!(limit, val_size, out);
+    // Saved in checkpoints: `encode` and `decode` may run from another folder.
+    c.data_dir = c.data_dir.map(|d| std::path::absolute(&d).unwrap_or(d));
     if let Some(p) = &a.resume {
         // Continue in the folder the checkpoint lies in.
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());

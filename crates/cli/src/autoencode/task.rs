@@ -89,7 +89,7 @@ pub fn recon_loss(out: &Tensor, x: &Tensor, bce: bool) -> CliResult<Tensor> {
 /// a model trained with BCE on logits, then clipped.
 pub fn as_images(out: &Tensor, shape: &[usize], bce: bool) -> CliResult<Tensor> {
     let n = out.shape()[0];
-    let out = out.reshape(&[&[n][..], shape].concat())?;
+    let out = out.reshape([&[n][..], shape].concat())?;
     let out = if bce { out.sigmoid()? } else { out };
     Ok(out.clamp(Some(0.0), Some(1.0))?)
 }

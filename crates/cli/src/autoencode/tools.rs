@@ -38,7 +38,12 @@ pub struct DecodeArgs {
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
     /// A latent point, comma-separated, e.g. "0.1,-2.0"
-    #[arg(long, value_name = "VALUES", allow_hyphen_values = true, required_unless_present = "interpolate")]
+    #[arg(
+        long,
+        value_name = "VALUES",
+        allow_hyphen_values = true,
+        required_unless_present = "interpolate"
+    )]
     latent: Option<String>,
     /// Decode the line between the codes of test images I and J instead
     #[arg(long, num_args = 2, value_names = ["I", "J"], conflicts_with = "latent")]
@@ -56,7 +61,10 @@ pub struct DecodeArgs {
 
 /// Refuse an output whose folder does not exist, before any work.
 fn check_output(path: &Path) -> CliResult<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return Err(CliError::new(format!(
             "-o {}: the folder {} does not exist",
@@ -97,11 +105,7 @@ fn split(meta: &AeMeta, name: &str, data_dir: &Option<PathBuf>) -> CliResult<Ima
         "train" => Some(d.train),
         "val" => d.val,
         "test" => d.test,
-        other => {
-            return Err(CliError::new(format!(
-                "unknown split {other:?} (train, val or test)"
-            )))
-        }
+        other => return Err(CliError::new(format!("unknown split {other:?} (train, val or test)"))),
     };
     let ds = ds.ok_or_else(|| CliError::new(format!("the run has no {name} split")))?;
     Images::load(ds)

@@ -134,7 +134,12 @@ mod tests {
         // The range is padded by 5% each side: (0, 0) sits 1/22 of the plot in from the
         // lower left corner, (1, 1) as far from the upper right.
         let off = (PLOT as f64 / 22.0).round() as usize;
-        let (l, b, r, t) = (LEFT as usize, (TOP + PLOT) as usize, (LEFT + PLOT) as usize, TOP as usize);
+        let (l, b, r, t) = (
+            LEFT as usize,
+            (TOP + PLOT) as usize,
+            (LEFT + PLOT) as usize,
+            TOP as usize,
+        );
         assert_eq!(c.get(l + off, b - off), PALETTE[0]);
         assert_eq!(c.get(r - off, t + off), PALETTE[1]);
         let legend = |k: usize| c.get(r + 30, t + 14 + 24 * k);
