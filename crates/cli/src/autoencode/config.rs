@@ -264,10 +264,12 @@ pub fn read_ae_checkpoint(path: &Path, flag: &str) -> CliResult<(AeMeta, Checkpo
     let ck = read_checkpoint(path, flag)?;
     let p = path.display();
     let task = ck.extra.get("task").map(String::as_str);
-    let gan_names = ck
-        .model
-        .iter()
-        .any(|(n, _)| n.starts_with("generator.") || n.starts_with("discriminator."));
+    // `nabla gan` names its players' tensors and keeps its settings under "gan".
+    let gan_names = ck.extra.contains_key("gan")
+        || ck
+            .model
+            .iter()
+            .any(|(n, _)| n.starts_with("generator.") || n.starts_with("discriminator."));
     let whose = match task {
         Some(TASK) => None,
         Some("classification" | "regression") => Some("a nabla train checkpoint (a classifier or regressor)"),

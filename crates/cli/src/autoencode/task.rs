@@ -257,7 +257,7 @@ mod tests {
         let img = as_images(&logits, &[1, 2, 2], true).unwrap();
         assert_eq!(img.shape(), &[1, 1, 2, 2]);
         let v = img.to_vec_f32();
-        assert!((v[0] - 0.5).abs() < 1e-6 && v[1] == 1.0 && v[2] == 0.0);
+        assert!((v[0] - 0.5).abs() < 1e-6 && v[1] > 1.0 - 1e-6 && v[2] < 1e-6, "{v:?}");
         let mse = as_images(&logits, &[1, 2, 2], false).unwrap().to_vec_f32();
         assert_eq!(mse, vec![0.0, 1.0, 0.0, 1.0]);
         let x = Tensor::full(&[1, 1, 2, 2], 0.5, DType::F32);
