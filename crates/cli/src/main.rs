@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod eval;
 mod filter;
+mod gan;
 mod graph;
 mod image_io;
 mod info;
@@ -35,6 +36,8 @@ pub struct Cli {
 enum Command {
     /// Train a model (default: LeNet-5 on Fashion-MNIST).
     Train(Box<train::TrainArgs>),
+    /// Train a DCGAN on Fashion-MNIST; sample from it; measure FID.
+    Gan(Box<gan::GanArgs>),
     /// Score a checkpoint on its test split: accuracy, per-class scores, confusion matrix.
     Eval(eval::EvalArgs),
     /// Classify images with a checkpoint: the top classes and their probabilities.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     };
     error::finish(match cli.command {
         Command::Train(args) => train::run(*args),
+        Command::Gan(args) => gan::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Summary(args) => summary::run(args),
