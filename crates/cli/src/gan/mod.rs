@@ -163,6 +163,7 @@ fn resolve(f: &TrainFlags) -> CliResult<GanSettings> {
             ("--seed", f.seed.is_some()),
             ("--limit", f.limit.is_some()),
             ("--fid-samples", f.fid_samples.is_some()),
+            ("--fid-model", f.fid_model.is_some()),
         ];
         if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
             return Err(CliError::new(format!(
@@ -211,10 +212,12 @@ fn data_config(s: &GanSettings) -> TrainConfig {
     }
 }
 
-/// The FID classifier: `--fid-model`, or the default one, trained first if missing.
-fn fid_model(path: Option<&Path>, data_dir: Option<&Path>, stop: &AtomicBool) -> CliResult<FidModel> {
+/// The FID classifier and its checkpoint's absolute path: `--fid-model`, or the default
+/// one, trained first if missing.
+fn fid_model(path: Option<&Path>, data_dir: Option<&Path>, stop: &AtomicBool) -> CliResult<(FidModel, PathBuf)> {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     if let Some(p) = path {
-        return FidModel::load(p, "--fid-model ");
+        return Ok((FidModel::load(p, "--fid-model ")?, absolute(p)));
     }
     let dir = PathBuf::from(DEFAULT_FID_DIR);
     let ck = dir.join("best.safetensors");
@@ -242,7 +245,7 @@ fn fid_model(path: Option<&Path>, data_dir: Option<&Path>, stop: &AtomicBool) ->
         }
     }
     println!("FID classifier: {}", ck.display());
-    FidModel::load(&ck, "")
+    Ok((FidModel::load(&ck, "")?, absolute(&ck)))
 }
 
 /// Train as the flags say.
@@ -260,7 +263,13 @@ fn train(f: TrainFlags) -> CliResult<()> {
     let stop = nabla_train::stop_on_ctrl_c()?;
     let fid = match s.fid_samples {
         0 => None,
-        _ => Some(fid_model(f.fid_model.as_deref(), s.data_dir.as_deref(), &stop)?),
+        _ => {
+            // A resumed run measures in the feature space it started with.
+            let given = s.fid_model.clone().or(f.fid_model.clone());
+            let (model, path) = fid_model(given.as_deref(), s.data_dir.as_deref(), &stop)?;
+            s.fid_model = Some(path);
+            Some(model)
+        }
     };
     // Only now that the settings, the data and the models are good.
     let base = match &f.resume {

@@ -46,6 +46,8 @@ pub struct GanSettings {
     pub fid_samples: usize,
     /// Where Fashion-MNIST was looked for first.
     pub data_dir: Option<PathBuf>,
+    /// The FID classifier checkpoint (set once it is known; a resumed run keeps it).
+    pub fid_model: Option<PathBuf>,
     /// Image channels, height and width (from the data).
     pub image: [usize; 3],
 }
@@ -69,6 +71,7 @@ impl Default for GanSettings {
             limit: None,
             fid_samples: 10_000,
             data_dir: None,
+            fid_model: None,
             image: [1, 28, 28],
         }
     }
@@ -163,6 +166,7 @@ impl GanSettings {
             "limit": self.limit,
             "fid_samples": self.fid_samples,
             "data_dir": self.data_dir.as_ref().map(|p| p.display().to_string()),
+            "fid_model": self.fid_model.as_ref().map(|p| p.display().to_string()),
             "image": self.image,
         })
         .to_string()
@@ -194,6 +198,7 @@ impl GanSettings {
             limit: v["limit"].as_u64().map(|l| l as usize),
             fid_samples: num("fid_samples")? as usize,
             data_dir: v["data_dir"].as_str().map(PathBuf::from),
+            fid_model: v["fid_model"].as_str().map(PathBuf::from),
             image: image.try_into().map_err(|_| bad("image"))?,
         })
     }
@@ -220,6 +225,9 @@ impl GanSettings {
         if let Some(d) = &self.data_dir {
             line("data_dir", format!("{:?}", d.display().to_string()));
         }
+        if let Some(m) = &self.fid_model {
+            line("fid_model", format!("{:?}", m.display().to_string()));
+        }
         s
     }
 }
@@ -235,6 +243,7 @@ mod tests {
             d_steps: 5,
             limit: Some(64),
             data_dir: Some(PathBuf::from("/tmp/x")),
+            fid_model: Some(PathBuf::from("/tmp/l.safetensors")),
             lr_d: 1e-4,
             ..Default::default()
         };

@@ -157,7 +157,7 @@ pub fn test_moments(model: &FidModel, data_dir: Option<&Path>) -> CliResult<Mome
 pub fn fid(a: FidArgs) -> CliResult<()> {
     let images = read_samples(&a.samples)?;
     let stop = nabla_train::stop_on_ctrl_c()?;
-    let model = fid_model(a.fid_model.as_deref(), a.data_dir.as_deref(), &stop)?;
+    let (model, _) = fid_model(a.fid_model.as_deref(), a.data_dir.as_deref(), &stop)?;
     let real = test_moments(&model, a.data_dir.as_deref())?;
     let n = images.shape()[0];
     let mut at = 0;
