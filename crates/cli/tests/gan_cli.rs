@@ -211,6 +211,14 @@ fn gan_bad_input_is_one_line_without_panics() {
         (vec!["gan", "--d-steps", "0", "--data-dir", d], "--d-steps 0"),
         (vec!["gan", "--g-steps", "0", "--data-dir", d], "--g-steps 0"),
         (vec!["gan", "--latent", "0", "--data-dir", d], "--latent 0"),
+        (
+            vec!["gan", "--betas", "0.5", "--data-dir", d],
+            "--betas 0.5: give two values",
+        ),
+        (
+            vec!["gan", "--betas", "0.5,1.5", "--data-dir", d],
+            "each beta must be in [0, 1)",
+        ),
         (vec!["gan", "--latent", "1000", "--data-dir", d], "784"),
         (
             vec!["gan", "--data-dir", d, "--fid-samples", "0", "--out", &blocked],

@@ -75,7 +75,7 @@ struct TrainFlags {
     #[arg(long, value_name = "RATE")]
     lr_g: Option<f64>,
     /// Adam's betas of both players, as B1,B2 [default: 0.5,0.999]
-    #[arg(long, value_name = "B1,B2", value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_name = "B1,B2", value_delimiter = ',', allow_negative_numbers = true)]
     betas: Option<Vec<f64>>,
     /// WGAN-GP's penalty weight λ [default: 10]
     #[arg(long, value_name = "LAMBDA")]
@@ -188,7 +188,13 @@ fn resolve(f: &TrainFlags) -> CliResult<GanSettings> {
     s.lr_d = f.lr_d.unwrap_or(s.lr_d);
     s.lr_g = f.lr_g.unwrap_or(s.lr_g);
     if let Some(b) = &f.betas {
-        s.betas = (b[0], b[1]);
+        let [b1, b2] = b[..] else {
+            return Err(CliError::new(format!(
+                "--betas {}: give two values, B1,B2",
+                b.iter().map(f64::to_string).collect::<Vec<_>>().join(",")
+            )));
+        };
+        s.betas = (b1, b2);
     }
     s.gp_lambda = f.gp_lambda.unwrap_or(s.gp_lambda);
     s.epochs = f.epochs.unwrap_or(s.epochs);
