@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod eval;
 mod filter;
+mod gan;
 mod graph;
 mod image_io;
 mod info;
@@ -38,6 +39,8 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Train an autoencoder (default: conv_autoencoder on Fashion-MNIST), or encode and decode with one.
     Autoencode(Box<autoencode::AutoencodeArgs>),
+    /// Train a DCGAN on Fashion-MNIST; sample from it; measure FID.
+    Gan(Box<gan::GanArgs>),
     /// Score a checkpoint on its test split: accuracy, per-class scores, confusion matrix.
     Eval(eval::EvalArgs),
     /// Classify images with a checkpoint: the top classes and their probabilities.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
     error::finish(match cli.command {
         Command::Train(args) => train::run(*args),
         Command::Autoencode(args) => autoencode::run(*args),
+        Command::Gan(args) => gan::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Summary(args) => summary::run(args),

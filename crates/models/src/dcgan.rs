@@ -136,6 +136,17 @@ pub struct DcganDiscriminator {
 impl DcganDiscriminator {
     /// A discriminator of `channels`×H×W images.
     pub fn new(channels: usize, size: [usize; 2], g: &mut Rng) -> Result<Self> {
+        Self::build(channels, size, true, g)
+    }
+
+    /// The same network without batch norm, as a WGAN-GP critic: the gradient penalty is
+    /// taken per sample, and batch norm would make each score depend on the whole batch
+    /// (Gulrajani et al. drop it for that reason). The registry's variant `critic`.
+    pub fn critic(channels: usize, size: [usize; 2], g: &mut Rng) -> Result<Self> {
+        Self::build(channels, size, false, g)
+    }
+
+    fn build(channels: usize, size: [usize; 2], norm: bool, g: &mut Rng) -> Result<Self> {
         check_positive("discriminator", "the image channels", channels)?;
         let (k, base) = geometry("discriminator", size)?;
         let down = |c_in: usize, c_out: usize, g: &mut Rng| -> Result<_> {
@@ -149,10 +160,11 @@ impl DcganDiscriminator {
             .push(LeakyReLU::new(0.2));
         let mut c = BASE;
         for _ in 1..k {
-            main = main
-                .push(down(c, c * 2, g)?)
-                .push(dcgan_bn(c * 2, g)?)
-                .push(LeakyReLU::new(0.2));
+            main = main.push(down(c, c * 2, g)?);
+            if norm {
+                main = main.push(dcgan_bn(c * 2, g)?);
+            }
+            main = main.push(LeakyReLU::new(0.2));
             c *= 2;
         }
         let opts = nabla_core::Conv2dOptions::default();

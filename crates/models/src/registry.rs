@@ -62,6 +62,7 @@ pub struct ModelConfig {
     /// Seed of the weight initialization (and of dropout's masks).
     pub seed: u64,
     /// A model-specific variant: "classic"/"modern" LeNet-5, "aux" GoogLeNet heads,
+    /// "critic" (no batch norm) DCGAN discriminator,
     /// "small"/"resnet18" classloc backbones; other models have none (setting one is an
     /// error).
     pub variant: Option<String>,
@@ -280,6 +281,9 @@ fn dcgan_generator(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<D
 }
 
 fn dcgan_discriminator(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<DcganDiscriminator> {
-    no_variant(name, cfg)?;
-    DcganDiscriminator::new(cfg.in_channels, cfg.input_size, g)
+    match cfg.variant.as_deref() {
+        None => DcganDiscriminator::new(cfg.in_channels, cfg.input_size, g),
+        Some("critic") => DcganDiscriminator::critic(cfg.in_channels, cfg.input_size, g),
+        Some(v) => Err(Error::Config(format!("{name}: unknown variant {v:?}; known: critic"))),
+    }
 }

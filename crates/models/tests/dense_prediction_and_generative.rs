@@ -313,3 +313,23 @@ fn dcgan_trains_both_players_on_28x28_and_32x32() {
     let g = make("generator", &ae_cfg(vec![]));
     assert_eq!(g.named_parameters()[0].1.shape(), &[100, 128, 7, 7]);
 }
+
+#[test]
+fn dcgan_critic_variant_is_the_discriminator_without_batch_norm() {
+    let cfg = ModelConfig::default();
+    let critic_cfg = ModelConfig {
+        variant: Some("critic".into()),
+        ..cfg.clone()
+    };
+    let (d, c) = (make("discriminator", &cfg), make("discriminator", &critic_cfg));
+    // 28×28: one batch norm of 128 channels (weight and bias) is all that differs.
+    assert_eq!(d.num_parameters() - c.num_parameters(), 2 * 128);
+    assert!(c.state_dict().iter().all(|(k, t)| t.rank() != 1 || k.ends_with("bias")));
+    let x = batch(3, 1, 28, 28, 2).tanh().unwrap();
+    assert_eq!(c.forward(&x, Mode::Train).unwrap().shape(), &[3, 1]);
+    let bad = ModelConfig {
+        variant: Some("wgan".into()),
+        ..cfg
+    };
+    assert!(matches!(build("discriminator", &bad), Err(Error::Config(_))));
+}

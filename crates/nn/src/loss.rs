@@ -1,7 +1,7 @@
 //! Loss functions with PyTorch's names and semantics, composed from core ops (so they need
 //! no backward of their own): [`mse_loss`], [`l1_loss`], [`smooth_l1_loss`],
 //! [`cross_entropy`], [`nll_loss`], [`binary_cross_entropy`] and
-//! [`binary_cross_entropy_with_logits`].
+//! [`binary_cross_entropy_with_logits`]; the GAN objectives [`gan_loss`] and [`gradient_penalty`].
 //!
 //! ```
 //! use nabla_core::Tensor;
@@ -379,6 +379,9 @@ pub fn binary_cross_entropy_with_logits(input: &Tensor, target: &Tensor, reducti
     let loss = input.softplus()?.sub(&input.mul(target)?)?;
     reduce(loss, reduction)
 }
+
+mod gan;
+pub use gan::{gan_loss, gradient_penalty, GanLoss, Player};
 
 #[cfg(test)]
 mod tests;

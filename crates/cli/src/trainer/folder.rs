@@ -30,13 +30,20 @@ fn last_version(base: &Path) -> Option<u64> {
 /// Make (and return) the folder a run writes to; called once the arguments, the data and
 /// the model are known to be good, so a failed start leaves nothing behind.
 pub fn create(cfg: &TrainConfig, resuming: bool, overwrite: bool) -> CliResult<PathBuf> {
+    create_in(cfg.out.as_deref(), &cfg.out_dir(), resuming, overwrite)
+}
+
+/// [`create`] for any command's runs: `out` as given (refused when busy unless
+/// `overwrite`), else a new `version_N` under `base`; resuming, `base` itself (the
+/// checkpoint's folder).
+pub fn create_in(out: Option<&Path>, base: &Path, resuming: bool, overwrite: bool) -> CliResult<PathBuf> {
     let mk = |d: &Path| std::fs::create_dir_all(d).map_err(|e| CliError::io("create output directory", d, e));
     if resuming {
-        let dir = cfg.out_dir();
+        let dir = out.unwrap_or(base).to_path_buf();
         mk(&dir)?;
         return Ok(dir);
     }
-    if let Some(dir) = &cfg.out {
+    if let Some(dir) = out {
         if dir.exists() && !dir.is_dir() {
             return Err(CliError::new(format!("--out {}: not a directory", dir.display())));
         }
@@ -57,11 +64,10 @@ pub fn create(cfg: &TrainConfig, resuming: bool, overwrite: bool) -> CliResult<P
             }
         }
         mk(dir)?;
-        return Ok(dir.clone());
+        return Ok(dir.to_path_buf());
     }
-    let base = cfg.out_dir();
-    mk(&base)?;
-    let mut n = last_version(&base).map_or(0, |v| v + 1);
+    mk(base)?;
+    let mut n = last_version(base).map_or(0, |v| v + 1);
     loop {
         let dir = base.join(format!("version_{n}"));
         // create_dir (not _all) fails if another run took this number first.

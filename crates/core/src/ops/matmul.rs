@@ -390,6 +390,23 @@ mod tests {
     }
 
     #[test]
+    fn linear_second_derivatives() {
+        // Through the gradient's own graph: d/d(x, w, b) of <∂L/∂x, v> + <∂L/∂w, u> with a
+        // loss that is not linear in the output (a WGAN-GP critic's penalty does this).
+        let (x, w, b) = (r(&[3, 4], 1), r(&[2, 4], 2), r(&[2], 3));
+        let (v, u) = (r(&[3, 4], 4), r(&[2, 4], 5));
+        gradcheck(
+            |t| {
+                let loss = |t: &[Tensor]| t[0].linear(&t[1], Some(&t[2]))?.tanh()?.sum_all();
+                let gs = crate::ops::conv2d::recorded_grads(t, loss)?;
+                gs[0].mul(&v)?.sum_all()?.add(&gs[1].mul(&u)?.sum_all()?)
+            },
+            &[x, w, b],
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn linear_f32_matches_f64_and_errors_name_shapes() {
         let (x, w, b) = (r(&[64, 784], 7), r(&[10, 784], 8), r(&[10], 9));
         let want = x.linear(&w, Some(&b)).unwrap().to_vec::<f64>().unwrap();
