@@ -37,7 +37,7 @@ impl Default for GridOptions {
 
 /// Draw `images` (`[N, C, H, W]`, C = 1 or 3, values clipped to `[0, 1]`) as a grid, row
 /// by row, into a canvas.
-pub fn image_grid(images: &Tensor, o: &GridOptions) -> CliResult<Canvas> {
+pub(super) fn image_grid(images: &Tensor, o: &GridOptions) -> CliResult<Canvas> {
     let (n, c, h, w) = match *images.shape() {
         [n, c, h, w] if n > 0 && (c == 1 || c == 3) => (n, c, h, w),
         _ => {

@@ -7,14 +7,11 @@
 
 mod charts;
 mod font;
-// The grid's first users (`nabla autoencode`, `nabla gan`) are being written.
-#[allow(dead_code)]
 mod grid;
 mod scatter;
 
 pub use charts::{confusion_png, curves_png, Series};
-#[allow(unused_imports)]
-pub use grid::{grid_png, image_grid, GridOptions};
+pub use grid::{grid_png, GridOptions};
 pub use scatter::{scatter_png, Scatter};
 
 use crate::error::{CliError, CliResult};
