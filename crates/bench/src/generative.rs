@@ -1,0 +1,210 @@
+//! The generative sections, as `torch/generative.py autoencoder|dcgan` runs them, with the
+//! recipes `nabla autoencode` and `nabla gan` default to, on the first 55,000 Fashion-MNIST
+//! training images (the CLI holds the last 5,000 out for validation):
+//!
+//! - `autoencoder`: the zoo's `conv_autoencoder`, latent 16, MSE on [0, 1] pixels, Adam
+//!   lr 1e-3 betas (0.9, 0.999), batch 128; seconds per epoch, then the test set's
+//!   reconstruction MSE (mean over all pixels) after the epochs run.
+//! - `dcgan`: the zoo's DCGAN generator and discriminator for 1×28×28, latent 100, images in
+//!   [−1, 1], batch 128, one Adam per player (lr 2e-4, betas (0.5, 0.999)), nonsaturating
+//!   BCE-with-logits, one discriminator step then one generator step per batch, each on
+//!   fresh noise; seconds per epoch, and optionally 10,000 samples saved for `nabla gan fid`.
+
+use crate::report::Row;
+use crate::Settings;
+use nabla_core::{no_grad, DType, Error, Generator, Result, Tensor};
+use nabla_data::{DataLoader, Dataset, FashionMnist, ImageDataset, Split};
+use nabla_models::autoencoder::build_autoencoder;
+use nabla_models::{build, ModelConfig};
+use nabla_nn::loss::{binary_cross_entropy_with_logits, mse_loss, Reduction};
+use nabla_nn::optim::{Adam, AdamOptions, Optimizer};
+use nabla_nn::{Mode, Module};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Training images per epoch (the CLI's split: 60,000 less 5,000 held out).
+const N_TRAIN: usize = 55_000;
+/// Batch size of both recipes.
+const BATCH: usize = 128;
+/// DCGAN's latent size.
+const LATENT: usize = 100;
+/// Generated images saved for the FID.
+const SAMPLES: usize = 10_000;
+
+fn wrap(e: impl std::fmt::Display) -> Error {
+    Error::invalid("generative bench", e.to_string())
+}
+
+fn load(split: Split) -> Result<ImageDataset> {
+    // Never download in a benchmark: the data must be installed (dataset-fashion-mnist).
+    let f = FashionMnist {
+        download: false,
+        ..FashionMnist::new()
+    };
+    f.load(split).map_err(wrap)
+}
+
+/// The first [`N_TRAIN`] training images, shuffled every epoch, in batches of [`BATCH`].
+fn train_loader() -> Result<DataLoader> {
+    let all = load(Split::Train)?;
+    let n = N_TRAIN.min(all.len());
+    let mut pixels = Vec::with_capacity(n * 784);
+    for i in 0..n {
+        pixels.extend_from_slice(all.pixels(i).map_err(wrap)?);
+    }
+    let labels = all.labels()[..n].to_vec();
+    let ds = ImageDataset::new(
+        pixels,
+        labels,
+        all.image_shape(),
+        all.classes().to_vec(),
+        Path::new("train"),
+    )
+    .map_err(wrap)?;
+    Ok(DataLoader::new(ds, BATCH).map_err(wrap)?.shuffle(true).seed(0))
+}
+
+fn adam(params: Vec<Tensor>, lr: f64, betas: (f64, f64)) -> Result<Adam> {
+    let opts = AdamOptions {
+        lr,
+        betas,
+        ..Default::default()
+    };
+    Adam::new(params, opts).map_err(wrap)
+}
+
+/// `--epochs` epochs of the conv autoencoder: mean seconds per epoch and the test MSE.
+pub fn autoencoder(s: &Settings) -> Result<Vec<Row>> {
+    let (train, test) = (train_loader()?, load(Split::Test)?);
+    let n = train.dataset().len() as f64;
+    let test = DataLoader::new(test, 1000).map_err(wrap)?;
+    let cfg = ModelConfig {
+        hidden: vec![16],
+        ..ModelConfig::default()
+    };
+    let model = build_autoencoder("conv_autoencoder", &cfg).map_err(wrap)?;
+    let mut opt = adam(model.trainable_parameters(), 1e-3, (0.9, 0.999))?;
+    let mut secs = 0.0;
+    for ep in 0..s.epochs {
+        let t0 = Instant::now();
+        let mut last = f64::NAN;
+        for b in train.epoch(ep as u64) {
+            let x = b.map_err(wrap)?.inputs;
+            let loss = mse_loss(&model.forward(&x, Mode::Train).map_err(wrap)?, &x, Reduction::Mean).map_err(wrap)?;
+            let grads = loss.backward()?;
+            opt.step(&grads).map_err(wrap)?;
+            last = loss.item()?;
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        secs += dt;
+        eprintln!(
+            "nabla autoencoder epoch {} of {}: {dt:.2} s, last batch loss {last:.5}",
+            ep + 1,
+            s.epochs
+        );
+    }
+    let secs = secs / s.epochs as f64;
+    let _g = no_grad();
+    let (mut se, mut count) = (0.0, 0usize);
+    for b in test.epoch(0) {
+        let x = b.map_err(wrap)?.inputs;
+        let y = model.forward(&x, Mode::Eval).map_err(wrap)?;
+        se += mse_loss(&y, &x, Reduction::Sum).map_err(wrap)?.item()?;
+        count += x.numel();
+    }
+    let mse = se / count.max(1) as f64;
+    let key = "conv_autoencoder epoch";
+    say!("nabla {key}: {secs:.2} s ({:.0} img/s)", n / secs);
+    let mse_key = format!("conv_autoencoder test mse after {} epochs", s.epochs);
+    say!("nabla {mse_key}: {mse:.5} mse");
+    Ok(vec![
+        Row::lower(key, "s", secs),
+        Row::higher(key, "img/s", n / secs),
+        Row::lower(mse_key, "mse", mse),
+    ])
+}
+
+/// `--epochs` epochs of DCGAN: mean seconds per epoch; with `--samples DIR`, 10,000 images
+/// from the trained generator in `DIR/nabla-dcgan.safetensors`.
+pub fn dcgan(s: &Settings) -> Result<Vec<Row>> {
+    let train = train_loader()?;
+    let n = train.dataset().len() as f64;
+    let cfg = ModelConfig {
+        hidden: vec![LATENT],
+        ..ModelConfig::default()
+    };
+    let (g, d) = (
+        build("generator", &cfg).map_err(wrap)?,
+        build("discriminator", &cfg).map_err(wrap)?,
+    );
+    let mut opt_g = adam(g.trainable_parameters(), 2e-4, (0.5, 0.999))?;
+    let mut opt_d = adam(d.trainable_parameters(), 2e-4, (0.5, 0.999))?;
+    let mut noise = Generator::new(0);
+    let mut secs = 0.0;
+    for ep in 0..s.epochs {
+        let t0 = Instant::now();
+        let mut last = [f64::NAN; 4];
+        for b in train.epoch(ep as u64) {
+            let real = b.map_err(wrap)?.inputs.mul_scalar(2.0)?.add_scalar(-1.0)?;
+            let bs = real.size(0)?;
+            // D step: real images are 1, fresh fakes (no graph through G) are 0.
+            let fake = {
+                let _g = no_grad();
+                g.forward(&Tensor::randn(&[bs, LATENT], DType::F32, &mut noise), Mode::Train)
+                    .map_err(wrap)?
+            };
+            let (lr, lf) = (
+                d.forward(&real, Mode::Train).map_err(wrap)?,
+                d.forward(&fake, Mode::Train).map_err(wrap)?,
+            );
+            let ones = Tensor::ones(lr.shape(), DType::F32);
+            let zeros = Tensor::zeros(lf.shape(), DType::F32);
+            let loss_d = binary_cross_entropy_with_logits(&lr, &ones, Reduction::Mean)
+                .map_err(wrap)?
+                .add(&binary_cross_entropy_with_logits(&lf, &zeros, Reduction::Mean).map_err(wrap)?)?;
+            opt_d.step(&loss_d.backward()?).map_err(wrap)?;
+            // G step, nonsaturating: G's fresh fakes scored against 1.
+            let z = Tensor::randn(&[bs, LATENT], DType::F32, &mut noise);
+            let lg = d
+                .forward(&g.forward(&z, Mode::Train).map_err(wrap)?, Mode::Train)
+                .map_err(wrap)?;
+            let loss_g = binary_cross_entropy_with_logits(&lg, &ones, Reduction::Mean).map_err(wrap)?;
+            opt_g.step(&loss_g.backward()?).map_err(wrap)?;
+            last = [
+                loss_d.item()?,
+                loss_g.item()?,
+                lr.sigmoid()?.mean_all()?.item()?,
+                lf.sigmoid()?.mean_all()?.item()?,
+            ];
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        secs += dt;
+        let [ld, lg, dx, dgz] = last;
+        eprintln!(
+            "nabla dcgan epoch {} of {}: {dt:.2} s, D loss {ld:.3}, G loss {lg:.3}, D(x) {dx:.3}, D(G(z)) {dgz:.3}",
+            ep + 1,
+            s.epochs
+        );
+    }
+    let secs = secs / s.epochs as f64;
+    let key = "dcgan epoch";
+    say!("nabla {key}: {secs:.2} s ({:.0} img/s)", n / secs);
+    if let Some(dir) = &s.samples {
+        let path = dir.join("nabla-dcgan.safetensors");
+        save_samples(g.as_ref(), &mut noise, &path)?;
+        say!("nabla dcgan samples: {SAMPLES} images written to {}", path.display());
+    }
+    Ok(vec![Row::lower(key, "s", secs), Row::higher(key, "img/s", n / secs)])
+}
+
+/// [`SAMPLES`] images of `g` in eval mode as the safetensors tensor `images` [N, 1, 28, 28].
+fn save_samples(g: &dyn Module, noise: &mut Generator, path: &Path) -> Result<()> {
+    let _g = no_grad();
+    let parts = (0..SAMPLES / 500)
+        .map(|_| g.forward(&Tensor::randn(&[500, LATENT], DType::F32, noise), Mode::Eval))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(wrap)?;
+    let images = Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0)?;
+    nabla_nn::save_tensors(path, &[("images".to_string(), images)], &BTreeMap::new()).map_err(wrap)
+}
