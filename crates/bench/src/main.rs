@@ -315,3 +315,32 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn epochs_and_samples_are_read_and_checked() {
+        let dir = std::env::temp_dir();
+        let d = dir.to_str().unwrap();
+        let o = parse(&args(&["autoencoder", "dcgan", "--epochs", "5", "--samples", d])).unwrap();
+        let names: Vec<&str> = o.sections.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["autoencoder", "dcgan"]);
+        assert_eq!(o.settings.epochs, 5);
+        assert_eq!(o.settings.samples.as_deref(), Some(dir.as_path()));
+        assert_eq!(parse(&args(&["dcgan"])).unwrap().settings.epochs, 1);
+        for (bad, says) in [
+            (&["dcgan", "--epochs", "0"][..], "bad --epochs"),
+            (&["dcgan", "--epochs"][..], "--epochs needs"),
+            (&["dcgan", "--samples", "/no/such/folder"][..], "not an existing folder"),
+        ] {
+            let e = parse(&args(bad)).err().unwrap();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+}

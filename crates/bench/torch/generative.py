@@ -9,7 +9,9 @@ Usage: python generative.py autoencoder|dcgan [--epochs N] [--samples FILE.safet
                128, two Adams 2e-4 (0.5, 0.999), nonsaturating BCE-with-logits, K1 = K2 = 1:
                seconds per epoch; with --samples, 10,000 images from the trained generator
                (eval mode) are written as the safetensors tensor `images` [N,1,28,28] f32.
-Both train on the first 55,000 training images (the CLI holds 5,000 out for validation).
+Each reports the mean wall seconds per epoch and the process's CPU seconds per epoch
+(`cpu-s`, all threads: less sensitive to other work on the machine, though it counts
+threads spinning while they wait). Both train on the first 55,000 training images (the CLI holds 5,000 out for validation).
 Fashion-MNIST from /usr/share/datasets/fashion-mnist (or FMNIST_DIR). Threads: 2 (or
 NABLA_TORCH_THREADS)."""
 import gzip, json, os, struct, sys, time
@@ -70,16 +72,16 @@ def autoencoder(epochs):
     xtr, xte = images("train"), images("test")
     model = conv_autoencoder()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999))
-    times = []
+    times, cpu = [], []
     for ep in range(epochs):
         perm = torch.randperm(len(xtr))
         model.train()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(xtr), 128):
             x = xtr[perm[i:i + 128]]
             loss = F.mse_loss(model(x), x)
             opt.zero_grad(); loss.backward(); opt.step()
-        times.append(time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
         print(f"autoencoder epoch {ep + 1} of {epochs}: {times[-1]:.2f} s, last batch loss {loss.item():.5f}",
               file=sys.stderr)
     model.eval()
@@ -87,8 +89,8 @@ def autoencoder(epochs):
         se = sum(F.mse_loss(model(xte[i:i + 1000]), xte[i:i + 1000], reduction="sum").item()
                  for i in range(0, len(xte), 1000))
     mse = se / xte.numel()
-    s = sum(times) / len(times)
-    print(f"conv_autoencoder epoch: {s:.2f} s ({len(xtr) / s:.0f} img/s)")
+    s, c = sum(times) / len(times), sum(cpu) / len(cpu)
+    print(f"conv_autoencoder epoch: {s:.2f} s ({len(xtr) / s:.0f} img/s), {c:.2f} cpu-s")
     print(f"conv_autoencoder test mse after {epochs} epochs: {mse:.5f} mse")
 
 
@@ -111,11 +113,11 @@ def gan(epochs, samples):
     og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = F.binary_cross_entropy_with_logits
-    times = []
+    times, cpu = [], []
     for ep in range(epochs):
         perm = torch.randperm(len(xtr))
         g.train(); d.train()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(xtr), 128):
             real = xtr[perm[i:i + 128]]
             n = len(real)
@@ -129,12 +131,12 @@ def gan(epochs, samples):
             lg = d(g(torch.randn(n, 100, 1, 1)))
             loss_g = bce(lg, torch.ones_like(lg))
             og.zero_grad(); loss_g.backward(); og.step()
-        times.append(time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
         print(f"dcgan epoch {ep + 1} of {epochs}: {times[-1]:.2f} s, D loss {loss_d.item():.3f}, "
               f"G loss {loss_g.item():.3f}, D(x) {torch.sigmoid(lr_).mean().item():.3f}, "
               f"D(G(z)) {torch.sigmoid(lf_).mean().item():.3f}", file=sys.stderr)
-    s = sum(times) / len(times)
-    print(f"dcgan epoch: {s:.2f} s ({len(xtr) / s:.0f} img/s)")
+    s, c = sum(times) / len(times), sum(cpu) / len(cpu)
+    print(f"dcgan epoch: {s:.2f} s ({len(xtr) / s:.0f} img/s), {c:.2f} cpu-s")
     if samples:
         g.eval()
         with torch.no_grad():
