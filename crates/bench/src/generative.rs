@@ -7,12 +7,16 @@
 //!   reconstruction MSE (mean over all pixels) after the epochs run.
 //! - `dcgan`: the zoo's DCGAN generator and discriminator for 1×28×28, latent 100, images in
 //!   [−1, 1], batch 128, one Adam per player (lr 2e-4, betas (0.5, 0.999)), nonsaturating
-//!   BCE-with-logits, one discriminator step then one generator step per batch, each on
-//!   fresh noise; seconds per epoch, and optionally 10,000 samples saved for `nabla gan fid`.
+//!   BCE-with-logits, one discriminator step then one generator step per batch on the same
+//!   fake batch, the generator's step computing its own gradients only, as `nabla gan` runs
+//!   it; seconds per epoch, and optionally 10,000 samples saved for `nabla gan fid`.
+//!
+//! With `--batches B` every epoch stops after B batches, and the figures' label says so
+//! (`dcgan first 50 batches`), on both sides.
 
 use crate::report::Row;
 use crate::Settings;
-use nabla_core::{no_grad, DType, Error, Generator, Result, Tensor};
+use nabla_core::{grad, no_grad, DType, Error, Generator, Gradients, Result, Tensor};
 use nabla_data::{DataLoader, Dataset, FashionMnist, ImageDataset, Split};
 use nabla_models::autoencoder::build_autoencoder;
 use nabla_models::{build, ModelConfig};
@@ -94,6 +98,20 @@ impl Timer {
     }
 }
 
+/// The label of the timed stretch, as the script prints it: a whole epoch of `n` images or
+/// its first `--batches`.
+fn epoch_key(model: &str, s: &Settings, n: usize) -> String {
+    match s.batches {
+        Some(b) if b * BATCH < n => format!("{model} first {b} batches"),
+        _ => format!("{model} epoch"),
+    }
+}
+
+/// Images one timed stretch sees.
+fn images_seen(s: &Settings, n: usize) -> f64 {
+    s.batches.map_or(n, |b| n.min(b * BATCH)) as f64
+}
+
 /// The rows of an epoch figure, as the script prints them: wall s, img/s, CPU s.
 fn epoch_rows(key: &str, n: f64, secs: f64, cpu: f64) -> Vec<Row> {
     say!("nabla {key}: {secs:.2} s ({:.0} img/s), {cpu:.2} cpu-s", n / secs);
@@ -116,7 +134,8 @@ fn adam(params: Vec<Tensor>, lr: f64, betas: (f64, f64)) -> Result<Adam> {
 /// `--epochs` epochs of the conv autoencoder: mean seconds per epoch and the test MSE.
 pub fn autoencoder(s: &Settings) -> Result<Vec<Row>> {
     let (train, test) = (train_loader()?, load(Split::Test)?);
-    let n = train.dataset().len() as f64;
+    let key = epoch_key("conv_autoencoder", s, train.dataset().len());
+    let n = images_seen(s, train.dataset().len());
     let test = DataLoader::new(test, 1000).map_err(wrap)?;
     let cfg = ModelConfig {
         hidden: vec![16],
@@ -128,7 +147,7 @@ pub fn autoencoder(s: &Settings) -> Result<Vec<Row>> {
     for ep in 0..s.epochs {
         let t0 = Timer::start();
         let mut last = f64::NAN;
-        for b in train.epoch(ep as u64) {
+        for b in train.epoch(ep as u64).take(s.batches.unwrap_or(usize::MAX)) {
             let x = b.map_err(wrap)?.inputs;
             let loss = mse_loss(&model.forward(&x, Mode::Train).map_err(wrap)?, &x, Reduction::Mean).map_err(wrap)?;
             let grads = loss.backward()?;
@@ -153,7 +172,7 @@ pub fn autoencoder(s: &Settings) -> Result<Vec<Row>> {
         count += x.numel();
     }
     let mse = se / count.max(1) as f64;
-    let mut rows = epoch_rows("conv_autoencoder epoch", n, secs, cpu);
+    let mut rows = epoch_rows(&key, n, secs, cpu);
     let mse_key = format!("conv_autoencoder test mse after {} epochs", s.epochs);
     say!("nabla {mse_key}: {mse:.5} mse");
     rows.push(Row::lower(mse_key, "mse", mse));
@@ -164,7 +183,8 @@ pub fn autoencoder(s: &Settings) -> Result<Vec<Row>> {
 /// from the trained generator in `DIR/nabla-dcgan.safetensors`.
 pub fn dcgan(s: &Settings) -> Result<Vec<Row>> {
     let train = train_loader()?;
-    let n = train.dataset().len() as f64;
+    let key = epoch_key("dcgan", s, train.dataset().len());
+    let n = images_seen(s, train.dataset().len());
     let cfg = ModelConfig {
         hidden: vec![LATENT],
         ..ModelConfig::default()
@@ -173,25 +193,25 @@ pub fn dcgan(s: &Settings) -> Result<Vec<Row>> {
         build("generator", &cfg).map_err(wrap)?,
         build("discriminator", &cfg).map_err(wrap)?,
     );
-    let mut opt_g = adam(g.trainable_parameters(), 2e-4, (0.5, 0.999))?;
+    let g_params = g.trainable_parameters();
+    let g_refs: Vec<&Tensor> = g_params.iter().collect();
+    let mut opt_g = adam(g_params.clone(), 2e-4, (0.5, 0.999))?;
     let mut opt_d = adam(d.trainable_parameters(), 2e-4, (0.5, 0.999))?;
     let mut noise = Generator::new(0);
     let (mut secs, mut cpu) = (0.0, 0.0);
     for ep in 0..s.epochs {
         let t0 = Timer::start();
         let mut last = [f64::NAN; 4];
-        for b in train.epoch(ep as u64) {
+        for b in train.epoch(ep as u64).take(s.batches.unwrap_or(usize::MAX)) {
             let real = b.map_err(wrap)?.inputs.mul_scalar(2.0)?.add_scalar(-1.0)?;
             let bs = real.size(0)?;
-            // D step: real images are 1, fresh fakes (no graph through G) are 0.
-            let fake = {
-                let _g = no_grad();
-                g.forward(&Tensor::randn(&[bs, LATENT], DType::F32, &mut noise), Mode::Train)
-                    .map_err(wrap)?
-            };
+            // One fake batch serves both steps. D step: real images are 1, the fakes
+            // (detached) are 0.
+            let z = Tensor::randn(&[bs, LATENT], DType::F32, &mut noise);
+            let fake = g.forward(&z, Mode::Train).map_err(wrap)?;
             let (lr, lf) = (
                 d.forward(&real, Mode::Train).map_err(wrap)?,
-                d.forward(&fake, Mode::Train).map_err(wrap)?,
+                d.forward(&fake.detach(), Mode::Train).map_err(wrap)?,
             );
             let ones = Tensor::ones(lr.shape(), DType::F32);
             let zeros = Tensor::zeros(lf.shape(), DType::F32);
@@ -199,13 +219,16 @@ pub fn dcgan(s: &Settings) -> Result<Vec<Row>> {
                 .map_err(wrap)?
                 .add(&binary_cross_entropy_with_logits(&lf, &zeros, Reduction::Mean).map_err(wrap)?)?;
             opt_d.step(&loss_d.backward()?).map_err(wrap)?;
-            // G step, nonsaturating: G's fresh fakes scored against 1.
-            let z = Tensor::randn(&[bs, LATENT], DType::F32, &mut noise);
-            let lg = d
-                .forward(&g.forward(&z, Mode::Train).map_err(wrap)?, Mode::Train)
-                .map_err(wrap)?;
+            // G step, nonsaturating: the fakes scored against 1, gradients for G alone.
+            let lg = d.forward(&fake, Mode::Train).map_err(wrap)?;
             let loss_g = binary_cross_entropy_with_logits(&lg, &ones, Reduction::Mean).map_err(wrap)?;
-            opt_g.step(&loss_g.backward()?).map_err(wrap)?;
+            let mut grads = Gradients::default();
+            for (p, gr) in g_params.iter().zip(grad(&[&loss_g], None, &g_refs, false)?) {
+                if let Some(gr) = gr {
+                    grads.insert(p, gr);
+                }
+            }
+            opt_g.step(&grads).map_err(wrap)?;
             last = [
                 loss_d.item()?,
                 loss_g.item()?,
@@ -223,7 +246,7 @@ pub fn dcgan(s: &Settings) -> Result<Vec<Row>> {
         );
     }
     let (secs, cpu) = (secs / s.epochs as f64, cpu / s.epochs as f64);
-    let rows = epoch_rows("dcgan epoch", n, secs, cpu);
+    let rows = epoch_rows(&key, n, secs, cpu);
     if let Some(dir) = &s.samples {
         let path = dir.join("nabla-dcgan.safetensors");
         save_samples(g.as_ref(), &mut noise, &path)?;

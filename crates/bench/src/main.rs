@@ -35,6 +35,8 @@ pub struct Settings {
     pub epochs: usize,
     /// Folder for the DCGAN samples of both sides (`--samples DIR`), if asked for.
     pub samples: Option<PathBuf>,
+    /// Batches per epoch when not all (`--batches B`).
+    pub batches: Option<usize>,
 }
 
 /// A group of benchmarks: its name on the command line, what it measures, the PyTorch
@@ -122,11 +124,13 @@ const SECTIONS: &[Section] = &[
 
 fn usage() -> String {
     let mut s = String::from(
-        "usage: nabla-bench [SECTION...] [--no-torch] [--rounds N] [--epochs N] [--samples DIR]\n\
+        "usage: nabla-bench [SECTION...] [--no-torch] [--rounds N] [--epochs N] [--batches B]\n\
+         \x20                  [--samples DIR]\n\
          Runs each SECTION (default: core) and, unless --no-torch, PyTorch on the same work;\n\
          with --rounds N, both sides run N times in turn and each keeps its best figure.\n\
          autoencoder and dcgan train --epochs N epochs (default 1) on the first 55,000\n\
-         Fashion-MNIST training images and report the mean seconds per epoch; with\n\
+         Fashion-MNIST training images and report the mean seconds per epoch (wall and CPU);\n\
+         --batches B stops each epoch after B batches (labelled so) for quicker figures; with\n\
          --samples DIR, dcgan writes 10,000 generated images of each side to\n\
          DIR/nabla-dcgan.safetensors and DIR/torch-dcgan.safetensors (tensor `images`,\n\
          [N,1,28,28], values in [-1,1]) for `nabla gan fid --samples FILE`.\n\
@@ -174,6 +178,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         settings: Settings {
             epochs: 1,
             samples: None,
+            batches: None,
         },
     };
     let mut it = args.iter();
@@ -191,6 +196,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .ok()
                     .filter(|&e| e > 0)
                     .ok_or(format!("bad --epochs {v:?} (a whole number of at least 1)"))?;
+            }
+            "--batches" => {
+                let v = it.next().ok_or("--batches needs a number")?;
+                let b = v
+                    .parse()
+                    .ok()
+                    .filter(|&b| b > 0)
+                    .ok_or(format!("bad --batches {v:?} (a whole number of at least 1)"))?;
+                opts.settings.batches = Some(b);
             }
             "--samples" => {
                 let v = it.next().ok_or("--samples needs a folder")?;
@@ -334,9 +348,14 @@ mod tests {
         assert_eq!(o.settings.epochs, 5);
         assert_eq!(o.settings.samples.as_deref(), Some(dir.as_path()));
         assert_eq!(parse(&args(&["dcgan"])).unwrap().settings.epochs, 1);
+        assert_eq!(
+            parse(&args(&["dcgan", "--batches", "20"])).unwrap().settings.batches,
+            Some(20)
+        );
         for (bad, says) in [
             (&["dcgan", "--epochs", "0"][..], "bad --epochs"),
             (&["dcgan", "--epochs"][..], "--epochs needs"),
+            (&["dcgan", "--batches", "x"][..], "bad --batches"),
             (&["dcgan", "--samples", "/no/such/folder"][..], "not an existing folder"),
         ] {
             let e = parse(&args(bad)).err().unwrap();

@@ -123,6 +123,9 @@ impl Torch {
             cmd.arg(&path).arg(s);
             if script == Script::Generative {
                 cmd.arg("--epochs").arg(settings.epochs.to_string());
+                if let Some(b) = settings.batches {
+                    cmd.arg("--batches").arg(b.to_string());
+                }
                 if let Some(dir) = settings.samples.as_ref().filter(|_| *s == "dcgan") {
                     cmd.arg("--samples").arg(dir.join("torch-dcgan.safetensors"));
                 }

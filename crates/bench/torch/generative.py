@@ -2,13 +2,15 @@
 (crates/models/src/autoencoder.rs, dcgan.rs) trained with the recipes the CLI defaults use,
 on 2 threads, printing `key: value unit` lines that nabla-bench reads.
 
-Usage: python generative.py autoencoder|dcgan [--epochs N] [--samples FILE.safetensors]
+Usage: python generative.py autoencoder|dcgan [--epochs N] [--batches B] [--samples FILE]
   autoencoder  conv_autoencoder, latent 16, mse on [0,1] pixels, Adam 1e-3 (0.9, 0.999),
                batch 128: seconds per epoch, then the test reconstruction MSE.
   dcgan        generator + discriminator for 1x28x28, latent 100, images in [-1,1], batch
-               128, two Adams 2e-4 (0.5, 0.999), nonsaturating BCE-with-logits, K1 = K2 = 1:
-               seconds per epoch; with --samples, 10,000 images from the trained generator
+               128, two Adams 2e-4 (0.5, 0.999), nonsaturating BCE-with-logits, K1 = K2 = 1
+               as `nabla gan` runs it (one fake batch per step for both players, only G's
+               gradients in G's step): seconds per epoch; with --samples, 10,000 images from the trained generator
                (eval mode) are written as the safetensors tensor `images` [N,1,28,28] f32.
+--batches B stops every epoch after B batches (quicker timings; the label says so).
 Each reports the mean wall seconds per epoch and the process's CPU seconds per epoch
 (`cpu-s`, all threads: less sensitive to other work on the machine, though it counts
 threads spinning while they wait). Both train on the first 55,000 training images (the CLI holds 5,000 out for validation).
@@ -68,7 +70,7 @@ def dcgan(latent=100):
     return g, d
 
 
-def autoencoder(epochs):
+def autoencoder(epochs, batches):
     xtr, xte = images("train"), images("test")
     model = conv_autoencoder()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999))
@@ -77,7 +79,7 @@ def autoencoder(epochs):
         perm = torch.randperm(len(xtr))
         model.train()
         t0, c0 = time.perf_counter(), time.process_time()
-        for i in range(0, len(xtr), 128):
+        for i in range(0, min(len(xtr), 128 * batches), 128):
             x = xtr[perm[i:i + 128]]
             loss = F.mse_loss(model(x), x)
             opt.zero_grad(); loss.backward(); opt.step()
@@ -90,8 +92,17 @@ def autoencoder(epochs):
                  for i in range(0, len(xte), 1000))
     mse = se / xte.numel()
     s, c = sum(times) / len(times), sum(cpu) / len(cpu)
-    print(f"conv_autoencoder epoch: {s:.2f} s ({len(xtr) / s:.0f} img/s), {c:.2f} cpu-s")
+    print(f"{key('conv_autoencoder', batches, len(xtr))}: {s:.2f} s ({seen(batches, len(xtr)) / s:.0f} img/s), {c:.2f} cpu-s")
     print(f"conv_autoencoder test mse after {epochs} epochs: {mse:.5f} mse")
+
+
+def seen(batches, n):
+    return min(n, 128 * batches)
+
+
+def key(model, batches, n):
+    # The label nabla-bench matches: a whole epoch, or its first `batches` batches.
+    return f"{model} epoch" if 128 * batches >= n else f"{model} first {batches} batches"
 
 
 def save_images(path, x):
@@ -107,7 +118,7 @@ def save_images(path, x):
     os.replace(tmp, path)
 
 
-def gan(epochs, samples):
+def gan(epochs, samples, batches):
     xtr = images("train") * 2.0 - 1.0
     g, d = dcgan()
     og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -118,25 +129,27 @@ def gan(epochs, samples):
         perm = torch.randperm(len(xtr))
         g.train(); d.train()
         t0, c0 = time.perf_counter(), time.process_time()
-        for i in range(0, len(xtr), 128):
+        for i in range(0, min(len(xtr), 128 * batches), 128):
             real = xtr[perm[i:i + 128]]
-            n = len(real)
-            # D step: real images are 1, fresh fakes (no graph through G) are 0.
-            with torch.no_grad():
-                fake = g(torch.randn(n, 100, 1, 1))
-            lr_, lf_ = d(real), d(fake)
+            # As `nabla gan` (K1 = K2 = 1): one fake batch serves both steps. D step: real
+            # images are 1, the fakes (detached) are 0.
+            fake = g(torch.randn(len(real), 100, 1, 1))
+            lr_, lf_ = d(real), d(fake.detach())
             loss_d = bce(lr_, torch.ones_like(lr_)) + bce(lf_, torch.zeros_like(lf_))
             od.zero_grad(); loss_d.backward(); od.step()
-            # G step, nonsaturating: G's fresh fakes scored against 1.
-            lg = d(g(torch.randn(n, 100, 1, 1)))
+            # G step, nonsaturating: the fakes scored against 1; only G's gradients are
+            # computed (D's weights are frozen for it, as `nabla gan` asks for G's alone).
+            for p in d.parameters(): p.requires_grad_(False)
+            lg = d(fake)
             loss_g = bce(lg, torch.ones_like(lg))
             og.zero_grad(); loss_g.backward(); og.step()
+            for p in d.parameters(): p.requires_grad_(True)
         times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
         print(f"dcgan epoch {ep + 1} of {epochs}: {times[-1]:.2f} s, D loss {loss_d.item():.3f}, "
               f"G loss {loss_g.item():.3f}, D(x) {torch.sigmoid(lr_).mean().item():.3f}, "
               f"D(G(z)) {torch.sigmoid(lf_).mean().item():.3f}", file=sys.stderr)
     s, c = sum(times) / len(times), sum(cpu) / len(cpu)
-    print(f"dcgan epoch: {s:.2f} s ({len(xtr) / s:.0f} img/s), {c:.2f} cpu-s")
+    print(f"{key('dcgan', batches, len(xtr))}: {s:.2f} s ({seen(batches, len(xtr)) / s:.0f} img/s), {c:.2f} cpu-s")
     if samples:
         g.eval()
         with torch.no_grad():
@@ -150,12 +163,13 @@ if __name__ == "__main__":
     what = args[0] if args else ""
     epochs = int(args[args.index("--epochs") + 1]) if "--epochs" in args else 1
     samples = args[args.index("--samples") + 1] if "--samples" in args else None
+    batches = int(args[args.index("--batches") + 1]) if "--batches" in args else 1 << 62
     torch.set_num_threads(int(os.environ.get("NABLA_TORCH_THREADS", "2")))
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     if what == "autoencoder":
-        autoencoder(epochs)
+        autoencoder(epochs, batches)
     elif what == "dcgan":
-        gan(epochs, samples)
+        gan(epochs, samples, batches)
     else:
         sys.exit(f"unknown section {what!r}; use autoencoder or dcgan")
