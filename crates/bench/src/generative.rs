@@ -173,7 +173,12 @@ pub fn autoencoder(s: &Settings) -> Result<Vec<Row>> {
     }
     let mse = se / count.max(1) as f64;
     let mut rows = epoch_rows(&key, n, secs, cpu);
-    let mse_key = format!("conv_autoencoder test mse after {} epochs", s.epochs);
+    let mse_key = match s.batches {
+        Some(b) if key.contains("batches") => {
+            format!("conv_autoencoder test mse after {} epochs of {b} batches", s.epochs)
+        }
+        _ => format!("conv_autoencoder test mse after {} epochs", s.epochs),
+    };
     say!("nabla {mse_key}: {mse:.5} mse");
     rows.push(Row::lower(mse_key, "mse", mse));
     Ok(rows)

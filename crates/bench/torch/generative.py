@@ -93,7 +93,8 @@ def autoencoder(epochs, batches):
     mse = se / xte.numel()
     s, c = sum(times) / len(times), sum(cpu) / len(cpu)
     print(f"{key('conv_autoencoder', batches, len(xtr))}: {s:.2f} s ({seen(batches, len(xtr)) / s:.0f} img/s), {c:.2f} cpu-s")
-    print(f"conv_autoencoder test mse after {epochs} epochs: {mse:.5f} mse")
+    part = f" of {batches} batches" if 128 * batches < len(xtr) else ""
+    print(f"conv_autoencoder test mse after {epochs} epochs{part}: {mse:.5f} mse")
 
 
 def seen(batches, n):
