@@ -168,7 +168,8 @@ mod tests {
             super::super::conv2d::recorded_grads(t, |t| t[0].relu()?.square()?.sum_all()).map(|g| g[0].clone())
         };
         gradcheck(second, &[x.clone()]).unwrap();
-        // So is leaky_relu's (WGAN-GP's critic differentiates through it twice).
+        // leaky_relu's backward is g·slope-mask in tensor ops, so differentiable again (a
+        // WGAN-GP critic's penalty goes through it): d/dx of 2·leaky(x)·leaky'(x).
         let second = |t: &[Tensor]| {
             super::super::conv2d::recorded_grads(t, |t| t[0].leaky_relu(0.2)?.square()?.sum_all()).map(|g| g[0].clone())
         };
