@@ -17,6 +17,7 @@ macro_rules! say_raw {
 }
 
 mod core_ops;
+mod generative;
 mod measure;
 mod report;
 mod torch;
@@ -24,76 +25,118 @@ mod train_bench;
 mod zoo_bench;
 
 use report::Row;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use torch::Torch;
+use torch::{Script, Torch};
 
-/// A group of benchmarks: its name on the command line, what it measures, the reference
-/// script's matching sections and the function that measures nabla.
+/// What the command line sets for the sections that read it (`autoencoder`, `dcgan`).
+pub struct Settings {
+    /// Epochs of each training run (`--epochs`, default 1).
+    pub epochs: usize,
+    /// Folder for the DCGAN samples of both sides (`--samples DIR`), if asked for.
+    pub samples: Option<PathBuf>,
+    /// Batches per epoch when not all (`--batches B`).
+    pub batches: Option<usize>,
+}
+
+/// A group of benchmarks: its name on the command line, what it measures, the PyTorch
+/// script and its matching sections, and the function that measures nabla.
 struct Section {
     name: &'static str,
     about: &'static str,
+    script: Script,
     torch: &'static [&'static str],
-    run: fn() -> nabla_core::Result<Vec<Row>>,
+    run: fn(&Settings) -> nabla_core::Result<Vec<Row>>,
 }
 
 const SECTIONS: &[Section] = &[
     Section {
         name: "core",
         about: "matmul, elementwise and overhead together",
+        script: Script::Reference,
         torch: core_ops::TORCH_SECTIONS,
-        run: core_ops::run,
+        run: |_| core_ops::run(),
     },
     Section {
         name: "matmul",
         about: "f32 square matmul 256, 1024, 2048",
+        script: Script::Reference,
         torch: &["matmul"],
-        run: core_ops::matmul,
+        run: |_| core_ops::matmul(),
     },
     Section {
         name: "elementwise",
         about: "add and relu on 1M and 16M elements, sum over 16M",
+        script: Script::Reference,
         torch: &["elementwise"],
-        run: core_ops::elementwise,
+        run: |_| core_ops::elementwise(),
     },
     Section {
         name: "overhead",
         about: "one tiny add that records the graph",
+        script: Script::Reference,
         torch: &["overhead"],
-        run: || Ok(vec![core_ops::overhead()?]),
+        run: |_| Ok(vec![core_ops::overhead()?]),
     },
     Section {
         name: "lenet",
         about: "LeNet-5, one Fashion-MNIST epoch, batch 64, SGD momentum",
+        script: Script::Reference,
         torch: &["lenet"],
-        run: train_bench::lenet,
+        run: |_| train_bench::lenet(),
     },
     Section {
         name: "mlp",
         about: "784-256-10 MLP, one Fashion-MNIST epoch, batch 64, SGD momentum",
+        script: Script::Reference,
         torch: &["mlp"],
-        run: train_bench::mlp,
+        run: |_| train_bench::mlp(),
     },
     Section {
         name: "resnet18",
         about: "small-input ResNet-18 training step, batch 32 of 3x32x32",
+        script: Script::Reference,
         torch: &["resnet18"],
-        run: zoo_bench::resnet18,
+        run: |_| zoo_bench::resnet18(),
     },
     Section {
         name: "alexnet",
         about: "torchvision AlexNet forward, batch 8 of 3x227x227",
+        script: Script::Reference,
         torch: &["alexnet"],
-        run: zoo_bench::alexnet,
+        run: |_| zoo_bench::alexnet(),
+    },
+    Section {
+        name: "autoencoder",
+        about: "conv autoencoder, Adam on MSE, batch 128: s/epoch, test MSE",
+        script: Script::Generative,
+        torch: &["autoencoder"],
+        run: generative::autoencoder,
+    },
+    Section {
+        name: "dcgan",
+        about: "DCGAN 1x28x28, two Adams, nonsaturating BCE, batch 128: s/epoch",
+        script: Script::Generative,
+        torch: &["dcgan"],
+        run: generative::dcgan,
     },
 ];
 
 fn usage() -> String {
     let mut s = String::from(
-        "usage: nabla-bench [SECTION...] [--no-torch] [--rounds N]\n\
+        "usage: nabla-bench [SECTION...] [--no-torch] [--rounds N] [--epochs N] [--batches B]\n\
+         \x20                  [--samples DIR]\n\
          Runs each SECTION (default: core) and, unless --no-torch, PyTorch on the same work;\n\
          with --rounds N, both sides run N times in turn and each keeps its best figure.\n\
+         autoencoder and dcgan train --epochs N epochs (default 1) on the first 55,000\n\
+         Fashion-MNIST training images and report the mean seconds per epoch (wall and CPU);\n\
+         --batches B stops each epoch after B batches (labelled so) for quicker figures; with\n\
+         --samples DIR, dcgan writes 10,000 generated images of each side to\n\
+         DIR/nabla-dcgan.safetensors and DIR/torch-dcgan.safetensors (tensor `images`,\n\
+         [N,1,28,28], values in [-1,1]) for `nabla gan fid --samples FILE`.\n\
          PyTorch: NABLA_TORCH_PYTHON, else ./venv/bin/python, else python3 with torch;\n\
-         script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py.\nsections:\n",
+         script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py\n\
+         (autoencoder and dcgan: crates/bench/torch/generative.py).\nsections:\n",
     );
     for sec in SECTIONS {
         s.push_str(&format!("  {:<12} {}\n", sec.name, sec.about));
@@ -124,6 +167,7 @@ struct Options {
     sections: Vec<&'static Section>,
     torch: bool,
     rounds: usize,
+    settings: Settings,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -131,6 +175,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
         sections: Vec::new(),
         torch: true,
         rounds: 1,
+        settings: Settings {
+            epochs: 1,
+            samples: None,
+            batches: None,
+        },
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -139,6 +188,31 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--rounds" => {
                 let v = it.next().ok_or("--rounds needs a number")?;
                 opts.rounds = v.parse().ok().filter(|&r| r > 0).ok_or(format!("bad --rounds {v:?}"))?;
+            }
+            "--epochs" => {
+                let v = it.next().ok_or("--epochs needs a number")?;
+                opts.settings.epochs = v
+                    .parse()
+                    .ok()
+                    .filter(|&e| e > 0)
+                    .ok_or(format!("bad --epochs {v:?} (a whole number of at least 1)"))?;
+            }
+            "--batches" => {
+                let v = it.next().ok_or("--batches needs a number")?;
+                let b = v
+                    .parse()
+                    .ok()
+                    .filter(|&b| b > 0)
+                    .ok_or(format!("bad --batches {v:?} (a whole number of at least 1)"))?;
+                opts.settings.batches = Some(b);
+            }
+            "--samples" => {
+                let v = it.next().ok_or("--samples needs a folder")?;
+                let dir = PathBuf::from(v);
+                if !dir.is_dir() {
+                    return Err(format!("--samples {v:?} is not an existing folder"));
+                }
+                opts.settings.samples = Some(dir);
             }
             name => match SECTIONS.iter().find(|s| s.name == name) {
                 Some(s) => opts.sections.push(s),
@@ -224,12 +298,12 @@ fn main() -> ExitCode {
             }
             // PyTorch runs first, in its own process, so the two never share the cores.
             if let Some(t) = torch.as_mut() {
-                match t.run(sec.torch) {
+                match t.run(sec.script, sec.torch, &opts.settings) {
                     Ok(f) => figures.push(f),
                     Err(e) => say!("PyTorch run failed: {e}"),
                 }
             }
-            match (sec.run)() {
+            match (sec.run)(&opts.settings) {
                 Ok(rows) => rounds.push(rows),
                 Err(e) => {
                     say!("nabla failed: {e}");
@@ -253,5 +327,39 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn epochs_and_samples_are_read_and_checked() {
+        let dir = std::env::temp_dir();
+        let d = dir.to_str().unwrap();
+        let o = parse(&args(&["autoencoder", "dcgan", "--epochs", "5", "--samples", d])).unwrap();
+        let names: Vec<&str> = o.sections.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["autoencoder", "dcgan"]);
+        assert_eq!(o.settings.epochs, 5);
+        assert_eq!(o.settings.samples.as_deref(), Some(dir.as_path()));
+        assert_eq!(parse(&args(&["dcgan"])).unwrap().settings.epochs, 1);
+        assert_eq!(
+            parse(&args(&["dcgan", "--batches", "20"])).unwrap().settings.batches,
+            Some(20)
+        );
+        for (bad, says) in [
+            (&["dcgan", "--epochs", "0"][..], "bad --epochs"),
+            (&["dcgan", "--epochs"][..], "--epochs needs"),
+            (&["dcgan", "--batches", "x"][..], "bad --batches"),
+            (&["dcgan", "--samples", "/no/such/folder"][..], "not an existing folder"),
+        ] {
+            let e = parse(&args(bad)).err().unwrap();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
     }
 }

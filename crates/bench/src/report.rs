@@ -70,7 +70,11 @@ impl Row {
 }
 
 fn fmt(v: f64) -> String {
-    if v >= 100.0 {
+    if v > 0.0 && v < 0.1 {
+        // Three significant digits for small figures (a reconstruction MSE of 0.0193).
+        let decimals = (2.0 - v.log10().floor()) as usize;
+        format!("{v:.decimals$}")
+    } else if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
         format!("{v:.1}")
@@ -150,6 +154,10 @@ mod tests {
         assert!(t.contains("| sum 16777216 | GB/s | 10.0 | n/a |"), "{t}");
         let t = table(&rows, None);
         assert!(t.contains("| matmul 1024 | GFLOP/s | 300 | higher |"), "{t}");
+        assert_eq!(
+            (fmt(0.019334), fmt(0.0020351), fmt(0.25)),
+            ("0.0193".into(), "0.00204".into(), "0.25".into())
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The PyTorch side: find a Python with torch, run the reference script's sections and
+//! The PyTorch side: find a Python with torch, run a reference script's sections and
 //! read back the figures it prints (`matmul 1024: 191.8 GFLOP/s (11.20 ms)`).
 
+use crate::Settings;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -8,10 +9,23 @@ use std::process::Command;
 /// folder next to the repository.
 const DEFAULT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/bench/torch_reference.py");
 
+/// The generative models' script, kept in the repository with the benchmark.
+const GENERATIVE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/generative.py");
+
+/// Which PyTorch script measures a section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Script {
+    /// `torch_reference.py` (core ops, LeNet-5, MLP, ResNet-18, AlexNet).
+    Reference,
+    /// `crates/bench/torch/generative.py` (conv autoencoder, DCGAN), which also takes
+    /// `--epochs N` and `--samples FILE`.
+    Generative,
+}
+
 /// A Python interpreter with torch, and the reference script it runs.
 pub struct Torch {
     python: PathBuf,
-    script: PathBuf,
+    reference: PathBuf,
     /// The script's first line (`torch 2.x, threads 2`), once it has run.
     pub version: Option<String>,
 }
@@ -59,18 +73,12 @@ fn has_torch(python: &Path) -> bool {
 
 impl Torch {
     /// Find a Python with torch: `NABLA_TORCH_PYTHON`, else `./venv/bin/python` (here or at
-    /// the workspace root), else `python3` if it can import torch. `None` also when the
-    /// reference script is missing.
+    /// the workspace root), else `python3` if it can import torch. A missing script is
+    /// reported when a section needs it.
     pub fn find() -> Result<Torch, String> {
-        let script = std::env::var_os("NABLA_TORCH_SCRIPT")
+        let reference = std::env::var_os("NABLA_TORCH_SCRIPT")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SCRIPT));
-        if !script.is_file() {
-            return Err(format!(
-                "reference script {} not found (set NABLA_TORCH_SCRIPT)",
-                script.display()
-            ));
-        }
         let python = if let Some(p) = std::env::var_os("NABLA_TORCH_PYTHON") {
             let p = PathBuf::from(p);
             if !has_torch(&p) {
@@ -87,26 +95,52 @@ impl Torch {
         };
         Ok(Torch {
             python,
-            script,
+            reference,
             version: None,
         })
     }
 
-    /// Run the script's `sections` one after another and collect their figures.
-    pub fn run(&mut self, sections: &[&str]) -> Result<Figures, String> {
+    /// Run `script`'s `sections` one after another and collect their figures; the
+    /// generative script also gets the epochs and, for `dcgan`, where to save its samples.
+    pub fn run(&mut self, script: Script, sections: &[&str], settings: &Settings) -> Result<Figures, String> {
+        let path = match script {
+            Script::Reference => self.reference.clone(),
+            Script::Generative => PathBuf::from(GENERATIVE_SCRIPT),
+        };
+        if !path.is_file() {
+            let hint = match script {
+                Script::Reference => " (set NABLA_TORCH_SCRIPT)",
+                Script::Generative => "",
+            };
+            return Err(format!("PyTorch script {} not found{hint}", path.display()));
+        }
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let mut all = Figures::default();
         for s in sections {
-            let out = Command::new(&self.python)
-                .arg(&self.script)
-                .arg(s)
+            let mut cmd = Command::new(&self.python);
+            cmd.arg(&path).arg(s);
+            if script == Script::Generative {
+                cmd.arg("--epochs").arg(settings.epochs.to_string());
+                if let Some(b) = settings.batches {
+                    cmd.arg("--batches").arg(b.to_string());
+                }
+                if let Some(dir) = settings.samples.as_ref().filter(|_| *s == "dcgan") {
+                    cmd.arg("--samples").arg(dir.join("torch-dcgan.safetensors"));
+                }
+            }
+            let out = cmd
                 .output()
                 .map_err(|e| format!("running {}: {e}", self.python.display()))?;
             if !out.status.success() {
                 return Err(format!(
-                    "torch_reference.py {s} failed: {}",
+                    "{name} {s} failed: {}",
                     String::from_utf8_lossy(&out.stderr).trim()
                 ));
             }
+            // The script's progress lines (one per epoch), for whoever watches the run.
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
             let text = String::from_utf8_lossy(&out.stdout);
             if self.version.is_none() {
                 self.version = text.lines().next().map(str::to_string);

@@ -34,6 +34,20 @@ fn relu_backward(g: &Tensor, x: &Tensor) -> Result<Tensor> {
     }))
 }
 
+/// `g` where `x > 0`, else `slope·g`, in one pass (PyTorch's `leaky_relu_backward`). Linear
+/// in `g`, so its own gradient is the same scaling of the incoming one; `x` gets none (the
+/// slope is flat almost everywhere).
+fn leaky_relu_backward(g: &Tensor, x: &Tensor, slope: f64) -> Result<Tensor> {
+    let out = dispatch!(g.dtype(), T => {
+        let s = T::from_f64(slope);
+        map_binary("leaky_relu_backward", g, x, move |g: T, x: T| if x > T::ZERO { g } else { s * g })
+    })?;
+    let x = x.clone();
+    Ok(out.record("leaky_relu_backward", &[g], move |gg, _| {
+        Ok(vec![Some(leaky_relu_backward(gg, &x, slope)?)])
+    }))
+}
+
 impl Tensor {
     /// max(x, 0); NaN stays NaN. Gradient 0 at the kink, as PyTorch.
     pub fn relu(&self) -> Result<Tensor> {
@@ -57,9 +71,7 @@ impl Tensor {
         });
         let x = self.clone();
         Ok(out.record("leaky_relu", &[self], move |g, _| {
-            let pos = x.gt(&scalar_like(&x, 0.0))?;
-            let d = pos.add(&pos.rsub_scalar(1.0)?.mul_scalar(slope)?)?;
-            Ok(vec![Some(g.mul(&d)?)])
+            Ok(vec![Some(leaky_relu_backward(g, &x, slope)?)])
         }))
     }
 

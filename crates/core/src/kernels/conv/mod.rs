@@ -4,6 +4,8 @@
 //! module and imports only [`geom`], the GEMM/parallel layers and SIMD, never this file.
 //!
 //! - [`geom`]: [`ConvGeom`], output sizes, padding and im2col/col2im, shared by all.
+//! - `dense`: a kernel as large as the unpadded input (one output pixel): one GEMM for
+//!   the batch, as a linear layer.
 //! - `im2col`: im2col + GEMM, the general path (forward and input gradient).
 //! - `weight`: the weight gradient by GEMMs over im2col columns.
 //! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
@@ -13,6 +15,7 @@
 //! Results never depend on the thread count: per-image work is independent, and weight
 //! gradients sum per-part partials over a split fixed by the shapes.
 
+mod dense;
 mod direct;
 pub mod geom;
 mod im2col;
@@ -24,9 +27,12 @@ pub use geom::{out_size, ConvGeom};
 use crate::Element;
 
 /// Forward: `out[n, o] = Σ_c w[o, c] ⋆ x[n, c] (+ bias[o])`; `out` is `[n, o, oh, ow]`.
-/// 3×3 stride-1 layers with enough channels take Winograd, the rest im2col + GEMM.
+/// Whole-input kernels take one GEMM, 3×3 stride-1 layers with enough channels Winograd,
+/// small stride-1 layers the direct kernels, the rest im2col + GEMM.
 pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
-    if winograd::applies(g) {
+    if dense::applies(g) {
+        dense::forward(g, x, w, bias, out)
+    } else if winograd::applies(g) {
         winograd::forward(g, x, w, bias, out)
     } else if !direct::forward(g, x, w, bias, out) {
         im2col::im2col_forward(g, x, w, bias, out)
@@ -36,7 +42,9 @@ pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&
 /// Input gradient (a transposed convolution): `dx = Σ_o w[o, c]ᵀ ⋆ dy[n, o] (+ bias[c])`;
 /// `dy` is `[n, o, oh, ow]`, `dx` is `[n, c, h, w]`.
 pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) {
-    if winograd::applies(g) {
+    if dense::applies(g) {
+        dense::backward_input(g, dy, w, bias, dx)
+    } else if winograd::applies(g) {
         winograd::backward_input(g, dy, w, bias, dx)
     } else if !direct::backward_input(g, dy, w, bias, dx) {
         im2col::im2col_backward_input(g, dy, w, bias, dx)
@@ -45,7 +53,9 @@ pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
 
 /// Weight gradient: `dw[o, c] = Σ_n dy[n, o] ⋆ x[n, c]`, `dw` is `[o, c/groups, kh, kw]`.
 pub fn conv2d_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
-    if winograd::applies(g) {
+    if dense::applies(g) {
+        dense::backward_weight(g, x, dy, dw)
+    } else if winograd::applies(g) {
         winograd::backward_weight(g, x, dy, dw)
     } else if !direct::backward_weight(g, x, dy, dw) {
         weight::im2col_backward_weight(g, x, dy, dw)
@@ -149,10 +159,14 @@ mod tests {
             geom(2, 5, 6, 16, [2, 2], [2, 1], [1, 0], [1, 1], 1),
             // takes the Winograd path
             geom(16, 16, 16, 17, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+            // whole-input kernels take the dense path (DCGAN's 7×7 layers, and one output map)
+            geom(5, 4, 3, 6, [4, 3], [1, 1], [0, 0], [1, 1], 1),
+            geom(7, 3, 3, 1, [3, 3], [2, 2], [0, 0], [1, 1], 1),
         ] {
             let x = seq(g.n * g.c * g.h * g.w, 0.1);
             let w = seq(g.o * g.k(), 1.3);
             assert_eq!(winograd::applies(&g), g.c == 16, "{g:?}");
+            assert_eq!(dense::applies(&g), g.oh * g.ow == 1, "{g:?}");
             let want = naive(&g, &x, &w);
             let mut y = vec![0.0; want.len()];
             conv2d_forward(&g, &x, &w, None, &mut y);
@@ -172,5 +186,29 @@ mod tests {
             assert!((lhs - dot(&dx, &x)).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}");
             assert!((lhs - dot(&dw, &w)).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}");
         }
+    }
+
+    #[test]
+    fn dense_bias_matches_the_general_path() {
+        // The bias of the forward (per output map) and of the input gradient (per input
+        // channel plane, a transposed convolution's bias) as im2col + GEMM adds them.
+        let g = geom(3, 4, 5, 6, [4, 5], [1, 1], [0, 0], [1, 1], 1);
+        assert!(dense::applies(&g));
+        let (x, w, dy) = (seq(g.n * g.c * 20, 0.4), seq(g.o * g.k(), 2.1), seq(g.n * g.o, 0.9));
+        let (b_out, b_in) = (seq(g.o, 3.3), seq(g.c, 1.7));
+        let (mut y, mut want) = (vec![0.0; g.n * g.o], vec![0.0; g.n * g.o]);
+        dense::forward(&g, &x, &w, Some(&b_out), &mut y);
+        im2col::im2col_forward(&g, &x, &w, Some(&b_out), &mut want);
+        assert!(
+            y.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{y:?} vs {want:?}"
+        );
+        let (mut dx, mut want) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        dense::backward_input(&g, &dy, &w, Some(&b_in), &mut dx);
+        im2col::im2col_backward_input(&g, &dy, &w, Some(&b_in), &mut want);
+        assert!(
+            dx.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{dx:?} vs {want:?}"
+        );
     }
 }
