@@ -5,6 +5,7 @@
 //!
 //! - [`geom`]: [`ConvGeom`], output sizes, padding and im2col/col2im, shared by all.
 //! - `im2col`: im2col + GEMM, the general path (forward and input gradient).
+//! - `grouped`: im2col + GEMM over groups of images, for small images with large weights.
 //! - `weight`: the weight gradient by GEMMs over im2col columns.
 //! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
 //! - `direct`: direct f32 kernels for small stride-1 layers (LeNet-5's), with the
@@ -15,6 +16,7 @@
 
 mod direct;
 pub mod geom;
+mod grouped;
 mod im2col;
 mod weight;
 mod winograd;
@@ -24,10 +26,13 @@ pub use geom::{out_size, ConvGeom};
 use crate::Element;
 
 /// Forward: `out[n, o] = Σ_c w[o, c] ⋆ x[n, c] (+ bias[o])`; `out` is `[n, o, oh, ow]`.
-/// 3×3 stride-1 layers with enough channels take Winograd, the rest im2col + GEMM.
+/// 3×3 stride-1 layers with enough channels and pixels take Winograd, small images with
+/// large weights grouped im2col, small layers the direct kernels, the rest im2col + GEMM.
 pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     if winograd::applies(g) {
         winograd::forward(g, x, w, bias, out)
+    } else if grouped::applies(g) {
+        grouped::forward(g, x, w, bias, out)
     } else if !direct::forward(g, x, w, bias, out) {
         im2col::im2col_forward(g, x, w, bias, out)
     }
@@ -38,6 +43,8 @@ pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&
 pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) {
     if winograd::applies(g) {
         winograd::backward_input(g, dy, w, bias, dx)
+    } else if grouped::applies(g) {
+        grouped::backward_input(g, dy, w, bias, dx)
     } else if !direct::backward_input(g, dy, w, bias, dx) {
         im2col::im2col_backward_input(g, dy, w, bias, dx)
     }
