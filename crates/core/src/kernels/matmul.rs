@@ -9,6 +9,7 @@ use std::mem::MaybeUninit;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod capped;
 pub use super::par::{for_each_tile, run_tiles};
 
 /// Products with fewer multiply-adds than this run on one thread in `gemm`: below it its
@@ -151,6 +152,32 @@ unsafe fn gemm_ptr<T: Element>(
                 true
             }
         };
+        // f32 at a level below the CPU's: `gemm` would pick its widest kernels anyway.
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+            let f = |x: &Mat<'_, T>| {
+                (
+                    x.data.as_ptr().add(x.offset) as *const f32,
+                    x.cs as isize,
+                    x.rs as isize,
+                )
+            };
+            // SAFETY: T is f32 (checked), and the operands are as below for `gemm::gemm`.
+            if capped::gemm_f32(
+                crate::cpu::isa(),
+                m,
+                n,
+                k,
+                dst as *mut f32,
+                1,
+                n as isize,
+                read_dst,
+                f(&a),
+                f(&b),
+                par,
+            ) {
+                return;
+            }
+        }
         // SAFETY: every index read is within the slices (checked above); dst holds m×n
         // row-major elements; the strides describe exactly those layouts. Without
         // `read_dst`, `gemm` only writes dst.
