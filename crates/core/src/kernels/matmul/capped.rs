@@ -6,6 +6,7 @@
 use crate::cpu::Isa;
 use gemm::Parallelism;
 use gemm_common::gemm::gemm_basic_generic;
+#[cfg(target_arch = "x86_64")]
 use gemm_common::simd::MixedSimd;
 
 /// `dst = (read_dst ? dst : 0) + lhs · rhs` with `gemm::gemm`'s strided arguments, run with
