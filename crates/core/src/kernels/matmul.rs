@@ -1,5 +1,6 @@
 //! Matrix products: f32 products of the sizes fully connected layers and small convolutions
-//! have go to unpacked AVX-512 kernels (`avx512.rs`, at the level [`crate::cpu::isa`] gives) split over threads by
+//! have go to unpacked kernels (`avx512.rs`, `avx2.rs`, by the level [`crate::cpu::isa`]
+//! gives) split over threads by
 //! [`run_tiles`]; everything else (f64, large or oddly laid out products, other CPUs) goes to
 //! the `gemm` crate.
 
@@ -8,7 +9,10 @@ use gemm::Parallelism;
 use std::mem::MaybeUninit;
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
+mod capped;
 pub use super::par::{for_each_tile, run_tiles};
 
 /// Products with fewer multiply-adds than this run on one thread in `gemm`: below it its
@@ -151,6 +155,32 @@ unsafe fn gemm_ptr<T: Element>(
                 true
             }
         };
+        // f32 at a level below the CPU's: `gemm` would pick its widest kernels anyway.
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+            let f = |x: &Mat<'_, T>| {
+                (
+                    x.data.as_ptr().add(x.offset) as *const f32,
+                    x.cs as isize,
+                    x.rs as isize,
+                )
+            };
+            // SAFETY: T is f32 (checked), and the operands are as below for `gemm::gemm`.
+            if capped::gemm_f32(
+                crate::cpu::isa(),
+                m,
+                n,
+                k,
+                dst as *mut f32,
+                1,
+                n as isize,
+                read_dst,
+                f(&a),
+                f(&b),
+                par,
+            ) {
+                return;
+            }
+        }
         // SAFETY: every index read is within the slices (checked above); dst holds m×n
         // row-major elements; the strides describe exactly those layouts. Without
         // `read_dst`, `gemm` only writes dst.
@@ -187,7 +217,8 @@ const BIG_MACS: usize = 1 << 28;
 #[cfg(target_arch = "x86_64")]
 const SMALL_PAR_MACS: usize = 1 << 20;
 
-/// The unpacked AVX-512 kernels for f32 operands whose layout suits them; false if not taken.
+/// The unpacked AVX-512 or AVX2 kernels for f32 operands whose layout suits them; false if
+/// not taken (other levels, other types, shapes `gemm` does better).
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn small_f32<T: Element>(
@@ -202,7 +233,8 @@ fn small_f32<T: Element>(
 ) -> bool {
     use crate::cpu::{self, Isa};
     use std::any::TypeId;
-    if TypeId::of::<T>() != TypeId::of::<f32>() || cpu::isa() != Isa::Avx512 {
+    let level = cpu::isa();
+    if TypeId::of::<T>() != TypeId::of::<f32>() || !matches!(level, Isa::Avx512 | Isa::Avx2) {
         return false;
     }
     // Unpacked operands stream from cache: keep to panels that fit (measured at the
@@ -231,13 +263,14 @@ fn small_f32<T: Element>(
     };
     let threads = if m * n * k >= SMALL_PAR_MACS { threads } else { 1 };
     let d = dst as *mut f32;
-    // SAFETY: the AVX-512 level (granted by `cpu` only where the CPU has it); the operands' extents were checked by the caller and
-    // dst holds m rows of n.
+    // SAFETY: the level's instructions are present (`cpu` grants a level only where the CPU
+    // has it); the operands' extents were checked by the caller and dst holds m rows of n.
     unsafe {
-        if outer_fits && !thin {
-            avx512::outer(m, n, k, f(a), f(b), d, n, start, threads);
-        } else {
-            avx512::dot(m, n, k, f(a), f(b), d, n, start, threads);
+        match (level, outer_fits && !thin) {
+            (Isa::Avx512, true) => avx512::outer(m, n, k, f(a), f(b), d, n, start, threads),
+            (Isa::Avx512, false) => avx512::dot(m, n, k, f(a), f(b), d, n, start, threads),
+            (_, true) => avx2::outer(m, n, k, f(a), f(b), d, n, start, threads),
+            (_, false) => avx2::dot(m, n, k, f(a), f(b), d, n, start, threads),
         }
     }
     true
@@ -328,6 +361,11 @@ mod tests {
             // few rows with a long k (a small batch through a wide layer: the dot kernel)
             (8, 37, 5000),
             (16, 9, 300),
+            // the AVX2 tiles' edges: 6 rows by 8 or 16 columns, 4 by 3, k a lane count ± 1
+            (6, 8, 7),
+            (12, 17, 9),
+            (5, 15, 16),
+            (4, 3, 33),
         ];
         for (si, &(m, n, k)) in shapes.iter().enumerate() {
             let (av, bv) = (rand(m * k + 3, si as u64), rand(k * n + 5, 100 + si as u64));

@@ -7,6 +7,7 @@
 //! - `dense`: a kernel as large as the unpadded input (one output pixel): one GEMM for
 //!   the batch, as a linear layer.
 //! - `im2col`: im2col + GEMM, the general path (forward and input gradient).
+//! - `grouped`: im2col + GEMM over groups of images, for small images with large weights.
 //! - `weight`: the weight gradient by GEMMs over im2col columns.
 //! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
 //! - `direct`: direct f32 kernels for small stride-1 layers (LeNet-5's), with the
@@ -18,6 +19,7 @@
 mod dense;
 mod direct;
 pub mod geom;
+mod grouped;
 mod im2col;
 mod weight;
 mod winograd;
@@ -27,13 +29,16 @@ pub use geom::{out_size, ConvGeom};
 use crate::Element;
 
 /// Forward: `out[n, o] = Σ_c w[o, c] ⋆ x[n, c] (+ bias[o])`; `out` is `[n, o, oh, ow]`.
-/// Whole-input kernels take one GEMM, 3×3 stride-1 layers with enough channels Winograd,
-/// small stride-1 layers the direct kernels, the rest im2col + GEMM.
+/// Whole-input kernels take one GEMM, 3×3 stride-1 layers with enough channels and pixels
+/// Winograd, small images with large weights grouped im2col, small layers the direct
+/// kernels, the rest im2col + GEMM.
 pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     if dense::applies(g) {
         dense::forward(g, x, w, bias, out)
     } else if winograd::applies(g) {
         winograd::forward(g, x, w, bias, out)
+    } else if grouped::applies(g) {
+        grouped::forward(g, x, w, bias, out)
     } else if !direct::forward(g, x, w, bias, out) {
         im2col::im2col_forward(g, x, w, bias, out)
     }
@@ -46,6 +51,8 @@ pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
         dense::backward_input(g, dy, w, bias, dx)
     } else if winograd::applies(g) {
         winograd::backward_input(g, dy, w, bias, dx)
+    } else if grouped::applies(g) {
+        grouped::backward_input(g, dy, w, bias, dx)
     } else if !direct::backward_input(g, dy, w, bias, dx) {
         im2col::im2col_backward_input(g, dy, w, bias, dx)
     }

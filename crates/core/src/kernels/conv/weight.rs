@@ -5,7 +5,7 @@
 //! deep layer's image has only a few (16 at 4×4), so one product per image would stream
 //! the whole `o × k` result through memory for a handful of multiply-adds each time.
 //! Images are grouped instead, their columns side by side, until the depth reaches
-//! [`GROUP_COLS`]; groups are summed in order, so the result depends on the shapes alone.
+//! [`GROUP_COLS`](super::grouped::GROUP_COLS); groups are summed in order, so the result depends on the shapes alone.
 //!
 //! ```
 //! use nabla_core::kernels::conv::{conv2d_backward_weight, ConvGeom};
@@ -17,16 +17,11 @@
 //! assert_eq!(dw, [320.0]);
 //! ```
 
-use super::geom::{im2col_rows, padded, rows, transpose, transpose_on, ConvGeom};
+use super::geom::{rows, transpose, transpose_on, ConvGeom};
+use super::grouped::{columns, gather, group_images};
 use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
 use crate::kernels::par::for_each_chunk_on;
 use crate::Element;
-
-/// Images are grouped until the product's depth (pixels of the group) reaches this.
-const GROUP_COLS: usize = 512;
-
-/// Column-building tasks per group (channel ranges), enough to balance a few threads.
-const TASKS: usize = 8;
 
 /// `dw` (`[o, c/groups, kh, kw]`) for input `x` and output gradient `dy`.
 pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
@@ -36,8 +31,8 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
     if g.n == 0 || wlen == 0 || p == 0 {
         return;
     }
-    let (img, pad_len, rows_per_chan) = (g.c * g.h * g.w, g.pad_len(), g.kh * g.kw);
-    let group = GROUP_COLS.div_ceil(p).clamp(1, g.n);
+    let (img, rows_per_chan) = (g.c * g.h * g.w, g.kh * g.kw);
+    let group = group_images(g);
     let threads = crate::kernels::par::threads_for(g.flops(), PAR_FLOPS);
     // Few output channels per group: `dw` itself (rows = og) is the better product
     // (measured with 6 channels: 96 GFLOP/s against 26 for `dwᵀ`; with 16 the other way).
@@ -48,7 +43,7 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
         g.c * rows_per_chan * group * p
     };
     let mut cols = vec![T::ZERO; cols_cap];
-    let mut pads = vec![T::ZERO; pad_len * group];
+    let mut pads = vec![T::ZERO; g.pad_len() * group];
     // The output gradient of the group: `[o, group · p]` (direct) or its transpose.
     let mut dyg = vec![T::ZERO; g.o * group * p];
     // `dwᵀ` per conv group (`[k, og]`) unless direct: that orientation ran 3× faster in
@@ -58,39 +53,14 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
         let count = group.min(g.n - n0);
         let ld = count * p;
         let image = |i: usize| &x[(n0 + i) * img..][..img];
-        if pad_len > 0 {
-            for_each_chunk_on(threads, &mut pads[..count * pad_len], pad_len, &|i, buf| {
-                padded(g, image(i), buf);
-            });
-        }
-        let pads = &pads[..];
         // A 1×1 convolution reading every pixel once has one image's columns in `x` itself.
         let own = g.is_pointwise() && count == 1;
-        let per = g.c.div_ceil(TASKS);
-        let chunk = per * rows_per_chan * ld;
-        let cols_len = if own { 0 } else { g.c * rows_per_chan * ld };
-        for_each_chunk_on(threads, &mut cols[..cols_len], chunk, &|t, part| {
-            let chans = t * per..((t + 1) * per).min(g.c);
-            for i in 0..count {
-                let xp = if pad_len > 0 {
-                    &pads[i * pad_len..][..pad_len]
-                } else {
-                    image(i)
-                };
-                im2col_rows(g, xp, chans.clone(), part, ld, i * p);
-            }
-        });
+        if !own {
+            columns(g, x, n0, count, &mut pads, &mut cols, threads);
+        }
         let dy_img = |i: usize| &dy[(n0 + i) * g.o * p..][..g.o * p];
         if direct {
-            let per = g.o.div_ceil(TASKS);
-            for_each_chunk_on(threads, &mut dyg[..g.o * ld], per * ld, &|t, part| {
-                let first = t * per;
-                for (r, row) in part.chunks_mut(ld).enumerate() {
-                    for i in 0..count {
-                        row[i * p..][..p].copy_from_slice(&dy_img(i)[(first + r) * p..][..p]);
-                    }
-                }
-            });
+            gather(dy, g.o, p, n0, count, &mut dyg, threads);
         } else {
             for_each_chunk_on(threads, &mut dyg[..ld * g.o], p * g.o, &|i, part| {
                 transpose(dy_img(i), g.o, p, part)

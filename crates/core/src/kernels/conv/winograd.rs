@@ -10,24 +10,28 @@
 //!
 //! Images are processed in groups whose tiles sit side by side as the GEMMs' columns: a
 //! deep layer's image has only a few tiles (4 at 4×4), and 16 products with 4 columns each
-//! (or, for the weight gradient, a sum over 4 tiles into a c × o matrix per image) spend
-//! their time on memory, not arithmetic. Within a group the transforms are split over
-//! channels and the 16 products over ξ, each product on one thread.
+//! spend their time on memory, not arithmetic. Each group runs start to end on one thread
+//! (transforms, 16 products, back-transform) in buffers sized to stay in that core's cache,
+//! and threads take groups as they free up: splitting each stage over threads instead
+//! moved every transformed tile between the cores' caches and waited at each stage's end.
 
 use super::geom::ConvGeom;
+use super::grouped::Pool;
 use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
-use crate::kernels::par::for_each_chunk_on;
+use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
 use crate::Element;
-use std::ops::Range;
 use transform::{weight_transform, weight_transform_adjoint, Cols, Plan, Transform};
 
 mod transform;
 
-/// Images are grouped until the products have at least this many columns (2×2 tiles).
-const GROUP_COLS: usize = 512;
+/// Budget for one group's transformed tiles: columns × the larger channel count. At 16 Ki,
+/// a group's tiles (`16 · channels · columns` floats) take 1 MiB, which stays in a core's L2
+/// between the transform and the products (512 columns for 64 channels ran slower than 256).
+const GROUP_BUDGET: usize = 1 << 14;
 
-/// Transform tasks per group (channel ranges), enough to balance a few threads.
-const TRANSFORM_TASKS: usize = 8;
+/// Weight-gradient parts: groups are split into this many runs whose partial sums are added
+/// in order (fixed by the shapes, so the result does not depend on the thread count).
+const WEIGHT_PARTS: usize = 4;
 
 /// Whether a convolution takes the Winograd path: one [`supports`], with enough channels
 /// and tiles for the GEMMs to pay for the transforms. Below 16×16 outputs im2col ran
@@ -53,9 +57,11 @@ pub fn supports(g: &ConvGeom) -> bool {
         && g.w >= 4
 }
 
-/// Images per group for `t` tiles each (fixed by the shapes).
-fn group_images(n: usize, t: usize) -> usize {
-    GROUP_COLS.div_ceil(t.max(1)).clamp(1, n.max(1))
+/// Images per group for `t` tiles each and `chans` channels at most (fixed by the shapes):
+/// the budget's columns, at least 64, in whole images.
+fn group_images(n: usize, t: usize, chans: usize) -> usize {
+    let cols = (GROUP_BUDGET / chans.max(1)).clamp(64, 512);
+    cols.div_ceil(t.max(1)).clamp(1, n.max(1))
 }
 
 /// Threads for the work of `g`: one for small layers, where a hand-off costs more.
@@ -63,66 +69,71 @@ fn threads(g: &ConvGeom) -> usize {
     crate::kernels::par::threads_for(g.flops(), PAR_FLOPS)
 }
 
-/// The transform of `chans` channels of `count` images into a group buffer laid out
-/// `[chans, 16, count · t]`, split over channel ranges: `each(image, range, chunk, cols)`.
-fn transform_group<T: Element>(
-    buf: &mut [T],
-    chans: usize,
-    count: usize,
-    t: usize,
-    threads: usize,
-    each: &(impl Fn(usize, Range<usize>, &mut [T], Cols) + Sync),
+/// The 16 products `m[ξ] (rows × ld) = a[ξ] · v[ξ]` of one group, on this thread: `a[ξ]` is
+/// `a_at(ξ)`, `v[ξ]` the rows `ξ` of `v` (`[depth, 16, ld]`); `m` is `[16, rows, ld]`.
+fn products<'a, T: Element>(
+    rows: usize,
+    ld: usize,
+    depth: usize,
+    a_at: impl Fn(usize) -> Mat<'a, T>,
+    v: &[T],
+    m: &mut [T],
 ) {
-    let ld = count * t;
-    let per = chans.div_ceil(TRANSFORM_TASKS).max(1);
-    for_each_chunk_on(threads, &mut buf[..chans * 16 * ld], per * 16 * ld, &|task, chunk| {
-        let first = task * per;
-        let range = first..(first + per).min(chans);
-        for i in 0..count {
-            each(i, range.clone(), chunk, Cols { ld, first: i * t });
-        }
-    });
+    for (xi, mx) in m.chunks_mut(rows * ld).take(16).enumerate() {
+        let b = Mat {
+            data: v,
+            rs: 16 * ld,
+            cs: 1,
+            offset: xi * ld,
+        };
+        gemm(rows, ld, depth, a_at(xi), b, mx, false, 1);
+    }
 }
 
 /// A Winograd convolution of `x` (`[n, cin, ih, iw]`) with transformed weights `u`
-/// into `out` (`[n, cout, oh, ow]`), a group of images at a time.
+/// into `out` (`[n, cout, oh, ow]`), a group of images per task.
 fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let (t, n) = (p.t(), g.n);
     let (img, oimg) = (p.cin * p.ihw[0] * p.ihw[1], p.cout * p.ohw[0] * p.ohw[1]);
-    let group = group_images(n, t);
-    let threads = threads(g);
+    let group = group_images(n, t, p.cin.max(p.cout));
     let isa = crate::cpu::isa();
-    let mut v = vec![T::ZERO; 16 * p.cin * group * t];
-    let mut m = vec![T::ZERO; 16 * p.cout * group * t];
-    for n0 in (0..n).step_by(group) {
+    let (vs, ms) = (Pool::new(16 * p.cin * group * t), Pool::new(16 * p.cout * group * t));
+    let base = Disjoint::new(&mut out[..n * oimg]);
+    run_tiles(n.div_ceil(group), threads(g), &|task| {
+        let n0 = task * group;
         let count = group.min(n - n0);
         let ld = count * t;
-        transform_group(&mut v, p.cin, count, t, threads, &|i, chans, v, cols| {
+        let (mut v, mut m) = (vs.take(), ms.take());
+        for i in 0..count {
             let x = &x[(n0 + i) * img..][..img];
-            Transform::Input { p, x, chans, v, cols }.run(isa)
-        });
-        let v = &v[..];
-        for_each_chunk_on(threads, &mut m[..16 * p.cout * ld], p.cout * ld, &|xi, mx| {
-            let a = Mat {
-                data: u,
-                rs: p.cin,
-                cs: 1,
-                offset: xi * p.cout * p.cin,
-            };
-            let b = Mat {
-                data: v,
-                rs: 16 * ld,
-                cs: 1,
-                offset: xi * ld,
-            };
-            gemm(p.cout, ld, p.cin, a, b, mx, false, 1);
-        });
-        let m = &m[..];
-        for_each_chunk_on(threads, &mut out[n0 * oimg..(n0 + count) * oimg], oimg, &|i, y| {
             let cols = Cols { ld, first: i * t };
-            Transform::Output { p, m, bias, y, cols }.run(isa)
-        });
-    }
+            let v = &mut v[..16 * p.cin * ld];
+            Transform::Input {
+                p,
+                x,
+                chans: 0..p.cin,
+                v,
+                cols,
+            }
+            .run(isa);
+        }
+        let a_at = |xi: usize| Mat {
+            data: u,
+            rs: p.cin,
+            cs: 1,
+            offset: xi * p.cout * p.cin,
+        };
+        products(p.cout, ld, p.cin, a_at, &v, &mut m[..16 * p.cout * ld]);
+        // SAFETY: task `task` alone writes images n0..n0 + count of `out`, which stays
+        // borrowed for the call.
+        let y = unsafe { base.range(n0 * oimg, count * oimg) };
+        for (i, y) in y.chunks_mut(oimg).enumerate() {
+            let (m, cols) = (&m[..16 * p.cout * ld], Cols { ld, first: i * t });
+            Transform::Output { p, m, bias, y, cols }.run(isa);
+        }
+        vs.put(v);
+        ms.put(m);
+    });
 }
 
 /// Forward convolution (see [`super::conv2d_forward`]); `g` must satisfy [`applies`].
@@ -139,63 +150,77 @@ pub fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
     convolve(g, &p, dy, &weight_transform(w, g.o, g.c, true), bias, dx);
 }
 
-/// Weight gradient: the transformed gradient `dU[ξ] (c × o)` summed over groups of images in
-/// order (fixed by the shapes, so the result does not depend on the thread count), then
-/// taken back through the weight transform; `g` must satisfy [`applies`].
+/// Weight gradient: the transformed gradient `dU[ξ] (c × o)` summed over the groups of each
+/// of [`WEIGHT_PARTS`] runs, the runs' sums added in order (fixed by the shapes, so the
+/// result does not depend on the thread count), then taken back through the weight
+/// transform; `g` must satisfy [`applies`].
 pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding);
     let (t, n) = (p.t(), g.n);
     let (img, oimg) = (g.c * g.h * g.w, g.o * g.oh * g.ow);
-    let group = group_images(n, t);
-    let threads = threads(g);
+    let group = group_images(n, t, g.c.max(g.o));
+    let groups = n.div_ceil(group);
+    let parts = WEIGHT_PARTS.min(groups);
+    let per_part = groups.div_ceil(parts);
     let isa = crate::cpu::isa();
-    let mut v = vec![T::ZERO; 16 * g.c * group * t];
-    let mut dm = vec![T::ZERO; 16 * g.o * group * t];
-    let mut dut = vec![T::ZERO; 16 * g.c * g.o];
-    for n0 in (0..n).step_by(group) {
-        let count = group.min(n - n0);
-        let ld = count * t;
-        transform_group(&mut v, g.c, count, t, threads, &|i, chans, v, cols| {
-            let x = &x[(n0 + i) * img..][..img];
-            Transform::Input {
-                p: &p,
-                x,
-                chans,
-                v,
-                cols,
+    let (vs, dms) = (Pool::new(16 * g.c * group * t), Pool::new(16 * g.o * group * t));
+    let len = 16 * g.c * g.o;
+    let mut partial = vec![T::ZERO; parts * len];
+    for_each_chunk_on(threads(g), &mut partial, len, &|part, dut| {
+        let (mut v, mut dm) = (vs.take(), dms.take());
+        let first_group = part * per_part;
+        for task in first_group..((part + 1) * per_part).min(groups) {
+            let n0 = task * group;
+            let count = group.min(n - n0);
+            let ld = count * t;
+            for i in 0..count {
+                let cols = Cols { ld, first: i * t };
+                let x = &x[(n0 + i) * img..][..img];
+                let v = &mut v[..16 * g.c * ld];
+                Transform::Input {
+                    p: &p,
+                    x,
+                    chans: 0..g.c,
+                    v,
+                    cols,
+                }
+                .run(isa);
+                let dy = &dy[(n0 + i) * oimg..][..oimg];
+                let dm = &mut dm[..16 * g.o * ld];
+                Transform::Adjoint {
+                    p: &p,
+                    dy,
+                    chans: 0..g.o,
+                    dm,
+                    cols,
+                }
+                .run(isa);
             }
-            .run(isa)
-        });
-        transform_group(&mut dm, g.o, count, t, threads, &|i, chans, dm, cols| {
-            let dy = &dy[(n0 + i) * oimg..][..oimg];
-            Transform::Adjoint {
-                p: &p,
-                dy,
-                chans,
-                dm,
-                cols,
+            // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in the `[chans, 16, ld]` layout.
+            for (xi, acc) in dut.chunks_mut(g.c * g.o).enumerate() {
+                let a = Mat {
+                    data: &v[..],
+                    rs: 16 * ld,
+                    cs: 1,
+                    offset: xi * ld,
+                };
+                let b = Mat {
+                    data: &dm[..],
+                    rs: 1,
+                    cs: 16 * ld,
+                    offset: xi * ld,
+                };
+                gemm(g.c, g.o, ld, a, b, acc, task > first_group, 1);
             }
-            .run(isa)
-        });
-        let (v, dm) = (&v[..], &dm[..]);
-        // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in the `[chans, 16, ld]` layout.
-        for_each_chunk_on(threads, &mut dut, g.c * g.o, &|xi, acc| {
-            let a = Mat {
-                data: v,
-                rs: 16 * ld,
-                cs: 1,
-                offset: xi * ld,
-            };
-            let b = Mat {
-                data: dm,
-                rs: 1,
-                cs: 16 * ld,
-                offset: xi * ld,
-            };
-            gemm(g.c, g.o, ld, a, b, acc, n0 > 0, 1);
-        });
+        }
+        vs.put(v);
+        dms.put(dm);
+    });
+    let (dut, rest) = partial.split_at_mut(len);
+    for part in rest.chunks(len) {
+        dut.iter_mut().zip(part).for_each(|(d, &s)| *d += s);
     }
-    weight_transform_adjoint(&dut, g.o, g.c, dw);
+    weight_transform_adjoint(dut, g.o, g.c, dw);
 }
 
 #[cfg(test)]
@@ -222,6 +247,8 @@ mod tests {
             geom(2, 16, [6, 7], 16, [1, 2]),
             // 25 tiles per image: groups of 21 images, the last one partial.
             geom(23, 16, [10, 10], 16, [1, 1]),
+            // 256 channels: groups of 16 images, 5 groups in 4 weight-gradient parts.
+            geom(70, 256, [4, 4], 16, [1, 1]),
         ] {
             assert!(supports(&g), "{g:?}");
             let x = seq(g.n * g.c * g.h * g.w, 0.3);
@@ -249,6 +276,27 @@ mod tests {
             backward_weight(&g, &x, &dy, &mut got);
             close(&got, &want, "backward weight");
         }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        // 7 groups of 2 images (128 channels, 64 tiles each), split over 4 weight parts.
+        let g = geom(13, 128, [16, 16], 128, [1, 1]);
+        let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let x = f(seq(g.n * g.c * g.h * g.w, 0.3));
+        let w = f(seq(g.o * g.c * 9, 1.1));
+        let dy = f(seq(g.n * g.o * g.p(), 0.9));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let (mut y, mut dx, mut dw) = (vec![0f32; dy.len()], vec![0f32; x.len()], vec![0f32; w.len()]);
+                forward(&g, &x, &w, None, &mut y);
+                backward_input(&g, &dy, &w, None, &mut dx);
+                backward_weight(&g, &x, &dy, &mut dw);
+                [y, dx, dw].map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            })
+        };
+        assert!(run(1) == run(3));
     }
 
     #[test]
