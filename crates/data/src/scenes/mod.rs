@@ -38,9 +38,36 @@
 //!
 //! Views for training: [`Scenes::localize`] ([`LocalizeScenes`]) and [`Scenes::segment`]
 //! ([`SegmentScenes`]), both [`Dataset`](crate::Dataset)s over any [`SceneSet`].
+//!
+//! On disk ([`write_scenes`], what `nabla data scenes` writes):
+//! - `images/000000.png`, ...: 8-bit grey PNGs (the image rounded to bytes, [`quantize`]);
+//! - `masks/000000.png`, ...: 8-bit palette PNGs, index = semantic label, Pascal VOC's
+//!   colours ([`voc_palette`]);
+//! - `annotations.json`: COCO detection (`images` with `id`, `file_name`, `width`, `height`;
+//!   `categories` with ids 1..=10, class + 1, as COCO counts from 1; `annotations` with `id`,
+//!   `image_id`, `category_id`, `bbox` [x, y, w, h], `area` = the item's visible pixels,
+//!   `iscrowd` 0);
+//! - `classes.txt`: the class names, one a line (label 1 first), for the mask reader.
+//!
+//! Readers, both giving [`SceneFiles`] (a [`SceneSet`] with `localize()` / `segment()` views,
+//! so the training tasks do not care where scenes come from; images are read as grey and must
+//! all have one size):
+//! - [`read_coco`] (`coco:PATH`): `PATH/annotations.json` and `PATH/images/` (or PATH the JSON
+//!   file, its images in `images/` beside it); classes are the categories in id order; masks
+//!   from `masks/` beside it when that folder exists;
+//! - [`read_masks`] (`masks:PATH`): `PATH/images/*.png|jpg` (sorted by name), `PATH/masks/<stem>.png`
+//!   (8-bit palette or grey, value = label) and `PATH/classes.txt`; no boxes.
+//!
+//! Bad files give one error naming the file and the entry (`annotations[3] (id 4): unknown
+//! category id 11`); sizes are checked against [`ReadLimits`](crate::ReadLimits) before anything is
+//! allocated for them.
 
+mod coco;
+mod files;
 mod views;
 
+pub use coco::{read_coco, read_coco_with};
+pub use files::{quantize, read_masks, read_masks_with, voc_palette, write_scenes, SceneFiles};
 pub use views::{LocalizeScenes, SceneSet, SegmentScenes};
 
 use crate::transforms::{Image, Resize, Transform};

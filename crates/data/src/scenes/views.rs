@@ -107,3 +107,23 @@ impl Dataset for SegmentScenes {
         self.set.classes()
     }
 }
+
+impl std::fmt::Debug for LocalizeScenes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (len, size) = (self.set.len(), self.set.size());
+        f.debug_struct("LocalizeScenes")
+            .field("len", &len)
+            .field("size", &size)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SegmentScenes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (len, size) = (self.set.len(), self.set.size());
+        f.debug_struct("SegmentScenes")
+            .field("len", &len)
+            .field("size", &size)
+            .finish()
+    }
+}
