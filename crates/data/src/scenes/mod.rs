@@ -37,7 +37,7 @@
 //!   what is there, so where items overlap the one drawn last wins.
 //!
 //! Views for training: [`Scenes::localize`] ([`LocalizeScenes`]) and [`Scenes::segment`]
-//! ([`SegmentScenes`]), both [`Dataset`](crate::Dataset)s over any [`SceneSet`].
+//! ([`SegmentScenes`]), both [`Dataset`]s over any [`SceneSet`].
 //!
 //! On disk ([`write_scenes`], what `nabla data scenes` writes):
 //! - `images/000000.png`, ...: 8-bit grey PNGs (the image rounded to bytes, [`quantize`]);
