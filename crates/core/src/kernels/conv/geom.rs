@@ -153,7 +153,7 @@ impl ConvGeom {
 
     /// Whether to split over images (else one image at a time with threaded GEMMs).
     pub(crate) fn split_images(&self) -> bool {
-        self.n > 1 && self.flops() >= PAR_FLOPS && rayon::current_num_threads() > 1
+        self.n > 1 && self.flops() >= SPLIT_IMAGES_MACS && rayon::current_num_threads() > 1
     }
 
     /// Threads for each GEMM: one when images run in parallel or the work is tiny.
@@ -187,6 +187,11 @@ pub(super) fn padded<'a, T: Element>(g: &ConvGeom, x: &'a [T], buf: &'a mut [T])
 pub(super) fn im2col<T: Element>(g: &ConvGeom, xp: &[T], cols: &mut [T]) {
     im2col_rows(g, xp, 0..g.c, cols, g.p(), 0, None)
 }
+
+/// Multiply-adds from which images are split over threads: a few hundred microseconds of
+/// work, far above a hand-off's cost (the conv autoencoder's 1 → 16 layer, 3.6 M at batch
+/// 128, ran on one thread below the products' threshold of 8 M).
+const SPLIT_IMAGES_MACS: usize = 1 << 20;
 
 /// Strided output rows shorter than this gather through [`tap_offsets`]; longer ones copy
 /// row by row, which the compiler vectorises (measured at batch 128, one thread: 16 → 32
