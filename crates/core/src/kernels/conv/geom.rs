@@ -423,8 +423,12 @@ mod tests {
             // `tap(c, i, j, q)`: the padded-plane pixel that output pixel q's tap reads.
             let tap = |c: usize, i: usize, j: usize, q: usize| {
                 let (y, xx) = (q / g.ow, q % g.ow);
-                let (r, col) = (y * g.stride[0] + i * g.dilation[0], xx * g.stride[1] + j * g.dilation[1]);
-                let inside = r >= g.padding[0] && r - g.padding[0] < g.h && col >= g.padding[1] && col - g.padding[1] < g.w;
+                let (r, col) = (
+                    y * g.stride[0] + i * g.dilation[0],
+                    xx * g.stride[1] + j * g.dilation[1],
+                );
+                let inside =
+                    r >= g.padding[0] && r - g.padding[0] < g.h && col >= g.padding[1] && col - g.padding[1] < g.w;
                 inside.then(|| (c * g.h + r - g.padding[0]) * g.w + col - g.padding[1])
             };
             let mut dx_want = vec![0.0; x.len()];
