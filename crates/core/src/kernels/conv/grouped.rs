@@ -44,8 +44,22 @@ pub(super) fn group_images(g: &ConvGeom) -> usize {
 /// task builds its columns and runs its product on one thread, in buffers that stay in
 /// that core's cache; one threaded product over [`GROUP_COLS`] columns ran slower (4×4,
 /// 512 → 512, batch 32: forward 11.1 → 9.2 ms; at 8×8, 256 → 256: 14.0 → 9.2 ms).
+///
+/// Up to twice that when more images fill the products' column tiles better: the AVX-512
+/// product works in 64-column tiles, so DCGAN's 49-pixel images go 5 at a time (245 of
+/// 256 columns busy) rather than 3 (147 of 192). Every output element is the same sum
+/// whatever the count, so this changes speed only.
 fn local_images(g: &ConvGeom) -> usize {
-    LOCAL_COLS.div_ceil(g.p().max(1)).clamp(1, g.n.max(1))
+    const TILE: usize = 64;
+    let p = g.p().max(1);
+    let lo = LOCAL_COLS.div_ceil(p);
+    let busy = |c: usize| (c * p) as f64 / (c * p).next_multiple_of(TILE) as f64;
+    // The fewest images among the best filled (within 1%).
+    let best = (lo..=(2 * LOCAL_COLS).div_ceil(p).max(lo))
+        .map(busy)
+        .fold(0.0, f64::max);
+    let count = (lo..).find(|&c| busy(c) >= best - 0.01).unwrap_or(lo);
+    count.clamp(1, g.n.max(1))
 }
 
 /// Threads for the work of `g`: one for small layers, where a hand-off costs more.
