@@ -100,14 +100,17 @@ fn conv(name: &str, dims: [usize; 7], reps: usize) {
     );
 }
 
-fn fb_only(reps: usize) {
+/// Forward + backward of the op for `dims` (as in [`conv`]), `reps` times.
+fn fb_only([n, c, o, hw, k, stride, pad]: [usize; 7], reps: usize) {
     let mut rng = Generator::new(0);
-    let x = Tensor::randn(&[64, 64, 32, 32], DType::F32, &mut rng).set_requires_grad(true);
-    let w = Tensor::randn(&[64, 64, 3, 3], DType::F32, &mut rng).set_requires_grad(true);
-    let b = Tensor::randn(&[64], DType::F32, &mut rng).set_requires_grad(true);
-    let gy = Tensor::randn(&[64, 64, 32, 32], DType::F32, &mut rng);
+    let oh = (hw + 2 * pad - k) / stride + 1;
+    let x = Tensor::randn(&[n, c, hw, hw], DType::F32, &mut rng).set_requires_grad(true);
+    let w = Tensor::randn(&[o, c, k, k], DType::F32, &mut rng).set_requires_grad(true);
+    let b = Tensor::randn(&[o], DType::F32, &mut rng).set_requires_grad(true);
+    let gy = Tensor::randn(&[n, o, oh, oh], DType::F32, &mut rng);
     let opts = Conv2dOptions {
-        padding: [1, 1],
+        stride: [stride; 2],
+        padding: [pad; 2],
         ..Default::default()
     };
     for _ in 0..reps {
@@ -232,7 +235,28 @@ fn main() {
     println!("rayon threads: {}", rayon::current_num_threads());
     if let Some(reps) = std::env::args().skip_while(|a| a != "fb").nth(1) {
         // Only forward + backward of the target layer, `reps` times: for `perf stat`.
-        fb_only(reps.parse().unwrap_or(1));
+        fb_only([64, 64, 64, 32, 3, 1, 1], reps.parse().unwrap_or(1));
+        return;
+    }
+    // `gen`: the conv autoencoder's and DCGAN's convolutions at batch 128 (a transposed
+    // convolution is the input gradient of the matching convolution).
+    if std::env::args().any(|a| a == "gen") {
+        let layers = [
+            ("AE 3×3/2 1→16 28", [128, 1, 16, 28, 3, 2, 1]),
+            ("AE 3×3/2 16→32 14", [128, 16, 32, 14, 3, 2, 1]),
+            ("DCGAN 4×4/2 1→64 28", [128, 1, 64, 28, 4, 2, 1]),
+            ("DCGAN 4×4/2 64→128 14", [128, 64, 128, 14, 4, 2, 1]),
+        ];
+        // `gen I REPS`: only the op's forward + backward of layer I, REPS times (for perf).
+        let mut rest = std::env::args().skip_while(|a| a != "gen").skip(1);
+        if let (Some(i), Some(r)) = (rest.next(), rest.next()) {
+            let dims = layers[i.parse::<usize>().unwrap_or(0).min(layers.len() - 1)].1;
+            fb_only(dims, r.parse().unwrap_or(1));
+            return;
+        }
+        for (name, dims) in layers {
+            conv(name, dims, 7);
+        }
         return;
     }
     if std::env::args().any(|a| a == "target") {
