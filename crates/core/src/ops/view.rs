@@ -218,6 +218,11 @@ impl Tensor {
                 ),
             ));
         }
+        if start == 0 && len == size {
+            // The whole dim: the tensor itself, so the backward adds no zero-filled copy
+            // (models crop upsampled maps this way, and the crop usually keeps everything).
+            return Ok(self.clone());
+        }
         let mut layout = self.layout().clone();
         layout.offset += start * layout.strides[d];
         layout.shape[d] = len;
@@ -352,6 +357,8 @@ mod tests {
         gradcheck(|t| t[0].permute(&[2, 0, 1])?.reshape([5, 12]), &[x.clone()]).unwrap();
         gradcheck(|t| t[0].narrow(1, 1, 2)?.transpose(0, 2), &[x.clone()]).unwrap();
         gradcheck(|t| t[0].narrow(2, 0, 1)?.expand([3, 4, 6]), &[x.clone()]).unwrap();
+        // A full-range narrow is the tensor itself; its gradient still flows.
+        gradcheck(|t| t[0].narrow(1, 0, 4)?.mul(&t[0]), &[x.clone()]).unwrap();
         gradcheck(|t| t[0].permute(&[1, 0, 2])?.contiguous()?.flatten(0, 1), &[x]).unwrap();
     }
 }
