@@ -41,7 +41,12 @@ pub struct Fcn {
 /// `seq` with a 3×3 conv (stride `stride`, pad 1), batch norm and ReLU appended.
 fn cbr(seq: Sequential, c_in: usize, c_out: usize, stride: usize, g: &mut Generator) -> Result<Sequential> {
     Ok(seq
-        .push(conv(c_in, c_out, SquareConv::new(3).stride(stride).padding(1).no_bias(), g)?)
+        .push(conv(
+            c_in,
+            c_out,
+            SquareConv::new(3).stride(stride).padding(1).no_bias(),
+            g,
+        )?)
         .push(batch_norm(c_out, 1e-5))
         .push(ReLU))
 }
@@ -81,7 +86,12 @@ impl Fcn {
         }
         let score: Conv2d = conv(widths[0], num_classes, SquareConv::new(1), g)?;
         let head = cbr(Sequential::new(), widths[0], widths[0], 1, g)?.push(score);
-        Ok(Fcn { stem, down, up: ups, head })
+        Ok(Fcn {
+            stem,
+            down,
+            up: ups,
+            head,
+        })
     }
 }
 
@@ -145,6 +155,8 @@ mod tests {
             let g = grads.get(p).expect("every parameter gets a gradient");
             assert!(g.to_vec_f32().iter().all(|v| v.is_finite()));
         }
-        assert!(net.forward(&Tensor::zeros(&[1, 1, 7, 9], DType::F32), Mode::Eval).is_err());
+        assert!(net
+            .forward(&Tensor::zeros(&[1, 1, 7, 9], DType::F32), Mode::Eval)
+            .is_err());
     }
 }

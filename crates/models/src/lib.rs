@@ -46,7 +46,7 @@ pub use convnet::ConvNet;
 pub use googlenet::GoogLeNet;
 pub use mlp::Mlp;
 pub use registry::{
-    build, build_classloc, build_convnet, build_dcgan_discriminator, build_fcn, build_dcgan_generator, build_googlenet, build_mlp,
-    build_resnet, build_segnet, names, ModelConfig,
+    build, build_classloc, build_convnet, build_dcgan_discriminator, build_dcgan_generator, build_fcn, build_googlenet,
+    build_mlp, build_resnet, build_segnet, names, ModelConfig,
 };
 pub use resnet::ResNet;

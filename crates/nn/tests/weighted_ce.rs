@@ -7,7 +7,11 @@ use nabla_nn::loss::{cross_entropy_weighted, CrossEntropyOptions, Reduction};
 use serde_json::Value;
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().expect("a list").iter().map(|x| x.as_f64().expect("a number")).collect()
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
 }
 
 #[test]
@@ -21,7 +25,9 @@ fn weighted_cross_entropy_matches_pytorch() {
     for c in cases {
         let name = c["name"].as_str().unwrap();
         let shape: Vec<usize> = floats(&c["shape"]).iter().map(|&v| v as usize).collect();
-        let x = Tensor::from_vec(floats(&c["logits"]), &shape).unwrap().set_requires_grad(true);
+        let x = Tensor::from_vec(floats(&c["logits"]), &shape)
+            .unwrap()
+            .set_requires_grad(true);
         let t: Vec<usize> = floats(&c["target"]).iter().map(|&v| v as usize).collect();
         let w = floats(&c["weight"]);
         let w = Tensor::from_vec(w.clone(), &[w.len()]).unwrap();
@@ -37,7 +43,10 @@ fn weighted_cross_entropy_matches_pytorch() {
         let loss = cross_entropy_weighted(&x, &t, &w, &opts).unwrap();
         let want = c["loss"].as_f64().unwrap();
         let got = loss.item().unwrap();
-        assert!((got - want).abs() <= 1e-10 * (1.0 + want.abs()), "{name}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-10 * (1.0 + want.abs()),
+            "{name}: {got} vs {want}"
+        );
         let grads = loss.backward().unwrap();
         let g = grads.get(&x).unwrap().to_vec_f64();
         for (i, (a, b)) in g.iter().zip(floats(&c["grad"])).enumerate() {

@@ -38,7 +38,12 @@ pub fn box_convert(b: [f32; 4], in_fmt: BoxFormat, out_fmt: BoxFormat) -> [f32; 
     let [x1, y1, x2, y2] = match in_fmt {
         BoxFormat::Xyxy => b,
         BoxFormat::Xywh => [b[0], b[1], b[0] + b[2], b[1] + b[3]],
-        BoxFormat::Cxcywh => [b[0] - b[2] / 2.0, b[1] - b[3] / 2.0, b[0] + b[2] / 2.0, b[1] + b[3] / 2.0],
+        BoxFormat::Cxcywh => [
+            b[0] - b[2] / 2.0,
+            b[1] - b[3] / 2.0,
+            b[0] + b[2] / 2.0,
+            b[1] + b[3] / 2.0,
+        ],
     };
     match out_fmt {
         BoxFormat::Xyxy => [x1, y1, x2, y2],
@@ -89,10 +94,22 @@ mod tests {
     #[test]
     fn formats_round_trip_by_hand() {
         let xywh = [2.0, 3.0, 4.0, 6.0];
-        assert_eq!(box_convert(xywh, BoxFormat::Xywh, BoxFormat::Xyxy), [2.0, 3.0, 6.0, 9.0]);
-        assert_eq!(box_convert(xywh, BoxFormat::Xywh, BoxFormat::Cxcywh), [4.0, 6.0, 4.0, 6.0]);
-        assert_eq!(box_convert([4.0, 6.0, 4.0, 6.0], BoxFormat::Cxcywh, BoxFormat::Xywh), xywh);
-        assert_eq!(box_convert([2.0, 3.0, 6.0, 9.0], BoxFormat::Xyxy, BoxFormat::Xywh), xywh);
+        assert_eq!(
+            box_convert(xywh, BoxFormat::Xywh, BoxFormat::Xyxy),
+            [2.0, 3.0, 6.0, 9.0]
+        );
+        assert_eq!(
+            box_convert(xywh, BoxFormat::Xywh, BoxFormat::Cxcywh),
+            [4.0, 6.0, 4.0, 6.0]
+        );
+        assert_eq!(
+            box_convert([4.0, 6.0, 4.0, 6.0], BoxFormat::Cxcywh, BoxFormat::Xywh),
+            xywh
+        );
+        assert_eq!(
+            box_convert([2.0, 3.0, 6.0, 9.0], BoxFormat::Xyxy, BoxFormat::Xywh),
+            xywh
+        );
         assert_eq!(BoxFormat::parse("cxcywh"), Some(BoxFormat::Cxcywh));
         assert_eq!(BoxFormat::parse("yxyx"), None);
         assert_eq!(box_area([2.0, 3.0, 6.0, 9.0]), 24.0);

@@ -81,7 +81,13 @@ pub fn inverse_frequency_weights(counts: &[u64]) -> Vec<f32> {
     let c = counts.len() as f64;
     counts
         .iter()
-        .map(|&k| if k == 0 { 0.0 } else { (total as f64 / (c * k as f64)) as f32 })
+        .map(|&k| {
+            if k == 0 {
+                0.0
+            } else {
+                (total as f64 / (c * k as f64)) as f32
+            }
+        })
         .collect()
 }
 
@@ -106,12 +112,22 @@ mod tests {
         let t = [1, 2, 0];
         let got = cross_entropy_weighted(&logits, &t, &w, &CrossEntropyOptions::default()).unwrap();
         let want = (2.0 * nll(0, 1) + 3.0 * nll(1, 2) + 0.5 * nll(2, 0)) / 5.5;
-        assert!((got.item().unwrap() - want).abs() < 1e-12, "{} vs {want}", got.item().unwrap());
+        assert!(
+            (got.item().unwrap() - want).abs() < 1e-12,
+            "{} vs {want}",
+            got.item().unwrap()
+        );
         // Ignoring class 2: sample 1 leaves both sums.
-        let o = CrossEntropyOptions { ignore_index: Some(2), ..Default::default() };
+        let o = CrossEntropyOptions {
+            ignore_index: Some(2),
+            ..Default::default()
+        };
         let got = cross_entropy_weighted(&logits, &t, &w, &o).unwrap().item().unwrap();
         assert!((got - (2.0 * nll(0, 1) + 0.5 * nll(2, 0)) / 2.5).abs() < 1e-12);
-        let o = CrossEntropyOptions { reduction: Reduction::Sum, ..Default::default() };
+        let o = CrossEntropyOptions {
+            reduction: Reduction::Sum,
+            ..Default::default()
+        };
         let got = cross_entropy_weighted(&logits, &t, &w, &o).unwrap().item().unwrap();
         assert!((got - (2.0 * nll(0, 1) + 3.0 * nll(1, 2) + 0.5 * nll(2, 0))).abs() < 1e-12);
     }
@@ -121,11 +137,17 @@ mod tests {
         let x = Tensor::randn(&[2, 4, 3, 5], DType::F64, &mut Generator::new(3));
         let t: Vec<usize> = (0..30).map(|i| (i * 7) % 4).collect();
         let ones = Tensor::ones(&[4], DType::F64);
-        let o = CrossEntropyOptions { ignore_index: Some(3), ..Default::default() };
+        let o = CrossEntropyOptions {
+            ignore_index: Some(3),
+            ..Default::default()
+        };
         let a = cross_entropy_weighted(&x, &t, &ones, &o).unwrap().item().unwrap();
         let b = cross_entropy(&x, &t, &o).unwrap().item().unwrap();
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
-        let none = CrossEntropyOptions { reduction: Reduction::None, ..Default::default() };
+        let none = CrossEntropyOptions {
+            reduction: Reduction::None,
+            ..Default::default()
+        };
         let per = cross_entropy_weighted(&x, &t, &ones, &none).unwrap();
         assert_eq!(per.shape(), &[2, 3, 5]);
         let plain = cross_entropy(&x, &t, &none).unwrap().to_vec_f64();
@@ -140,7 +162,11 @@ mod tests {
         let t = [0, 1, 2, 2, 1, 0, 2, 2, 0, 1, 1, 0];
         let w = t64(&[0.2, 1.5, 4.0], &[3]);
         for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-            let o = CrossEntropyOptions { reduction, ignore_index: Some(1), ..Default::default() };
+            let o = CrossEntropyOptions {
+                reduction,
+                ignore_index: Some(1),
+                ..Default::default()
+            };
             gradcheck(|v| Ok(cross_entropy_weighted(&v[0], &t, &w, &o).unwrap()), &[x.clone()]).unwrap();
         }
     }
