@@ -240,3 +240,6 @@ fn shown_score(task: Task, v: f64) -> String {
         _ => format!("{v:.3}"),
     }
 }
+
+#[cfg(test)]
+mod tests;
