@@ -29,6 +29,8 @@
 //! - [`cifar`]: CIFAR-10/100 binary batches. [`ImageFolder`] (`folder.rs`): class subfolders.
 //! - [`CsvDataset`] (`csv.rs`): numeric tables with a target column.
 //! - [`DataLoader`] (`loader.rs`): shuffling, batching, workers, resumable positions.
+//! - [`scenes`]: Fashion-MNIST scenes (items, tight boxes, semantic and instance masks) for
+//!   localization and segmentation, and their COCO / mask-folder formats.
 //! - [`transforms`]: normalize, crops, flips, resize, affine, composed and seeded.
 //! - `http.rs`: the small HTTP/1.1 client the download uses.
 //!
@@ -45,6 +47,7 @@ mod folder;
 mod http;
 pub mod idx;
 mod loader;
+pub mod scenes;
 pub mod transforms;
 
 pub use buffers::BatchBuffers;

@@ -10,3 +10,4 @@ mod folder;
 mod fuzz;
 mod idx;
 mod loader;
+mod scenes;
