@@ -47,7 +47,7 @@ fn family(name: &str) -> Option<MnistFamily> {
 }
 
 /// Find and load both splits of an IDX image data set.
-fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDataset, PathBuf)> {
+pub(crate) fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDataset, PathBuf)> {
     let name = cfg.dataset.as_str();
     let fam = family(name).ok_or_else(|| {
         CliError::new(format!(
