@@ -64,7 +64,7 @@ pub struct ModelConfig {
     pub seed: u64,
     /// A model-specific variant: "classic"/"modern" LeNet-5, "aux" GoogLeNet heads,
     /// "critic" (no batch norm) DCGAN discriminator,
-    /// "small"/"resnet18" classloc backbones; other models have none (setting one is an
+    /// "small"/"spatial"/"resnet18" classloc backbones; other models have none (setting one is an
     /// error).
     pub variant: Option<String>,
 }

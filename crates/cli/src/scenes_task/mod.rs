@@ -61,6 +61,8 @@ pub fn defaults(task: Task) -> TrainConfig {
         dataset: "scenes".into(),
         epochs,
         batch_size: 32,
+        // Global average pooling (the small backbone) averages away where the item is.
+        variant: (task == Task::Localize).then(|| "spatial".to_string()),
         ..base
     }
 }
