@@ -167,5 +167,7 @@ if __name__ == "__main__":
     batches = int(args[args.index("--batches") + 1]) if "--batches" in args else 1 << 62
     torch.set_num_threads(int(os.environ.get("NABLA_TORCH_THREADS", "2")))
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    # The ISA ATen dispatches to (ATEN_CPU_CAPABILITY=avx2 lowers it), for the figures' label.
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"cpu capability {torch.backends.cpu.get_cpu_capability()}")
     train(what, args[args.index("--data") + 1], epochs, batches)
