@@ -168,14 +168,22 @@ fn segment_resumes_bitwise_and_eval_shows_every_class() {
     for want in ["pixel accuracy", "background", "Ankle boot", "mean IoU"] {
         assert!(eval.contains(want), "{want}: {eval}");
     }
-    assert_eq!(
-        eval.lines()
-            .filter(|l| l.ends_with("absent") || l.contains(" 0.") || l.contains(" 1.0"))
-            .count()
-            >= 11,
-        true,
-        "{eval}"
-    );
+    // One line per label, background first: an IoU, or "absent" for a class in neither.
+    let table: Vec<&str> = eval
+        .lines()
+        .skip_while(|l| !l.starts_with("class "))
+        .skip(1)
+        .take(11)
+        .collect();
+    assert_eq!(table.len(), 11, "{eval}");
+    assert!(table[0].starts_with("background"), "{eval}");
+    for line in &table {
+        let last = line.split_whitespace().last().unwrap();
+        assert!(
+            last == "absent" || last.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
+            "{line}"
+        );
+    }
     let scene = tmp.0.join("scene.png");
     write_scene_png(&scene);
     let cwd_pic = tmp.0.join("scene.mask.png");
