@@ -526,10 +526,12 @@ impl TrainConfig {
         }
         line("warmup_epochs", self.warmup_epochs.to_string());
         line("tensorboard", self.tensorboard.to_string());
-        // Written for the scene tasks only, so other runs' files stay as they were.
-        if self.task.on_scenes() {
+        // Written for their own tasks only, so other runs' files stay as they were.
+        if self.task == Task::Localize {
             line("box_loss", q(&self.box_loss));
             line("box_weight", format!("{:?}", self.box_weight));
+        }
+        if self.task == Task::Segment {
             line("class_weights", q(&self.class_weights));
             if let Some(v) = self.ignore_index {
                 line("ignore_index", v.to_string());

@@ -300,3 +300,71 @@ fn bad_scene_input_gets_one_line_and_no_folder() {
     );
     assert!(!out.exists(), "a refused run left a folder");
 }
+
+/// Scenes written by `nabla data scenes` train both tasks through the readers: COCO boxes
+/// for localization, the mask folder for segmentation.
+#[test]
+fn a_users_coco_and_mask_folders_train() {
+    let tmp = TempDir::new("scenes-files");
+    write_fake_fashion(&tmp.0, 60, 10);
+    let scenes = tmp.0.join("scenes");
+    ok(&[
+        "data",
+        "scenes",
+        "--out",
+        s(&scenes),
+        "-n",
+        "40",
+        "--data-dir",
+        s(&tmp.0),
+    ]);
+    let coco = format!("coco:{}", scenes.display());
+    let out = tmp.0.join("loc");
+    let common = [
+        "--val-size",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--threads",
+        "2",
+    ];
+    let log = ok(&[
+        &["train", "--task", "localize", "--data", &coco, "--out", s(&out)][..],
+        &common,
+    ]
+    .concat());
+    assert!(log.contains("32 training, 8 validation, 8 test scenes"), "{log}");
+    assert!(log.contains("held out to validate and test"), "{log}");
+    let masks = format!("masks:{}", scenes.display());
+    let out = tmp.0.join("seg");
+    let log = ok(&[
+        &["train", "--task", "segment", "--data", &masks, "--out", s(&out)][..],
+        &common,
+    ]
+    .concat());
+    assert!(log.contains("test: mIoU"), "{log}");
+    png_size(&out.join("segmentation.png"));
+    let res = nabla(
+        &[
+            &[
+                "train",
+                "--task",
+                "localize",
+                "--data",
+                &masks,
+                "--out",
+                s(&tmp.0.join("x")),
+            ][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "masks carry no boxes: {}",
+        text(&res.stderr)
+    );
+}
