@@ -175,7 +175,7 @@ impl Default for TrainConfig {
             warmup_epochs: 0,
             tensorboard: false,
             box_loss: "l2".into(),
-            box_weight: 1.0,
+            box_weight: 5.0,
             class_weights: "none".into(),
             ignore_index: None,
         }
@@ -436,17 +436,6 @@ impl TrainConfig {
             return fail(format!("--box-weight must be a number ≥ 0, got {}", self.box_weight));
         }
         one_of("class weights", &self.class_weights, &["auto", "none"])?;
-        let scene_only = [
-            ("--box-loss", self.box_loss != "l2", Task::Localize),
-            ("--box-weight", self.box_weight != 1.0, Task::Localize),
-            ("--class-weights", self.class_weights != "none", Task::Segment),
-            ("--ignore-index", self.ignore_index.is_some(), Task::Segment),
-        ];
-        for (flag, set, task) in scene_only {
-            if set && self.task != task {
-                return fail(format!("{flag} applies to --task {} only", task.name()));
-            }
-        }
         Ok(())
     }
 
@@ -537,10 +526,12 @@ impl TrainConfig {
         }
         line("warmup_epochs", self.warmup_epochs.to_string());
         line("tensorboard", self.tensorboard.to_string());
-        // Written for the scene tasks only, so other runs' files stay as they were.
-        if self.task.on_scenes() {
+        // Written for their own tasks only, so other runs' files stay as they were.
+        if self.task == Task::Localize {
             line("box_loss", q(&self.box_loss));
             line("box_weight", format!("{:?}", self.box_weight));
+        }
+        if self.task == Task::Segment {
             line("class_weights", q(&self.class_weights));
             if let Some(v) = self.ignore_index {
                 line("ignore_index", v.to_string());

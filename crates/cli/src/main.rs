@@ -5,6 +5,7 @@
 mod autoencode;
 mod completions;
 mod config;
+mod data_cmd;
 mod error;
 mod eval;
 mod filter;
@@ -42,6 +43,8 @@ enum Command {
     Autoencode(Box<autoencode::AutoencodeArgs>),
     /// Train a DCGAN on Fashion-MNIST; sample from it; measure FID.
     Gan(Box<gan::GanArgs>),
+    /// Write data sets in standard formats (Fashion-MNIST scenes as COCO + VOC masks).
+    Data(data_cmd::DataArgs),
     /// Score a checkpoint on its test split: accuracy, per-class scores, confusion matrix.
     Eval(eval::EvalArgs),
     /// Classify images with a checkpoint: the top classes and their probabilities.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(*args),
         Command::Autoencode(args) => autoencode::run(*args),
         Command::Gan(args) => gan::run(*args),
+        Command::Data(args) => data_cmd::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Summary(args) => summary::run(args),

@@ -157,7 +157,7 @@ pub struct TrainArgs {
     /// --task localize: the box loss, l2 (mean squared error) or smooth-l1 [default: l2]
     #[arg(long, value_name = "NAME", value_parser = ["l2", "smooth-l1"])]
     box_loss: Option<String>,
-    /// --task localize: λ, the weight of the box loss beside the class cross-entropy [default: 1]
+    /// --task localize: λ, the weight of the box loss beside the class cross-entropy [default: 5]
     #[arg(long, value_name = "LAMBDA", allow_negative_numbers = true)]
     box_weight: Option<f64>,
     /// --task segment: per-class weights of the cross-entropy, auto (inverse pixel
@@ -221,6 +221,20 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
     }
     if let Some(t) = &a.task {
         c.task = parse_task(t)?;
+    }
+    let scene_only = [
+        ("--box-loss", a.box_loss.is_some(), Task::Localize),
+        ("--box-weight", a.box_weight.is_some(), Task::Localize),
+        ("--class-weights", a.class_weights.is_some(), Task::Segment),
+        ("--ignore-index", a.ignore_index.is_some(), Task::Segment),
+    ];
+    for (flag, given, task) in scene_only {
+        if given && c.task != task {
+            return Err(crate::error::CliError::new(format!(
+                "{flag} applies to --task {} only",
+                task.name()
+            )));
+        }
     }
     if a.resume.is_some() && a.out.is_none() {
         // Continue in the folder the checkpoint lies in.

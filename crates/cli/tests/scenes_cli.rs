@@ -168,14 +168,22 @@ fn segment_resumes_bitwise_and_eval_shows_every_class() {
     for want in ["pixel accuracy", "background", "Ankle boot", "mean IoU"] {
         assert!(eval.contains(want), "{want}: {eval}");
     }
-    assert_eq!(
-        eval.lines()
-            .filter(|l| l.ends_with("absent") || l.contains(" 0.") || l.contains(" 1.0"))
-            .count()
-            >= 11,
-        true,
-        "{eval}"
-    );
+    // One line per label, background first: an IoU, or "absent" for a class in neither.
+    let table: Vec<&str> = eval
+        .lines()
+        .skip_while(|l| !l.starts_with("class "))
+        .skip(1)
+        .take(11)
+        .collect();
+    assert_eq!(table.len(), 11, "{eval}");
+    assert!(table[0].starts_with("background"), "{eval}");
+    for line in &table {
+        let last = line.split_whitespace().last().unwrap();
+        assert!(
+            last == "absent" || last.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
+            "{line}"
+        );
+    }
     let scene = tmp.0.join("scene.png");
     write_scene_png(&scene);
     let cwd_pic = tmp.0.join("scene.mask.png");
@@ -291,4 +299,72 @@ fn bad_scene_input_gets_one_line_and_no_folder() {
         "--data-dir /no/such/dir",
     );
     assert!(!out.exists(), "a refused run left a folder");
+}
+
+/// Scenes written by `nabla data scenes` train both tasks through the readers: COCO boxes
+/// for localization, the mask folder for segmentation.
+#[test]
+fn a_users_coco_and_mask_folders_train() {
+    let tmp = TempDir::new("scenes-files");
+    write_fake_fashion(&tmp.0, 60, 10);
+    let scenes = tmp.0.join("scenes");
+    ok(&[
+        "data",
+        "scenes",
+        "--out",
+        s(&scenes),
+        "-n",
+        "40",
+        "--data-dir",
+        s(&tmp.0),
+    ]);
+    let coco = format!("coco:{}", scenes.display());
+    let out = tmp.0.join("loc");
+    let common = [
+        "--val-size",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--threads",
+        "2",
+    ];
+    let log = ok(&[
+        &["train", "--task", "localize", "--data", &coco, "--out", s(&out)][..],
+        &common,
+    ]
+    .concat());
+    assert!(log.contains("32 training, 8 validation, 8 test scenes"), "{log}");
+    assert!(log.contains("held out to validate and test"), "{log}");
+    let masks = format!("masks:{}", scenes.display());
+    let out = tmp.0.join("seg");
+    let log = ok(&[
+        &["train", "--task", "segment", "--data", &masks, "--out", s(&out)][..],
+        &common,
+    ]
+    .concat());
+    assert!(log.contains("test: mIoU"), "{log}");
+    png_size(&out.join("segmentation.png"));
+    let res = nabla(
+        &[
+            &[
+                "train",
+                "--task",
+                "localize",
+                "--data",
+                &masks,
+                "--out",
+                s(&tmp.0.join("x")),
+            ][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "masks carry no boxes: {}",
+        text(&res.stderr)
+    );
 }

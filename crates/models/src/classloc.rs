@@ -8,9 +8,10 @@
 //! Backbones (`variant`): `None` / `"small"` (default), three conv-bn-relu stages of 32, 64
 //! and 128 maps with 2×2 max pooling between them and global average pooling; `"spatial"`,
 //! four conv-bn-relu stages of 16, 32, 64 and 64 maps, each but the first after a 2×2 max
-//! pooling, then one more pooling, flattened into a 256-wide fully connected layer (ReLU)
-//! so the heads see *where* the features are, which global pooling averages away (the
-//! box head needs it; the input size is fixed by `input_size`, H and W ≥ 16); `"resnet18"`,
+//! pooling, then one more pooling; the heads see the 64 maps globally averaged (what is
+//! there, wherever it is: the class) beside a 256-wide fully connected layer (ReLU) over the
+//! flattened maps (*where* it is, which global pooling averages away: the box), so the
+//! input size is fixed by `input_size` (H and W ≥ 16); `"resnet18"`,
 //! a ResNet-18 without `fc` (with `small_input` honoured).
 //!
 //! ```
@@ -50,7 +51,8 @@ impl Module for SmallBackbone {
     }
 }
 
-/// The `spatial` backbone: `[N, C, H, W]` → `[N, 256]` through a flattened feature map.
+/// The `spatial` backbone: `[N, C, H, W]` → `[N, 64 + 256]`: the globally pooled maps (what
+/// is there, wherever it is) beside a fully connected layer over the flattened maps (where).
 struct SpatialBackbone {
     features: Sequential,
     fc: Sequential,
@@ -72,8 +74,9 @@ impl Module for SpatialBackbone {
             .into());
         }
         let y = self.features.forward_named("features", x, mode)?;
-        let y = y.flatten(1, -1)?;
-        self.fc.forward_named("fc", &y, mode)
+        let pooled = y.mean(&[2, 3], false)?;
+        let flat = self.fc.forward_named("fc", &y.flatten(1, -1)?, mode)?;
+        Ok(Tensor::cat(&[&pooled, &flat], 1)?)
     }
     fn children(&self, c: &mut Children) {
         c.module("features", &self.features);
@@ -82,7 +85,9 @@ impl Module for SpatialBackbone {
 }
 
 /// Width of the `spatial` backbone's fully connected layer.
-const SPATIAL_FEATURES: usize = 256;
+const SPATIAL_FC: usize = 256;
+/// Maps of the `spatial` backbone's last stage.
+const SPATIAL_MAPS: usize = 64;
 
 /// The `spatial` backbone over `c_in` channels of `input`-sized images.
 fn spatial(c_in: usize, input: [usize; 2], g: &mut Generator) -> Result<SpatialBackbone> {
@@ -94,7 +99,7 @@ fn spatial(c_in: usize, input: [usize; 2], g: &mut Generator) -> Result<SpatialB
     }
     let mut features = Sequential::new();
     let mut c_prev = c_in;
-    for (i, c) in [16, 32, 64, 64].into_iter().enumerate() {
+    for (i, c) in [16, 32, 64, SPATIAL_MAPS].into_iter().enumerate() {
         if i > 0 {
             features = features.push(MaxPool2d::new(2, 2));
         }
@@ -106,9 +111,7 @@ fn spatial(c_in: usize, input: [usize; 2], g: &mut Generator) -> Result<SpatialB
     }
     features = features.push(MaxPool2d::new(2, 2));
     let flat = c_prev * (h / 16) * (w / 16);
-    let fc = Sequential::new()
-        .push(Linear::new(flat, SPATIAL_FEATURES, g))
-        .push(ReLU);
+    let fc = Sequential::new().push(Linear::new(flat, SPATIAL_FC, g)).push(ReLU);
     Ok(SpatialBackbone { features, fc, input })
 }
 
@@ -155,7 +158,7 @@ impl ClassLoc {
             }
             Some("spatial") => {
                 let backbone = Box::new(spatial(cfg.in_channels, cfg.input_size, g)?);
-                ClassLoc::new(backbone, SPATIAL_FEATURES, cfg.num_classes, g)
+                ClassLoc::new(backbone, SPATIAL_MAPS + SPATIAL_FC, cfg.num_classes, g)
             }
             Some("resnet18") => {
                 let spec = ResNetSpec {

@@ -9,8 +9,8 @@ use nabla_data::scenes::{read_coco, read_masks, SceneConfig, SceneFiles, Scenes}
 use nabla_data::{Dataset, Sample, Split};
 use std::sync::Arc;
 
-/// Training scenes generated when `--limit` does not say.
-pub const DEFAULT_TRAIN: usize = 10_000;
+/// Training scenes generated when `--limit` does not say: localization, segmentation.
+pub const DEFAULT_TRAIN: [usize; 2] = [20_000, 8_000];
 /// Validation scenes, and as many test scenes, when `--val-size` does not say.
 pub const DEFAULT_VAL: usize = 1_000;
 /// The seed of the generated scenes: fixed, so that runs with different `--seed`s train and
@@ -123,7 +123,7 @@ fn generated(cfg: &TrainConfig) -> CliResult<SceneData> {
             _ => SceneConfig::segmentation(),
         }
     };
-    let n_train = cfg.limit.unwrap_or(DEFAULT_TRAIN);
+    let n_train = cfg.limit.unwrap_or(DEFAULT_TRAIN[(cfg.task == Task::Segment) as usize]);
     let n_val = match (cfg.val_size, cfg.val_fraction) {
         (Some(k), _) => k,
         (None, Some(f)) => (n_train as f64 * f).round() as usize,

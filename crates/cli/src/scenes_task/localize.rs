@@ -256,24 +256,24 @@ impl nabla_train::Task for Localize {
     fn epoch_end(&mut self, dir: &Path, history: &[Record]) -> Result<()> {
         let epoch = history.last().map_or(0, |r| r.epoch);
         self.pictures(dir, epoch)?;
-        let loss: &[(&str, &str)] = &[
-            ("train_cls_loss", "train class (CE)"),
-            ("val_cls_loss", "val class (CE)"),
-            ("train_box_loss", "train box"),
-            ("val_box_loss", "val box"),
-        ];
+        let class: &[(&str, &str)] = &[("train_cls_loss", "train"), ("val_cls_loss", "validation")];
+        let boxes: &[(&str, &str)] = &[("train_box_loss", "train"), ("val_box_loss", "validation")];
         let scores: &[(&str, &str)] = &[
-            ("val_acc", "val class accuracy"),
-            ("val_iou", "val mean IoU"),
-            ("val_correct", "val correct (IoU>=0.5, class)"),
+            ("val_acc", "class accuracy"),
+            ("val_iou", "mean IoU"),
+            ("val_correct", "IoU>=0.5 and class"),
         ];
-        let box_label = format!("loss (box: {})", self.meta.run.config.box_loss);
+        let box_label = match self.meta.run.config.box_loss.as_str() {
+            "smooth-l1" => "smooth L1 (normalized box)",
+            _ => "MSE (normalized box)",
+        };
         Ok(pictures::curves(
             dir,
             history,
             &[
-                ("loss parts", &box_label, loss, 1.0),
-                ("localization", "%", scores, 100.0),
+                ("class loss", "cross-entropy", class, 1.0),
+                ("box loss", box_label, boxes, 1.0),
+                ("validation", "%", scores, 100.0),
             ],
         )?)
     }

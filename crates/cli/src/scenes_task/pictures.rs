@@ -214,9 +214,12 @@ pub fn mask_png(path: &Path, img: &Gray, mask: &[usize], classes: &[String]) -> 
     c.save_png(path)
 }
 
-/// Write `curves.png`: the panels as (title, axis label, keys and series names), each key
-/// drawn for training and validation.
-pub fn curves(dir: &Path, records: &[Record], panels: &[(&str, &str, &[(&str, &str)], f64)]) -> CliResult<()> {
+/// One panel of `curves.png`: title, axis label, (record key, series name) pairs, and the
+/// factor the values are drawn at (100 for percentages).
+pub type Panel<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], f64);
+
+/// Write `curves.png`: one chart per panel, one line per key.
+pub fn curves(dir: &Path, records: &[Record], panels: &[Panel]) -> CliResult<()> {
     let colours: [Rgb; 6] = [
         [31, 119, 180],
         [214, 39, 40],

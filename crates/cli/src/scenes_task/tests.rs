@@ -90,8 +90,8 @@ fn localize_loss_falls_and_validation_scores_the_boxes() {
         let out = task.training_step(&b, step, &mut opt).unwrap();
         let get = |k: &str| out.sums.iter().find(|(n, _)| *n == k).unwrap().1 / 24.0;
         assert!(
-            (get("loss") - get("cls_loss") - get("box_loss")).abs() < 1e-5,
-            "λ = 1 adds the parts"
+            (get("loss") - get("cls_loss") - 5.0 * get("box_loss")).abs() < 1e-5,
+            "λ = 5 weighs the box part"
         );
         losses.push(get("loss"));
     }

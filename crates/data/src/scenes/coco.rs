@@ -12,35 +12,50 @@ use std::path::{Path, PathBuf};
 /// The largest `annotations.json` read: parsed JSON takes several times its bytes in memory.
 const MAX_JSON_BYTES: u64 = 256 << 20;
 
-/// Builds `annotations.json` one scene at a time.
+/// Builds `annotations.json` one scene at a time, keeping each entry as its JSON text (about
+/// 100 bytes an annotation, not a tree of values).
 pub(super) struct CocoWriter {
-    categories: Vec<Value>,
-    images: Vec<Value>,
-    annotations: Vec<Value>,
+    categories: Vec<u8>,
+    images: Vec<u8>,
+    annotations: Vec<u8>,
+    image_count: usize,
+    annotation_count: usize,
+}
+
+/// Append `value` to a JSON list's text, with a comma after the first.
+fn push(list: &mut Vec<u8>, value: &Value) {
+    if !list.is_empty() {
+        list.push(b',');
+    }
+    list.extend_from_slice(value.to_string().as_bytes());
 }
 
 impl CocoWriter {
     /// A file whose categories are `classes`, with ids 1..=K (class + 1).
     pub(super) fn new(classes: &[String]) -> Self {
-        let categories = classes
-            .iter()
-            .enumerate()
-            .map(|(c, name)| json!({"id": c + 1, "name": name}))
-            .collect();
+        let mut categories = Vec::new();
+        for (c, name) in classes.iter().enumerate() {
+            push(&mut categories, &json!({"id": c + 1, "name": name}));
+        }
         CocoWriter {
             categories,
             images: Vec::new(),
             annotations: Vec::new(),
+            image_count: 0,
+            annotation_count: 0,
         }
     }
 
     /// Add a scene stored as `images/{file}`: image id = its position, annotation ids count
     /// from 1 over the whole file, `area` = the item's visible pixels in the instance mask.
     pub(super) fn add(&mut self, file: &str, scene: &Scene) {
-        let id = self.images.len();
+        let id = self.image_count;
+        self.image_count += 1;
         let [h, w] = scene.size;
-        self.images
-            .push(json!({"id": id, "file_name": file, "width": w, "height": h}));
+        push(
+            &mut self.images,
+            &json!({"id": id, "file_name": file, "width": w, "height": h}),
+        );
         let mut area = vec![0usize; scene.objects.len()];
         for &k in &scene.instance {
             if k > 0 && (k as usize) <= area.len() {
@@ -48,28 +63,30 @@ impl CocoWriter {
             }
         }
         for (k, o) in scene.objects.iter().enumerate() {
+            self.annotation_count += 1;
             let ann = json!({
-                "id": self.annotations.len() + 1,
+                "id": self.annotation_count,
                 "image_id": id,
                 "category_id": o.class + 1,
                 "bbox": o.bbox.map(|v| v as f64),
                 "area": area[k],
                 "iscrowd": 0,
             });
-            self.annotations.push(ann);
+            push(&mut self.annotations, &ann);
         }
     }
 
     /// The JSON text.
     pub(super) fn finish(self) -> Vec<u8> {
-        let doc = json!({
-            "info": {"description": "Fashion-MNIST scenes written by nabla (category id = class + 1)"},
-            "images": self.images,
-            "annotations": self.annotations,
-            "categories": self.categories,
-        });
-        let mut text = serde_json::to_vec(&doc).unwrap_or_default();
-        text.push(b'\n');
+        let info = json!({"description": "Fashion-MNIST scenes written by nabla (category id = class + 1)"});
+        let mut text = Vec::with_capacity(self.images.len() + self.annotations.len() + self.categories.len() + 200);
+        text.extend_from_slice(format!("{{\"info\":{info},\"images\":[").as_bytes());
+        text.extend_from_slice(&self.images);
+        text.extend_from_slice(b"],\"annotations\":[");
+        text.extend_from_slice(&self.annotations);
+        text.extend_from_slice(b"],\"categories\":[");
+        text.extend_from_slice(&self.categories);
+        text.extend_from_slice(b"]}\n");
         text
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Scenes read from files (`coco:PATH` or `masks:PATH`): grey images of one size, their items
 /// (from COCO annotations; none for a mask folder) and their semantic masks (when there are
 /// masks). Instance masks are not stored in either format, so `Scene::instance` comes out empty.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SceneFiles {
     pub(super) origin: PathBuf,
     pub(super) size: [usize; 2],
@@ -54,6 +54,19 @@ impl SceneFiles {
             ));
         }
         Ok(SegmentScenes::new(Arc::new(self)))
+    }
+}
+
+impl std::fmt::Debug for SceneFiles {
+    /// The origin, counts and size, not the pixels.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SceneFiles")
+            .field("origin", &self.origin)
+            .field("scenes", &self.files.len())
+            .field("size", &self.size)
+            .field("classes", &self.classes)
+            .field("masks", &self.masks.is_some())
+            .finish()
     }
 }
 

@@ -37,7 +37,7 @@
 //!   what is there, so where items overlap the one drawn last wins.
 //!
 //! Views for training: [`Scenes::localize`] ([`LocalizeScenes`]) and [`Scenes::segment`]
-//! ([`SegmentScenes`]), both [`Dataset`](crate::Dataset)s over any [`SceneSet`].
+//! ([`SegmentScenes`]), both [`Dataset`]s over any [`SceneSet`].
 //!
 //! On disk ([`write_scenes`], what `nabla data scenes` writes):
 //! - `images/000000.png`, ...: 8-bit grey PNGs (the image rounded to bytes, [`quantize`]);
@@ -137,12 +137,19 @@ impl SceneConfig {
         }
     }
 
-    /// Check the configuration against a source whose items are `item` = `[h, w]` pixels.
-    fn validate(&self, item: [usize; 2]) -> Result<()> {
+    /// Check the configuration for a source whose items are `item` = `[h, w]` pixels
+    /// (`[28, 28]` for Fashion-MNIST); [`Scenes::new`] calls it.
+    pub fn validate(&self, item: [usize; 2]) -> Result<()> {
         let bad = |msg: String| Err(DataError::invalid("scenes", msg));
         let [h, w] = self.size;
         if self.max_objects == 0 {
             return bad("max_objects is 0; a scene needs at least one item".into());
+        }
+        if self.max_objects > 254 {
+            return bad(format!(
+                "max_objects {} is over 254, what 8-bit instance masks hold",
+                self.max_objects
+            ));
         }
         if self.min_objects == 0 || self.min_objects > self.max_objects {
             return bad(format!(

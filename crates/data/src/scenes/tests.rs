@@ -272,3 +272,24 @@ fn bad_configurations_are_refused_with_a_reason() {
         assert_eq!(s.scene(i).unwrap().objects.len(), 1);
     }
 }
+
+#[test]
+fn a_resumed_epoch_continues_with_the_same_batches() {
+    let scenes = Scenes::new(ten(), Split::Train, SceneConfig::segmentation(), 20);
+    let loader = DataLoader::new(scenes.unwrap().segment(), 4)
+        .unwrap()
+        .shuffle(true)
+        .seed(2);
+    let mut epoch = loader.epoch(3);
+    epoch.next().unwrap().unwrap();
+    epoch.next().unwrap().unwrap();
+    let pos = epoch.position();
+    let rest: Vec<Vec<f32>> = epoch.map(|b| b.unwrap().targets.unwrap().to_vec_f32()).collect();
+    let resumed: Vec<Vec<f32>> = loader
+        .resume(pos)
+        .unwrap()
+        .map(|b| b.unwrap().targets.unwrap().to_vec_f32())
+        .collect();
+    assert_eq!(rest.len(), 3);
+    assert_eq!(rest, resumed);
+}

@@ -277,3 +277,37 @@ fn fuzzed_coco_files_never_panic_or_allocate_much() {
     // count), most break it.
     assert!(ok > 0 && failed > 150, "{ok} read, {failed} refused");
 }
+
+#[test]
+fn real_fashion_mnist_scenes_when_installed() {
+    let fm = nabla_data::FashionMnist {
+        download: false,
+        ..nabla_data::FashionMnist::new()
+    };
+    if let Err(e) = fm.locate() {
+        eprintln!("notice: Fashion-MNIST is not installed, skipping ({e})");
+        assert!(std::env::var_os("CI").is_none(), "CI must install Fashion-MNIST: {e}");
+        return;
+    }
+    for split in [Split::Train, Split::Test] {
+        let set = Scenes::fashion(&fm, split, SceneConfig::segmentation(), 400).unwrap();
+        assert_eq!(set.classes(), nabla_data::FASHION_MNIST_CLASSES);
+        let (mut items, mut seen) = (0, [0usize; 10]);
+        for i in 0..400 {
+            let s = set.scene(i).unwrap();
+            items += s.objects.len();
+            for (k, o) in s.objects.iter().enumerate() {
+                seen[o.class] += 1;
+                // Tight boxes are at most the largest scaled frame, round(28 × 1.6) = 45.
+                assert!(o.bbox[2] <= 45.0 && o.bbox[3] <= 45.0, "{:?}", o.bbox);
+                for p in &s.objects[k + 1..] {
+                    assert!(nabla_data::scenes::box_iou(o.bbox, p.bbox) <= 0.2);
+                }
+            }
+        }
+        // 1 to 4 items asked for, 2.5 on average: the IoU limit leaves out few.
+        let mean = items as f64 / 400.0;
+        assert!((2.3..=2.6).contains(&mean), "{split:?}: {mean} items per scene");
+        assert!(seen.iter().all(|&n| n > 40), "{split:?}: {seen:?}");
+    }
+}

@@ -167,7 +167,11 @@ mod tests {
                 ignore_index: Some(1),
                 ..Default::default()
             };
-            gradcheck(|v| Ok(cross_entropy_weighted(&v[0], &t, &w, &o).unwrap()), &[x.clone()]).unwrap();
+            gradcheck(
+                |v| Ok(cross_entropy_weighted(&v[0], &t, &w, &o).unwrap()),
+                std::slice::from_ref(&x),
+            )
+            .unwrap();
         }
     }
 
