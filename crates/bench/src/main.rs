@@ -137,7 +137,7 @@ const SECTIONS: &[Section] = &[
     },
     Section {
         name: "localize",
-        about: "classloc (spatial), 64x64 scenes, CE + L2 box, SGD, batch 32: s/epoch",
+        about: "classloc (spatial), 64x64 scenes, CE + 5 L2 box, Adam, batch 32: s/epoch",
         script: Script::Scenes,
         torch: &["localize"],
         run: scenes::localize,
@@ -145,7 +145,7 @@ const SECTIONS: &[Section] = &[
     },
     Section {
         name: "segment",
-        about: "fcn_small, 64x64 scenes of up to 4 items, per-pixel CE, SGD, batch 32: s/epoch",
+        about: "fcn_small, 64x64 scenes of up to 4 items, per-pixel CE, Adam, batch 32: s/epoch",
         script: Script::Scenes,
         torch: &["segment"],
         run: scenes::segment,
@@ -173,8 +173,8 @@ fn usage() -> String {
          --samples DIR, dcgan writes 10,000 generated images of each side to\n\
          DIR/nabla-dcgan.safetensors and DIR/torch-dcgan.safetensors (tensor `images`,\n\
          [N,1,28,28], values in [-1,1]) for `nabla gan fid --samples FILE`.\n\
-         localize, segment and segnet train --epochs N epochs (default 1) on the 10,000 training\n\
-         scenes `nabla train --task localize|segment` defaults to, generated once and written\n\
+         localize, segment and segnet train --epochs N epochs (default 1) on the training scenes\n\
+         `nabla train --task localize|segment` defaults to (20,000; 8,000), generated once, written\n\
          to a temporary safetensors file that both sides read; --batches B generates B\n\
          batches of 32 and times those.\n\
          PyTorch: NABLA_TORCH_PYTHON, else ./venv/bin/python, else python3 with torch;\n\

@@ -1,12 +1,12 @@
 //! The scene sections, as `torch/scenes.py localize|segment|segnet` runs them, with the
 //! recipes `nabla train --task localize` and `--task segment` default to
-//! (crates/cli/src/scenes_task): batch 32, SGD lr 0.05 momentum 0.9 weight decay 5e-4 (the
-//! cosine schedule steps per epoch, so one epoch runs at lr 0.05), PyTorch's default
-//! initialization on both sides, on the first 10,000 training scenes of the CLI's generator
-//! (`nabla_data::scenes`, scene seed 0, 64×64, from Fashion-MNIST training images):
+//! (crates/cli/src/scenes_task): batch 32, Adam lr 1e-3 betas (0.9, 0.999) no weight decay
+//! (the cosine schedule steps per epoch, so one epoch runs at lr 1e-3), PyTorch's default
+//! initialization on both sides, on the CLI's training scenes (`nabla_data::scenes`, scene
+//! seed 0, 64×64, from Fashion-MNIST training images; 20,000 to localize, 8,000 to segment):
 //!
 //! - `localize`: `classloc` with its `spatial` backbone (the CLI's default), loss
-//!   cross-entropy + 1.0 · MSE on the normalized `[x, y, w, h]` box, one item per scene.
+//!   cross-entropy + 5.0 · MSE on the normalized `[x, y, w, h]` box, one item per scene.
 //! - `segment`: `fcn_small` (the CLI's default segmentation model), per-pixel
 //!   cross-entropy (class weights `none`: all ones), up to 4 items per scene.
 //! - `segnet`: the same task with `segnet` (max-pool indices reused by max-unpooling).
@@ -26,18 +26,21 @@ use nabla_data::scenes::{SceneConfig, Scenes};
 use nabla_data::{Dataset, Split, Target};
 use nabla_models::{build, build_classloc, ModelConfig};
 use nabla_nn::loss::{cross_entropy, cross_entropy_weighted, mse_loss, CrossEntropyOptions, Reduction};
-use nabla_nn::optim::{Optimizer, Sgd, SgdOptions};
+use nabla_nn::optim::{Adam, AdamOptions, Optimizer};
 use nabla_nn::{Mode, Module};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Training scenes of the CLI's default run (`scenes_task::data::DEFAULT_TRAIN`).
-pub const N_TRAIN: usize = 10_000;
+/// Training scenes of the CLI's default runs (`scenes_task::data::DEFAULT_TRAIN`):
+/// localization, segmentation.
+pub const N_TRAIN: [usize; 2] = [20_000, 8_000];
 /// Batch size of both scene tasks' defaults.
 pub const BATCH: usize = 32;
-/// The CLI's default SGD: learning rate, momentum, weight decay.
-const SGD: (f64, f64, f64) = (0.05, 0.9, 5e-4);
+/// The CLI's default Adam learning rate (betas and ε PyTorch's defaults, no weight decay).
+const LR: f64 = 1e-3;
+/// The CLI's default λ of the box loss when localizing (`--box-weight`).
+const BOX_WEIGHT: f64 = 5.0;
 /// The CLI's fixed scene seed (`scenes_task::data::SCENE_SEED`).
 const SCENE_SEED: u64 = 0;
 /// Item classes (Fashion-MNIST's); segmentation adds the background.
@@ -53,6 +56,11 @@ pub enum SceneTask {
 }
 
 impl SceneTask {
+    /// Training scenes of the CLI's default run.
+    fn n_train(self) -> usize {
+        N_TRAIN[(self == SceneTask::Segment) as usize]
+    }
+
     fn name(self) -> &'static str {
         match self {
             SceneTask::Localize => "localize",
@@ -84,8 +92,8 @@ impl SceneSet {
 }
 
 /// Scenes a run trains on: the whole default set, or `--batches B` batches of it.
-pub fn scene_count(s: &Settings) -> usize {
-    s.batches.map_or(N_TRAIN, |b| N_TRAIN.min(b * BATCH))
+pub fn scene_count(task: SceneTask, s: &Settings) -> usize {
+    s.batches.map_or(task.n_train(), |b| task.n_train().min(b * BATCH))
 }
 
 /// Write the first `n` scenes of `ds` (a localize or segment view) to `path`.
@@ -169,7 +177,7 @@ pub fn read_scenes(path: &Path, task: SceneTask) -> Result<SceneSet> {
 /// Generate the scenes `task` trains on (as many as the settings ask for) and write them to a
 /// file in the temporary folder, which the caller removes when the section is done.
 pub fn prepare(task: SceneTask, s: &Settings) -> Result<PathBuf> {
-    let n = scene_count(s);
+    let n = scene_count(task, s);
     let sc = SceneConfig {
         seed: SCENE_SEED,
         ..match task {
@@ -204,21 +212,18 @@ fn model_config(task: SceneTask, size: [usize; 2]) -> ModelConfig {
     }
 }
 
-fn sgd(params: Vec<Tensor>) -> Result<Sgd> {
-    let (lr, momentum, weight_decay) = SGD;
-    let opts = SgdOptions {
-        lr,
-        momentum,
-        weight_decay,
+fn adam(params: Vec<Tensor>) -> Result<Adam> {
+    let opts = AdamOptions {
+        lr: LR,
         ..Default::default()
     };
-    Sgd::new(params, opts).map_err(wrap)
+    Adam::new(params, opts).map_err(wrap)
 }
 
 /// The label of the timed stretch, as the script prints it.
-fn epoch_key(model: &str, s: &Settings) -> String {
+fn epoch_key(model: &str, task: SceneTask, s: &Settings) -> String {
     match s.batches {
-        Some(b) if b * BATCH < N_TRAIN => format!("{model} first {b} batches"),
+        Some(b) if b * BATCH < task.n_train() => format!("{model} first {b} batches"),
         _ => format!("{model} epoch"),
     }
 }
@@ -234,8 +239,14 @@ fn scenes(task: SceneTask, s: &Settings) -> Result<SceneSet> {
 
 /// Train `--epochs` epochs, `step` doing one batch (the scene indices) and giving its loss;
 /// the rows: mean wall s, img/s, CPU s per epoch, and the last epoch's mean loss.
-fn train(model: &str, s: &Settings, n: usize, mut step: impl FnMut(&[usize]) -> Result<f64>) -> Result<Vec<Row>> {
-    let key = epoch_key(model, s);
+fn train(
+    model: &str,
+    task: SceneTask,
+    s: &Settings,
+    n: usize,
+    mut step: impl FnMut(&[usize]) -> Result<f64>,
+) -> Result<Vec<Row>> {
+    let key = epoch_key(model, task, s);
     let mut order: Vec<usize> = (0..n).collect();
     let mut g = Generator::new(0);
     let (mut secs, mut cpu, mut mean) = (0.0, 0.0, f64::NAN);
@@ -284,17 +295,17 @@ fn gather_images(set: &SceneSet, idx: &[usize]) -> Result<Tensor> {
 pub fn localize(s: &Settings) -> Result<Vec<Row>> {
     let set = scenes(SceneTask::Localize, s)?;
     let model = build_classloc("classloc", &model_config(SceneTask::Localize, set.size)).map_err(wrap)?;
-    let mut opt = sgd(model.trainable_parameters())?;
-    train("classloc", s, set.len(), |idx| {
+    let mut opt = adam(model.trainable_parameters())?;
+    train("classloc", SceneTask::Localize, s, set.len(), |idx| {
         let x = gather_images(&set, idx)?;
         let labels: Vec<usize> = idx.iter().map(|&i| set.labels[i]).collect();
         let boxes: Vec<f32> = idx.iter().flat_map(|&i| set.boxes[4 * i..4 * i + 4].to_vec()).collect();
         let target = Tensor::from_vec(boxes, &[idx.len(), 4])?;
         let (logits, boxes) = model.forward2(&x, Mode::Train).map_err(wrap)?;
         let ce = cross_entropy(&logits, &labels[..], &CrossEntropyOptions::default()).map_err(wrap)?;
-        // λ = 1 (`--box-weight` default) on the L2 box loss (`--box-loss l2`).
+        // The L2 box loss (`--box-loss l2`) weighted by the default λ.
         let bl = mse_loss(&boxes, &target, Reduction::Mean).map_err(wrap)?;
-        let loss = ce.add(&bl.mul_scalar(1.0)?)?;
+        let loss = ce.add(&bl.mul_scalar(BOX_WEIGHT)?)?;
         opt.step(&loss.backward()?).map_err(wrap)?;
         loss.item()
     })
@@ -306,11 +317,11 @@ fn segment_with(model_name: &str, s: &Settings) -> Result<Vec<Row>> {
     let set = scenes(SceneTask::Segment, s)?;
     let cfg = model_config(SceneTask::Segment, set.size);
     let model = build(model_name, &cfg).map_err(wrap)?;
-    let mut opt = sgd(model.trainable_parameters())?;
+    let mut opt = adam(model.trainable_parameters())?;
     // `--class-weights none`: the CLI passes unit weights to the weighted loss.
     let weight = Tensor::ones(&[cfg.num_classes], nabla_core::DType::F32);
     let per = set.size[0] * set.size[1];
-    train(model_name, s, set.len(), |idx| {
+    train(model_name, SceneTask::Segment, s, set.len(), |idx| {
         let x = gather_images(&set, idx)?;
         let labels: Vec<usize> = idx
             .iter()
@@ -408,10 +419,16 @@ mod tests {
             batches,
             data: None,
         };
-        assert_eq!(scene_count(&s(None)), N_TRAIN);
-        assert_eq!(scene_count(&s(Some(3))), 96);
-        assert_eq!(scene_count(&s(Some(100_000))), N_TRAIN);
-        assert_eq!(epoch_key("fcn_small", &s(Some(3))), "fcn_small first 3 batches");
-        assert_eq!(epoch_key("fcn_small", &s(None)), "fcn_small epoch");
+        let (loc, seg) = (SceneTask::Localize, SceneTask::Segment);
+        assert_eq!(
+            (scene_count(loc, &s(None)), scene_count(seg, &s(None))),
+            (20_000, 8_000)
+        );
+        assert_eq!(scene_count(seg, &s(Some(3))), 96);
+        assert_eq!(scene_count(seg, &s(Some(100_000))), 8_000);
+        assert_eq!(epoch_key("fcn_small", seg, &s(Some(3))), "fcn_small first 3 batches");
+        assert_eq!(epoch_key("fcn_small", seg, &s(Some(250))), "fcn_small epoch");
+        assert_eq!(epoch_key("classloc", loc, &s(Some(250))), "classloc first 250 batches");
+        assert_eq!(epoch_key("fcn_small", seg, &s(None)), "fcn_small epoch");
     }
 }
