@@ -36,11 +36,11 @@ const LATENT: usize = 100;
 /// Generated images saved for the FID.
 const SAMPLES: usize = 10_000;
 
-fn wrap(e: impl std::fmt::Display) -> Error {
+pub(crate) fn wrap(e: impl std::fmt::Display) -> Error {
     Error::invalid("generative bench", e.to_string())
 }
 
-fn load(split: Split) -> Result<ImageDataset> {
+pub(crate) fn load(split: Split) -> Result<ImageDataset> {
     // Never download in a benchmark: the data must be installed (dataset-fashion-mnist).
     let f = FashionMnist {
         download: false,
@@ -86,14 +86,14 @@ fn cpu_secs() -> f64 {
 }
 
 /// Wall and CPU seconds of one timed stretch.
-struct Timer(Instant, f64);
+pub(crate) struct Timer(Instant, f64);
 
 impl Timer {
-    fn start() -> Timer {
+    pub(crate) fn start() -> Timer {
         Timer(Instant::now(), cpu_secs())
     }
     /// (wall, cpu) seconds since the start.
-    fn stop(&self) -> (f64, f64) {
+    pub(crate) fn stop(&self) -> (f64, f64) {
         (self.0.elapsed().as_secs_f64(), cpu_secs() - self.1)
     }
 }

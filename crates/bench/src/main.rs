@@ -20,6 +20,7 @@ mod core_ops;
 mod generative;
 mod measure;
 mod report;
+mod scenes;
 mod torch;
 mod train_bench;
 mod zoo_bench;
@@ -37,6 +38,8 @@ pub struct Settings {
     pub samples: Option<PathBuf>,
     /// Batches per epoch when not all (`--batches B`).
     pub batches: Option<usize>,
+    /// The file a section's `prepare` step wrote for both sides to train on (the scenes).
+    pub data: Option<PathBuf>,
 }
 
 /// A group of benchmarks: its name on the command line, what it measures, the PyTorch
@@ -47,6 +50,8 @@ struct Section {
     script: Script,
     torch: &'static [&'static str],
     run: fn(&Settings) -> nabla_core::Result<Vec<Row>>,
+    /// Writes the data both sides train on before either runs (removed after the section).
+    prepare: Option<fn(&Settings) -> nabla_core::Result<PathBuf>>,
 }
 
 const SECTIONS: &[Section] = &[
@@ -56,6 +61,7 @@ const SECTIONS: &[Section] = &[
         script: Script::Reference,
         torch: core_ops::TORCH_SECTIONS,
         run: |_| core_ops::run(),
+        prepare: None,
     },
     Section {
         name: "matmul",
@@ -63,6 +69,7 @@ const SECTIONS: &[Section] = &[
         script: Script::Reference,
         torch: &["matmul"],
         run: |_| core_ops::matmul(),
+        prepare: None,
     },
     Section {
         name: "elementwise",
@@ -70,6 +77,7 @@ const SECTIONS: &[Section] = &[
         script: Script::Reference,
         torch: &["elementwise"],
         run: |_| core_ops::elementwise(),
+        prepare: None,
     },
     Section {
         name: "overhead",
@@ -77,6 +85,7 @@ const SECTIONS: &[Section] = &[
         script: Script::Reference,
         torch: &["overhead"],
         run: |_| Ok(vec![core_ops::overhead()?]),
+        prepare: None,
     },
     Section {
         name: "lenet",
@@ -84,6 +93,7 @@ const SECTIONS: &[Section] = &[
         script: Script::Reference,
         torch: &["lenet"],
         run: |_| train_bench::lenet(),
+        prepare: None,
     },
     Section {
         name: "mlp",
@@ -91,6 +101,7 @@ const SECTIONS: &[Section] = &[
         script: Script::Reference,
         torch: &["mlp"],
         run: |_| train_bench::mlp(),
+        prepare: None,
     },
     Section {
         name: "resnet18",
@@ -98,6 +109,7 @@ const SECTIONS: &[Section] = &[
         script: Script::Reference,
         torch: &["resnet18"],
         run: |_| zoo_bench::resnet18(),
+        prepare: None,
     },
     Section {
         name: "alexnet",
@@ -105,6 +117,7 @@ const SECTIONS: &[Section] = &[
         script: Script::Reference,
         torch: &["alexnet"],
         run: |_| zoo_bench::alexnet(),
+        prepare: None,
     },
     Section {
         name: "autoencoder",
@@ -112,6 +125,7 @@ const SECTIONS: &[Section] = &[
         script: Script::Generative,
         torch: &["autoencoder"],
         run: generative::autoencoder,
+        prepare: None,
     },
     Section {
         name: "dcgan",
@@ -119,6 +133,31 @@ const SECTIONS: &[Section] = &[
         script: Script::Generative,
         torch: &["dcgan"],
         run: generative::dcgan,
+        prepare: None,
+    },
+    Section {
+        name: "localize",
+        about: "classloc (spatial), 64x64 scenes, CE + 5 L2 box, Adam, batch 32: s/epoch",
+        script: Script::Scenes,
+        torch: &["localize"],
+        run: scenes::localize,
+        prepare: Some(|s| scenes::prepare(scenes::SceneTask::Localize, s)),
+    },
+    Section {
+        name: "segment",
+        about: "fcn_small, 64x64 scenes of up to 4 items, per-pixel CE, Adam, batch 32: s/epoch",
+        script: Script::Scenes,
+        torch: &["segment"],
+        run: scenes::segment,
+        prepare: Some(|s| scenes::prepare(scenes::SceneTask::Segment, s)),
+    },
+    Section {
+        name: "segnet",
+        about: "segnet on the segment section's scenes and recipe: s/epoch",
+        script: Script::Scenes,
+        torch: &["segnet"],
+        run: scenes::segnet,
+        prepare: Some(|s| scenes::prepare(scenes::SceneTask::Segment, s)),
     },
 ];
 
@@ -134,9 +173,14 @@ fn usage() -> String {
          --samples DIR, dcgan writes 10,000 generated images of each side to\n\
          DIR/nabla-dcgan.safetensors and DIR/torch-dcgan.safetensors (tensor `images`,\n\
          [N,1,28,28], values in [-1,1]) for `nabla gan fid --samples FILE`.\n\
+         localize, segment and segnet train --epochs N epochs (default 1) on the training scenes\n\
+         `nabla train --task localize|segment` defaults to (20,000; 8,000), generated once, written\n\
+         to a temporary safetensors file that both sides read; --batches B generates B\n\
+         batches of 32 and times those.\n\
          PyTorch: NABLA_TORCH_PYTHON, else ./venv/bin/python, else python3 with torch;\n\
          script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py\n\
-         (autoencoder and dcgan: crates/bench/torch/generative.py).\nsections:\n",
+         (autoencoder and dcgan: crates/bench/torch/generative.py; localize, segment and\n\
+         segnet: crates/bench/torch/scenes.py).\nsections:\n",
     );
     for sec in SECTIONS {
         s.push_str(&format!("  {:<12} {}\n", sec.name, sec.about));
@@ -179,6 +223,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             epochs: 1,
             samples: None,
             batches: None,
+            data: None,
         },
     };
     let mut it = args.iter();
@@ -290,6 +335,21 @@ fn main() -> ExitCode {
     let mut failed = false;
     for sec in &opts.sections {
         say!("\n## {} ({})", sec.name, sec.about);
+        let mut settings = Settings {
+            data: None,
+            samples: opts.settings.samples.clone(),
+            ..opts.settings
+        };
+        if let Some(prepare) = sec.prepare {
+            match prepare(&settings) {
+                Ok(path) => settings.data = Some(path),
+                Err(e) => {
+                    say!("nabla failed to prepare the data: {e}");
+                    failed = true;
+                    continue;
+                }
+            }
+        }
         let mut figures = Vec::new();
         let mut rounds = Vec::new();
         for r in 0..opts.rounds {
@@ -298,12 +358,12 @@ fn main() -> ExitCode {
             }
             // PyTorch runs first, in its own process, so the two never share the cores.
             if let Some(t) = torch.as_mut() {
-                match t.run(sec.script, sec.torch, &opts.settings) {
+                match t.run(sec.script, sec.torch, &settings) {
                     Ok(f) => figures.push(f),
                     Err(e) => say!("PyTorch run failed: {e}"),
                 }
             }
-            match (sec.run)(&opts.settings) {
+            match (sec.run)(&settings) {
                 Ok(rows) => rounds.push(rows),
                 Err(e) => {
                     say!("nabla failed: {e}");
@@ -311,6 +371,10 @@ fn main() -> ExitCode {
                     break;
                 }
             }
+        }
+        if let Some(path) = &settings.data {
+            // Best effort: a leftover file in the temporary folder harms nothing.
+            let _ = std::fs::remove_file(path);
         }
         if let Some(v) = torch.as_ref().and_then(|t| t.version.as_deref()) {
             say!("PyTorch: {v}");
@@ -361,5 +425,33 @@ mod tests {
             let e = parse(&args(bad)).err().unwrap();
             assert!(e.contains(says), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn scene_sections_prepare_their_data_and_take_batches() {
+        let o = parse(&args(&[
+            "localize",
+            "segment",
+            "segnet",
+            "--batches",
+            "3",
+            "--epochs",
+            "2",
+        ]))
+        .unwrap();
+        let names: Vec<&str> = o.sections.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["localize", "segment", "segnet"]);
+        assert_eq!((o.settings.batches, o.settings.epochs), (Some(3), 2));
+        for s in &o.sections {
+            assert!(s.prepare.is_some() && s.script == Script::Scenes, "{}", s.name);
+            assert_eq!(s.torch, [s.name]);
+        }
+        // The other sections read no prepared file.
+        assert!(SECTIONS
+            .iter()
+            .filter(|s| s.script != Script::Scenes)
+            .all(|s| s.prepare.is_none()));
+        let e = parse(&args(&["segment", "--batches", "0"])).err().unwrap();
+        assert!(e.contains("bad --batches"), "{e}");
     }
 }

@@ -12,6 +12,9 @@ const DEFAULT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shar
 /// The generative models' script, kept in the repository with the benchmark.
 const GENERATIVE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/generative.py");
 
+/// The scene tasks' script.
+const SCENES_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/scenes.py");
+
 /// Which PyTorch script measures a section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Script {
@@ -20,6 +23,9 @@ pub enum Script {
     /// `crates/bench/torch/generative.py` (conv autoencoder, DCGAN), which also takes
     /// `--epochs N` and `--samples FILE`.
     Generative,
+    /// `crates/bench/torch/scenes.py` (classloc, fcn_small, segnet on scenes), which takes
+    /// `--epochs N`, `--batches B` and `--data FILE` (the scenes nabla wrote).
+    Scenes,
 }
 
 /// A Python interpreter with torch, and the reference script it runs.
@@ -106,11 +112,12 @@ impl Torch {
         let path = match script {
             Script::Reference => self.reference.clone(),
             Script::Generative => PathBuf::from(GENERATIVE_SCRIPT),
+            Script::Scenes => PathBuf::from(SCENES_SCRIPT),
         };
         if !path.is_file() {
             let hint = match script {
                 Script::Reference => " (set NABLA_TORCH_SCRIPT)",
-                Script::Generative => "",
+                Script::Generative | Script::Scenes => "",
             };
             return Err(format!("PyTorch script {} not found{hint}", path.display()));
         }
@@ -121,10 +128,13 @@ impl Torch {
         for s in sections {
             let mut cmd = Command::new(&self.python);
             cmd.arg(&path).arg(s);
-            if script == Script::Generative {
+            if script != Script::Reference {
                 cmd.arg("--epochs").arg(settings.epochs.to_string());
                 if let Some(b) = settings.batches {
                     cmd.arg("--batches").arg(b.to_string());
+                }
+                if let Some(data) = settings.data.as_ref().filter(|_| script == Script::Scenes) {
+                    cmd.arg("--data").arg(data);
                 }
                 if let Some(dir) = settings.samples.as_ref().filter(|_| *s == "dcgan") {
                     cmd.arg("--samples").arg(dir.join("torch-dcgan.safetensors"));

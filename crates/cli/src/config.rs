@@ -23,6 +23,10 @@ pub enum Task {
     Classification,
     /// Numbers from a CSV column, MSE, RMSE and R².
     Regression,
+    /// A class and a box per image (scenes), cross-entropy + λ·box loss, IoU.
+    Localize,
+    /// A class per pixel (scenes), per-pixel cross-entropy, mIoU.
+    Segment,
 }
 
 impl Task {
@@ -31,7 +35,14 @@ impl Task {
         match self {
             Task::Classification => "classification",
             Task::Regression => "regression",
+            Task::Localize => "localize",
+            Task::Segment => "segment",
         }
+    }
+
+    /// Whether the task trains on scenes (localize, segment) rather than labels or targets.
+    pub fn on_scenes(self) -> bool {
+        matches!(self, Task::Localize | Task::Segment)
     }
 }
 
@@ -113,6 +124,15 @@ pub struct TrainConfig {
     pub warmup_epochs: usize,
     /// Write TensorBoard event files into the run folder.
     pub tensorboard: bool,
+    /// Localize: the box loss, `l2` (MSE) or `smooth-l1` (β = 1/9 of the normalized box).
+    pub box_loss: String,
+    /// Localize: λ, the weight of the box loss beside the class cross-entropy.
+    pub box_weight: f64,
+    /// Segment: per-class weights of the cross-entropy, `auto` (inverse pixel frequency of
+    /// the training masks) or `none`.
+    pub class_weights: String,
+    /// Segment: a mask label whose pixels count for nothing.
+    pub ignore_index: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -154,6 +174,10 @@ impl Default for TrainConfig {
             patience: None,
             warmup_epochs: 0,
             tensorboard: false,
+            box_loss: "l2".into(),
+            box_weight: 5.0,
+            class_weights: "none".into(),
+            ignore_index: None,
         }
     }
 }
@@ -197,6 +221,10 @@ pub const KEYS: &[&str] = &[
     "patience",
     "warmup_epochs",
     "tensorboard",
+    "box_loss",
+    "box_weight",
+    "class_weights",
+    "ignore_index",
 ];
 
 /// Parse the `key = value` text of a config file into values by key (checked against [`KEYS`]).
@@ -209,8 +237,10 @@ pub fn parse_task(s: &str) -> CliResult<Task> {
     match s {
         "classification" => Ok(Task::Classification),
         "regression" => Ok(Task::Regression),
+        "localize" => Ok(Task::Localize),
+        "segment" => Ok(Task::Segment),
         _ => Err(CliError::new(format!(
-            "unknown task {s:?} (classification or regression)"
+            "unknown task {s:?} (classification, regression, localize or segment)"
         ))),
     }
 }
@@ -286,6 +316,10 @@ impl TrainConfig {
                     Value::Bool(b) => self.tensorboard = *b,
                     _ => return Err(CliError::new("config: tensorboard must be true or false")),
                 },
+                "box_loss" => self.box_loss = want_str(k, v)?,
+                "box_weight" => self.box_weight = want_num(k, v)?,
+                "class_weights" => self.class_weights = want_str(k, v)?,
+                "ignore_index" => self.ignore_index = Some(want_count(k, v)?),
                 _ => return Err(CliError::new(format!("config: unknown key {k:?}"))),
             }
         }
@@ -397,6 +431,11 @@ impl TrainConfig {
         if self.task == Task::Regression && self.loss != "mse" {
             return fail("regression trains with --loss mse".into());
         }
+        one_of("box loss", &self.box_loss, &["l2", "smooth-l1"])?;
+        if !(self.box_weight >= 0.0 && self.box_weight.is_finite()) {
+            return fail(format!("--box-weight must be a number ≥ 0, got {}", self.box_weight));
+        }
+        one_of("class weights", &self.class_weights, &["auto", "none"])?;
         Ok(())
     }
 
@@ -487,6 +526,17 @@ impl TrainConfig {
         }
         line("warmup_epochs", self.warmup_epochs.to_string());
         line("tensorboard", self.tensorboard.to_string());
+        // Written for their own tasks only, so other runs' files stay as they were.
+        if self.task == Task::Localize {
+            line("box_loss", q(&self.box_loss));
+            line("box_weight", format!("{:?}", self.box_weight));
+        }
+        if self.task == Task::Segment {
+            line("class_weights", q(&self.class_weights));
+            if let Some(v) = self.ignore_index {
+                line("ignore_index", v.to_string());
+            }
+        }
         s
     }
 

@@ -33,6 +33,10 @@ pub struct EvalArgs {
 /// Run `nabla eval`.
 pub fn run(args: EvalArgs) -> CliResult<()> {
     let (model, meta, ck) = load_trained(&args.checkpoint)?;
+    if meta.config.task.on_scenes() {
+        let (path, dir) = (&args.checkpoint, args.data_dir);
+        return crate::scenes_task::tools::eval(model.as_ref(), &meta, ck.epoch, path, dir, args.batch_size, args.json);
+    }
     let mut cfg = meta.config.clone();
     if args.data_dir.is_some() {
         cfg.data_dir = args.data_dir;

@@ -18,6 +18,7 @@ mod metrics;
 mod plot;
 mod predict;
 mod predict_table;
+mod scenes_task;
 mod summary;
 mod train;
 mod trainer;

@@ -86,7 +86,11 @@ fn area_resize(v: &[f32], [c, sh, sw]: [usize; 3], [h, w]: [usize; 2]) -> Vec<f3
 
 /// An image as the model takes it: `[C, H, W]` f32, channels converted, inverted as `invert`
 /// says and resized; with a note for each change.
-fn prepare(path: &std::path::Path, [c, h, w]: [usize; 3], invert: &str) -> CliResult<(Vec<f32>, Vec<String>)> {
+pub(crate) fn prepare(
+    path: &std::path::Path,
+    [c, h, w]: [usize; 3],
+    invert: &str,
+) -> CliResult<(Vec<f32>, Vec<String>)> {
     let img = read_image(path)?;
     if !img.picture {
         return Err(CliError::new(format!(
@@ -146,6 +150,10 @@ fn prepare(path: &std::path::Path, [c, h, w]: [usize; 3], invert: &str) -> CliRe
 /// Run `nabla predict`.
 pub fn run(args: PredictArgs) -> CliResult<()> {
     let (model, meta, _) = load_trained(&args.checkpoint)?;
+    if meta.config.task.on_scenes() {
+        let out = args.output.as_deref();
+        return crate::scenes_task::tools::predict(model.as_ref(), &meta, &args.images, out, &args.invert, args.json);
+    }
     let [c, h, w] = match meta.input_shape[..] {
         [c, h, w] => [c, h, w],
         _ => {

@@ -37,8 +37,10 @@ pub struct TrainArgs {
     /// The CSV column to predict
     #[arg(long, value_name = "COLUMN")]
     target: Option<String>,
-    /// classification or regression (regression: an MLP with MSE; RMSE and R² reported)
-    #[arg(long, value_name = "TASK", value_parser = ["classification", "regression"])]
+    /// classification, regression (an MLP with MSE; RMSE and R² reported), localize (classloc
+    /// on one-item scenes: class + box) or segment (fcn_small or segnet on scenes: a class
+    /// per pixel)
+    #[arg(long, value_name = "TASK", value_parser = ["classification", "regression", "localize", "segment"])]
     task: Option<String>,
     /// Epochs in total [default: 10]
     #[arg(long, value_name = "N")]
@@ -152,13 +154,28 @@ pub struct TrainArgs {
     /// Stop after this many optimizer steps in all, saving a checkpoint (as Ctrl-C does)
     #[arg(long, value_name = "STEPS")]
     stop_after_steps: Option<u64>,
+    /// --task localize: the box loss, l2 (mean squared error) or smooth-l1 [default: l2]
+    #[arg(long, value_name = "NAME", value_parser = ["l2", "smooth-l1"])]
+    box_loss: Option<String>,
+    /// --task localize: λ, the weight of the box loss beside the class cross-entropy [default: 5]
+    #[arg(long, value_name = "LAMBDA", allow_negative_numbers = true)]
+    box_weight: Option<f64>,
+    /// --task segment: per-class weights of the cross-entropy, auto (inverse pixel
+    /// frequency) or none [default: none]
+    #[arg(long, value_name = "WHICH", value_parser = ["auto", "none"])]
+    class_weights: Option<String>,
+    /// --task segment: a mask label whose pixels count for nothing (e.g. 255 in VOC masks)
+    #[arg(long, value_name = "LABEL")]
+    ignore_index: Option<usize>,
 }
 
 /// The configuration the flags ask for: defaults (or the resumed run's), the file, the flags.
 fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
-    let mut c = match &a.resume {
-        Some(p) => trainer::resume_config(p)?,
-        None => TrainConfig::default(),
+    let mut c = match (&a.resume, a.task.as_deref()) {
+        (Some(p), _) => trainer::resume_config(p)?,
+        // The scene tasks start from their own defaults (model, data, epochs, optimizer).
+        (None, Some(t @ ("localize" | "segment"))) => crate::scenes_task::defaults(parse_task(t)?),
+        (None, _) => TrainConfig::default(),
     };
     if let Some(f) = &a.config {
         c.apply_file(f)?;
@@ -194,6 +211,7 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         label_smoothing
     );
     set!(step_size, gamma, milestones, patience, warmup_epochs, tensorboard);
+    set!(box_loss, box_weight, class_weights, ignore_index);
     // A flag replaces the file's (or the resumed run's) choice of the other.
     if a.val_size.is_some() {
         c.val_fraction = None;
@@ -203,6 +221,20 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
     }
     if let Some(t) = &a.task {
         c.task = parse_task(t)?;
+    }
+    let scene_only = [
+        ("--box-loss", a.box_loss.is_some(), Task::Localize),
+        ("--box-weight", a.box_weight.is_some(), Task::Localize),
+        ("--class-weights", a.class_weights.is_some(), Task::Segment),
+        ("--ignore-index", a.ignore_index.is_some(), Task::Segment),
+    ];
+    for (flag, given, task) in scene_only {
+        if given && c.task != task {
+            return Err(crate::error::CliError::new(format!(
+                "{flag} applies to --task {} only",
+                task.name()
+            )));
+        }
     }
     if a.resume.is_some() && a.out.is_none() {
         // Continue in the folder the checkpoint lies in.
@@ -214,7 +246,7 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
             }
         });
     }
-    if c.data.is_some() {
+    if c.data.is_some() && !c.task.on_scenes() {
         c.dataset = "csv".into();
     }
     // Tables want an MLP and regression wants MSE, unless asked otherwise.
@@ -244,7 +276,11 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
         overwrite: args.overwrite,
         stop_after_steps: args.stop_after_steps,
     };
-    match trainer::run(opts, &stop)? {
+    let outcome = match opts.cfg.task.on_scenes() {
+        true => crate::scenes_task::run(opts, &stop)?,
+        false => trainer::run(opts, &stop)?,
+    };
+    match outcome {
         Outcome::Finished => Ok(()),
         Outcome::Stopped(ck) => {
             let why = if stop.load(Ordering::Relaxed) {

@@ -167,14 +167,22 @@ fn train_refuses_models_of_other_tasks() {
     let tmp = TempDir::new("tasks");
     write_fake_fashion(&tmp.0, 20, 10);
     let out = tmp.0.join("run");
-    let later = "not trainable from the command line yet";
     let cases = [
         ("conv_autoencoder", "an autoencoder", "train it with nabla autoencode"),
         ("mlp_autoencoder", "an autoencoder", "train it with nabla autoencode"),
         ("generator", "GAN's generator", "train it with nabla gan"),
         ("discriminator", "GAN's discriminator", "train it with nabla gan"),
-        ("segnet", "segmentation", later),
-        ("classloc", "bounding-box", later),
+        (
+            "segnet",
+            "segmentation",
+            "train it with nabla train --task segment --model segnet",
+        ),
+        (
+            "fcn_small",
+            "segmentation",
+            "train it with nabla train --task segment --model fcn_small",
+        ),
+        ("classloc", "bounding-box", "train it with nabla train --task localize"),
     ];
     for (model, what, trains) in cases {
         let res = nabla(&["train", "--model", model, "--data-dir", s(&tmp.0), "--out", s(&out)]);

@@ -3,7 +3,7 @@
 //!
 //! [`build`] gives a `Box<dyn Module>`. To reach a model's own methods, build its concrete
 //! type from the same name and config (same weights): [`build_mlp`], [`build_convnet`]
-//! (LeNet-5, AlexNets, VGGs), [`build_resnet`], [`build_googlenet`], [`build_segnet`],
+//! (LeNet-5, AlexNets, VGGs), [`build_resnet`], [`build_googlenet`], [`build_segnet`], [`build_fcn`],
 //! [`build_classloc`], [`build_dcgan_generator`], [`build_dcgan_discriminator`] and
 //! [`crate::autoencoder::build_autoencoder`].
 //!
@@ -32,6 +32,7 @@ use crate::alexnet::{alexnet_like, alexnet_torchvision, AlexNetSpec};
 use crate::autoencoder::autoencoder;
 use crate::classloc::ClassLoc;
 use crate::dcgan::{DcganDiscriminator, DcganGenerator};
+use crate::fcn::Fcn;
 use crate::googlenet::GoogLeNet;
 use crate::lenet::{lenet5, LeNetVariant};
 use crate::mlp::Mlp;
@@ -63,7 +64,7 @@ pub struct ModelConfig {
     pub seed: u64,
     /// A model-specific variant: "classic"/"modern" LeNet-5, "aux" GoogLeNet heads,
     /// "critic" (no batch norm) DCGAN discriminator,
-    /// "small"/"resnet18" classloc backbones; other models have none (setting one is an
+    /// "small"/"spatial"/"resnet18" classloc backbones; other models have none (setting one is an
     /// error).
     pub variant: Option<String>,
 }
@@ -113,6 +114,7 @@ const MODELS: &[(&str, Builder)] = &[
     ("se_resnet18", boxed_resnet),
     ("se_resnet50", boxed_resnet),
     ("segnet", |n, c, g| Ok(Box::new(segnet(n, c, g)?))),
+    ("fcn_small", |n, c, g| Ok(Box::new(fcn(n, c, g)?))),
     ("classloc", |n, c, g| Ok(Box::new(classloc(n, c, g)?))),
     ("generator", |n, c, g| Ok(Box::new(dcgan_generator(n, c, g)?))),
     ("discriminator", |n, c, g| Ok(Box::new(dcgan_discriminator(n, c, g)?))),
@@ -128,7 +130,7 @@ fn boxed_resnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<
 
 /// The names [`build`] knows: mlp, lenet5, mlp_autoencoder, conv_autoencoder, alexnet,
 /// alexnet_torchvision, zfnet, vgg11/13/16/19 and their _bn versions, googlenet,
-/// resnet18/34/50/101/152, se_resnet18, se_resnet50, segnet, classloc, generator,
+/// resnet18/34/50/101/152, se_resnet18, se_resnet50, segnet, fcn_small, classloc, generator,
 /// discriminator.
 pub fn names() -> Vec<&'static str> {
     MODELS.iter().map(|(n, _)| *n).collect()
@@ -205,6 +207,10 @@ typed!(
     build_segnet, segnet, SegNet
 );
 typed!(
+    /// `fcn_small` as an [`Fcn`].
+    build_fcn, fcn, Fcn
+);
+typed!(
     /// `classloc` as a [`ClassLoc`] ([`ClassLoc::forward2`]).
     build_classloc, classloc, ClassLoc
 );
@@ -268,6 +274,11 @@ fn googlenet(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<GoogLeNet>
 fn segnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<SegNet> {
     no_variant(name, cfg)?;
     SegNet::new(cfg.in_channels, cfg.num_classes, [32, 64, 128], g)
+}
+
+fn fcn(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Fcn> {
+    no_variant(name, cfg)?;
+    Fcn::new(cfg.in_channels, cfg.num_classes, [16, 32, 64, 64], g)
 }
 
 fn classloc(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<ClassLoc> {

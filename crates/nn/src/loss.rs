@@ -1,7 +1,8 @@
 //! Loss functions with PyTorch's names and semantics, composed from core ops (so they need
 //! no backward of their own): [`mse_loss`], [`l1_loss`], [`smooth_l1_loss`],
 //! [`cross_entropy`], [`nll_loss`], [`binary_cross_entropy`] and
-//! [`binary_cross_entropy_with_logits`]; the GAN objectives [`gan_loss`] and [`gradient_penalty`].
+//! [`binary_cross_entropy_with_logits`]; [`cross_entropy_weighted`] (PyTorch's `weight=`);
+//! the GAN objectives [`gan_loss`] and [`gradient_penalty`].
 //!
 //! ```
 //! use nabla_core::Tensor;
@@ -381,7 +382,9 @@ pub fn binary_cross_entropy_with_logits(input: &Tensor, target: &Tensor, reducti
 }
 
 mod gan;
+mod weighted;
 pub use gan::{gan_loss, gradient_penalty, GanLoss, Player};
+pub use weighted::{cross_entropy_weighted, inverse_frequency_weights};
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
-//! Image filtering, correlation, convolution and template matching, as tensor ops.
+//! Image filtering, correlation, convolution and template matching, as tensor ops; bounding
+//! boxes and their IoU.
 //!
 //! ```
 //! use nabla_core::{DType, Tensor};
@@ -13,16 +14,19 @@
 //! ```
 //!
 //! Map of the crate:
+//! - `boxes.rs`: bounding boxes: [`box_convert`], [`box_area`], [`box_iou`], [`iou_xywh`].
 //! - `pad.rs`: [`Border`] modes, output [`Padding`]s, [`pad2d`], [`flip2d`].
 //! - `correlate.rs`: [`correlate2d`], [`convolve2d`] and their 1-D versions for signals.
 //! - `kernels.rs`: box, Gaussian, Sobel, Laplacian, sharpen; [`KernelSpec`] names.
 //! - `matching.rs`: normalized cross-correlation, [`best_matches`] with non-maximum suppression.
 
+mod boxes;
 mod correlate;
 mod kernels;
 mod matching;
 mod pad;
 
+pub use boxes::{box_area, box_convert, box_iou, iou_xywh, BoxFormat};
 pub use correlate::{convolve1d, convolve2d, correlate1d, correlate2d, moving_average, weighted_moving_average};
 pub use kernels::{box_kernel, gaussian_kernel, gaussian_size, laplacian, sharpen, sobel_x, sobel_y, KernelSpec};
 pub use matching::{best_matches, match_template, normalized_cross_correlation, window_sum2d, Match};

@@ -47,7 +47,7 @@ fn family(name: &str) -> Option<MnistFamily> {
 }
 
 /// Find and load both splits of an IDX image data set.
-fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDataset, PathBuf)> {
+pub(crate) fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDataset, PathBuf)> {
     let name = cfg.dataset.as_str();
     let fam = family(name).ok_or_else(|| {
         CliError::new(format!(
@@ -229,7 +229,8 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
     }
     let opts = match cfg.task {
         Task::Regression => CsvOptions::regression(target),
-        Task::Classification => CsvOptions::classification(target),
+        // The scene tasks never read a table (scenes_task loads their data).
+        _ => CsvOptions::classification(target),
     };
     let table = CsvDataset::load(path, &opts)?;
     let n = table.len();
@@ -287,7 +288,7 @@ fn load_csv(cfg: &TrainConfig) -> CliResult<Data> {
                 .transpose()?;
             (t, v, Some((m[0], s[0])))
         }
-        Task::Classification => {
+        _ => {
             let classes = table.classes().to_vec();
             let t = TensorDataset::new(&tensor(xt, nt, width)?, ct).and_then(|d| d.with_classes(classes.clone()));
             let v = (nv > 0)

@@ -14,6 +14,8 @@ const RUN_FILES: &[&str] = &[
     "confusion.png",
     "reconstructions.png",
     "latent.png",
+    "predictions.png",
+    "segmentation.png",
     "last.safetensors",
     "best.safetensors",
     "config.toml",

@@ -50,11 +50,20 @@ const OTHER_TASKS: &[(&str, &str, Option<&str>)] = &[
         "a GAN's discriminator (it trains against a generator)",
         Some("nabla gan"),
     ),
-    ("segnet", "a segmentation network (a class for every pixel)", None),
+    (
+        "segnet",
+        "a segmentation network (a class for every pixel)",
+        Some("nabla train --task segment --model segnet"),
+    ),
+    (
+        "fcn_small",
+        "a segmentation network (a class for every pixel)",
+        Some("nabla train --task segment --model fcn_small"),
+    ),
     (
         "classloc",
         "a classifier with a bounding-box head (classification with localization)",
-        None,
+        Some("nabla train --task localize"),
     ),
 ];
 

@@ -181,7 +181,11 @@ impl Tensor {
             ));
         }
         let _ = keepdim;
-        let moved = self.detach().transpose(d as isize, -1)?;
+        // Move `dim` last keeping the others in order (a transpose with the last dim would
+        // swap H and W of an [N, C, H, W] argmax over C).
+        let mut order: Vec<isize> = (0..self.rank() as isize).filter(|&i| i != d as isize).collect();
+        order.push(d as isize);
+        let moved = self.detach().permute(&order)?;
         let vals = moved.to_vec_f64();
         Ok(vals
             .chunks(len)
@@ -238,6 +242,17 @@ mod tests {
 
     fn r(shape: &[usize]) -> Tensor {
         Tensor::randn(shape, DType::F64, &mut Generator::new(9))
+    }
+
+    #[test]
+    fn argmax_over_a_middle_dim_keeps_the_other_dims_in_order() {
+        // [1, 2, 2, 3]: class 1 wins only at (h 0, w 2) and (h 1, w 0).
+        let mut v = vec![0f32; 12];
+        v[6 + 2] = 1.0;
+        v[6 + 3] = 1.0;
+        let x = Tensor::from_vec(v, &[1, 2, 2, 3]).unwrap();
+        assert_eq!(x.argmax(1, false).unwrap(), vec![0, 0, 1, 1, 0, 0]);
+        assert_eq!(x.neg().unwrap().argmin(1, false).unwrap(), vec![0, 0, 1, 1, 0, 0]);
     }
 
     #[test]
