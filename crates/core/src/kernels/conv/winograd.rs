@@ -22,7 +22,11 @@ use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
 use crate::Element;
 use transform::{weight_transform, weight_transform_adjoint, Cols, Plan, Transform};
 
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 mod transform;
+#[cfg(target_arch = "x86_64")]
+mod vector;
 
 /// Budget for one group's transformed tiles: columns × the larger channel count. At 16 Ki,
 /// a group's tiles (`16 · channels · columns` floats) take 1 MiB, which stays in a core's L2
@@ -70,7 +74,8 @@ fn threads(g: &ConvGeom) -> usize {
 }
 
 /// The 16 products `m[ξ] (rows × ld) = a[ξ] · v[ξ]` of one group, on this thread: `a[ξ]` is
-/// `a_at(ξ)`, `v[ξ]` the rows `ξ` of `v` (`[depth, 16, ld]`); `m` is `[16, rows, ld]`.
+/// `a_at(ξ)`, `v[ξ]` the block `ξ` of `v` (`[16, depth, ld]`, so each product's right
+/// operand is contiguous); `m` is `[16, rows, ld]`.
 fn products<'a, T: Element>(
     rows: usize,
     ld: usize,
@@ -82,9 +87,9 @@ fn products<'a, T: Element>(
     for (xi, mx) in m.chunks_mut(rows * ld).take(16).enumerate() {
         let b = Mat {
             data: v,
-            rs: 16 * ld,
+            rs: ld,
             cs: 1,
-            offset: xi * ld,
+            offset: xi * depth * ld,
         };
         gemm(rows, ld, depth, a_at(xi), b, mx, false, 1);
     }
@@ -196,19 +201,19 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 }
                 .run(isa);
             }
-            // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in the `[chans, 16, ld]` layout.
+            // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in the `[16, chans, ld]` layout.
             for (xi, acc) in dut.chunks_mut(g.c * g.o).enumerate() {
                 let a = Mat {
                     data: &v[..],
-                    rs: 16 * ld,
+                    rs: ld,
                     cs: 1,
-                    offset: xi * ld,
+                    offset: xi * g.c * ld,
                 };
                 let b = Mat {
                     data: &dm[..],
                     rs: 1,
-                    cs: 16 * ld,
-                    offset: xi * ld,
+                    cs: ld,
+                    offset: xi * g.o * ld,
                 };
                 gemm(g.c, g.o, ld, a, b, acc, task > first_group, 1);
             }

@@ -4,6 +4,7 @@
 
 use crate::cpu::Isa;
 use crate::Element;
+use std::any::TypeId;
 use std::ops::Range;
 
 /// Sizes of one Winograd convolution of `cin → cout` channels, `ihw → ohw`, with `pad`.
@@ -73,7 +74,40 @@ pub(super) struct Cols {
     pub(super) first: usize,
 }
 
-impl<T: Element> Transform<'_, T> {
+impl<'a, T: Element> Transform<'a, T> {
+    /// The same transform on f32 slices; `T` must be f32.
+    #[cfg(target_arch = "x86_64")]
+    fn cast(self) -> Transform<'a, f32> {
+        assert!(TypeId::of::<T>() == TypeId::of::<f32>());
+        // SAFETY: T is f32 (asserted), so each cast only renames the element type.
+        let f = |s: &'a [T]| unsafe { &*(s as *const [T] as *const [f32]) };
+        // SAFETY: as above.
+        let f_mut = |s: &'a mut [T]| unsafe { &mut *(s as *mut [T] as *mut [f32]) };
+        match self {
+            Transform::Input { p, x, chans, v, cols } => Transform::Input {
+                p,
+                x: f(x),
+                chans,
+                v: f_mut(v),
+                cols,
+            },
+            Transform::Output { p, m, bias, y, cols } => Transform::Output {
+                p,
+                m: f(m),
+                bias: bias.map(f),
+                y: f_mut(y),
+                cols,
+            },
+            Transform::Adjoint { p, dy, chans, dm, cols } => Transform::Adjoint {
+                p,
+                dy: f(dy),
+                chans,
+                dm: f_mut(dm),
+                cols,
+            },
+        }
+    }
+
     #[inline(always)]
     fn body(self) {
         match self {
@@ -87,6 +121,9 @@ impl<T: Element> Transform<'_, T> {
     pub(super) fn run(self, level: Isa) {
         #[cfg(target_arch = "x86_64")]
         {
+            if matches!(level, Isa::Avx512 | Isa::Avx2) && TypeId::of::<T>() == TypeId::of::<f32>() {
+                return super::vector::run(self.cast(), level);
+            }
             #[target_feature(enable = "avx512f")]
             fn avx512<T: Element>(t: Transform<'_, T>) {
                 t.body()
@@ -145,7 +182,7 @@ fn deinterleave<T: Element>(src: &[T], pad: usize, row: &mut [T]) {
 }
 
 /// `Bᵀ d B` for every 4×4 input tile of channels `chans` of one image `x` (`[cin, h, w]`)
-/// into `v` (`[chans, 16, cols.ld]`, this image's tiles from column `cols.first`), zeros
+/// into `v` (`[16, chans, cols.ld]`, this image's tiles from column `cols.first`), zeros
 /// outside the input.
 ///
 /// Each padded input row is first split into its even and odd columns; tile `tx` then
@@ -154,7 +191,7 @@ fn deinterleave<T: Element>(src: &[T], pad: usize, row: &mut [T]) {
 #[inline(always)]
 fn input_transform<T: Element>(p: &Plan, x: &[T], chans: Range<usize>, v: &mut [T], cols: Cols) {
     let ([h, w], [th, tw]) = (p.ihw, p.tiles);
-    let c0 = chans.start;
+    let (c0, nch) = (chans.start, chans.len());
     let half = tw + 1;
     let rows = 2 * th + 2;
     // Per channel: the padded rows, de-interleaved: row r is [E (half) | O (half)]. Every
@@ -183,7 +220,7 @@ fn input_transform<T: Element>(p: &Plan, x: &[T], chans: Range<usize>, v: &mut [
             // B over the columns, the same combination on (E[tx], O[tx], E[tx+1], O[tx+1]).
             for (i, ui) in [&*u0, &*u1, &*u2, &*u3].into_iter().enumerate() {
                 let (e, o) = ui.split_at(half);
-                let dst = |j: usize| ((c - c0) * 16 + i * 4 + j) * cols.ld + cols.first + ty * tw;
+                let dst = |j: usize| ((i * 4 + j) * nch + c - c0) * cols.ld + cols.first + ty * tw;
                 zip2(&mut v[dst(0)..][..tw], &e[..tw], &e[1..], |a, b| a - b);
                 zip2(&mut v[dst(1)..][..tw], &o[..tw], &e[1..], |a, b| a + b);
                 zip2(&mut v[dst(2)..][..tw], &e[1..], &o[..tw], |a, b| a - b);
@@ -247,11 +284,11 @@ fn output_transform<T: Element>(p: &Plan, m: &[T], bias: Option<&[T]>, y: &mut [
 
 /// Adjoint of [`output_transform`]: `A dy Aᵀ` of every 2×2 output tile of channels `chans`
 /// of one image `dy` (`[cout, oh, ow]`, zero past the edge) into `dm`
-/// (`[chans, 16, cols.ld]`, this image's tiles from column `cols.first`).
+/// (`[16, chans, cols.ld]`, this image's tiles from column `cols.first`).
 #[inline(always)]
 fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], chans: Range<usize>, dm: &mut [T], cols: Cols) {
     let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
-    let first_chan = chans.start;
+    let (first_chan, nch) = (chans.start, chans.len());
     // The tile row's two output rows, split into even and odd columns: [e0, o0, e1, o1].
     let mut d = vec![T::ZERO; 4 * tw];
     let mut q = vec![T::ZERO; 8 * tw];
@@ -293,7 +330,7 @@ fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], chans: Range<usize>,
             // Aᵀ over columns: (e, e + o, e − o, −o).
             for (i, qi) in q.chunks(2 * tw).enumerate() {
                 let (qe, qo) = qi.split_at(tw);
-                let dst = |j: usize| ((o - first_chan) * 16 + i * 4 + j) * cols.ld + cols.first + ty * tw;
+                let dst = |j: usize| ((i * 4 + j) * nch + o - first_chan) * cols.ld + cols.first + ty * tw;
                 dm[dst(0)..][..tw].copy_from_slice(qe);
                 zip2(&mut dm[dst(1)..][..tw], qe, qo, |a, b| a + b);
                 zip2(&mut dm[dst(2)..][..tw], qe, qo, |a, b| a - b);
