@@ -17,7 +17,7 @@
 
 use super::geom::ConvGeom;
 use super::grouped::Pool;
-use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
+use crate::kernels::matmul::{gemm, gemm_packed, Mat, PAR_FLOPS};
 use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
 use crate::Element;
 use transform::{weight_transform, weight_transform_adjoint, Cols, Plan, Transform};
@@ -37,13 +37,30 @@ const GROUP_BUDGET: usize = 1 << 14;
 /// in order (fixed by the shapes, so the result does not depend on the thread count).
 const WEIGHT_PARTS: usize = 4;
 
-/// Whether a convolution takes the Winograd path: one [`supports`], with enough channels
-/// and tiles for the GEMMs to pay for the transforms. Below 16×16 outputs im2col ran
-/// faster (ResNet-18 at batch 32: 8×8 256→256 forward 17.9 → 11.9 ms, 4×4 512→512
-/// 20.6 → 12.2 ms): a tile row of 2 or 4 tiles is too short for the transforms' vectors.
+/// Whether a convolution's forward pass and input gradient take the Winograd path: one
+/// [`supports`], with enough channels and tiles for the GEMMs to pay for the transforms.
+/// At 8×8 outputs it won against grouped im2col (ResNet-18 at batch 32, 256→256, one
+/// thread: forward 18.7 → 15.8 ms, input gradient 24.0 → 16.3 ms); at 4×4 it lost (2 tiles a
+/// row, and the transformed weights, 16/9 of the kernels, read for only 4 tiles an image).
 pub fn applies(g: &ConvGeom) -> bool {
-    supports(g) && g.c >= 16 && g.o >= 16 && g.oh * g.ow >= 256
+    supports(g) && g.c >= 16 && g.o >= 16 && g.oh * g.ow >= 64
 }
+
+/// Whether a convolution's weight gradient takes the Winograd path: as [`applies`], from
+/// 16×16 outputs (at 8×8, 256→256, im2col's 23.5 ms beat Winograd's 24.5 ms).
+pub fn applies_weight(g: &ConvGeom) -> bool {
+    applies(g) && g.oh * g.ow >= 256
+}
+
+/// Depths from which a group's products go to `gemm`'s packed kernels: the unpacked kernel
+/// streams a 64-column panel of `v` (`depth` rows) from L1, which a depth of 256 overflows
+/// (8×8, 256→256: forward 16.9 → 15.8 ms).
+const PACKED_DEPTH: usize = 256;
+
+/// Weight-gradient products with fewer columns than this (their `k`) go to `gemm`'s packed
+/// kernels: the unpacked dot kernel's per-tile reduction dominates short sums (16×16,
+/// 128→128, 128 columns: 22.7 → 17.9 ms); at 256 columns it is as fast.
+const PACKED_WEIGHT_COLS: usize = 256;
 
 /// Whether the Winograd kernels can compute a convolution: 3×3, stride 1, no dilation, one
 /// group, padding up to 2 (so the input gradient is a 3×3 convolution too), 4×4 or more.
@@ -91,7 +108,11 @@ fn products<'a, T: Element>(
             cs: 1,
             offset: xi * depth * ld,
         };
-        gemm(rows, ld, depth, a_at(xi), b, mx, false, 1);
+        if depth >= PACKED_DEPTH {
+            gemm_packed(rows, ld, depth, a_at(xi), b, mx, false, 1);
+        } else {
+            gemm(rows, ld, depth, a_at(xi), b, mx, false, 1);
+        }
     }
 }
 
@@ -158,7 +179,7 @@ pub fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
 /// Weight gradient: the transformed gradient `dU[ξ] (c × o)` summed over the groups of each
 /// of [`WEIGHT_PARTS`] runs, the runs' sums added in order (fixed by the shapes, so the
 /// result does not depend on the thread count), then taken back through the weight
-/// transform; `g` must satisfy [`applies`].
+/// transform; `g` must satisfy [`supports`].
 pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding);
     let (t, n) = (p.t(), g.n);
@@ -215,7 +236,11 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                     cs: ld,
                     offset: xi * g.o * ld,
                 };
-                gemm(g.c, g.o, ld, a, b, acc, task > first_group, 1);
+                if ld < PACKED_WEIGHT_COLS {
+                    gemm_packed(g.c, g.o, ld, a, b, acc, task > first_group, 1);
+                } else {
+                    gemm(g.c, g.o, ld, a, b, acc, task > first_group, 1);
+                }
             }
         }
         vs.put(v);

@@ -187,8 +187,9 @@ impl Lanes for V8 {
             // Within 128-bit halves: (a0 a2 b0 b2 | a4 a6 b4 b6); then the middle quarters swap.
             let e = _mm256_shuffle_ps::<0b10_00_10_00>(a.0, b.0);
             let o = _mm256_shuffle_ps::<0b11_01_11_01>(a.0, b.0);
-            let fix = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
-            (V8(fix(e)), V8(fix(o)))
+            let e = _mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e));
+            let o = _mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(o));
+            (V8(_mm256_castpd_ps(e)), V8(_mm256_castpd_ps(o)))
         }
     }
 

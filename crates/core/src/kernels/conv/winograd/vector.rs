@@ -31,6 +31,22 @@ unsafe fn split_row<V: Lanes>(row: Option<&[f32]>, pad: usize, tx0: usize) -> [V
     }
 }
 
+/// `Bᵀ` over four rows of column vectors: (d0 − d2, d1 + d2, d2 − d1, d1 − d3).
+#[inline(always)]
+unsafe fn bt_rows<V: Lanes>(d: [[V; 4]; 4]) -> [[V; 4]; 4] {
+    let mut u = [[d[0][0]; 4]; 4];
+    for k in 0..4 {
+        // SAFETY: the caller's features are on.
+        unsafe {
+            u[0][k] = d[0][k].sub(d[2][k]);
+            u[1][k] = d[1][k].add(d[2][k]);
+            u[2][k] = d[2][k].sub(d[1][k]);
+            u[3][k] = d[1][k].sub(d[3][k]);
+        }
+    }
+    u
+}
+
 /// [`super::transform`]'s input transform, `Bᵀ d B` of every tile of channels `chans` of
 /// one image `x` into `v` (`[16, chans, cols.ld]`).
 #[inline(always)]
@@ -52,22 +68,21 @@ unsafe fn input<V: Lanes>(p: &Plan, x: &[f32], chans: Range<usize>, v: &mut [f32
                 // writes n ≤ L elements from the start of a row's tiles tx0..tx0 + n, inside
                 // `v` (checked above).
                 unsafe {
-                    let d: [[V; 4]; 4] = std::array::from_fn(|i| split_row(row(i), p.pad[1], tx0));
-                    // Bᵀ over the rows: (d0 − d2, d1 + d2, d2 − d1, d1 − d3), per column vector.
-                    let u: [[V; 4]; 4] = std::array::from_fn(|k| {
-                        std::array::from_fn(|j| match j {
-                            0 => d[0][k].sub(d[2][k]),
-                            1 => d[1][k].add(d[2][k]),
-                            2 => d[2][k].sub(d[1][k]),
-                            _ => d[1][k].sub(d[3][k]),
-                        })
-                    });
-                    for i in 0..4 {
-                        let [e, o, e1, o1] = std::array::from_fn(|k| u[k][i]);
-                        let vals = [e.sub(e1), o.add(e1), e1.sub(o), o.sub(o1)];
-                        for (j, val) in vals.into_iter().enumerate() {
-                            let at = ((i * 4 + j) * nch + c - c0) * cols.ld + cols.first + ty * tw + tx0;
-                            val.store(out.add(at), n);
+                    // No closures or iterator adapters around vector code here: a call the
+                    // compiler leaves out of line runs without the level's features, and
+                    // then so do the intrinsics inside it (seen as 14% in `permutex2var`).
+                    let d = [
+                        split_row::<V>(row(0), p.pad[1], tx0),
+                        split_row::<V>(row(1), p.pad[1], tx0),
+                        split_row::<V>(row(2), p.pad[1], tx0),
+                        split_row::<V>(row(3), p.pad[1], tx0),
+                    ];
+                    let base = (c - c0) * cols.ld + cols.first + ty * tw + tx0;
+                    for (i, u) in bt_rows(d).iter().enumerate() {
+                        // B over the columns, (E, O, E', O') → (E − E', O + E', E' − O, O − O').
+                        let vals = [u[0].sub(u[2]), u[1].add(u[2]), u[2].sub(u[1]), u[1].sub(u[3])];
+                        for (j, val) in vals.iter().enumerate() {
+                            val.store(out.add((i * 4 + j) * nch * cols.ld + base), n);
                         }
                     }
                 }
@@ -95,13 +110,16 @@ unsafe fn output<V: Lanes>(p: &Plan, m: &[f32], bias: Option<&[f32]>, y: &mut [f
                 // above and by the masks).
                 unsafe {
                     let bv = V::splat(b);
-                    let at = o * cols.ld + cols.first + ty * tw + tx0;
-                    let mm = |xi: usize| V::load(mp.add(xi * plane + at), 0, n);
+                    let at = mp.add(o * cols.ld + cols.first + ty * tw + tx0);
                     // Aᵀ over rows: r0 = m0 + m1 + m2, r1 = m1 − m2 − m3 (for each column j).
-                    let r: [[V; 4]; 2] = [
-                        std::array::from_fn(|j| mm(j).add(mm(4 + j)).add(mm(8 + j))),
-                        std::array::from_fn(|j| mm(4 + j).sub(mm(8 + j)).sub(mm(12 + j))),
-                    ];
+                    let mut r = [[V::zero(); 4]; 2];
+                    for j in 0..4 {
+                        let mm = [0, 4, 8, 12].map(|i| at.add((i + j) * plane));
+                        let (m0, m1) = (V::load(mm[0], 0, n), V::load(mm[1], 0, n));
+                        let (m2, m3) = (V::load(mm[2], 0, n), V::load(mm[3], 0, n));
+                        r[0][j] = m0.add(m1).add(m2);
+                        r[1][j] = m1.sub(m2).sub(m3);
+                    }
                     for (a, ra) in r.iter().enumerate() {
                         let oy = 2 * ty + a;
                         if oy >= oh {
@@ -142,16 +160,16 @@ unsafe fn adjoint<V: Lanes>(p: &Plan, dy: &[f32], chans: Range<usize>, dm: &mut 
                 // write n ≤ L elements of a row of tiles inside `dm` (checked above).
                 unsafe {
                     // The tile row's two output rows, split into even and odd columns.
-                    let split = |a: usize| {
+                    let mut d = [[V::zero(); 2]; 2];
+                    for (a, da) in d.iter_mut().enumerate() {
                         let oy = 2 * ty + a;
-                        if oy >= oh {
-                            return [V::zero(); 2];
+                        if oy < oh {
+                            let (base, s) = (dy.as_ptr().add((o * oh + oy) * ow), 2 * tx0 as isize);
+                            let (e, od) = V::even_odd(V::load(base, s, ow), V::load(base, s + V::L as isize, ow));
+                            *da = [e, od];
                         }
-                        let (base, s) = (dy.as_ptr().add((o * oh + oy) * ow), 2 * tx0 as isize);
-                        let (e, od) = V::even_odd(V::load(base, s, ow), V::load(base, s + V::L as isize, ow));
-                        [e, od]
-                    };
-                    let ([e0, o0], [e1, o1]) = (split(0), split(1));
+                    }
+                    let ([e0, o0], [e1, o1]) = (d[0], d[1]);
                     // A over rows: (d0, d0 + d1, d0 − d1, −d1), on even and odd columns.
                     let q = [
                         [e0, o0],
@@ -160,9 +178,9 @@ unsafe fn adjoint<V: Lanes>(p: &Plan, dy: &[f32], chans: Range<usize>, dm: &mut 
                         [e1.neg(), o1.neg()],
                     ];
                     // Aᵀ over columns: (e, e + o, e − o, −o).
-                    for (i, [qe, qo]) in q.into_iter().enumerate() {
+                    for (i, &[qe, qo]) in q.iter().enumerate() {
                         let vals = [qe, qe.add(qo), qe.sub(qo), qo.neg()];
-                        for (j, val) in vals.into_iter().enumerate() {
+                        for (j, val) in vals.iter().enumerate() {
                             let at = ((i * 4 + j) * nch + o - c0) * cols.ld + cols.first + ty * tw + tx0;
                             val.store(out.add(at), n);
                         }
