@@ -90,9 +90,17 @@ fn threads(g: &ConvGeom) -> usize {
     crate::kernels::par::threads_for(g.flops(), PAR_FLOPS)
 }
 
+/// Elements from one of the 16 planes of a group's buffer (`rows` rows of `ld` columns) to
+/// the next: one cache line more than a plane. A transform writes or reads the 16 planes
+/// side by side, and planes a power of two apart all fell in one cache set and evicted each
+/// other.
+fn plane(rows: usize, ld: usize) -> usize {
+    rows * ld + 16
+}
+
 /// The 16 products `m[ξ] (rows × ld) = a[ξ] · v[ξ]` of one group, on this thread: `a[ξ]` is
-/// `a_at(ξ)`, `v[ξ]` the block `ξ` of `v` (`[16, depth, ld]`, so each product's right
-/// operand is contiguous); `m` is `[16, rows, ld]`.
+/// `a_at(ξ)`, `v[ξ]` the plane `ξ` of `v` (`depth` rows of `ld`, planes [`plane`] apart, so
+/// each product's right operand is contiguous); `m` has `rows` rows per plane.
 fn products<'a, T: Element>(
     rows: usize,
     ld: usize,
@@ -101,12 +109,14 @@ fn products<'a, T: Element>(
     v: &[T],
     m: &mut [T],
 ) {
-    for (xi, mx) in m.chunks_mut(rows * ld).take(16).enumerate() {
+    let (vp, mp) = (plane(depth, ld), plane(rows, ld));
+    for xi in 0..16 {
+        let mx = &mut m[xi * mp..][..rows * ld];
         let b = Mat {
             data: v,
             rs: ld,
             cs: 1,
-            offset: xi * depth * ld,
+            offset: xi * vp,
         };
         if depth >= PACKED_DEPTH {
             gemm_packed(rows, ld, depth, a_at(xi), b, mx, false, 1);
@@ -123,7 +133,10 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
     let (img, oimg) = (p.cin * p.ihw[0] * p.ihw[1], p.cout * p.ohw[0] * p.ohw[1]);
     let group = group_images(n, t, p.cin.max(p.cout));
     let isa = crate::cpu::isa();
-    let (vs, ms) = (Pool::new(16 * p.cin * group * t), Pool::new(16 * p.cout * group * t));
+    let (vs, ms) = (
+        Pool::new(16 * plane(p.cin, group * t)),
+        Pool::new(16 * plane(p.cout, group * t)),
+    );
     let base = Disjoint::new(&mut out[..n * oimg]);
     run_tiles(n.div_ceil(group), threads(g), &|task| {
         let n0 = task * group;
@@ -132,8 +145,12 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
         let (mut v, mut m) = (vs.take(), ms.take());
         for i in 0..count {
             let x = &x[(n0 + i) * img..][..img];
-            let cols = Cols { ld, first: i * t };
-            let v = &mut v[..16 * p.cin * ld];
+            let cols = Cols {
+                ld,
+                first: i * t,
+                plane: plane(p.cin, ld),
+            };
+            let v = &mut v[..16 * cols.plane];
             Transform::Input {
                 p,
                 x,
@@ -149,12 +166,17 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
             cs: 1,
             offset: xi * p.cout * p.cin,
         };
-        products(p.cout, ld, p.cin, a_at, &v, &mut m[..16 * p.cout * ld]);
+        products(p.cout, ld, p.cin, a_at, &v, &mut m[..16 * plane(p.cout, ld)]);
         // SAFETY: task `task` alone writes images n0..n0 + count of `out`, which stays
         // borrowed for the call.
         let y = unsafe { base.range(n0 * oimg, count * oimg) };
         for (i, y) in y.chunks_mut(oimg).enumerate() {
-            let (m, cols) = (&m[..16 * p.cout * ld], Cols { ld, first: i * t });
+            let cols = Cols {
+                ld,
+                first: i * t,
+                plane: plane(p.cout, ld),
+            };
+            let m = &m[..16 * cols.plane];
             Transform::Output { p, m, bias, y, cols }.run(isa);
         }
         vs.put(v);
@@ -189,7 +211,10 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
     let parts = WEIGHT_PARTS.min(groups);
     let per_part = groups.div_ceil(parts);
     let isa = crate::cpu::isa();
-    let (vs, dms) = (Pool::new(16 * g.c * group * t), Pool::new(16 * g.o * group * t));
+    let (vs, dms) = (
+        Pool::new(16 * plane(g.c, group * t)),
+        Pool::new(16 * plane(g.o, group * t)),
+    );
     let len = 16 * g.c * g.o;
     let mut partial = vec![T::ZERO; parts * len];
     for_each_chunk_on(threads(g), &mut partial, len, &|part, dut| {
@@ -200,9 +225,13 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
             let count = group.min(n - n0);
             let ld = count * t;
             for i in 0..count {
-                let cols = Cols { ld, first: i * t };
+                let cols = Cols {
+                    ld,
+                    first: i * t,
+                    plane: plane(g.c, ld),
+                };
                 let x = &x[(n0 + i) * img..][..img];
-                let v = &mut v[..16 * g.c * ld];
+                let v = &mut v[..16 * cols.plane];
                 Transform::Input {
                     p: &p,
                     x,
@@ -212,7 +241,11 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 }
                 .run(isa);
                 let dy = &dy[(n0 + i) * oimg..][..oimg];
-                let dm = &mut dm[..16 * g.o * ld];
+                let cols = Cols {
+                    plane: plane(g.o, ld),
+                    ..cols
+                };
+                let dm = &mut dm[..16 * cols.plane];
                 Transform::Adjoint {
                     p: &p,
                     dy,
@@ -222,19 +255,19 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 }
                 .run(isa);
             }
-            // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in the `[16, chans, ld]` layout.
+            // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in planes [`plane`] apart.
             for (xi, acc) in dut.chunks_mut(g.c * g.o).enumerate() {
                 let a = Mat {
                     data: &v[..],
                     rs: ld,
                     cs: 1,
-                    offset: xi * g.c * ld,
+                    offset: xi * plane(g.c, ld),
                 };
                 let b = Mat {
                     data: &dm[..],
                     rs: 1,
                     cs: ld,
-                    offset: xi * g.o * ld,
+                    offset: xi * plane(g.o, ld),
                 };
                 if ld < PACKED_WEIGHT_COLS {
                     gemm_packed(g.c, g.o, ld, a, b, acc, task > first_group, 1);

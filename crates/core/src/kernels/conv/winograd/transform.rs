@@ -66,12 +66,13 @@ pub(super) enum Transform<'a, T> {
     },
 }
 
-/// Where one image's tiles sit in a group's buffers: rows of `ld` columns, this image's
-/// tiles from column `first`.
+/// Where one image's tiles sit in a group's buffers: 16 planes `plane` elements apart, of
+/// rows of `ld` columns, this image's tiles from column `first`.
 #[derive(Clone, Copy)]
 pub(super) struct Cols {
     pub(super) ld: usize,
     pub(super) first: usize,
+    pub(super) plane: usize,
 }
 
 impl<'a, T: Element> Transform<'a, T> {
@@ -182,7 +183,7 @@ fn deinterleave<T: Element>(src: &[T], pad: usize, row: &mut [T]) {
 }
 
 /// `Bᵀ d B` for every 4×4 input tile of channels `chans` of one image `x` (`[cin, h, w]`)
-/// into `v` (`[16, chans, cols.ld]`, this image's tiles from column `cols.first`), zeros
+/// into `v` (16 planes of `chans` rows, see [`Cols`]), zeros
 /// outside the input.
 ///
 /// Each padded input row is first split into its even and odd columns; tile `tx` then
@@ -191,7 +192,7 @@ fn deinterleave<T: Element>(src: &[T], pad: usize, row: &mut [T]) {
 #[inline(always)]
 fn input_transform<T: Element>(p: &Plan, x: &[T], chans: Range<usize>, v: &mut [T], cols: Cols) {
     let ([h, w], [th, tw]) = (p.ihw, p.tiles);
-    let (c0, nch) = (chans.start, chans.len());
+    let c0 = chans.start;
     let half = tw + 1;
     let rows = 2 * th + 2;
     // Per channel: the padded rows, de-interleaved: row r is [E (half) | O (half)]. Every
@@ -220,7 +221,7 @@ fn input_transform<T: Element>(p: &Plan, x: &[T], chans: Range<usize>, v: &mut [
             // B over the columns, the same combination on (E[tx], O[tx], E[tx+1], O[tx+1]).
             for (i, ui) in [&*u0, &*u1, &*u2, &*u3].into_iter().enumerate() {
                 let (e, o) = ui.split_at(half);
-                let dst = |j: usize| ((i * 4 + j) * nch + c - c0) * cols.ld + cols.first + ty * tw;
+                let dst = |j: usize| (i * 4 + j) * cols.plane + (c - c0) * cols.ld + cols.first + ty * tw;
                 zip2(&mut v[dst(0)..][..tw], &e[..tw], &e[1..], |a, b| a - b);
                 zip2(&mut v[dst(1)..][..tw], &o[..tw], &e[1..], |a, b| a + b);
                 zip2(&mut v[dst(2)..][..tw], &e[1..], &o[..tw], |a, b| a - b);
@@ -230,12 +231,12 @@ fn input_transform<T: Element>(p: &Plan, x: &[T], chans: Range<usize>, v: &mut [
     }
 }
 
-/// `Aᵀ m A` of one image's tiles in `m` (`[16, cout, cols.ld]`, from column `cols.first`)
+/// `Aᵀ m A` of one image's tiles in `m` (16 planes of `cout` rows, see [`Cols`])
 /// into the image `y` (`[cout, oh, ow]`), dropping outputs past the edge and adding `bias`.
 #[inline(always)]
 fn output_transform<T: Element>(p: &Plan, m: &[T], bias: Option<&[T]>, y: &mut [T], cols: Cols) {
     let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
-    let plane = p.cout * cols.ld;
+    let plane = cols.plane;
     let mut r = vec![T::ZERO; 8 * tw];
     let (mut even, mut odd) = (vec![T::ZERO; tw], vec![T::ZERO; tw]);
     for o in 0..p.cout {
@@ -284,11 +285,11 @@ fn output_transform<T: Element>(p: &Plan, m: &[T], bias: Option<&[T]>, y: &mut [
 
 /// Adjoint of [`output_transform`]: `A dy Aᵀ` of every 2×2 output tile of channels `chans`
 /// of one image `dy` (`[cout, oh, ow]`, zero past the edge) into `dm`
-/// (`[16, chans, cols.ld]`, this image's tiles from column `cols.first`).
+/// (16 planes of `chans` rows, see [`Cols`]).
 #[inline(always)]
 fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], chans: Range<usize>, dm: &mut [T], cols: Cols) {
     let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
-    let (first_chan, nch) = (chans.start, chans.len());
+    let first_chan = chans.start;
     // The tile row's two output rows, split into even and odd columns: [e0, o0, e1, o1].
     let mut d = vec![T::ZERO; 4 * tw];
     let mut q = vec![T::ZERO; 8 * tw];
@@ -330,7 +331,7 @@ fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], chans: Range<usize>,
             // Aᵀ over columns: (e, e + o, e − o, −o).
             for (i, qi) in q.chunks(2 * tw).enumerate() {
                 let (qe, qo) = qi.split_at(tw);
-                let dst = |j: usize| ((i * 4 + j) * nch + o - first_chan) * cols.ld + cols.first + ty * tw;
+                let dst = |j: usize| (i * 4 + j) * cols.plane + (o - first_chan) * cols.ld + cols.first + ty * tw;
                 dm[dst(0)..][..tw].copy_from_slice(qe);
                 zip2(&mut dm[dst(1)..][..tw], qe, qo, |a, b| a + b);
                 zip2(&mut dm[dst(2)..][..tw], qe, qo, |a, b| a - b);
@@ -346,34 +347,42 @@ pub(super) fn weight_transform<T: Element>(w: &[T], o: usize, c: usize, rotate: 
     let (rows, cols) = if rotate { (c, o) } else { (o, c) };
     let half = T::from_f64(0.5);
     let mut u = vec![T::ZERO; 16 * rows * cols];
-    // In the order of `u`'s rows, so that each of the 16 planes is written in sequence (the
-    // rotated kernels in `w`'s order wrote each plane a column at a time: 3% of a step).
+    // In the order of `u`'s rows, 16 kernels at a time, so that each of the 16 planes gets
+    // whole runs (the rotated kernels in `w`'s order wrote each plane a column at a time, and
+    // single values to 16 planes a power of two apart evict each other: 3% of a step).
     for r in 0..rows {
-        for cc in 0..cols {
-            let (oi, ci) = if rotate { (cc, r) } else { (r, cc) };
-            let k = &w[(oi * c + ci) * 9..][..9];
-            let g = |i: usize, j: usize| if rotate { k[(2 - i) * 3 + 2 - j] } else { k[i * 3 + j] };
-            // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] on both sides.
-            let col = |j: usize| {
-                [
-                    g(0, j),
-                    (g(0, j) + g(1, j) + g(2, j)) * half,
-                    (g(0, j) - g(1, j) + g(2, j)) * half,
-                    g(2, j),
-                ]
-            };
-            let (c0, c1, c2) = (col(0), col(1), col(2));
-            let s: [[T; 3]; 4] = std::array::from_fn(|i| [c0[i], c1[i], c2[i]]);
-            for (i, si) in s.iter().enumerate() {
-                let vals = [
-                    si[0],
-                    (si[0] + si[1] + si[2]) * half,
-                    (si[0] - si[1] + si[2]) * half,
-                    si[2],
-                ];
-                for (j, val) in vals.into_iter().enumerate() {
-                    u[((i * 4 + j) * rows + r) * cols + cc] = val;
+        for cc0 in (0..cols).step_by(16) {
+            let n = 16.min(cols - cc0);
+            let mut buf = [[T::ZERO; 16]; 16];
+            for cc in cc0..cc0 + n {
+                let (oi, ci) = if rotate { (cc, r) } else { (r, cc) };
+                let k = &w[(oi * c + ci) * 9..][..9];
+                let g = |i: usize, j: usize| if rotate { k[(2 - i) * 3 + 2 - j] } else { k[i * 3 + j] };
+                // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] on both sides.
+                let col = |j: usize| {
+                    [
+                        g(0, j),
+                        (g(0, j) + g(1, j) + g(2, j)) * half,
+                        (g(0, j) - g(1, j) + g(2, j)) * half,
+                        g(2, j),
+                    ]
+                };
+                let (c0, c1, c2) = (col(0), col(1), col(2));
+                let s: [[T; 3]; 4] = std::array::from_fn(|i| [c0[i], c1[i], c2[i]]);
+                for (i, si) in s.iter().enumerate() {
+                    let vals = [
+                        si[0],
+                        (si[0] + si[1] + si[2]) * half,
+                        (si[0] - si[1] + si[2]) * half,
+                        si[2],
+                    ];
+                    for (j, val) in vals.into_iter().enumerate() {
+                        buf[i * 4 + j][cc - cc0] = val;
+                    }
                 }
+            }
+            for (q, b) in buf.iter().enumerate() {
+                u[(q * rows + r) * cols + cc0..][..n].copy_from_slice(&b[..n]);
             }
         }
     }
@@ -439,17 +448,16 @@ mod tests {
             let t = p.t();
             // This image's tiles from column 3 of rows of t + 7 (as in a group of images), so
             // the vectors start off their alignment and the rows have spare columns.
-            let (ld, cols) = (t + 7, Cols { ld: t + 7, first: 3 });
-            let (x, m, dy) = (
-                data(cin * h * w, 1),
-                data(16 * cout * ld, 2),
-                data(cout * ohw[0] * ohw[1], 3),
-            );
+            let ld = t + 7;
+            // Planes a few elements further apart than their rows need.
+            let (vp, mp) = (cin * ld + 5, cout * ld + 5);
+            let cols = |plane| Cols { ld, first: 3, plane };
+            let (x, m, dy) = (data(cin * h * w, 1), data(16 * mp, 2), data(cout * ohw[0] * ohw[1], 3));
             let bias = data(cout, 4);
             let run = |level| {
-                let mut v = vec![0f32; cin * 16 * ld];
+                let mut v = vec![0f32; 16 * vp];
                 let mut y = vec![0f32; cout * ohw[0] * ohw[1]];
-                let mut dm = vec![0f32; cout * 16 * ld];
+                let mut dm = vec![0f32; 16 * mp];
                 cpu::with_isa(level, || {
                     let (p, x, m, dy) = (&p, &x[..], &m[..], &dy[..]);
                     Transform::Input {
@@ -457,7 +465,7 @@ mod tests {
                         x,
                         chans: 0..cin,
                         v: &mut v,
-                        cols,
+                        cols: cols(vp),
                     }
                     .run(cpu::isa());
                     let bias = Some(&bias[..]);
@@ -466,7 +474,7 @@ mod tests {
                         m,
                         bias,
                         y: &mut y,
-                        cols,
+                        cols: cols(mp),
                     }
                     .run(cpu::isa());
                     Transform::Adjoint {
@@ -474,7 +482,7 @@ mod tests {
                         dy,
                         chans: 0..cout,
                         dm: &mut dm,
-                        cols,
+                        cols: cols(mp),
                     }
                     .run(cpu::isa());
                 });

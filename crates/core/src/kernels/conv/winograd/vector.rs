@@ -48,13 +48,13 @@ unsafe fn bt_rows<V: Lanes>(d: [[V; 4]; 4]) -> [[V; 4]; 4] {
 }
 
 /// [`super::transform`]'s input transform, `Bᵀ d B` of every tile of channels `chans` of
-/// one image `x` into `v` (`[16, chans, cols.ld]`).
+/// one image `x` into `v` (16 planes of `chans` rows).
 #[inline(always)]
 unsafe fn input<V: Lanes>(p: &Plan, x: &[f32], chans: Range<usize>, v: &mut [f32], cols: Cols) {
     let ([h, w], [th, tw]) = (p.ihw, p.tiles);
     let (c0, nch) = (chans.start, chans.len());
-    assert!(v.len() >= 16 * nch * cols.ld && cols.first + th * tw <= cols.ld);
-    assert!(x.len() >= chans.end * h * w);
+    assert!(v.len() >= 15 * cols.plane + nch * cols.ld && cols.first + th * tw <= cols.ld);
+    assert!(x.len() >= chans.end * h * w && cols.plane >= nch * cols.ld);
     let out = v.as_mut_ptr();
     for c in chans {
         for ty in 0..th {
@@ -82,7 +82,7 @@ unsafe fn input<V: Lanes>(p: &Plan, x: &[f32], chans: Range<usize>, v: &mut [f32
                         // B over the columns, (E, O, E', O') → (E − E', O + E', E' − O, O − O').
                         let vals = [u[0].sub(u[2]), u[1].add(u[2]), u[2].sub(u[1]), u[1].sub(u[3])];
                         for (j, val) in vals.iter().enumerate() {
-                            val.store(out.add((i * 4 + j) * nch * cols.ld + base), n);
+                            val.store(out.add((i * 4 + j) * cols.plane + base), n);
                         }
                     }
                 }
@@ -92,12 +92,13 @@ unsafe fn input<V: Lanes>(p: &Plan, x: &[f32], chans: Range<usize>, v: &mut [f32
 }
 
 /// [`super::transform`]'s output transform, `Aᵀ m A` of one image's tiles in `m`
-/// (`[16, cout, cols.ld]`) into `y` (`[cout, oh, ow]`), plus `bias`.
+/// (16 planes of `cout` rows) into `y` (`[cout, oh, ow]`), plus `bias`.
 #[inline(always)]
 unsafe fn output<V: Lanes>(p: &Plan, m: &[f32], bias: Option<&[f32]>, y: &mut [f32], cols: Cols) {
     let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
-    let plane = p.cout * cols.ld;
-    assert!(m.len() >= 16 * plane && cols.first + th * tw <= cols.ld);
+    let plane = cols.plane;
+    assert!(m.len() >= 15 * plane + p.cout * cols.ld && cols.first + th * tw <= cols.ld);
+    assert!(plane >= p.cout * cols.ld);
     assert!(y.len() >= p.cout * oh * ow && bias.is_none_or(|b| b.len() >= p.cout));
     let (mp, yp) = (m.as_ptr(), y.as_mut_ptr());
     for o in 0..p.cout {
@@ -144,13 +145,13 @@ unsafe fn output<V: Lanes>(p: &Plan, m: &[f32], bias: Option<&[f32]>, y: &mut [f
 }
 
 /// [`super::transform`]'s adjoint of the output transform, `A dy Aᵀ` of every 2×2 tile of
-/// channels `chans` of `dy` (`[cout, oh, ow]`) into `dm` (`[16, chans, cols.ld]`).
+/// channels `chans` of `dy` (`[cout, oh, ow]`) into `dm` (16 planes of `chans` rows).
 #[inline(always)]
 unsafe fn adjoint<V: Lanes>(p: &Plan, dy: &[f32], chans: Range<usize>, dm: &mut [f32], cols: Cols) {
     let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
     let (c0, nch) = (chans.start, chans.len());
-    assert!(dm.len() >= 16 * nch * cols.ld && cols.first + th * tw <= cols.ld);
-    assert!(dy.len() >= chans.end * oh * ow);
+    assert!(dm.len() >= 15 * cols.plane + nch * cols.ld && cols.first + th * tw <= cols.ld);
+    assert!(dy.len() >= chans.end * oh * ow && cols.plane >= nch * cols.ld);
     let out = dm.as_mut_ptr();
     for o in chans {
         for ty in 0..th {
@@ -181,7 +182,7 @@ unsafe fn adjoint<V: Lanes>(p: &Plan, dy: &[f32], chans: Range<usize>, dm: &mut 
                     for (i, &[qe, qo]) in q.iter().enumerate() {
                         let vals = [qe, qe.add(qo), qe.sub(qo), qo.neg()];
                         for (j, val) in vals.iter().enumerate() {
-                            let at = ((i * 4 + j) * nch + o - c0) * cols.ld + cols.first + ty * tw + tx0;
+                            let at = (i * 4 + j) * cols.plane + (o - c0) * cols.ld + cols.first + ty * tw + tx0;
                             val.store(out.add(at), n);
                         }
                     }
