@@ -30,7 +30,7 @@ use crate::Element;
 
 /// Forward: `out[n, o] = Σ_c w[o, c] ⋆ x[n, c] (+ bias[o])`; `out` is `[n, o, oh, ow]`.
 /// Whole-input kernels take one GEMM, 3×3 stride-1 layers with enough channels and pixels
-/// (8×8 outputs and up; 16×16 for the weight gradient) Winograd, small images with large weights grouped im2col, small layers the direct
+/// (8×8 outputs and up) Winograd, small images with large weights grouped im2col, small layers the direct
 /// kernels, the rest im2col + GEMM.
 pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     if dense::applies(g) {
@@ -67,7 +67,7 @@ pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
 pub fn conv2d_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     if dense::applies(g) {
         dense::backward_weight(g, x, dy, dw)
-    } else if winograd::applies_weight(g) {
+    } else if winograd::applies(g) {
         winograd::backward_weight(g, x, dy, dw)
     } else if !direct::backward_weight(g, x, dy, dw) {
         weight::im2col_backward_weight(g, x, dy, dw)

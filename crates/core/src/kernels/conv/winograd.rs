@@ -37,19 +37,13 @@ const GROUP_BUDGET: usize = 1 << 14;
 /// in order (fixed by the shapes, so the result does not depend on the thread count).
 const WEIGHT_PARTS: usize = 4;
 
-/// Whether a convolution's forward pass and input gradient take the Winograd path: one
-/// [`supports`], with enough channels and tiles for the GEMMs to pay for the transforms.
-/// At 8×8 outputs it won against grouped im2col (ResNet-18 at batch 32, 256→256, one
-/// thread: forward 18.7 → 15.8 ms, input gradient 24.0 → 16.3 ms); at 4×4 it lost (2 tiles a
+/// Whether a convolution takes the Winograd path: one [`supports`], with enough channels
+/// and tiles for the GEMMs to pay for the transforms. At 8×8 outputs it beat grouped
+/// im2col (ResNet-18 at batch 32, 256→256, one thread: forward 18.7 → 10.4 ms, input
+/// gradient 24.0 → 11.1 ms, weight gradient 17.9 → 14.0 ms); at 4×4 it lost (2 tiles a
 /// row, and the transformed weights, 16/9 of the kernels, read for only 4 tiles an image).
 pub fn applies(g: &ConvGeom) -> bool {
     supports(g) && g.c >= 16 && g.o >= 16 && g.oh * g.ow >= 64
-}
-
-/// Whether a convolution's weight gradient takes the Winograd path: as [`applies`], from
-/// 16×16 outputs (at 8×8, 256→256, im2col's 23.5 ms beat Winograd's 24.5 ms).
-pub fn applies_weight(g: &ConvGeom) -> bool {
-    applies(g) && g.oh * g.ow >= 256
 }
 
 /// Depths from which a group's products go to `gemm`'s packed kernels: the unpacked kernel
