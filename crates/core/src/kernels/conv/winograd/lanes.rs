@@ -49,11 +49,13 @@ impl Lanes for V16 {
 
     #[inline(always)]
     unsafe fn zero() -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe { V16(_mm512_setzero_ps()) }
     }
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe { V16(_mm512_set1_ps(x)) }
     }
 
@@ -74,16 +76,19 @@ impl Lanes for V16 {
 
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe { V16(_mm512_add_ps(self.0, b.0)) }
     }
 
     #[inline(always)]
     unsafe fn sub(self, b: Self) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe { V16(_mm512_sub_ps(self.0, b.0)) }
     }
 
     #[inline(always)]
     unsafe fn neg(self) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe {
             let sign = _mm512_set1_epi32(i32::MIN);
             V16(_mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(self.0), sign)))
@@ -92,6 +97,7 @@ impl Lanes for V16 {
 
     #[inline(always)]
     unsafe fn even_odd(a: Self, b: Self) -> (Self, Self) {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe {
             let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
             let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -104,6 +110,7 @@ impl Lanes for V16 {
 
     #[inline(always)]
     unsafe fn interleave(e: Self, o: Self) -> (Self, Self) {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe {
             let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
             let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -116,6 +123,7 @@ impl Lanes for V16 {
 
     #[inline(always)]
     unsafe fn shift_in(self, next: Self) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe {
             let idx = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
             V16(_mm512_permutex2var_ps(self.0, idx, next.0))
@@ -132,17 +140,20 @@ impl Lanes for V8 {
 
     #[inline(always)]
     unsafe fn zero() -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe { V8(_mm256_setzero_ps()) }
     }
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe { V8(_mm256_set1_ps(x)) }
     }
 
     #[inline(always)]
     unsafe fn load(base: *const f32, start: isize, len: usize) -> Self {
         let (lo, hi) = valid(start, len, 8);
+        // SAFETY: the caller runs this with the level's features on.
         unsafe {
             let l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             // lo ≤ l < hi, as lanes of all ones.
@@ -158,6 +169,7 @@ impl Lanes for V8 {
 
     #[inline(always)]
     unsafe fn store(self, dst: *mut f32, n: usize) {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe {
             let l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), l);
@@ -168,21 +180,25 @@ impl Lanes for V8 {
 
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe { V8(_mm256_add_ps(self.0, b.0)) }
     }
 
     #[inline(always)]
     unsafe fn sub(self, b: Self) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe { V8(_mm256_sub_ps(self.0, b.0)) }
     }
 
     #[inline(always)]
     unsafe fn neg(self) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe { V8(_mm256_xor_ps(self.0, _mm256_set1_ps(-0.0))) }
     }
 
     #[inline(always)]
     unsafe fn even_odd(a: Self, b: Self) -> (Self, Self) {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe {
             // Within 128-bit halves: (a0 a2 b0 b2 | a4 a6 b4 b6); then the middle quarters swap.
             let e = _mm256_shuffle_ps::<0b10_00_10_00>(a.0, b.0);
@@ -195,6 +211,7 @@ impl Lanes for V8 {
 
     #[inline(always)]
     unsafe fn interleave(e: Self, o: Self) -> (Self, Self) {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe {
             let lo = _mm256_unpacklo_ps(e.0, o.0); // e0 o0 e1 o1 | e4 o4 e5 o5
             let hi = _mm256_unpackhi_ps(e.0, o.0); // e2 o2 e3 o3 | e6 o6 e7 o7
@@ -207,6 +224,7 @@ impl Lanes for V8 {
 
     #[inline(always)]
     unsafe fn shift_in(self, next: Self) -> Self {
+        // SAFETY: the caller runs this with the level's features on.
         unsafe {
             let rot = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
             let r = _mm256_permutevar8x32_ps(self.0, rot);

@@ -4,6 +4,7 @@
 
 use crate::cpu::Isa;
 use crate::Element;
+#[cfg(target_arch = "x86_64")]
 use std::any::TypeId;
 use std::ops::Range;
 

@@ -114,12 +114,13 @@ unsafe fn output<V: Lanes>(p: &Plan, m: &[f32], bias: Option<&[f32]>, y: &mut [f
                     let at = mp.add(o * cols.ld + cols.first + ty * tw + tx0);
                     // Aᵀ over rows: r0 = m0 + m1 + m2, r1 = m1 − m2 − m3 (for each column j).
                     let mut r = [[V::zero(); 4]; 2];
-                    for j in 0..4 {
+                    let [r0, r1] = &mut r;
+                    for (j, (x0, x1)) in r0.iter_mut().zip(r1.iter_mut()).enumerate() {
                         let mm = [0, 4, 8, 12].map(|i| at.add((i + j) * plane));
                         let (m0, m1) = (V::load(mm[0], 0, n), V::load(mm[1], 0, n));
                         let (m2, m3) = (V::load(mm[2], 0, n), V::load(mm[3], 0, n));
-                        r[0][j] = m0.add(m1).add(m2);
-                        r[1][j] = m1.sub(m2).sub(m3);
+                        *x0 = m0.add(m1).add(m2);
+                        *x1 = m1.sub(m2).sub(m3);
                     }
                     for (a, ra) in r.iter().enumerate() {
                         let oy = 2 * ty + a;
