@@ -164,6 +164,9 @@ unsafe fn gemm_ptr<T: Element>(
         if unpacked && small_f32(m, n, k, &a, &b, dst, init, threads) {
             return;
         }
+        // The unpacked kernels are x86-64 only.
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = unpacked;
         let par = if threads > 1 && m * n * k >= PAR_FLOPS {
             Parallelism::Rayon(threads)
         } else {
