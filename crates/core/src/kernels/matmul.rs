@@ -59,6 +59,26 @@ pub fn gemm<T: Element>(
     gemm_init(m, n, k, a, b, dst, init, threads)
 }
 
+/// [`gemm`] always through `gemm`'s packed kernels (capped at the level [`crate::cpu::isa`]
+/// gives), never the unpacked ones: for callers whose operands do not fit the unpacked
+/// kernels' caches (a long `k` with a wide `b`, or short dot products).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    dst: &mut [T],
+    accumulate: bool,
+    threads: usize,
+) {
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    let init = if accumulate { Init::Accumulate } else { Init::Zero };
+    // SAFETY: dst holds m×n initialized elements.
+    unsafe { gemm_ptr(m, n, k, a, b, dst.as_mut_ptr(), init, threads, false) }
+}
+
 /// `dst (m×n, row-major) = init + a (m×k) · b (k×n)`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_init<T: Element>(
@@ -73,7 +93,7 @@ pub fn gemm_init<T: Element>(
 ) {
     assert!(dst.len() >= m * n, "gemm: destination too small");
     // SAFETY: dst holds m×n initialized elements.
-    unsafe { gemm_ptr(m, n, k, a, b, dst.as_mut_ptr(), init, threads) }
+    unsafe { gemm_ptr(m, n, k, a, b, dst.as_mut_ptr(), init, threads, true) }
 }
 
 /// `dst (m×n, row-major) = a·b`, or `bias + a·b`, into memory not yet initialized: every
@@ -92,11 +112,12 @@ pub fn gemm_uninit<T: Element>(
     assert!(dst.len() >= m * n, "gemm: destination too small");
     let init = bias.map_or(Init::Zero, Init::Bias);
     // SAFETY: dst holds m×n slots; with `Zero` or `Bias` nothing is read before written.
-    unsafe { gemm_ptr(m, n, k, a, b, dst.as_mut_ptr() as *mut T, init, threads) }
+    unsafe { gemm_ptr(m, n, k, a, b, dst.as_mut_ptr() as *mut T, init, threads, true) }
 }
 
 /// The product into `dst`, which must hold m×n elements, initialized unless `init`
-/// is `Zero` or `Bias` (then every element is written before any is read).
+/// is `Zero` or `Bias` (then every element is written before any is read); the unpacked
+/// kernels only where `unpacked` allows them.
 ///
 /// # Safety
 /// `dst` must be valid for writes of `m·n` elements (and initialized unless `init` is
@@ -111,6 +132,7 @@ unsafe fn gemm_ptr<T: Element>(
     dst: *mut T,
     init: Init<'_, T>,
     threads: usize,
+    unpacked: bool,
 ) {
     // SAFETY: the caller upholds the `# Safety` contract above; the intrinsics and
     // pointer accesses below rely on nothing more.
@@ -139,9 +161,12 @@ unsafe fn gemm_ptr<T: Element>(
         assert!(last(&a, m, k) < a.data.len(), "gemm: lhs out of bounds");
         assert!(last(&b, k, n) < b.data.len(), "gemm: rhs out of bounds");
         #[cfg(target_arch = "x86_64")]
-        if small_f32(m, n, k, &a, &b, dst, init, threads) {
+        if unpacked && small_f32(m, n, k, &a, &b, dst, init, threads) {
             return;
         }
+        // The unpacked kernels are x86-64 only.
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = unpacked;
         let par = if threads > 1 && m * n * k >= PAR_FLOPS {
             Parallelism::Rayon(threads)
         } else {
@@ -432,6 +457,46 @@ mod tests {
                                 None => first = Some(d),
                                 Some(f) => assert_eq!(f, &d, "{level} {m}x{n}x{k}: thread count changed the bits"),
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gemm_packed` at every level: the Winograd weight gradient's layout (b transposed,
+    /// the dot kernel's shape), a 16-row one (which `gemm` would give the unpacked kernels),
+    /// with and without accumulation, against f64.
+    #[test]
+    fn packed_products_match_a_reference_at_every_level() {
+        for (si, &(m, n, k)) in [(64, 48, 100), (16, 9, 300), (7, 70, 33)].iter().enumerate() {
+            let (av, bv) = (rand(m * k, 500 + si as u64), rand(k * n, 600 + si as u64));
+            let prior = rand(m * n, 700 + si as u64);
+            let a = Mat {
+                data: &av,
+                rs: k,
+                cs: 1,
+                offset: 0,
+            };
+            let b = Mat {
+                data: &bv,
+                rs: 1,
+                cs: k,
+                offset: 0,
+            };
+            for accumulate in [false, true] {
+                for level in cpu::supported() {
+                    let mut d = prior.clone();
+                    cpu::with_isa(level, || gemm_packed(m, n, k, a, b, &mut d, accumulate, 1));
+                    for i in 0..m {
+                        for j in 0..n {
+                            let dot: f64 = (0..k).map(|p| av[i * k + p] as f64 * bv[j * k + p] as f64).sum();
+                            let want = dot + if accumulate { prior[i * n + j] as f64 } else { 0.0 };
+                            let got = d[i * n + j] as f64;
+                            assert!(
+                                (got - want).abs() < 1e-4 * (1.0 + k as f64).sqrt(),
+                                "{level} {m}x{n}x{k} accumulate {accumulate}: {got} vs {want}"
+                            );
                         }
                     }
                 }

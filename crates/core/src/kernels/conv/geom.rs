@@ -166,6 +166,34 @@ impl ConvGeom {
     }
 }
 
+/// The input gradient of a stride-1, undilated, ungrouped convolution as a forward
+/// convolution: `dx = conv(dy, w')` with `w'[c, o] = w[o, c]` rotated 180° and padding
+/// `k − 1 − padding`, so it can take the forward pass's faster paths. `None` where that does
+/// not hold (or a padding exceeds `k − 1`); else the forward geometry and `w'`.
+pub(super) fn input_gradient_as_forward<T: Element>(g: &ConvGeom, w: &[T]) -> Option<(ConvGeom, Vec<T>)> {
+    let fits = g.stride == [1, 1] && g.dilation == [1, 1] && g.groups == 1;
+    if !fits || g.padding[0] >= g.kh || g.padding[1] >= g.kw {
+        return None;
+    }
+    let pad = [g.kh - 1 - g.padding[0], g.kw - 1 - g.padding[1]];
+    let fg = ConvGeom::new([g.n, g.o, g.oh, g.ow], [g.c, g.kh, g.kw], [1, 1], pad, [1, 1], 1);
+    let taps = g.kh * g.kw;
+    let mut wf = vec![T::ZERO; w.len()];
+    // Blocks of 16 output channels: 16 rows of `w` read in sequence while `wf` is written in
+    // runs of 16 kernels (either order alone strides one side by a whole row of kernels).
+    for o0 in (0..g.o).step_by(16) {
+        let os = o0..(o0 + 16).min(g.o);
+        for ci in 0..g.c {
+            for oi in os.clone() {
+                let src = &w[(oi * g.c + ci) * taps..][..taps];
+                let dst = &mut wf[(ci * g.o + oi) * taps..][..taps];
+                dst.iter_mut().zip(src.iter().rev()).for_each(|(d, &s)| *d = s);
+            }
+        }
+    }
+    Some((fg, wf))
+}
+
 /// One image `x` (`[c, h, w]`) with its zero padding written out into `buf`
 /// (`[c, h + 2·ph, w + 2·pw]`), or `x` itself when there is no padding: the column
 /// copies then need no bounds logic.

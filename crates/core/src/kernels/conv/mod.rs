@@ -30,7 +30,7 @@ use crate::Element;
 
 /// Forward: `out[n, o] = Σ_c w[o, c] ⋆ x[n, c] (+ bias[o])`; `out` is `[n, o, oh, ow]`.
 /// Whole-input kernels take one GEMM, 3×3 stride-1 layers with enough channels and pixels
-/// Winograd, small images with large weights grouped im2col, small layers the direct
+/// (8×8 outputs and up) Winograd, small images with large weights grouped im2col, small layers the direct
 /// kernels, the rest im2col + GEMM.
 pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     if dense::applies(g) {
@@ -52,7 +52,12 @@ pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
     } else if winograd::applies(g) {
         winograd::backward_input(g, dy, w, bias, dx)
     } else if grouped::applies(g) {
-        grouped::backward_input(g, dy, w, bias, dx)
+        // As a forward convolution where it is one: the forward pass writes each output once
+        // instead of folding columns back (4×4, 512→512, one thread: 31.2 → 22.7 ms).
+        match geom::input_gradient_as_forward(g, w) {
+            Some((fg, wf)) if grouped::applies(&fg) => grouped::forward(&fg, dy, &wf, bias, dx),
+            _ => grouped::backward_input(g, dy, w, bias, dx),
+        }
     } else if !direct::backward_input(g, dy, w, bias, dx) {
         im2col::im2col_backward_input(g, dy, w, bias, dx)
     }
@@ -169,11 +174,16 @@ mod tests {
             // whole-input kernels take the dense path (DCGAN's 7×7 layers, and one output map)
             geom(5, 4, 3, 6, [4, 3], [1, 1], [0, 0], [1, 1], 1),
             geom(7, 3, 3, 1, [3, 3], [2, 2], [0, 0], [1, 1], 1),
+            // grouped im2col, the input gradient as a forward convolution (ResNet's 4×4
+            // stage; without padding, the gradient's padding is 2)
+            geom(64, 4, 4, 64, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+            geom(64, 5, 6, 64, [3, 3], [1, 1], [0, 0], [1, 1], 1),
         ] {
             let x = seq(g.n * g.c * g.h * g.w, 0.1);
             let w = seq(g.o * g.k(), 1.3);
             assert_eq!(winograd::applies(&g), g.c == 16, "{g:?}");
             assert_eq!(dense::applies(&g), g.oh * g.ow == 1, "{g:?}");
+            assert_eq!(grouped::applies(&g), g.c == 64, "{g:?}");
             let want = naive(&g, &x, &w);
             let mut y = vec![0.0; want.len()];
             conv2d_forward(&g, &x, &w, None, &mut y);

@@ -17,12 +17,16 @@
 
 use super::geom::ConvGeom;
 use super::grouped::Pool;
-use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
+use crate::kernels::matmul::{gemm, gemm_packed, Mat, PAR_FLOPS};
 use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
 use crate::Element;
 use transform::{weight_transform, weight_transform_adjoint, Cols, Plan, Transform};
 
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 mod transform;
+#[cfg(target_arch = "x86_64")]
+mod vector;
 
 /// Budget for one group's transformed tiles: columns × the larger channel count. At 16 Ki,
 /// a group's tiles (`16 · channels · columns` floats) take 1 MiB, which stays in a core's L2
@@ -34,12 +38,23 @@ const GROUP_BUDGET: usize = 1 << 14;
 const WEIGHT_PARTS: usize = 4;
 
 /// Whether a convolution takes the Winograd path: one [`supports`], with enough channels
-/// and tiles for the GEMMs to pay for the transforms. Below 16×16 outputs im2col ran
-/// faster (ResNet-18 at batch 32: 8×8 256→256 forward 17.9 → 11.9 ms, 4×4 512→512
-/// 20.6 → 12.2 ms): a tile row of 2 or 4 tiles is too short for the transforms' vectors.
+/// and tiles for the GEMMs to pay for the transforms. At 8×8 outputs it beat grouped
+/// im2col (ResNet-18 at batch 32, 256→256, one thread: forward 18.7 → 10.4 ms, input
+/// gradient 24.0 → 11.1 ms, weight gradient 17.9 → 14.0 ms); at 4×4 it lost (2 tiles a
+/// row, and the transformed weights, 16/9 of the kernels, read for only 4 tiles an image).
 pub fn applies(g: &ConvGeom) -> bool {
-    supports(g) && g.c >= 16 && g.o >= 16 && g.oh * g.ow >= 256
+    supports(g) && g.c >= 16 && g.o >= 16 && g.oh * g.ow >= 64
 }
+
+/// Depths from which a group's products go to `gemm`'s packed kernels: the unpacked kernel
+/// streams a 64-column panel of `v` (`depth` rows) from L1, which a depth of 256 overflows
+/// (8×8, 256→256: forward 16.9 → 15.8 ms).
+const PACKED_DEPTH: usize = 256;
+
+/// Weight-gradient products with fewer columns than this (their `k`) go to `gemm`'s packed
+/// kernels: the unpacked dot kernel's per-tile reduction dominates short sums (16×16,
+/// 128→128, 128 columns: 22.7 → 17.9 ms); at 256 columns it is as fast.
+const PACKED_WEIGHT_COLS: usize = 256;
 
 /// Whether the Winograd kernels can compute a convolution: 3×3, stride 1, no dilation, one
 /// group, padding up to 2 (so the input gradient is a 3×3 convolution too), 4×4 or more.
@@ -69,8 +84,17 @@ fn threads(g: &ConvGeom) -> usize {
     crate::kernels::par::threads_for(g.flops(), PAR_FLOPS)
 }
 
+/// Elements from one of the 16 planes of a group's buffer (`rows` rows of `ld` columns) to
+/// the next: one cache line more than a plane. A transform writes or reads the 16 planes
+/// side by side, and planes a power of two apart all fell in one cache set and evicted each
+/// other.
+fn plane(rows: usize, ld: usize) -> usize {
+    rows * ld + 16
+}
+
 /// The 16 products `m[ξ] (rows × ld) = a[ξ] · v[ξ]` of one group, on this thread: `a[ξ]` is
-/// `a_at(ξ)`, `v[ξ]` the rows `ξ` of `v` (`[depth, 16, ld]`); `m` is `[16, rows, ld]`.
+/// `a_at(ξ)`, `v[ξ]` the plane `ξ` of `v` (`depth` rows of `ld`, planes [`plane`] apart, so
+/// each product's right operand is contiguous); `m` has `rows` rows per plane.
 fn products<'a, T: Element>(
     rows: usize,
     ld: usize,
@@ -79,14 +103,20 @@ fn products<'a, T: Element>(
     v: &[T],
     m: &mut [T],
 ) {
-    for (xi, mx) in m.chunks_mut(rows * ld).take(16).enumerate() {
+    let (vp, mp) = (plane(depth, ld), plane(rows, ld));
+    for xi in 0..16 {
+        let mx = &mut m[xi * mp..][..rows * ld];
         let b = Mat {
             data: v,
-            rs: 16 * ld,
+            rs: ld,
             cs: 1,
-            offset: xi * ld,
+            offset: xi * vp,
         };
-        gemm(rows, ld, depth, a_at(xi), b, mx, false, 1);
+        if depth >= PACKED_DEPTH {
+            gemm_packed(rows, ld, depth, a_at(xi), b, mx, false, 1);
+        } else {
+            gemm(rows, ld, depth, a_at(xi), b, mx, false, 1);
+        }
     }
 }
 
@@ -97,7 +127,10 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
     let (img, oimg) = (p.cin * p.ihw[0] * p.ihw[1], p.cout * p.ohw[0] * p.ohw[1]);
     let group = group_images(n, t, p.cin.max(p.cout));
     let isa = crate::cpu::isa();
-    let (vs, ms) = (Pool::new(16 * p.cin * group * t), Pool::new(16 * p.cout * group * t));
+    let (vs, ms) = (
+        Pool::new(16 * plane(p.cin, group * t)),
+        Pool::new(16 * plane(p.cout, group * t)),
+    );
     let base = Disjoint::new(&mut out[..n * oimg]);
     run_tiles(n.div_ceil(group), threads(g), &|task| {
         let n0 = task * group;
@@ -106,8 +139,12 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
         let (mut v, mut m) = (vs.take(), ms.take());
         for i in 0..count {
             let x = &x[(n0 + i) * img..][..img];
-            let cols = Cols { ld, first: i * t };
-            let v = &mut v[..16 * p.cin * ld];
+            let cols = Cols {
+                ld,
+                first: i * t,
+                plane: plane(p.cin, ld),
+            };
+            let v = &mut v[..16 * cols.plane];
             Transform::Input {
                 p,
                 x,
@@ -123,12 +160,17 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
             cs: 1,
             offset: xi * p.cout * p.cin,
         };
-        products(p.cout, ld, p.cin, a_at, &v, &mut m[..16 * p.cout * ld]);
+        products(p.cout, ld, p.cin, a_at, &v, &mut m[..16 * plane(p.cout, ld)]);
         // SAFETY: task `task` alone writes images n0..n0 + count of `out`, which stays
         // borrowed for the call.
         let y = unsafe { base.range(n0 * oimg, count * oimg) };
         for (i, y) in y.chunks_mut(oimg).enumerate() {
-            let (m, cols) = (&m[..16 * p.cout * ld], Cols { ld, first: i * t });
+            let cols = Cols {
+                ld,
+                first: i * t,
+                plane: plane(p.cout, ld),
+            };
+            let m = &m[..16 * cols.plane];
             Transform::Output { p, m, bias, y, cols }.run(isa);
         }
         vs.put(v);
@@ -153,7 +195,7 @@ pub fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
 /// Weight gradient: the transformed gradient `dU[ξ] (c × o)` summed over the groups of each
 /// of [`WEIGHT_PARTS`] runs, the runs' sums added in order (fixed by the shapes, so the
 /// result does not depend on the thread count), then taken back through the weight
-/// transform; `g` must satisfy [`applies`].
+/// transform; `g` must satisfy [`supports`].
 pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding);
     let (t, n) = (p.t(), g.n);
@@ -163,7 +205,10 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
     let parts = WEIGHT_PARTS.min(groups);
     let per_part = groups.div_ceil(parts);
     let isa = crate::cpu::isa();
-    let (vs, dms) = (Pool::new(16 * g.c * group * t), Pool::new(16 * g.o * group * t));
+    let (vs, dms) = (
+        Pool::new(16 * plane(g.c, group * t)),
+        Pool::new(16 * plane(g.o, group * t)),
+    );
     let len = 16 * g.c * g.o;
     let mut partial = vec![T::ZERO; parts * len];
     for_each_chunk_on(threads(g), &mut partial, len, &|part, dut| {
@@ -174,9 +219,13 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
             let count = group.min(n - n0);
             let ld = count * t;
             for i in 0..count {
-                let cols = Cols { ld, first: i * t };
+                let cols = Cols {
+                    ld,
+                    first: i * t,
+                    plane: plane(g.c, ld),
+                };
                 let x = &x[(n0 + i) * img..][..img];
-                let v = &mut v[..16 * g.c * ld];
+                let v = &mut v[..16 * cols.plane];
                 Transform::Input {
                     p: &p,
                     x,
@@ -186,7 +235,11 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 }
                 .run(isa);
                 let dy = &dy[(n0 + i) * oimg..][..oimg];
-                let dm = &mut dm[..16 * g.o * ld];
+                let cols = Cols {
+                    plane: plane(g.o, ld),
+                    ..cols
+                };
+                let dm = &mut dm[..16 * cols.plane];
                 Transform::Adjoint {
                     p: &p,
                     dy,
@@ -196,21 +249,25 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 }
                 .run(isa);
             }
-            // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in the `[chans, 16, ld]` layout.
+            // dU[ξ] += V[ξ] · dM[ξ]ᵀ, both operands rows of `ld` tiles in planes [`plane`] apart.
             for (xi, acc) in dut.chunks_mut(g.c * g.o).enumerate() {
                 let a = Mat {
                     data: &v[..],
-                    rs: 16 * ld,
+                    rs: ld,
                     cs: 1,
-                    offset: xi * ld,
+                    offset: xi * plane(g.c, ld),
                 };
                 let b = Mat {
                     data: &dm[..],
                     rs: 1,
-                    cs: 16 * ld,
-                    offset: xi * ld,
+                    cs: ld,
+                    offset: xi * plane(g.o, ld),
                 };
-                gemm(g.c, g.o, ld, a, b, acc, task > first_group, 1);
+                if ld < PACKED_WEIGHT_COLS {
+                    gemm_packed(g.c, g.o, ld, a, b, acc, task > first_group, 1);
+                } else {
+                    gemm(g.c, g.o, ld, a, b, acc, task > first_group, 1);
+                }
             }
         }
         vs.put(v);

@@ -4,6 +4,8 @@
 
 use crate::cpu::Isa;
 use crate::Element;
+#[cfg(target_arch = "x86_64")]
+use std::any::TypeId;
 use std::ops::Range;
 
 /// Sizes of one Winograd convolution of `cin → cout` channels, `ihw → ohw`, with `pad`.
@@ -65,15 +67,49 @@ pub(super) enum Transform<'a, T> {
     },
 }
 
-/// Where one image's tiles sit in a group's buffers: rows of `ld` columns, this image's
-/// tiles from column `first`.
+/// Where one image's tiles sit in a group's buffers: 16 planes `plane` elements apart, of
+/// rows of `ld` columns, this image's tiles from column `first`.
 #[derive(Clone, Copy)]
 pub(super) struct Cols {
     pub(super) ld: usize,
     pub(super) first: usize,
+    pub(super) plane: usize,
 }
 
-impl<T: Element> Transform<'_, T> {
+impl<'a, T: Element> Transform<'a, T> {
+    /// The same transform on f32 slices; `T` must be f32.
+    #[cfg(target_arch = "x86_64")]
+    fn cast(self) -> Transform<'a, f32> {
+        assert!(TypeId::of::<T>() == TypeId::of::<f32>());
+        // SAFETY: T is f32 (asserted), so each cast only renames the element type.
+        let f = |s: &'a [T]| unsafe { &*(s as *const [T] as *const [f32]) };
+        // SAFETY: as above.
+        let f_mut = |s: &'a mut [T]| unsafe { &mut *(s as *mut [T] as *mut [f32]) };
+        match self {
+            Transform::Input { p, x, chans, v, cols } => Transform::Input {
+                p,
+                x: f(x),
+                chans,
+                v: f_mut(v),
+                cols,
+            },
+            Transform::Output { p, m, bias, y, cols } => Transform::Output {
+                p,
+                m: f(m),
+                bias: bias.map(f),
+                y: f_mut(y),
+                cols,
+            },
+            Transform::Adjoint { p, dy, chans, dm, cols } => Transform::Adjoint {
+                p,
+                dy: f(dy),
+                chans,
+                dm: f_mut(dm),
+                cols,
+            },
+        }
+    }
+
     #[inline(always)]
     fn body(self) {
         match self {
@@ -87,6 +123,9 @@ impl<T: Element> Transform<'_, T> {
     pub(super) fn run(self, level: Isa) {
         #[cfg(target_arch = "x86_64")]
         {
+            if matches!(level, Isa::Avx512 | Isa::Avx2) && TypeId::of::<T>() == TypeId::of::<f32>() {
+                return super::vector::run(self.cast(), level);
+            }
             #[target_feature(enable = "avx512f")]
             fn avx512<T: Element>(t: Transform<'_, T>) {
                 t.body()
@@ -145,7 +184,7 @@ fn deinterleave<T: Element>(src: &[T], pad: usize, row: &mut [T]) {
 }
 
 /// `Bᵀ d B` for every 4×4 input tile of channels `chans` of one image `x` (`[cin, h, w]`)
-/// into `v` (`[chans, 16, cols.ld]`, this image's tiles from column `cols.first`), zeros
+/// into `v` (16 planes of `chans` rows, see [`Cols`]), zeros
 /// outside the input.
 ///
 /// Each padded input row is first split into its even and odd columns; tile `tx` then
@@ -183,7 +222,7 @@ fn input_transform<T: Element>(p: &Plan, x: &[T], chans: Range<usize>, v: &mut [
             // B over the columns, the same combination on (E[tx], O[tx], E[tx+1], O[tx+1]).
             for (i, ui) in [&*u0, &*u1, &*u2, &*u3].into_iter().enumerate() {
                 let (e, o) = ui.split_at(half);
-                let dst = |j: usize| ((c - c0) * 16 + i * 4 + j) * cols.ld + cols.first + ty * tw;
+                let dst = |j: usize| (i * 4 + j) * cols.plane + (c - c0) * cols.ld + cols.first + ty * tw;
                 zip2(&mut v[dst(0)..][..tw], &e[..tw], &e[1..], |a, b| a - b);
                 zip2(&mut v[dst(1)..][..tw], &o[..tw], &e[1..], |a, b| a + b);
                 zip2(&mut v[dst(2)..][..tw], &e[1..], &o[..tw], |a, b| a - b);
@@ -193,12 +232,12 @@ fn input_transform<T: Element>(p: &Plan, x: &[T], chans: Range<usize>, v: &mut [
     }
 }
 
-/// `Aᵀ m A` of one image's tiles in `m` (`[16, cout, cols.ld]`, from column `cols.first`)
+/// `Aᵀ m A` of one image's tiles in `m` (16 planes of `cout` rows, see [`Cols`])
 /// into the image `y` (`[cout, oh, ow]`), dropping outputs past the edge and adding `bias`.
 #[inline(always)]
 fn output_transform<T: Element>(p: &Plan, m: &[T], bias: Option<&[T]>, y: &mut [T], cols: Cols) {
     let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
-    let plane = p.cout * cols.ld;
+    let plane = cols.plane;
     let mut r = vec![T::ZERO; 8 * tw];
     let (mut even, mut odd) = (vec![T::ZERO; tw], vec![T::ZERO; tw]);
     for o in 0..p.cout {
@@ -247,7 +286,7 @@ fn output_transform<T: Element>(p: &Plan, m: &[T], bias: Option<&[T]>, y: &mut [
 
 /// Adjoint of [`output_transform`]: `A dy Aᵀ` of every 2×2 output tile of channels `chans`
 /// of one image `dy` (`[cout, oh, ow]`, zero past the edge) into `dm`
-/// (`[chans, 16, cols.ld]`, this image's tiles from column `cols.first`).
+/// (16 planes of `chans` rows, see [`Cols`]).
 #[inline(always)]
 fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], chans: Range<usize>, dm: &mut [T], cols: Cols) {
     let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
@@ -293,7 +332,7 @@ fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], chans: Range<usize>,
             // Aᵀ over columns: (e, e + o, e − o, −o).
             for (i, qi) in q.chunks(2 * tw).enumerate() {
                 let (qe, qo) = qi.split_at(tw);
-                let dst = |j: usize| ((o - first_chan) * 16 + i * 4 + j) * cols.ld + cols.first + ty * tw;
+                let dst = |j: usize| (i * 4 + j) * cols.plane + (o - first_chan) * cols.ld + cols.first + ty * tw;
                 dm[dst(0)..][..tw].copy_from_slice(qe);
                 zip2(&mut dm[dst(1)..][..tw], qe, qo, |a, b| a + b);
                 zip2(&mut dm[dst(2)..][..tw], qe, qo, |a, b| a - b);
@@ -309,32 +348,42 @@ pub(super) fn weight_transform<T: Element>(w: &[T], o: usize, c: usize, rotate: 
     let (rows, cols) = if rotate { (c, o) } else { (o, c) };
     let half = T::from_f64(0.5);
     let mut u = vec![T::ZERO; 16 * rows * cols];
-    for oi in 0..o {
-        for ci in 0..c {
-            let k = &w[(oi * c + ci) * 9..][..9];
-            let g = |i: usize, j: usize| if rotate { k[(2 - i) * 3 + 2 - j] } else { k[i * 3 + j] };
-            // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] on both sides.
-            let col = |j: usize| {
-                [
-                    g(0, j),
-                    (g(0, j) + g(1, j) + g(2, j)) * half,
-                    (g(0, j) - g(1, j) + g(2, j)) * half,
-                    g(2, j),
-                ]
-            };
-            let (c0, c1, c2) = (col(0), col(1), col(2));
-            let s: [[T; 3]; 4] = std::array::from_fn(|i| [c0[i], c1[i], c2[i]]);
-            let (r, cc) = if rotate { (ci, oi) } else { (oi, ci) };
-            for (i, si) in s.iter().enumerate() {
-                let vals = [
-                    si[0],
-                    (si[0] + si[1] + si[2]) * half,
-                    (si[0] - si[1] + si[2]) * half,
-                    si[2],
-                ];
-                for (j, val) in vals.into_iter().enumerate() {
-                    u[((i * 4 + j) * rows + r) * cols + cc] = val;
+    // In the order of `u`'s rows, 16 kernels at a time, so that each of the 16 planes gets
+    // whole runs (the rotated kernels in `w`'s order wrote each plane a column at a time, and
+    // single values to 16 planes a power of two apart evict each other: 3% of a step).
+    for r in 0..rows {
+        for cc0 in (0..cols).step_by(16) {
+            let n = 16.min(cols - cc0);
+            let mut buf = [[T::ZERO; 16]; 16];
+            for cc in cc0..cc0 + n {
+                let (oi, ci) = if rotate { (cc, r) } else { (r, cc) };
+                let k = &w[(oi * c + ci) * 9..][..9];
+                let g = |i: usize, j: usize| if rotate { k[(2 - i) * 3 + 2 - j] } else { k[i * 3 + j] };
+                // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] on both sides.
+                let col = |j: usize| {
+                    [
+                        g(0, j),
+                        (g(0, j) + g(1, j) + g(2, j)) * half,
+                        (g(0, j) - g(1, j) + g(2, j)) * half,
+                        g(2, j),
+                    ]
+                };
+                let (c0, c1, c2) = (col(0), col(1), col(2));
+                let s: [[T; 3]; 4] = std::array::from_fn(|i| [c0[i], c1[i], c2[i]]);
+                for (i, si) in s.iter().enumerate() {
+                    let vals = [
+                        si[0],
+                        (si[0] + si[1] + si[2]) * half,
+                        (si[0] - si[1] + si[2]) * half,
+                        si[2],
+                    ];
+                    for (j, val) in vals.into_iter().enumerate() {
+                        buf[i * 4 + j][cc - cc0] = val;
+                    }
                 }
+            }
+            for (q, b) in buf.iter().enumerate() {
+                u[(q * rows + r) * cols + cc0..][..n].copy_from_slice(&b[..n]);
             }
         }
     }
@@ -345,8 +394,9 @@ pub(super) fn weight_transform<T: Element>(w: &[T], o: usize, c: usize, rotate: 
 /// `dw` (`[o, c, 3, 3]`).
 pub(super) fn weight_transform_adjoint<T: Element>(dut: &[T], o: usize, c: usize, dw: &mut [T]) {
     let half = T::from_f64(0.5);
-    for oi in 0..o {
-        for ci in 0..c {
+    // `dut`'s order, so that each of its 16 planes is read in sequence.
+    for ci in 0..c {
+        for oi in 0..o {
             let u = |i: usize, j: usize| dut[((i * 4 + j) * c + ci) * o + oi];
             // Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]] on both sides.
             let s: [[T; 4]; 3] = [
@@ -381,6 +431,11 @@ mod tests {
     /// multiple of any lane count, and no padding.
     #[test]
     fn transforms_match_scalar_bits_at_every_level() {
+        for level in [Isa::Avx2, Isa::Avx512] {
+            if cfg!(target_arch = "x86_64") && !cpu::supported().contains(&level) {
+                eprintln!("winograd transforms: the {level} vectors are not tested (this CPU lacks {level})");
+            }
+        }
         for (cin, cout, [h, w], pad) in [
             (1, 1, [1, 1], 1),
             (2, 3, [5, 7], 1),
@@ -392,17 +447,18 @@ mod tests {
             let ohw = [h + 2 * pad - 2, w + 2 * pad - 2];
             let p = Plan::new(cin, cout, [h, w], ohw, [pad, pad]);
             let t = p.t();
-            let cols = Cols { ld: t, first: 0 };
-            let (x, m, dy) = (
-                data(cin * h * w, 1),
-                data(16 * cout * t, 2),
-                data(cout * ohw[0] * ohw[1], 3),
-            );
+            // This image's tiles from column 3 of rows of t + 7 (as in a group of images), so
+            // the vectors start off their alignment and the rows have spare columns.
+            let ld = t + 7;
+            // Planes a few elements further apart than their rows need.
+            let (vp, mp) = (cin * ld + 5, cout * ld + 5);
+            let cols = |plane| Cols { ld, first: 3, plane };
+            let (x, m, dy) = (data(cin * h * w, 1), data(16 * mp, 2), data(cout * ohw[0] * ohw[1], 3));
             let bias = data(cout, 4);
             let run = |level| {
-                let mut v = vec![0f32; cin * 16 * t];
+                let mut v = vec![0f32; 16 * vp];
                 let mut y = vec![0f32; cout * ohw[0] * ohw[1]];
-                let mut dm = vec![0f32; cout * 16 * t];
+                let mut dm = vec![0f32; 16 * mp];
                 cpu::with_isa(level, || {
                     let (p, x, m, dy) = (&p, &x[..], &m[..], &dy[..]);
                     Transform::Input {
@@ -410,7 +466,7 @@ mod tests {
                         x,
                         chans: 0..cin,
                         v: &mut v,
-                        cols,
+                        cols: cols(vp),
                     }
                     .run(cpu::isa());
                     let bias = Some(&bias[..]);
@@ -419,7 +475,7 @@ mod tests {
                         m,
                         bias,
                         y: &mut y,
-                        cols,
+                        cols: cols(mp),
                     }
                     .run(cpu::isa());
                     Transform::Adjoint {
@@ -427,7 +483,7 @@ mod tests {
                         dy,
                         chans: 0..cout,
                         dm: &mut dm,
-                        cols,
+                        cols: cols(mp),
                     }
                     .run(cpu::isa());
                 });
