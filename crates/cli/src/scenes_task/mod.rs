@@ -53,7 +53,7 @@ pub fn defaults(task: Task) -> TrainConfig {
     let base = TrainConfig::default();
     let (model, epochs, box_weight) = match task {
         Task::Localize => ("classloc", 6, 5.0),
-        _ => ("fcn_small", 5, 1.0),
+        _ => ("fcn_small", 9, 1.0),
     };
     TrainConfig {
         task,
