@@ -174,7 +174,7 @@ fn usage() -> String {
          DIR/nabla-dcgan.safetensors and DIR/torch-dcgan.safetensors (tensor `images`,\n\
          [N,1,28,28], values in [-1,1]) for `nabla gan fid --samples FILE`.\n\
          localize, segment and segnet train --epochs N epochs (default 1) on the training scenes\n\
-         `nabla train --task localize|segment` defaults to (20,000; 8,000), generated once, written\n\
+         `nabla train --task localize|segment` defaults to (50,000; 8,000), generated once, written\n\
          to a temporary safetensors file that both sides read; --batches B generates B\n\
          batches of 32 and times those.\n\
          PyTorch: NABLA_TORCH_PYTHON, else ./venv/bin/python, else python3 with torch;\n\

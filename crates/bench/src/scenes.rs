@@ -3,7 +3,7 @@
 //! (crates/cli/src/scenes_task): batch 32, Adam lr 1e-3 betas (0.9, 0.999) no weight decay
 //! (the cosine schedule steps per epoch, so one epoch runs at lr 1e-3), PyTorch's default
 //! initialization on both sides, on the CLI's training scenes (`nabla_data::scenes`, scene
-//! seed 0, 64×64, from Fashion-MNIST training images; 20,000 to localize, 8,000 to segment):
+//! seed 0, 64×64, from Fashion-MNIST training images; 50,000 to localize, 8,000 to segment):
 //!
 //! - `localize`: `classloc` with its `spatial` backbone (the CLI's default), loss
 //!   cross-entropy + 5.0 · MSE on the normalized `[x, y, w, h]` box, one item per scene.
@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 /// Training scenes of the CLI's default runs (`scenes_task::data::DEFAULT_TRAIN`):
 /// localization, segmentation.
-pub const N_TRAIN: [usize; 2] = [20_000, 8_000];
+pub const N_TRAIN: [usize; 2] = [50_000, 8_000];
 /// Batch size of both scene tasks' defaults.
 pub const BATCH: usize = 32;
 /// The CLI's default Adam learning rate (betas and ε PyTorch's defaults, no weight decay).
@@ -422,7 +422,7 @@ mod tests {
         let (loc, seg) = (SceneTask::Localize, SceneTask::Segment);
         assert_eq!(
             (scene_count(loc, &s(None)), scene_count(seg, &s(None))),
-            (20_000, 8_000)
+            (50_000, 8_000)
         );
         assert_eq!(scene_count(seg, &s(Some(3))), 96);
         assert_eq!(scene_count(seg, &s(Some(100_000))), 8_000);

@@ -10,7 +10,7 @@ use nabla_data::{Dataset, Sample, Split};
 use std::sync::Arc;
 
 /// Training scenes generated when `--limit` does not say: localization, segmentation.
-pub const DEFAULT_TRAIN: [usize; 2] = [20_000, 8_000];
+pub const DEFAULT_TRAIN: [usize; 2] = [50_000, 8_000];
 /// Validation scenes, and as many test scenes, when `--val-size` does not say.
 pub const DEFAULT_VAL: usize = 1_000;
 /// The seed of the generated scenes: fixed, so that runs with different `--seed`s train and
