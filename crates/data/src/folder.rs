@@ -133,8 +133,9 @@ impl ImageFolder {
     }
 }
 
-/// Decode an image file under `limits` and bring it to `size` ([H, W]) as C×H×W f32 in [0, 1].
-pub fn load_image(path: &Path, size: [usize; 2], channels: usize, fit: Fit, limits: &ReadLimits) -> Result<Vec<f32>> {
+/// Decode an image file, refusing files, sides and decoded sizes beyond `limits` before
+/// anything is allocated for them.
+pub(crate) fn decode_capped(path: &Path, limits: &ReadLimits) -> Result<image::DynamicImage> {
     let bad = |msg: String| DataError::Image {
         path: path.to_path_buf(),
         msg,
@@ -148,7 +149,12 @@ pub fn load_image(path: &Path, size: [usize; 2], channels: usize, fit: Fit, limi
     lim.max_image_height = Some(limits.max_image_side);
     lim.max_alloc = Some(limits.max_decoded_bytes);
     reader.limits(lim);
-    let img = reader.decode().map_err(|e| bad(e.to_string()))?;
+    reader.decode().map_err(|e| bad(e.to_string()))
+}
+
+/// Decode an image file under `limits` and bring it to `size` ([H, W]) as C×H×W f32 in [0, 1].
+pub fn load_image(path: &Path, size: [usize; 2], channels: usize, fit: Fit, limits: &ReadLimits) -> Result<Vec<f32>> {
+    let img = decode_capped(path, limits)?;
     let (th, tw) = (size[0] as u32, size[1] as u32);
     let img = match fit {
         Fit::Stretch => img.resize_exact(tw, th, FilterType::Triangle),

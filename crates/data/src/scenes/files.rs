@@ -205,20 +205,7 @@ fn write_png(path: &Path, w: usize, h: usize, data: &[u8], palette: Option<&[[u8
 
 /// Decode an image file to 8-bit grey (colour images through their luma), within `limits`.
 pub(super) fn read_grey(path: &Path, limits: &ReadLimits) -> Result<([usize; 2], Vec<u8>)> {
-    let bad = |msg: String| DataError::Image {
-        path: path.to_path_buf(),
-        msg,
-    };
-    let bytes = read_capped(path, limits.max_file_bytes)?;
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| bad(e.to_string()))?;
-    let mut lim = image::Limits::default();
-    lim.max_image_width = Some(limits.max_image_side);
-    lim.max_image_height = Some(limits.max_image_side);
-    lim.max_alloc = Some(limits.max_decoded_bytes);
-    reader.limits(lim);
-    let img = reader.decode().map_err(|e| bad(e.to_string()))?.to_luma8();
+    let img = crate::folder::decode_capped(path, limits)?.to_luma8();
     Ok(([img.height() as usize, img.width() as usize], img.into_raw()))
 }
 
