@@ -22,7 +22,6 @@ use data::SceneData;
 use nabla_data::{DataLoader, Sample};
 use nabla_models::ModelConfig;
 use nabla_nn::Module;
-use nabla_train::FitOptions;
 use std::sync::atomic::AtomicBool;
 
 /// Scenes drawn in the pictures after each epoch.
@@ -172,23 +171,14 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
     let loader = DataLoader::from_arc(data.train.clone(), cfg.batch_size)?.num_workers(cfg.workers);
     let eval_loader = |d: &std::sync::Arc<dyn nabla_data::Dataset>| DataLoader::from_arc(d.clone(), 250);
     let val_loader = data.val.as_ref().map(eval_loader).transpose()?;
-    let fit = FitOptions {
-        epochs: cfg.epochs as u64,
-        seed: cfg.seed,
-        out: out.clone(),
-        resume: opts.resume,
-        init_from: opts.init_from,
-        stop_after_steps: opts.stop_after_steps,
-        lr_override: opts.lr_override,
-        config: Some(cfg.to_toml()),
-        early_stop: cfg.early_stop.map(|patience| nabla_train::EarlyStop {
-            patience,
-            min_delta: cfg.min_delta,
-        }),
-        clip_grad_norm: cfg.clip_grad_norm,
-        warmup_epochs: cfg.warmup_epochs as u64,
-        tensorboard: cfg.tensorboard,
-    };
+    let fit = crate::trainer::fit_options(
+        &cfg,
+        &out,
+        opts.resume,
+        opts.init_from,
+        opts.stop_after_steps,
+        opts.lr_override,
+    );
     let mut seg = None;
     let mut loc = None;
     let task: &mut dyn nabla_train::Task = match cfg.task {

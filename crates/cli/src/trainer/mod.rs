@@ -271,23 +271,14 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
     let eval_loader =
         |d: &std::sync::Arc<dyn nabla_data::Dataset>| make_loader(d.clone(), 500, &shape, &data.normalize, false);
     let val_loader = data.val.as_ref().map(eval_loader).transpose()?;
-    let fit = FitOptions {
-        epochs: cfg.epochs as u64,
-        seed: cfg.seed,
-        out: out.clone(),
-        resume: opts.resume,
-        init_from: opts.init_from,
-        stop_after_steps: opts.stop_after_steps,
-        lr_override: opts.lr_override,
-        config: Some(cfg.to_toml()),
-        early_stop: cfg.early_stop.map(|patience| nabla_train::EarlyStop {
-            patience,
-            min_delta: cfg.min_delta,
-        }),
-        clip_grad_norm: cfg.clip_grad_norm,
-        warmup_epochs: cfg.warmup_epochs as u64,
-        tensorboard: cfg.tensorboard,
-    };
+    let fit = fit_options(
+        &cfg,
+        &out,
+        opts.resume,
+        opts.init_from,
+        opts.stop_after_steps,
+        opts.lr_override,
+    );
     let best = match nabla_train::fit(&mut task, loader, val_loader.as_ref(), &fit, stop)? {
         nabla_train::Outcome::Stopped(last) => return Ok(Outcome::Stopped(last)),
         nabla_train::Outcome::Finished { best } => best,
@@ -357,4 +348,33 @@ fn confusion_on(
         report::write_confusion(out, c, &data.classes, &title)?;
     }
     Ok(())
+}
+
+/// The engine's options for a run of `cfg` into `out` (every task `nabla train` runs shares
+/// them): the command's resume, init and stop flags go through as they are.
+pub(crate) fn fit_options(
+    cfg: &TrainConfig,
+    out: &std::path::Path,
+    resume: Option<PathBuf>,
+    init_from: Option<PathBuf>,
+    stop_after_steps: Option<u64>,
+    lr_override: Option<f64>,
+) -> FitOptions {
+    FitOptions {
+        epochs: cfg.epochs as u64,
+        seed: cfg.seed,
+        out: out.to_path_buf(),
+        resume,
+        init_from,
+        stop_after_steps,
+        lr_override,
+        config: Some(cfg.to_toml()),
+        early_stop: cfg.early_stop.map(|patience| nabla_train::EarlyStop {
+            patience,
+            min_delta: cfg.min_delta,
+        }),
+        clip_grad_norm: cfg.clip_grad_norm,
+        warmup_epochs: cfg.warmup_epochs as u64,
+        tensorboard: cfg.tensorboard,
+    }
 }
