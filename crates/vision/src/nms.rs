@@ -238,16 +238,19 @@ fn sweep_body(c: &mut Candidates, i: usize, thr: f32) -> usize {
         &c.area[i + 1..n],
     );
     let dead = &mut c.dead[i + 1..n];
-    let mut count = 0usize;
-    for j in 0..dead.len() {
+    // Slices of one known length, so the loop has no bounds checks and vectorizes.
+    let m = dead.len();
+    let (x1, y1, x2, y2, area) = (&x1[..m], &y1[..m], &x2[..m], &y2[..m], &area[..m]);
+    let mut count = 0u32;
+    for j in 0..m {
         let w = cmax(0.0, cmin(ix2, x2[j]) - cmax(ix1, x1[j]));
         let h = cmax(0.0, cmin(iy2, y2[j]) - cmax(iy1, y1[j]));
         let inter = w * h;
         let ovr = inter / (ia + area[j] - inter);
         dead[j] |= (ovr > thr) as u8;
-        count += dead[j] as usize;
+        count += dead[j] as u32;
     }
-    count
+    count as usize
 }
 
 /// C++'s `std::max` (what torchvision calls): `a` unless `a < b`; one vector instruction.
