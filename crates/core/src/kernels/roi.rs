@@ -392,10 +392,21 @@ pub fn roi_pool_gather<T: Element>(src: &[T], rois: &[Roi], arg: &[i32], g: &Roi
 /// RoI max pooling's gradient: each bin's `gy` added at its argmax in `gx`
 /// (`[N, C, H, W]`, overwritten); bins without one pass nothing.
 pub fn roi_pool_scatter<T: Element>(gy: &[T], by_image: &[Vec<usize>], arg: &[i32], g: &RoiGeometry, gx: &mut [T]) {
-    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
     if gx.is_empty() {
         return;
     }
+    if use_blocked(g.channels) {
+        let mut gxb = vec![T::ZERO; g.batch * g.channels.div_ceil(blocked::CB) * g.plane() * blocked::CB];
+        blocked::pool_scatter(gy, by_image, arg, g, &mut gxb);
+        blocked::from_blocked(&gxb, g, gx);
+    } else {
+        pool_scatter_planes(gy, by_image, arg, g, gx)
+    }
+}
+
+/// [`roi_pool_scatter`] writing the planes of `gx` directly.
+fn pool_scatter_planes<T: Element>(gy: &[T], by_image: &[Vec<usize>], arg: &[i32], g: &RoiGeometry, gx: &mut [T]) {
+    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
     let threads = threads_for(gy.len() * 4 + gx.len(), PAR_THRESHOLD);
     for_each_chunk_on(threads, gx, plane, &|i, p| {
         // Zeroed here, by the thread that fills the plane next.
@@ -522,5 +533,11 @@ mod tests {
         pool_forward_planes(&x, &rois, &g, &mut vb, &mut b);
         assert_eq!((a.clone(), va), (b, vb));
         assert!(a.contains(&NO_ARGMAX) && a.iter().any(|&i| i > 0));
+        let gy: Vec<f64> = (0..n_out).map(|i| (i % 11) as f64 - 5.0).collect();
+        let (mut ga, mut gb) = (vec![1.0; x.len()], vec![2.0; x.len()]);
+        roi_pool_scatter(&gy, &by, &a, &g, &mut ga);
+        pool_scatter_planes(&gy, &by, &a, &g, &mut gb);
+        assert_eq!(ga, gb);
+        assert!(ga.iter().any(|&v| v != 0.0));
     }
 }

@@ -286,3 +286,31 @@ pub fn pool_forward<T: Element>(xb: &[T], rois: &[Roi], g: &RoiGeometry, out: &m
         )
     });
 }
+
+/// [`super::roi_pool_scatter`] into the blocked gradient `gxb` (overwritten): per
+/// `(image, channel block)`, each roi's `gy` and argmax rows of the block read in one run.
+pub fn pool_scatter<T: Element>(gy: &[T], by_image: &[Vec<usize>], arg: &[i32], g: &RoiGeometry, gxb: &mut [T]) {
+    let (plane, bins, ch) = (g.hw[0] * g.hw[1], g.out[0] * g.out[1], g.channels);
+    if gxb.is_empty() {
+        return;
+    }
+    let threads = threads_for(gy.len() * 4 + gxb.len(), PAR_THRESHOLD);
+    for_each_chunk_on(threads, gxb, plane * CB, &|i, blk| {
+        blk.fill(T::ZERO);
+        let (n, cb) = (i / blocks(ch), i % blocks(ch));
+        let width = CB.min(ch - cb * CB);
+        for &k in &by_image[n] {
+            let at = (k * ch + cb * CB) * bins;
+            let rows = arg[at..at + width * bins]
+                .chunks_exact(bins)
+                .zip(gy[at..at + width * bins].chunks_exact(bins));
+            for (j, (ar, gr)) in rows.enumerate() {
+                for (&q, &v) in ar.iter().zip(gr) {
+                    if q != NO_ARGMAX {
+                        blk[q as usize * CB + j] += v;
+                    }
+                }
+            }
+        }
+    });
+}
