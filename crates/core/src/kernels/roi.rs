@@ -6,8 +6,9 @@
 //! from `floor`/`ceil` of `T` products, where a different rounding would move a whole row).
 //!
 //! Forward kernels split the output by roi, gradient kernels split the input by `(n, c)`
-//! plane and visit that image's rois: every element has one writer, so no locks, and the
-//! sums run in a fixed order whatever the thread count.
+//! plane (or channel block) and visit that image's rois: every element has one writer, so
+//! no locks, and the sums run in a fixed order whatever the thread count. Maps of 16 or
+//! more channels go through `blocked`, which reads 16 channels per vector.
 
 use super::par::{for_each_chunk_on, threads_for, Disjoint};
 use super::PAR_THRESHOLD;
