@@ -1,5 +1,5 @@
 //! Image filtering, correlation, convolution and template matching, as tensor ops; bounding
-//! boxes and their IoU.
+//! boxes, their IoU and non-maximum suppression; detection evaluation (average precision).
 //!
 //! ```
 //! use nabla_core::{DType, Tensor};
@@ -15,19 +15,25 @@
 //!
 //! Map of the crate:
 //! - `boxes.rs`: bounding boxes: [`box_convert`], [`box_area`], [`box_iou`], [`iou_xywh`].
+//! - `nms.rs`: [`nms`], [`batched_nms`], [`clip_boxes_to_image`], [`remove_small_boxes`].
 //! - `pad.rs`: [`Border`] modes, output [`Padding`]s, [`pad2d`], [`flip2d`].
 //! - `correlate.rs`: [`correlate2d`], [`convolve2d`] and their 1-D versions for signals.
+//! - `detect_eval.rs`: [`evaluate_detections`]: VOC AP@0.5 and COCO mAP@[.5:.95] per class.
 //! - `kernels.rs`: box, Gaussian, Sobel, Laplacian, sharpen; [`KernelSpec`] names.
 //! - `matching.rs`: normalized cross-correlation, [`best_matches`] with non-maximum suppression.
 
 mod boxes;
 mod correlate;
+mod detect_eval;
 mod kernels;
 mod matching;
+mod nms;
 mod pad;
 
 pub use boxes::{box_area, box_convert, box_iou, iou_xywh, BoxFormat};
 pub use correlate::{convolve1d, convolve2d, correlate1d, correlate2d, moving_average, weighted_moving_average};
+pub use detect_eval::{evaluate_detections, ApReport, ClassAp, Detection, GroundTruth};
 pub use kernels::{box_kernel, gaussian_kernel, gaussian_size, laplacian, sharpen, sobel_x, sobel_y, KernelSpec};
 pub use matching::{best_matches, match_template, normalized_cross_correlation, window_sum2d, Match};
+pub use nms::{batched_nms, clip_boxes_to_image, nms, remove_small_boxes};
 pub use pad::{flip2d, pad2d, Border, Padding};
