@@ -31,6 +31,8 @@
 //! - [`DataLoader`] (`loader.rs`): shuffling, batching, workers, resumable positions.
 //! - [`scenes`]: Fashion-MNIST scenes (items, tight boxes, semantic and instance masks) for
 //!   localization and segmentation, and their COCO / mask-folder formats.
+//! - [`detection`]: detection images with boxes: scenes, COCO and Pascal VOC folders, tiles,
+//!   the loader view, COCO results.
 //! - [`transforms`]: normalize, crops, flips, resize, affine, composed and seeded.
 //! - `http.rs`: the small HTTP/1.1 client the download uses.
 //!
@@ -41,6 +43,7 @@ mod buffers;
 pub mod cifar;
 mod csv;
 mod dataset;
+pub mod detection;
 mod error;
 mod fashion;
 mod folder;
