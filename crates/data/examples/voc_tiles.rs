@@ -35,13 +35,22 @@ fn main() -> nabla_data::Result<()> {
     let hold = args.next();
     let start = Instant::now();
     let set = read_voc(&path, None)?;
-    println!("read {} images in {:.2} s; classes {:?}", set.len(), start.elapsed().as_secs_f64(), set.classes());
+    println!(
+        "read {} images in {:.2} s; classes {:?}",
+        set.len(),
+        start.elapsed().as_secs_f64(),
+        set.classes()
+    );
     for i in 0..set.len() {
         let [h, w] = set.image_size(i)?;
         let im = set.get(i)?;
         let mut per_class = vec![0; set.classes().len()];
         im.labels.iter().for_each(|&l| per_class[l] += 1);
-        println!("  {} ({h}x{w}): {} boxes {per_class:?}", set.files()[i].display(), im.boxes.len());
+        println!(
+            "  {} ({h}x{w}): {} boxes {per_class:?}",
+            set.files()[i].display(),
+            im.boxes.len()
+        );
     }
     describe("all", &set, tile)?;
     if let Some(h) = hold {
