@@ -14,6 +14,7 @@ pub mod matmul;
 pub mod par;
 pub mod pool;
 pub mod reduce;
+pub mod roi;
 
 /// Element count above which a kernel uses more than one thread.
 pub const PAR_THRESHOLD: usize = 1 << 16;

@@ -24,6 +24,8 @@ mod norm;
 mod operators;
 mod pad;
 mod reduce;
+mod roi_align;
+mod roi_pool;
 mod select;
 mod softmax;
 mod unary;
