@@ -74,11 +74,6 @@ impl DetectConfig {
         if self.tile == Some(0) {
             return Err(CliError::new("--tile must be at least 1 pixel"));
         }
-        if let Some(p) = &self.backbone_from {
-            if !p.is_file() {
-                return Err(CliError::new(format!("--backbone-from {}: no such file", p.display())));
-            }
-        }
         Ok(())
     }
 

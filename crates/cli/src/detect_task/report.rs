@@ -3,8 +3,8 @@
 //! found, objects whose class was confused (among similar clothes or not), objects missed
 //! altogether, and detections on no object.
 
-use super::eval_api::{ApReport, Detection, GroundTruth};
 use nabla_vision::box_iou;
+use nabla_vision::{ApReport, Detection, GroundTruth};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

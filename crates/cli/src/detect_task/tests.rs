@@ -1,9 +1,9 @@
 //! The detection task's parts on hand-made cases: the AP table, the error analysis and
 //! the flags' validation.
 
-use super::eval_api::{ApReport, ClassAp, Detection, GroundTruth};
 use super::report::{analyse, ap_table, upper_body};
 use super::*;
+use nabla_vision::{ApReport, ClassAp, Detection, GroundTruth};
 
 fn classes() -> Vec<String> {
     ["T-shirt/top", "Trouser", "Pullover", "Shirt"]
@@ -138,4 +138,45 @@ fn detection_settings_are_checked() {
     let back = TrainConfig::from_toml(&text, "x".as_ref()).unwrap();
     assert_eq!(back.detect, c.detect);
     assert_eq!(back.task, Task::Detect);
+}
+
+#[test]
+fn coco_results_carry_the_image_and_category_ids() {
+    let d = vec![
+        det(1, 0, 0.9, [2.0, 3.0, 12.0, 7.0]),
+        det(0, 2, 0.25, [0.0, 0.0, 4.0, 4.0]),
+    ];
+    // Image positions 0 and 1 are COCO images 40 and 41; classes 0..3 are categories 5, 7, 9.
+    let r = super::tools::coco_results(&d, &[40, 41], &[5, 7, 9]);
+    let path = std::env::temp_dir().join(format!("nabla-det-results-{}.json", std::process::id()));
+    nabla_data::detection::write_coco_results(&path, &r).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    std::fs::remove_file(&path).ok();
+    let first = &v[0];
+    assert_eq!(
+        (first["image_id"].as_u64(), first["category_id"].as_u64()),
+        (Some(41), Some(5))
+    );
+    let bbox: Vec<f64> = first["bbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(bbox, [2.0, 3.0, 10.0, 4.0], "[x, y, w, h]");
+    assert!((first["score"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+    assert_eq!(
+        (v[1]["image_id"].as_u64(), v[1]["category_id"].as_u64()),
+        (Some(40), Some(9))
+    );
+    assert_eq!(v.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn step_generators_differ_by_step_and_repeat_by_seed() {
+    use super::task::step_generator;
+    let draw = |seed, step| step_generator(seed, step).next_u64();
+    assert_eq!(draw(3, 7), draw(3, 7));
+    assert_ne!(draw(3, 7), draw(3, 8));
+    assert_ne!(draw(3, 7), draw(4, 7));
 }
