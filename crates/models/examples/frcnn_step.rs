@@ -64,10 +64,12 @@ fn write_batches(path: &str, data: &[(Tensor, Vec<DetTarget>)]) {
 /// CPU seconds (user + system) this process has used, from /proc/self/stat (0 elsewhere).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesized name; utime and stime are the 12th and 13th of them.
+    // Fields after the parenthesized name, from `state`: utime and stime are the 12th and
+    // 13th of them (fields 14 and 15 of proc(5)), in clock ticks of 1/100 s.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<f64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
-    f.get(11).zip(f.get(12)).map(|(u, s)| (u + s) / 100.0).unwrap_or(0.0)
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
 
 fn main() {
