@@ -7,16 +7,35 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Generated or read scenes as detection images (1 channel; id = the scene's index, as
-/// `annotations.json` numbers them); a scene's `[x, y, w, h]` boxes become `[x, y, x + w, y + h]`.
+/// `annotations.json` numbers them, or the file's own `image_id` when read by
+/// [`read_coco_detections`]); a scene's `[x, y, w, h]` boxes become `[x, y, x + w, y + h]`.
 #[derive(Clone)]
 pub struct SceneDetections {
     set: Arc<dyn SceneSet>,
+    /// COCO's image ids, when read from a COCO file.
+    image_ids: Option<Arc<Vec<u64>>>,
+    /// COCO's category id per class, when read from a COCO file.
+    category_ids: Option<Vec<u64>>,
 }
 
 impl SceneDetections {
     /// The detection view of any scene set.
     pub fn new(set: Arc<dyn SceneSet>) -> Self {
-        SceneDetections { set }
+        SceneDetections {
+            set,
+            image_ids: None,
+            category_ids: None,
+        }
+    }
+
+    /// The COCO `category_id` of `class`: the file's own for a set read by
+    /// [`read_coco_detections`], else class + 1 (how `nabla data scenes` numbers them). What
+    /// a results file ([`super::CocoResult`]) needs to match the annotations.
+    pub fn category_id(&self, class: usize) -> u64 {
+        match &self.category_ids {
+            Some(ids) if class < ids.len() => ids[class],
+            _ => class as u64 + 1,
+        }
     }
 
     /// The scenes underneath.
@@ -46,7 +65,7 @@ impl DetectionSet for SceneDetections {
             })
             .unzip();
         Ok(DetectionImage {
-            id: index as u64,
+            id: self.image_ids.as_ref().map_or(index as u64, |ids| ids[index]),
             channels: 1,
             size: s.size,
             image: s.image,
@@ -60,8 +79,16 @@ impl DetectionSet for SceneDetections {
 }
 
 /// The COCO folder that `nabla data scenes` writes (or a user's of the same layout: grey
-/// images of one size), read by [`read_coco`]; ids are the images' positions in the file, so
-/// they equal COCO's `image_id` for the scenes' own files.
+/// images of one size), read by [`read_coco`]; ids are the file's `image_id`s and
+/// [`SceneDetections::category_id`] gives its category ids, so results written with them
+/// match the annotations.
 pub fn read_coco_detections(path: &Path) -> Result<SceneDetections> {
-    Ok(SceneDetections::new(Arc::new(read_coco(path)?)))
+    let files = read_coco(path)?;
+    let image_ids = Some(Arc::new(files.image_ids().to_vec()));
+    let category_ids = Some(files.category_ids().to_vec());
+    Ok(SceneDetections {
+        set: Arc::new(files),
+        image_ids,
+        category_ids,
+    })
 }

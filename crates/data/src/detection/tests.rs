@@ -188,6 +188,32 @@ fn coco_folder_reads_back_the_scenes_boxes() {
 }
 
 #[test]
+fn a_users_coco_file_keeps_its_image_and_category_ids() {
+    let dir = TempDir::new("coco-ids");
+    std::fs::create_dir_all(dir.path().join("images")).unwrap();
+    for f in ["p.png", "q.png"] {
+        image::GrayImage::from_pixel(6, 4, image::Luma([9]))
+            .save(dir.path().join("images").join(f))
+            .unwrap();
+    }
+    let json = r#"{"images": [{"id": 9, "file_name": "q.png", "width": 6, "height": 4},
+                              {"id": 5, "file_name": "p.png", "width": 6, "height": 4}],
+                   "categories": [{"id": 7, "name": "late"}, {"id": 3, "name": "early"}],
+                   "annotations": [{"id": 1, "image_id": 5, "category_id": 7, "bbox": [1, 1, 2, 2]}]}"#;
+    std::fs::write(dir.path().join("annotations.json"), json).unwrap();
+    let set = read_coco_detections(dir.path()).unwrap();
+    // Classes in category id order: early (3), late (7).
+    assert_eq!(set.classes(), &["early".to_string(), "late".to_string()]);
+    assert_eq!((set.category_id(0), set.category_id(1)), (3, 7));
+    let (a, b) = (set.get(0).unwrap(), set.get(1).unwrap());
+    assert_eq!((a.id, b.id), (9, 5));
+    assert_eq!((b.boxes, b.labels), (vec![[1.0, 1.0, 3.0, 3.0]], vec![1]));
+    // Generated scenes number categories class + 1.
+    let scenes = Scenes::new(source(), Split::Test, SceneConfig::segmentation(), 2).unwrap();
+    assert_eq!(SceneDetections::new(Arc::new(scenes)).category_id(2), 3);
+}
+
+#[test]
 fn tile_starts_cover_the_side_and_end_at_the_edge() {
     assert_eq!(tiles::starts(400, 128, 128), vec![0, 128, 256, 272]);
     assert_eq!(tiles::starts(256, 128, 128), vec![0, 128]);

@@ -200,7 +200,13 @@ fn parse(doc: &Value, json: &Path, root: &Path, limits: &ReadLimits) -> Result<S
         }
         files.push(file);
     }
+    let mut category_ids = vec![0; classes.len()];
+    for (&id, &class) in &class_of {
+        category_ids[class] = id;
+    }
     Ok(SceneFiles {
+        image_ids: images.iter().map(|e| e.id).collect(),
+        category_ids,
         origin: json.to_path_buf(),
         size,
         classes,

@@ -20,12 +20,27 @@ pub struct SceneFiles {
     pub(super) pixels: Vec<u8>,
     pub(super) objects: Vec<Vec<SceneObject>>,
     pub(super) masks: Option<Vec<u8>>,
+    /// COCO's image id of each scene (its position for a mask folder).
+    pub(super) image_ids: Vec<u64>,
+    /// COCO's category id of each class (class + 1 for a mask folder).
+    pub(super) category_ids: Vec<u64>,
 }
 
 impl SceneFiles {
     /// The image files, in scene order.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// COCO's `image_id` of each scene, in scene order (the position for a mask folder), for
+    /// results files that match the annotations read.
+    pub fn image_ids(&self) -> &[u64] {
+        &self.image_ids
+    }
+
+    /// COCO's `category_id` of each class (class + 1 for a mask folder).
+    pub fn category_ids(&self) -> &[u64] {
+        &self.category_ids
     }
 
     /// Whether every scene has a semantic mask.
@@ -342,6 +357,8 @@ pub fn read_masks_with(path: &Path, limits: &ReadLimits) -> Result<SceneFiles> {
         origin: path.to_path_buf(),
         size: size.unwrap_or([0, 0]),
         objects: vec![Vec::new(); files.len()],
+        image_ids: (0..files.len() as u64).collect(),
+        category_ids: (1..=classes.len() as u64).collect(),
         classes,
         files,
         pixels,
