@@ -17,6 +17,7 @@ macro_rules! say_raw {
 }
 
 mod core_ops;
+mod detect;
 mod generative;
 mod measure;
 mod report;
@@ -159,6 +160,30 @@ const SECTIONS: &[Section] = &[
         run: scenes::segnet,
         prepare: Some(|s| scenes::prepare(scenes::SceneTask::Segment, s)),
     },
+    Section {
+        name: "roi_align",
+        about: "RoI align 7x7 (ratio 2), 512 rois on [2,256,50,50] /16 and [8,64,16,16] /4: fwd, fwd+bwd",
+        script: Script::Detect,
+        torch: &["roi_align"],
+        run: |_| detect::roi_align(),
+        prepare: None,
+    },
+    Section {
+        name: "roi_pool",
+        about: "RoI max pooling 7x7 on roi_align's maps and rois: fwd, fwd+bwd",
+        script: Script::Detect,
+        torch: &["roi_pool"],
+        run: |_| detect::roi_pool(),
+        prepare: None,
+    },
+    Section {
+        name: "nms",
+        about: "NMS at IoU 0.5 on 10,000 boxes (1,000 clusters of 10)",
+        script: Script::Detect,
+        torch: &["nms"],
+        run: |_| detect::nms(),
+        prepare: None,
+    },
 ];
 
 fn usage() -> String {
@@ -180,7 +205,8 @@ fn usage() -> String {
          PyTorch: NABLA_TORCH_PYTHON, else ./venv/bin/python, else python3 with torch;\n\
          script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py\n\
          (autoencoder and dcgan: crates/bench/torch/generative.py; localize, segment and\n\
-         segnet: crates/bench/torch/scenes.py).\nsections:\n",
+         segnet: crates/bench/torch/scenes.py; roi_align, roi_pool and nms:\n\
+         crates/bench/torch/detect.py, torchvision.ops on the same inputs).\nsections:\n",
     );
     for sec in SECTIONS {
         s.push_str(&format!("  {:<12} {}\n", sec.name, sec.about));

@@ -15,6 +15,9 @@ const GENERATIVE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/gene
 /// The scene tasks' script.
 const SCENES_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/scenes.py");
 
+/// The detection ops' script (torchvision.ops).
+const DETECT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/detect.py");
+
 /// Which PyTorch script measures a section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Script {
@@ -26,6 +29,9 @@ pub enum Script {
     /// `crates/bench/torch/scenes.py` (classloc, fcn_small, segnet on scenes), which takes
     /// `--epochs N`, `--batches B` and `--data FILE` (the scenes nabla wrote).
     Scenes,
+    /// `crates/bench/torch/detect.py` (torchvision's roi_align, roi_pool, nms), which
+    /// ignores the other scripts' arguments.
+    Detect,
 }
 
 /// A Python interpreter with torch, and the reference script it runs.
@@ -113,11 +119,12 @@ impl Torch {
             Script::Reference => self.reference.clone(),
             Script::Generative => PathBuf::from(GENERATIVE_SCRIPT),
             Script::Scenes => PathBuf::from(SCENES_SCRIPT),
+            Script::Detect => PathBuf::from(DETECT_SCRIPT),
         };
         if !path.is_file() {
             let hint = match script {
                 Script::Reference => " (set NABLA_TORCH_SCRIPT)",
-                Script::Generative | Script::Scenes => "",
+                Script::Generative | Script::Scenes | Script::Detect => "",
             };
             return Err(format!("PyTorch script {} not found{hint}", path.display()));
         }

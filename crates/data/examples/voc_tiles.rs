@@ -4,7 +4,8 @@
 //! Run with `cargo run --release -p nabla-data --example voc_tiles -- PATH [TILE] [HOLD_OUT]`
 //! (e.g. deepforest's data folder, tile 128, holding out one image by its stem).
 
-use nabla_data::detection::{read_voc, DetectionSet, Tiles, VocSet};
+use nabla_data::detection::{decode_target, read_voc, DetectionSet, DetectionView, Tiles, VocSet};
+use nabla_data::DataLoader;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +26,33 @@ fn describe(name: &str, set: &VocSet, tile: usize) -> nabla_data::Result<()> {
         tiles.len(),
         start.elapsed().as_secs_f64()
     );
+    // Through the loader: batches of 16 tiles, targets [count, (class, box) × most].
+    let view = DetectionView::new(Arc::new(tiles), most.max(1))?;
+    let start = Instant::now();
+    let (mut batches, mut seen) = (0, 0);
+    for batch in DataLoader::new(view, 16)?.shuffle(true).seed(1).epoch(0) {
+        let batch = batch?;
+        let targets = batch.targets.expect("detection targets are values");
+        let width = targets.shape()[1];
+        let values = targets.to_vec_f32();
+        seen += values
+            .chunks(width)
+            .map(|row| decode_target(row).0.len())
+            .sum::<usize>();
+        batches += 1;
+        if batches == 1 {
+            println!(
+                "  first batch: inputs {:?}, targets {:?}",
+                batch.inputs.shape(),
+                targets.shape()
+            );
+        }
+    }
+    println!(
+        "  {batches} batches, {seen} boxes decoded ({:.2} s)",
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(seen, boxes, "every box comes through the loader");
     Ok(())
 }
 

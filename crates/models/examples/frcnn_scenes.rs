@@ -2,7 +2,7 @@
 //! number of steps and reports mAP on test scenes: a quick check of settings (stride,
 //! anchors, RoI mode) away from the CLI.
 //!
-//! `cargo run --release -p nabla-models --example frcnn_scenes [steps] [stride] [pool|align] [test]`
+//! `cargo run --release -p nabla-models --example frcnn_scenes [steps] [stride] [pool|align] [test] [box_batch]`
 
 use nabla_core::{Generator, Tensor};
 use nabla_data::scenes::{SceneConfig, Scenes};
@@ -40,6 +40,7 @@ fn main() {
         _ => RoiMode::Align,
     };
     let n_test: usize = args.get(3).map(|a| a.parse().unwrap()).unwrap_or(500);
+    let box_batch: usize = args.get(4).map(|a| a.parse().unwrap()).unwrap_or(128);
     let bs = 32;
     let fm = FashionMnist::new();
     let train = Scenes::fashion(&fm, Split::Train, SceneConfig::segmentation(), steps * bs).unwrap();
@@ -48,6 +49,7 @@ fn main() {
     let cfg = FasterRcnnConfig {
         small_stride: stride,
         roi,
+        box_batch_size_per_image: box_batch,
         ..Default::default()
     };
     let m = FasterRcnn::new(cfg, &mut g).unwrap();
@@ -110,7 +112,7 @@ fn main() {
     }
     let r = evaluate_detections(&dets, &gts, 10);
     println!(
-        "stride {stride} {roi:?}: {steps} steps in {train_s:.0} s ({:.0} ms/step); test {n_test}: mAP50 {:.3} mAP75 {:.3} COCO {:.3} (eval {:.0} s)",
+        "stride {stride} {roi:?} box batch {box_batch}: {steps} steps in {train_s:.0} s ({:.0} ms/step); test {n_test}: mAP50 {:.3} mAP75 {:.3} COCO {:.3} (eval {:.0} s)",
         train_s * 1e3 / steps as f64,
         r.map50,
         r.map75,

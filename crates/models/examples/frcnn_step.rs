@@ -61,6 +61,17 @@ fn write_batches(path: &str, data: &[(Tensor, Vec<DetTarget>)]) {
     println!("wrote {path}");
 }
 
+/// CPU seconds (user + system) this process has used, from /proc/self/stat (0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesized name, from `state`: utime and stime are the 12th and
+    // 13th of them (fields 14 and 15 of proc(5)), in clock ticks of 1/100 s.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
     let steps = args.first().copied().unwrap_or(10);
@@ -86,7 +97,11 @@ fn main() {
         write_batches(&path, &data);
     }
     let mut times = Vec::new();
+    let mut cpu0 = 0.0;
     for s in 0..steps {
+        if s == 1 {
+            cpu0 = cpu_seconds();
+        }
         let (x, t) = &data[s % data.len()];
         let t0 = Instant::now();
         let l = m.losses(x, t, &mut g).unwrap();
@@ -113,7 +128,11 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     if !times.is_empty() {
-        println!("train step, batch {batch}: median {:.1} ms", times[times.len() / 2]);
+        let cpu = (cpu_seconds() - cpu0) * 1e3 / times.len() as f64;
+        println!(
+            "train step, batch {batch}: median {:.1} ms, {cpu:.0} cpu-ms per step",
+            times[times.len() / 2]
+        );
     }
     let t0 = Instant::now();
     let d = m.detect(&data[0].0).unwrap();

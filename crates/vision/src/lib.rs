@@ -15,7 +15,8 @@
 //!
 //! Map of the crate:
 //! - `boxes.rs`: bounding boxes: [`box_convert`], [`box_area`], [`box_iou`], [`iou_xywh`].
-//! - `nms.rs`: [`nms`], [`batched_nms`], [`clip_boxes_to_image`], [`remove_small_boxes`].
+//! - `nms.rs`: [`nms`], [`batched_nms`], [`clip_boxes_to_image`], [`remove_small_boxes`];
+//!   `nms_grid.rs`: NMS's path for spread-out boxes.
 //! - `pad.rs`: [`Border`] modes, output [`Padding`]s, [`pad2d`], [`flip2d`].
 //! - `correlate.rs`: [`correlate2d`], [`convolve2d`] and their 1-D versions for signals.
 //! - `detect_eval.rs`: [`evaluate_detections`]: VOC AP@0.5 and COCO mAP@[.5:.95] per class.

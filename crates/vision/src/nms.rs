@@ -16,7 +16,11 @@
 //! arrays with their areas computed once, so one kept box's IoU against every later candidate
 //! is a straight loop the compiler vectorizes (compiled for the CPU's AVX2 / AVX-512 level,
 //! picked by `nabla_core::cpu::isa`); the suppressed ones are squeezed out whenever they are
-//! more than half of what is left, so later sweeps stay short.
+//! more than half of what is left, so later sweeps stay short. When the boxes are spread
+//! out (each overlapping few others, as in a large image with many small objects), a uniform
+//! grid over the boxes replaces the sweep: a kept box is compared only with the boxes sharing
+//! a grid cell with it, since boxes without a common area can never suppress each other
+//! (`nms_grid.rs`). Both paths give the same answer.
 
 use nabla_core::cpu::{self, Isa};
 
@@ -42,6 +46,9 @@ pub fn nms(boxes: &[[f32; 4]], scores: &[f32], iou_threshold: f32) -> Vec<usize>
     );
     let order = rank(scores, (0..boxes.len()).collect());
     let mut cands = Candidates::new(boxes, &order);
+    if let Some(keep) = grid::nms_grid(&cands, iou_threshold) {
+        return keep;
+    }
     let level = cpu::isa();
     let mut keep = Vec::new();
     let mut i = 0;
@@ -123,13 +130,13 @@ fn rank(scores: &[f32], mut indices: Vec<usize>) -> Vec<usize> {
 }
 
 /// The boxes still in play, in rank order, one array per coordinate.
-struct Candidates {
-    x1: Vec<f32>,
-    y1: Vec<f32>,
-    x2: Vec<f32>,
-    y2: Vec<f32>,
-    area: Vec<f32>,
-    index: Vec<u32>,
+pub(crate) struct Candidates {
+    pub(crate) x1: Vec<f32>,
+    pub(crate) y1: Vec<f32>,
+    pub(crate) x2: Vec<f32>,
+    pub(crate) y2: Vec<f32>,
+    pub(crate) area: Vec<f32>,
+    pub(crate) index: Vec<u32>,
     /// 1 once suppressed.
     dead: Vec<u8>,
 }
@@ -151,7 +158,7 @@ impl Candidates {
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.index.len()
     }
 
@@ -231,21 +238,24 @@ fn sweep_body(c: &mut Candidates, i: usize, thr: f32) -> usize {
         &c.area[i + 1..n],
     );
     let dead = &mut c.dead[i + 1..n];
-    let mut count = 0usize;
-    for j in 0..dead.len() {
+    // Slices of one known length, so the loop has no bounds checks and vectorizes.
+    let m = dead.len();
+    let (x1, y1, x2, y2, area) = (&x1[..m], &y1[..m], &x2[..m], &y2[..m], &area[..m]);
+    let mut count = 0u32;
+    for j in 0..m {
         let w = cmax(0.0, cmin(ix2, x2[j]) - cmax(ix1, x1[j]));
         let h = cmax(0.0, cmin(iy2, y2[j]) - cmax(iy1, y1[j]));
         let inter = w * h;
         let ovr = inter / (ia + area[j] - inter);
         dead[j] |= (ovr > thr) as u8;
-        count += dead[j] as usize;
+        count += dead[j] as u32;
     }
-    count
+    count as usize
 }
 
 /// C++'s `std::max` (what torchvision calls): `a` unless `a < b`; one vector instruction.
 #[inline(always)]
-fn cmax(a: f32, b: f32) -> f32 {
+pub(crate) fn cmax(a: f32, b: f32) -> f32 {
     if a < b {
         b
     } else {
@@ -255,13 +265,16 @@ fn cmax(a: f32, b: f32) -> f32 {
 
 /// C++'s `std::min`: `a` unless `b < a`.
 #[inline(always)]
-fn cmin(a: f32, b: f32) -> f32 {
+pub(crate) fn cmin(a: f32, b: f32) -> f32 {
     if b < a {
         b
     } else {
         a
     }
 }
+
+#[path = "nms_grid.rs"]
+mod grid;
 
 #[cfg(test)]
 #[path = "nms_tests.rs"]

@@ -112,6 +112,44 @@ fn fast_path_agrees_with_the_plain_loop_at_every_isa_level() {
 }
 
 #[test]
+fn grid_path_agrees_with_the_plain_loop_on_spread_and_odd_boxes() {
+    let mut rng = Generator::new(23);
+    for (n, span, thr) in [
+        (3000, 1500.0, 0.5),
+        (2500, 800.0, 0.0),
+        (4000, 2000.0, 0.3),
+        (1000, 600.0, 0.9),
+    ] {
+        let (mut boxes, scores) = random_boxes(n, span, &mut rng);
+        // Odd boxes: zero width, inverted, NaN and infinite corners, a huge box, a box equal
+        // to another, a point.
+        boxes[5] = [10.0, 10.0, 10.0, 30.0];
+        boxes[6] = [40.0, 40.0, 20.0, 60.0];
+        boxes[7] = [f32::NAN, 0.0, 5.0, 5.0];
+        boxes[8] = [0.0, 0.0, f32::INFINITY, 5.0];
+        boxes[9] = [-50.0, -50.0, span * 0.6, span * 0.6];
+        boxes[10] = boxes[11];
+        boxes[12] = [3.0, 3.0, 3.0, 3.0];
+        let order = rank(&scores, (0..n).collect());
+        let cands = Candidates::new(&boxes, &order);
+        let got = grid::nms_grid(&cands, thr).expect("spread boxes take the grid");
+        let want = nms_plain(&boxes, &scores, thr);
+        assert!(
+            want.len() > 1 && want.len() < n,
+            "the case must suppress some, keep some"
+        );
+        assert_eq!(got, want, "n {n} thr {thr}");
+        assert_eq!(nms(&boxes, &scores, thr), want);
+    }
+    // Crowded boxes and negative thresholds go to the sweep.
+    let (boxes, scores) = random_boxes(3000, 30.0, &mut rng);
+    let cands = Candidates::new(&boxes, &rank(&scores, (0..3000).collect()));
+    assert!(grid::nms_grid(&cands, 0.5).is_none());
+    assert!(grid::nms_grid(&cands, -0.1).is_none());
+    assert_eq!(nms(&boxes, &scores, -0.1), vec![nms_plain(&boxes, &scores, -0.1)[0]]);
+}
+
+#[test]
 fn batched_nms_suppresses_within_a_class_only() {
     let mut rng = Generator::new(5);
     let (boxes, scores) = random_boxes(400, 60.0, &mut rng);

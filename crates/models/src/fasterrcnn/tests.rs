@@ -201,3 +201,38 @@ fn training_on_squares_lowers_the_loss_and_finds_them() {
         }
     }
 }
+
+#[test]
+fn resnet_backbone_and_roi_pooling_train_and_detect() {
+    let mut g = Generator::new(3);
+    let (x, t) = squares(2, &mut g);
+    let rgb = Tensor::cat(&[&x, &x, &x], 1).unwrap();
+    for (backbone, roi, images) in [
+        (DetBackbone::Resnet18, RoiMode::Align, &rgb),
+        (DetBackbone::Small, RoiMode::Pool, &x),
+    ] {
+        let cfg = FasterRcnnConfig {
+            backbone,
+            roi,
+            in_channels: images.shape()[1],
+            ..tiny_config()
+        };
+        let m = FasterRcnn::new(cfg, &mut g).unwrap();
+        let total = m.losses(images, &t, &mut g).unwrap().total().unwrap();
+        assert!(total.item().unwrap().is_finite(), "{backbone:?} {roi:?}");
+        let grads = total.backward().unwrap();
+        let fc6 = m.parameter("roi_heads.box_head.fc6.weight").unwrap();
+        let first = m.backbone.named_parameters()[0].1.clone();
+        assert!(
+            grads.get(&fc6).is_some() && grads.get(&first).is_some(),
+            "{backbone:?} {roi:?}"
+        );
+        let d = m.detect(images).unwrap();
+        assert_eq!(d.len(), 2);
+        for det in &d {
+            assert!(det.boxes.len() <= m.config().box_detections_per_img);
+            assert!(det.boxes.iter().flatten().all(|v| (0.0..=32.0).contains(v)), "{det:?}");
+            assert!(det.scores.iter().all(|&s| s > m.config().box_score_thresh));
+        }
+    }
+}
