@@ -12,7 +12,10 @@ struct Lcg(u64);
 impl Lcg {
     /// A number in `[0, 1)`.
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -43,7 +46,9 @@ fn rois_for(n: usize, side: f64, seed: u64) -> Result<Tensor> {
 fn values(shape: &[usize], seed: u64) -> Result<Tensor> {
     let start = Lcg(seed).next();
     let n: usize = shape.iter().product();
-    let v = (0..n).map(|i| ((i as f64 * 0.7548776662 + start) % 1.0) as f32).collect();
+    let v = (0..n)
+        .map(|i| ((i as f64 * 0.7548776662 + start) % 1.0) as f32)
+        .collect();
     Tensor::from_vec(v, shape)
 }
 
@@ -121,7 +126,10 @@ mod tests {
         for (_, shape, scale, side) in MAPS {
             let r = rois_for(shape[0], side, 2).unwrap();
             let x = values(&[shape[0], 2, shape[2], shape[3]], 1).unwrap();
-            assert_eq!(x.roi_align(&r, [7, 7], scale, 2, false).unwrap().shape(), &[ROIS, 2, 7, 7]);
+            assert_eq!(
+                x.roi_align(&r, [7, 7], scale, 2, false).unwrap().shape(),
+                &[ROIS, 2, 7, 7]
+            );
             assert_eq!(r.to_vec_f32(), rois_for(shape[0], side, 2).unwrap().to_vec_f32());
         }
         let (b, s) = nms_boxes(4);

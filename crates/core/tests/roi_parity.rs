@@ -1,7 +1,9 @@
 //! RoI align and RoI pooling against torchvision: `fixtures/roi.json`, written by
 //! `fixtures/gen_roi.py` (`torchvision.ops.roi_align` / `roi_pool` in float32), forward and
 //! the map's gradient for a fixed upstream gradient, compared in f32 (and in f64, where
-//! only torchvision's f32 rounding separates the two).
+//! only torchvision's f32 rounding separates the two). Each case runs again with the map's
+//! channels repeated 9 times (18 channels), where the channel-blocked kernels take over;
+//! channels are independent, so torchvision's figures repeat the same way.
 
 use nabla_core::Tensor;
 use serde_json::Value;
@@ -11,6 +13,13 @@ fn floats(v: &Value) -> Vec<f64> {
         .expect("a list")
         .iter()
         .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}
+
+/// `v` (`[A, C, rest]` with `c` channels) with its channels repeated `times` times over.
+fn repeat_channels(v: &[f64], c: usize, rest: usize, times: usize) -> Vec<f64> {
+    v.chunks_exact(c * rest)
+        .flat_map(|a| (0..times).flat_map(move |_| a.iter().copied()))
         .collect()
 }
 
@@ -30,16 +39,21 @@ fn roi_ops_match_torchvision() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/roi.json");
     let text = std::fs::read_to_string(path).expect("the fixture is in the repository");
     let doc: Value = serde_json::from_str(&text).unwrap();
-    let shape: Vec<usize> = floats(&doc["x_shape"]).iter().map(|&v| v as usize).collect();
-    let x = floats(&doc["x"]);
+    let shape0: Vec<usize> = floats(&doc["x_shape"]).iter().map(|&v| v as usize).collect();
+    let x0 = floats(&doc["x"]);
     let cases = doc["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 8);
-    for c in cases {
+    for (c, times) in cases.iter().flat_map(|c| [(c, 1), (c, 9)]) {
+        let (ch, plane) = (shape0[1], shape0[2] * shape0[3]);
+        let shape = [shape0[0], ch * times, shape0[2], shape0[3]];
+        let x = repeat_channels(&x0, ch, plane, times);
         let name = c["name"].as_str().unwrap();
         let rois = floats(&c["rois"]);
         let out: Vec<usize> = floats(&c["output_size"]).iter().map(|&v| v as usize).collect();
         let scale = c["spatial_scale"].as_f64().unwrap();
-        let (want, gy, want_gx) = (floats(&c["out"]), floats(&c["grad_out"]), floats(&c["grad_x"]));
+        let bins = out[0] * out[1];
+        let [want, gy] = [&c["out"], &c["grad_out"]].map(|v| repeat_channels(&floats(v), ch, bins, times));
+        let want_gx = repeat_channels(&floats(&c["grad_x"]), ch, plane, times);
         let run = |x: &Tensor, r: &Tensor| -> Tensor {
             match c["op"].as_str().unwrap() {
                 "roi_align" => x
@@ -56,7 +70,11 @@ fn roi_ops_match_torchvision() {
             }
         };
         for f64_run in [false, true] {
-            let what = format!("{name} ({})", if f64_run { "f64" } else { "f32" });
+            let what = format!(
+                "{name} ({}, {} channels)",
+                if f64_run { "f64" } else { "f32" },
+                shape[1]
+            );
             let (xt, rt) = if f64_run {
                 (
                     Tensor::from_vec(x.iter().map(|&v| v as f32 as f64).collect(), &shape).unwrap(),

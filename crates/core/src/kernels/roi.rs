@@ -9,9 +9,17 @@
 //! plane and visit that image's rois: every element has one writer, so no locks, and the
 //! sums run in a fixed order whatever the thread count.
 
-use super::par::{for_each_chunk_on, threads_for};
+use super::par::{for_each_chunk_on, threads_for, Disjoint};
 use super::PAR_THRESHOLD;
 use crate::Element;
+
+mod blocked;
+
+/// Whether a map of `channels` goes through the channel-blocked kernels (at least one
+/// full block: fewer channels would be mostly padding).
+fn use_blocked(channels: usize) -> bool {
+    channels >= blocked::CB
+}
 
 /// One region: its image and its corners `[x1, y1, x2, y2]` in input-image coordinates
 /// (the rois tensor's values, exactly).
@@ -190,10 +198,19 @@ fn align_work<T>(tables: &[AlignTable<T>], channels: usize) -> usize {
 /// RoI align: `out[k, c, bin]` = the mean of the bilinear samples of bin `bin` of roi `k`
 /// in plane `(batch_k, c)` of `x`.
 pub fn roi_align_forward<T: Element>(x: &[T], rois: &[Roi], tables: &[AlignTable<T>], g: &RoiGeometry, out: &mut [T]) {
-    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
     if out.is_empty() {
         return;
     }
+    if use_blocked(g.channels) {
+        blocked::align_forward(&blocked::to_blocked(x, g), rois, tables, g, out)
+    } else {
+        align_forward_planes(x, rois, tables, g, out)
+    }
+}
+
+/// [`roi_align_forward`] reading the planes of `x` directly.
+fn align_forward_planes<T: Element>(x: &[T], rois: &[Roi], tables: &[AlignTable<T>], g: &RoiGeometry, out: &mut [T]) {
+    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
     let threads = threads_for(align_work(tables, ch), PAR_THRESHOLD);
     for_each_chunk_on(threads, out, ch * bins, &|k, o| {
         let tb = &tables[k];
@@ -222,13 +239,31 @@ pub fn roi_align_adjoint<T: Element>(
     g: &RoiGeometry,
     gx: &mut [T],
 ) {
-    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
-    gx.iter_mut().for_each(|v| *v = T::ZERO);
     if gx.is_empty() {
         return;
     }
+    if use_blocked(g.channels) {
+        let mut gxb = vec![T::ZERO; g.batch * g.channels.div_ceil(blocked::CB) * g.plane() * blocked::CB];
+        blocked::align_adjoint(gy, by_image, tables, g, &mut gxb);
+        blocked::from_blocked(&gxb, g, gx);
+    } else {
+        align_adjoint_planes(gy, by_image, tables, g, gx)
+    }
+}
+
+/// [`roi_align_adjoint`] writing the planes of `gx` directly.
+fn align_adjoint_planes<T: Element>(
+    gy: &[T],
+    by_image: &[Vec<usize>],
+    tables: &[AlignTable<T>],
+    g: &RoiGeometry,
+    gx: &mut [T],
+) {
+    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
     let threads = threads_for(align_work(tables, ch), PAR_THRESHOLD);
     for_each_chunk_on(threads, gx, plane, &|i, p| {
+        // Zeroed here, by the thread that fills the plane next.
+        p.fill(T::ZERO);
         let (n, c) = (i / ch, i % ch);
         for &k in &by_image[n] {
             let tb = &tables[k];
@@ -244,15 +279,16 @@ pub fn roi_align_adjoint<T: Element>(
     });
 }
 
-/// Argmax code of a bin with no map pixel: its output is 0.
-pub const EMPTY_BIN: i32 = -1;
-/// Argmax code of a bin whose pixels are all NaN or ≤ −f32::MAX: its output is −f32::MAX
-/// (torchvision's starting value).
-pub const NO_MAX: i32 = -2;
+/// Argmax code of a bin without a maximum: empty (its output is 0), or only NaN or values
+/// ≤ −f32::MAX (its output is −f32::MAX, torchvision's starting value). It passes no gradient.
+pub const NO_ARGMAX: i32 = -1;
+
+/// A half-open range of map rows or columns, `(start, end)`.
+type Span = (usize, usize);
 
 /// The map rows (or columns) of each bin of a roi along one axis: torchvision's rounded
 /// corners, at least one pixel, `floor`/`ceil` bin edges clipped to `0..size`.
-fn pool_edges<T: Element>(lo: f64, hi: f64, scale: f64, bins: usize, size: usize) -> Vec<(usize, usize)> {
+fn pool_edges<T: Element>(lo: f64, hi: f64, scale: f64, bins: usize, size: usize) -> Vec<Span> {
     // f64::round rounds half away from zero, as C's round.
     let (start, end) = ((lo * scale).round() as i64, (hi * scale).round() as i64);
     let len = (end - start + 1).max(1);
@@ -267,47 +303,75 @@ fn pool_edges<T: Element>(lo: f64, hi: f64, scale: f64, bins: usize, size: usize
         .collect()
 }
 
-/// RoI max pooling's argmax: per output element the flat plane offset of its bin's maximum
-/// (first one on ties, NaN skipped), or [`EMPTY_BIN`] / [`NO_MAX`].
-pub fn roi_pool_argmax<T: Element>(x: &[T], rois: &[Roi], g: &RoiGeometry, arg: &mut [i32]) {
-    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
+/// RoI max pooling: `out[k, c, bin]`, the maximum of the bin's pixels in plane
+/// `(batch_k, c)` of `x`, and `arg[k, c, bin]` its flat plane offset (the first maximum on
+/// ties, NaN skipped) or [`NO_ARGMAX`].
+pub fn roi_pool_forward<T: Element>(x: &[T], rois: &[Roi], g: &RoiGeometry, out: &mut [T], arg: &mut [i32]) {
+    assert_eq!(
+        out.len(),
+        arg.len(),
+        "roi_pool_forward: values and argmax differ in length"
+    );
     if arg.is_empty() {
         return;
     }
+    if use_blocked(g.channels) {
+        blocked::pool_forward(&blocked::to_blocked(x, g), rois, g, out, arg)
+    } else {
+        pool_forward_planes(x, rois, g, out, arg)
+    }
+}
+
+/// The map rows and columns of each bin row and bin column of roi `r`.
+fn roi_bins<T: Element>(r: &Roi, g: &RoiGeometry) -> (Vec<Span>, Vec<Span>) {
     let [h, w] = g.hw;
-    let floor = t::<T>(-(f32::MAX as f64));
+    (
+        pool_edges::<T>(r.corners[1], r.corners[3], g.spatial_scale, g.out[0], h),
+        pool_edges::<T>(r.corners[0], r.corners[2], g.spatial_scale, g.out[1], w),
+    )
+}
+
+/// The value of a bin at `(y0..y1, x0..x1)` with its argmax, from `p` (one plane, width
+/// `w`); torchvision's rule: strictly greater wins, from −f32::MAX, 0 for an empty bin.
+fn bin_max<T: Element>(p: &[T], w: usize, (y0, y1): Span, (x0, x1): Span) -> (T, i32) {
+    if y1 <= y0 || x1 <= x0 {
+        return (T::ZERO, NO_ARGMAX);
+    }
+    let (mut best, mut at) = (t::<T>(-(f32::MAX as f64)), NO_ARGMAX);
+    for y in y0..y1 {
+        for (xx, &v) in p[y * w + x0..y * w + x1].iter().enumerate() {
+            if v > best {
+                best = v;
+                at = (y * w + x0 + xx) as i32;
+            }
+        }
+    }
+    (best, at)
+}
+
+/// [`roi_pool_forward`] reading the planes of `x` directly.
+fn pool_forward_planes<T: Element>(x: &[T], rois: &[Roi], g: &RoiGeometry, out: &mut [T], arg: &mut [i32]) {
+    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
+    let values = Disjoint::new(out);
     let threads = threads_for(arg.len() * 4, PAR_THRESHOLD);
     for_each_chunk_on(threads, arg, ch * bins, &|k, a| {
+        // SAFETY: roi k's values are `k·C·bins..(k+1)·C·bins` of `out`, as its argmax chunk
+        // of `arg` (same length, asserted above); each roi runs once.
+        let o = unsafe { values.range(k * ch * bins, ch * bins) };
         let r = &rois[k];
-        let rows = pool_edges::<T>(r.corners[1], r.corners[3], g.spatial_scale, g.out[0], h);
-        let cols = pool_edges::<T>(r.corners[0], r.corners[2], g.spatial_scale, g.out[1], w);
-        for (c, ac) in a.chunks_exact_mut(bins).enumerate() {
+        let (rows, cols) = roi_bins::<T>(r, g);
+        for (c, (ac, oc)) in a.chunks_exact_mut(bins).zip(o.chunks_exact_mut(bins)).enumerate() {
             let p = &x[(r.batch * ch + c) * plane..][..plane];
-            for (b, ab) in ac.iter_mut().enumerate() {
-                let ((y0, y1), (x0, x1)) = (rows[b / g.out[1]], cols[b % g.out[1]]);
-                if y1 <= y0 || x1 <= x0 {
-                    *ab = EMPTY_BIN;
-                    continue;
-                }
-                let (mut best, mut at) = (floor, NO_MAX);
-                for y in y0..y1 {
-                    for (xx, &v) in p[y * w + x0..y * w + x1].iter().enumerate() {
-                        if v > best {
-                            best = v;
-                            at = (y * w + x0 + xx) as i32;
-                        }
-                    }
-                }
-                *ab = at;
+            for (b, (ab, ob)) in ac.iter_mut().zip(oc).enumerate() {
+                (*ob, *ab) = bin_max(p, g.hw[1], rows[b / g.out[1]], cols[b % g.out[1]]);
             }
         }
     });
 }
 
-/// `out[k, c, bin] = src[batch_k, c, arg[k, c, bin]]`, with 0 for [`EMPTY_BIN`] and
-/// `no_max` for [`NO_MAX`]: RoI pooling's values (`no_max` = −f32::MAX) and the gradient of
-/// its gradient (`no_max` = 0).
-pub fn roi_pool_gather<T: Element>(src: &[T], rois: &[Roi], arg: &[i32], g: &RoiGeometry, no_max: T, out: &mut [T]) {
+/// `out[k, c, bin] = src[batch_k, c, arg[k, c, bin]]`, 0 for [`NO_ARGMAX`]: the gradient of
+/// RoI pooling's gradient.
+pub fn roi_pool_gather<T: Element>(src: &[T], rois: &[Roi], arg: &[i32], g: &RoiGeometry, out: &mut [T]) {
     let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
     if out.is_empty() {
         return;
@@ -319,11 +383,7 @@ pub fn roi_pool_gather<T: Element>(src: &[T], rois: &[Roi], arg: &[i32], g: &Roi
             let p = &src[(base + c) * plane..][..plane];
             let ac = &arg[(k * ch + c) * bins..][..bins];
             for (ob, &i) in oc.iter_mut().zip(ac) {
-                *ob = match i {
-                    EMPTY_BIN => T::ZERO,
-                    NO_MAX => no_max,
-                    i => p[i as usize],
-                };
+                *ob = if i == NO_ARGMAX { T::ZERO } else { p[i as usize] };
             }
         }
     });
@@ -332,13 +392,25 @@ pub fn roi_pool_gather<T: Element>(src: &[T], rois: &[Roi], arg: &[i32], g: &Roi
 /// RoI max pooling's gradient: each bin's `gy` added at its argmax in `gx`
 /// (`[N, C, H, W]`, overwritten); bins without one pass nothing.
 pub fn roi_pool_scatter<T: Element>(gy: &[T], by_image: &[Vec<usize>], arg: &[i32], g: &RoiGeometry, gx: &mut [T]) {
-    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
-    gx.iter_mut().for_each(|v| *v = T::ZERO);
     if gx.is_empty() {
         return;
     }
+    if use_blocked(g.channels) {
+        let mut gxb = vec![T::ZERO; g.batch * g.channels.div_ceil(blocked::CB) * g.plane() * blocked::CB];
+        blocked::pool_scatter(gy, by_image, arg, g, &mut gxb);
+        blocked::from_blocked(&gxb, g, gx);
+    } else {
+        pool_scatter_planes(gy, by_image, arg, g, gx)
+    }
+}
+
+/// [`roi_pool_scatter`] writing the planes of `gx` directly.
+fn pool_scatter_planes<T: Element>(gy: &[T], by_image: &[Vec<usize>], arg: &[i32], g: &RoiGeometry, gx: &mut [T]) {
+    let (plane, bins, ch) = (g.plane(), g.bins(), g.channels);
     let threads = threads_for(gy.len() * 4 + gx.len(), PAR_THRESHOLD);
     for_each_chunk_on(threads, gx, plane, &|i, p| {
+        // Zeroed here, by the thread that fills the plane next.
+        p.fill(T::ZERO);
         let (n, c) = (i / ch, i % ch);
         for &k in &by_image[n] {
             let at = (k * ch + c) * bins;
@@ -394,5 +466,78 @@ mod tests {
         // A roi past the right edge clips its bins; a roi wholly outside leaves them empty.
         assert_eq!(pool_edges::<f32>(8.0, 11.0, 1.0, 2, 10), vec![(8, 10), (10, 10)]);
         assert_eq!(pool_edges::<f32>(20.0, 30.0, 1.0, 1, 10), vec![(10, 10)]);
+    }
+
+    #[test]
+    fn blocked_kernels_equal_the_plane_kernels() {
+        // 20 channels: one full block and one padded; rois inside, across edges, tiny, empty.
+        let mut g = geom([7, 9], [3, 2], 0.5);
+        g.batch = 2;
+        g.channels = 20;
+        let mut seed = 7u64;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let x: Vec<f64> = (0..2 * 20 * 63).map(|_| rnd() * 4.0 - 2.0).collect();
+        let mut rois = vec![
+            Roi {
+                batch: 1,
+                corners: [-6.0, -5.0, 8.0, 6.0],
+            },
+            Roi {
+                batch: 0,
+                corners: [4.4, 6.2, 5.2, 6.8],
+            },
+            Roi {
+                batch: 1,
+                corners: [8.0, 4.0, 8.0, 4.0],
+            },
+            Roi {
+                batch: 0,
+                corners: [40.0, 40.0, 50.0, 60.0],
+            },
+        ];
+        for k in 0..8 {
+            let (x0, y0) = (rnd() * 18.0, rnd() * 14.0);
+            rois.push(Roi {
+                batch: k % 2,
+                corners: [x0, y0, x0 + rnd() * 10.0, y0 + rnd() * 8.0],
+            });
+        }
+        let by = rois_by_image(&rois, 2);
+        let n_out = rois.len() * 20 * 6;
+        for (sampling_ratio, aligned) in [(0, false), (2, true)] {
+            let tb = align_tables::<f64>(
+                &rois,
+                &g,
+                AlignOptions {
+                    sampling_ratio,
+                    aligned,
+                },
+            );
+            let (mut a, mut b) = (vec![0.0; n_out], vec![0.0; n_out]);
+            roi_align_forward(&x, &rois, &tb, &g, &mut a);
+            align_forward_planes(&x, &rois, &tb, &g, &mut b);
+            assert_eq!(a, b);
+            let (mut a, mut b) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+            let gy: Vec<f64> = (0..n_out).map(|i| (i % 13) as f64 - 6.0).collect();
+            roi_align_adjoint(&gy, &by, &tb, &g, &mut a);
+            align_adjoint_planes(&gy, &by, &tb, &g, &mut b);
+            assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() <= 1e-12 * (1.0 + q.abs())));
+            assert!(b.iter().any(|&v| v != 0.0));
+        }
+        let (mut a, mut b) = (vec![0; n_out], vec![0; n_out]);
+        let (mut va, mut vb) = (vec![0.0; n_out], vec![0.0; n_out]);
+        roi_pool_forward(&x, &rois, &g, &mut va, &mut a);
+        pool_forward_planes(&x, &rois, &g, &mut vb, &mut b);
+        assert_eq!((a.clone(), va), (b, vb));
+        assert!(a.contains(&NO_ARGMAX) && a.iter().any(|&i| i > 0));
+        let gy: Vec<f64> = (0..n_out).map(|i| (i % 11) as f64 - 5.0).collect();
+        let (mut ga, mut gb) = (vec![1.0; x.len()], vec![2.0; x.len()]);
+        roi_pool_scatter(&gy, &by, &a, &g, &mut ga);
+        pool_scatter_planes(&gy, &by, &a, &g, &mut gb);
+        assert_eq!(ga, gb);
+        assert!(ga.iter().any(|&v| v != 0.0));
     }
 }

@@ -17,19 +17,19 @@
 use super::access::with_data;
 use super::roi_align::{roi_plan, RoiPlan};
 use crate::dtype::dispatch;
-use crate::kernels::roi::{roi_pool_argmax, roi_pool_gather, roi_pool_scatter};
+use crate::kernels::roi::{roi_pool_forward, roi_pool_gather, roi_pool_scatter};
 use crate::{Element, Error, Result, Tensor};
 use std::sync::Arc;
 
-/// `out[k, c, bin] = src[batch_k, c, arg[k, c, bin]]` (`no_max` where the bin has no
-/// maximum, 0 where it is empty); recorded, its backward is [`pool_scatter`].
-fn pool_gather(src: &Tensor, plan: Arc<RoiPlan>, arg: Arc<Vec<i32>>, no_max: f64) -> Result<Tensor> {
-    const OP: &str = "roi_pool";
-    fn run<T: Element>(src: &Tensor, p: &RoiPlan, arg: &[i32], no_max: f64) -> Result<Tensor> {
+/// `out[k, c, bin] = src[batch_k, c, arg[k, c, bin]]` (0 where the bin has no argmax):
+/// the gradient of RoI pooling's gradient. Recorded, its backward is [`pool_scatter`].
+fn pool_gather(src: &Tensor, plan: Arc<RoiPlan>, arg: Arc<Vec<i32>>) -> Result<Tensor> {
+    const OP: &str = "roi_pool_gather";
+    fn run<T: Element>(src: &Tensor, p: &RoiPlan, arg: &[i32]) -> Result<Tensor> {
         let shape = p.out_shape();
         let mut out = vec![T::ZERO; shape.iter().product()];
         with_data(OP, &[src], |s: &[&[T]]| {
-            roi_pool_gather(s[0], &p.rois, arg, &p.geom, T::from_f64(no_max), &mut out)
+            roi_pool_gather(s[0], &p.rois, arg, &p.geom, &mut out)
         })?;
         Ok(Tensor::from_buffer(T::wrap(out), &shape))
     }
@@ -41,7 +41,7 @@ fn pool_gather(src: &Tensor, plan: Arc<RoiPlan>, arg: Arc<Vec<i32>>, no_max: f64
             "map vs the rois' map",
         ));
     }
-    let y = dispatch!(src.dtype(), T => run::<T>(src, &plan, &arg, no_max)?);
+    let y = dispatch!(src.dtype(), T => run::<T>(src, &plan, &arg)?);
     Ok(y.record(OP, &[src], move |g, _| {
         Ok(vec![Some(pool_scatter(g, plan.clone(), arg.clone())?)])
     }))
@@ -69,7 +69,7 @@ fn pool_scatter(gy: &Tensor, plan: Arc<RoiPlan>, arg: Arc<Vec<i32>>) -> Result<T
     }
     let gx = dispatch!(gy.dtype(), T => run::<T>(gy, &plan, &arg)?);
     Ok(gx.record(OP, &[gy], move |g, _| {
-        Ok(vec![Some(pool_gather(g, plan.clone(), arg.clone(), 0.0)?)])
+        Ok(vec![Some(pool_gather(g, plan.clone(), arg.clone())?)])
     }))
 }
 
@@ -80,14 +80,20 @@ impl Tensor {
     pub fn roi_pool(&self, rois: &Tensor, output_size: [usize; 2], spatial_scale: f64) -> Result<Tensor> {
         const OP: &str = "roi_pool";
         let plan = roi_plan(OP, self, rois, output_size, spatial_scale)?;
-        fn argmax<T: Element>(x: &Tensor, p: &RoiPlan) -> Result<Vec<i32>> {
-            let mut arg = vec![0i32; p.out_shape().iter().product()];
-            with_data(OP, &[x], |s: &[&[T]]| roi_pool_argmax(s[0], &p.rois, &p.geom, &mut arg))?;
-            Ok(arg)
+        fn run<T: Element>(x: &Tensor, p: &RoiPlan) -> Result<(Tensor, Vec<i32>)> {
+            let shape = p.out_shape();
+            let n = shape.iter().product();
+            let (mut out, mut arg) = (vec![T::ZERO; n], vec![0i32; n]);
+            with_data(OP, &[x], |s: &[&[T]]| {
+                roi_pool_forward(s[0], &p.rois, &p.geom, &mut out, &mut arg)
+            })?;
+            Ok((Tensor::from_buffer(T::wrap(out), &shape), arg))
         }
-        let arg = dispatch!(self.dtype(), T => argmax::<T>(self, &plan)?);
-        // torchvision's starting value: what a bin of only NaN (or −∞) keeps.
-        pool_gather(self, Arc::new(plan), Arc::new(arg), -(f32::MAX as f64))
+        let (y, arg) = dispatch!(self.dtype(), T => run::<T>(self, &plan)?);
+        let (plan, arg) = (Arc::new(plan), Arc::new(arg));
+        Ok(y.record(OP, &[self], move |g, _| {
+            Ok(vec![Some(pool_scatter(g, plan.clone(), arg.clone())?)])
+        }))
     }
 }
 
