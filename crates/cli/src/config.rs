@@ -6,6 +6,7 @@
 //! configuration is written back in the same form (`config.toml` in the run folder, and into
 //! every checkpoint), so a run can be repeated with `--config runs/x/config.toml`.
 
+pub mod detect;
 mod format;
 
 pub use format::{parse_keys, Value};
@@ -27,6 +28,8 @@ pub enum Task {
     Localize,
     /// A class per pixel (scenes), per-pixel cross-entropy, mIoU.
     Segment,
+    /// Every object's class and box (scenes, COCO or VOC folders), a two-stage detector, mAP.
+    Detect,
 }
 
 impl Task {
@@ -37,6 +40,7 @@ impl Task {
             Task::Regression => "regression",
             Task::Localize => "localize",
             Task::Segment => "segment",
+            Task::Detect => "detect",
         }
     }
 
@@ -133,6 +137,8 @@ pub struct TrainConfig {
     pub class_weights: String,
     /// Segment: a mask label whose pixels count for nothing.
     pub ignore_index: Option<usize>,
+    /// Detect: backbone, RoI extractor, tiles.
+    pub detect: detect::DetectConfig,
 }
 
 impl Default for TrainConfig {
@@ -178,6 +184,7 @@ impl Default for TrainConfig {
             box_weight: 5.0,
             class_weights: "none".into(),
             ignore_index: None,
+            detect: detect::DetectConfig::default(),
         }
     }
 }
@@ -229,7 +236,8 @@ pub const KEYS: &[&str] = &[
 
 /// Parse the `key = value` text of a config file into values by key (checked against [`KEYS`]).
 pub fn parse(text: &str, origin: &Path) -> CliResult<BTreeMap<String, Value>> {
-    parse_keys(text, origin, KEYS)
+    let keys: Vec<&str> = KEYS.iter().chain(detect::KEYS).copied().collect();
+    parse_keys(text, origin, &keys)
 }
 
 /// Parse a task name.
@@ -239,8 +247,9 @@ pub fn parse_task(s: &str) -> CliResult<Task> {
         "regression" => Ok(Task::Regression),
         "localize" => Ok(Task::Localize),
         "segment" => Ok(Task::Segment),
+        "detect" => Ok(Task::Detect),
         _ => Err(CliError::new(format!(
-            "unknown task {s:?} (classification, regression, localize or segment)"
+            "unknown task {s:?} (classification, regression, localize, segment or detect)"
         ))),
     }
 }
@@ -320,6 +329,7 @@ impl TrainConfig {
                 "box_weight" => self.box_weight = want_num(k, v)?,
                 "class_weights" => self.class_weights = want_str(k, v)?,
                 "ignore_index" => self.ignore_index = Some(want_count(k, v)?),
+                k if detect::KEYS.contains(&k) => self.detect.apply(k, v)?,
                 _ => return Err(CliError::new(format!("config: unknown key {k:?}"))),
             }
         }
@@ -436,6 +446,9 @@ impl TrainConfig {
             return fail(format!("--box-weight must be a number ≥ 0, got {}", self.box_weight));
         }
         one_of("class weights", &self.class_weights, &["auto", "none"])?;
+        if self.task == Task::Detect {
+            self.detect.validate()?;
+        }
         Ok(())
     }
 
@@ -536,6 +549,9 @@ impl TrainConfig {
             if let Some(v) = self.ignore_index {
                 line("ignore_index", v.to_string());
             }
+        }
+        if self.task == Task::Detect {
+            self.detect.write_toml(&mut s);
         }
         s
     }

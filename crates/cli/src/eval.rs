@@ -28,10 +28,47 @@ pub struct EvalArgs {
     /// matrix, or RMSE and R²) instead of text
     #[arg(long)]
     json: bool,
+    /// The task the checkpoint must have been trained for (default: the checkpoint's own)
+    #[arg(long, value_name = "TASK", value_parser = ["classification", "regression", "localize", "segment", "detect"])]
+    task: Option<String>,
+    /// --task detect: also write the test detections in COCO's results format (image_id,
+    /// category_id, bbox [x, y, w, h], score) to this JSON file
+    #[arg(long, value_name = "FILE.json")]
+    save_detections: Option<PathBuf>,
 }
 
 /// Run `nabla eval`.
 pub fn run(args: EvalArgs) -> CliResult<()> {
+    let ck = crate::trainer::setup::read_checkpoint(&args.checkpoint, "")?;
+    let meta = crate::trainer::setup::RunMeta::from_checkpoint(&ck, &args.checkpoint)?;
+    let task = meta.config.task;
+    if let Some(t) = &args.task {
+        if t != task.name() {
+            return Err(CliError::new(format!(
+                "{}: a checkpoint of --task {}, not {t}",
+                args.checkpoint.display(),
+                task.name()
+            )));
+        }
+    }
+    if args.save_detections.is_some() && task != crate::config::Task::Detect {
+        return Err(CliError::new(format!(
+            "--save-detections: {} is a checkpoint of --task {}; detections come from --task detect checkpoints",
+            args.checkpoint.display(),
+            task.name()
+        )));
+    }
+    if task == crate::config::Task::Detect {
+        let req = crate::detect_task::tools::EvalRequest {
+            checkpoint: &args.checkpoint,
+            data_dir: args.data_dir,
+            batch: args.batch_size,
+            json: args.json,
+            save: args.save_detections.as_deref(),
+        };
+        return crate::detect_task::tools::eval(&meta, &ck, &req);
+    }
+    drop(ck);
     let (model, meta, ck) = load_trained(&args.checkpoint)?;
     if meta.config.task.on_scenes() {
         let (path, dir) = (&args.checkpoint, args.data_dir);

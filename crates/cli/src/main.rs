@@ -6,6 +6,7 @@ mod autoencode;
 mod completions;
 mod config;
 mod data_cmd;
+mod detect_task;
 mod error;
 mod eval;
 mod filter;

@@ -43,6 +43,9 @@ pub struct PredictArgs {
     /// One JSON object per image on stdout (image, top classes, notes) instead of text
     #[arg(long)]
     json: bool,
+    /// A detector's checkpoint: leave out detections scoring below this [default: 0.5]
+    #[arg(long, value_name = "P")]
+    score_threshold: Option<f32>,
 }
 
 /// The mean of the outermost ring of pixels of `[C, H, W]` values in [0, 1].
@@ -149,6 +152,32 @@ pub(crate) fn prepare(
 
 /// Run `nabla predict`.
 pub fn run(args: PredictArgs) -> CliResult<()> {
+    let ck = crate::trainer::setup::read_checkpoint(&args.checkpoint, "")?;
+    let meta = crate::trainer::setup::RunMeta::from_checkpoint(&ck, &args.checkpoint)?;
+    if meta.config.task == crate::config::Task::Detect {
+        let threshold = args.score_threshold.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(CliError::new(format!(
+                "--score-threshold {threshold}: a score in [0, 1]"
+            )));
+        }
+        let req = crate::detect_task::tools::PredictRequest {
+            images: &args.images,
+            output: args.output.as_deref(),
+            invert: &args.invert,
+            threshold,
+            json: args.json,
+        };
+        return crate::detect_task::tools::predict(&meta, &ck, &req);
+    }
+    if args.score_threshold.is_some() {
+        return Err(CliError::new(format!(
+            "--score-threshold: {} is a checkpoint of --task {}; it applies to detectors (--task detect)",
+            args.checkpoint.display(),
+            meta.config.task.name()
+        )));
+    }
+    drop(ck);
     let (model, meta, _) = load_trained(&args.checkpoint)?;
     if meta.config.task.on_scenes() {
         let out = args.output.as_deref();

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 )]
 pub struct TrainArgs {
     /// Model from the zoo [default: lenet5; mlp for tables]
-    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(nabla_models::names()), hide_possible_values = true)]
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(model_names()), hide_possible_values = true)]
     model: Option<String>,
     /// Data set: fashion-mnist, mnist, kmnist, or csv (with --data) [default: fashion-mnist]
     #[arg(long, value_name = "NAME", value_parser = ["fashion-mnist", "mnist", "kmnist", "csv"])]
@@ -39,8 +39,8 @@ pub struct TrainArgs {
     target: Option<String>,
     /// classification, regression (an MLP with MSE; RMSE and R² reported), localize (classloc
     /// on one-item scenes: class + box) or segment (fcn_small or segnet on scenes: a class
-    /// per pixel)
-    #[arg(long, value_name = "TASK", value_parser = ["classification", "regression", "localize", "segment"])]
+    /// per pixel) or detect (fasterrcnn_small: every object's class and box)
+    #[arg(long, value_name = "TASK", value_parser = ["classification", "regression", "localize", "segment", "detect"])]
     task: Option<String>,
     /// Epochs in total [default: 10]
     #[arg(long, value_name = "N")]
@@ -167,6 +167,34 @@ pub struct TrainArgs {
     /// --task segment: a mask label whose pixels count for nothing (e.g. 255 in VOC masks)
     #[arg(long, value_name = "LABEL")]
     ignore_index: Option<usize>,
+    /// --task detect: the detector's backbone, small or resnet18 [default: small]
+    #[arg(long, value_name = "NAME")]
+    backbone: Option<String>,
+    /// --task detect: start the backbone from this checkpoint (a classifier's) or
+    /// torchvision-named state dict
+    #[arg(long, value_name = "CHECKPOINT")]
+    backbone_from: Option<PathBuf>,
+    /// --task detect: RoI features by align (bilinear) or pool (max) [default: align]
+    #[arg(long, value_name = "HOW")]
+    roi: Option<String>,
+    /// --task detect: cut every image into N×N tiles (photographs larger than the model's input)
+    #[arg(long, value_name = "N")]
+    tile: Option<usize>,
+    /// --task detect with --data voc:PATH: the image (file stem) whose tiles validate and
+    /// test [default: the last image by name]
+    #[arg(long, value_name = "NAME")]
+    holdout: Option<String>,
+}
+
+/// The names `--model` takes: the zoo's and the detectors'.
+fn model_names() -> Vec<&'static str> {
+    let mut n = nabla_models::names();
+    for m in crate::detect_task::MODELS {
+        if !n.contains(m) {
+            n.push(m);
+        }
+    }
+    n
 }
 
 /// The configuration the flags ask for: defaults (or the resumed run's), the file, the flags.
@@ -175,6 +203,7 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         (Some(p), _) => trainer::resume_config(p)?,
         // The scene tasks start from their own defaults (model, data, epochs, optimizer).
         (None, Some(t @ ("localize" | "segment"))) => crate::scenes_task::defaults(parse_task(t)?),
+        (None, Some("detect")) => crate::detect_task::defaults(),
         (None, _) => TrainConfig::default(),
     };
     if let Some(f) = &a.config {
@@ -212,6 +241,15 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
     );
     set!(step_size, gamma, milestones, patience, warmup_epochs, tensorboard);
     set!(box_loss, box_weight, class_weights, ignore_index);
+    let d = &mut c.detect;
+    macro_rules! set_detect {
+        ($($field:ident),*) => {$(
+            if let Some(v) = &a.$field {
+                d.$field = v.clone().into();
+            }
+        )*};
+    }
+    set_detect!(backbone, backbone_from, roi, tile, holdout);
     // A flag replaces the file's (or the resumed run's) choice of the other.
     if a.val_size.is_some() {
         c.val_fraction = None;
@@ -227,6 +265,11 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         ("--box-weight", a.box_weight.is_some(), Task::Localize),
         ("--class-weights", a.class_weights.is_some(), Task::Segment),
         ("--ignore-index", a.ignore_index.is_some(), Task::Segment),
+        ("--backbone", a.backbone.is_some(), Task::Detect),
+        ("--backbone-from", a.backbone_from.is_some(), Task::Detect),
+        ("--roi", a.roi.is_some(), Task::Detect),
+        ("--tile", a.tile.is_some(), Task::Detect),
+        ("--holdout", a.holdout.is_some(), Task::Detect),
     ];
     for (flag, given, task) in scene_only {
         if given && c.task != task {
@@ -246,7 +289,7 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
             }
         });
     }
-    if c.data.is_some() && !c.task.on_scenes() {
+    if c.data.is_some() && !c.task.on_scenes() && c.task != Task::Detect {
         c.dataset = "csv".into();
     }
     // Tables want an MLP and regression wants MSE, unless asked otherwise.
@@ -276,9 +319,10 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
         overwrite: args.overwrite,
         stop_after_steps: args.stop_after_steps,
     };
-    let outcome = match opts.cfg.task.on_scenes() {
-        true => crate::scenes_task::run(opts, &stop)?,
-        false => trainer::run(opts, &stop)?,
+    let outcome = match opts.cfg.task {
+        Task::Detect => crate::detect_task::run(opts, &stop)?,
+        t if t.on_scenes() => crate::scenes_task::run(opts, &stop)?,
+        _ => trainer::run(opts, &stop)?,
     };
     match outcome {
         Outcome::Finished => Ok(()),

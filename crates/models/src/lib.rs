@@ -16,6 +16,7 @@
 //! - [`registry`]: [`ModelConfig`], [`build`] and [`names`], the entry points the CLI uses.
 //! - [`mlp`], [`lenet`]: small classifiers for 28×28 and 32×32 images.
 //! - [`autoencoder`]: MLP and convolutional autoencoders with a standalone encoder.
+//! - [`fasterrcnn`]: `fasterrcnn_small`, a two-stage detector (RPN + RoI heads).
 //! - [`segnet`] and [`fcn`] (per-pixel scores), [`classloc`] (class + box), [`dcgan`] (generator and
 //!   discriminator).
 //! - [`convnet`]: the `features` / `avgpool` / `classifier` layout of torchvision's
@@ -32,6 +33,7 @@ pub mod autoencoder;
 pub mod classloc;
 pub mod convnet;
 pub mod dcgan;
+pub mod fasterrcnn;
 pub mod fcn;
 pub mod googlenet;
 pub mod layers;
@@ -46,7 +48,7 @@ pub use convnet::ConvNet;
 pub use googlenet::GoogLeNet;
 pub use mlp::Mlp;
 pub use registry::{
-    build, build_classloc, build_convnet, build_dcgan_discriminator, build_dcgan_generator, build_fcn, build_googlenet,
-    build_mlp, build_resnet, build_segnet, names, ModelConfig,
+    build, build_classloc, build_convnet, build_dcgan_discriminator, build_dcgan_generator, build_fasterrcnn,
+    build_fcn, build_googlenet, build_mlp, build_resnet, build_segnet, names, ModelConfig,
 };
 pub use resnet::ResNet;

@@ -4,7 +4,7 @@
 //! [`build`] gives a `Box<dyn Module>`. To reach a model's own methods, build its concrete
 //! type from the same name and config (same weights): [`build_mlp`], [`build_convnet`]
 //! (LeNet-5, AlexNets, VGGs), [`build_resnet`], [`build_googlenet`], [`build_segnet`], [`build_fcn`],
-//! [`build_classloc`], [`build_dcgan_generator`], [`build_dcgan_discriminator`] and
+//! [`build_classloc`], [`build_fasterrcnn`], [`build_dcgan_generator`], [`build_dcgan_discriminator`] and
 //! [`crate::autoencoder::build_autoencoder`].
 //!
 //! ```
@@ -32,6 +32,7 @@ use crate::alexnet::{alexnet_like, alexnet_torchvision, AlexNetSpec};
 use crate::autoencoder::autoencoder;
 use crate::classloc::ClassLoc;
 use crate::dcgan::{DcganDiscriminator, DcganGenerator};
+use crate::fasterrcnn::{DetBackbone, FasterRcnn, FasterRcnnConfig};
 use crate::fcn::Fcn;
 use crate::googlenet::GoogLeNet;
 use crate::lenet::{lenet5, LeNetVariant};
@@ -64,7 +65,8 @@ pub struct ModelConfig {
     pub seed: u64,
     /// A model-specific variant: "classic"/"modern" LeNet-5, "aux" GoogLeNet heads,
     /// "critic" (no batch norm) DCGAN discriminator,
-    /// "small"/"spatial"/"resnet18" classloc backbones; other models have none (setting one is an
+    /// "small"/"spatial"/"resnet18" classloc backbones, "small"/"resnet18" fasterrcnn_small
+    /// backbones; other models have none (setting one is an
     /// error).
     pub variant: Option<String>,
 }
@@ -116,6 +118,7 @@ const MODELS: &[(&str, Builder)] = &[
     ("segnet", |n, c, g| Ok(Box::new(segnet(n, c, g)?))),
     ("fcn_small", |n, c, g| Ok(Box::new(fcn(n, c, g)?))),
     ("classloc", |n, c, g| Ok(Box::new(classloc(n, c, g)?))),
+    ("fasterrcnn_small", |n, c, g| Ok(Box::new(fasterrcnn(n, c, g)?))),
     ("generator", |n, c, g| Ok(Box::new(dcgan_generator(n, c, g)?))),
     ("discriminator", |n, c, g| Ok(Box::new(dcgan_discriminator(n, c, g)?))),
 ];
@@ -130,8 +133,8 @@ fn boxed_resnet(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Box<
 
 /// The names [`build`] knows: mlp, lenet5, mlp_autoencoder, conv_autoencoder, alexnet,
 /// alexnet_torchvision, zfnet, vgg11/13/16/19 and their _bn versions, googlenet,
-/// resnet18/34/50/101/152, se_resnet18, se_resnet50, segnet, fcn_small, classloc, generator,
-/// discriminator.
+/// resnet18/34/50/101/152, se_resnet18, se_resnet50, segnet, fcn_small, classloc,
+/// fasterrcnn_small, generator, discriminator.
 pub fn names() -> Vec<&'static str> {
     MODELS.iter().map(|(n, _)| *n).collect()
 }
@@ -215,6 +218,11 @@ typed!(
     build_classloc, classloc, ClassLoc
 );
 typed!(
+    /// `fasterrcnn_small` as a [`FasterRcnn`] ([`FasterRcnn::losses`], [`FasterRcnn::detect`]),
+    /// with [`FasterRcnnConfig`]'s defaults for everything `cfg` does not say.
+    build_fasterrcnn, fasterrcnn, FasterRcnn
+);
+typed!(
     /// `generator` as a [`DcganGenerator`].
     build_dcgan_generator, dcgan_generator, DcganGenerator
 );
@@ -283,6 +291,25 @@ fn fcn(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<Fcn> {
 
 fn classloc(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<ClassLoc> {
     ClassLoc::from_config(cfg, g)
+}
+
+fn fasterrcnn(_: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<FasterRcnn> {
+    let backbone = match cfg.variant.as_deref() {
+        None | Some("small") => DetBackbone::Small,
+        Some("resnet18") => DetBackbone::Resnet18,
+        Some(v) => {
+            return Err(Error::Config(format!(
+                "fasterrcnn_small: unknown variant {v:?}; known: small, resnet18"
+            )))
+        }
+    };
+    let det = FasterRcnnConfig {
+        in_channels: cfg.in_channels,
+        num_classes: cfg.num_classes,
+        backbone,
+        ..Default::default()
+    };
+    FasterRcnn::new(det, g)
 }
 
 fn dcgan_generator(name: &str, cfg: &ModelConfig, g: &mut Generator) -> Result<DcganGenerator> {

@@ -65,6 +65,11 @@ const OTHER_TASKS: &[(&str, &str, Option<&str>)] = &[
         "a classifier with a bounding-box head (classification with localization)",
         Some("nabla train --task localize"),
     ),
+    (
+        "fasterrcnn_small",
+        "a two-stage object detector (a class and a box for every object)",
+        Some("nabla train --task detect"),
+    ),
 ];
 
 /// Refuse a model that does not fit the task and data: one line naming what it is and what

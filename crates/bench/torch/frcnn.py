@@ -1,0 +1,155 @@
+"""PyTorch twin of nabla's `fasterrcnn_small` (crates/models/src/fasterrcnn/), for timing a
+training step beside nabla's: the same small backbone, anchors, RPN, RoI align box branch,
+sampling and losses, built from torchvision's own detection parts (AnchorGenerator,
+RPNHead, RegionProposalNetwork, MultiScaleRoIAlign, TwoMLPHead, FastRCNNPredictor,
+RoIHeads), with the settings of nabla's FasterRcnnConfig defaults.
+
+Usage: python frcnn.py --data FILE [--steps S] [--batch B] [--stride 4|8]
+  FILE   safetensors (f32): `images` [N,1,H,W]; `targets` [N, 1 + 5*M]: count, then
+         (class, x1, y1, x2, y2) per object (0-based class, xyxy pixels), padded with -1
+         (nabla-data's DetectionView layout).
+Timed: S training steps (forward, the four losses, backward, Adam lr 1e-3) over batches of
+B consecutive images (cycling through the file), after one untimed warm-up step; and one
+inference pass over the first batch. Prints `key: value unit` lines. Threads: 2 (or
+NABLA_TORCH_THREADS)."""
+import json, os, struct, sys, time
+from collections import OrderedDict
+import numpy as np
+import torch, torch.nn as nn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
+from torchvision.models.detection.rpn import RPNHead, RegionProposalNetwork
+from torchvision.ops import MultiScaleRoIAlign
+
+
+def read_safetensors(path):
+    # The layout by hand (8-byte little-endian header size, JSON header, data).
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        assert t["dtype"] == "F32", f"{path}: {name} is {t['dtype']}, expected F32"
+        a, b = t["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(raw, "<f4", (b - a) // 4, 8 + n + a).copy()).reshape(t["shape"])
+    return out
+
+
+class Small(nn.Module):
+    # nabla's SmallBackbone: conv-bn-relu 32 (stride 1), then 64 maps through stride-2
+    # layers to the stride, then one more 64-map layer; kaiming-normal fan-out convs.
+    def __init__(self, c_in=1, channels=64, stride=4):
+        super().__init__()
+        spec = [(32, 1)] + [(channels, 2)] * {4: 2, 8: 3}[stride] + [(channels, 1)]
+        layers, prev = [], c_in
+        for c, s in spec:
+            conv = nn.Conv2d(prev, c, 3, s, 1, bias=False)
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            layers += [conv, nn.BatchNorm2d(c), nn.ReLU()]
+            prev = c
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.features(x)
+
+
+class Detector(nn.Module):
+    def __init__(self, num_classes=10, stride=4):
+        super().__init__()
+        self.backbone = Small(stride=stride)
+        anchors = AnchorGenerator(sizes=((16, 24, 32, 48),), aspect_ratios=((0.5, 1.0, 2.0),))
+        head = RPNHead(64, anchors.num_anchors_per_location()[0])
+        self.rpn = RegionProposalNetwork(
+            anchors, head, fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256,
+            positive_fraction=0.5, pre_nms_top_n=dict(training=600, testing=300),
+            post_nms_top_n=dict(training=300, testing=100), nms_thresh=0.7, score_thresh=0.0)
+        pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
+        box_head = TwoMLPHead(64 * 7 * 7, 256)
+        predictor = FastRCNNPredictor(256, num_classes + 1)
+        # nabla's predictor init (Detectron's): N(0, 0.01²) scores, N(0, 0.001²) deltas.
+        for layer, std in [(predictor.cls_score, 0.01), (predictor.bbox_pred, 0.001)]:
+            nn.init.normal_(layer.weight, std=std)
+            nn.init.zeros_(layer.bias)
+        self.roi_heads = RoIHeads(
+            pool, box_head, predictor, fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=128,
+            positive_fraction=0.25, bbox_reg_weights=(10.0, 10.0, 5.0, 5.0), score_thresh=0.05,
+            nms_thresh=0.5, detections_per_img=100)
+
+    def forward(self, images, targets=None):
+        # No GeneralizedRCNNTransform: nabla's detector takes the images as they are.
+        feats = OrderedDict([("0", self.backbone(images))])
+        sizes = [tuple(images.shape[-2:])] * images.shape[0]
+        il = ImageList(images, sizes)
+        proposals, rpn_losses = self.rpn(il, feats, targets)
+        dets, roi_losses = self.roi_heads(feats, proposals, sizes, targets)
+        return (dets, {**rpn_losses, **roi_losses})
+
+
+def decode(row):
+    n = int(row[0])
+    objs = row[1:1 + 5 * n].reshape(n, 5)
+    return {"boxes": objs[:, 1:].clone(), "labels": objs[:, 0].long() + 1}
+
+
+def main():
+    args = sys.argv[1:]
+    opt = {"--steps": "20", "--batch": "32", "--stride": "4"}
+    data = None
+    i = 0
+    while i < len(args):
+        if args[i] == "--data":
+            data = args[i + 1]
+        elif args[i] in opt:
+            opt[args[i]] = args[i + 1]
+        else:
+            sys.exit(f"frcnn.py: unknown argument {args[i]!r}")
+        i += 2
+    if data is None:
+        sys.exit("frcnn.py: --data FILE is required")
+    torch.set_num_threads(int(os.environ.get("NABLA_TORCH_THREADS", "2")))
+    torch.manual_seed(0)
+    steps, batch, stride = int(opt["--steps"]), int(opt["--batch"]), int(opt["--stride"])
+    t = read_safetensors(data)
+    images, targets = t["images"], [decode(r) for r in t["targets"]]
+    n = images.shape[0]
+    model = Detector(stride=stride)
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {batch}, {n} images")
+
+    def step(k):
+        lo = (k * batch) % max(n - batch + 1, 1)
+        x, y = images[lo:lo + batch], targets[lo:lo + batch]
+        _, losses = model(x, y)
+        total = sum(losses.values())
+        adam.zero_grad()
+        total.backward()
+        adam.step()
+        return total.item()
+
+    model.train()
+    step(0)
+    times = []
+    c0 = time.process_time()
+    for k in range(steps):
+        t0 = time.perf_counter()
+        loss = step(k + 1)
+        times.append(time.perf_counter() - t0)
+    cpu = time.process_time() - c0
+    times.sort()
+    print(f"frcnn train step batch {batch}: {times[len(times) // 2] * 1e3:.1f} ms (median of {steps}), "
+          f"{cpu / steps * 1e3:.1f} cpu-ms, last loss {loss:.4f}")
+    model.eval()
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        dets, _ = model(images[:batch])
+        dt = time.perf_counter() - t0
+    print(f"frcnn detect batch {batch}: {dt * 1e3:.1f} ms ({len(dets[0]['boxes'])} detections in image 0)")
+
+
+if __name__ == "__main__":
+    main()

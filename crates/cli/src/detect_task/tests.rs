@@ -1,0 +1,182 @@
+//! The detection task's parts on hand-made cases: the AP table, the error analysis and
+//! the flags' validation.
+
+use super::report::{analyse, ap_table, upper_body};
+use super::*;
+use nabla_vision::{ApReport, ClassAp, Detection, GroundTruth};
+
+fn classes() -> Vec<String> {
+    ["T-shirt/top", "Trouser", "Pullover", "Shirt"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn gt(image: usize, class: usize, bbox: [f32; 4]) -> GroundTruth {
+    GroundTruth {
+        image,
+        class,
+        bbox,
+        difficult: false,
+    }
+}
+
+fn det(image: usize, class: usize, score: f32, bbox: [f32; 4]) -> Detection {
+    Detection {
+        image,
+        class,
+        score,
+        bbox,
+    }
+}
+
+#[test]
+fn the_table_lists_every_class_and_the_means() {
+    let r = ApReport {
+        per_class: vec![
+            ClassAp {
+                class: 0,
+                ap50: 0.75,
+                ap75: 0.5,
+                ap_coco: 0.4,
+                ground_truths: 4,
+                detections: 9,
+            },
+            ClassAp {
+                class: 1,
+                ap50: 0.0,
+                ap75: 0.0,
+                ap_coco: 0.0,
+                ground_truths: 0,
+                detections: 2,
+            },
+        ],
+        map50: 0.75,
+        map75: 0.5,
+        map_coco: 0.4,
+    };
+    let t = ap_table(&r, &classes());
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].starts_with("class") && lines[0].contains("AP[.5:.95]"), "{t}");
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row, ["T-shirt/top", "0.750", "0.500", "0.400", "4", "9"]);
+    // A class without objects has no AP (it is left out of the means).
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(row, ["Trouser", "-", "-", "-", "0", "2"]);
+    assert!(t.contains("mAP@0.5 0.7500, mAP@[.5:.95] 0.4000"), "{t}");
+}
+
+#[test]
+fn errors_split_into_found_confused_missed_and_on_nothing() {
+    let g = vec![
+        gt(0, 0, [0.0, 0.0, 10.0, 10.0]),   // found
+        gt(0, 3, [20.0, 20.0, 30.0, 30.0]), // a shirt detected as a T-shirt: similar
+        gt(1, 1, [0.0, 0.0, 10.0, 10.0]),   // a trouser detected as a pullover
+        gt(1, 2, [20.0, 20.0, 30.0, 30.0]), // missed: only a low-scoring detection covers it
+        gt(2, 3, [0.0, 0.0, 10.0, 10.0]),   // missed: the detection beside it has IoU < 0.5
+    ];
+    let d = vec![
+        det(0, 0, 0.9, [0.0, 0.0, 10.0, 11.0]),
+        det(0, 0, 0.8, [21.0, 20.0, 30.0, 30.0]),
+        det(1, 2, 0.7, [0.0, 0.0, 10.0, 10.0]),
+        det(1, 2, 0.3, [20.0, 20.0, 30.0, 30.0]),
+        det(2, 3, 0.9, [6.0, 0.0, 16.0, 10.0]),
+        det(3, 1, 0.6, [0.0, 0.0, 5.0, 5.0]), // an image without objects
+    ];
+    let r = analyse(&d, &g, 4, 0.5);
+    assert_eq!((r.objects, r.found, r.detections), (5, 1, 5));
+    assert_eq!(r.confused.get(&(3, 0)), Some(&1));
+    assert_eq!(r.confused.get(&(1, 2)), Some(&1));
+    assert_eq!(r.confused_total(), 2);
+    assert_eq!(r.confused_similar(&classes()), 1);
+    assert_eq!(r.missed, vec![0, 0, 1, 1]);
+    // The box beside the shirt of image 2, and the one in the empty image.
+    assert_eq!(r.on_nothing, 2);
+    let t = r.text(&classes());
+    assert!(t.contains("Shirt as T-shirt/top 1") && t.contains("missed most"), "{t}");
+    // At a lower threshold the pullover is found.
+    assert_eq!(analyse(&d, &g, 4, 0.2).found, 2);
+}
+
+#[test]
+fn upper_body_garments_are_the_similar_ones() {
+    let names = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ];
+    let similar: Vec<&str> = names.iter().copied().filter(|n| upper_body(n)).collect();
+    assert_eq!(similar, ["T-shirt/top", "Pullover", "Coat", "Shirt"]);
+}
+
+#[test]
+fn detection_settings_are_checked() {
+    let mut c = defaults();
+    assert!(c.validate().is_ok());
+    c.detect.backbone = "vgg".into();
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("--backbone vgg") && e.contains("small, resnet18"), "{e}");
+    c.detect.backbone = "resnet18".into();
+    c.detect.tile = Some(0);
+    assert!(c.validate().unwrap_err().to_string().contains("--tile"));
+    c.detect.tile = Some(64);
+    c.detect.roi = "max".into();
+    assert!(c.validate().unwrap_err().to_string().contains("--roi max"));
+    c.detect.roi = "pool".into();
+    let text = c.to_toml();
+    assert!(
+        text.contains("backbone = \"resnet18\"") && text.contains("tile = 64"),
+        "{text}"
+    );
+    let back = TrainConfig::from_toml(&text, "x".as_ref()).unwrap();
+    assert_eq!(back.detect, c.detect);
+    assert_eq!(back.task, Task::Detect);
+}
+
+#[test]
+fn coco_results_carry_the_image_and_category_ids() {
+    let d = vec![
+        det(1, 0, 0.9, [2.0, 3.0, 12.0, 7.0]),
+        det(0, 2, 0.25, [0.0, 0.0, 4.0, 4.0]),
+    ];
+    // Image positions 0 and 1 are COCO images 40 and 41; classes 0..3 are categories 5, 7, 9.
+    let r = super::tools::coco_results(&d, &[40, 41], &[5, 7, 9]);
+    let path = std::env::temp_dir().join(format!("nabla-det-results-{}.json", std::process::id()));
+    nabla_data::detection::write_coco_results(&path, &r).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    std::fs::remove_file(&path).ok();
+    let first = &v[0];
+    assert_eq!(
+        (first["image_id"].as_u64(), first["category_id"].as_u64()),
+        (Some(41), Some(5))
+    );
+    let bbox: Vec<f64> = first["bbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(bbox, [2.0, 3.0, 10.0, 4.0], "[x, y, w, h]");
+    assert!((first["score"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+    assert_eq!(
+        (v[1]["image_id"].as_u64(), v[1]["category_id"].as_u64()),
+        (Some(40), Some(9))
+    );
+    assert_eq!(v.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn step_generators_differ_by_step_and_repeat_by_seed() {
+    use super::task::step_generator;
+    let draw = |seed, step| step_generator(seed, step).next_u64();
+    assert_eq!(draw(3, 7), draw(3, 7));
+    assert_ne!(draw(3, 7), draw(3, 8));
+    assert_ne!(draw(3, 7), draw(4, 7));
+}
