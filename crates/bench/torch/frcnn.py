@@ -76,7 +76,7 @@ class Detector(nn.Module):
             nn.init.normal_(layer.weight, std=std)
             nn.init.zeros_(layer.bias)
         self.roi_heads = RoIHeads(
-            pool, box_head, predictor, fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=128,
+            pool, box_head, predictor, fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=64,
             positive_fraction=0.25, bbox_reg_weights=(10.0, 10.0, 5.0, 5.0), score_thresh=0.05,
             nms_thresh=0.5, detections_per_img=100)
 

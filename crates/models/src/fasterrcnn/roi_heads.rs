@@ -1,6 +1,7 @@
 //! The box branch (torchvision's `RoIHeads` with `TwoMLPHead` and `FastRCNNPredictor`):
-//! proposals (plus the ground truth, in training) matched at IoU 0.5, 128 sampled per image
-//! at a quarter positives, cut out of the feature map by RoI align (or RoI pooling) to 7×7,
+//! proposals (plus the ground truth, in training) matched at IoU 0.5, 64 sampled per image
+//! (the default) at a quarter positives, cut out of the feature map by RoI align (or RoI
+//! pooling) to 7×7,
 //! two fully connected layers, class logits and per-class box deltas; the Fast R-CNN loss;
 //! and the post-processing of inference (softmax, per-class decoding, score threshold,
 //! per-class NMS, top-k).
