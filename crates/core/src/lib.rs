@@ -20,6 +20,7 @@
 //! - `kernels/`: plain loops over slices (elementwise, reductions, GEMM, `conv/`).
 //! - [`gradcheck`]: finite-difference checking of any differentiable function.
 //! - [`memory`]: how the process allocator keeps freed memory.
+//! - [`profile`]: per-op wall and CPU time under `NABLA_PROFILE=1`.
 
 // Tests pass `&[x.clone()]` to gradcheck; `slice::from_ref` everywhere would read worse.
 #![cfg_attr(test, allow(clippy::cloned_ref_to_slice_refs))]
@@ -32,6 +33,7 @@ pub mod gradcheck;
 pub mod kernels;
 pub mod memory;
 mod ops;
+pub mod profile;
 mod rng;
 pub mod shape;
 mod tensor;

@@ -233,6 +233,7 @@ fn run(
         if !needs.iter().any(|&n| n) {
             continue;
         }
+        let span = crate::profile::scope(node.name, crate::profile::Phase::Backward);
         let rule = {
             let mut slot = node
                 .backward
@@ -258,6 +259,8 @@ fn run(
                 }
             }
         };
+        drop(span);
+        let _span = crate::profile::scope("(accumulate grads)", crate::profile::Phase::Backward);
         for ((edge, need), ig) in node.inputs.iter().zip(&needs).zip(input_grads) {
             let (Edge::Grad(i), true, Some(ig)) = (edge, *need, ig) else {
                 continue;

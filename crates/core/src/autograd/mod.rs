@@ -93,6 +93,7 @@ impl Tensor {
         inputs: &[&Tensor],
         backward: impl Fn(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     ) -> Tensor {
+        crate::profile::mark(name);
         if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
             return self;
         }

@@ -1,10 +1,19 @@
 //! Gathering a strided view into row-major order (what `contiguous` and readback do).
 
+use super::par::for_each_chunk;
+use super::{BLOCK, PAR_THRESHOLD};
+use std::mem::MaybeUninit;
+
+/// Side of the square tiles a plain 2-D transpose is copied in.
+const TILE: usize = 32;
+
 /// Append the elements of the view (`shape`, `strides`, `offset` into `src`) to `out` in
 /// row-major order. Neighbouring dims that walk memory as one are merged first; a unit
 /// inner stride copies whole runs, and a plain 2-D transpose goes tile by tile so that
-/// both sides stay in cache.
-pub fn gather<T: Copy>(src: &[T], shape: &[usize], strides: &[usize], offset: usize, out: &mut Vec<T>) {
+/// both sides stay in cache. Views of [`PAR_THRESHOLD`] elements or more are copied in
+/// blocks of whole output rows on every thread (a per-pixel loss's `[N, C, H, W]` →
+/// `[N·H·W, C]` permute was a serial copy between parallel ops).
+pub fn gather<T: Copy + Send + Sync>(src: &[T], shape: &[usize], strides: &[usize], offset: usize, out: &mut Vec<T>) {
     let n: usize = shape.iter().product();
     if n == 0 {
         return;
@@ -31,47 +40,93 @@ pub fn gather<T: Copy>(src: &[T], shape: &[usize], strides: &[usize], offset: us
         return;
     }
     out.reserve(n);
+    let start = out.len();
+    let dst = &mut out.spare_capacity_mut()[..n];
+    let rank = dims.len();
+    let inner = dims[rank - 1];
+    if rank == 2 && st[1] != 1 && st[0] == 1 {
+        // A transpose, in bands of TILE output rows.
+        let band = TILE * inner;
+        let copy = |b: usize, d: &mut [MaybeUninit<T>]| transpose_band(src, offset + b * TILE, st[1], inner, d);
+        if n >= PAR_THRESHOLD {
+            for_each_chunk(dst, band * (BLOCK / band).max(1), &|i, d| {
+                let per = (BLOCK / band).max(1);
+                for (j, d) in d.chunks_mut(band).enumerate() {
+                    copy(i * per + j, d)
+                }
+            });
+        } else {
+            dst.chunks_mut(band).enumerate().for_each(|(b, d)| copy(b, d));
+        }
+    } else if n >= PAR_THRESHOLD && rank == 1 && st[0] == 1 {
+        // One contiguous run.
+        let run = &src[offset..][..n];
+        for_each_chunk(dst, BLOCK, &|i, d| {
+            d.iter_mut().zip(&run[i * BLOCK..]).for_each(|(o, &v)| {
+                o.write(v);
+            })
+        });
+    } else if n >= PAR_THRESHOLD && n > inner {
+        let rows = (BLOCK / inner).max(1);
+        for_each_chunk(dst, rows * inner, &|i, d| {
+            copy_rows(src, &dims, &st, offset, i * rows, d)
+        });
+    } else {
+        copy_rows(src, &dims, &st, offset, 0, dst);
+    }
+    // SAFETY: the capacity holds `start + n` elements and both paths above wrote every
+    // one of the `n` slots after `start` (each output row or band is written whole).
+    unsafe { out.set_len(start + n) };
+}
+
+/// Output rows `r0..r0 + TILE` (fewer at the end) of the transpose of `src` read from
+/// `base` (`out[r][c] = src[base + r + c·is]`), `cols` wide, into `d`.
+fn transpose_band<T: Copy>(src: &[T], base: usize, is: usize, cols: usize, d: &mut [MaybeUninit<T>]) {
+    let rows = d.len() / cols;
+    for c0 in (0..cols).step_by(TILE) {
+        for c in c0..(c0 + TILE).min(cols) {
+            let b = base + c * is;
+            for r in 0..rows {
+                d[r * cols + c].write(src[b + r]);
+            }
+        }
+    }
+}
+
+/// Rows `first..` of the merged view (`dims`, `st`) into `d`, which holds whole rows.
+fn copy_rows<T: Copy>(src: &[T], dims: &[usize], st: &[usize], offset: usize, first: usize, d: &mut [MaybeUninit<T>]) {
     let rank = dims.len();
     let (inner, is) = (dims[rank - 1], st[rank - 1]);
-    if rank == 2 && is != 1 && st[0] == 1 {
-        // A transpose: out[r][c] = src[offset + r + c*is].
-        const TILE: usize = 32;
-        let (rows, cols) = (dims[0], inner);
-        let start = out.len();
-        out.resize(start + n, src[offset]);
-        let dst = &mut out[start..];
-        for r0 in (0..rows).step_by(TILE) {
-            for c0 in (0..cols).step_by(TILE) {
-                for c in c0..(c0 + TILE).min(cols) {
-                    let base = offset + c * is;
-                    for r in r0..(r0 + TILE).min(rows) {
-                        dst[r * cols + c] = src[base + r];
-                    }
-                }
-            }
-        }
-        return;
-    }
-    let rows = n / inner;
+    // The odometer of the outer dims at row `first`.
     let mut pos = vec![0usize; rank - 1];
-    let mut base = offset;
-    for _ in 0..rows {
+    let (mut rest, mut base) = (first, offset);
+    for k in (0..rank - 1).rev() {
+        pos[k] = rest % dims[k];
+        rest /= dims[k];
+        base += pos[k] * st[k];
+    }
+    for row in d.chunks_mut(inner) {
+        let run = &src[base..];
         if is == 1 {
-            out.extend_from_slice(&src[base..base + inner]);
+            row.iter_mut().zip(&run[..inner]).for_each(|(o, &v)| {
+                o.write(v);
+            });
         } else {
-            out.extend((0..inner).map(|j| src[base + j * is]));
+            row.iter_mut().enumerate().for_each(|(j, o)| {
+                o.write(run[j * is]);
+            });
         }
         // Advance the outer index like an odometer.
-        let mut d = rank - 1;
-        while d > 0 {
-            d -= 1;
-            pos[d] += 1;
-            base += st[d];
-            if pos[d] < dims[d] {
+        let mut k = rank - 1;
+        while k > 0 {
+            k -= 1;
+            pos[k] += 1;
+            base += st[k];
+            if pos[k] < dims[k] {
                 break;
             }
-            base -= st[d] * dims[d];
-            pos[d] = 0;
+            base -= st[k] * dims[k];
+            pos[k] = 0;
         }
     }
 }
@@ -104,5 +159,23 @@ mod tests {
         check(&[2, 2, 2], &[1, 4, 2], 0, 8); // permuted
         check(&[], &[], 2, 3); // 0-d
         check(&[0, 3], &[3, 1], 0, 0); // empty
+    }
+
+    #[test]
+    fn large_views_split_over_threads_match_the_walk() {
+        // Past PAR_THRESHOLD, with partial last blocks, tiles and odometer starts.
+        check(&[300, 257], &[1, 300], 0, 300 * 257); // transpose
+        check(&[4, 3, 9000], &[3, 1, 12], 5, 4 * 3 * 9000 + 5); // [N,C,P] → [N,P,C] view
+        check(&[8, 77, 130], &[77 * 130, 1, 77], 0, 8 * 77 * 130); // permuted
+        check(&[600, 150], &[0, 1], 3, 153); // broadcast rows
+        check(&[70_001], &[2], 1, 140_002); // one strided row
+        check(&[3, 30_000], &[30_000, 1], 7, 90_007); // contiguous, with an offset
+                                                      // Appends after what `out` already holds.
+        let src: Vec<u32> = (0..90_000).collect();
+        let mut got = vec![7u32; 3];
+        gather(&src, &[300, 300], &[1, 300], 0, &mut got);
+        assert_eq!(&got[..4], &[7, 7, 7, 0]);
+        assert_eq!(got[3 + 1], 300);
+        assert_eq!(got.len(), 90_003);
     }
 }

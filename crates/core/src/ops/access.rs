@@ -115,7 +115,17 @@ pub(crate) fn materialize(t: &Tensor) -> Tensor {
     if t.is_contiguous() && t.layout().offset == 0 && t.layout().numel() == t.read().len() {
         return t.clone();
     }
-    Tensor::from_buffer(t.contiguous_buffer(), t.shape())
+    fn run<T: Element>(t: &Tensor) -> crate::Buffer {
+        let buf = t.read();
+        let all = T::slice(&buf).expect("dtype matched by dispatch");
+        let l = t.layout();
+        // Straight into the new buffer: large copies (also of a contiguous view with an
+        // offset) are split over threads there.
+        let mut v = Vec::new();
+        crate::kernels::copy::gather(all, &l.shape, &l.strides, l.offset, &mut v);
+        T::wrap(v)
+    }
+    Tensor::from_buffer(dispatch!(t.dtype(), T => run::<T>(t)), t.shape())
 }
 
 /// Run `f` on the elements of contiguous views of `ts` (all of dtype `T`), read in place.
@@ -159,7 +169,7 @@ pub(crate) fn map_kernel<T: Element>(
     out_shape: &[usize],
     k: impl FnOnce(&[T], &mut [T]),
 ) -> Result<Tensor> {
-    let mut out = vec![T::ZERO; out_shape.iter().product()];
+    let mut out = crate::kernels::elementwise::output_vec::<T>(out_shape.iter().product());
     with_data(op, &[x], |s: &[&[T]]| k(s[0], &mut out))?;
     Ok(Tensor::from_buffer(T::wrap(out), out_shape))
 }

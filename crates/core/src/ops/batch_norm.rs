@@ -70,7 +70,7 @@ impl Tensor {
         let dims = [n, c, p];
         fn run<T: Element>(x: &Tensor, w: &Tensor, b: &Tensor, dims: [usize; 3], eps: f64) -> Result<[Tensor; 3]> {
             with_data(OP, &[x, w, b], |s: &[&[T]]| {
-                let mut y = vec![T::ZERO; s[0].len()];
+                let mut y = crate::kernels::elementwise::output_vec::<T>(s[0].len());
                 let (mean, var) = batch_norm::forward(s[0], dims, s[1], s[2], eps, &mut y);
                 let stat =
                     |v: Vec<f64>| Tensor::from_buffer(T::wrap(v.into_iter().map(T::from_f64).collect()), &[dims[1]]);
@@ -104,7 +104,7 @@ fn fused_grad(x: &Tensor, w: &Tensor, gy: &Tensor, dims: [usize; 3], mean: &[f64
         inv: &[f64],
     ) -> Result<[Tensor; 3]> {
         with_data("batch_norm_train_backward", &[x, gy, w], |s: &[&[T]]| {
-            let mut dx = vec![T::ZERO; s[0].len()];
+            let mut dx = crate::kernels::elementwise::output_vec::<T>(s[0].len());
             let (dw, db) = batch_norm::backward(s[0], s[1], dims, mean, inv, s[2], &mut dx);
             [
                 Tensor::from_buffer(T::wrap(dx), x.shape()),

@@ -156,7 +156,7 @@ fn conv2d_geom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptio
 /// The raw convolution (bias fused into the GEMM), recorded with its backward.
 pub(super) fn conv2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: ConvGeom) -> Result<Tensor> {
     fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Result<Tensor> {
-        let mut out = vec![T::ZERO; g.n * g.o * g.p()];
+        let mut out = crate::kernels::elementwise::output_vec::<T>(g.n * g.o * g.p());
         let mut ts = vec![x, w];
         ts.extend(bias);
         with_data("conv2d", &ts, |s: &[&[T]]| {
@@ -195,7 +195,7 @@ pub(super) fn conv2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: Conv
 /// and `conv(x, G)` for `gy`.
 pub(super) fn conv2d_weight_grad(x: &Tensor, gy: &Tensor, g: ConvGeom) -> Result<Tensor> {
     fn run<T: Element>(x: &Tensor, gy: &Tensor, g: &ConvGeom) -> Result<Tensor> {
-        let mut out = vec![T::ZERO; g.o * g.k()];
+        let mut out = crate::kernels::elementwise::output_vec::<T>(g.o * g.k());
         with_data("conv2d_weight_grad", &[x, gy], |s: &[&[T]]| {
             conv2d_backward_weight(g, s[0], s[1], &mut out)
         })?;

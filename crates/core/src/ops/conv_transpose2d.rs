@@ -128,7 +128,7 @@ fn conv_transpose2d_geom(
 /// `g`, bias fused; recorded with its backward.
 pub(super) fn conv_transpose2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: ConvGeom) -> Result<Tensor> {
     fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Result<Tensor> {
-        let mut out = vec![T::ZERO; g.n * g.c * g.h * g.w];
+        let mut out = crate::kernels::elementwise::output_vec::<T>(g.n * g.c * g.h * g.w);
         let mut ts = vec![x, w];
         ts.extend(bias);
         with_data("conv_transpose2d", &ts, |s: &[&[T]]| {

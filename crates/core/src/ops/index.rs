@@ -154,7 +154,7 @@ fn split_at(shape: &[usize], d: usize) -> (usize, usize, usize) {
 fn select_kernel<T: Element>(x: &Tensor, d: usize, index: &[usize], size: usize, add: bool) -> Result<Buffer> {
     let (outer, len, inner) = split_at(x.shape(), d);
     let (m, n) = if add { (size, len) } else { (index.len(), len) };
-    let mut out = vec![T::ZERO; outer * m * inner];
+    let mut out = crate::kernels::elementwise::output_vec::<T>(outer * m * inner);
     if inner > 0 && !index.is_empty() {
         x.with_slice(|s: &[T]| {
             for o in 0..outer {

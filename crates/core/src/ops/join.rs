@@ -18,7 +18,7 @@ use crate::{Element, Error, Result, Tensor};
 /// Copy each input's rows (runs of `chunks[i]` elements, `outer` of them) side by side.
 fn cat_kernel<T: Element>(tensors: &[&Tensor], outer: usize, chunks: &[usize], shape: &[usize]) -> Result<Tensor> {
     let row: usize = chunks.iter().sum();
-    let mut out = vec![T::ZERO; outer * row];
+    let mut out = crate::kernels::elementwise::output_vec::<T>(outer * row);
     let mut start = 0;
     for (t, &len) in tensors.iter().zip(chunks) {
         if len > 0 {

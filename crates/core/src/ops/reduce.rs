@@ -49,7 +49,7 @@ fn reduce_raw(x: &Tensor, dims: &[usize], kind: Kind) -> Tensor {
     };
     let src = materialize(x);
     fn run<T: Element>(src: &Tensor, outer: usize, len: usize, inner: usize, kind: Kind, shape: &[usize]) -> Tensor {
-        let mut out = vec![T::ZERO; outer * inner];
+        let mut out = crate::kernels::elementwise::output_vec::<T>(outer * inner);
         src.with_slice(|s: &[T]| match kind {
             Kind::Sum => reduce_axis(s, outer, len, inner, &mut out, sum_slice, T::ZERO, |a, b| a + b),
             Kind::Max => reduce_axis(

@@ -21,6 +21,8 @@
 
 use super::access::with_data;
 use crate::dtype::dispatch;
+use crate::kernels::elementwise::output_vec;
+use crate::kernels::{par, BLOCK, PAR_THRESHOLD};
 use crate::shape::normalize_dim;
 use crate::{Buffer, Element, Error, Result, Tensor};
 use std::sync::Arc;
@@ -61,15 +63,30 @@ impl Tensor {
 type Targets = Arc<Vec<Option<usize>>>;
 
 /// The softmax of each `c`-wide row of `x`, and `−log softmax` at the row's target (0 for
-/// an ignored row). NaN in a row makes both NaN.
+/// an ignored row). NaN in a row makes both NaN. Large inputs (per-pixel losses) go in
+/// blocks of whole rows over threads; each row is computed the same way wherever it runs.
 fn softmax_nll_rows<T: Element>(x: &[T], c: usize, tgt: &[Option<usize>]) -> (Vec<T>, Vec<T>) {
     if c == 0 {
         // No classes: every target was ignored (any other is out of range).
         return (Vec::new(), vec![T::ZERO; tgt.len()]);
     }
-    let mut p = vec![T::ZERO; x.len()];
-    let mut loss = Vec::with_capacity(tgt.len());
-    for ((row, p), t) in x.chunks_exact(c).zip(p.chunks_exact_mut(c)).zip(tgt) {
+    let mut p = output_vec::<T>(x.len());
+    let mut loss = vec![T::ZERO; tgt.len()];
+    if x.len() < PAR_THRESHOLD {
+        softmax_nll_block(x, c, tgt, &mut p, &mut loss);
+    } else {
+        let rows = (BLOCK / c).max(1);
+        par::for_each_chunk2(&mut p, rows * c, &mut loss, rows, &|i, p, loss| {
+            let r = i * rows;
+            softmax_nll_block(&x[r * c..][..p.len()], c, &tgt[r..][..loss.len()], p, loss)
+        });
+    }
+    (p, loss)
+}
+
+/// [`softmax_nll_rows`] over whole rows, into `p` and `loss`.
+fn softmax_nll_block<T: Element>(x: &[T], c: usize, tgt: &[Option<usize>], p: &mut [T], loss: &mut [T]) {
+    for (((row, p), t), l) in x.chunks_exact(c).zip(p.chunks_exact_mut(c)).zip(tgt).zip(loss) {
         let m = row
             .iter()
             .fold(T::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m });
@@ -79,10 +96,9 @@ fn softmax_nll_rows<T: Element>(x: &[T], c: usize, tgt: &[Option<usize>]) -> (Ve
             s += *e;
         }
         // −log p_t = ln Σ exp(x − m) − (x_t − m): the large m cancels before rounding.
-        loss.push(t.map_or(T::ZERO, |t| s.ln() - (row[t] - m)));
+        *l = t.map_or(T::ZERO, |t| s.ln() - (row[t] - m));
         p.iter_mut().for_each(|e| *e = *e / s);
     }
-    (p, loss)
 }
 
 impl Tensor {
@@ -170,12 +186,23 @@ fn nll_grad(x: &Tensor, g: &Tensor, p: &Tensor, tgt: Targets, scale: f64) -> Res
         let c = p.shape()[1];
         let gx = with_data(OP, &[g, p], |s: &[&[T]]| {
             let (g, p) = (s[0], s[1]);
-            let mut gx = vec![T::ZERO; p.len()];
-            for (i, (d, p)) in gx.chunks_exact_mut(c.max(1)).zip(p.chunks_exact(c.max(1))).enumerate() {
-                let Some(t) = tgt[i] else { continue };
-                let k = T::from_f64(scale) * if g.len() == 1 { g[0] } else { g[i] };
-                d.iter_mut().zip(p).for_each(|(d, &p)| *d = k * p);
-                d[t] = d[t] - k;
+            let c = c.max(1);
+            let mut gx = output_vec::<T>(p.len());
+            // The output's rows from row `first` on, which `gx` holds.
+            let rows = |first: usize, gx: &mut [T]| {
+                for (j, (d, p)) in gx.chunks_exact_mut(c).zip(p[first * c..].chunks_exact(c)).enumerate() {
+                    let i = first + j;
+                    let Some(t) = tgt[i] else { continue };
+                    let k = T::from_f64(scale) * if g.len() == 1 { g[0] } else { g[i] };
+                    d.iter_mut().zip(p).for_each(|(d, &p)| *d = k * p);
+                    d[t] = d[t] - k;
+                }
+            };
+            if gx.len() < PAR_THRESHOLD {
+                rows(0, &mut gx);
+            } else {
+                let per = (BLOCK / c).max(1);
+                par::for_each_chunk(&mut gx, per * c, &|b, gx| rows(b * per, gx));
             }
             gx
         })?;

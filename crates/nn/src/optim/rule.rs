@@ -83,6 +83,7 @@ impl<R: UpdateRule> ElementwiseOptimizer<R> {
 impl<R: UpdateRule> Optimizer for ElementwiseOptimizer<R> {
     fn step(&mut self, grads: &Gradients) -> Result<()> {
         let o = &self.opts;
+        let _span = nabla_core::profile::scope(R::NAME, nabla_core::profile::Phase::Other);
         for_each_param(
             &self.groups,
             &mut self.state,
