@@ -20,6 +20,7 @@ mod core_ops;
 mod generative;
 mod measure;
 mod report;
+mod rnn;
 mod scenes;
 mod torch;
 mod train_bench;
@@ -159,6 +160,14 @@ const SECTIONS: &[Section] = &[
         run: scenes::segnet,
         prepare: Some(|s| scenes::prepare(scenes::SceneTask::Segment, s)),
     },
+    Section {
+        name: "lstm",
+        about: "LSTM forward+backward, batch 64, sequence 32, input 128, hidden 256, 1 and 2 layers",
+        script: Script::Rnn,
+        torch: &["lstm"],
+        run: |_| rnn::lstm(),
+        prepare: None,
+    },
 ];
 
 fn usage() -> String {
@@ -180,7 +189,7 @@ fn usage() -> String {
          PyTorch: NABLA_TORCH_PYTHON, else ./venv/bin/python, else python3 with torch;\n\
          script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py\n\
          (autoencoder and dcgan: crates/bench/torch/generative.py; localize, segment and\n\
-         segnet: crates/bench/torch/scenes.py).\nsections:\n",
+         segnet: crates/bench/torch/scenes.py; lstm: crates/bench/torch/rnn.py).\nsections:\n",
     );
     for sec in SECTIONS {
         s.push_str(&format!("  {:<12} {}\n", sec.name, sec.about));

@@ -15,6 +15,9 @@ const GENERATIVE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/gene
 /// The scene tasks' script.
 const SCENES_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/scenes.py");
 
+/// The recurrent layers' script.
+const RNN_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/rnn.py");
+
 /// Which PyTorch script measures a section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Script {
@@ -26,6 +29,8 @@ pub enum Script {
     /// `crates/bench/torch/scenes.py` (classloc, fcn_small, segnet on scenes), which takes
     /// `--epochs N`, `--batches B` and `--data FILE` (the scenes nabla wrote).
     Scenes,
+    /// `crates/bench/torch/rnn.py` (nn.LSTM), which ignores the training options.
+    Rnn,
 }
 
 /// A Python interpreter with torch, and the reference script it runs.
@@ -113,11 +118,12 @@ impl Torch {
             Script::Reference => self.reference.clone(),
             Script::Generative => PathBuf::from(GENERATIVE_SCRIPT),
             Script::Scenes => PathBuf::from(SCENES_SCRIPT),
+            Script::Rnn => PathBuf::from(RNN_SCRIPT),
         };
         if !path.is_file() {
             let hint = match script {
                 Script::Reference => " (set NABLA_TORCH_SCRIPT)",
-                Script::Generative | Script::Scenes => "",
+                Script::Generative | Script::Scenes | Script::Rnn => "",
             };
             return Err(format!("PyTorch script {} not found{hint}", path.display()));
         }
@@ -128,7 +134,7 @@ impl Torch {
         for s in sections {
             let mut cmd = Command::new(&self.python);
             cmd.arg(&path).arg(s);
-            if script != Script::Reference {
+            if script != Script::Reference && script != Script::Rnn {
                 cmd.arg("--epochs").arg(settings.epochs.to_string());
                 if let Some(b) = settings.batches {
                     cmd.arg("--batches").arg(b.to_string());

@@ -77,15 +77,8 @@ pub fn step(
         }
         CellKind::Lstm => {
             let gates = xg.add(&h.linear(w.w_hh, None)?)?;
-            // One sigmoid over all four gates (g's share is unused): fewer ops per step.
-            let s = gates.sigmoid()?;
-            let i = s.narrow(1, 0, hs)?;
-            let f = s.narrow(1, hs, hs)?;
-            let o = s.narrow(1, 3 * hs, hs)?;
-            let g = gates.narrow(1, 2 * hs, hs)?.tanh()?;
-            let c = c.expect("an LSTM step has a cell state");
-            let c = f.mul(c)?.add(&i.mul(&g)?)?;
-            let h = o.mul(&c.tanh()?)?;
+            // The gate nonlinearities and the state update in one op (core's lstm_cell).
+            let (h, c) = Tensor::lstm_cell(&gates, c.expect("an LSTM step has a cell state"))?;
             Ok((h, Some(c)))
         }
         CellKind::Gru => {
