@@ -249,12 +249,13 @@ impl Stack {
             w_hh: &w_hh,
             b_hh: if folded { None } else { b_hh.as_ref() },
         };
+        let steps = halves(&xg, n, t_len)?;
         let mut outs: Vec<Tensor> = Vec::with_capacity(t_len);
         for s in 0..t_len {
             // Padded sequences were reversed in place above, so they run forward in time.
             let t = if reverse && masks.is_none() { t_len - 1 - s } else { s };
-            let xt = xg.narrow(0, t * n, n)?;
-            let (h_new, c_new) = step(self.kind, &xt, &h, c.as_ref(), &cw)?;
+            let xt = &steps[t];
+            let (h_new, c_new) = step(self.kind, xt, &h, c.as_ref(), &cw)?;
             match masks.and_then(|m| m.at(t)) {
                 Some(m) => {
                     // Past a sequence's end its state stays and its output is zero.
@@ -283,6 +284,20 @@ impl Stack {
         }
         Ok((out, h, c))
     }
+}
+
+/// The `count` blocks of `n` rows of `x`, cut in halves recursively. Each cut's backward
+/// writes its piece into zeros of its parent's size, so cutting all steps straight from
+/// `x` would fill and add a full-size gradient per step (T full passes); halving costs
+/// log₂ T of them.
+fn halves(x: &Tensor, n: usize, count: usize) -> Result<Vec<Tensor>> {
+    if count == 1 {
+        return Ok(vec![x.clone()]);
+    }
+    let mid = count / 2;
+    let mut out = halves(&x.narrow(0, 0, mid * n)?, n, mid)?;
+    out.extend(halves(&x.narrow(0, mid * n, (count - mid) * n)?, n, count - mid)?);
+    Ok(out)
 }
 
 /// Per-step masks `[N, 1]` (1 where the sequence is still running) and the row permutation
