@@ -21,6 +21,7 @@ mod detect;
 mod generative;
 mod measure;
 mod report;
+mod rnn;
 mod scenes;
 mod torch;
 mod train_bench;
@@ -184,6 +185,14 @@ const SECTIONS: &[Section] = &[
         run: |_| detect::nms(),
         prepare: None,
     },
+    Section {
+        name: "lstm",
+        about: "LSTM forward+backward, batch 64, sequence 32, input 128, hidden 256, 1 and 2 layers",
+        script: Script::Rnn,
+        torch: &["lstm"],
+        run: |_| rnn::lstm(),
+        prepare: None,
+    },
 ];
 
 fn usage() -> String {
@@ -206,7 +215,8 @@ fn usage() -> String {
          script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py\n\
          (autoencoder and dcgan: crates/bench/torch/generative.py; localize, segment and\n\
          segnet: crates/bench/torch/scenes.py; roi_align, roi_pool and nms:\n\
-         crates/bench/torch/detect.py, torchvision.ops on the same inputs).\nsections:\n",
+         crates/bench/torch/detect.py, torchvision.ops on the same inputs;\n\
+         lstm: crates/bench/torch/rnn.py).\nsections:\n",
     );
     for sec in SECTIONS {
         s.push_str(&format!("  {:<12} {}\n", sec.name, sec.about));

@@ -17,6 +17,8 @@ const SCENES_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/scenes.p
 
 /// The detection ops' script (torchvision.ops).
 const DETECT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/detect.py");
+/// The recurrent layers' script.
+const RNN_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/rnn.py");
 
 /// Which PyTorch script measures a section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub enum Script {
     /// `crates/bench/torch/detect.py` (torchvision's roi_align, roi_pool, nms), which
     /// ignores the other scripts' arguments.
     Detect,
+    /// `crates/bench/torch/rnn.py` (nn.LSTM), which ignores the training options.
+    Rnn,
 }
 
 /// A Python interpreter with torch, and the reference script it runs.
@@ -120,11 +124,12 @@ impl Torch {
             Script::Generative => PathBuf::from(GENERATIVE_SCRIPT),
             Script::Scenes => PathBuf::from(SCENES_SCRIPT),
             Script::Detect => PathBuf::from(DETECT_SCRIPT),
+            Script::Rnn => PathBuf::from(RNN_SCRIPT),
         };
         if !path.is_file() {
             let hint = match script {
                 Script::Reference => " (set NABLA_TORCH_SCRIPT)",
-                Script::Generative | Script::Scenes | Script::Detect => "",
+                Script::Generative | Script::Scenes | Script::Detect | Script::Rnn => "",
             };
             return Err(format!("PyTorch script {} not found{hint}", path.display()));
         }
@@ -135,7 +140,7 @@ impl Torch {
         for s in sections {
             let mut cmd = Command::new(&self.python);
             cmd.arg(&path).arg(s);
-            if script != Script::Reference {
+            if script != Script::Reference && script != Script::Rnn {
                 cmd.arg("--epochs").arg(settings.epochs.to_string());
                 if let Some(b) = settings.batches {
                     cmd.arg("--batches").arg(b.to_string());

@@ -267,7 +267,12 @@ impl Tensor {
         dispatch!(self.dtype(), T => {
             let (dst, s) = (T::slice_mut(&mut buf), T::slice(&data));
             let (dst, s) = dst.zip(s).expect("dtypes checked above");
-            l.indices().zip(s).for_each(|(i, &v)| dst[i] = v);
+            if self.is_contiguous() {
+                // A row-major block (narrow's backward writes one): one copy, no index walk.
+                dst[l.offset..l.offset + s.len()].copy_from_slice(s);
+            } else {
+                l.indices().zip(s).for_each(|(i, &v)| dst[i] = v);
+            }
         });
         Ok(())
     }

@@ -16,7 +16,8 @@
 //! - [`module`]: the [`Module`] trait (forward with an explicit [`Mode`], children named
 //!   once in [`Module::children`], dotted names, freezing, state dicts) and [`Param`].
 //! - [`layers`]: Linear, convolutions, pooling, normalization, dropout, activations,
-//!   containers (all re-exported here).
+//!   embeddings, recurrent layers (RNN, LSTM, GRU and their cells), containers (all
+//!   re-exported here).
 //! - [`functional`]: the stateless compositions layers are built from.
 //! - [`init`]: initializers (PyTorch's defaults, Kaiming, Xavier).
 //! - [`state_dict`] and [`safetensors_io`]: saving and loading named tensors.

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod elementwise;
 #[cfg(test)]
 mod every_isa;
+pub mod lstm_cell;
 pub mod matmul;
 pub mod par;
 pub mod pool;

@@ -17,6 +17,7 @@ mod conv_transpose2d;
 mod creation;
 mod index;
 mod join;
+mod lstm_cell;
 mod matmul;
 mod max_pool2d;
 mod max_unpool2d;
