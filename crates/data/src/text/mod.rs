@@ -20,9 +20,11 @@
 //! gives `["3", "bags"]` and `"<unk>"` gives `["unk"]`.
 
 mod bleu;
+mod vectors;
 mod vocab;
 
 pub use bleu::{bleu, bleu_sentences, Bleu};
+pub use vectors::{VectorFormat, VocabVectors, WordVectors, MAX_DIM};
 pub use vocab::{Vocab, VOCAB_FORMAT};
 
 /// Lower-case `text` and split it into runs of letters and digits; everything else is dropped.
