@@ -51,11 +51,18 @@
 //! equals one reference token for token) and [`count_accuracy`] (the counts of every class
 //! the candidate mentions, [`mentioned_counts`], equal the scene's, [`CaptionSet::class_counts`]).
 
+mod files;
 mod grammar;
+mod results;
 
 pub use grammar::{
     class_words, count_accuracy, exact_match, exact_match_rate, mentioned_counts, scene_captions, SCENE_REFERENCES,
 };
+
+pub use files::{
+    coco_layout, flickr8k_layout, read_coco_captions, read_flickr8k, read_name_list, Flickr8kFiles, ImageOptions,
+};
+pub use results::{write_coco_caption_results, write_coco_captions};
 
 use crate::dataset::check_index;
 use crate::scenes::{SceneConfig, SceneObject, Scenes};
@@ -87,7 +94,9 @@ enum Source {
 
 #[derive(Debug)]
 struct Inner {
-    source: Source,
+    source: Arc<Source>,
+    /// Per image, its index in the source (a subset keeps the source's numbering).
+    at: Vec<usize>,
     captions: Vec<Vec<String>>,
     ids: Vec<u64>,
     file_names: Vec<String>,
@@ -121,7 +130,8 @@ impl CaptionSet {
         }
         Ok(CaptionSet {
             inner: Arc::new(Inner {
-                source: Source::Scenes(scenes),
+                source: Arc::new(Source::Scenes(scenes)),
+                at: (0..n).collect(),
                 captions,
                 ids: (0..n as u64).collect(),
                 file_names: (0..n).map(|i| format!("{i:06}.png")).collect(),
@@ -131,15 +141,10 @@ impl CaptionSet {
         })
     }
 
-    /// A set over image files (what the COCO and Flickr8k readers build).
-    #[allow(dead_code)]
-    pub(crate) fn files(
-        items: Vec<(PathBuf, u64, String, Vec<String>)>,
-        size: [usize; 2],
-        channels: usize,
-        limits: ReadLimits,
-    ) -> CaptionSet {
-        let mut paths = Vec::with_capacity(items.len());
+    /// A set over image files: (path, image id, file name, captions) per image.
+    pub(crate) fn files(items: Vec<(PathBuf, u64, String, Vec<String>)>, opts: &ImageOptions) -> CaptionSet {
+        let n = items.len();
+        let mut paths = Vec::with_capacity(n);
         let (mut ids, mut file_names, mut captions) = (Vec::new(), Vec::new(), Vec::new());
         for (p, id, name, caps) in items {
             paths.push(p);
@@ -149,12 +154,13 @@ impl CaptionSet {
         }
         CaptionSet {
             inner: Arc::new(Inner {
-                source: Source::Files {
+                source: Arc::new(Source::Files {
                     paths,
-                    size,
-                    channels,
-                    limits,
-                },
+                    size: opts.size,
+                    channels: opts.channels,
+                    limits: opts.limits,
+                }),
+                at: (0..n).collect(),
                 captions,
                 ids,
                 file_names,
@@ -162,6 +168,50 @@ impl CaptionSet {
                 classes: Vec::new(),
             }),
         }
+    }
+
+    /// The images at `indices`, in that order (a train/test split of one set).
+    pub fn subset(&self, indices: &[usize]) -> Result<CaptionSet> {
+        let s = &self.inner;
+        for &i in indices {
+            check_index("CaptionSet::subset", i, self.len())?;
+        }
+        Ok(CaptionSet {
+            inner: Arc::new(Inner {
+                source: s.source.clone(),
+                at: indices.iter().map(|&i| s.at[i]).collect(),
+                captions: indices.iter().map(|&i| s.captions[i].clone()).collect(),
+                ids: indices.iter().map(|&i| s.ids[i]).collect(),
+                file_names: indices.iter().map(|&i| s.file_names[i].clone()).collect(),
+                objects: if s.objects.is_empty() {
+                    Vec::new()
+                } else {
+                    indices.iter().map(|&i| s.objects[i].clone()).collect()
+                },
+                classes: s.classes.clone(),
+            }),
+        })
+    }
+
+    /// The images whose file names are `names` (a Flickr8k split list), in that order; a name
+    /// not in the set is an error naming it.
+    pub fn select_files<S: AsRef<str>>(&self, names: &[S]) -> Result<CaptionSet> {
+        let at: std::collections::HashMap<&str, usize> = self
+            .inner
+            .file_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut indices = Vec::with_capacity(names.len());
+        for n in names {
+            let n = n.as_ref();
+            let i = at.get(n).ok_or_else(|| {
+                crate::DataError::invalid("CaptionSet::select_files", format!("no captioned image named {n:?}"))
+            })?;
+            indices.push(*i);
+        }
+        self.subset(&indices)
     }
 
     /// The number of images.
@@ -176,7 +226,7 @@ impl CaptionSet {
 
     /// `[C, H, W]` of every image.
     pub fn image_shape(&self) -> [usize; 3] {
-        match &self.inner.source {
+        match &*self.inner.source {
             Source::Scenes(s) => {
                 let [h, w] = s.config().size;
                 [1, h, w]
@@ -188,15 +238,15 @@ impl CaptionSet {
     /// Image `i` as C×H×W values in [0, 1], with its shape.
     pub fn image(&self, i: usize) -> Result<(Vec<f32>, [usize; 3])> {
         check_index("CaptionSet::image", i, self.len())?;
-        let shape = self.image_shape();
-        let data = match &self.inner.source {
-            Source::Scenes(s) => s.scene(i)?.image,
+        let (shape, at) = (self.image_shape(), self.inner.at[i]);
+        let data = match &*self.inner.source {
+            Source::Scenes(s) => s.scene(at)?.image,
             Source::Files {
                 paths,
                 channels,
                 limits,
                 ..
-            } => crate::load_image(&paths[i], [shape[1], shape[2]], *channels, Fit::Stretch, limits)?,
+            } => crate::load_image(&paths[at], [shape[1], shape[2]], *channels, Fit::Stretch, limits)?,
         };
         Ok((data, shape))
     }
@@ -263,3 +313,6 @@ impl Dataset for CaptionSet {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod files_tests;

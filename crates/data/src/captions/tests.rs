@@ -180,3 +180,15 @@ fn scene_sets_are_deterministic_and_consistent() {
     );
     assert!(set.image(30).unwrap_err().to_string().contains("index 30"));
 }
+
+#[test]
+fn subsets_keep_the_source_numbering() {
+    let set = CaptionSet::scenes(Scenes::new(source(), Split::Test, caption_scene_config(), 6).unwrap()).unwrap();
+    let sub = set.subset(&[4, 1]).unwrap();
+    assert_eq!((sub.len(), sub.image_id(0), sub.file_name(1)), (2, 4, "000001.png"));
+    assert_eq!(sub.captions(0), set.captions(4));
+    assert_eq!(sub.objects(1), set.objects(1));
+    assert_eq!(sub.image(0).unwrap(), set.image(4).unwrap());
+    assert_eq!(sub.subset(&[1]).unwrap().image(0).unwrap(), set.image(1).unwrap());
+    assert!(set.subset(&[6]).unwrap_err().to_string().contains("index 6"));
+}
