@@ -47,6 +47,25 @@
 //! - All lower-case, no final full stop. A scene with no item (possible only from files) gets
 //!   the one reference "an empty picture".
 //!
+//! ## Files
+//! - COCO captions ([`read_coco_captions`], layouts of `coco:PATH` in [`coco_layout`]): a JSON
+//!   object with `images` (`id`, `file_name` relative to the image folder) and `annotations`
+//!   (`image_id`, `caption`); images keep the JSON's order, captions the annotations' order,
+//!   images with no caption are left out.
+//! - Flickr8k ([`read_flickr8k`], layout of `flickr8k:PATH` in [`flickr8k_layout`]):
+//!   `Flickr8k.token.txt`, lines `NAME.jpg#K<TAB>caption`; image ids count from 0 in order of
+//!   first appearance; the split lists `Flickr_8k.{train,dev,test}Images.txt` (one name a line,
+//!   [`read_name_list`]) select images with [`CaptionSet::select_files`].
+//! - Images are decoded when asked for ([`CaptionSet::image`]), stretched to
+//!   [`ImageOptions::size`], grey or RGB. Bad files are one error naming the file and the entry
+//!   or line: `annotations[4] (image 7): empty caption`, `line 12: image x.jpg not found in
+//!   DIR`, `no "images" list at the top level`; a file name that could leave the image folder
+//!   (absolute, `..`) is refused.
+//! - Written for scoring with the usual tools (both atomically): [`write_coco_caption_results`]
+//!   (`[{"image_id", "caption"}, ...]`, COCO's captioning results) and [`write_coco_captions`]
+//!   (the references as a COCO captions JSON, annotation ids from 1), so pycocoevalcap can score
+//!   the pair.
+//!
 //! Scores for scenes besides BLEU ([`crate::text::bleu`]): [`exact_match_rate`] (the candidate
 //! equals one reference token for token) and [`count_accuracy`] (the counts of every class
 //! the candidate mentions, [`mentioned_counts`], equal the scene's, [`CaptionSet::class_counts`]).

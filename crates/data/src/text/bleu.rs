@@ -7,6 +7,13 @@
 //! reference closest to the candidate's, ties to the shorter (as NLTK's `corpus_bleu` and the
 //! COCO caption tools do); BP = 1 when c > r, else exp(1 - r/c) (0 when c = 0). BLEU-N is
 //! BP · exp(Σ_{n≤N} log(p_n) / N), uniform weights; a zero p_n (for n ≤ N) makes BLEU-N 0.
+//!
+//! Checked against both tools on 40 random corpora: equal to pycocoevalcap's `BleuScorer`
+//! (option "closest") within 1e-10 (it adds 1e-15 and 1e-9 to each precision's numerator and
+//! denominator, so where BLEU is 0 here it gives up to ~3e-5); equal to NLTK's `corpus_bleu`
+//! within 1e-16 when no candidate is shorter than 4 tokens. With shorter ones NLTK differs:
+//! its denominator is max(1, the candidate's n-gram count), so a candidate with no n-gram
+//! still adds 1 to p_n's denominator, which the paper (and the COCO tools) do not.
 
 use super::tokenize;
 use crate::{DataError, Result};
@@ -186,7 +193,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.bleu, [1.0; 4]);
-        // "a coat" has no trigram, but the corpus has some, all matched.
+        // "a coat" has no trigram and adds nothing to p3's denominator (NLTK would add 1).
         assert_eq!((b.totals[2], b.matches[2], b.bleu[3]), (3, 3, 1.0));
     }
 
