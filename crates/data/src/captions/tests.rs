@@ -149,9 +149,21 @@ fn scene_sets_are_deterministic_and_consistent() {
         (set.len(), set.image_shape(), set.classes().len()),
         (30, [1, 64, 64], 10)
     );
+    let scenes = Scenes::new(
+        source(),
+        Split::Train,
+        SceneConfig {
+            seed: 3,
+            ..caption_scene_config()
+        },
+        30,
+    )
+    .unwrap();
     let mut sizes = [0usize; 4];
     for i in 0..set.len() {
         let objects = set.objects(i).unwrap();
+        // Built on several threads, yet each scene's items are the generator's.
+        assert_eq!(objects, scenes.scene(i).unwrap().objects);
         sizes[objects.len()] += 1;
         let counts = set.class_counts(i).unwrap();
         assert_eq!(counts.iter().sum::<usize>(), objects.len());
