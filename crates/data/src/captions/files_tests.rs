@@ -66,6 +66,9 @@ fn coco_captions_read_in_order_rgb_and_grey() {
     assert_eq!(set.captions(0), ["A red square", "red, all red"]);
     assert_eq!(set.captions(1), ["A blue square."]);
     assert!(set.classes().is_empty() && set.objects(0).is_none() && set.class_counts(0).is_none());
+    let e = set.count_accuracy(&["a", "b"]).unwrap_err().to_string();
+    assert!(e.contains("no scene items to count"), "{e}");
+    assert_eq!(set.exact_match_rate(&["red all red", "a red square"]).unwrap(), 0.5);
     let (img, shape) = set.image(0).unwrap();
     assert_eq!(shape, [3, 4, 5]);
     assert!(img[..20].iter().all(|&v| v == 1.0) && img[20..].iter().all(|&v| v == 0.0));

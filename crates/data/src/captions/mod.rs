@@ -330,6 +330,32 @@ impl CaptionSet {
     }
 }
 
+/// Scores of candidates written for every image of a set, in order.
+impl CaptionSet {
+    /// Corpus BLEU-1..4 of `candidates[i]` against image i's references (both tokenized).
+    pub fn bleu<C: AsRef<str>>(&self, candidates: &[C]) -> Result<crate::text::Bleu> {
+        crate::text::bleu_sentences(candidates, self.all_captions())
+    }
+
+    /// [`exact_match_rate`] of `candidates[i]` against image i's references.
+    pub fn exact_match_rate<C: AsRef<str>>(&self, candidates: &[C]) -> Result<f64> {
+        exact_match_rate(candidates, self.all_captions())
+    }
+
+    /// [`count_accuracy`] of `candidates[i]` against scene i's items; an error for a set read
+    /// from files (it has no items to count).
+    pub fn count_accuracy<C: AsRef<str>>(&self, candidates: &[C]) -> Result<f64> {
+        if self.inner.objects.is_empty() {
+            return Err(crate::DataError::invalid(
+                "count_accuracy",
+                "the captions were read from files: there are no scene items to count",
+            ));
+        }
+        let counts: Vec<Vec<usize>> = (0..self.len()).filter_map(|i| self.class_counts(i)).collect();
+        count_accuracy(candidates, &counts, self.classes())
+    }
+}
+
 impl Dataset for CaptionSet {
     fn len(&self) -> usize {
         CaptionSet::len(self)

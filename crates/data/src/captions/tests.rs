@@ -204,3 +204,19 @@ fn subsets_keep_the_source_numbering() {
     assert_eq!(sub.subset(&[1]).unwrap().image(0).unwrap(), set.image(1).unwrap());
     assert!(set.subset(&[6]).unwrap_err().to_string().contains("index 6"));
 }
+
+#[test]
+fn set_scores() {
+    let set = CaptionSet::scenes(Scenes::new(source(), Split::Test, caption_scene_config(), 5).unwrap()).unwrap();
+    let first: Vec<String> = (0..5).map(|i| set.captions(i)[3].clone()).collect();
+    assert_eq!(set.bleu(&first).unwrap().bleu, [1.0; 4]);
+    assert_eq!(set.exact_match_rate(&first).unwrap(), 1.0);
+    assert_eq!(set.count_accuracy(&first).unwrap(), 1.0);
+    // Two bags more than each scene holds: every count is wrong.
+    let wrong: Vec<String> = (0..5)
+        .map(|i| format!("{} and a bag and a bag", set.captions(i)[0]))
+        .collect();
+    assert_eq!(set.count_accuracy(&wrong).unwrap(), 0.0);
+    assert_eq!(set.exact_match_rate(&wrong).unwrap(), 0.0);
+    assert!(set.bleu(&wrong[..4]).is_err());
+}
