@@ -14,6 +14,11 @@
 //! within 1e-16 when no candidate is shorter than 4 tokens. With shorter ones NLTK differs:
 //! its denominator is max(1, the candidate's n-gram count), so a candidate with no n-gram
 //! still adds 1 to p_n's denominator, which the paper (and the COCO tools) do not.
+//! Scores are over [`tokenize`]'s tokens. pycocoevalcap's PTB tokenizer keeps hyphenated words
+//! whole ("t-shirt" is one token there, two here), so on the same results/references files
+//! (`crate::captions::write_coco_caption_results`) its numbers differ slightly (on 200 test
+//! scenes with a half-wrong fake model: BLEU-4 0.822 there, 0.829 here; fed our tokens, it
+//! agrees within 1e-12).
 
 use super::tokenize;
 use crate::{DataError, Result};
