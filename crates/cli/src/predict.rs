@@ -7,11 +7,14 @@
 use crate::error::{CliError, CliResult};
 use crate::image_io::read_image;
 use crate::trainer::setup::load_trained;
+use crate::trainer::setup::RunMeta;
 use clap::Args;
 use nabla_core::{no_grad, Generator, Tensor};
 use nabla_data::transforms::{Image, Resize, Transform};
+use nabla_data::{load_image, Fit, ReadLimits};
 use nabla_nn::Mode;
 use serde_json::json;
+use std::path::Path;
 use std::path::PathBuf;
 
 /// Classify images with a checkpoint written by `nabla train`.
@@ -22,9 +25,21 @@ use std::path::PathBuf;
                         (--invert auto, the default, tells them by their border)."
 )]
 pub struct PredictArgs {
-    /// The checkpoint (best.safetensors or last.safetensors of a run folder)
-    #[arg(long, short = 'c', value_name = "FILE")]
-    checkpoint: PathBuf,
+    /// The checkpoint (best.safetensors or last.safetensors of a run folder); several make
+    /// an ensemble (image classifiers, each with its own preprocessing)
+    #[arg(long, short = 'c', value_name = "FILE", required = true)]
+    checkpoint: Vec<PathBuf>,
+    /// With several --checkpoint: how the members' outputs make one prediction, mean-prob
+    /// (the highest mean probability) or vote (the class most members put first; ties go
+    /// to the higher mean probability) [default: mean-prob]
+    #[arg(long, value_name = "HOW", value_parser = ["mean-prob", "vote"])]
+    combine: Option<String>,
+    /// Test-time augmentation, the softmax averaged over views of each image: flips (the
+    /// image and its mirror), ten-crop (AlexNet's four corners and centre of a 256/224
+    /// enlargement, and their mirrors) or multiscale (scales 0.875, 1, 1.125, padded or
+    /// cropped back) [default: none]
+    #[arg(long, value_name = "HOW", default_value = "none", value_parser = ["none", "flips", "ten-crop", "multiscale"])]
+    tta: String,
     /// PNG or JPEG images; for a model trained on a table, one CSV file of rows with its
     /// columns (predictions are written as CSV)
     #[arg(value_name = "IMAGE|FILE.csv", required = true)]
@@ -36,7 +51,8 @@ pub struct PredictArgs {
     #[arg(long, short = 'k', value_name = "K", default_value_t = 3)]
     top: usize,
     /// Invert the images first (1 − value): auto inverts images whose border is light
-    /// (dark-on-light photos, where the training images were light on black) [default: auto]
+    /// (dark-on-light photos, where the training images were light on black; never for
+    /// models trained on image folders or CIFAR) [default: auto]
     #[arg(long, value_name = "WHEN", num_args = 0..=1, default_value = "auto", default_missing_value = "always",
           value_parser = ["auto", "always", "never"])]
     invert: String,
@@ -150,10 +166,75 @@ pub(crate) fn prepare(
     Ok((out.data, notes))
 }
 
+/// Whether a checkpoint was trained on the user's own images or CIFAR: those are read as
+/// training read them (resized to cover, centre-cropped, no inversion unless asked).
+pub(crate) fn own_images(meta: &RunMeta) -> bool {
+    matches!(meta.config.dataset.as_str(), "imagefolder" | "cifar10" | "cifar100")
+}
+
+/// An image as `meta`'s model takes it, normalized with the checkpoint's own statistics:
+/// `[C, H, W]` values and a note for each change made.
+pub(crate) fn model_input(meta: &RunMeta, path: &Path, invert: &str) -> CliResult<(Vec<f32>, Vec<String>)> {
+    let [c, h, w] = match meta.input_shape[..] {
+        [c, h, w] => [c, h, w],
+        _ => {
+            return Err(CliError::new(format!(
+                "{}: the model does not take images",
+                path.display()
+            )))
+        }
+    };
+    let (mut px, notes) = if own_images(meta) {
+        let ([ih, iw], _) = nabla_data::probe_image(path, &ReadLimits::default())?;
+        let mut px = load_image(path, [h, w], c, Fit::CenterCrop, &ReadLimits::default())?;
+        let mut notes = Vec::new();
+        if (ih, iw) != (h, w) {
+            notes.push(format!("resized {iw}×{ih} to cover {w}×{h} and centre-cropped"));
+        }
+        if invert == "always" {
+            px.iter_mut().for_each(|p| *p = 1.0 - *p);
+            notes.push("inverted".into());
+        }
+        (px, notes)
+    } else {
+        prepare(path, [c, h, w], invert)?
+    };
+    let (mean, std) = &meta.normalize;
+    for (ch, plane) in px.chunks_exact_mut(h * w).enumerate() {
+        let (m, s) = (
+            mean.get(ch).copied().unwrap_or(0.0),
+            std.get(ch).copied().unwrap_or(1.0),
+        );
+        plane.iter_mut().for_each(|p| *p = (*p - m) / s);
+    }
+    Ok((px, notes))
+}
+
 /// Run `nabla predict`.
 pub fn run(args: PredictArgs) -> CliResult<()> {
-    let ck = crate::trainer::setup::read_checkpoint(&args.checkpoint, "")?;
-    let meta = crate::trainer::setup::RunMeta::from_checkpoint(&ck, &args.checkpoint)?;
+    if crate::ensemble::wanted(&args.checkpoint, &args.tta) {
+        if args.output.is_some() || args.score_threshold.is_some() {
+            return Err(CliError::new(
+                "--output and --score-threshold take one checkpoint without --tta (ensembles and --tta classify images)",
+            ));
+        }
+        let req = crate::ensemble::PredictRequest {
+            checkpoints: &args.checkpoint,
+            images: &args.images,
+            combine: args.combine.as_deref().unwrap_or("mean-prob"),
+            tta: crate::tta::Tta::parse(&args.tta)?,
+            top: args.top,
+            invert: &args.invert,
+            json: args.json,
+        };
+        return crate::ensemble::predict(&req);
+    }
+    if args.combine.is_some() {
+        return Err(CliError::new("--combine needs several --checkpoint (an ensemble)"));
+    }
+    let checkpoint = args.checkpoint[0].clone();
+    let ck = crate::trainer::setup::read_checkpoint(&checkpoint, "")?;
+    let meta = crate::trainer::setup::RunMeta::from_checkpoint(&ck, &checkpoint)?;
     if meta.config.task == crate::config::Task::Detect {
         let threshold = args.score_threshold.unwrap_or(0.5);
         if !(0.0..=1.0).contains(&threshold) {
@@ -173,12 +254,12 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
     if args.score_threshold.is_some() {
         return Err(CliError::new(format!(
             "--score-threshold: {} is a checkpoint of --task {}; it applies to detectors (--task detect)",
-            args.checkpoint.display(),
+            checkpoint.display(),
             meta.config.task.name()
         )));
     }
     drop(ck);
-    let (model, meta, _) = load_trained(&args.checkpoint)?;
+    let (model, meta, _) = load_trained(&checkpoint)?;
     if meta.config.task.on_scenes() {
         let out = args.output.as_deref();
         return crate::scenes_task::tools::predict(model.as_ref(), &meta, &args.images, out, &args.invert, args.json);
@@ -189,7 +270,7 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
             let [file] = &args.images[..] else {
                 return Err(CliError::new(format!(
                     "{}: a table model predicts the rows of one CSV file, got {} files",
-                    args.checkpoint.display(),
+                    checkpoint.display(),
                     args.images.len()
                 )));
             };
@@ -207,17 +288,9 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
             };
         }
     };
-    let (mean, std) = &meta.normalize;
     let _guard = no_grad();
     for path in &args.images {
-        let (mut px, notes) = prepare(path, [c, h, w], &args.invert)?;
-        for (ch, plane) in px.chunks_exact_mut(h * w).enumerate() {
-            let (m, s) = (
-                mean.get(ch).copied().unwrap_or(0.0),
-                std.get(ch).copied().unwrap_or(1.0),
-            );
-            plane.iter_mut().for_each(|p| *p = (*p - m) / s);
-        }
+        let (px, notes) = model_input(&meta, path, &args.invert)?;
         let x = Tensor::from_vec(px, &[1, c, h, w])?;
         let logits = model.forward(&x, Mode::Eval)?;
         let probs = logits.softmax(1)?.to_vec_f64();
@@ -260,6 +333,36 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_folder_model_reads_pictures_with_its_own_normalization() {
+        let path = std::env::temp_dir().join(format!("nabla-own-{}.png", std::process::id()));
+        // 6×4 (W×H) grey: centre-cropped to 4×4, columns 1..5 kept.
+        image::GrayImage::from_fn(6, 4, |x, y| image::Luma([(x * 40 + y) as u8]))
+            .save(&path)
+            .unwrap();
+        let config = crate::config::TrainConfig {
+            dataset: "imagefolder".into(),
+            ..Default::default()
+        };
+        let meta = RunMeta {
+            model: "mlp".into(),
+            model_config: Default::default(),
+            config,
+            classes: vec!["a".into(), "b".into()],
+            input_shape: vec![1, 4, 4],
+            normalize: (vec![0.5], vec![0.25]),
+            target_scale: None,
+            features: vec![],
+        };
+        let (px, notes) = model_input(&meta, &path, "auto").unwrap();
+        let want: Vec<f32> = (0..16)
+            .map(|i| (((i % 4 + 1) * 40 + i / 4) as f32 / 255.0 - 0.5) / 0.25)
+            .collect();
+        assert_eq!(px, want);
+        assert_eq!(notes, ["resized 6×4 to cover 4×4 and centre-cropped"]);
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn the_border_tells_dark_on_light() {
