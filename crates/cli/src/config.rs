@@ -8,6 +8,7 @@
 
 pub mod detect;
 mod format;
+pub mod images;
 
 pub use format::{parse_keys, Value};
 pub(crate) use format::{want_count, want_num, want_str};
@@ -55,7 +56,7 @@ impl Task {
 pub struct TrainConfig {
     /// Model name in the zoo (`lenet5`, `mlp`, ...).
     pub model: String,
-    /// Data set (`fashion-mnist`, `mnist`, `kmnist`, `csv`).
+    /// Data set (`fashion-mnist`, `mnist`, `kmnist`, `imagefolder`, `cifar10`, `cifar100`, `csv`).
     pub dataset: String,
     /// Where to look for the data set first.
     pub data_dir: Option<PathBuf>,
@@ -139,6 +140,8 @@ pub struct TrainConfig {
     pub ignore_index: Option<usize>,
     /// Detect: backbone, RoI extractor, tiles.
     pub detect: detect::DetectConfig,
+    /// Image folders and CIFAR: input size, normalization, strictness.
+    pub images: images::ImageConfig,
 }
 
 impl Default for TrainConfig {
@@ -185,6 +188,7 @@ impl Default for TrainConfig {
             class_weights: "none".into(),
             ignore_index: None,
             detect: detect::DetectConfig::default(),
+            images: images::ImageConfig::default(),
         }
     }
 }
@@ -236,7 +240,7 @@ pub const KEYS: &[&str] = &[
 
 /// Parse the `key = value` text of a config file into values by key (checked against [`KEYS`]).
 pub fn parse(text: &str, origin: &Path) -> CliResult<BTreeMap<String, Value>> {
-    let keys: Vec<&str> = KEYS.iter().chain(detect::KEYS).copied().collect();
+    let keys: Vec<&str> = KEYS.iter().chain(detect::KEYS).chain(images::KEYS).copied().collect();
     parse_keys(text, origin, &keys)
 }
 
@@ -330,6 +334,7 @@ impl TrainConfig {
                 "class_weights" => self.class_weights = want_str(k, v)?,
                 "ignore_index" => self.ignore_index = Some(want_count(k, v)?),
                 k if detect::KEYS.contains(&k) => self.detect.apply(k, v)?,
+                k if images::KEYS.contains(&k) => self.images.apply(k, v)?,
                 _ => return Err(CliError::new(format!("config: unknown key {k:?}"))),
             }
         }
@@ -449,7 +454,7 @@ impl TrainConfig {
         if self.task == Task::Detect {
             self.detect.validate()?;
         }
-        Ok(())
+        self.images.validate()
     }
 
     /// The run folder: `--out`, else `runs/<model>-<dataset>`.
@@ -553,6 +558,7 @@ impl TrainConfig {
         if self.task == Task::Detect {
             self.detect.write_toml(&mut s);
         }
+        self.images.write_toml(&mut s);
         s
     }
 

@@ -81,7 +81,12 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
     if args.data.is_some() {
         cfg.data = args.data;
     }
-    let data = data::load(&cfg)?;
+    // An image folder is read at the checkpoint's own size and channels.
+    let fixed = match meta.input_shape[..] {
+        [c, h, w] if cfg.dataset == "imagefolder" => Some([c, h, w]),
+        _ => None,
+    };
+    let data = data::load_for(&cfg, fixed)?;
     // The test split; a table has none, and its held-out rows stand in.
     let split = data.test.clone().or(data.val.clone()).ok_or_else(|| {
         CliError::new("the run held out no samples to score (--val-size 0 on a table); pass --data with other rows")

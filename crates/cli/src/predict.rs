@@ -7,11 +7,14 @@
 use crate::error::{CliError, CliResult};
 use crate::image_io::read_image;
 use crate::trainer::setup::load_trained;
+use crate::trainer::setup::RunMeta;
 use clap::Args;
 use nabla_core::{no_grad, Generator, Tensor};
 use nabla_data::transforms::{Image, Resize, Transform};
+use nabla_data::{load_image, Fit, ReadLimits};
 use nabla_nn::Mode;
 use serde_json::json;
+use std::path::Path;
 use std::path::PathBuf;
 
 /// Classify images with a checkpoint written by `nabla train`.
@@ -36,7 +39,8 @@ pub struct PredictArgs {
     #[arg(long, short = 'k', value_name = "K", default_value_t = 3)]
     top: usize,
     /// Invert the images first (1 − value): auto inverts images whose border is light
-    /// (dark-on-light photos, where the training images were light on black) [default: auto]
+    /// (dark-on-light photos, where the training images were light on black; never for
+    /// models trained on image folders or CIFAR) [default: auto]
     #[arg(long, value_name = "WHEN", num_args = 0..=1, default_value = "auto", default_missing_value = "always",
           value_parser = ["auto", "always", "never"])]
     invert: String,
@@ -150,6 +154,50 @@ pub(crate) fn prepare(
     Ok((out.data, notes))
 }
 
+/// Whether a checkpoint was trained on the user's own images or CIFAR: those are read as
+/// training read them (resized to cover, centre-cropped, no inversion unless asked).
+pub(crate) fn own_images(meta: &RunMeta) -> bool {
+    matches!(meta.config.dataset.as_str(), "imagefolder" | "cifar10" | "cifar100")
+}
+
+/// An image as `meta`'s model takes it, normalized with the checkpoint's own statistics:
+/// `[C, H, W]` values and a note for each change made.
+pub(crate) fn model_input(meta: &RunMeta, path: &Path, invert: &str) -> CliResult<(Vec<f32>, Vec<String>)> {
+    let [c, h, w] = match meta.input_shape[..] {
+        [c, h, w] => [c, h, w],
+        _ => {
+            return Err(CliError::new(format!(
+                "{}: the model does not take images",
+                path.display()
+            )))
+        }
+    };
+    let (mut px, notes) = if own_images(meta) {
+        let ([ih, iw], _) = nabla_data::probe_image(path, &ReadLimits::default())?;
+        let mut px = load_image(path, [h, w], c, Fit::CenterCrop, &ReadLimits::default())?;
+        let mut notes = Vec::new();
+        if (ih, iw) != (h, w) {
+            notes.push(format!("resized {iw}×{ih} to cover {w}×{h} and centre-cropped"));
+        }
+        if invert == "always" {
+            px.iter_mut().for_each(|p| *p = 1.0 - *p);
+            notes.push("inverted".into());
+        }
+        (px, notes)
+    } else {
+        prepare(path, [c, h, w], invert)?
+    };
+    let (mean, std) = &meta.normalize;
+    for (ch, plane) in px.chunks_exact_mut(h * w).enumerate() {
+        let (m, s) = (
+            mean.get(ch).copied().unwrap_or(0.0),
+            std.get(ch).copied().unwrap_or(1.0),
+        );
+        plane.iter_mut().for_each(|p| *p = (*p - m) / s);
+    }
+    Ok((px, notes))
+}
+
 /// Run `nabla predict`.
 pub fn run(args: PredictArgs) -> CliResult<()> {
     let ck = crate::trainer::setup::read_checkpoint(&args.checkpoint, "")?;
@@ -207,17 +255,9 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
             };
         }
     };
-    let (mean, std) = &meta.normalize;
     let _guard = no_grad();
     for path in &args.images {
-        let (mut px, notes) = prepare(path, [c, h, w], &args.invert)?;
-        for (ch, plane) in px.chunks_exact_mut(h * w).enumerate() {
-            let (m, s) = (
-                mean.get(ch).copied().unwrap_or(0.0),
-                std.get(ch).copied().unwrap_or(1.0),
-            );
-            plane.iter_mut().for_each(|p| *p = (*p - m) / s);
-        }
+        let (px, notes) = model_input(&meta, path, &args.invert)?;
         let x = Tensor::from_vec(px, &[1, c, h, w])?;
         let logits = model.forward(&x, Mode::Eval)?;
         let probs = logits.softmax(1)?.to_vec_f64();
@@ -260,6 +300,36 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_folder_model_reads_pictures_with_its_own_normalization() {
+        let path = std::env::temp_dir().join(format!("nabla-own-{}.png", std::process::id()));
+        // 6×4 (W×H) grey: centre-cropped to 4×4, columns 1..5 kept.
+        image::GrayImage::from_fn(6, 4, |x, y| image::Luma([(x * 40 + y) as u8]))
+            .save(&path)
+            .unwrap();
+        let config = crate::config::TrainConfig {
+            dataset: "imagefolder".into(),
+            ..Default::default()
+        };
+        let meta = RunMeta {
+            model: "mlp".into(),
+            model_config: Default::default(),
+            config,
+            classes: vec!["a".into(), "b".into()],
+            input_shape: vec![1, 4, 4],
+            normalize: (vec![0.5], vec![0.25]),
+            target_scale: None,
+            features: vec![],
+        };
+        let (px, notes) = model_input(&meta, &path, "auto").unwrap();
+        let want: Vec<f32> = (0..16)
+            .map(|i| (((i % 4 + 1) * 40 + i / 4) as f32 / 255.0 - 0.5) / 0.25)
+            .collect();
+        assert_eq!(px, want);
+        assert_eq!(notes, ["resized 6×4 to cover 4×4 and centre-cropped"]);
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn the_border_tells_dark_on_light() {

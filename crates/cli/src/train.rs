@@ -25,8 +25,10 @@ pub struct TrainArgs {
     /// Model from the zoo [default: lenet5; mlp for tables]
     #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(model_names()), hide_possible_values = true)]
     pub(crate) model: Option<String>,
-    /// Data set: fashion-mnist, mnist, kmnist, or csv (with --data) [default: fashion-mnist]
-    #[arg(long, value_name = "NAME", value_parser = ["fashion-mnist", "mnist", "kmnist", "csv"])]
+    /// Data set: fashion-mnist, mnist, kmnist, imagefolder (your images in --data-dir, one
+    /// folder per class), cifar10, cifar100 (binary versions in --data-dir), or csv (with
+    /// --data) [default: fashion-mnist]
+    #[arg(long, value_name = "NAME", value_parser = ["fashion-mnist", "mnist", "kmnist", "imagefolder", "cifar10", "cifar100", "csv"])]
     dataset: Option<String>,
     /// Directory searched first for the data set (then $NABLA_DATA, the system, the cache)
     #[arg(long, value_name = "DIR")]
@@ -107,7 +109,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     val_size: Option<usize>,
     /// Fraction of the training images or table rows held out for validation instead [default
-    /// for tables: 0.2]
+    /// for tables: 0.2; image folders without val/: 0.1]
     #[arg(long, value_name = "FRACTION", alias = "val-split")]
     val_fraction: Option<f64>,
     /// Validate on the first N held-out samples only
@@ -151,6 +153,17 @@ pub struct TrainArgs {
     /// Epochs without a lower validation loss before plateau lowers the rate [default: 2]
     #[arg(long, value_name = "N")]
     patience: Option<u64>,
+    /// imagefolder: bring every image to H×W pixels (H or HxW; resized to cover, then
+    /// centre-cropped) [default: the first training image's size]
+    #[arg(long, value_name = "H[xW]", value_parser = crate::config::images::parse_size)]
+    image_size: Option<[usize; 2]>,
+    /// imagefolder, cifar10, cifar100: auto (per-channel mean and std of the training images),
+    /// imagenet (torchvision's ImageNet statistics) or none [default: auto]
+    #[arg(long, value_name = "HOW", value_parser = ["auto", "imagenet", "none"])]
+    normalize: Option<String>,
+    /// imagefolder: stop at an unreadable image instead of skipping it with a warning
+    #[arg(long)]
+    strict: bool,
     /// Stop after this many optimizer steps in all, saving a checkpoint (as Ctrl-C does)
     #[arg(long, value_name = "STEPS")]
     pub(crate) stop_after_steps: Option<u64>,
@@ -257,6 +270,13 @@ pub(crate) fn resolve_over(a: &TrainArgs, base: Option<TrainConfig>) -> CliResul
         )*};
     }
     set_detect!(backbone, backbone_from, roi, tile, holdout);
+    if let Some(v) = a.image_size {
+        c.images.image_size = Some(v);
+    }
+    if let Some(v) = &a.normalize {
+        c.images.normalize = Some(v.clone());
+    }
+    c.images.strict |= a.strict;
     // A flag replaces the file's (or the resumed run's) choice of the other.
     if a.val_size.is_some() {
         c.val_fraction = None;

@@ -127,6 +127,32 @@ impl ImageFolder {
         self
     }
 
+    /// Images given as (file, label) pairs over `classes`, `channels` (1 or 3) × `size`,
+    /// fitted with `fit` (for a caller that has scanned and checked the files itself).
+    pub fn from_items(
+        items: Vec<(PathBuf, usize)>,
+        classes: Vec<String>,
+        size: [usize; 2],
+        channels: usize,
+        fit: Fit,
+    ) -> Result<Self> {
+        if let Some((p, l)) = items.iter().find(|(_, l)| *l >= classes.len()) {
+            return Err(DataError::invalid(
+                "ImageFolder::from_items",
+                format!("{}: label {l} of {} classes", p.display(), classes.len()),
+            ));
+        }
+        let f = ImageFolder {
+            items,
+            classes,
+            size,
+            channels: 3,
+            fit,
+            limits: ReadLimits::default(),
+        };
+        f.with_channels(channels)
+    }
+
     /// The image files and their labels, in sample order.
     pub fn items(&self) -> &[(PathBuf, usize)] {
         &self.items
@@ -154,32 +180,68 @@ pub(crate) fn decode_capped(path: &Path, limits: &ReadLimits) -> Result<image::D
 
 /// Decode an image file under `limits` and bring it to `size` ([H, W]) as C×H×W f32 in [0, 1].
 pub fn load_image(path: &Path, size: [usize; 2], channels: usize, fit: Fit, limits: &ReadLimits) -> Result<Vec<f32>> {
+    let bytes = load_image_u8(path, size, channels, fit, limits)?;
+    // A division, as `ImageDataset` computes it, so cached and decoded samples agree bit for bit.
+    Ok(bytes.iter().map(|&b| b as f32 / 255.0).collect())
+}
+
+/// Decode an image file under `limits` and bring it to `size` ([H, W]) as C×H×W bytes (the
+/// 8-bit values that [`load_image`] divides by 255; what an in-memory cache keeps).
+pub fn load_image_u8(path: &Path, size: [usize; 2], channels: usize, fit: Fit, limits: &ReadLimits) -> Result<Vec<u8>> {
     let img = decode_capped(path, limits)?;
     let (th, tw) = (size[0] as u32, size[1] as u32);
-    let img = match fit {
-        Fit::Stretch => img.resize_exact(tw, th, FilterType::Triangle),
-        Fit::CenterCrop => {
-            let (w, h) = (img.width().max(1) as f64, img.height().max(1) as f64);
-            let scale = (tw as f64 / w).max(th as f64 / h);
-            let (rw, rh) = (((w * scale).ceil() as u32).max(tw), ((h * scale).ceil() as u32).max(th));
-            let r = img.resize_exact(rw, rh, FilterType::Triangle);
-            r.crop_imm((rw - tw) / 2, (rh - th) / 2, tw, th)
+    let img = if (img.width(), img.height()) == (tw, th) {
+        img
+    } else {
+        match fit {
+            Fit::Stretch => img.resize_exact(tw, th, FilterType::Triangle),
+            Fit::CenterCrop => {
+                let (w, h) = (img.width().max(1) as f64, img.height().max(1) as f64);
+                let scale = (tw as f64 / w).max(th as f64 / h);
+                let (rw, rh) = (((w * scale).ceil() as u32).max(tw), ((h * scale).ceil() as u32).max(th));
+                let r = img.resize_exact(rw, rh, FilterType::Triangle);
+                r.crop_imm((rw - tw) / 2, (rh - th) / 2, tw, th)
+            }
         }
     };
     let plane = size[0] * size[1];
-    let mut out = vec![0f32; plane * channels];
+    let mut out = vec![0u8; plane * channels];
     if channels == 1 {
         for (o, p) in out.iter_mut().zip(img.to_luma8().pixels()) {
-            *o = p.0[0] as f32 / 255.0;
+            *o = p.0[0];
         }
     } else {
         for (i, p) in img.to_rgb8().pixels().enumerate() {
             for c in 0..3 {
-                out[c * plane + i] = p.0[c] as f32 / 255.0;
+                out[c * plane + i] = p.0[c];
             }
         }
     }
     Ok(out)
+}
+
+/// What an image file's header says: `[H, W]` and whether it is grey (luma, with or
+/// without alpha); the pixels are not decoded.
+pub fn probe_image(path: &Path, limits: &ReadLimits) -> Result<([usize; 2], bool)> {
+    use image::ImageDecoder;
+    let bad = |msg: String| DataError::Image {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let bytes = read_capped(path, limits.max_file_bytes)?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?;
+    let dec = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
+    let (w, h) = dec.dimensions();
+    if w == 0 || h == 0 || w > limits.max_image_side || h > limits.max_image_side {
+        return Err(bad(format!("{w}×{h} pixels is outside 1..={}", limits.max_image_side)));
+    }
+    let grey = matches!(
+        dec.color_type(),
+        image::ColorType::L8 | image::ColorType::La8 | image::ColorType::L16 | image::ColorType::La16
+    );
+    Ok(([h as usize, w as usize], grey))
 }
 
 impl Dataset for ImageFolder {

@@ -60,6 +60,6 @@ pub use error::{DataError, Result};
 pub use fashion::{
     download_verified, fashion_mnist_files, sha256_file, FashionMnist, RemoteFile, FASHION_MNIST_MIRROR, SYSTEM_DIR,
 };
-pub use folder::{load_image, Fit, ImageFolder};
+pub use folder::{load_image, load_image_u8, probe_image, Fit, ImageFolder};
 pub use idx::{MnistFamily, Split, FASHION_MNIST_CLASSES};
 pub use loader::{Batch, Batches, DataLoader, LoaderPosition};

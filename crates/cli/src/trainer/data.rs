@@ -4,6 +4,7 @@
 use crate::config::{Task, TrainConfig};
 use crate::error::{CliError, CliResult};
 use nabla_core::{Generator, Tensor};
+use nabla_data::cifar::Cifar;
 use nabla_data::{CsvDataset, CsvOptions, Dataset, FashionMnist, ImageDataset, MnistFamily, Split, Target};
 use nabla_data::{ReadLimits, TensorDataset};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ pub struct Data {
 }
 
 /// The image data sets `--dataset` accepts.
-pub const IMAGE_DATASETS: &[&str] = &["fashion-mnist", "mnist", "kmnist"];
+pub const IMAGE_DATASETS: &[&str] = &["fashion-mnist", "mnist", "kmnist", "imagefolder", "cifar10", "cifar100"];
 
 fn family(name: &str) -> Option<MnistFamily> {
     match name {
@@ -49,6 +50,9 @@ fn family(name: &str) -> Option<MnistFamily> {
 /// Find and load both splits of an IDX image data set.
 pub(crate) fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDataset, PathBuf)> {
     let name = cfg.dataset.as_str();
+    if let Some(kind) = cifar(name) {
+        return load_cifar(cfg, kind);
+    }
     let fam = family(name).ok_or_else(|| {
         CliError::new(format!(
             "unknown dataset {name:?} (known: {}, or csv with --data FILE.csv)",
@@ -99,41 +103,152 @@ pub(crate) fn load_images(cfg: &TrainConfig) -> CliResult<(ImageDataset, ImageDa
     Ok((load(Split::Train)?, load(Split::Test)?, dir))
 }
 
-/// Per-channel mean and population std of the pixels (as values in [0, 1]).
-fn channel_stats(ds: &ImageDataset) -> CliResult<(Vec<f32>, Vec<f32>)> {
-    let [c, h, w] = ds.image_shape();
-    let (mut sum, mut sq) = (vec![0f64; c], vec![0f64; c]);
-    for i in 0..ds.len() {
-        let px = ds.pixels(i)?;
-        for (ch, plane) in px.chunks_exact(h * w).enumerate() {
+/// Running per-channel sums of 8-bit pixels, for their mean and population std.
+pub(crate) struct ByteStats {
+    plane: usize,
+    images: usize,
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+}
+
+impl ByteStats {
+    /// Empty sums for images of `[C, H, W]`.
+    pub(crate) fn new([c, h, w]: [usize; 3]) -> ByteStats {
+        ByteStats {
+            plane: h * w,
+            images: 0,
+            sum: vec![0f64; c],
+            sq: vec![0f64; c],
+        }
+    }
+
+    /// Add one image's C×H×W bytes.
+    pub(crate) fn add(&mut self, px: &[u8]) {
+        for (ch, plane) in px.chunks_exact(self.plane).enumerate() {
             let (s, q) = plane
                 .iter()
                 .fold((0u64, 0u64), |(s, q), &b| (s + b as u64, q + (b as u64) * (b as u64)));
-            sum[ch] += s as f64;
-            sq[ch] += q as f64;
+            self.sum[ch] += s as f64;
+            self.sq[ch] += q as f64;
+        }
+        self.images += 1;
+    }
+
+    /// Mean and population std per channel, as values in [0, 1] (std 1 for a constant channel).
+    pub(crate) fn finish(&self) -> (Vec<f32>, Vec<f32>) {
+        let n = (self.images * self.plane).max(1) as f64;
+        let mean: Vec<f64> = self.sum.iter().map(|s| s / n / 255.0).collect();
+        let std = self
+            .sq
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| {
+                let var = (q / n / (255.0 * 255.0) - m * m).max(0.0);
+                if var.sqrt() > 1e-6 {
+                    var.sqrt() as f32
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        (mean.into_iter().map(|m| m as f32).collect(), std)
+    }
+}
+
+fn cifar(name: &str) -> Option<Cifar> {
+    match name {
+        "cifar10" => Some(Cifar::Ten),
+        "cifar100" => Some(Cifar::HundredFine),
+        _ => None,
+    }
+}
+
+/// Both splits of CIFAR-10 or CIFAR-100 (fine labels), the binary versions, from
+/// `--data-dir` (or its `cifar-10-batches-bin` / `cifar-100-binary` folder), else
+/// `$NABLA_DATA/<name>` or `/usr/share/datasets/<name>`.
+fn load_cifar(cfg: &TrainConfig, kind: Cifar) -> CliResult<(ImageDataset, ImageDataset, PathBuf)> {
+    let name = cfg.dataset.as_str();
+    let mut dirs = Vec::new();
+    if let Some(d) = &cfg.data_dir {
+        if !d.is_dir() {
+            return Err(CliError::new(format!("--data-dir {}: no such directory", d.display())));
+        }
+        dirs.push(d.clone());
+    } else {
+        if let Some(root) = std::env::var_os("NABLA_DATA").filter(|v| !v.is_empty()) {
+            dirs.push(PathBuf::from(&root).join(name));
+        }
+        dirs.push(Path::new("/usr/share/datasets").join(name));
+    }
+    let limits = ReadLimits::default();
+    let mut last = None;
+    for dir in &dirs {
+        match kind.load_dir(dir, Split::Train, &limits) {
+            Ok(train) => return Ok((train, kind.load_dir(dir, Split::Test, &limits)?, dir.clone())),
+            Err(e) => last = Some(e),
         }
     }
-    let n = (ds.len() * h * w).max(1) as f64;
-    let mean: Vec<f64> = sum.iter().map(|s| s / n / 255.0).collect();
-    let std = sq
-        .iter()
-        .zip(&mean)
-        .map(|(q, m)| {
-            let var = (q / n / (255.0 * 255.0) - m * m).max(0.0);
-            if var.sqrt() > 1e-6 {
-                var.sqrt() as f32
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    Ok((mean.into_iter().map(|m| m as f32).collect(), std))
+    let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    Err(CliError::new(format!(
+        "{name}: the binary version ({}) is not in {} (pass --data-dir{})",
+        kind.file_names(Split::Train).join(", "),
+        list.join(" or "),
+        last.map_or(String::new(), |e| format!("; {e}"))
+    )))
+}
+
+/// Per-channel mean and population std of the pixels (as values in [0, 1]).
+pub(crate) fn channel_stats(ds: &ImageDataset) -> CliResult<(Vec<f32>, Vec<f32>)> {
+    let mut st = ByteStats::new(ds.image_shape());
+    for i in 0..ds.len() {
+        st.add(ds.pixels(i)?);
+    }
+    Ok(st.finish())
+}
+
+/// The normalization `--normalize` asks for over `channels` channels; `auto` computes it
+/// with `auto` (the training images' statistics).
+pub(crate) fn normalization(
+    cfg: &TrainConfig,
+    channels: usize,
+    auto: impl FnOnce() -> CliResult<(Vec<f32>, Vec<f32>)>,
+) -> CliResult<(Vec<f32>, Vec<f32>)> {
+    use crate::config::images::{IMAGENET_MEAN, IMAGENET_STD};
+    Ok(match cfg.images.normalize() {
+        "none" => (vec![0.0; channels], vec![1.0; channels]),
+        // Grey images take the mean of the three channels' statistics.
+        "imagenet" if channels == 1 => (
+            vec![IMAGENET_MEAN.iter().sum::<f32>() / 3.0],
+            vec![IMAGENET_STD.iter().sum::<f32>() / 3.0],
+        ),
+        "imagenet" => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
+        _ => auto()?,
+    })
 }
 
 /// Load the data a configuration names.
 pub fn load(cfg: &TrainConfig) -> CliResult<Data> {
+    load_for(cfg, None)
+}
+
+/// Load the data a configuration names; `fixed` (`[C, H, W]`, from a checkpoint) fixes an
+/// image folder's input shape, and then its images are decoded on access and its
+/// normalization is left to the checkpoint (what `nabla eval` needs).
+pub fn load_for(cfg: &TrainConfig, fixed: Option<[usize; 3]>) -> CliResult<Data> {
     if cfg.data.is_some() || cfg.dataset == "csv" {
         return load_csv(cfg);
+    }
+    if cfg.dataset == "imagefolder" {
+        return super::imagefolder::load(cfg, fixed);
+    }
+    let ic = &cfg.images;
+    for (flag, given) in [("--image-size", ic.image_size.is_some()), ("--strict", ic.strict)] {
+        if given {
+            return Err(CliError::new(format!(
+                "{flag} applies to --dataset imagefolder (here {})",
+                cfg.dataset
+            )));
+        }
     }
     if cfg.task == Task::Regression {
         return Err(CliError::new(
@@ -162,7 +277,7 @@ pub fn load(cfg: &TrainConfig) -> CliResult<Data> {
     let val = (!val_idx.is_empty())
         .then(|| subset(&full, &val_idx, &dir))
         .transpose()?;
-    let normalize = channel_stats(&train)?;
+    let normalize = normalization(cfg, shape[0], || channel_stats(&train))?;
     Ok(Data {
         train: Arc::new(train),
         val: val.map(|v| Arc::new(v) as Arc<dyn Dataset>),
@@ -178,7 +293,7 @@ pub fn load(cfg: &TrainConfig) -> CliResult<Data> {
 
 /// How many of `n` training samples to hold out: `--val-size`, else `--val-fraction`,
 /// else `default_fraction` of them.
-fn held_out(cfg: &TrainConfig, n: usize, default_fraction: f64) -> usize {
+pub(crate) fn held_out(cfg: &TrainConfig, n: usize, default_fraction: f64) -> usize {
     match (cfg.val_size, cfg.val_fraction) {
         (Some(k), _) => k,
         (None, f) => (n as f64 * f.unwrap_or(default_fraction)).round() as usize,
@@ -187,7 +302,7 @@ fn held_out(cfg: &TrainConfig, n: usize, default_fraction: f64) -> usize {
 
 /// A seeded split of `0..n` into `n_val` validation indices and the training rest, each in
 /// ascending order (the same seed gives the same split, whatever `--limit` asks).
-fn split_indices(n: usize, n_val: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
+pub(crate) fn split_indices(n: usize, n_val: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut order: Vec<usize> = (0..n).collect();
     Generator::new(seed ^ 0x5EED_5B11).shuffle(&mut order);
     let (val, train) = order.split_at(n_val.min(n));
@@ -415,6 +530,46 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(e.contains("too few"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cifar10_binaries_load_with_the_asked_normalization() {
+        let dir = std::env::temp_dir().join(format!("nabla-cifar-{}", std::process::id()));
+        let bin = dir.join("cifar-10-batches-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        // Record r: label r % 10, every pixel of channel c equal to 10·c + r.
+        let batch = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|r| {
+                    let px = (0..3).flat_map(move |c| std::iter::repeat_n((10 * c + r) as u8, 1024));
+                    std::iter::once((r % 10) as u8).chain(px)
+                })
+                .collect()
+        };
+        for i in 1..=5 {
+            std::fs::write(bin.join(format!("data_batch_{i}.bin")), batch(4)).unwrap();
+        }
+        std::fs::write(bin.join("test_batch.bin"), batch(3)).unwrap();
+        let cfg = TrainConfig {
+            dataset: "cifar10".into(),
+            data_dir: Some(dir.clone()),
+            val_size: Some(2),
+            ..TrainConfig::default()
+        };
+        let d = load(&cfg).unwrap();
+        assert_eq!(
+            (d.train.len(), d.test.as_ref().unwrap().len(), d.classes[3].as_str()),
+            (18, 3, "cat")
+        );
+        assert_eq!(d.input_shape, [3, 32, 32]);
+        let mut none = cfg.clone();
+        none.images.normalize = Some("none".into());
+        assert_eq!(load(&none).unwrap().normalize, (vec![0.0; 3], vec![1.0; 3]));
+        let mut sized = cfg.clone();
+        sized.images.image_size = Some([8, 8]);
+        let e = load(&sized).err().unwrap().to_string();
+        assert!(e.contains("--image-size applies to --dataset imagefolder"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -8,6 +8,7 @@
 
 pub mod data;
 pub mod folder;
+pub mod imagefolder;
 pub mod report;
 pub mod setup;
 pub mod task;
