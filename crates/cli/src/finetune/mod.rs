@@ -137,7 +137,16 @@ fn resolve(a: &FinetuneArgs, meta: Option<&RunMeta>) -> CliResult<TrainConfig> {
             a.from.display()
         )));
     }
-    crate::train::resolve_over(t, Some(base))
+    let mut cfg = crate::train::resolve_over(t, Some(base))?;
+    // Images come at the size the source was trained at, unless asked otherwise.
+    if let (Some([_, h, w]), None, "imagefolder") = (
+        meta.map(|m| &m.input_shape[..]),
+        cfg.images.image_size,
+        cfg.dataset.as_str(),
+    ) {
+        cfg.images.image_size = Some([*h, *w]);
+    }
+    Ok(cfg)
 }
 
 /// Cache what the frozen body gives the head for every sample of `ds` (evaluation mode, no
@@ -180,8 +189,9 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
     }
     let stop = nabla_train::stop_on_ctrl_c()?;
     let mut data = crate::trainer::data::load(&cfg)?;
-    // The body learnt its features on inputs normalized as the source's were.
-    if let Some(m) = &src.meta {
+    // The body learnt its features on inputs normalized as the source's were (unless
+    // --normalize says otherwise).
+    if let Some(m) = src.meta.as_ref().filter(|_| cfg.images.normalize.is_none()) {
         if data.input_shape.len() == 3 && m.normalize.0.len() == data.normalize.0.len() {
             data.normalize = m.normalize.clone();
         }
