@@ -281,6 +281,10 @@ fn bad_input_gets_one_line_naming_it() {
             "drop --augment",
         ),
         (vec!["--from", s(&tmp.0)], "no such file"),
+        (
+            vec!["--from", s(&src), "--train-layers", "features.3,"],
+            "an empty layer name",
+        ),
     ];
     for (i, (args, want)) in cases.iter().enumerate() {
         let out = tmp.0.join(format!("bad{i}"));

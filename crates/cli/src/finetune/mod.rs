@@ -92,6 +92,15 @@ enum Plan {
 impl FinetuneArgs {
     fn plan(&self) -> CliResult<Plan> {
         let probing = self.probe_layer.is_some() || self.probe_features;
+        if self
+            .train_layers
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|p| p.trim().is_empty()))
+        {
+            return Err(CliError::new(
+                "--train-layers: an empty layer name (give name prefixes, e.g. features.3,classifier)",
+            ));
+        }
         let plan = match (self.strategy.as_deref(), &self.train_layers) {
             (_, Some(l)) => Plan::Layers(l.clone()),
             (Some("probe"), _) => Plan::Probe,
@@ -355,6 +364,11 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
     let best = match nabla_train::fit(&mut task, loader, val_loader.as_ref(), &fit, &stop)? {
         nabla_train::Outcome::Stopped(last) => {
             println!("stopped; last weights in {}", last.display());
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                std::process::exit(130);
+            }
             return Ok(());
         }
         nabla_train::Outcome::Finished { best } => best,
