@@ -10,11 +10,26 @@ use std::path::PathBuf;
 
 /// Score a checkpoint written by `nabla train` on the test split of its data set.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  nabla eval --checkpoint runs/lenet5-fashion-mnist/version_0/best.safetensors")]
+#[command(
+    after_help = "Examples:\n  nabla eval --checkpoint runs/lenet5-fashion-mnist/version_0/best.safetensors\n  \
+                  nabla eval -c runs/a/best.safetensors -c runs/b/best.safetensors --combine vote --tta flips"
+)]
 pub struct EvalArgs {
-    /// The checkpoint (last.safetensors or best.safetensors of a run folder)
-    #[arg(long, short = 'c', value_name = "FILE")]
-    checkpoint: PathBuf,
+    /// The checkpoint (last.safetensors or best.safetensors of a run folder); several make
+    /// an ensemble (image classifiers of any architecture, each with its own preprocessing)
+    #[arg(long, short = 'c', value_name = "FILE", required = true)]
+    checkpoint: Vec<PathBuf>,
+    /// With several --checkpoint: how the members' outputs make one prediction, mean-prob
+    /// (the highest mean probability) or vote (the class most members put first; ties go
+    /// to the higher mean probability) [default: mean-prob]
+    #[arg(long, value_name = "HOW", value_parser = ["mean-prob", "vote"])]
+    combine: Option<String>,
+    /// Test-time augmentation, the softmax averaged over views of each image: flips (the
+    /// image and its mirror), ten-crop (AlexNet's four corners and centre of a 256/224
+    /// enlargement, and their mirrors) or multiscale (scales 0.875, 1, 1.125, padded or
+    /// cropped back) [default: none]
+    #[arg(long, value_name = "HOW", default_value = "none", value_parser = ["none", "flips", "ten-crop", "multiscale"])]
+    tta: String,
     /// Where to look for the data set first (default: as when training)
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -39,14 +54,34 @@ pub struct EvalArgs {
 
 /// Run `nabla eval`.
 pub fn run(args: EvalArgs) -> CliResult<()> {
-    let ck = crate::trainer::setup::read_checkpoint(&args.checkpoint, "")?;
-    let meta = crate::trainer::setup::RunMeta::from_checkpoint(&ck, &args.checkpoint)?;
+    if crate::ensemble::wanted(&args.checkpoint, &args.tta) {
+        if args.save_detections.is_some() || args.data.is_some() {
+            return Err(CliError::new(
+                "--save-detections and --data take one checkpoint without --tta (ensembles and --tta score image classifiers)",
+            ));
+        }
+        let req = crate::ensemble::EvalRequest {
+            checkpoints: &args.checkpoint,
+            combine: args.combine.as_deref().unwrap_or("mean-prob"),
+            tta: crate::tta::Tta::parse(&args.tta)?,
+            data_dir: args.data_dir,
+            batch: args.batch_size,
+            json: args.json,
+        };
+        return crate::ensemble::eval(&req);
+    }
+    if args.combine.is_some() {
+        return Err(CliError::new("--combine needs several --checkpoint (an ensemble)"));
+    }
+    let checkpoint = args.checkpoint[0].clone();
+    let ck = crate::trainer::setup::read_checkpoint(&checkpoint, "")?;
+    let meta = crate::trainer::setup::RunMeta::from_checkpoint(&ck, &checkpoint)?;
     let task = meta.config.task;
     if let Some(t) = &args.task {
         if t != task.name() {
             return Err(CliError::new(format!(
                 "{}: a checkpoint of --task {}, not {t}",
-                args.checkpoint.display(),
+                checkpoint.display(),
                 task.name()
             )));
         }
@@ -54,13 +89,13 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
     if args.save_detections.is_some() && task != crate::config::Task::Detect {
         return Err(CliError::new(format!(
             "--save-detections: {} is a checkpoint of --task {}; detections come from --task detect checkpoints",
-            args.checkpoint.display(),
+            checkpoint.display(),
             task.name()
         )));
     }
     if task == crate::config::Task::Detect {
         let req = crate::detect_task::tools::EvalRequest {
-            checkpoint: &args.checkpoint,
+            checkpoint: &checkpoint,
             data_dir: args.data_dir,
             batch: args.batch_size,
             json: args.json,
@@ -69,9 +104,9 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
         return crate::detect_task::tools::eval(&meta, &ck, &req);
     }
     drop(ck);
-    let (model, meta, ck) = load_trained(&args.checkpoint)?;
+    let (model, meta, ck) = load_trained(&checkpoint)?;
     if meta.config.task.on_scenes() {
-        let (path, dir) = (&args.checkpoint, args.data_dir);
+        let (path, dir) = (&checkpoint, args.data_dir);
         return crate::scenes_task::tools::eval(model.as_ref(), &meta, ck.epoch, path, dir, args.batch_size, args.json);
     }
     let mut cfg = meta.config.clone();
@@ -102,7 +137,7 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
     let ev = evaluate(model.as_ref(), &loader, kind, meta.classes.len(), meta.target_scale)?;
     if args.json {
         let mut out = json!({
-            "checkpoint": args.checkpoint.to_string_lossy(),
+            "checkpoint": checkpoint.to_string_lossy(),
             "model": meta.model,
             "epoch": ck.epoch,
             "dataset": cfg.dataset,
@@ -132,7 +167,7 @@ pub fn run(args: EvalArgs) -> CliResult<()> {
     }
     println!(
         "{}: {} after epoch {} on {} ({} samples from {})",
-        args.checkpoint.display(),
+        checkpoint.display(),
         meta.model,
         ck.epoch,
         cfg.dataset,

@@ -7,6 +7,7 @@ mod completions;
 mod config;
 mod data_cmd;
 mod detect_task;
+mod ensemble;
 mod error;
 mod eval;
 mod filter;
@@ -24,6 +25,7 @@ mod scenes_task;
 mod summary;
 mod train;
 mod trainer;
+mod tta;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;

@@ -25,9 +25,21 @@ use std::path::PathBuf;
                         (--invert auto, the default, tells them by their border)."
 )]
 pub struct PredictArgs {
-    /// The checkpoint (best.safetensors or last.safetensors of a run folder)
-    #[arg(long, short = 'c', value_name = "FILE")]
-    checkpoint: PathBuf,
+    /// The checkpoint (best.safetensors or last.safetensors of a run folder); several make
+    /// an ensemble (image classifiers, each with its own preprocessing)
+    #[arg(long, short = 'c', value_name = "FILE", required = true)]
+    checkpoint: Vec<PathBuf>,
+    /// With several --checkpoint: how the members' outputs make one prediction, mean-prob
+    /// (the highest mean probability) or vote (the class most members put first; ties go
+    /// to the higher mean probability) [default: mean-prob]
+    #[arg(long, value_name = "HOW", value_parser = ["mean-prob", "vote"])]
+    combine: Option<String>,
+    /// Test-time augmentation, the softmax averaged over views of each image: flips (the
+    /// image and its mirror), ten-crop (AlexNet's four corners and centre of a 256/224
+    /// enlargement, and their mirrors) or multiscale (scales 0.875, 1, 1.125, padded or
+    /// cropped back) [default: none]
+    #[arg(long, value_name = "HOW", default_value = "none", value_parser = ["none", "flips", "ten-crop", "multiscale"])]
+    tta: String,
     /// PNG or JPEG images; for a model trained on a table, one CSV file of rows with its
     /// columns (predictions are written as CSV)
     #[arg(value_name = "IMAGE|FILE.csv", required = true)]
@@ -200,8 +212,29 @@ pub(crate) fn model_input(meta: &RunMeta, path: &Path, invert: &str) -> CliResul
 
 /// Run `nabla predict`.
 pub fn run(args: PredictArgs) -> CliResult<()> {
-    let ck = crate::trainer::setup::read_checkpoint(&args.checkpoint, "")?;
-    let meta = crate::trainer::setup::RunMeta::from_checkpoint(&ck, &args.checkpoint)?;
+    if crate::ensemble::wanted(&args.checkpoint, &args.tta) {
+        if args.output.is_some() || args.score_threshold.is_some() {
+            return Err(CliError::new(
+                "--output and --score-threshold take one checkpoint without --tta (ensembles and --tta classify images)",
+            ));
+        }
+        let req = crate::ensemble::PredictRequest {
+            checkpoints: &args.checkpoint,
+            images: &args.images,
+            combine: args.combine.as_deref().unwrap_or("mean-prob"),
+            tta: crate::tta::Tta::parse(&args.tta)?,
+            top: args.top,
+            invert: &args.invert,
+            json: args.json,
+        };
+        return crate::ensemble::predict(&req);
+    }
+    if args.combine.is_some() {
+        return Err(CliError::new("--combine needs several --checkpoint (an ensemble)"));
+    }
+    let checkpoint = args.checkpoint[0].clone();
+    let ck = crate::trainer::setup::read_checkpoint(&checkpoint, "")?;
+    let meta = crate::trainer::setup::RunMeta::from_checkpoint(&ck, &checkpoint)?;
     if meta.config.task == crate::config::Task::Detect {
         let threshold = args.score_threshold.unwrap_or(0.5);
         if !(0.0..=1.0).contains(&threshold) {
@@ -221,12 +254,12 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
     if args.score_threshold.is_some() {
         return Err(CliError::new(format!(
             "--score-threshold: {} is a checkpoint of --task {}; it applies to detectors (--task detect)",
-            args.checkpoint.display(),
+            checkpoint.display(),
             meta.config.task.name()
         )));
     }
     drop(ck);
-    let (model, meta, _) = load_trained(&args.checkpoint)?;
+    let (model, meta, _) = load_trained(&checkpoint)?;
     if meta.config.task.on_scenes() {
         let out = args.output.as_deref();
         return crate::scenes_task::tools::predict(model.as_ref(), &meta, &args.images, out, &args.invert, args.json);
@@ -237,7 +270,7 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
             let [file] = &args.images[..] else {
                 return Err(CliError::new(format!(
                     "{}: a table model predicts the rows of one CSV file, got {} files",
-                    args.checkpoint.display(),
+                    checkpoint.display(),
                     args.images.len()
                 )));
             };

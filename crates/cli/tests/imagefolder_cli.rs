@@ -102,3 +102,99 @@ fn train_eval_and_predict_on_an_image_folder() {
     assert_eq!(missing.status.code(), Some(1), "{e}");
     assert!(e.contains("no such directory") && e.lines().count() == 1, "{e}");
 }
+
+#[test]
+fn ensembles_of_different_architectures_and_sizes_with_tta() {
+    let tmp = TempDir::new("ensemble");
+    let data = tmp.0.join("pics");
+    write_rgb(&data.join("train"), 12);
+    write_rgb(&data.join("val"), 4);
+    let train = |name: &str, extra: &[&str]| {
+        let out = tmp.0.join(name);
+        let mut a = vec![
+            "train",
+            "--dataset",
+            "imagefolder",
+            "--data-dir",
+            s(&data),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "6",
+        ];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--out", s(&out)]);
+        ok(&a);
+        out.join("best.safetensors")
+    };
+    let a = train("lenet", &["--image-size", "16", "--lr", "0.02"]);
+    let b = train(
+        "mlp",
+        &["--model", "mlp", "--image-size", "12", "--hidden", "16", "--lr", "0.05"],
+    );
+    for combine in ["mean-prob", "vote"] {
+        let j: serde_json::Value =
+            serde_json::from_str(&ok(&["eval", "-c", s(&a), "-c", s(&b), "--combine", combine, "--json"])).unwrap();
+        let members = j["members"].as_array().unwrap();
+        assert_eq!(
+            (members.len(), j["samples"].as_u64(), j["combine"].as_str()),
+            (2, Some(12), Some(combine)),
+            "{j}"
+        );
+        assert!(
+            j["accuracy"].as_f64().unwrap() >= 0.0 && members[1]["model"] == "mlp",
+            "{j}"
+        );
+    }
+    let text_out = ok(&["eval", "-c", s(&a), "-c", s(&b), "--tta", "ten-crop"]);
+    assert!(
+        text_out.contains("ensemble (mean-prob)") && text_out.contains("--tta ten-crop"),
+        "{text_out}"
+    );
+    assert_eq!(text_out.lines().filter(|l| l.contains('%')).count(), 3, "{text_out}");
+    let png = data.join("val").join("blue").join("1.png");
+    let p = ok(&[
+        "predict",
+        "-c",
+        s(&a),
+        "-c",
+        s(&b),
+        s(&png),
+        "--combine",
+        "vote",
+        "--tta",
+        "flips",
+        "-k",
+        "1",
+    ]);
+    assert!(p.contains("/2 votes"), "{p}");
+    // Another class list: refused, naming both lists.
+    let two = tmp.0.join("two");
+    for c in ["blue", "red"] {
+        let from = data.join("train").join(c);
+        std::fs::create_dir_all(two.join(c)).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, two.join(c).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let out = tmp.0.join("two-run");
+    ok(&[
+        "train",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        s(&two),
+        "--epochs",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    let res = nabla(&["eval", "-c", s(&a), "-c", s(&out.join("best.safetensors"))]);
+    let e = text(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("[blue, red]") && e.contains("[blue, green, red]") && e.lines().count() == 1,
+        "{e}"
+    );
+}

@@ -64,6 +64,16 @@ fn a_flat_folder_is_split_seeded_and_the_cache_matches_decoding() {
     let lazy = load(&cfg(&dir), Some([3, 8, 8])).unwrap();
     assert_eq!(samples(&lazy.train), samples(&d.train));
     assert_eq!(samples(lazy.val.as_ref().unwrap()), samples(d.val.as_ref().unwrap()));
+    // And the same normalized, shuffled batches through the loader.
+    let batches = |ds: &Arc<dyn Dataset>| -> Vec<(Vec<f32>, Vec<usize>)> {
+        let l = crate::trainer::make_loader(ds.clone(), 8, &d.input_shape, &d.normalize, false)
+            .unwrap()
+            .shuffle(true);
+        l.epoch(1)
+            .map(|b| b.map(|b| (b.inputs.to_vec_f32(), b.labels)).unwrap())
+            .collect()
+    };
+    assert_eq!(batches(&lazy.train), batches(&d.train));
     // The auto normalization is the training images' statistics, per channel.
     let mut st = ByteStats::new([3, 8, 8]);
     for (x, _) in samples(&d.train) {
