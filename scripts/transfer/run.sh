@@ -3,7 +3,8 @@
 # classes 0-4 (the source), then for each target (Fashion-MNIST classes 5-9, similar; the
 # 8x8 handwritten digits upsampled to 28x28, very different; each with little and with more
 # labelled data): training from scratch vs a linear probe on the top layer vs linear
-# probes on earlier stages vs fine-tuning the top block vs fine-tuning everything.
+# probes on earlier stages (globally pooled, and pooled to 4x4) vs fine-tuning the top
+# block vs fine-tuning everything.
 # Test accuracy on the target's held-out images, the mean over SEEDS (the seed of the new
 # head's initialization and of the shuffles; the labelled subsets are fixed).
 #
@@ -35,12 +36,15 @@ echo "source: lenet5 on Fashion-MNIST classes 0-4, $SOURCE_EPOCHS epochs"
   -o "$OUT/source" --overwrite | tail -1
 SRC="$OUT/source/best.safetensors"
 
-METHODS=(scratch probe-top probe-features.2 probe-features.5 probe-classifier.1 top full)
+METHODS=(scratch probe-top probe-features.2 probe-features.2:4 probe-features.5 probe-features.5:4 probe-classifier.1
+  top full)
 declare -A NAME=(
   [scratch]="from scratch"
   [probe-top]="linear probe, top (fc2, 84)"
   [probe-features.2]="linear probe, conv1/pool (features.2, 6 pooled)"
+  [probe-features.2:4]="linear probe, conv1/pool pooled 4×4 (96)"
   [probe-features.5]="linear probe, conv2/pool (features.5, 16 pooled)"
+  [probe-features.5:4]="linear probe, conv2/pool pooled 4×4 (256)"
   [probe-classifier.1]="linear probe, fc1 (classifier.1, 120)"
   [top]="fine-tune top (classifier: fc1, fc2, head)"
   [full]="fine-tune all"
@@ -57,10 +61,13 @@ for t in "${TARGETS[@]}"; do
     accs=()
     for seed in $SEEDS; do
       common=(--dataset imagefolder --data-dir "$DATA/$t" --val-size 0 ${SCHED[$t]} --seed "$seed"
-        -o "$OUT/$t/$m-s$seed" --overwrite)
+        -o "$OUT/$t/${m/:/-pool}-s$seed" --overwrite)
       case $m in
         scratch) a=$("$NABLA" train "${common[@]}" | acc) ;;
         probe-top) a=$("$NABLA" finetune --from "$SRC" --strategy probe --probe-features "${common[@]}" | acc) ;;
+        probe-*:*) stage=${m#probe-}
+          a=$("$NABLA" finetune --from "$SRC" --strategy probe --probe-features \
+            --probe-layer "${stage%:*}" --probe-pool "${m##*:}" "${common[@]}" | acc) ;;
         probe-*) a=$("$NABLA" finetune --from "$SRC" --strategy probe --probe-features \
           --probe-layer "${m#probe-}" "${common[@]}" | acc) ;;
         *) a=$("$NABLA" finetune --from "$SRC" --strategy "$m" "${common[@]}" | acc) ;;

@@ -140,6 +140,11 @@ fn probe_features_give_the_head_that_probing_through_the_network_gives() {
     for (tag, extra, head) in [
         ("top", &[][..], "classifier.4"),
         ("stage", &["--probe-layer", "features.5"][..], "probe"),
+        (
+            "pooled",
+            &["--probe-layer", "features.2", "--probe-pool", "2"][..],
+            "probe",
+        ),
     ] {
         let probe = [&["--strategy", "probe"][..], extra].concat();
         let (through, _) = finetune(&tmp.0, &src, &format!("{tag}-net"), &probe);

@@ -14,7 +14,7 @@
 use crate::error::{CliError, CliResult};
 use nabla_core::Tensor;
 use nabla_models::{ConvNet, Mlp, ModelConfig, ResNet};
-use nabla_nn::{Children, Mode, Module, Param, Sequential};
+use nabla_nn::{AdaptiveAvgPool2d, Children, Mode, Module, Param, Sequential};
 use std::sync::Mutex;
 
 /// A zoo model of a family finetune knows.
@@ -119,9 +119,10 @@ impl Body {
         )))
     }
 
-    /// The output of `stage` (`None`: the head's input), pooled over space when it is a
-    /// feature map: `[N, D]`.
-    pub fn forward_to(&self, x: &Tensor, stage: Option<&str>, mode: Mode) -> nabla_nn::Result<Tensor> {
+    /// The output of `stage` (`None`: the head's input) as `[N, D]`: a feature map is
+    /// average-pooled to `pool`×`pool` (1: globally; PyTorch's `adaptive_avg_pool2d`
+    /// windows) and flattened.
+    pub fn forward_pooled(&self, x: &Tensor, stage: Option<&str>, pool: usize, mode: Mode) -> nabla_nn::Result<Tensor> {
         let stop = |name: &str| stage == Some(name);
         // Run `seq` (named `prefix`) up to and including the index a stage names, or up
         // to `end` (exclusive) with no stage there.
@@ -171,14 +172,14 @@ impl Body {
                 y
             }
         };
-        if y.rank() == 4 {
-            Ok(y.mean(&[2, 3], false)?)
-        } else {
-            Ok(y)
+        match (y.rank(), pool) {
+            (4, 1) => Ok(y.mean(&[2, 3], false)?),
+            (4, p) => Ok(AdaptiveAvgPool2d::new([p, p]).forward(&y, mode)?.flatten(1, -1)?),
+            _ => Ok(y),
         }
     }
 
-    /// The head applied to its input ([`Body::forward_to`] with no stage).
+    /// The head applied to its input ([`Body::forward_pooled`] with no stage).
     pub fn forward_head(&self, h: &Tensor, mode: Mode) -> nabla_nn::Result<Tensor> {
         match self {
             Body::Res(n) => match &n.fc {
@@ -244,7 +245,7 @@ mod tests {
             let x = input(&[3, 1, 28, 28]);
             let whole = b.forward(&x, Mode::Eval).unwrap().to_vec_f64();
             let split = b
-                .forward_head(&b.forward_to(&x, None, Mode::Eval).unwrap(), Mode::Eval)
+                .forward_head(&b.forward_pooled(&x, None, 1, Mode::Eval).unwrap(), Mode::Eval)
                 .unwrap();
             assert_eq!(split.to_vec_f64(), whole, "{name}");
         }
@@ -259,13 +260,27 @@ mod tests {
             .iter()
             .map(|s| {
                 lenet
-                    .forward_to(&input(&[2, 1, 28, 28]), Some(s), Mode::Eval)
+                    .forward_pooled(&input(&[2, 1, 28, 28]), Some(s), 1, Mode::Eval)
                     .unwrap()
                     .shape()
                     .to_vec()
             })
             .collect();
         assert_eq!(shapes, [vec![2, 6], vec![2, 16], vec![2, 120], vec![2, 84]]);
+        // Pooled to 2×2 instead (14×14 maps: four 7×7 windows): four numbers per channel,
+        // whose mean is the global pool's.
+        let x = input(&[2, 1, 28, 28]);
+        let four = lenet.forward_pooled(&x, Some("features.2"), 2, Mode::Eval).unwrap();
+        assert_eq!(four.shape(), &[2, 24]);
+        let global = lenet
+            .forward_pooled(&x, Some("features.2"), 1, Mode::Eval)
+            .unwrap()
+            .to_vec_f64();
+        let f = four.to_vec_f64();
+        for (i, g) in global.iter().enumerate() {
+            let m = f[4 * i..4 * i + 4].iter().sum::<f64>() / 4.0;
+            assert!((m - g).abs() < 1e-5 * (1.0 + g.abs()), "{i}: {m} vs {g}");
+        }
         let mlp = Body::build("mlp", &mc).unwrap();
         assert_eq!(
             (mlp.head(), mlp.top(), mlp.stages()),
@@ -290,10 +305,13 @@ mod tests {
         let x = input(&[2, 1, 16, 16]);
         let whole = b.forward(&x, Mode::Eval).unwrap().to_vec_f64();
         let split = b
-            .forward_head(&b.forward_to(&x, None, Mode::Eval).unwrap(), Mode::Eval)
+            .forward_head(&b.forward_pooled(&x, None, 1, Mode::Eval).unwrap(), Mode::Eval)
             .unwrap();
         assert_eq!(split.to_vec_f64(), whole);
-        assert_eq!(b.forward_to(&x, Some("layer2"), Mode::Eval).unwrap().shape(), &[2, 128]);
+        assert_eq!(
+            b.forward_pooled(&x, Some("layer2"), 1, Mode::Eval).unwrap().shape(),
+            &[2, 128]
+        );
         assert_eq!((b.head(), b.top()), ("fc".into(), vec!["layer4".into()]));
         assert!(Body::build("segnet", &mc).is_err());
     }

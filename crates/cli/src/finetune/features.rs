@@ -11,8 +11,9 @@ use nabla_nn::{Mode, Module};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Export a stage's activations (globally average-pooled feature maps) and the labels of a
-/// split, as `features` [N, D] and `labels` [N] (float64) in a safetensors file.
+/// Export a stage's activations (feature maps average-pooled, globally or to --pool N×N)
+/// and the labels of a split, as `features` [N, D] and `labels` [N] (float64) in a
+/// safetensors file.
 ///
 /// The stages per family are those of nabla finetune --help (lenet5: features.2, features.5,
 /// classifier.1, classifier.3; resnet*: layer1..layer4). Reads the data set the checkpoint
@@ -32,6 +33,10 @@ pub struct FeaturesArgs {
     /// train (the samples the run trained on) or test
     #[arg(long, value_name = "SPLIT", default_value = "test", value_parser = ["train", "test"])]
     split: String,
+    /// Average-pool feature maps to N×N (N·N numbers per channel) instead of globally
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pool: usize,
     /// Where the data set is, if not where the run found it
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -72,7 +77,7 @@ pub fn run(a: FeaturesArgs) -> CliResult<()> {
     let (mut rows, mut labels) = (Vec::new(), Vec::new());
     for b in loader.epoch(0) {
         let b = b?;
-        rows.push(body.forward_to(&b.inputs, Some(&a.layer), Mode::Eval)?);
+        rows.push(body.forward_pooled(&b.inputs, Some(&a.layer), a.pool, Mode::Eval)?);
         labels.extend(b.labels.iter().map(|&l| l as f64));
     }
     let refs: Vec<&Tensor> = rows.iter().collect();

@@ -15,11 +15,11 @@ use crate::trainer::setup::{model_config, RunMeta};
 use crate::trainer::{folder, make_loader, task::Supervised};
 use body::Body;
 use clap::Args;
-use nabla_core::{DType, Tensor};
+use nabla_core::Tensor;
 use nabla_data::Dataset;
 use nabla_nn::module::under;
 use nabla_nn::optim::ParamGroup;
-use nabla_nn::{Mode, Module};
+use nabla_nn::Module;
 use net::{FineTuneNet, Pass};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,6 +70,11 @@ pub struct FinetuneArgs {
     /// the head on that (no augmentation)
     #[arg(long)]
     probe_features: bool,
+    /// Probe: average-pool the --probe-layer stage's feature maps to N×N (N·N numbers per
+    /// channel) instead of globally
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "probe_layer",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    probe_pool: usize,
     #[command(flatten)]
     train: TrainArgs,
 }
@@ -237,13 +242,7 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
     let mut net = FineTuneNet::new(body);
     if let Some(stage) = &a.probe_layer {
         net.body.check_stage(stage, "--probe-layer")?;
-        let mut one = vec![1];
-        one.extend_from_slice(&data.input_shape);
-        let width = net
-            .body
-            .forward_to(&Tensor::zeros(&one, DType::F32), Some(stage), Mode::Eval)?
-            .shape()[1];
-        net = net.with_probe(stage, width, classes, cfg.seed);
+        net = net.with_probe(stage, a.probe_pool, &data.input_shape, classes, cfg.seed)?;
     }
     let head = net.head_name();
     match &plan {

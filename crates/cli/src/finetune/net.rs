@@ -27,6 +27,8 @@ pub struct FineTuneNet {
     pub probe: Option<(String, Linear)>,
     /// How the forward pass runs.
     pub pass: Pass,
+    /// The probe reads its stage's feature maps average-pooled to this size squared.
+    pub pool: usize,
 }
 
 impl FineTuneNet {
@@ -36,14 +38,28 @@ impl FineTuneNet {
             body,
             probe: None,
             pass: Pass::Whole,
+            pool: 1,
         }
     }
 
-    /// Add a probe on `stage` of `width` features for `classes` classes, initialized from `seed`.
-    pub fn with_probe(mut self, stage: &str, width: usize, classes: usize, seed: u64) -> FineTuneNet {
+    /// Add a probe on `stage` pooled to `pool`×`pool`, for `classes` classes, initialized
+    /// from `seed`; `input` is the shape of one sample (to find the probe's width).
+    pub fn with_probe(
+        mut self,
+        stage: &str,
+        pool: usize,
+        input: &[usize],
+        classes: usize,
+        seed: u64,
+    ) -> nabla_nn::Result<FineTuneNet> {
+        let mut one = vec![1];
+        one.extend_from_slice(input);
+        let x = Tensor::zeros(&one, nabla_core::DType::F32);
+        let width = self.body.forward_pooled(&x, Some(stage), pool, Mode::Eval)?.shape()[1];
         let mut g = Generator::new(seed ^ 0x9B0B_E5EE);
         self.probe = Some((stage.to_string(), Linear::new(width, classes, &mut g)));
-        self
+        self.pool = pool;
+        Ok(self)
     }
 
     /// The name of the trained head: `probe`, or the body's own head.
@@ -61,7 +77,7 @@ impl FineTuneNet {
 
     /// The frozen body's output that the head reads (evaluation mode).
     pub fn features(&self, x: &Tensor) -> nabla_nn::Result<Tensor> {
-        self.body.forward_to(x, self.stage(), Mode::Eval)
+        self.body.forward_pooled(x, self.stage(), self.pool, Mode::Eval)
     }
 
     fn head(&self, h: &Tensor, mode: Mode) -> nabla_nn::Result<Tensor> {
