@@ -4,8 +4,8 @@
 #   scripts/ensemble.sh            # train what is missing, then score everything
 #   STAGE=eval scripts/ensemble.sh # score runs trained before
 #
-# Trains the default LeNet-5 with seeds 0-4, an MLP and the classic LeNet-5 (tanh, average
-# pooling), then scores each checkpoint alone, the 5 seeds as an ensemble (mean of the
+# Trains the default LeNet-5 with seeds 0-4, an MLP, the classic LeNet-5 (tanh, average
+# pooling) and a LeNet-5 with --augment (random crops and flips), then scores each checkpoint alone, the 5 seeds as an ensemble (mean of the
 # probabilities, and majority vote), the architectures fused, and test-time augmentation.
 # Set NABLA to the binary (default: target/release/nabla) and RUNS to the run folder root.
 set -euo pipefail
@@ -28,6 +28,8 @@ if [ "$STAGE" != eval ]; then
     done
     train mlp --model mlp --hidden 256
     train lenet5-classic --variant classic
+    # Trained on random crops and mirrors, the views test-time augmentation shows.
+    train lenet5-augment --augment
 fi
 [ "$STAGE" = train ] && exit 0
 
@@ -45,6 +47,12 @@ echo "== LeNet-5 + MLP + classic LeNet-5, mean of probabilities"
 for tta in flips ten-crop multiscale; do
     echo "== LeNet-5 seed 0, --tta $tta"
     "$NABLA" eval --checkpoint "$(ck lenet5-s0)" --tta "$tta"
+done
+echo "== LeNet-5 trained with --augment"
+"$NABLA" eval --checkpoint "$(ck lenet5-augment)" | grep '^accuracy'
+for tta in flips ten-crop multiscale; do
+    echo "== LeNet-5 trained with --augment, --tta $tta"
+    "$NABLA" eval --checkpoint "$(ck lenet5-augment)" --tta "$tta"
 done
 echo "== 5 seeds of LeNet-5, mean of probabilities, --tta flips"
 "$NABLA" eval "${seeds[@]}" --combine mean-prob --tta flips

@@ -185,14 +185,20 @@ fn load_cifar(cfg: &TrainConfig, kind: Cifar) -> CliResult<(ImageDataset, ImageD
     for dir in &dirs {
         match kind.load_dir(dir, Split::Train, &limits) {
             Ok(train) => return Ok((train, kind.load_dir(dir, Split::Test, &limits)?, dir.clone())),
+            // A missing file tries the next folder; a damaged one is said.
+            Err(nabla_data::DataError::NotFound { .. }) => {}
             Err(e) => last = Some(e),
         }
     }
     let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     Err(CliError::new(format!(
-        "{name}: the binary version ({}) is not in {} (pass --data-dir{})",
+        "{name}: the binary version ({}) is not in {} ({}{})",
         kind.file_names(Split::Train).join(", "),
         list.join(" or "),
+        match cfg.data_dir {
+            Some(_) => "nor in its folder from the official archive",
+            None => "pass --data-dir",
+        },
         last.map_or(String::new(), |e| format!("; {e}"))
     )))
 }
