@@ -11,6 +11,7 @@ mod ensemble;
 mod error;
 mod eval;
 mod filter;
+mod finetune;
 mod gan;
 mod graph;
 mod image_io;
@@ -48,6 +49,10 @@ enum Command {
     Gan(Box<gan::GanArgs>),
     /// Write data sets in standard formats (Fashion-MNIST scenes as COCO + VOC masks).
     Data(data_cmd::DataArgs),
+    /// Fine-tune a classifier from a checkpoint or a torchvision state dict (probe, top, full).
+    Finetune(Box<finetune::FinetuneArgs>),
+    /// Export a layer's activations (and labels) for a split, from a checkpoint.
+    Features(finetune::features::FeaturesArgs),
     /// Score a checkpoint on its test split: accuracy, per-class scores, confusion matrix.
     Eval(eval::EvalArgs),
     /// Classify images with a checkpoint: the top classes and their probabilities.
@@ -78,6 +83,8 @@ fn main() -> ExitCode {
         Command::Autoencode(args) => autoencode::run(*args),
         Command::Gan(args) => gan::run(*args),
         Command::Data(args) => data_cmd::run(args),
+        Command::Finetune(args) => finetune::run(*args),
+        Command::Features(args) => finetune::features::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Summary(args) => summary::run(args),

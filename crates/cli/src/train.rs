@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 pub struct TrainArgs {
     /// Model from the zoo [default: lenet5; mlp for tables]
     #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(model_names()), hide_possible_values = true)]
-    model: Option<String>,
+    pub(crate) model: Option<String>,
     /// Data set: fashion-mnist, mnist, kmnist, imagefolder (your images in --data-dir, one
     /// folder per class), cifar10, cifar100 (binary versions in --data-dir), or csv (with
     /// --data) [default: fashion-mnist]
@@ -43,7 +43,7 @@ pub struct TrainArgs {
     /// on one-item scenes: class + box) or segment (fcn_small or segnet on scenes: a class
     /// per pixel) or detect (fasterrcnn_small: every object's class and box)
     #[arg(long, value_name = "TASK", value_parser = ["classification", "regression", "localize", "segment", "detect"])]
-    task: Option<String>,
+    pub(crate) task: Option<String>,
     /// Epochs in total [default: 10]
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
@@ -79,13 +79,13 @@ pub struct TrainArgs {
     out: Option<PathBuf>,
     /// Continue exactly from a checkpoint, in its own folder (flags given again override its settings)
     #[arg(long, value_name = "CHECKPOINT", conflicts_with_all = ["out", "init_from"])]
-    resume: Option<PathBuf>,
+    pub(crate) resume: Option<PathBuf>,
     /// Start a new run from a checkpoint's weights (fine-tuning: fresh optimizer, schedule and best)
     #[arg(long, value_name = "CHECKPOINT")]
-    init_from: Option<PathBuf>,
+    pub(crate) init_from: Option<PathBuf>,
     /// Write into a non-empty --out folder (the old run's files there are removed first)
     #[arg(long)]
-    overwrite: bool,
+    pub(crate) overwrite: bool,
     /// cross-entropy or mse (on one-hot targets) [default: cross-entropy]
     #[arg(long, value_name = "NAME", value_parser = ["cross-entropy", "mse"])]
     loss: Option<String>,
@@ -97,13 +97,13 @@ pub struct TrainArgs {
     config: Option<PathBuf>,
     /// Hidden layer sizes of an MLP, comma-separated [default: 256]
     #[arg(long, value_name = "SIZES", value_delimiter = ',')]
-    hidden: Option<Vec<usize>>,
+    pub(crate) hidden: Option<Vec<usize>>,
     /// Activation of an MLP: relu, tanh, sigmoid, gelu, leaky_relu, elu, ... [default: relu]
     #[arg(long, value_name = "NAME")]
-    activation: Option<String>,
+    pub(crate) activation: Option<String>,
     /// Model variant (lenet5: modern or classic)
     #[arg(long, value_name = "NAME")]
-    variant: Option<String>,
+    pub(crate) variant: Option<String>,
     /// Training images held out for validation (0: none, and no best checkpoint) [default: one
     /// twelfth, 5,000 of Fashion-MNIST's 60,000]
     #[arg(long, value_name = "N")]
@@ -166,7 +166,7 @@ pub struct TrainArgs {
     strict: bool,
     /// Stop after this many optimizer steps in all, saving a checkpoint (as Ctrl-C does)
     #[arg(long, value_name = "STEPS")]
-    stop_after_steps: Option<u64>,
+    pub(crate) stop_after_steps: Option<u64>,
     /// --task localize: the box loss, l2 (mean squared error) or smooth-l1 [default: l2]
     #[arg(long, value_name = "NAME", value_parser = ["l2", "smooth-l1"])]
     box_loss: Option<String>,
@@ -212,12 +212,19 @@ fn model_names() -> Vec<&'static str> {
 
 /// The configuration the flags ask for: defaults (or the resumed run's), the file, the flags.
 fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
-    let mut c = match (&a.resume, a.task.as_deref()) {
-        (Some(p), _) => trainer::resume_config(p)?,
+    resolve_over(a, None)
+}
+
+/// [`resolve`] over `base` instead of the defaults when given (`nabla finetune`: the source's
+/// model settings).
+pub(crate) fn resolve_over(a: &TrainArgs, base: Option<TrainConfig>) -> CliResult<TrainConfig> {
+    let mut c = match (base, &a.resume, a.task.as_deref()) {
+        (Some(b), _, _) => b,
+        (None, Some(p), _) => trainer::resume_config(p)?,
         // The scene tasks start from their own defaults (model, data, epochs, optimizer).
-        (None, Some(t @ ("localize" | "segment"))) => crate::scenes_task::defaults(parse_task(t)?),
-        (None, Some("detect")) => crate::detect_task::defaults(),
-        (None, _) => TrainConfig::default(),
+        (None, None, Some(t @ ("localize" | "segment"))) => crate::scenes_task::defaults(parse_task(t)?),
+        (None, None, Some("detect")) => crate::detect_task::defaults(),
+        (None, None, _) => TrainConfig::default(),
     };
     if let Some(f) = &a.config {
         c.apply_file(f)?;

@@ -132,3 +132,121 @@ pub fn load(module: &dyn Module, path: impl AsRef<Path>, strict: bool) -> Result
         other => other,
     })
 }
+
+/// What [`load_transfer`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferReport {
+    /// Model entries copied from the source.
+    pub loaded: Vec<String>,
+    /// Model entries kept as the model has them (a fresh head): name, shape in the source
+    /// (if there), shape in the model.
+    pub replaced: Vec<(String, Option<Vec<usize>>, Vec<usize>)>,
+    /// Source entries the model does not have (ignored).
+    pub left_out: Vec<String>,
+}
+
+/// At most `n` names, then how many more.
+fn some_names(names: &[String], n: usize) -> String {
+    let mut s = names.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > n {
+        s.push_str(&format!(" and {} more", names.len() - n));
+    }
+    s
+}
+
+/// Load `source` into the model `entries` for transfer learning: the entries under one of
+/// the `replace` prefixes (a classifier head) keep the model's own values; every other
+/// entry must be in the source with its shape and dtype (checked as [`load_into`] does,
+/// before anything changes); source entries the model lacks are left out and reported.
+pub fn load_transfer(
+    entries: Vec<(String, Tensor, ParamKind)>,
+    source: &[(String, Tensor)],
+    replace: &[String],
+) -> Result<TransferReport> {
+    let replaced = |n: &str| replace.iter().any(|p| crate::module::under(n, p));
+    let src: HashMap<&str, &Tensor> = source.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let model_names: HashSet<String> = entries.iter().map(|(n, _, _)| n.clone()).collect();
+    let mut report = TransferReport::default();
+    let mut kept = Vec::new();
+    let mut missing = Vec::new();
+    for (name, t, kind) in entries {
+        if replaced(&name) {
+            let old = src.get(name.as_str()).map(|s| s.shape().to_vec());
+            report.replaced.push((name, old, t.shape().to_vec()));
+        } else if src.contains_key(name.as_str()) {
+            report.loaded.push(name.clone());
+            kept.push((name, t, kind));
+        } else {
+            missing.push(name);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::State(format!(
+            "{} of the model's tensors are not in the source: {}",
+            missing.len(),
+            some_names(&missing, 6)
+        )));
+    }
+    report.left_out = source
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| !model_names.contains(n.as_str()))
+        .cloned()
+        .collect();
+    let wanted: Vec<(String, Tensor)> = source
+        .iter()
+        .filter(|(n, _)| model_names.contains(n.as_str()) && !replaced(n))
+        .cloned()
+        .collect();
+    load_into(kept, &wanted, true)?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Linear, Sequential};
+    use nabla_core::Generator;
+
+    fn net(classes: usize, seed: u64) -> Sequential {
+        let mut g = Generator::new(seed);
+        Sequential::new()
+            .push(Linear::new(3, 4, &mut g))
+            .push(Linear::new(4, classes, &mut g))
+    }
+
+    #[test]
+    fn transfer_keeps_the_fresh_head_and_copies_the_rest_bit_for_bit() {
+        let (src, dst) = (net(5, 1), net(2, 2));
+        let fresh_head = dst.state_dict()[2].1.to_vec_f64();
+        let mut source = src.state_dict();
+        source.push(("extra.weight".into(), Tensor::zeros(&[1], nabla_core::DType::F32)));
+        let r = load_transfer(dst.state_entries(), &source, &["1".to_string()]).unwrap();
+        assert_eq!(r.loaded, ["0.weight", "0.bias"]);
+        assert_eq!(r.replaced[0], ("1.weight".into(), Some(vec![5, 4]), vec![2, 4]));
+        assert_eq!(r.left_out, ["extra.weight"]);
+        let bits = |t: &Tensor| t.to_vec_f64().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&dst.state_dict()[0].1), bits(&src.state_dict()[0].1));
+        assert_eq!(dst.state_dict()[2].1.to_vec_f64(), fresh_head);
+    }
+
+    #[test]
+    fn transfer_names_what_does_not_fit_and_changes_nothing() {
+        let dst = net(2, 2);
+        let before = dst.state_dict()[0].1.to_vec_f64();
+        let mut g = Generator::new(3);
+        let wide = Sequential::new()
+            .push(Linear::new(3, 6, &mut g))
+            .push(Linear::new(6, 2, &mut g));
+        let e = load_transfer(dst.state_entries(), &wide.state_dict(), &["1".to_string()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("0.weight: shape [6, 3] in the source, [4, 3] in the model"),
+            "{e}"
+        );
+        assert_eq!(dst.state_dict()[0].1.to_vec_f64(), before);
+        let partial = &net(5, 1).state_dict()[1..];
+        let e = load_transfer(dst.state_entries(), partial, &["1".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("not in the source: 0.weight"), "{e}");
+    }
+}

@@ -6,7 +6,9 @@ use crate::config::{parse_task, Task, TrainConfig};
 use crate::error::{CliError, CliResult};
 use nabla_models::ModelConfig;
 use nabla_nn::checkpoint::Checkpoint;
-use nabla_nn::optim::{Adam, AdamOptions, AdamW, AdamWOptions, Optimizer, RMSprop, RMSpropOptions, Sgd, SgdOptions};
+use nabla_nn::optim::{
+    Adam, AdamOptions, AdamW, AdamWOptions, Optimizer, ParamGroup, RMSprop, RMSpropOptions, Sgd, SgdOptions,
+};
 use nabla_nn::scheduler::{
     CosineAnnealingLR, ExponentialLR, MultiStepLR, ReduceLROnPlateau, ReduceLROnPlateauOptions, StepLR,
 };
@@ -103,9 +105,14 @@ pub fn trainable_models() -> Vec<&'static str> {
 
 /// The optimizer the configuration names, over `params`.
 pub fn build_optimizer(cfg: &TrainConfig, params: Vec<nabla_core::Tensor>) -> CliResult<Box<dyn Optimizer>> {
+    build_optimizer_groups(cfg, vec![ParamGroup::new(params)])
+}
+
+/// The optimizer the configuration names, over parameter groups (a group's own rate wins).
+pub fn build_optimizer_groups(cfg: &TrainConfig, params: Vec<ParamGroup>) -> CliResult<Box<dyn Optimizer>> {
     let (lr, wd) = (cfg.lr, cfg.weight_decay);
     let opt: Box<dyn Optimizer> = match cfg.optimizer.as_str() {
-        "sgd" => Box::new(Sgd::new(
+        "sgd" => Box::new(Sgd::with_groups(
             params,
             SgdOptions {
                 lr,
@@ -114,7 +121,7 @@ pub fn build_optimizer(cfg: &TrainConfig, params: Vec<nabla_core::Tensor>) -> Cl
                 ..Default::default()
             },
         )?),
-        "adam" => Box::new(Adam::new(
+        "adam" => Box::new(Adam::with_groups(
             params,
             AdamOptions {
                 lr,
@@ -122,7 +129,7 @@ pub fn build_optimizer(cfg: &TrainConfig, params: Vec<nabla_core::Tensor>) -> Cl
                 ..Default::default()
             },
         )?),
-        "adamw" => Box::new(AdamW::new(
+        "adamw" => Box::new(AdamW::with_groups(
             params,
             AdamWOptions {
                 lr,
@@ -130,7 +137,7 @@ pub fn build_optimizer(cfg: &TrainConfig, params: Vec<nabla_core::Tensor>) -> Cl
                 ..Default::default()
             },
         )?),
-        "rmsprop" => Box::new(RMSprop::new(
+        "rmsprop" => Box::new(RMSprop::with_groups(
             params,
             RMSpropOptions {
                 lr,

@@ -1,7 +1,7 @@
 //! Classification and regression as a task of the training engine: one model, one
 //! optimizer, a supervised loss per batch; accuracy or RMSE (and R²) reported.
 
-use super::setup::{build_optimizer, schedule, RunMeta};
+use super::setup::{build_optimizer, build_optimizer_groups, schedule, RunMeta};
 use super::{batch_loss, report, EvalSums, LossKind};
 use crate::metrics::{metric_name, Confusion};
 use nabla_core::Tensor;
@@ -20,6 +20,7 @@ pub struct Supervised {
     banner: String,
     val: EvalSums,
     last: Option<Confusion>,
+    groups: Option<Vec<nabla_nn::optim::ParamGroup>>,
 }
 
 impl Supervised {
@@ -34,7 +35,14 @@ impl Supervised {
             banner,
             val: EvalSums::new(kind, meta.classes.len(), meta.target_scale),
             last: None,
+            groups: None,
         }
+    }
+
+    /// The same task training these parameter groups (each with its own rate) instead of one.
+    pub fn with_groups(mut self, groups: Vec<nabla_nn::optim::ParamGroup>) -> Supervised {
+        self.groups = Some(groups);
+        self
     }
 
     /// The confusion matrix of the latest validation (or test) pass of a classifier.
@@ -54,7 +62,10 @@ impl nabla_train::Task for Supervised {
 
     fn configure_optimizers(&mut self) -> Result<Vec<Optim>> {
         let cfg = &self.meta.config;
-        let mut optimizer = build_optimizer(cfg, self.params.clone())?;
+        let mut optimizer = match &self.groups {
+            Some(g) => build_optimizer_groups(cfg, g.clone())?,
+            None => build_optimizer(cfg, self.params.clone())?,
+        };
         let schedule = schedule(cfg, optimizer.as_mut())?;
         Ok(vec![Optim::new(optimizer, schedule)])
     }

@@ -1,0 +1,111 @@
+//! The network a finetune run trains: a zoo model ([`Body`]) whose frozen part runs in
+//! evaluation mode when only a head trains, with an optional linear probe on a stage, and
+//! a mode in which its input is the frozen part's cached output.
+
+use super::body::Body;
+use nabla_core::{Generator, Tensor};
+use nabla_nn::{Children, Linear, Mode, Module};
+
+/// What the forward pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The whole model in the given mode (top, full, --train-layers).
+    Whole,
+    /// The frozen body in evaluation mode (batch norm's running statistics, no dropout),
+    /// then the trained head (probe).
+    FrozenBody,
+    /// The input is the frozen body's output at the probed stage (--probe-features):
+    /// only the head runs.
+    Cached,
+}
+
+/// A zoo model with, for `--probe-layer`, a linear classifier on one of its stages.
+pub struct FineTuneNet {
+    /// The zoo model, its head already sized for the new classes.
+    pub body: Body,
+    /// The stage the probe reads and the probe (named `probe`).
+    pub probe: Option<(String, Linear)>,
+    /// How the forward pass runs.
+    pub pass: Pass,
+    /// The probe reads its stage's feature maps average-pooled to this size squared.
+    pub pool: usize,
+}
+
+impl FineTuneNet {
+    /// `body` as it is, run whole.
+    pub fn new(body: Body) -> FineTuneNet {
+        FineTuneNet {
+            body,
+            probe: None,
+            pass: Pass::Whole,
+            pool: 1,
+        }
+    }
+
+    /// Add a probe on `stage` pooled to `pool`×`pool`, for `classes` classes, initialized
+    /// from `seed`; `input` is the shape of one sample (to find the probe's width).
+    pub fn with_probe(
+        mut self,
+        stage: &str,
+        pool: usize,
+        input: &[usize],
+        classes: usize,
+        seed: u64,
+    ) -> nabla_nn::Result<FineTuneNet> {
+        let mut one = vec![1];
+        one.extend_from_slice(input);
+        let x = Tensor::zeros(&one, nabla_core::DType::F32);
+        let width = self.body.forward_pooled(&x, Some(stage), pool, Mode::Eval)?.shape()[1];
+        let mut g = Generator::new(seed ^ 0x9B0B_E5EE);
+        self.probe = Some((stage.to_string(), Linear::new(width, classes, &mut g)));
+        self.pool = pool;
+        Ok(self)
+    }
+
+    /// The name of the trained head: `probe`, or the body's own head.
+    pub fn head_name(&self) -> String {
+        match &self.probe {
+            Some(_) => "probe".into(),
+            None => self.body.head(),
+        }
+    }
+
+    /// The stage the head reads (`None`: the top, the body's own head's input).
+    pub fn stage(&self) -> Option<&str> {
+        self.probe.as_ref().map(|(s, _)| s.as_str())
+    }
+
+    /// The frozen body's output that the head reads (evaluation mode).
+    pub fn features(&self, x: &Tensor) -> nabla_nn::Result<Tensor> {
+        self.body.forward_pooled(x, self.stage(), self.pool, Mode::Eval)
+    }
+
+    fn head(&self, h: &Tensor, mode: Mode) -> nabla_nn::Result<Tensor> {
+        match &self.probe {
+            Some((_, p)) => p.forward_named("probe", h, mode),
+            None => self.body.forward_head(h, mode),
+        }
+    }
+}
+
+impl Module for FineTuneNet {
+    fn forward(&self, x: &Tensor, mode: Mode) -> nabla_nn::Result<Tensor> {
+        match self.pass {
+            Pass::Whole => self.body.forward(x, mode),
+            Pass::FrozenBody => self.head(&self.features(x)?, mode),
+            Pass::Cached => self.head(x, mode),
+        }
+    }
+
+    fn children(&self, c: &mut Children) {
+        // The body's own names (so a plain finetuned model's checkpoint is the zoo model's).
+        self.body.children(c);
+        if let Some((_, p)) = &self.probe {
+            c.module("probe", p);
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.body.describe()
+    }
+}
