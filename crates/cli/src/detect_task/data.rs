@@ -217,16 +217,18 @@ pub fn held_out(cfg: &TrainConfig, all: Arc<dyn DetectionSet>, origin: String) -
     let train = Pick::range(&all, 0, n_train);
     finish(
         train,
+        Some(val.clone()),
         val,
         origin,
         format!("the last {n_val} images held out to validate and test"),
     )
 }
 
-/// Splits whose validation images also test; checks the images have one size.
+/// The splits of a read set (validation optional); checks the images have one size.
 pub fn finish(
     train: Arc<dyn DetectionSet>,
-    val: Arc<dyn DetectionSet>,
+    val: Option<Arc<dyn DetectionSet>>,
+    test: Arc<dyn DetectionSet>,
     origin: String,
     how: String,
 ) -> CliResult<DetData> {
@@ -236,15 +238,17 @@ pub fn finish(
             "--data {origin}: the images differ in size; cut them into tiles with --tile N"
         )));
     }
-    let max_objects = max_objects(&[&train, &val])?;
+    let mut sets = vec![&train, &test];
+    sets.extend(val.as_ref());
+    let max_objects = max_objects(&sets)?;
     Ok(DetData {
         classes: train.classes().to_vec(),
         category_ids: (1..=train.classes().len() as u64).collect(),
         shape: [train.channels(), h, w],
         max_objects,
         train,
-        val: Some(val.clone()),
-        test: val,
+        val,
+        test,
         origin: format!("{origin} ({how})"),
     })
 }

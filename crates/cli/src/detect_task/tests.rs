@@ -180,3 +180,63 @@ fn step_generators_differ_by_step_and_repeat_by_seed() {
     assert_ne!(draw(3, 7), draw(3, 8));
     assert_ne!(draw(3, 7), draw(4, 7));
 }
+
+#[test]
+fn photo_validation_is_a_band_of_the_training_images_apart_from_their_tiles() {
+    use super::voc::{band_start, split_tiles};
+    use nabla_data::detection::{DetectionImage, DetectionSet, MemoryDetections};
+    // The bottom eighth of 200 rows in 40-pixel tiles rounds to one row (at least one); an
+    // image not two tiles taller than the band gives none.
+    assert_eq!(band_start(200, 40, 0.125), Some(160));
+    assert_eq!(band_start(400, 40, 0.2), Some(320));
+    assert_eq!(band_start(79, 40, 0.125), None);
+    assert_eq!(band_start(80, 40, 0.125), Some(40));
+    // Two 200×100 images whose pixels hold their row, a box in the band and one above it.
+    let image = |id| DetectionImage {
+        id,
+        channels: 1,
+        size: [200, 100],
+        image: (0..200 * 100).map(|i| (i / 100) as f32).collect(),
+        boxes: vec![[10.0, 20.0, 30.0, 50.0], [50.0, 170.0, 70.0, 190.0]],
+        labels: vec![0, 0],
+    };
+    let set: Arc<dyn DetectionSet> =
+        Arc::new(MemoryDetections::new(vec![image(0), image(1)], vec!["tree".into()]).unwrap());
+    let (train, val) = split_tiles(set.clone(), 40, 0.125).unwrap();
+    // Training tiles every 20 pixels wholly above row 160: rows 0..=120 (7) × columns 0, 20,
+    // 40, 60 (4), per image; validation tiles every 40 pixels inside the band: columns 0, 40, 60.
+    assert_eq!((train.len(), val.len()), (2 * 7 * 4, 2 * 3));
+    let rows = |s: &Arc<dyn DetectionSet>, k| {
+        let t = s.get(k).unwrap();
+        (t.image[0], t.image[t.image.len() - 1], t.boxes.len())
+    };
+    for k in 0..train.len() {
+        let (top, bottom, _) = rows(&train, k);
+        assert!(top <= 120.0 && bottom < 160.0, "training tile {k} reaches row {bottom}");
+    }
+    let mut boxes = 0;
+    for k in 0..val.len() {
+        let (top, bottom, n) = rows(&val, k);
+        assert!(
+            top >= 160.0 && bottom < 200.0,
+            "validation tile {k} starts at row {top}"
+        );
+        boxes += n;
+    }
+    // The box at rows 170–190, columns 50–70 lies in the tiles at columns 40 and 60 of each image.
+    assert_eq!(boxes, 2 * 2);
+    // An image too short for a band leaves nothing to validate on: one clear line.
+    let short: Arc<dyn DetectionSet> = Arc::new(
+        MemoryDetections::new(
+            vec![DetectionImage {
+                size: [60, 100],
+                image: vec![0.0; 6000],
+                ..image(0)
+            }],
+            vec!["tree".into()],
+        )
+        .unwrap(),
+    );
+    let e = split_tiles(short, 40, 0.125).err().unwrap().to_string();
+    assert!(e.contains("--val-size 0"), "{e}");
+}
