@@ -184,6 +184,24 @@ pub struct TrainArgs {
     /// test [default: the last image by name]
     #[arg(long, value_name = "NAME")]
     holdout: Option<String>,
+    /// --task detect: anchor sides in pixels, like 12,16,24,32,48,64,96 [default: 16,24,32,48;
+    /// 16,24,32,48,64,96 for voc: photographs]
+    #[arg(long, value_name = "LIST")]
+    anchor_sizes: Option<String>,
+    /// --task detect: anchor height/width ratios [default: 0.5,1,2]
+    #[arg(long, value_name = "LIST")]
+    aspect_ratios: Option<String>,
+    /// --task detect: proposals kept per image after the RPN's NMS, of twice as many before it
+    /// [default: 300 in training, 100 in inference]
+    #[arg(long, value_name = "N")]
+    proposals: Option<usize>,
+    /// --task detect: detections kept per image [default: 100]
+    #[arg(long, value_name = "N")]
+    detections: Option<usize>,
+    /// --task detect: random flips of training images, none, h (left-right) or hv (and
+    /// up-down, for aerial photographs) [default: none]
+    #[arg(long, value_name = "HOW")]
+    flip: Option<String>,
 }
 
 /// The names `--model` takes: the zoo's and the detectors'.
@@ -249,7 +267,18 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
             }
         )*};
     }
-    set_detect!(backbone, backbone_from, roi, tile, holdout);
+    set_detect!(
+        backbone,
+        backbone_from,
+        roi,
+        tile,
+        holdout,
+        anchor_sizes,
+        aspect_ratios,
+        proposals,
+        detections,
+        flip
+    );
     // A flag replaces the file's (or the resumed run's) choice of the other.
     if a.val_size.is_some() {
         c.val_fraction = None;
@@ -270,6 +299,11 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         ("--roi", a.roi.is_some(), Task::Detect),
         ("--tile", a.tile.is_some(), Task::Detect),
         ("--holdout", a.holdout.is_some(), Task::Detect),
+        ("--anchor-sizes", a.anchor_sizes.is_some(), Task::Detect),
+        ("--aspect-ratios", a.aspect_ratios.is_some(), Task::Detect),
+        ("--proposals", a.proposals.is_some(), Task::Detect),
+        ("--detections", a.detections.is_some(), Task::Detect),
+        ("--flip", a.flip.is_some(), Task::Detect),
     ];
     for (flag, given, task) in scene_only {
         if given && c.task != task {
