@@ -6,7 +6,7 @@
 
 use crate::config::TrainConfig;
 use crate::error::{CliError, CliResult};
-use crate::scenes_task::data::{DEFAULT_VAL, SCENE_SEED};
+use crate::scenes_task::data::{data_source, DataSource, DEFAULT_VAL, SCENE_SEED};
 use nabla_data::detection::{read_coco_detections, DetectionImage, DetectionSet, SceneDetections};
 use nabla_data::scenes::{SceneConfig, Scenes};
 use nabla_data::{Dataset, Split};
@@ -84,46 +84,21 @@ impl DetectionSet for Pick {
     }
 }
 
-/// Where the images come from, as `--data` says.
-enum Source {
-    Generated,
-    Coco(std::path::PathBuf),
-    Voc(std::path::PathBuf),
-}
-
-fn source(cfg: &TrainConfig) -> CliResult<Source> {
-    let Some(d) = &cfg.data else {
-        return Ok(Source::Generated);
-    };
-    let s = d.to_string_lossy();
-    if s == "scenes" {
-        return Ok(Source::Generated);
-    }
-    if let Some(p) = s.strip_prefix("coco:") {
-        return Ok(Source::Coco(p.into()));
-    }
-    if let Some(p) = s.strip_prefix("voc:") {
-        return Ok(Source::Voc(p.into()));
-    }
-    Err(CliError::new(format!(
-        "--data {s}: --task detect reads scenes (generated, the default), coco:PATH or voc:PATH"
-    )))
-}
-
 /// Load the images a configuration asks for.
 pub fn load(cfg: &TrainConfig) -> CliResult<DetData> {
-    let src = source(cfg)?;
-    if cfg.detect.tile.is_some() && !matches!(src, Source::Voc(_)) {
+    let src = data_source(cfg.data.as_deref(), "detect", &["coco", "voc"])?;
+    let voc = matches!(src, DataSource::File("voc", _));
+    if cfg.detect.tile.is_some() && !voc {
         return Err(CliError::new(
             "--tile cuts photographs of --data voc:PATH; scenes are already the model's size",
         ));
     }
-    if cfg.detect.holdout.is_some() && !matches!(src, Source::Voc(_)) {
+    if cfg.detect.holdout.is_some() && !voc {
         return Err(CliError::new("--holdout names an image of --data voc:PATH"));
     }
     match src {
-        Source::Generated => generated(cfg),
-        Source::Coco(p) => {
+        DataSource::Generated => generated(cfg),
+        DataSource::File("coco", p) => {
             if !p.exists() {
                 return Err(CliError::new(format!(
                     "--data coco:{}: no such file or folder",
@@ -136,7 +111,8 @@ pub fn load(cfg: &TrainConfig) -> CliResult<DetData> {
             d.category_ids = ids;
             Ok(d)
         }
-        Source::Voc(p) => super::voc::load(cfg, &p),
+        // The only other prefix accepted.
+        DataSource::File(_, p) => super::voc::load(cfg, &p),
     }
 }
 
