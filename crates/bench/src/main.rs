@@ -492,10 +492,10 @@ mod tests {
             assert!(s.prepare.is_some() && s.script == Script::Scenes, "{}", s.name);
             assert_eq!(s.torch, [s.name]);
         }
-        // The other sections read no prepared file.
+        // The other sections read no prepared file, but the detector's (scenes and weights).
         assert!(SECTIONS
             .iter()
-            .filter(|s| s.script != Script::Scenes)
+            .filter(|s| !matches!(s.script, Script::Scenes | Script::Frcnn))
             .all(|s| s.prepare.is_none()));
         let e = parse(&args(&["segment", "--batches", "0"])).err().unwrap();
         assert!(e.contains("bad --batches"), "{e}");

@@ -202,6 +202,9 @@ pub struct TrainArgs {
     /// up-down, for aerial photographs) [default: none]
     #[arg(long, value_name = "HOW")]
     flip: Option<String>,
+    /// --task detect: stride of the small backbone's feature map, 4 or 8 [default: 4]
+    #[arg(long, value_name = "N")]
+    small_stride: Option<usize>,
 }
 
 /// The names `--model` takes: the zoo's and the detectors'.
@@ -277,7 +280,8 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         aspect_ratios,
         proposals,
         detections,
-        flip
+        flip,
+        small_stride
     );
     // A flag replaces the file's (or the resumed run's) choice of the other.
     if a.val_size.is_some() {
@@ -304,6 +308,7 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
         ("--proposals", a.proposals.is_some(), Task::Detect),
         ("--detections", a.detections.is_some(), Task::Detect),
         ("--flip", a.flip.is_some(), Task::Detect),
+        ("--small-stride", a.small_stride.is_some(), Task::Detect),
     ];
     for (flag, given, task) in scene_only {
         if given && c.task != task {

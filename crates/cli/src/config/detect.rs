@@ -19,6 +19,7 @@ pub const KEYS: &[&str] = &[
     "proposals",
     "detections",
     "flip",
+    "small_stride",
 ];
 
 /// The flips `--flip` names: none, left-right, or left-right and up-down.
@@ -55,6 +56,9 @@ pub struct DetectConfig {
     /// Random flips of training images and their boxes: `none` (default), `h` (left-right),
     /// `hv` (left-right and up-down, for aerial photographs).
     pub flip: String,
+    /// Stride of the small backbone's feature map, 4 (default) or 8 (one more stride-2 layer:
+    /// each RPN cell then sees 49 pixels, not 25).
+    pub small_stride: Option<usize>,
 }
 
 impl Default for DetectConfig {
@@ -71,6 +75,7 @@ impl Default for DetectConfig {
             proposals: None,
             detections: None,
             flip: "none".into(),
+            small_stride: None,
         }
     }
 }
@@ -89,6 +94,7 @@ impl DetectConfig {
             "proposals" => self.proposals = Some(want_count(k, v)?),
             "detections" => self.detections = Some(want_count(k, v)?),
             "flip" => self.flip = want_str(k, v)?,
+            "small_stride" => self.small_stride = Some(want_count(k, v)?),
             _ => return Err(CliError::new(format!("config: unknown key {k:?}"))),
         }
         Ok(())
@@ -116,6 +122,11 @@ impl DetectConfig {
             if v == Some(0) {
                 return Err(CliError::new(format!("--{flag} must be at least 1")));
             }
+        }
+        if let Some(st) = self.small_stride.filter(|s| ![4, 8].contains(s)) {
+            return Err(CliError::new(format!(
+                "--small-stride {st}: the small backbone's stride is 4 or 8"
+            )));
         }
         self.anchors()?;
         Ok(())
@@ -177,7 +188,11 @@ impl DetectConfig {
                 let _ = writeln!(s, "{k} = {}", q(v));
             }
         }
-        for (k, v) in [("proposals", self.proposals), ("detections", self.detections)] {
+        for (k, v) in [
+            ("proposals", self.proposals),
+            ("detections", self.detections),
+            ("small_stride", self.small_stride),
+        ] {
             if let Some(v) = v {
                 let _ = writeln!(s, "{k} = {v}");
             }

@@ -91,6 +91,7 @@ pub fn detector_config(cfg: &TrainConfig, channels: usize, classes: usize) -> Fa
         rpn_post_nms_top_n_train: p.unwrap_or(base.rpn_post_nms_top_n_train),
         rpn_post_nms_top_n_test: p.unwrap_or(base.rpn_post_nms_top_n_test),
         box_detections_per_img: cfg.detect.detections.unwrap_or(base.box_detections_per_img),
+        small_stride: cfg.detect.small_stride.unwrap_or(base.small_stride),
         in_channels: channels,
         num_classes: classes,
         backbone: match cfg.detect.backbone.as_str() {

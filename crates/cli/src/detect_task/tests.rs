@@ -306,6 +306,7 @@ fn anchor_and_count_flags_are_checked_and_reach_the_detector() {
     c.detect.proposals = Some(500);
     c.detect.detections = Some(200);
     c.detect.flip = "hv".into();
+    c.detect.small_stride = Some(8);
     assert!(c.validate().is_ok());
     let d = detector_config(&c, 3, 1);
     assert_eq!((d.anchor_sizes, d.aspect_ratios), (vec![12.0, 16.0, 24.0], vec![1.0]));
@@ -318,7 +319,7 @@ fn anchor_and_count_flags_are_checked_and_reach_the_detector() {
         ),
         (1000, 500, 1000, 500)
     );
-    assert_eq!(d.box_detections_per_img, 200);
+    assert_eq!((d.box_detections_per_img, d.small_stride), (200, 8));
     let back = TrainConfig::from_toml(&c.to_toml(), "x".as_ref()).unwrap();
     assert_eq!(back.detect, c.detect);
     // Without the flags the detector is the model's default one (the scenes' results stand).
