@@ -186,6 +186,14 @@ const SECTIONS: &[Section] = &[
         prepare: None,
     },
     Section {
+        name: "detector",
+        about: "fasterrcnn_small (RoI align) on 256 64x64 scenes, batch 16, Adam: s/epoch",
+        script: Script::Frcnn,
+        torch: &["detector"],
+        run: detect::detector,
+        prepare: Some(detect::prepare_detector),
+    },
+    Section {
         name: "lstm",
         about: "LSTM forward+backward, batch 64, sequence 32, input 128, hidden 256, 1 and 2 layers",
         script: Script::Rnn,
@@ -211,6 +219,8 @@ fn usage() -> String {
          `nabla train --task localize|segment` defaults to (50,000; 8,000), generated once, written\n\
          to a temporary safetensors file that both sides read; --batches B generates B\n\
          batches of 32 and times those.\n\
+         detector trains 256 scenes (--batches B: B batches of 16) from the same initial\n\
+         weights on both sides (PyTorch: crates/bench/torch/frcnn.py, torchvision's parts).\n\
          PyTorch: NABLA_TORCH_PYTHON, else ./venv/bin/python, else python3 with torch;\n\
          script: NABLA_TORCH_SCRIPT, else ../shared/bench/torch_reference.py\n\
          (autoencoder and dcgan: crates/bench/torch/generative.py; localize, segment and\n\
@@ -482,10 +492,10 @@ mod tests {
             assert!(s.prepare.is_some() && s.script == Script::Scenes, "{}", s.name);
             assert_eq!(s.torch, [s.name]);
         }
-        // The other sections read no prepared file.
+        // The other sections read no prepared file, but the detector's (scenes and weights).
         assert!(SECTIONS
             .iter()
-            .filter(|s| s.script != Script::Scenes)
+            .filter(|s| !matches!(s.script, Script::Scenes | Script::Frcnn))
             .all(|s| s.prepare.is_none()));
         let e = parse(&args(&["segment", "--batches", "0"])).err().unwrap();
         assert!(e.contains("bad --batches"), "{e}");

@@ -17,6 +17,8 @@ const SCENES_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/scenes.p
 
 /// The detection ops' script (torchvision.ops).
 const DETECT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/detect.py");
+/// The detector's twin (torchvision's detection parts).
+const FRCNN_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/frcnn.py");
 /// The recurrent layers' script.
 const RNN_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/torch/rnn.py");
 
@@ -36,6 +38,9 @@ pub enum Script {
     Detect,
     /// `crates/bench/torch/rnn.py` (nn.LSTM), which ignores the training options.
     Rnn,
+    /// `crates/bench/torch/frcnn.py` (fasterrcnn_small's torchvision twin), which takes
+    /// `--epochs N`, `--batches B` and `--data FILE` (the scenes and initial weights).
+    Frcnn,
 }
 
 /// A Python interpreter with torch, and the reference script it runs.
@@ -125,11 +130,12 @@ impl Torch {
             Script::Scenes => PathBuf::from(SCENES_SCRIPT),
             Script::Detect => PathBuf::from(DETECT_SCRIPT),
             Script::Rnn => PathBuf::from(RNN_SCRIPT),
+            Script::Frcnn => PathBuf::from(FRCNN_SCRIPT),
         };
         if !path.is_file() {
             let hint = match script {
                 Script::Reference => " (set NABLA_TORCH_SCRIPT)",
-                Script::Generative | Script::Scenes | Script::Detect | Script::Rnn => "",
+                Script::Generative | Script::Scenes | Script::Detect | Script::Rnn | Script::Frcnn => "",
             };
             return Err(format!("PyTorch script {} not found{hint}", path.display()));
         }
@@ -145,7 +151,11 @@ impl Torch {
                 if let Some(b) = settings.batches {
                     cmd.arg("--batches").arg(b.to_string());
                 }
-                if let Some(data) = settings.data.as_ref().filter(|_| script == Script::Scenes) {
+                if let Some(data) = settings
+                    .data
+                    .as_ref()
+                    .filter(|_| matches!(script, Script::Scenes | Script::Frcnn))
+                {
                     cmd.arg("--data").arg(data);
                 }
                 if let Some(dir) = settings.samples.as_ref().filter(|_| *s == "dcgan") {

@@ -4,14 +4,22 @@ sampling and losses, built from torchvision's own detection parts (AnchorGenerat
 RPNHead, RegionProposalNetwork, MultiScaleRoIAlign, TwoMLPHead, FastRCNNPredictor,
 RoIHeads), with the settings of nabla's FasterRcnnConfig defaults.
 
-Usage: python frcnn.py --data FILE [--steps S] [--batch B] [--stride 4|8]
+Usage: python frcnn.py detector --data FILE [--epochs N] [--batches B]
+       python frcnn.py --data FILE [--steps S] [--batch B] [--stride 4|8]
   FILE   safetensors (f32): `images` [N,1,H,W]; `targets` [N, 1 + 5*M]: count, then
          (class, x1, y1, x2, y2) per object (0-based class, xyxy pixels), padded with -1
          (nabla-data's DetectionView layout).
 Timed: S training steps (forward, the four losses, backward, Adam lr 1e-3) over batches of
 B consecutive images (cycling through the file), after one untimed warm-up step; and one
 inference pass over the first batch. Prints `key: value unit` lines. Threads: 2 (or
-NABLA_TORCH_THREADS)."""
+NABLA_TORCH_THREADS).
+
+`detector` is nabla-bench's section: FILE (written by nabla-bench) also holds nabla's initial
+weights as `init.<name>`, which the twin loads, so both sides start from the same weights; N
+epochs (default 1) of batch 16 in file order, Adam lr 1e-3. Printed: the mean wall seconds
+per epoch, img/s, CPU seconds per epoch, the median step and the last epoch's mean training
+loss (the sum of the four losses). --batches B labels the figures `first B batches` (the
+file then holds B batches)."""
 import json, os, struct, sys, time
 from collections import OrderedDict
 import numpy as np
@@ -90,6 +98,69 @@ class Detector(nn.Module):
         return (dets, {**rpn_losses, **roi_losses})
 
 
+def load_init(model, t):
+    # nabla's names are torchvision's, but for the RPN head's conv, which torchvision wraps
+    # in Conv2dNormActivation (`conv.0.0.`); the BatchNorm counters stay the twin's own.
+    init = {k[len("init."):]: v for k, v in t.items() if k.startswith("init.")}
+    state = model.state_dict()
+    loaded = 0
+    for name, v in state.items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        src = name.replace("rpn.head.conv.0.0.", "rpn.head.conv.")
+        if src not in init:
+            sys.exit(f"frcnn.py: the file has no initial weight init.{src} (for {name})")
+        if tuple(init[src].shape) != tuple(v.shape):
+            sys.exit(f"frcnn.py: init.{src} is {tuple(init[src].shape)}, the twin's {name} {tuple(v.shape)}")
+        state[name] = init[src]
+        loaded += 1
+    if loaded != len(init):
+        sys.exit(f"frcnn.py: the file has {len(init)} initial weights, the twin took {loaded}")
+    model.load_state_dict(state)
+
+
+def epochs_mode(args):
+    # nabla-bench's `detector` section.
+    data = args[args.index("--data") + 1] if "--data" in args else sys.exit("frcnn.py detector: --data FILE is required")
+    epochs = int(args[args.index("--epochs") + 1]) if "--epochs" in args else 1
+    batches = int(args[args.index("--batches") + 1]) if "--batches" in args else None
+    torch.set_num_threads(int(os.environ.get("NABLA_TORCH_THREADS", "2")))
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"cpu capability {torch.backends.cpu.get_cpu_capability()}")
+    t = read_safetensors(data)
+    images, targets = t["images"], [decode(r) for r in t["targets"]]
+    n, batch = images.shape[0], 16
+    model = Detector()
+    load_init(model, t)
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    secs, cpus, steps = 0.0, 0.0, []
+    for ep in range(epochs):
+        total = 0.0
+        t0, c0 = time.perf_counter(), time.process_time()
+        for lo in range(0, n, batch):
+            ts = time.perf_counter()
+            x, y = images[lo:lo + batch], targets[lo:lo + batch]
+            _, losses = model(x, y)
+            loss = sum(losses.values())
+            adam.zero_grad()
+            loss.backward()
+            adam.step()
+            total += loss.item() * len(x)
+            steps.append(time.perf_counter() - ts)
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        secs, cpus = secs + dt, cpus + dc
+        print(f"torch fasterrcnn_small epoch {ep + 1} of {epochs}: {dt:.2f} s, mean train loss {total / n:.4f}",
+              file=sys.stderr)
+    s, c = secs / epochs, cpus / epochs
+    steps.sort()
+    key = "fasterrcnn_small epoch" if batches is None else f"fasterrcnn_small first {batches} batches"
+    print(f"{key}: {s:.2f} s ({n / s:.1f} img/s), {c:.2f} cpu-s")
+    print(f"fasterrcnn_small train step batch {batch}: {steps[len(steps) // 2] * 1e3:.1f} ms (median)")
+    print(f"fasterrcnn_small mean train loss in epoch {epochs}: {total / n:.4f} loss")
+
+
 def decode(row):
     n = int(row[0])
     objs = row[1:1 + 5 * n].reshape(n, 5)
@@ -98,6 +169,8 @@ def decode(row):
 
 def main():
     args = sys.argv[1:]
+    if args[:1] == ["detector"]:
+        return epochs_mode(args[1:])
     opt = {"--steps": "20", "--batch": "32", "--stride": "4"}
     data = None
     i = 0

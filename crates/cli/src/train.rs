@@ -197,6 +197,27 @@ pub struct TrainArgs {
     /// test [default: the last image by name]
     #[arg(long, value_name = "NAME")]
     holdout: Option<String>,
+    /// --task detect: anchor sides in pixels, like 12,16,24,32,48,64,96 [default: 16,24,32,48;
+    /// 16,24,32,48,64,96 for voc: photographs]
+    #[arg(long, value_name = "LIST")]
+    anchor_sizes: Option<String>,
+    /// --task detect: anchor height/width ratios [default: 0.5,1,2]
+    #[arg(long, value_name = "LIST")]
+    aspect_ratios: Option<String>,
+    /// --task detect: proposals kept per image after the RPN's NMS, of twice as many before it
+    /// [default: 300 in training, 100 in inference]
+    #[arg(long, value_name = "N")]
+    proposals: Option<usize>,
+    /// --task detect: detections kept per image [default: 100]
+    #[arg(long, value_name = "N")]
+    detections: Option<usize>,
+    /// --task detect: random flips of training images, none, h (left-right) or hv (and
+    /// up-down, for aerial photographs) [default: none]
+    #[arg(long, value_name = "HOW")]
+    flip: Option<String>,
+    /// --task detect: stride of the small backbone's feature map, 4 or 8 [default: 4]
+    #[arg(long, value_name = "N")]
+    small_stride: Option<usize>,
 }
 
 /// The names `--model` takes: the zoo's and the detectors'.
@@ -269,7 +290,19 @@ pub(crate) fn resolve_over(a: &TrainArgs, base: Option<TrainConfig>) -> CliResul
             }
         )*};
     }
-    set_detect!(backbone, backbone_from, roi, tile, holdout);
+    set_detect!(
+        backbone,
+        backbone_from,
+        roi,
+        tile,
+        holdout,
+        anchor_sizes,
+        aspect_ratios,
+        proposals,
+        detections,
+        flip,
+        small_stride
+    );
     if let Some(v) = a.image_size {
         c.images.image_size = Some(v);
     }
@@ -297,6 +330,12 @@ pub(crate) fn resolve_over(a: &TrainArgs, base: Option<TrainConfig>) -> CliResul
         ("--roi", a.roi.is_some(), Task::Detect),
         ("--tile", a.tile.is_some(), Task::Detect),
         ("--holdout", a.holdout.is_some(), Task::Detect),
+        ("--anchor-sizes", a.anchor_sizes.is_some(), Task::Detect),
+        ("--aspect-ratios", a.aspect_ratios.is_some(), Task::Detect),
+        ("--proposals", a.proposals.is_some(), Task::Detect),
+        ("--detections", a.detections.is_some(), Task::Detect),
+        ("--flip", a.flip.is_some(), Task::Detect),
+        ("--small-stride", a.small_stride.is_some(), Task::Detect),
     ];
     for (flag, given, task) in scene_only {
         if given && c.task != task {

@@ -279,10 +279,12 @@ fn voc_photographs_train_on_tiles_with_one_image_held_out() {
         "--out",
         s(&out),
     ]);
-    // 96 = two 48-pixel tiles a side: 2 × 3 × 3 overlapping training tiles, 4 held-out ones.
-    assert!(log.contains("48×48 tiles; the tiles of img0 held out"), "{log}");
+    // 96 = two 48-pixel tiles a side: the held-out image gives 4 test tiles; the bottom row
+    // of tiles of each other image validates (2 × 2), and the overlapping training tiles lie
+    // above it (2 × 1 row × 3).
+    assert!(log.contains("48×48 tiles; the tiles of img0 held out to test"), "{log}");
     assert!(
-        log.contains("(18 training, 4 validation, 4 test images of 3×48×48)"),
+        log.contains("(6 training, 4 validation, 4 test images of 3×48×48)"),
         "{log}"
     );
     assert!((0.0..=1.0).contains(&test_value(&out, "test_map50")));
@@ -302,6 +304,22 @@ fn voc_photographs_train_on_tiles_with_one_image_held_out() {
             s(&tmp.0.join("x")),
         ],
         "--holdout img9",
+    );
+    refused(
+        &[
+            "train",
+            "--task",
+            "detect",
+            "--data",
+            &data,
+            "--tile",
+            "48",
+            "--val-size",
+            "2",
+            "--out",
+            s(&tmp.0.join("x")),
+        ],
+        "--val-size counts images",
     );
 }
 

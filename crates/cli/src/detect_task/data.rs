@@ -6,7 +6,7 @@
 
 use crate::config::TrainConfig;
 use crate::error::{CliError, CliResult};
-use crate::scenes_task::data::{DEFAULT_VAL, SCENE_SEED};
+use crate::scenes_task::data::{data_source, DataSource, DEFAULT_VAL, SCENE_SEED};
 use nabla_data::detection::{read_coco_detections, DetectionImage, DetectionSet, SceneDetections};
 use nabla_data::scenes::{SceneConfig, Scenes};
 use nabla_data::{Dataset, Split};
@@ -84,46 +84,21 @@ impl DetectionSet for Pick {
     }
 }
 
-/// Where the images come from, as `--data` says.
-enum Source {
-    Generated,
-    Coco(std::path::PathBuf),
-    Voc(std::path::PathBuf),
-}
-
-fn source(cfg: &TrainConfig) -> CliResult<Source> {
-    let Some(d) = &cfg.data else {
-        return Ok(Source::Generated);
-    };
-    let s = d.to_string_lossy();
-    if s == "scenes" {
-        return Ok(Source::Generated);
-    }
-    if let Some(p) = s.strip_prefix("coco:") {
-        return Ok(Source::Coco(p.into()));
-    }
-    if let Some(p) = s.strip_prefix("voc:") {
-        return Ok(Source::Voc(p.into()));
-    }
-    Err(CliError::new(format!(
-        "--data {s}: --task detect reads scenes (generated, the default), coco:PATH or voc:PATH"
-    )))
-}
-
 /// Load the images a configuration asks for.
 pub fn load(cfg: &TrainConfig) -> CliResult<DetData> {
-    let src = source(cfg)?;
-    if cfg.detect.tile.is_some() && !matches!(src, Source::Voc(_)) {
+    let src = data_source(cfg.data.as_deref(), "detect", &["coco", "voc"])?;
+    let voc = matches!(src, DataSource::File("voc", _));
+    if cfg.detect.tile.is_some() && !voc {
         return Err(CliError::new(
             "--tile cuts photographs of --data voc:PATH; scenes are already the model's size",
         ));
     }
-    if cfg.detect.holdout.is_some() && !matches!(src, Source::Voc(_)) {
+    if cfg.detect.holdout.is_some() && !voc {
         return Err(CliError::new("--holdout names an image of --data voc:PATH"));
     }
     match src {
-        Source::Generated => generated(cfg),
-        Source::Coco(p) => {
+        DataSource::Generated => generated(cfg),
+        DataSource::File("coco", p) => {
             if !p.exists() {
                 return Err(CliError::new(format!(
                     "--data coco:{}: no such file or folder",
@@ -136,7 +111,8 @@ pub fn load(cfg: &TrainConfig) -> CliResult<DetData> {
             d.category_ids = ids;
             Ok(d)
         }
-        Source::Voc(p) => super::voc::load(cfg, &p),
+        // The only other prefix accepted.
+        DataSource::File(_, p) => super::voc::load(cfg, &p),
     }
 }
 
@@ -217,16 +193,18 @@ pub fn held_out(cfg: &TrainConfig, all: Arc<dyn DetectionSet>, origin: String) -
     let train = Pick::range(&all, 0, n_train);
     finish(
         train,
+        Some(val.clone()),
         val,
         origin,
         format!("the last {n_val} images held out to validate and test"),
     )
 }
 
-/// Splits whose validation images also test; checks the images have one size.
+/// The splits of a read set (validation optional); checks the images have one size.
 pub fn finish(
     train: Arc<dyn DetectionSet>,
-    val: Arc<dyn DetectionSet>,
+    val: Option<Arc<dyn DetectionSet>>,
+    test: Arc<dyn DetectionSet>,
     origin: String,
     how: String,
 ) -> CliResult<DetData> {
@@ -236,15 +214,17 @@ pub fn finish(
             "--data {origin}: the images differ in size; cut them into tiles with --tile N"
         )));
     }
-    let max_objects = max_objects(&[&train, &val])?;
+    let mut sets = vec![&train, &test];
+    sets.extend(val.as_ref());
+    let max_objects = max_objects(&sets)?;
     Ok(DetData {
         classes: train.classes().to_vec(),
         category_ids: (1..=train.classes().len() as u64).collect(),
         shape: [train.channels(), h, w],
         max_objects,
         train,
-        val: Some(val.clone()),
-        test: val,
+        val,
+        test,
         origin: format!("{origin} ({how})"),
     })
 }

@@ -67,20 +67,31 @@ pub fn defaults() -> TrainConfig {
 pub const PHOTO_ANCHORS: [f32; 6] = [16.0, 24.0, 32.0, 48.0, 64.0, 96.0];
 
 /// The detector of a run: its backbone and RoI mode from the configuration, its input
-/// channels and classes from the data, larger anchors for photographs; the rest are the
-/// model's defaults for small images.
+/// channels and classes from the data, larger anchors for photographs, and the anchors,
+/// proposal and detection counts the flags set; the rest are the model's defaults for small
+/// images. (The configuration was validated, so its lists parse.)
 pub fn detector_config(cfg: &TrainConfig, channels: usize, classes: usize) -> FasterRcnnConfig {
     let photos = cfg
         .data
         .as_ref()
         .is_some_and(|d| d.to_string_lossy().starts_with("voc:"));
     let base = FasterRcnnConfig::default();
+    let (sizes, ratios) = cfg.detect.anchors().unwrap_or_default();
+    let default_sizes = if photos {
+        PHOTO_ANCHORS.to_vec()
+    } else {
+        base.anchor_sizes.clone()
+    };
+    let p = cfg.detect.proposals;
     FasterRcnnConfig {
-        anchor_sizes: if photos {
-            PHOTO_ANCHORS.to_vec()
-        } else {
-            base.anchor_sizes.clone()
-        },
+        anchor_sizes: sizes.unwrap_or(default_sizes),
+        aspect_ratios: ratios.unwrap_or(base.aspect_ratios.clone()),
+        rpn_pre_nms_top_n_train: p.map_or(base.rpn_pre_nms_top_n_train, |n| 2 * n),
+        rpn_pre_nms_top_n_test: p.map_or(base.rpn_pre_nms_top_n_test, |n| 2 * n),
+        rpn_post_nms_top_n_train: p.unwrap_or(base.rpn_post_nms_top_n_train),
+        rpn_post_nms_top_n_test: p.unwrap_or(base.rpn_post_nms_top_n_test),
+        box_detections_per_img: cfg.detect.detections.unwrap_or(base.box_detections_per_img),
+        small_stride: cfg.detect.small_stride.unwrap_or(base.small_stride),
         in_channels: channels,
         num_classes: classes,
         backbone: match cfg.detect.backbone.as_str() {

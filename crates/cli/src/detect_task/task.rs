@@ -17,6 +17,9 @@ use nabla_vision::{evaluate_detections, ApReport, Detection, GroundTruth};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// Mixed into the seed of the flips' generator.
+const FLIP_SEED: u64 = 0xF11B_5EED;
+
 /// The score from which `detections.png` draws a detection.
 pub const PICTURE_THRESHOLD: f32 = 0.5;
 
@@ -41,6 +44,42 @@ pub fn batch_targets(b: &Batch) -> CliResult<Vec<DetTarget>> {
             DetTarget { boxes, labels }
         })
         .collect())
+}
+
+/// Flip each image of `x` ([N, C, H, W]) and its boxes left-right with probability ½, and
+/// with `vertical` also up-down with probability ½, drawing from `rng`.
+pub fn flip_batch(x: &Tensor, targets: &mut [DetTarget], vertical: bool, rng: &mut Generator) -> CliResult<Tensor> {
+    let &[n, c, h, w] = x.shape() else {
+        return Err(CliError::new(format!(
+            "detect: images must be [N, C, H, W], got {:?}",
+            x.shape()
+        )));
+    };
+    let mut v = x.to_vec_f32();
+    for (img, t) in v.chunks_mut(c * h * w).zip(targets.iter_mut()).take(n) {
+        let (fx, fy) = (rng.below(2) == 1, vertical && rng.below(2) == 1);
+        for plane in img.chunks_mut(h * w) {
+            if fx {
+                plane.chunks_mut(w).for_each(|row| row.reverse());
+            }
+            if fy {
+                for y in 0..h / 2 {
+                    let (top, bottom) = plane.split_at_mut((h - 1 - y) * w);
+                    top[y * w..(y + 1) * w].swap_with_slice(&mut bottom[..w]);
+                }
+            }
+        }
+        let (wf, hf) = (w as f32, h as f32);
+        for b in &mut t.boxes {
+            if fx {
+                *b = [wf - b[2], b[1], wf - b[0], b[3]];
+            }
+            if fy {
+                *b = [b[0], hf - b[3], b[2], hf - b[1]];
+            }
+        }
+    }
+    Ok(Tensor::from_vec(v, &[n, c, h, w])?)
 }
 
 /// The detections and ground truths of a batch whose first image is `first`.
@@ -201,9 +240,19 @@ impl nabla_train::Task for Detect {
 
     fn training_step(&mut self, b: &Batch, step: u64, optims: &mut [Optim]) -> Result<StepOutput> {
         let rows = b.inputs.shape()[0] as u64;
-        let targets = batch_targets(b)?;
-        let mut rng = step_generator(self.meta.run.config.seed, step);
-        let l = self.model.losses(&b.inputs, &targets, &mut rng)?;
+        let mut targets = batch_targets(b)?;
+        let cfg = &self.meta.run.config;
+        let mut rng = step_generator(cfg.seed, step);
+        // Flips draw from their own generator, so without them the sampling is unchanged.
+        let flipped = match cfg.detect.flip.as_str() {
+            "none" => None,
+            how => {
+                let mut g = step_generator(cfg.seed ^ FLIP_SEED, step);
+                Some(flip_batch(&b.inputs, &mut targets, how == "hv", &mut g)?)
+            }
+        };
+        let x = flipped.as_ref().unwrap_or(&b.inputs);
+        let l = self.model.losses(x, &targets, &mut rng)?;
         let total = l.total()?;
         let lv = total.item()?;
         let n = rows as f64;

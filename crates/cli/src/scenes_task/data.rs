@@ -7,6 +7,7 @@ use crate::config::{Task, TrainConfig};
 use crate::error::{CliError, CliResult};
 use nabla_data::scenes::{read_coco, read_masks, SceneConfig, SceneFiles, Scenes};
 use nabla_data::{Dataset, Sample, Split};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Training scenes generated when `--limit` does not say: localization, segmentation.
@@ -66,30 +67,38 @@ fn part(inner: &Arc<dyn Dataset>, start: usize, len: usize) -> Arc<dyn Dataset> 
     })
 }
 
-/// Where the scenes come from, as `--data` says.
-enum Source {
+/// Where a task's scenes or images come from, as `--data` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// Scenes generated from the seed (no `--data`, or `--data scenes`).
     Generated,
-    Coco(std::path::PathBuf),
-    Masks(std::path::PathBuf),
+    /// `PREFIX:PATH` for one of the prefixes the task reads: the prefix (no colon), the path.
+    File(&'static str, PathBuf),
 }
 
-fn source(cfg: &TrainConfig) -> CliResult<Source> {
-    let Some(d) = &cfg.data else {
-        return Ok(Source::Generated);
+/// Parse `--data` for `--task task`, which reads generated scenes or `PREFIX:PATH` for each
+/// of `prefixes` (`["coco", "masks"]`); anything else is one line naming what is read.
+pub fn data_source(data: Option<&Path>, task: &str, prefixes: &[&'static str]) -> CliResult<DataSource> {
+    let Some(d) = data else {
+        return Ok(DataSource::Generated);
     };
     let s = d.to_string_lossy();
     if s == "scenes" {
-        return Ok(Source::Generated);
+        return Ok(DataSource::Generated);
     }
-    if let Some(p) = s.strip_prefix("coco:") {
-        return Ok(Source::Coco(p.into()));
+    for &p in prefixes {
+        if let Some(path) = s.strip_prefix(p).and_then(|r| r.strip_prefix(':')) {
+            return Ok(DataSource::File(p, path.into()));
+        }
     }
-    if let Some(p) = s.strip_prefix("masks:") {
-        return Ok(Source::Masks(p.into()));
-    }
+    let forms: Vec<String> = prefixes.iter().map(|p| format!("{p}:PATH")).collect();
+    let read = match forms.split_last() {
+        Some((last, [])) => format!(" or {last}"),
+        Some((last, rest)) => format!(", {} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
     Err(CliError::new(format!(
-        "--data {s}: --task {} reads scenes (generated, the default), coco:PATH or masks:PATH",
-        cfg.task.name()
+        "--data {s}: --task {task} reads scenes (generated, the default){read}"
     )))
 }
 
@@ -103,10 +112,11 @@ fn view(cfg: &TrainConfig, set: Scenes) -> Arc<dyn Dataset> {
 
 /// Load the scenes a configuration asks for.
 pub fn load(cfg: &TrainConfig) -> CliResult<SceneData> {
-    match source(cfg)? {
-        Source::Generated => generated(cfg),
-        Source::Coco(p) => from_files(cfg, read_coco(&p)?, format!("coco:{}", p.display())),
-        Source::Masks(p) => from_files(cfg, read_masks(&p)?, format!("masks:{}", p.display())),
+    match data_source(cfg.data.as_deref(), cfg.task.name(), &["coco", "masks"])? {
+        DataSource::Generated => generated(cfg),
+        DataSource::File("coco", p) => from_files(cfg, read_coco(&p)?, format!("coco:{}", p.display())),
+        // The only other prefix accepted.
+        DataSource::File(_, p) => from_files(cfg, read_masks(&p)?, format!("masks:{}", p.display())),
     }
 }
 
@@ -171,4 +181,38 @@ fn from_files(cfg: &TrainConfig, files: SceneFiles, origin: String) -> CliResult
         size,
         origin: format!("{origin} (the last {n_val} scenes held out to validate and test)"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_sources_parse_by_prefix_and_name_what_a_task_reads() {
+        let parse = |d: Option<&str>, prefixes| data_source(d.map(Path::new), "segment", prefixes);
+        let two: &[&'static str] = &["coco", "masks"];
+        assert_eq!(parse(None, two).unwrap(), DataSource::Generated);
+        assert_eq!(parse(Some("scenes"), two).unwrap(), DataSource::Generated);
+        assert_eq!(
+            parse(Some("coco:/a/b.json"), two).unwrap(),
+            DataSource::File("coco", "/a/b.json".into())
+        );
+        assert_eq!(
+            parse(Some("masks:dir:with:colons"), two).unwrap(),
+            DataSource::File("masks", "dir:with:colons".into())
+        );
+        // A prefix the task does not read, a prefix without its colon, a bare path.
+        for bad in ["voc:x", "cocox", "/data/set"] {
+            let e = parse(Some(bad), two).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("--data {bad}: --task segment reads scenes (generated, the default), coco:PATH or masks:PATH")
+            );
+        }
+        let three: &[&'static str] = &["coco", "masks", "voc"];
+        let e = parse(Some("x"), three).unwrap_err().to_string();
+        assert!(e.ends_with("the default), coco:PATH, masks:PATH or voc:PATH"), "{e}");
+        let e = parse(Some("x"), &["voc"]).unwrap_err().to_string();
+        assert!(e.ends_with("the default) or voc:PATH"), "{e}");
+    }
 }
