@@ -3,7 +3,7 @@
 
 use crate::Element;
 
-fn sigmoid<T: Element>(x: T) -> T {
+pub(crate) fn sigmoid<T: Element>(x: T) -> T {
     // Split by sign so exp never overflows.
     if x >= T::ZERO {
         T::ONE / (T::ONE + (-x).exp())
@@ -16,7 +16,7 @@ fn sigmoid<T: Element>(x: T) -> T {
 /// tanh through one exp, `1 − 2/(e^{2|x|} + 1)` with x's sign: the library tanh (through
 /// expm1) was the largest single cost of an LSTM step. Exact to a few units in the last
 /// place near 1, and to a few ulp of 1 in absolute terms near 0.
-fn tanh<T: Element>(x: T) -> T {
+pub(crate) fn tanh<T: Element>(x: T) -> T {
     let two = T::ONE + T::ONE;
     let t = T::ONE - two / ((two * x.abs()).exp() + T::ONE);
     if x < T::ZERO {

@@ -54,7 +54,7 @@ fn backward_fused<T: Element>(g: &Tensor, act: &Tensor, tc: &Tensor, c: &Tensor)
 }
 
 /// The same gradients in tensor ops, recorded, for a graph of the backward pass.
-fn backward_ops(g: &Tensor, gates: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
+pub(crate) fn backward_ops(g: &Tensor, gates: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
     let h = c.shape()[1];
     let part = |k: usize| gates.narrow(1, k * h, h);
     let (i, f, gg, o) = (

@@ -18,6 +18,7 @@ mod creation;
 mod index;
 mod join;
 mod lstm_cell;
+mod lstm_seq;
 mod matmul;
 mod max_pool2d;
 mod max_unpool2d;

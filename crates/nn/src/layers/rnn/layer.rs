@@ -245,6 +245,20 @@ impl Stack {
             // at its own last element; the same permutation puts the outputs back.
             xg = xg.index_select(0, &m.reverse_rows)?;
         }
+        if self.kind == CellKind::Lstm {
+            // The whole sequence in one op (core's lstm_seq): no graph node per step.
+            let c0 = c.expect("an LSTM has a cell state");
+            let gh = xg.shape()[1];
+            let xg = xg.reshape([t_len, n, gh].as_slice())?;
+            let lengths = masks.map(|m| m.lengths.as_slice());
+            // Padded sequences were reversed in place above, so they run forward in time.
+            let backwards = reverse && masks.is_none();
+            let (mut out, h, c) = Tensor::lstm_seq(&xg, &h, &c0, &w_hh, lengths, backwards)?;
+            if let (true, Some(m)) = (reverse, masks) {
+                out = unreverse(&out, m, self.hidden_size)?;
+            }
+            return Ok((out, h, Some(c)));
+        }
         let cw = CellWeights {
             w_hh: &w_hh,
             b_hh: if folded { None } else { b_hh.as_ref() },
@@ -277,13 +291,20 @@ impl Stack {
         }
         let mut out = Tensor::stack(&outs.iter().collect::<Vec<_>>(), 0)?;
         if let (true, Some(m)) = (reverse, masks) {
-            let flat = out.reshape([t_len * n, self.hidden_size].as_slice())?;
-            out = flat
-                .index_select(0, &m.reverse_rows)?
-                .reshape([t_len, n, self.hidden_size].as_slice())?;
+            out = unreverse(&out, m, self.hidden_size)?;
         }
         Ok((out, h, c))
     }
+}
+
+/// The outputs `[T, N, H]` of sequences reversed within their lengths put back in time
+/// order (the permutation is its own inverse).
+fn unreverse(out: &Tensor, m: &Masks, hs: usize) -> Result<Tensor> {
+    let (t_len, n) = (out.shape()[0], out.shape()[1]);
+    let flat = out.reshape([t_len * n, hs].as_slice())?;
+    Ok(flat
+        .index_select(0, &m.reverse_rows)?
+        .reshape([t_len, n, hs].as_slice())?)
 }
 
 /// The `count` blocks of `n` rows of `x`, cut in halves recursively. Each cut's backward
@@ -305,6 +326,7 @@ fn halves(x: &Tensor, n: usize, count: usize) -> Result<Vec<Tensor>> {
 struct Masks {
     steps: Vec<Option<Tensor>>,
     reverse_rows: Vec<usize>,
+    lengths: Vec<usize>,
 }
 
 impl Masks {
@@ -326,7 +348,11 @@ impl Masks {
                 reverse_rows.push(src * n + b);
             }
         }
-        Ok(Masks { steps, reverse_rows })
+        Ok(Masks {
+            steps,
+            reverse_rows,
+            lengths: lengths.to_vec(),
+        })
     }
 
     fn at(&self, t: usize) -> Option<&Tensor> {
