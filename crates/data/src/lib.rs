@@ -33,6 +33,8 @@
 //!   localization and segmentation, and their COCO / mask-folder formats.
 //! - [`detection`]: detection images with boxes: scenes, COCO and Pascal VOC folders, tiles,
 //!   the loader view, COCO results.
+//! - [`text`]: the caption tokenizer, vocabulary, corpus BLEU and pretrained word vectors.
+//! - [`captions`]: images with reference captions (scenes, COCO, Flickr8k), scene scores.
 //! - [`transforms`]: normalize, crops, flips, resize, affine, composed and seeded.
 //! - `http.rs`: the small HTTP/1.1 client the download uses.
 //!
@@ -40,6 +42,7 @@
 //! input as a [`DataError`] naming the file and the problem.
 
 mod buffers;
+pub mod captions;
 pub mod cifar;
 mod csv;
 mod dataset;
@@ -51,6 +54,7 @@ mod http;
 pub mod idx;
 mod loader;
 pub mod scenes;
+pub mod text;
 pub mod transforms;
 
 pub use buffers::BatchBuffers;
