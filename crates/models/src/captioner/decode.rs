@@ -61,8 +61,11 @@ fn check_len(max_len: usize) -> Result<()> {
 impl Captioner {
     /// The LSTM state after reading the image features of `images` (no `<start>` yet).
     fn start_state(&self, images: &Tensor) -> Result<(Tensor, Tensor)> {
-        let f = self.image_features(images, Mode::Eval)?.unsqueeze(0)?;
-        let (_, state) = self.lstm.forward_with(&f, None, None, Mode::Eval)?;
+        let v = self.image_features(images, Mode::Eval)?;
+        if let Some(state) = self.initial_state(&v, Mode::Eval)? {
+            return Ok(state);
+        }
+        let (_, state) = self.lstm.forward_with(&v.unsqueeze(0)?, None, None, Mode::Eval)?;
         Ok(state)
     }
 

@@ -1,13 +1,16 @@
 //! Show and Tell (Vinyals et al., 2015): a CNN reads the image, a linear layer maps its
-//! features to the embedding size, and that vector is the LSTM's *first input* (as in the
-//! paper, not its initial state; h0 and c0 are zeros); then come the word embeddings of
+//! features to the embedding size, and that vector enters the LSTM ([`Inject`]): as its
+//! *first input* ([`Inject::First`], the paper's way; h0 and c0 are zeros), or as its
+//! initial state ([`Inject::State`]: h0 = tanh(`init_h`(v)), c0 = tanh(`init_c`(v)) for every
+//! layer, as Show, Attend and Tell starts its LSTM); then come the word embeddings of
 //! `<start> w1 … wn`, and at each step a linear layer over the LSTM output scores the next
 //! word. Training uses teacher forcing: cross-entropy of `w1 … wn <end>` given the true
 //! previous words, `<pad>` positions ignored.
 //!
 //! Children and their PyTorch-like names: `encoder.*` (the CNN, see [`encoder`]),
-//! `project.weight`/`.bias` (features → embedding), `embed.weight`, `lstm.weight_ih_l0`
-//! (…, one set per layer), `fc.weight`/`.bias` (hidden → vocabulary).
+//! `project.weight`/`.bias` (features → embedding), `init_h.*`/`init_c.*` ([`Inject::State`]
+//! only), `embed.weight`, `lstm.weight_ih_l0` (…, one set per layer), `fc.weight`/`.bias`
+//! (hidden → vocabulary).
 //!
 //! Decoding ([`Captioner::greedy`], [`Captioner::beam`], in `decode.rs`) steps the same
 //! LSTM one token at a time (a one-step sequence with the carried `(h, c)`: what an
@@ -38,6 +41,36 @@ use nabla_core::{no_grad, Generator, Tensor};
 use nabla_nn::loss::{cross_entropy, CrossEntropyOptions, Reduction};
 use nabla_nn::{Children, Embedding, Error, Linear, Mode, Module, Result, RnnOptions, LSTM};
 
+/// How the image enters the LSTM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inject {
+    /// As the first input step, before `<start>` (Show and Tell).
+    First,
+    /// As the initial `(h0, c0)`, through `init_h` and `init_c` and a tanh.
+    State,
+}
+
+impl Inject {
+    /// The kind named `name` (`first`, `state`).
+    pub fn named(name: &str) -> Result<Inject> {
+        match name {
+            "first" => Ok(Inject::First),
+            "state" => Ok(Inject::State),
+            _ => Err(Error::Config(format!(
+                "captioner: unknown image injection {name:?}; choose first or state"
+            ))),
+        }
+    }
+
+    /// The name [`Inject::named`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Inject::First => "first",
+            Inject::State => "state",
+        }
+    }
+}
+
 /// What to build.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaptionerConfig {
@@ -51,6 +84,8 @@ pub struct CaptionerConfig {
     pub num_layers: usize,
     /// Which CNN reads the image.
     pub encoder: EncoderKind,
+    /// How the image enters the LSTM.
+    pub inject: Inject,
     /// Image channels.
     pub in_channels: usize,
     /// Image `[H, W]`.
@@ -75,6 +110,7 @@ impl Default for CaptionerConfig {
             hidden_size: 128,
             num_layers: 1,
             encoder: EncoderKind::Small,
+            inject: Inject::First,
             in_channels: 1,
             image_size: [64, 64],
             pad: 0,
@@ -116,6 +152,8 @@ pub struct Captioner {
     pub encoder: Box<dyn Module>,
     /// Features → embedding size.
     pub project: Linear,
+    /// [`Inject::State`]: the projected features → h0 and c0 (`[layers·hidden]` each).
+    pub init: Option<(Linear, Linear)>,
     /// Word embeddings `[vocab, embed]`.
     pub embed: Embedding,
     /// The decoder.
@@ -133,6 +171,13 @@ impl Captioner {
         let mut g = Generator::new(cfg.seed);
         let (encoder, width) = build_encoder(cfg.encoder, cfg.in_channels, cfg.image_size, &mut g)?;
         let project = Linear::new(width, cfg.embed_size, &mut g);
+        let init = (cfg.inject == Inject::State).then(|| {
+            let lh = cfg.num_layers * cfg.hidden_size;
+            (
+                Linear::new(cfg.embed_size, lh, &mut g),
+                Linear::new(cfg.embed_size, lh, &mut g),
+            )
+        });
         let embed = Embedding::new(cfg.vocab_size, cfg.embed_size, Some(cfg.pad), &mut g);
         let opts = RnnOptions::default().layers(cfg.num_layers);
         let lstm = LSTM::with_options(cfg.embed_size, cfg.hidden_size, opts, &mut g);
@@ -140,6 +185,7 @@ impl Captioner {
         Ok(Captioner {
             encoder,
             project,
+            init,
             embed,
             lstm,
             fc,
@@ -209,6 +255,20 @@ impl Captioner {
         self.project.forward_named("project", &f, mode)
     }
 
+    /// [`Inject::State`]: `(h0, c0)`, each `[layers, N, hidden]`, from the projected
+    /// features `v` `[N, embed]`; `None` for [`Inject::First`].
+    pub fn initial_state(&self, v: &Tensor, mode: Mode) -> Result<Option<(Tensor, Tensor)>> {
+        let Some((ih, ic)) = &self.init else {
+            return Ok(None);
+        };
+        let (n, l, h) = (v.shape()[0], self.cfg.num_layers, self.cfg.hidden_size);
+        let state = |lin: &Linear, name: &str| -> Result<Tensor> {
+            let s = lin.forward_named(name, v, mode)?.tanh()?;
+            Ok(s.reshape([n, l, h])?.permute(&[1, 0, 2])?.contiguous()?)
+        };
+        Ok(Some((state(ih, "init_h")?, state(ic, "init_c")?)))
+    }
+
     /// Next-word scores `[T + 1, N, vocab]` under teacher forcing for `captions` (word ids,
     /// without `<start>` and `<end>`; `T` the longest): row `t` scores the word after
     /// `<start> w1 … wt`, so row `len` of a caption should score `<end>`.
@@ -224,11 +284,16 @@ impl Captioner {
             }
         }
         let words = self.embed.lookup(&ids, &[t, n])?;
-        let first = self.image_features(images, mode)?.unsqueeze(0)?;
-        let x = Tensor::cat(&[&first, &words], 0)?;
-        let (y, _) = self.lstm.forward_with(&x, None, None, mode)?;
-        // The output after the image step predicts nothing (the paper's x₋₁).
-        let y = y.narrow(0, 1, t)?;
+        let v = self.image_features(images, mode)?;
+        let y = match self.initial_state(&v, mode)? {
+            Some((h, c)) => self.lstm.forward_with(&words, Some((&h, &c)), None, mode)?.0,
+            None => {
+                let x = Tensor::cat(&[&v.unsqueeze(0)?, &words], 0)?;
+                let (y, _) = self.lstm.forward_with(&x, None, None, mode)?;
+                // The output after the image step predicts nothing (the paper's x₋₁).
+                y.narrow(0, 1, t)?
+            }
+        };
         let v = self.cfg.vocab_size;
         let flat = self
             .fc
@@ -292,6 +357,10 @@ impl Module for Captioner {
     fn children(&self, c: &mut Children) {
         c.module("encoder", self.encoder.as_ref());
         c.module("project", &self.project);
+        if let Some((h, cc)) = &self.init {
+            c.module("init_h", h);
+            c.module("init_c", cc);
+        }
         c.module("embed", &self.embed);
         c.module("lstm", &self.lstm);
         c.module("fc", &self.fc);
@@ -300,8 +369,12 @@ impl Module for Captioner {
     fn describe(&self) -> String {
         let c = &self.cfg;
         format!(
-            "Show and Tell captioner ({} encoder, embed {}, LSTM {}×{}, vocabulary {})",
+            "Show and Tell captioner ({} encoder, image as {}, embed {}, LSTM {}×{}, vocabulary {})",
             c.encoder.name(),
+            match c.inject {
+                Inject::First => "first input",
+                Inject::State => "initial state",
+            },
             c.embed_size,
             c.hidden_size,
             c.num_layers,

@@ -43,6 +43,32 @@ fn names_and_shapes() -> Result<()> {
 }
 
 #[test]
+fn state_injection_overfits_too_and_names_its_layers() -> Result<()> {
+    let m = Captioner::new(&CaptionerConfig {
+        inject: Inject::State,
+        num_layers: 2,
+        ..small(8)
+    })?;
+    assert!(m.named_parameters().iter().any(|(n, _)| n == "init_c.weight"));
+    let x = images(2, 4);
+    let caps = vec![vec![3, 4, 5], vec![6, 7]];
+    let mut opt = Adam::new(
+        m.trainable_parameters(),
+        AdamOptions {
+            lr: 0.02,
+            ..Default::default()
+        },
+    )?;
+    for _ in 0..150 {
+        let loss = m.loss(&x, &caps, Mode::Train)?;
+        opt.step(&loss.backward()?)?;
+    }
+    assert_eq!(m.greedy(&x, 10)?, caps);
+    assert_eq!(m.beam(&x, 1, 10)?[1][0].tokens, caps[1]);
+    Ok(())
+}
+
+#[test]
 fn resnet18_encoder_builds_and_reads_images() -> Result<()> {
     let m = Captioner::new(&CaptionerConfig {
         encoder: EncoderKind::ResNet18,
