@@ -67,11 +67,11 @@ impl Default for CaptionSettings {
     fn default() -> Self {
         CaptionSettings {
             data: "scenes".into(),
-            scenes: 20_000,
+            scenes: 10_000,
             val_size: 500,
             test_size: 1_000,
             image_size: 64,
-            epochs: 8,
+            epochs: 5,
             batch_size: 64,
             lr: 2e-3,
             clip: 5.0,

@@ -22,7 +22,7 @@ pub struct TrainFlags {
     /// scenes (generated Fashion-MNIST scenes), coco:PATH or flickr8k:PATH [default: scenes]
     #[arg(long, value_name = "SOURCE")]
     data: Option<String>,
-    /// Generated training scenes [default: 20000]
+    /// Generated training scenes [default: 10000]
     #[arg(long, value_name = "N")]
     scenes: Option<usize>,
     /// Validation images [default: 500]
@@ -34,7 +34,7 @@ pub struct TrainFlags {
     /// Side images read from files are resized to [default: 64]
     #[arg(long, value_name = "PIXELS")]
     image_size: Option<usize>,
-    /// Epochs in total [default: 8]
+    /// Epochs in total [default: 5]
     #[arg(long, value_name = "N")]
     epochs: Option<u64>,
     /// Images per step [default: 64]

@@ -34,6 +34,16 @@ fn names_and_shapes() -> Result<()> {
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
+    // Forget gates open: rows 16..32 of the biases.
+    for l in 0..2 {
+        let bi = m.parameter(&format!("lstm.bias_ih_l{l}"))?.to_vec_f32();
+        let bh = m.parameter(&format!("lstm.bias_hh_l{l}"))?.to_vec_f32();
+        assert!(bi[16..32].iter().all(|&v| v == 1.0) && bh[16..32].iter().all(|&v| v == 0.0));
+        assert!(
+            bi[..16].iter().all(|&v| v.abs() <= 0.25 && v != 1.0),
+            "the other gates keep their draw"
+        );
+    }
     let x = images(3, 0);
     assert_eq!(m.forward(&x, Mode::Eval)?.shape(), &[3, 8]);
     let logits = m.logits(&x, &[vec![4, 5], vec![6], vec![]], Mode::Eval)?;
