@@ -17,7 +17,8 @@ const SHOWN_SIDE: usize = 128;
 /// Text colours: greedy, beam, reference.
 const COLOURS: [Rgb; 3] = [[31, 90, 180], [200, 40, 40], [40, 130, 40]];
 
-/// `text` cut into lines of at most `width` characters at spaces (a longer word is cut).
+/// `text` cut into lines of at most `width` characters at spaces (a longer word is cut; no
+/// line for empty text).
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
     for word in text.split(' ') {
@@ -133,6 +134,6 @@ mod tests {
             ["a bag to", "the left", "of a shirt"]
         );
         assert_eq!(wrap("abcdefghijkl", 5), ["abcde", "fghij", "kl"]);
-        assert_eq!(wrap("", 5), [""]);
+        assert!(wrap("", 5).is_empty());
     }
 }

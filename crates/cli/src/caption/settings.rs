@@ -67,13 +67,13 @@ impl Default for CaptionSettings {
     fn default() -> Self {
         CaptionSettings {
             data: "scenes".into(),
-            scenes: 10_000,
+            scenes: 12_000,
             val_size: 500,
             test_size: 1_000,
             image_size: 64,
-            epochs: 5,
-            batch_size: 64,
-            lr: 2e-3,
+            epochs: 9,
+            batch_size: 32,
+            lr: 1e-3,
             clip: 5.0,
             embed: 64,
             hidden: 256,

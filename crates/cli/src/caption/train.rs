@@ -22,7 +22,7 @@ pub struct TrainFlags {
     /// scenes (generated Fashion-MNIST scenes), coco:PATH or flickr8k:PATH [default: scenes]
     #[arg(long, value_name = "SOURCE")]
     data: Option<String>,
-    /// Generated training scenes [default: 10000]
+    /// Generated training scenes [default: 12000]
     #[arg(long, value_name = "N")]
     scenes: Option<usize>,
     /// Validation images [default: 500]
@@ -34,13 +34,13 @@ pub struct TrainFlags {
     /// Side images read from files are resized to [default: 64]
     #[arg(long, value_name = "PIXELS")]
     image_size: Option<usize>,
-    /// Epochs in total [default: 5]
+    /// Epochs in total [default: 9]
     #[arg(long, value_name = "N")]
     epochs: Option<u64>,
-    /// Images per step [default: 64]
+    /// Images per step [default: 32]
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
-    /// Adam's learning rate [default: 0.002]
+    /// Adam's learning rate [default: 0.001]
     #[arg(long, value_name = "RATE")]
     lr: Option<f64>,
     /// Clip the gradients' global L2 norm (0: no clipping) [default: 5]
