@@ -71,7 +71,7 @@ impl Default for CaptionSettings {
             val_size: 500,
             test_size: 1_000,
             image_size: 64,
-            epochs: 9,
+            epochs: 16,
             batch_size: 32,
             lr: 1e-3,
             clip: 5.0,

@@ -34,7 +34,7 @@ pub struct TrainFlags {
     /// Side images read from files are resized to [default: 64]
     #[arg(long, value_name = "PIXELS")]
     image_size: Option<usize>,
-    /// Epochs in total [default: 9]
+    /// Epochs in total [default: 16]
     #[arg(long, value_name = "N")]
     epochs: Option<u64>,
     /// Images per step [default: 32]
