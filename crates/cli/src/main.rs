@@ -3,6 +3,7 @@
 //! Errors a user can cause print one line, `error: ...`, and exit with code 1.
 
 mod autoencode;
+mod caption;
 mod completions;
 mod config;
 mod data_cmd;
@@ -47,6 +48,8 @@ enum Command {
     Autoencode(Box<autoencode::AutoencodeArgs>),
     /// Train a DCGAN on Fashion-MNIST; sample from it; measure FID.
     Gan(Box<gan::GanArgs>),
+    /// Train an image captioner (CNN + LSTM), caption images, score captions.
+    Caption(caption::CaptionArgs),
     /// Write data sets in standard formats (Fashion-MNIST scenes as COCO + VOC masks).
     Data(data_cmd::DataArgs),
     /// Fine-tune a classifier from a checkpoint or a torchvision state dict (probe, top, full).
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(*args),
         Command::Autoencode(args) => autoencode::run(*args),
         Command::Gan(args) => gan::run(*args),
+        Command::Caption(args) => caption::run(args),
         Command::Data(args) => data_cmd::run(args),
         Command::Finetune(args) => finetune::run(*args),
         Command::Features(args) => finetune::features::run(args),

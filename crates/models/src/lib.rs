@@ -30,6 +30,7 @@
 
 pub mod alexnet;
 pub mod autoencoder;
+pub mod captioner;
 pub mod classloc;
 pub mod convnet;
 pub mod dcgan;
