@@ -72,6 +72,7 @@
 //! all and picks which to step, so an alternation such as k₁ discriminator steps then k₂
 //! generator steps is plain code in the task, counted by the step index the engine passes.
 
+mod distributed;
 mod engine;
 mod error;
 pub mod record;
@@ -80,6 +81,7 @@ mod state;
 mod stop;
 pub mod tensorboard;
 
+pub use distributed::Distributed;
 pub use engine::{fit, test, EarlyStop, FitOptions, Outcome};
 pub use error::{Result, TrainError};
 pub use record::{write_atomic, Record};
