@@ -172,9 +172,15 @@ pub fn fit(
         None => vec![],
     };
     let loader = train.shuffle(true).seed(opts.seed);
-    let (loader, val_shard) = match dist {
-        Some(d) => (d.shard_train(loader)?, val.map(|v| d.shard_val(v)).transpose()?),
-        None => (loader, None),
+    // Validation is sharded only where averaging the ranks' metrics is exact.
+    let val_dist = dist.filter(|_| task.validation_means());
+    let loader = match dist {
+        Some(d) => d.shard_train(loader)?,
+        None => loader,
+    };
+    let val_shard = match val_dist {
+        Some(d) => val.map(|v| d.shard_val(v)).transpose()?,
+        None => None,
     };
     let val = val_shard.as_ref().or(val);
     let (last, best_path) = (out.join("last.safetensors"), out.join("best.safetensors"));
@@ -246,7 +252,7 @@ pub fn fit(
         bar.finish();
         let this_part = t0.elapsed().as_secs_f64();
         let val_metrics = match val {
-            Some(v) => score(task, v, dist)?,
+            Some(v) => score(task, v, val_dist)?,
             None => vec![],
         };
         // Every rank's samples and sums, so the epoch's metrics are the global batch's.

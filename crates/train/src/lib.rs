@@ -153,6 +153,13 @@ pub trait Task {
         Ok(vec![])
     }
 
+    /// Whether every validation metric is a mean over samples (loss, accuracy), so a
+    /// distributed run may shard validation and average the ranks' metrics weighted by
+    /// their samples; otherwise (an RMSE, an mAP) every rank validates on the whole set.
+    fn validation_means(&self) -> bool {
+        true
+    }
+
     /// The training metrics of an epoch from its sums (default: every sum per sample).
     fn train_metrics(&self, sums: &Sums) -> Vec<(String, f64)> {
         sums.means()
