@@ -368,7 +368,13 @@ impl Plan {
                             format!("a transform needs C×H×W samples; sample {i} has shape {:?}", s.shape),
                         )
                     })?;
-                    let mut rng = Generator::new(derive(&[self.seed, self.epoch, AUGMENT_TAG, b as u64, (k * self.shard.1 + self.shard.0) as u64]));
+                    let mut rng = Generator::new(derive(&[
+                        self.seed,
+                        self.epoch,
+                        AUGMENT_TAG,
+                        b as u64,
+                        (k * self.shard.1 + self.shard.0) as u64,
+                    ]));
                     let img = t.apply(Image::new(s.data, chw)?, &mut rng)?;
                     let sh = img.shape().to_vec();
                     extend_f32(&mut batch.data, &img.data);

@@ -27,7 +27,15 @@ fn main() {
             ..Default::default()
         };
         let model = build(name, &cfg).unwrap();
-        let sgd = Sgd::new(model.parameters(), SgdOptions { lr: 0.01, momentum: 0.9, ..Default::default() }).unwrap();
+        let sgd = Sgd::new(
+            model.parameters(),
+            SgdOptions {
+                lr: 0.01,
+                momentum: 0.9,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let mut opt = DistributedOptimizer::new(Box::new(sgd), comm.clone(), 25 << 20, None);
         let mut g = Generator::new(rank as u64);
         let b = global / size;

@@ -57,6 +57,16 @@ pub fn all_agree(comm: &dyn Comm, flag: bool) -> bool {
     v[0] > 0.0
 }
 
+/// `root`'s `text` on every rank (the others' `text` is ignored).
+pub fn broadcast_string(comm: &dyn Comm, text: &str, root: usize) -> String {
+    let mut len = [if comm.rank() == root { text.len() as f64 } else { 0.0 }];
+    comm.all_reduce_sum_f64(&mut len);
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.resize(len[0] as usize, 0);
+    comm.broadcast_bytes(&mut bytes, root);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +85,6 @@ mod tests {
         assert_eq!((f, d, b), ([1.5, -2.0], [3.0], [7, 9]));
         assert_eq!(c.all_gather_u64(42), vec![42]);
         assert!(all_agree(&c, true) && !all_agree(&c, false));
+        assert_eq!(broadcast_string(&c, "run/version_3", 0), "run/version_3");
     }
 }

@@ -57,7 +57,10 @@ pub fn all_reduce_gradients(
     let start = Instant::now();
     let mut out = Gradients::default();
     let size = comm.size();
-    let mut present: Vec<f32> = params.iter().map(|p| f32::from(u8::from(grads.get(p).is_some()))).collect();
+    let mut present: Vec<f32> = params
+        .iter()
+        .map(|p| f32::from(u8::from(grads.get(p).is_some())))
+        .collect();
     if size > 1 {
         comm.all_reduce_sum_f32(&mut present);
     }
@@ -226,8 +229,16 @@ mod tests {
         let (a, b, c) = (leaf(vec![1.0, 2.0, 3.0]), leaf(vec![4.0]), leaf(vec![5.0, 6.0]));
         let d = Tensor::from_vec(vec![7.0f64], &[1]).unwrap().set_requires_grad(true);
         // c takes no part in the loss: no gradient.
-        let loss = a.square().unwrap().sum_all().unwrap().add(&b.mul_scalar(3.0).unwrap().sum_all().unwrap()).unwrap();
-        let loss = loss.add(&d.square().unwrap().sum_all().unwrap().to_dtype(DType::F32).unwrap()).unwrap();
+        let loss = a
+            .square()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .add(&b.mul_scalar(3.0).unwrap().sum_all().unwrap())
+            .unwrap();
+        let loss = loss
+            .add(&d.square().unwrap().sum_all().unwrap().to_dtype(DType::F32).unwrap())
+            .unwrap();
         let grads = loss.backward().unwrap();
         let params = [a.clone(), b.clone(), c.clone(), d.clone()];
         for bucket in [1, 8, 1 << 20] {
@@ -251,8 +262,11 @@ mod tests {
         let inner = Box::new(Sgd::new(vec![v.clone()], opts).unwrap());
         let mut dist = DistributedOptimizer::new(inner, Rc::new(Twin), 4, None);
         for _ in 0..3 {
-            plain.step(&w.square().unwrap().sum_all().unwrap().backward().unwrap()).unwrap();
-            dist.step(&v.square().unwrap().sum_all().unwrap().backward().unwrap()).unwrap();
+            plain
+                .step(&w.square().unwrap().sum_all().unwrap().backward().unwrap())
+                .unwrap();
+            dist.step(&v.square().unwrap().sum_all().unwrap().backward().unwrap())
+                .unwrap();
         }
         assert_eq!(w.to_vec::<f32>().unwrap(), v.to_vec::<f32>().unwrap());
         assert_eq!(dist.lrs(), vec![0.1]);
@@ -265,10 +279,27 @@ mod tests {
     #[test]
     fn the_wrapper_clips_the_averaged_gradients() {
         let v = leaf(vec![3.0, 4.0]);
-        let inner = Box::new(Sgd::new(vec![v.clone()], SgdOptions { lr: 1.0, ..Default::default() }).unwrap());
+        let inner = Box::new(
+            Sgd::new(
+                vec![v.clone()],
+                SgdOptions {
+                    lr: 1.0,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
         let mut dist = DistributedOptimizer::new(inner, Rc::new(Local), 1 << 20, Some(1.0));
         // Gradient (3, 4), norm 5, clipped to norm 1: (0.6, 0.8).
-        dist.step(&v.mul(&Tensor::from_vec(vec![3.0f32, 4.0], &[2]).unwrap()).unwrap().sum_all().unwrap().backward().unwrap()).unwrap();
+        dist.step(
+            &v.mul(&Tensor::from_vec(vec![3.0f32, 4.0], &[2]).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap(),
+        )
+        .unwrap();
         let got = v.to_vec::<f32>().unwrap();
         assert!((got[0] - 2.4).abs() < 1e-6 && (got[1] - 3.2).abs() < 1e-6, "{got:?}");
     }

@@ -27,7 +27,7 @@ mod grads;
 mod mpi_comm;
 mod sync_bn;
 
-pub use comm::{all_agree, Comm, Local};
+pub use comm::{all_agree, broadcast_string, Comm, Local};
 pub use env::world_from_env;
 pub use grads::{all_reduce_gradients, allreduce_seconds, broadcast_tensors, DistributedOptimizer};
 #[cfg(feature = "mpi")]

@@ -24,6 +24,8 @@ impl Mpi {
     }
 }
 
+// Empty buffers skip the call (Open MPI rejects their dangling pointers); every rank's
+// buffer has the same length, so every rank skips alike.
 impl Comm for Mpi {
     fn rank(&self) -> usize {
         self.world.rank() as usize
@@ -35,16 +37,28 @@ impl Comm for Mpi {
         self.world.barrier();
     }
     fn broadcast_bytes(&self, buf: &mut [u8], root: usize) {
+        if buf.is_empty() {
+            return;
+        }
         self.world.process_at_rank(root as i32).broadcast_into(buf);
     }
     fn broadcast_f32(&self, buf: &mut [f32], root: usize) {
+        if buf.is_empty() {
+            return;
+        }
         self.world.process_at_rank(root as i32).broadcast_into(buf);
     }
     fn all_reduce_sum_f32(&self, buf: &mut [f32]) {
+        if buf.is_empty() {
+            return;
+        }
         let send = buf.to_vec();
         self.world.all_reduce_into(&send[..], buf, SystemOperation::sum());
     }
     fn all_reduce_sum_f64(&self, buf: &mut [f64]) {
+        if buf.is_empty() {
+            return;
+        }
         let send = buf.to_vec();
         self.world.all_reduce_into(&send[..], buf, SystemOperation::sum());
     }

@@ -56,9 +56,7 @@ fn sync_train(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<(Tensor, T
     // Deviations from the global mean, so the variance does not lose digits as Σx²−n·mean² would.
     let var = all_reduce_sum(&xc.square()?.sum(&red, false)?)?.mul_scalar(1.0 / n)?;
     let inv = var.add_scalar(eps)?.powf(-0.5)?;
-    let y = xc
-        .mul(&inv.mul(w)?.reshape(&stat)?)?
-        .add(&b.reshape(&stat)?)?;
+    let y = xc.mul(&inv.mul(w)?.reshape(&stat)?)?.add(&b.reshape(&stat)?)?;
     Ok((y, mean.detach(), var.detach(), n as usize))
 }
 
@@ -79,12 +77,21 @@ mod tests {
     #[test]
     fn synced_batch_norm_on_one_rank_equals_plain_batch_norm() {
         let mut g = Generator::new(3);
-        let x = Tensor::randn(&[4, 3, 5, 5], DType::F32, &mut g).mul_scalar(2.0).unwrap().add_scalar(1.0).unwrap();
+        let x = Tensor::randn(&[4, 3, 5, 5], DType::F32, &mut g)
+            .mul_scalar(2.0)
+            .unwrap()
+            .add_scalar(1.0)
+            .unwrap();
         let x = x.set_requires_grad(true);
         let probe = Tensor::randn(&[4, 3, 5, 5], DType::F32, &mut g);
         let run = |sync: bool| {
             let bn = BatchNorm2d::new(3);
-            bn.weight.as_ref().unwrap().leaf().assign(&Tensor::from_vec(vec![0.5f32, 1.5, -1.0], &[3]).unwrap()).unwrap();
+            bn.weight
+                .as_ref()
+                .unwrap()
+                .leaf()
+                .assign(&Tensor::from_vec(vec![0.5f32, 1.5, -1.0], &[3]).unwrap())
+                .unwrap();
             install_sync_batch_norm(sync.then(|| Rc::new(Local) as Rc<dyn Comm>));
             let y = bn.forward(&x, Mode::Train).unwrap();
             install_sync_batch_norm(None);
@@ -92,7 +99,13 @@ mod tests {
             let w = bn.weight.as_ref().unwrap().leaf();
             let rm = bn.running_mean.as_ref().unwrap().leaf().to_vec_f32();
             let rv = bn.running_var.as_ref().unwrap().leaf().to_vec_f32();
-            (y.to_vec_f32(), grads.get(&x).unwrap().to_vec_f32(), grads.get(&w).unwrap().to_vec_f32(), rm, rv)
+            (
+                y.to_vec_f32(),
+                grads.get(&x).unwrap().to_vec_f32(),
+                grads.get(&w).unwrap().to_vec_f32(),
+                rm,
+                rv,
+            )
         };
         let (plain, synced) = (run(false), run(true));
         close(&synced.0, &plain.0, 1e-5);

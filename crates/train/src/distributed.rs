@@ -18,7 +18,9 @@
 use crate::state::Sums;
 use crate::{Result, Task, TrainError};
 use nabla_data::DataLoader;
-use nabla_distributed::{all_agree, broadcast_tensors, install_sync_batch_norm, Comm, DistributedOptimizer};
+use nabla_distributed::{
+    all_agree, broadcast_string, broadcast_tensors, install_sync_batch_norm, Comm, DistributedOptimizer,
+};
 use std::rc::Rc;
 
 /// Data-parallel training: this process is one rank of `comm`.
@@ -47,8 +49,9 @@ impl std::fmt::Debug for Distributed {
 
 /// FNV-1a, enough to tell two configuration texts apart.
 fn fnv1a(text: &str) -> u64 {
-    text.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Distributed {
@@ -58,7 +61,13 @@ impl Distributed {
     }
 
     /// The checks and the synchronization before the first step (see the module doc).
-    pub(crate) fn start(&self, task: &dyn Task, optims: &mut Vec<crate::Optim>, config: &str, samples: usize) -> Result<()> {
+    pub(crate) fn start(
+        &self,
+        task: &dyn Task,
+        optims: &mut Vec<crate::Optim>,
+        config: &str,
+        samples: usize,
+    ) -> Result<()> {
         let (rank, size) = (self.comm.rank(), self.comm.size());
         let hashes = self.comm.all_gather_u64(fnv1a(config));
         if let Some(r) = hashes.iter().position(|&h| h != hashes[0]) {
@@ -118,15 +127,20 @@ impl Distributed {
     }
 
     /// The epoch's sums over all ranks (samples and every sum; the seconds stay this rank's).
+    /// Rank 0 names the sums: it has them all (a resumed epoch's sums so far are its alone),
+    /// and the others may list theirs in another order.
     pub(crate) fn reduce_sums(&self, p: &Sums) -> Sums {
-        let mut v: Vec<f64> = p.values.iter().map(|(_, s)| *s).collect();
+        let mine: Vec<&str> = p.values.iter().map(|(k, _)| k.as_str()).collect();
+        let names = broadcast_string(self.comm.as_ref(), &mine.join("\n"), 0);
+        let names: Vec<&str> = names.split('\n').filter(|k| !k.is_empty()).collect();
+        let mut v: Vec<f64> = names.iter().map(|k| p.get(k)).collect();
         v.push(p.seen as f64);
         self.comm.all_reduce_sum_f64(&mut v);
         let seen = v.pop().unwrap_or(0.0) as u64;
         Sums {
             seen,
             seconds: p.seconds,
-            values: p.values.iter().zip(v).map(|((k, _), s)| (k.clone(), s)).collect(),
+            values: names.iter().zip(v).map(|(k, s)| (k.to_string(), s)).collect(),
         }
     }
 

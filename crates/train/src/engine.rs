@@ -316,7 +316,7 @@ pub fn fit(
             if es.stale(&history, direction) >= es.patience.max(1) && st.epoch < epochs {
                 if main {
                     println!(
-                    "early stop: {best_key} has not improved by more than {} for {} epochs",
+                        "early stop: {best_key} has not improved by more than {} for {} epochs",
                         es.min_delta, es.patience
                     );
                 }

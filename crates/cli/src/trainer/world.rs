@@ -13,7 +13,9 @@ use std::path::PathBuf;
 pub fn from_env(sync_bn: bool, bucket_mb: Option<f64>) -> CliResult<Option<Distributed>> {
     let mb = bucket_mb.unwrap_or(25.0);
     if !(mb.is_finite() && mb > 0.0) {
-        return Err(CliError::new(format!("--bucket-mb {mb}: must be a positive number of MiB")));
+        return Err(CliError::new(format!(
+            "--bucket-mb {mb}: must be a positive number of MiB"
+        )));
     }
     let world = nabla_distributed::world_from_env().map_err(CliError::new)?;
     let Some((rank, size)) = world.filter(|&(_, size)| size > 1) else {
@@ -51,15 +53,15 @@ fn connect(rank: usize, size: usize, _sync_bn: bool, _bucket_bytes: usize) -> Cl
 /// The run folder, made by rank 0 (`make`) and sent to the others, so all agree on it
 /// (a new `version_N` is numbered once). Rank 0's failure ends the job.
 pub fn shared_folder(d: &Distributed, make: impl FnOnce() -> CliResult<PathBuf>) -> CliResult<PathBuf> {
-    let mut bytes = match d.is_main() {
-        true => abort_on_error(d, make())?.to_string_lossy().into_owned().into_bytes(),
-        false => vec![],
+    let path = match d.is_main() {
+        true => abort_on_error(d, make())?.to_string_lossy().into_owned(),
+        false => String::new(),
     };
-    let mut len = [bytes.len() as f64];
-    d.comm.all_reduce_sum_f64(&mut len);
-    bytes.resize(len[0] as usize, 0);
-    d.comm.broadcast_bytes(&mut bytes, 0);
-    Ok(PathBuf::from(String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(PathBuf::from(nabla_distributed::broadcast_string(
+        d.comm.as_ref(),
+        &path,
+        0,
+    )))
 }
 
 /// `r` as it is, or, on an error, the message with this rank named, and every rank of the

@@ -279,7 +279,11 @@ fn f64_data_sets_batch_in_f64() {
 
 #[test]
 fn two_shards_deal_each_global_batch_with_its_augmentation() {
-    let whole = DataLoader::new(images(10), 4).unwrap().shuffle(true).seed(5).transform(augment());
+    let whole = DataLoader::new(images(10), 4)
+        .unwrap()
+        .shuffle(true)
+        .seed(5)
+        .transform(augment());
     let part = |r| whole.clone().shard(r, 2, true).unwrap().with_batch_size(2).unwrap();
     let (r0, r1) = (part(0), part(1));
     assert_eq!((r0.len(), r1.len(), whole.len()), (3, 3, 3));

@@ -198,7 +198,8 @@ fn hooked(
         let _g = nabla_core::no_grad();
         let (m, bessel) = (r.momentum, n as f64 / (n.max(2) - 1) as f64);
         r.mean.assign(&r.mean.mul_scalar(1.0 - m)?.add(&mean.mul_scalar(m)?)?)?;
-        r.var.assign(&r.var.mul_scalar(1.0 - m)?.add(&var.mul_scalar(bessel * m)?)?)?;
+        r.var
+            .assign(&r.var.mul_scalar(1.0 - m)?.add(&var.mul_scalar(bessel * m)?)?)?;
     }
     Ok(y)
 }
