@@ -37,7 +37,7 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   timeout 300 $nabla "${common[@]}" --out "$tmp/one" > "$tmp/one.txt"
   v2="$(grep -o '"val_loss":[0-9.e-]*' "$tmp/two/metrics.jsonl" | cut -d: -f2)"
   v1="$(grep -o '"val_loss":[0-9.e-]*' "$tmp/one/metrics.jsonl" | cut -d: -f2)"
-  echo "nabla train, 1 epoch of 800 images at batch 20: val_loss 2 ranks $v2, 1 process $v1"
+  echo "nabla train, 1 epoch of 1000 images at batch 20: val_loss 2 ranks $v2, 1 process $v1"
   check "nabla train on 2 ranks matches 1 process (val_loss within 1e-4)" \
     awk -v a="$v2" -v b="$v1" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-4 * b) }'
   check "rank 0 alone printed (one epoch line)" test "$(grep -c '^epoch 1/1' "$tmp/two.txt")" = 1
