@@ -51,7 +51,9 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   check "a 2-rank checkpoint resumes on 1 process" test -s "$tmp/split1/metrics.jsonl"
   # 4. Bad input: a clear error, every rank exits non-zero, no hang.
   check "ranks with different configurations are refused" bash -c "! timeout 120 mpirun -n 1 --oversubscribe $nabla ${common[*]} --lr 0.1 --out $tmp/bad1 : -n 1 --oversubscribe $nabla ${common[*]} --lr 0.2 --out $tmp/bad1 > $tmp/bad1.txt 2>&1 && grep -q 'different configuration' $tmp/bad1.txt"
-  check "an odd global batch on 2 ranks is refused" bash -c "! timeout 120 ${MPIRUN[*]} $nabla ${common[*]} --batch-size 21 --out $tmp/bad2 > $tmp/bad2.txt 2>&1 && grep -q 'not divisible' $tmp/bad2.txt"
+  small=(train --limit 1000 --val-size 200 --epochs 1 --threads 1)
+  check "an odd global batch on 2 ranks is refused" bash -c "! timeout 120 ${MPIRUN[*]} $nabla ${small[*]} --batch-size 21 --out $tmp/bad2 > $tmp/bad2.txt 2>&1 && grep -q 'not divisible' $tmp/bad2.txt"
+  check "more ranks than training samples are refused" bash -c "! timeout 120 ${MPIRUN[*]} $nabla train --limit 1 --val-size 200 --epochs 1 --batch-size 2 --out $tmp/bad3 > $tmp/bad3.txt 2>&1 && grep -q 'only 1 training samples' $tmp/bad3.txt"
 else
   echo "skipped: the nabla train checks, because Fashion-MNIST is not installed"
 fi
