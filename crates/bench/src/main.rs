@@ -16,6 +16,7 @@ macro_rules! say_raw {
     ($($t:tt)*) => { $crate::emit(format_args!($($t)*)) };
 }
 
+mod allreduce;
 mod core_ops;
 mod detect;
 mod generative;
@@ -199,6 +200,14 @@ const SECTIONS: &[Section] = &[
         script: Script::Rnn,
         torch: &["lstm"],
         run: |_| rnn::lstm(),
+        prepare: None,
+    },
+    Section {
+        name: "allreduce",
+        about: "MPI all-reduce of f32 between local ranks, 4 B to 64 MB (mpirun -n 2, --features mpi)",
+        script: Script::Reference,
+        torch: allreduce::TORCH_SECTIONS,
+        run: |_| allreduce::run(),
         prepare: None,
     },
 ];

@@ -167,6 +167,13 @@ pub struct TrainArgs {
     /// Stop after this many optimizer steps in all, saving a checkpoint (as Ctrl-C does)
     #[arg(long, value_name = "STEPS")]
     pub(crate) stop_after_steps: Option<u64>,
+    /// Under mpirun/srun (a build with --features mpi): batch norm over the global batch
+    /// rather than each rank's part (SyncBatchNorm); no effect on one process
+    #[arg(long)]
+    sync_bn: bool,
+    /// Under mpirun/srun: MiB of gradients per all-reduce [default: 25]
+    #[arg(long, value_name = "MIB")]
+    bucket_mb: Option<f64>,
     /// --task localize: the box loss, l2 (mean squared error) or smooth-l1 [default: l2]
     #[arg(long, value_name = "NAME", value_parser = ["l2", "smooth-l1"])]
     box_loss: Option<String>,
@@ -376,7 +383,10 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
         // Fails only if the pool already exists, which it cannot before any work.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
     }
+    // The launcher's world first: MPI must be up before anything else is done.
+    let dist = trainer::world::from_env(args.sync_bn, args.bucket_mb)?;
     let stop = nabla_train::stop_on_ctrl_c()?;
+    let main = dist.as_ref().is_none_or(|d| d.is_main());
     let opts = Options {
         lr_override: args.resume.as_ref().and(args.lr),
         cfg,
@@ -385,11 +395,21 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
         overwrite: args.overwrite,
         stop_after_steps: args.stop_after_steps,
     };
-    let outcome = match opts.cfg.task {
-        Task::Detect => crate::detect_task::run(opts, &stop)?,
-        t if t.on_scenes() => crate::scenes_task::run(opts, &stop)?,
-        _ => trainer::run(opts, &stop)?,
+    let outcome = match (opts.cfg.task, dist) {
+        (Task::Detect, None) => crate::detect_task::run(opts, &stop)?,
+        (t, None) if t.on_scenes() => crate::scenes_task::run(opts, &stop)?,
+        (t, Some(d)) if t == Task::Detect || t.on_scenes() => {
+            let e = crate::error::CliError::new(format!(
+                "distributed training (mpirun) supports --task classify and regression only, not {t:?}"
+            ));
+            trainer::world::abort_on_error(&d, Err(e))?
+        }
+        (_, Some(d)) => trainer::world::abort_on_error(&d, trainer::run_with(opts, Some(d.clone()), &stop))?,
+        (_, None) => trainer::run(opts, &stop)?,
     };
+    if !main {
+        return Ok(());
+    }
     match outcome {
         Outcome::Finished => Ok(()),
         Outcome::Stopped(ck) => {

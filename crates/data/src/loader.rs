@@ -81,6 +81,15 @@ pub struct DataLoader {
     seed: u64,
     workers: usize,
     prefetch: usize,
+    shard: Option<Shard>,
+}
+
+/// One rank's part of every epoch (PyTorch's `DistributedSampler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shard {
+    rank: usize,
+    world: usize,
+    pad: bool,
 }
 
 /// SplitMix64's finaliser: a bijective mix, so distinct inputs give unrelated streams.
@@ -118,6 +127,7 @@ impl DataLoader {
             seed: 0,
             workers: 0,
             prefetch: 2,
+            shard: None,
         })
     }
 
@@ -137,6 +147,38 @@ impl DataLoader {
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
+    }
+
+    /// Only rank `rank`'s part of every epoch among `world` ranks, as PyTorch's
+    /// `DistributedSampler` deals it: the epoch's order (the same on every rank, from the
+    /// same seed) is, with `pad`, lengthened by repeating its start to a multiple of
+    /// `world` (so every rank takes the same number of steps), and rank `r` takes positions
+    /// `r, r + world, ...`. With a per-rank batch of B/world, the ranks' batches `b`
+    /// together hold exactly the samples of the unsharded loader's batch `b` of size B, and
+    /// augmentation draws the same randomness for each of them.
+    pub fn shard(mut self, rank: usize, world: usize, pad: bool) -> Result<Self> {
+        if rank >= world {
+            return Err(DataError::invalid(
+                "DataLoader::shard",
+                format!("rank {rank} is not below the world size {world}"),
+            ));
+        }
+        self.shard = Some(Shard { rank, world, pad });
+        Ok(self)
+    }
+
+    /// Samples per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The same loader with `batch_size` samples per batch.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(DataError::invalid("DataLoader", "batch_size must be at least 1"));
+        }
+        self.batch_size = batch_size;
+        Ok(self)
     }
 
     /// Background threads building batches ahead (0: build on the caller's thread).
@@ -165,7 +207,11 @@ impl DataLoader {
 
     /// Batches per epoch.
     pub fn len(&self) -> usize {
-        let n = self.dataset.len();
+        let n = match self.shard {
+            None => self.dataset.len(),
+            Some(s) if s.pad => self.dataset.len().div_ceil(s.world),
+            Some(s) => self.dataset.len().saturating_sub(s.rank).div_ceil(s.world),
+        };
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -183,6 +229,11 @@ impl DataLoader {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         if self.shuffle {
             Generator::new(derive(&[seed, epoch, SHUFFLE_TAG])).shuffle(&mut order);
+        }
+        if let Some(s) = self.shard {
+            let n = order.len();
+            let total = if s.pad { n.div_ceil(s.world) * s.world } else { n };
+            return (s.rank..total).step_by(s.world).map(|p| order[p % n]).collect();
         }
         order
     }
@@ -227,6 +278,7 @@ impl DataLoader {
             batch_size: self.batch_size,
             epoch: pos.epoch,
             seed: pos.seed,
+            shard: self.shard.map_or((0, 1), |s| (s.rank, s.world)),
         })
     }
 
@@ -281,6 +333,8 @@ struct Plan {
     batch_size: usize,
     epoch: u64,
     seed: u64,
+    /// `(rank, world)`: sample `k` of a batch sits at `k·world + rank` in the global batch.
+    shard: (usize, usize),
 }
 
 /// A batch before its tensors are made (built on worker threads).
@@ -314,7 +368,13 @@ impl Plan {
                             format!("a transform needs C×H×W samples; sample {i} has shape {:?}", s.shape),
                         )
                     })?;
-                    let mut rng = Generator::new(derive(&[self.seed, self.epoch, AUGMENT_TAG, b as u64, k as u64]));
+                    let mut rng = Generator::new(derive(&[
+                        self.seed,
+                        self.epoch,
+                        AUGMENT_TAG,
+                        b as u64,
+                        (k * self.shard.1 + self.shard.0) as u64,
+                    ]));
                     let img = t.apply(Image::new(s.data, chw)?, &mut rng)?;
                     let sh = img.shape().to_vec();
                     extend_f32(&mut batch.data, &img.data);

@@ -5,7 +5,7 @@
 use crate::record::{peak_rss_mib, read_metrics, write_atomic, write_metrics, write_test_line, Progress, Record};
 use crate::state::{load_weights, State, Sums};
 use crate::tensorboard::EventWriter;
-use crate::{Direction, Result, Task, TrainError};
+use crate::{Direction, Distributed, Result, Task, TrainError};
 use nabla_core::no_grad;
 use nabla_data::{DataLoader, LoaderPosition};
 use nabla_nn::checkpoint::Checkpoint;
@@ -42,6 +42,9 @@ pub struct FitOptions {
     pub warmup_epochs: u64,
     /// Also write each epoch's metrics as TensorBoard scalars (an event file in `out`).
     pub tensorboard: bool,
+    /// Train data-parallel as one rank of several (see [`crate::Distributed`]); `None` or a
+    /// world of one: a plain run.
+    pub distributed: Option<Distributed>,
 }
 
 /// Early stopping (Lightning's `EarlyStopping`): end the run when the metric that selects the
@@ -91,6 +94,7 @@ impl Default for FitOptions {
             clip_grad_norm: None,
             warmup_epochs: 0,
             tensorboard: false,
+            distributed: None,
         }
     }
 }
@@ -119,7 +123,12 @@ pub fn fit(
     stop: &AtomicBool,
 ) -> Result<Outcome> {
     let out = &opts.out;
-    std::fs::create_dir_all(out).map_err(|e| TrainError::io("create output directory", out, e))?;
+    let dist = opts.distributed.as_ref().filter(|d| d.comm.size() > 1);
+    // Rank 0 alone prints and writes files.
+    let main = dist.is_none_or(|d| d.is_main());
+    if main {
+        std::fs::create_dir_all(out).map_err(|e| TrainError::io("create output directory", out, e))?;
+    }
     let mut st = State {
         optims: task.configure_optimizers()?,
         epoch: 0,
@@ -147,7 +156,15 @@ pub fn fit(
             }
         }
     }
-    if let Some(text) = &opts.config {
+    if let Some(d) = dist {
+        let samples = train.dataset().len();
+        d.start(&*task, &mut st.optims, opts.config.as_deref().unwrap_or(""), samples)?;
+        if !main {
+            // Rank 0's checkpoint holds the whole epoch's sums so far.
+            st.partial = Sums::default();
+        }
+    }
+    if let (Some(text), true) = (&opts.config, main) {
         write_atomic(&out.join("config.toml"), text.as_bytes())?;
     }
     let mut records = match opts.resume {
@@ -155,13 +172,24 @@ pub fn fit(
         None => vec![],
     };
     let loader = train.shuffle(true).seed(opts.seed);
+    // Validation is sharded only where averaging the ranks' metrics is exact.
+    let val_dist = dist.filter(|_| task.validation_means());
+    let loader = match dist {
+        Some(d) => d.shard_train(loader)?,
+        None => loader,
+    };
+    let val_shard = match val_dist {
+        Some(d) => val.map(|v| d.shard_val(v)).transpose()?,
+        None => None,
+    };
+    let val = val_shard.as_ref().or(val);
     let (last, best_path) = (out.join("last.safetensors"), out.join("best.safetensors"));
     let epochs = opts.epochs;
-    if st.epoch == 0 && st.batch == 0 {
+    if main && st.epoch == 0 && st.batch == 0 {
         if let Some(line) = task.start_message() {
             println!("{line}");
         }
-    } else {
+    } else if main {
         println!(
             "resuming at epoch {} step {} (batch {})",
             st.epoch + 1,
@@ -170,7 +198,7 @@ pub fn fit(
         );
     }
     let (best_key, direction) = task.best();
-    let mut events = match opts.tensorboard {
+    let mut events = match opts.tensorboard && main {
         true => Some(EventWriter::create(out)?),
         false => None,
     };
@@ -183,7 +211,7 @@ pub fn fit(
             seed: opts.seed,
         };
         let mut batches = loader.resume(pos)?;
-        let mut bar = Progress::new(st.epoch + 1, epochs, loader.len(), st.batch);
+        let mut bar = Progress::new(st.epoch + 1, epochs, loader.len(), st.batch).hidden(!main);
         let t0 = Instant::now();
         let mut p = st.partial.clone();
         let mut stopped = false;
@@ -203,15 +231,20 @@ pub fn fit(
             st.step += 1;
             st.batch += 1;
             bar.step(p.seen - st.partial.seen, || task.progress(&p));
-            let asked = stop.load(Ordering::Relaxed) || opts.stop_after_steps.is_some_and(|s| st.step >= s);
+            let mut asked = stop.load(Ordering::Relaxed) || opts.stop_after_steps.is_some_and(|s| st.step >= s);
+            if let Some(d) = dist {
+                asked = d.agree_stop(asked);
+            }
             if asked {
                 stopped = true;
                 if st.batch < loader.len() {
                     bar.finish();
                     p.seconds += t0.elapsed().as_secs_f64();
-                    st.partial = p;
+                    st.partial = dist.map_or(p.clone(), |d| d.reduce_sums(&p));
                     warm.end(&mut st.optims)?;
-                    st.save(&*task, &last)?;
+                    if main {
+                        st.save(&*task, &last)?;
+                    }
                     return Ok(Outcome::Stopped(last));
                 }
             }
@@ -219,8 +252,13 @@ pub fn fit(
         bar.finish();
         let this_part = t0.elapsed().as_secs_f64();
         let val_metrics = match val {
-            Some(v) => score(task, v)?,
+            Some(v) => score(task, v, val_dist)?,
             None => vec![],
+        };
+        // Every rank's samples and sums, so the epoch's metrics are the global batch's.
+        let (p, before) = match dist {
+            Some(d) => (d.reduce_sums(&p), d.reduce_sums(&st.partial).seen),
+            None => (p, st.partial.seen),
         };
         let mut metrics: Vec<(String, f64)> = task
             .train_metrics(&p)
@@ -233,10 +271,12 @@ pub fn fit(
             metrics,
             lr,
             train_seconds: p.seconds + this_part,
-            samples_per_second: (p.seen - st.partial.seen) as f64 / this_part.max(1e-9),
+            samples_per_second: (p.seen - before) as f64 / this_part.max(1e-9),
             peak_rss_mib: peak_rss_mib(),
         };
-        println!("{}", rec.line(epochs, &|n, v| task.show(n, v)));
+        if main {
+            println!("{}", rec.line(epochs, &|n, v| task.show(n, v)));
+        }
         let val_loss = rec.get("val_loss");
         warm.end(&mut st.optims)?;
         for o in &mut st.optims {
@@ -257,25 +297,29 @@ pub fn fit(
             st.best = Some((m, st.epoch));
         }
         records.push(rec);
-        st.save(&*task, &last)?;
-        if better {
-            st.save(&*task, &best_path)?;
+        if main {
+            st.save(&*task, &last)?;
+            if better {
+                st.save(&*task, &best_path)?;
+            }
+            write_metrics(out, &records)?;
+            if let (Some(w), Some(rec)) = (events.as_mut(), records.last()) {
+                w.epoch(rec)?;
+            }
+            task.epoch_end(out, &records)?;
         }
-        write_metrics(out, &records)?;
-        if let (Some(w), Some(rec)) = (events.as_mut(), records.last()) {
-            w.epoch(rec)?;
-        }
-        task.epoch_end(out, &records)?;
         if stopped && st.epoch < epochs {
             return Ok(Outcome::Stopped(last));
         }
         if let Some(es) = &opts.early_stop {
             let history: Vec<f64> = records.iter().map(|r| r.get(best_key)).collect();
             if es.stale(&history, direction) >= es.patience.max(1) && st.epoch < epochs {
-                println!(
-                    "early stop: {best_key} has not improved by more than {} for {} epochs",
-                    es.min_delta, es.patience
-                );
+                if main {
+                    println!(
+                        "early stop: {best_key} has not improved by more than {} for {} epochs",
+                        es.min_delta, es.patience
+                    );
+                }
                 break;
             }
         }
@@ -316,13 +360,21 @@ impl Warmup {
     }
 }
 
-/// One pass of the task's validation hooks over `loader`, recording no graph.
-fn score(task: &mut dyn Task, loader: &DataLoader) -> Result<Vec<(String, f64)>> {
+/// One pass of the task's validation hooks over `loader`, recording no graph (distributed:
+/// this rank's shard, the metrics then averaged over the ranks).
+fn score(task: &mut dyn Task, loader: &DataLoader, dist: Option<&Distributed>) -> Result<Vec<(String, f64)>> {
     let _guard = no_grad();
+    let mut n = 0;
     for b in loader.epoch(0) {
-        task.validation_step(&b?)?;
+        let b = b?;
+        n += b.inputs.shape().first().copied().unwrap_or(0);
+        task.validation_step(&b)?;
     }
-    task.validation_end()
+    let metrics = task.validation_end()?;
+    Ok(match dist {
+        Some(d) => d.reduce_val(metrics, n),
+        None => metrics,
+    })
 }
 
 /// Score the weights of `checkpoint` (in the run folder `out`) on a held-out test set once,
@@ -333,7 +385,7 @@ fn score(task: &mut dyn Task, loader: &DataLoader) -> Result<Vec<(String, f64)>>
 pub fn test(task: &mut dyn Task, loader: &DataLoader, checkpoint: &Path, out: &Path) -> Result<Vec<(String, f64)>> {
     let ck = Checkpoint::load(checkpoint)?;
     load_weights(&*task, &ck, checkpoint)?;
-    let metrics: Vec<(String, f64)> = score(task, loader)?
+    let metrics: Vec<(String, f64)> = score(task, loader, None)?
         .into_iter()
         .map(|(k, v)| (format!("test_{k}"), v))
         .collect();

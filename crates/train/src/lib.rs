@@ -72,6 +72,7 @@
 //! all and picks which to step, so an alternation such as k₁ discriminator steps then k₂
 //! generator steps is plain code in the task, counted by the step index the engine passes.
 
+mod distributed;
 mod engine;
 mod error;
 pub mod record;
@@ -80,6 +81,7 @@ mod state;
 mod stop;
 pub mod tensorboard;
 
+pub use distributed::Distributed;
 pub use engine::{fit, test, EarlyStop, FitOptions, Outcome};
 pub use error::{Result, TrainError};
 pub use record::{write_atomic, Record};
@@ -149,6 +151,13 @@ pub trait Task {
     /// for the next validation pass.
     fn validation_end(&mut self) -> Result<Vec<(String, f64)>> {
         Ok(vec![])
+    }
+
+    /// Whether every validation metric is a mean over samples (loss, accuracy), so a
+    /// distributed run may shard validation and average the ranks' metrics weighted by
+    /// their samples; otherwise (an RMSE, an mAP) every rank validates on the whole set.
+    fn validation_means(&self) -> bool {
+        true
     }
 
     /// The training metrics of an epoch from its sums (default: every sum per sample).

@@ -222,6 +222,14 @@ impl Progress {
         }
     }
 
+    /// This bar, drawn nowhere when `hide` (every rank but 0 of a distributed run).
+    pub fn hidden(self, hide: bool) -> Progress {
+        if hide {
+            self.bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        self
+    }
+
     /// Advance one batch; `msg` (the running metrics, asked for only when shown) and the
     /// rate over `samples` are refreshed a few times a second.
     pub fn step(&mut self, samples: u64, msg: impl FnOnce() -> String) {

@@ -12,6 +12,7 @@ pub mod imagefolder;
 pub mod report;
 pub mod setup;
 pub mod task;
+pub mod world;
 
 use crate::config::{Task, TrainConfig};
 use crate::error::{CliError, CliResult};
@@ -228,6 +229,12 @@ pub fn resume_config(path: &Path) -> CliResult<TrainConfig> {
 
 /// Train as `opts` says; `stop` is raised by Ctrl-C.
 pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
+    run_with(opts, None, stop)
+}
+
+/// [`run`] as one rank of a data-parallel job (`None`: alone). Rank 0 makes the run folder
+/// and tells the others; only rank 0 prints, writes, and scores the test split.
+pub fn run_with(opts: Options, dist: Option<nabla_train::Distributed>, stop: &AtomicBool) -> CliResult<Outcome> {
     let cfg = opts.cfg;
     cfg.validate()?;
     setup::check_trainable(&cfg)?;
@@ -239,7 +246,11 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
         setup::read_checkpoint(p, "--init-from ")?;
     }
     // Only now that the arguments, the data and the model are good.
-    let out = folder::create(&cfg, opts.resume.is_some(), opts.overwrite)?;
+    let main = dist.as_ref().is_none_or(|d| d.is_main());
+    let out = match &dist {
+        None => folder::create(&cfg, opts.resume.is_some(), opts.overwrite)?,
+        Some(d) => world::shared_folder(d, || folder::create(&cfg, opts.resume.is_some(), opts.overwrite))?,
+    };
     let count = |d: &Option<std::sync::Arc<dyn nabla_data::Dataset>>| d.as_ref().map_or(0, |d| d.len());
     let test_part = match &data.test {
         Some(t) => format!(", {} test", t.len()),
@@ -272,7 +283,7 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
     let eval_loader =
         |d: &std::sync::Arc<dyn nabla_data::Dataset>| make_loader(d.clone(), 500, &shape, &data.normalize, false);
     let val_loader = data.val.as_ref().map(eval_loader).transpose()?;
-    let fit = fit_options(
+    let mut fit = fit_options(
         &cfg,
         &out,
         opts.resume,
@@ -280,8 +291,10 @@ pub fn run(opts: Options, stop: &AtomicBool) -> CliResult<Outcome> {
         opts.stop_after_steps,
         opts.lr_override,
     );
+    fit.distributed = dist;
     let best = match nabla_train::fit(&mut task, loader, val_loader.as_ref(), &fit, stop)? {
         nabla_train::Outcome::Stopped(last) => return Ok(Outcome::Stopped(last)),
+        nabla_train::Outcome::Finished { .. } if !main => return Ok(Outcome::Finished),
         nabla_train::Outcome::Finished { best } => best,
     };
     // The test split, once: the best checkpoint's weights (the last's without validation).
@@ -377,5 +390,6 @@ pub(crate) fn fit_options(
         clip_grad_norm: cfg.clip_grad_norm,
         warmup_epochs: cfg.warmup_epochs as u64,
         tensorboard: cfg.tensorboard,
+        distributed: None,
     }
 }

@@ -109,6 +109,11 @@ impl nabla_train::Task for Supervised {
         Ok(m)
     }
 
+    fn validation_means(&self) -> bool {
+        // RMSE and R² are not means over samples.
+        !self.regression()
+    }
+
     fn train_metrics(&self, sums: &Sums) -> Vec<(String, f64)> {
         let n = sums.seen.max(1) as f64;
         let loss = sums.get("loss") / n;

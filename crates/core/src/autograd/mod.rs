@@ -84,6 +84,18 @@ pub struct Node {
 }
 
 impl Tensor {
+    /// A custom differentiable op (PyTorch's `autograd.Function`): `self` was computed from
+    /// `inputs` outside the graph (e.g. by another process), and `backward` gives each
+    /// input's gradient from the result's (`None` where not needed, as the flags say).
+    pub fn with_backward(
+        self,
+        name: &'static str,
+        inputs: &[&Tensor],
+        backward: impl Fn(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+    ) -> Tensor {
+        self.record(name, inputs, backward)
+    }
+
     /// Record the result of an op. `inputs` are the op's tensor inputs in the order the
     /// backward rule returns their gradients. Nothing is recorded in a no-grad scope or
     /// when no input requires a gradient.

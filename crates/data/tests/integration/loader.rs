@@ -276,3 +276,44 @@ fn f64_data_sets_batch_in_f64() {
     let b = DataLoader::new(images(2), 2).unwrap().epoch(0).next().unwrap().unwrap();
     assert_eq!((images(2).dtype(), b.inputs.dtype()), (DType::F32, DType::F32));
 }
+
+#[test]
+fn two_shards_deal_each_global_batch_with_its_augmentation() {
+    let whole = DataLoader::new(images(10), 4)
+        .unwrap()
+        .shuffle(true)
+        .seed(5)
+        .transform(augment());
+    let part = |r| whole.clone().shard(r, 2, true).unwrap().with_batch_size(2).unwrap();
+    let (r0, r1) = (part(0), part(1));
+    assert_eq!((r0.len(), r1.len(), whole.len()), (3, 3, 3));
+    let (a, b, w) = (collect(r0.epoch(1)), collect(r1.epoch(1)), collect(whole.epoch(1)));
+    for (g, (x, y)) in w.iter().zip(a.iter().zip(&b)) {
+        // Rank r holds positions r, r + 2, ... of the global batch, pixels included.
+        let mut idx = vec![];
+        let mut px = vec![];
+        for k in 0..x.0.len() {
+            for part in [x, y] {
+                if let Some(&i) = part.0.get(k) {
+                    idx.push(i);
+                    px.extend_from_slice(&part.2[k * 16..(k + 1) * 16]);
+                }
+            }
+        }
+        assert_eq!((&idx, &px), (&g.0, &g.2));
+    }
+}
+
+#[test]
+fn padded_shards_repeat_the_start_and_unpadded_ones_do_not() {
+    let loader = DataLoader::new(images(5), 2).unwrap().shuffle(true).seed(1);
+    let order = loader.order(0, 1);
+    let pad = |r| loader.clone().shard(r, 2, true).unwrap().order(0, 1);
+    assert_eq!(pad(0), vec![order[0], order[2], order[4]]);
+    assert_eq!(pad(1), vec![order[1], order[3], order[0]]);
+    let plain = loader.clone().shard(1, 2, false).unwrap();
+    assert_eq!(plain.order(0, 1), vec![order[1], order[3]]);
+    assert_eq!((plain.len(), loader.clone().shard(1, 2, true).unwrap().len()), (1, 2));
+    assert!(loader.clone().shard(2, 2, true).is_err());
+    assert!(loader.with_batch_size(0).is_err());
+}

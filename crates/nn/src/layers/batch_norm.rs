@@ -5,6 +5,24 @@ use crate::functional::{self, RunningStats};
 use crate::module::{Children, Mode, Module, Param};
 use crate::Result;
 use nabla_core::{DType, Tensor};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Training-mode batch norm computed elsewhere (synchronized over processes): from the
+/// input, weight, bias (`[C]`) and eps, the output, the batch mean and biased variance
+/// (`[C]`, detached) and the number of values per channel they were taken over.
+pub type BatchNormTrainHook = dyn Fn(&Tensor, &Tensor, &Tensor, f64) -> Result<(Tensor, Tensor, Tensor, usize)>;
+
+thread_local! {
+    static TRAIN_HOOK: RefCell<Option<Rc<BatchNormTrainHook>>> = const { RefCell::new(None) };
+}
+
+/// Make every batch-norm layer on this thread compute its training-mode statistics with
+/// `hook` (SyncBatchNorm; `None`, the default: each layer's own batch). Evaluation never
+/// uses it.
+pub fn set_batch_norm_train_hook(hook: Option<Rc<BatchNormTrainHook>>) {
+    TRAIN_HOOK.with(|h| *h.borrow_mut() = hook);
+}
 
 /// Settings of a batch-norm layer (PyTorch's defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,6 +180,30 @@ impl<const D: usize> BatchNorm<D> {
     }
 }
 
+/// Training-mode batch norm through the installed hook, with the running statistics moved
+/// as [`functional::batch_norm`] moves them (unbiased variance over the hook's count).
+fn hooked(
+    hook: &BatchNormTrainHook,
+    x: &Tensor,
+    running: Option<RunningStats<'_>>,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    let c = x.shape()[1];
+    let ones = Tensor::ones(&[c], x.dtype());
+    let zeros = Tensor::zeros(&[c], x.dtype());
+    let (y, mean, var, n) = hook(x, weight.unwrap_or(&ones), bias.unwrap_or(&zeros), eps)?;
+    if let Some(r) = running {
+        let _g = nabla_core::no_grad();
+        let (m, bessel) = (r.momentum, n as f64 / (n.max(2) - 1) as f64);
+        r.mean.assign(&r.mean.mul_scalar(1.0 - m)?.add(&mean.mul_scalar(m)?)?)?;
+        r.var
+            .assign(&r.var.mul_scalar(1.0 - m)?.add(&var.mul_scalar(bessel * m)?)?)?;
+    }
+    Ok(y)
+}
+
 fn invalid(msg: String) -> crate::Error {
     nabla_core::Error::invalid("BatchNorm", msg).into()
 }
@@ -189,7 +231,11 @@ impl<const D: usize> Module for BatchNorm<D> {
             (Some(mean), Some(var)) if mode.is_train() || !training => Some(RunningStats { mean, var, momentum }),
             _ => None,
         };
-        let y = functional::batch_norm(x, running, weight.as_ref(), bias.as_ref(), training, self.opts.eps)?;
+        let hook = TRAIN_HOOK.with(|h| h.borrow().clone()).filter(|_| mode.is_train());
+        let y = match hook {
+            Some(hook) => hooked(&*hook, x, running, weight.as_ref(), bias.as_ref(), self.opts.eps)?,
+            None => functional::batch_norm(x, running, weight.as_ref(), bias.as_ref(), training, self.opts.eps)?,
+        };
         // Counted only once the batch went through, so a rejected batch changes nothing.
         if let Some((n, seen)) = count {
             n.assign(&Tensor::full(&[], seen, n.dtype()))?;

@@ -16,7 +16,9 @@ mod squeeze_excitation;
 mod upsample;
 
 pub use activation::{Approximate, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh, ELU, GELU};
-pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
+pub use batch_norm::{
+    set_batch_norm_train_hook, BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions, BatchNormTrainHook,
+};
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
