@@ -30,35 +30,6 @@ fn small_run(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-/// The width and height of a PNG file, which must decode.
-fn png_size(path: &Path) -> (u32, u32) {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (img.width(), img.height())
-}
-
-/// The test line of `metrics.jsonl` that holds `key`.
-fn test_value(dir: &Path, key: &str) -> f64 {
-    let t = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    t.lines()
-        .filter(|l| l.starts_with("{\"split\":\"test\""))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[key].as_f64())
-        .next()
-        .unwrap_or_else(|| panic!("no {key} in {t}"))
-}
-
-/// One error line and exit code 1 for `args`, containing `want`.
-fn refused(args: &[&str], want: &str) {
-    let res = nabla(args);
-    let err = text(&res.stderr);
-    assert_eq!(res.status.code(), Some(1), "{args:?}: {err}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-    assert!(err.contains(want), "{args:?}: wanted {want:?} in {err}");
-}
-
 #[test]
 fn training_lowers_the_loss_draws_pictures_and_scores_the_latent_space() {
     let tmp = TempDir::new("ae");

@@ -41,25 +41,6 @@ fn tiny_run(data: &Path, out: &Path, epochs: &str, extra: &[&str]) -> Vec<String
     args
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-/// The width and height of a PNG file, which must decode.
-fn png_size(path: &Path) -> (u32, u32) {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (img.width(), img.height())
-}
-
-/// One error line and exit code 1 for `args`, containing `want`.
-fn refused(args: &[&str], want: &str) {
-    let res = nabla(args);
-    let err = text(&res.stderr);
-    assert_eq!(res.status.code(), Some(1), "{args:?}: {err}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-    assert!(err.contains(want), "{args:?}: wanted {want:?} in {err}");
-}
-
 /// A grey PNG of `w`×`h`: a bright block on black.
 fn write_png(path: &Path, w: u32, h: u32) {
     let img = image::GrayImage::from_fn(w, h, |x, y| {
