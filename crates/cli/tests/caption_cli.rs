@@ -129,6 +129,21 @@ fn a_tiny_run_leaves_its_files_and_predict_and_eval_use_them() {
         eval.contains("greedy") && eval.contains("beam 2") && eval.contains("BLEU-4"),
         "{eval}"
     );
+    // The table: a header, then a row per decoder, each number ending under its label.
+    let line = |start: &str| {
+        eval.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("{eval}"))
+    };
+    let header = line("decoder");
+    for row in [line("greedy "), line("beam 2 ")] {
+        assert_eq!(row.len(), header.len(), "{eval}");
+        let bleu4 = header.find("BLEU-4").unwrap() + "BLEU-4".len();
+        assert!(
+            row[..bleu4].ends_with(|c: char| c.is_ascii_digit()) && row[bleu4..].starts_with(' '),
+            "{eval}"
+        );
+    }
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
     let r = r.as_array().unwrap();
     assert_eq!(r.len(), 8);

@@ -106,3 +106,79 @@ pub fn score(part: &Part, which: &[usize], candidates: &[String], scenes: bool) 
         counts,
     })
 }
+
+/// Widths of the eval table's columns: the decoder, each BLEU, exact match, count accuracy.
+const WIDTHS: [usize; 7] = [10, 8, 8, 8, 8, 13, 16];
+
+/// The header of `nabla caption eval`'s table (with the scene columns when `scenes`), its
+/// labels right-aligned over [`table_row`]'s numbers.
+pub fn table_header(scenes: bool) -> String {
+    let labels = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "exact match", "count accuracy"];
+    let shown = if scenes { 6 } else { 4 };
+    let mut s = format!("{:<w$}", "decoder", w = WIDTHS[0]);
+    for (l, w) in labels.iter().zip(&WIDTHS[1..]).take(shown) {
+        s += &format!("{l:>w$}");
+    }
+    s
+}
+
+/// One row of `nabla caption eval`'s table: `name`'s scores under [`table_header`].
+pub fn table_row(name: &str, sc: &Scores) -> String {
+    let mut s = format!("{name:<w$}", w = WIDTHS[0]);
+    for (b, w) in sc.bleu.iter().zip(&WIDTHS[1..5]) {
+        s += &format!("{b:>w$.3}");
+    }
+    if let Some((e, c)) = sc.exact.zip(sc.counts) {
+        // The percent sign takes the last place of the column.
+        s += &format!("{:>w$.1}%", 100.0 * e, w = WIDTHS[5] - 1);
+        s += &format!("{:>w$.1}%", 100.0 * c, w = WIDTHS[6] - 1);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The end offsets of the whitespace-separated fields of `line`, after joining the
+    /// words of a label (`exact match`) that a single space separates.
+    fn column_ends(line: &str) -> Vec<usize> {
+        let b = line.as_bytes();
+        (0..b.len())
+            .filter(|&i| b[i] != b' ' && (i + 1 == b.len() || (b[i + 1] == b' ' && b.get(i + 2) == Some(&b' '))))
+            .map(|i| i + 1)
+            .collect()
+    }
+
+    #[test]
+    fn header_and_rows_line_up() {
+        let sc = Scores {
+            bleu: [0.801, 0.7, 0.61, 0.552],
+            exact: Some(0.215),
+            counts: Some(1.0),
+        };
+        for (scenes, sc) in [
+            (true, sc.clone()),
+            (
+                false,
+                Scores {
+                    exact: None,
+                    counts: None,
+                    ..sc
+                },
+            ),
+        ] {
+            let header = table_header(scenes);
+            let heads = column_ends(&header);
+            assert_eq!(heads.len(), if scenes { 7 } else { 5 }, "{header:?}");
+            for name in ["greedy", "beam 3", "beam 12"] {
+                let row = table_row(name, &sc);
+                assert_eq!(row.len(), header.len(), "{header:?}\n{row:?}");
+                // The number columns end where their labels end; the decoder starts both lines.
+                assert_eq!(column_ends(&row)[1..], heads[1..], "{header:?}\n{row:?}");
+                assert!(row.starts_with(name) && header.starts_with("decoder"));
+            }
+        }
+        assert!(table_row("greedy", &sc).ends_with("21.5%          100.0%"));
+    }
+}

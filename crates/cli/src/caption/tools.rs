@@ -2,7 +2,7 @@
 //! captioning checkpoint back, loading an encoder from a classification checkpoint, word
 //! vectors.
 
-use super::score::{caption, caption_part, score, Decoder};
+use super::score::{caption, caption_part, score, table_header, table_row, Decoder};
 use super::settings::{CaptionSettings, EXTRA_KEY, VOCAB_KEY};
 use crate::error::{CliError, CliResult};
 use crate::trainer::setup::read_checkpoint;
@@ -208,11 +208,8 @@ pub fn eval(a: EvalArgs) -> CliResult<()> {
     s.data_dir = a.data_dir.clone().or(s.data_dir);
     let (test, scenes) = super::train::test_part(&s)?;
     let which: Vec<usize> = (0..test.index.len()).collect();
-    println!(
-        "{} test images; decoder   BLEU-1  BLEU-2  BLEU-3  BLEU-4{}",
-        test.index.len(),
-        if scenes { "  exact match  count accuracy" } else { "" }
-    );
+    println!("{} test images", test.index.len());
+    println!("{}", table_header(scenes));
     let mut last = Vec::new();
     let hows = if beam == Decoder::Greedy {
         vec![beam]
@@ -222,18 +219,7 @@ pub fn eval(a: EvalArgs) -> CliResult<()> {
     for how in hows {
         let caps = caption_part(&model, &vocab, &test, how, s.max_len)?;
         let sc = score(&test, &which, &caps, scenes)?;
-        let extra = match sc.exact.zip(sc.counts) {
-            Some((e, c)) => format!("  {:>10.1}%  {:>13.1}%", 100.0 * e, 100.0 * c),
-            None => String::new(),
-        };
-        println!(
-            "{:<24} {:.3}   {:.3}   {:.3}   {:.3}{extra}",
-            how.name(),
-            sc.bleu[0],
-            sc.bleu[1],
-            sc.bleu[2],
-            sc.bleu[3]
-        );
+        println!("{}", table_row(&how.name(), &sc));
         last = caps;
     }
     if let Some(p) = &a.save_captions {
