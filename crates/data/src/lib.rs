@@ -41,6 +41,7 @@
 //! Every reader checks sizes against the bytes present before allocating, and reports bad
 //! input as a [`DataError`] naming the file and the problem.
 
+mod atomic;
 mod buffers;
 pub mod captions;
 pub mod cifar;

@@ -1,9 +1,9 @@
 //! The COCO captioning formats: results (what a model wrote) and references.
 
 use super::CaptionSet;
-use crate::{DataError, Result};
+use crate::atomic::write_atomic;
+use crate::Result;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::Path;
 
 /// COCO captioning results: a JSON list of `{"image_id": ID, "caption": "..."}`, written
@@ -40,24 +40,9 @@ pub fn write_coco_captions(path: &Path, set: &CaptionSet) -> Result<()> {
     write_json(path, &doc)
 }
 
-/// `value` to `path` through a temporary file in the same folder and a rename.
+/// `value` as one line of JSON to `path`, atomically.
 fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| DataError::format(path, "not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut f, value)?;
-        f.write_all(b"\n")?;
-        f.sync_all()
-    })();
-    let done = written.and_then(|()| std::fs::rename(&tmp, path));
-    done.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::io(path, e)
-    })
+    let mut bytes = value.to_string().into_bytes();
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
 }

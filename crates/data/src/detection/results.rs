@@ -1,8 +1,8 @@
 //! Detections in the COCO results format, the file `pycocotools`' `COCO.loadRes` reads.
 
+use crate::atomic::write_atomic;
 use crate::{DataError, Result};
 use serde_json::json;
-use std::io::Write;
 use std::path::Path;
 
 /// One detection as COCO results list it: `bbox` is `[x, y, w, h]` in pixels.
@@ -63,28 +63,4 @@ pub fn write_coco_results(path: &Path, results: &[CocoResult]) -> Result<()> {
     }
     text.push_str("]\n");
     write_atomic(path, text.as_bytes())
-}
-
-/// `bytes` to `path` through a temporary file in the same folder and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| DataError::format(path, "not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(path, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::io(path, e)
-    })
 }
