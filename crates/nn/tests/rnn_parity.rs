@@ -60,6 +60,32 @@ fn load(m: &dyn Module, c: &Value) {
 }
 
 /// The gradients of every parameter, by PyTorch's name.
+/// The gradients of the input `x` and of the initial states given (h0, c0) against `c`'s
+/// `grad_x`, `grad_h0` and `grad_c0`; `labels` name the states in messages.
+fn check_input_grads(
+    grads: &nabla_core::Gradients,
+    c: &Value,
+    name: &str,
+    x: &Tensor,
+    states: [Option<&Tensor>; 2],
+    labels: [&str; 2],
+) {
+    close(
+        &format!("{name}: grad x"),
+        &grads.get(x).unwrap().to_vec_f64(),
+        &floats(&c["grad_x"]),
+    );
+    for ((state, label), key) in states.into_iter().zip(labels).zip(["grad_h0", "grad_c0"]) {
+        if let Some(t) = state {
+            close(
+                &format!("{name}: grad {label}"),
+                &grads.get(t).unwrap().to_vec_f64(),
+                &floats(&c[key]),
+            );
+        }
+    }
+}
+
 fn check_param_grads(m: &dyn Module, grads: &nabla_core::Gradients, want: &Value, name: &str) {
     let want = want.as_object().unwrap();
     assert_eq!(m.named_parameters().len(), want.len(), "{name}: parameter count");
@@ -144,25 +170,7 @@ fn layers_match_pytorch() {
                 .unwrap();
         }
         let mut grads = loss.backward().unwrap();
-        close(
-            &format!("{name}: grad x"),
-            &grads.get(&x).unwrap().to_vec_f64(),
-            &floats(&c["grad_x"]),
-        );
-        if let Some(h0) = &h0 {
-            close(
-                &format!("{name}: grad h0"),
-                &grads.get(h0).unwrap().to_vec_f64(),
-                &floats(&c["grad_h0"]),
-            );
-        }
-        if let Some(c0) = &c0 {
-            close(
-                &format!("{name}: grad c0"),
-                &grads.get(c0).unwrap().to_vec_f64(),
-                &floats(&c["grad_c0"]),
-            );
-        }
+        check_input_grads(&grads, c, name, &x, [h0.as_ref(), c0.as_ref()], ["h0", "c0"]);
         check_param_grads(module.as_ref(), &grads, &c["grad_params"], name);
         if let Some(clip) = c.get("clip") {
             let params = module.parameters();
@@ -220,25 +228,7 @@ fn cells_match_pytorch() {
             loss = loss.add(&c1.mul(&up(&c["gc"])).unwrap().sum_all().unwrap()).unwrap();
         }
         let grads = loss.backward().unwrap();
-        close(
-            &format!("{name}: grad x"),
-            &grads.get(&x).unwrap().to_vec_f64(),
-            &floats(&c["grad_x"]),
-        );
-        if let Some(h0) = &h0 {
-            close(
-                &format!("{name}: grad h"),
-                &grads.get(h0).unwrap().to_vec_f64(),
-                &floats(&c["grad_h0"]),
-            );
-        }
-        if let Some(c0) = &c0 {
-            close(
-                &format!("{name}: grad c"),
-                &grads.get(c0).unwrap().to_vec_f64(),
-                &floats(&c["grad_c0"]),
-            );
-        }
+        check_input_grads(&grads, c, name, &x, [h0.as_ref(), c0.as_ref()], ["h", "c"]);
         check_param_grads(module.as_ref(), &grads, &c["grad_params"], name);
     }
 }
