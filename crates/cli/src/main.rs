@@ -22,6 +22,7 @@ mod metrics;
 mod plot;
 mod predict;
 mod predict_table;
+mod run_args;
 mod scenes_task;
 mod summary;
 mod train;

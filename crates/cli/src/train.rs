@@ -3,6 +3,7 @@
 
 use crate::config::{parse_task, Task, TrainConfig};
 use crate::error::CliResult;
+use crate::run_args::RunArgs;
 use crate::trainer::{self, Options, Outcome};
 use clap::builder::PossibleValuesParser;
 use clap::Args;
@@ -71,21 +72,11 @@ pub struct TrainArgs {
     /// Seed of the initialization, shuffles and augmentation [default: 0]
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
-    /// Compute threads (0: one per core) [default: 0]
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
-    /// Run folder [default: a new runs/<model>-<dataset>/version_N; on --resume the checkpoint's folder]
-    #[arg(long, short = 'o', value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// Continue exactly from a checkpoint, in its own folder (flags given again override its settings)
-    #[arg(long, value_name = "CHECKPOINT", conflicts_with_all = ["out", "init_from"])]
-    pub(crate) resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
     /// Start a new run from a checkpoint's weights (fine-tuning: fresh optimizer, schedule and best)
-    #[arg(long, value_name = "CHECKPOINT")]
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "resume")]
     pub(crate) init_from: Option<PathBuf>,
-    /// Write into a non-empty --out folder (the old run's files there are removed first)
-    #[arg(long)]
-    pub(crate) overwrite: bool,
     /// cross-entropy or mse (on one-hot targets) [default: cross-entropy]
     #[arg(long, value_name = "NAME", value_parser = ["cross-entropy", "mse"])]
     loss: Option<String>,
@@ -164,9 +155,6 @@ pub struct TrainArgs {
     /// imagefolder: stop at an unreadable image instead of skipping it with a warning
     #[arg(long)]
     strict: bool,
-    /// Stop after this many optimizer steps in all, saving a checkpoint (as Ctrl-C does)
-    #[arg(long, value_name = "STEPS")]
-    pub(crate) stop_after_steps: Option<u64>,
     /// Under mpirun/srun (a build with --features mpi): batch norm over the global batch
     /// rather than each rank's part (SyncBatchNorm); no effect on one process
     #[arg(long)]
@@ -246,7 +234,7 @@ fn resolve(a: &TrainArgs) -> CliResult<TrainConfig> {
 /// [`resolve`] over `base` instead of the defaults when given (`nabla finetune`: the source's
 /// model settings).
 pub(crate) fn resolve_over(a: &TrainArgs, base: Option<TrainConfig>) -> CliResult<TrainConfig> {
-    let mut c = match (base, &a.resume, a.task.as_deref()) {
+    let mut c = match (base, &a.run.resume, a.task.as_deref()) {
         (Some(b), _, _) => b,
         (None, Some(p), _) => trainer::resume_config(p)?,
         // The scene tasks start from their own defaults (model, data, epochs, optimizer).
@@ -277,7 +265,13 @@ pub(crate) fn resolve_over(a: &TrainArgs, base: Option<TrainConfig>) -> CliResul
         momentum,
         weight_decay
     );
-    set!(scheduler, augment, seed, threads, out, loss, limit, hidden, activation, variant, workers);
+    set!(scheduler, augment, seed, loss, limit, hidden, activation, variant, workers);
+    if let Some(t) = a.run.threads {
+        c.threads = t;
+    }
+    if let Some(o) = &a.run.out {
+        c.out = Some(o.clone());
+    }
     set!(
         val_size,
         val_fraction,
@@ -352,9 +346,9 @@ pub(crate) fn resolve_over(a: &TrainArgs, base: Option<TrainConfig>) -> CliResul
             )));
         }
     }
-    if a.resume.is_some() && a.out.is_none() {
+    if a.run.resume.is_some() && a.run.out.is_none() {
         // Continue in the folder the checkpoint lies in.
-        c.out = a.resume.as_ref().and_then(|p| p.parent()).map(|p| {
+        c.out = a.run.resume.as_ref().and_then(|p| p.parent()).map(|p| {
             if p.as_os_str().is_empty() {
                 PathBuf::from(".")
             } else {
@@ -388,12 +382,12 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
     let stop = nabla_train::stop_on_ctrl_c()?;
     let main = dist.as_ref().is_none_or(|d| d.is_main());
     let opts = Options {
-        lr_override: args.resume.as_ref().and(args.lr),
+        lr_override: args.run.resume.as_ref().and(args.lr),
         cfg,
-        resume: args.resume,
+        resume: args.run.resume,
         init_from: args.init_from,
-        overwrite: args.overwrite,
-        stop_after_steps: args.stop_after_steps,
+        overwrite: args.run.overwrite,
+        stop_after_steps: args.run.stop_after_steps,
     };
     let outcome = match (opts.cfg.task, dist) {
         (Task::Detect, None) => crate::detect_task::run(opts, &stop)?,

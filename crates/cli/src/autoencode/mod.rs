@@ -15,6 +15,7 @@ mod task;
 mod tools;
 
 use crate::error::{CliError, CliResult};
+use crate::run_args::RunArgs;
 use crate::trainer::{data, folder};
 use clap::{Args, Subcommand};
 use config::{read_ae_checkpoint, AeConfig, AeMeta};
@@ -91,32 +92,19 @@ struct TrainFlags {
     /// Seed of the initialization, the shuffles and the noise [default: 0]
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
-    /// Compute threads (0: one per core) [default: 0]
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
     /// Train on the first N training images only
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// Training images held out for validation [default: one twelfth, 5,000 of 60,000]
     #[arg(long, value_name = "N")]
     val_size: Option<usize>,
-    /// Run folder [default: a new runs/<model>-<dataset>/version_N; on --resume the checkpoint's folder]
-    #[arg(long, short = 'o', value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// Continue exactly from a checkpoint, in its own folder (flags given again override its settings)
-    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "out")]
-    resume: Option<PathBuf>,
-    /// Write into a non-empty --out folder (the old run's files there are removed first)
-    #[arg(long)]
-    overwrite: bool,
-    /// Stop after this many optimizer steps in all, saving a checkpoint (as Ctrl-C does)
-    #[arg(long, value_name = "STEPS")]
-    stop_after_steps: Option<u64>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// The settings the flags ask for: the defaults (or the resumed run's), then the flags.
 fn resolve(a: &TrainFlags) -> CliResult<AeConfig> {
-    let mut c = match &a.resume {
+    let mut c = match &a.run.resume {
         Some(p) => read_ae_checkpoint(p, "--resume ")?.0.config,
         None => AeConfig::default(),
     };
@@ -127,11 +115,17 @@ fn resolve(a: &TrainFlags) -> CliResult<AeConfig> {
             }
         )*};
     }
-    set!(model, latent, loss, noise, dataset, data_dir, epochs, batch_size, lr, seed, threads);
-    set!(limit, val_size, out);
+    set!(model, latent, loss, noise, dataset, data_dir, epochs, batch_size, lr, seed);
+    set!(limit, val_size);
+    if let Some(t) = a.run.threads {
+        c.threads = t;
+    }
+    if let Some(o) = &a.run.out {
+        c.out = Some(o.clone());
+    }
     // Saved in checkpoints: `encode` and `decode` may run from another folder.
     c.data_dir = c.data_dir.map(|d| std::path::absolute(&d).unwrap_or(d));
-    if let Some(p) = &a.resume {
+    if let Some(p) = &a.run.resume {
         // Continue in the folder the checkpoint lies in.
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
         c.out = Some(dir.map_or(PathBuf::from("."), PathBuf::from));
@@ -170,7 +164,7 @@ fn train(a: TrainFlags) -> CliResult<()> {
     let test = Images::load(test_ds.clone())?;
     let stop = nabla_train::stop_on_ctrl_c()?;
     // Only now that the arguments, the data and the model are good.
-    let out = folder::create(&tc, a.resume.is_some(), a.overwrite)?;
+    let out = folder::create(&tc, a.run.resume.is_some(), a.run.overwrite)?;
     let banner = format!(
         "training {} (latent {}, loss {}{}; {} parameters) on {} ({} training, {} validation, {} test images from {}); run folder {}",
         cfg.model,
@@ -200,8 +194,8 @@ fn train(a: TrainFlags) -> CliResult<()> {
         epochs: cfg.epochs as u64,
         seed: cfg.seed,
         out: out.clone(),
-        resume: a.resume.clone(),
-        stop_after_steps: a.stop_after_steps,
+        resume: a.run.resume.clone(),
+        stop_after_steps: a.run.stop_after_steps,
         config: Some(cfg.to_toml()),
         ..FitOptions::default()
     };

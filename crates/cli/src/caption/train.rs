@@ -6,6 +6,7 @@ use super::settings::CaptionSettings;
 use super::task::CaptionTask;
 use super::tools::{encoder_from, word_vectors};
 use crate::error::{CliError, CliResult};
+use crate::run_args::{out_help, RunArgs, RESUME_FIXED};
 use crate::trainer::folder;
 use clap::Args;
 use nabla_data::text::Vocab;
@@ -18,6 +19,10 @@ use std::sync::Arc;
 
 /// The training flags.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("out", |a| a.help(out_help("captioner-<data>"))),
+    mut_arg("resume", |a| a.help(RESUME_FIXED))
+)]
 pub struct TrainFlags {
     /// scenes (generated Fashion-MNIST scenes), coco:PATH or flickr8k:PATH [default: scenes]
     #[arg(long, value_name = "SOURCE")]
@@ -82,21 +87,8 @@ pub struct TrainFlags {
     /// Directory searched first for Fashion-MNIST
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Run folder [default: a new runs/captioner-<data>/version_N; on --resume the checkpoint's folder]
-    #[arg(long, short = 'o', value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// Write into a non-empty --out folder (the old run's files there are removed first)
-    #[arg(long)]
-    overwrite: bool,
-    /// Continue exactly from a checkpoint, in its own folder (only --epochs, --threads and --data-dir may change)
-    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "out")]
-    resume: Option<PathBuf>,
-    /// Compute threads (0: one per core) [default: 0]
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
-    /// Stop after this many steps in all, saving a checkpoint (as Ctrl-C does)
-    #[arg(long, value_name = "STEPS")]
-    stop_after_steps: Option<u64>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Settings and vocabulary of a resumed run.
@@ -163,17 +155,9 @@ fn fresh(f: &TrainFlags) -> CaptionSettings {
     }
 }
 
-/// Set the thread count once, before any work.
-pub fn set_threads(threads: Option<usize>) {
-    if let Some(t) = threads.filter(|&t| t > 0) {
-        // Fails only if the pool already exists, which it cannot before any work.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
-    }
-}
-
 /// Train as the flags say.
 pub fn train(f: TrainFlags) -> CliResult<()> {
-    let (mut s, vocab) = match &f.resume {
+    let (mut s, vocab) = match &f.run.resume {
         Some(p) => {
             let (s, v) = resumed(&f, p)?;
             (s, Some(v))
@@ -182,7 +166,7 @@ pub fn train(f: TrainFlags) -> CliResult<()> {
     };
     data::source(&s.data)?;
     s.validate()?;
-    set_threads(f.threads);
+    f.run.set_threads();
     let d = data::load(&s)?;
     s.image = d.train.set.image_shape();
     let vocab = match vocab {
@@ -193,7 +177,7 @@ pub fn train(f: TrainFlags) -> CliResult<()> {
         }
     };
     // Word vectors fix the embedding size unless --embed says it (then they must match).
-    let vectors = match (&s.word_vectors, &f.resume) {
+    let vectors = match (&s.word_vectors, &f.run.resume) {
         (Some(p), None) => Some(word_vectors(p, &vocab, f.embed, s.seed)?),
         _ => None,
     };
@@ -203,7 +187,7 @@ pub fn train(f: TrainFlags) -> CliResult<()> {
     let mut model = Captioner::new(&s.model_config(vocab.len())?)?;
     let mut notes = Vec::new();
     if let Some(p) = &s.encoder_from {
-        if f.resume.is_none() {
+        if f.run.resume.is_none() {
             notes.push(encoder_from(&model, p)?);
         }
         model.freeze_encoder();
@@ -217,7 +201,7 @@ pub fn train(f: TrainFlags) -> CliResult<()> {
     }
     let stop = nabla_train::stop_on_ctrl_c()?;
     // Only now that the settings, the data and the model are good.
-    let base = match &f.resume {
+    let base = match &f.run.resume {
         Some(p) => p
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -225,7 +209,7 @@ pub fn train(f: TrainFlags) -> CliResult<()> {
             .to_path_buf(),
         None => super::base_dir(&s.data),
     };
-    let out = folder::create_in(f.out.as_deref(), &base, f.resume.is_some(), f.overwrite)?;
+    let out = folder::create_in(f.run.out.as_deref(), &base, f.run.resume.is_some(), f.run.overwrite)?;
     for n in &notes {
         println!("{n}");
     }
@@ -261,8 +245,8 @@ pub fn train(f: TrainFlags) -> CliResult<()> {
         epochs: s.epochs,
         seed: s.seed,
         out: out.clone(),
-        resume: f.resume.clone(),
-        stop_after_steps: f.stop_after_steps,
+        resume: f.run.resume.clone(),
+        stop_after_steps: f.run.stop_after_steps,
         config: Some(s.to_toml(vocab.len())),
         clip_grad_norm: (s.clip > 0.0).then_some(s.clip),
         ..Default::default()

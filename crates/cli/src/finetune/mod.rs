@@ -131,7 +131,7 @@ impl FinetuneArgs {
 /// The configuration: the source's model settings (a nabla checkpoint's), then the flags.
 fn resolve(a: &FinetuneArgs, meta: Option<&RunMeta>) -> CliResult<TrainConfig> {
     let t = &a.train;
-    if t.resume.is_some() || t.init_from.is_some() {
+    if t.run.resume.is_some() || t.init_from.is_some() {
         return Err(CliError::new(
             "finetune starts from --from; --resume and --init-from belong to nabla train",
         ));
@@ -335,7 +335,7 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
         net.pass = Pass::Cached;
     }
     let base = PathBuf::from("runs").join(format!("finetune-{}-{}", cfg.model, cfg.dataset));
-    let out = folder::create_in(cfg.out.as_deref(), &base, false, a.train.overwrite)?;
+    let out = folder::create_in(cfg.out.as_deref(), &base, false, a.train.run.overwrite)?;
     let banner = format!(
         "finetuning {} from {} on {} ({} training, {} validation samples); {trained}; run folder {}",
         cfg.model,
@@ -359,7 +359,7 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
     let loader = make_loader(train, cfg.batch_size, &shape, &data.normalize, cfg.augment)?.num_workers(cfg.workers);
     let eval_loader = |d: &Arc<dyn Dataset>| make_loader(d.clone(), 500, &shape, &data.normalize, false);
     let val_loader = val.as_ref().map(eval_loader).transpose()?;
-    let fit = crate::trainer::fit_options(&cfg, &out, None, None, a.train.stop_after_steps, None);
+    let fit = crate::trainer::fit_options(&cfg, &out, None, None, a.train.run.stop_after_steps, None);
     let best = match nabla_train::fit(&mut task, loader, val_loader.as_ref(), &fit, &stop)? {
         nabla_train::Outcome::Stopped(last) => {
             println!("stopped; last weights in {}", last.display());

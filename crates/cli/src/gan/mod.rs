@@ -11,6 +11,7 @@ mod tools;
 
 use crate::config::TrainConfig;
 use crate::error::{CliError, CliResult};
+use crate::run_args::{out_help, RunArgs, RESUME_FIXED};
 use crate::trainer::{self, data, folder};
 use clap::{Args, Subcommand};
 use fid::FidModel;
@@ -55,6 +56,10 @@ enum GanAction {
 
 /// The training flags.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("out", |a| a.help(out_help("dcgan-fashion-mnist"))),
+    mut_arg("resume", |a| a.help(RESUME_FIXED))
+)]
 struct TrainFlags {
     /// minimax, nonsaturating or wgan-gp [default: nonsaturating]
     #[arg(long, value_name = "NAME")]
@@ -95,18 +100,8 @@ struct TrainFlags {
     /// Train on the first N training images only
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Run folder [default: a new runs/dcgan-fashion-mnist/version_N; on --resume the checkpoint's folder]
-    #[arg(long, short = 'o', value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// Write into a non-empty --out folder (the old run's files there are removed first)
-    #[arg(long)]
-    overwrite: bool,
-    /// Continue exactly from a checkpoint, in its own folder (only --epochs, --threads and --data-dir may change)
-    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "out")]
-    resume: Option<PathBuf>,
-    /// Compute threads (0: one per core) [default: 0]
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    #[command(flatten)]
+    run: RunArgs,
     /// LeNet-5 checkpoint whose 84-wide penultimate layer the FID is measured in [default:
     /// runs/fid-lenet5/best.safetensors, trained first if missing]
     #[arg(long, value_name = "CKPT")]
@@ -114,21 +109,10 @@ struct TrainFlags {
     /// Generated images the FID is measured on after each epoch (0: no FID) [default: 10000]
     #[arg(long, value_name = "N")]
     fid_samples: Option<usize>,
-    /// Stop after this many steps in all, saving a checkpoint (as Ctrl-C does)
-    #[arg(long, value_name = "STEPS")]
-    stop_after_steps: Option<u64>,
 }
 
 /// Where the default FID classifier is trained and found again.
 pub const DEFAULT_FID_DIR: &str = "runs/fid-lenet5";
-
-/// Set the thread count once, before any work.
-fn set_threads(threads: Option<usize>) {
-    if let Some(t) = threads.filter(|&t| t > 0) {
-        // Fails only if the pool already exists, which it cannot before any work.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
-    }
-}
 
 /// Run `nabla gan`.
 pub fn run(args: GanArgs) -> CliResult<()> {
@@ -141,7 +125,7 @@ pub fn run(args: GanArgs) -> CliResult<()> {
 
 /// The settings the flags ask for: the defaults, or the resumed run's.
 fn resolve(f: &TrainFlags) -> CliResult<GanSettings> {
-    if let Some(p) = &f.resume {
+    if let Some(p) = &f.run.resume {
         let ck = trainer::setup::read_checkpoint(p, "--resume ")?;
         let text = ck.extra.get(EXTRA_KEY).ok_or_else(|| {
             CliError::new(format!(
@@ -257,7 +241,7 @@ fn fid_model(path: Option<&Path>, data_dir: Option<&Path>, stop: &AtomicBool) ->
 /// Train as the flags say.
 fn train(f: TrainFlags) -> CliResult<()> {
     let mut s = resolve(&f)?;
-    set_threads(f.threads);
+    f.run.set_threads();
     let d = data::load(&data_config(&s))?;
     let [c, h, w] = match d.input_shape[..] {
         [c, h, w] => [c, h, w],
@@ -278,7 +262,7 @@ fn train(f: TrainFlags) -> CliResult<()> {
         }
     };
     // Only now that the settings, the data and the models are good.
-    let base = match &f.resume {
+    let base = match &f.run.resume {
         Some(p) => p
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -286,7 +270,7 @@ fn train(f: TrainFlags) -> CliResult<()> {
             .to_path_buf(),
         None => PathBuf::from("runs/dcgan-fashion-mnist"),
     };
-    let out = folder::create_in(f.out.as_deref(), &base, f.resume.is_some(), f.overwrite)?;
+    let out = folder::create_in(f.run.out.as_deref(), &base, f.run.resume.is_some(), f.run.overwrite)?;
     let banner = format!(
         "training a DCGAN ({} + {} parameters, loss {}, K1 = {}, K2 = {}, latent {}) on {} training images from {}; \
          run folder {}",
@@ -312,8 +296,8 @@ fn train(f: TrainFlags) -> CliResult<()> {
         epochs: s.epochs,
         seed: s.seed,
         out: out.clone(),
-        resume: f.resume.clone(),
-        stop_after_steps: f.stop_after_steps,
+        resume: f.run.resume.clone(),
+        stop_after_steps: f.run.stop_after_steps,
         config: Some(s.to_toml()),
         ..Default::default()
     };
