@@ -171,6 +171,42 @@ fn probe_features_give_the_head_that_probing_through_the_network_gives() {
     }
 }
 
+/// `finetune --help` lists the flags that apply to finetuning, not other tasks' or resuming.
+#[test]
+fn finetune_help_shows_only_its_flags() {
+    let help = ok(&["finetune", "--help"]);
+    let listed = |flag: &str| {
+        help.lines().any(|l| {
+            l.trim_start()
+                .trim_start_matches("-o, ")
+                .starts_with(&format!("{flag} "))
+        })
+    };
+    for shown in [
+        "--from",
+        "--probe-layer",
+        "--epochs",
+        "--lr",
+        "--out",
+        "--threads",
+        "--stop-after-steps",
+    ] {
+        assert!(listed(shown), "{shown} missing:\n{help}");
+    }
+    for hidden in [
+        "--resume",
+        "--init-from",
+        "--task",
+        "--box-loss",
+        "--anchor-sizes",
+        "--sync-bn",
+        "--backbone",
+    ] {
+        assert!(!listed(hidden), "{hidden} shown:\n{help}");
+    }
+    assert!(!help.contains("--resume"), "{help}");
+}
+
 /// `nabla features` writes a stage's pooled activations and the labels of a split.
 #[test]
 fn features_exports_a_stage_and_the_labels() {

@@ -45,6 +45,11 @@ use std::sync::Arc;
      --from resnet18.safetensors --model resnet18 --strategy full --head-lr 0.01 --dataset imagefolder \
      --data-dir pets"
 ))]
+#[command(
+    mut_args(hide_train_only),
+    mut_arg("out", |a| a.help("Run folder [default: a new runs/finetune-<model>-<dataset>/version_N]")),
+    mut_arg("lr", |a| a.help("Learning rate at the start of the schedule, the head's unless --head-lr [default: 0.05]"))
+)]
 pub struct FinetuneArgs {
     /// The weights to start from: a nabla checkpoint, or a safetensors state dict with
     /// PyTorch/torchvision names (needs --model)
@@ -77,6 +82,41 @@ pub struct FinetuneArgs {
     probe_pool: usize,
     #[command(flatten)]
     train: TrainArgs,
+}
+
+/// `nabla train`'s flags that have no say in finetuning: other tasks', resuming and
+/// starting points (finetune starts from --from), and data-parallel training. Hidden from
+/// `finetune --help`; still parsed, so that the ones finetune refuses say why.
+const TRAIN_ONLY: [&str; 20] = [
+    "task",
+    "resume",
+    "init_from",
+    "sync_bn",
+    "bucket_mb",
+    "box_loss",
+    "box_weight",
+    "class_weights",
+    "ignore_index",
+    "backbone",
+    "backbone_from",
+    "roi",
+    "tile",
+    "holdout",
+    "anchor_sizes",
+    "aspect_ratios",
+    "proposals",
+    "detections",
+    "flip",
+    "small_stride",
+];
+
+/// Hide `a` from the help when it is one of [`TRAIN_ONLY`].
+fn hide_train_only(a: clap::Arg) -> clap::Arg {
+    if TRAIN_ONLY.contains(&a.get_id().as_str()) {
+        a.hide(true)
+    } else {
+        a
+    }
 }
 
 /// Which layers train.
@@ -394,4 +434,29 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
     };
     println!("done; {validated}{tested}; files in {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: FinetuneArgs,
+    }
+
+    #[test]
+    fn the_hidden_flags_are_train_flags_and_the_rest_show() {
+        let cmd = Cli::command();
+        let ids: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
+        for id in TRAIN_ONLY {
+            assert!(ids.contains(&id), "{id} is no flag of nabla train");
+        }
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            assert_eq!(a.is_hide_set(), TRAIN_ONLY.contains(&id), "{id}");
+        }
+    }
 }
