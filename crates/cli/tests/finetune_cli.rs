@@ -171,6 +171,38 @@ fn probe_features_give_the_head_that_probing_through_the_network_gives() {
     }
 }
 
+/// A probe on a stage is saved with its stage and pooling: `nabla eval` scores the checkpoint
+/// as finetune's own test did, and `nabla predict` reads it.
+#[test]
+fn a_probe_checkpoint_loads_in_eval_and_predict() {
+    let tmp = TempDir::new("ft-probe-eval");
+    write_fake_fashion(&tmp.0, 120, 20);
+    let src = source(&tmp.0);
+    let probe = [
+        "--strategy",
+        "probe",
+        "--probe-layer",
+        "features.2",
+        "--probe-pool",
+        "2",
+    ];
+    let (last, _) = finetune(&tmp.0, &src, "probe", &probe);
+    let run = last.parent().unwrap();
+    let best = run.join("best.safetensors");
+    let e: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "-c", s(&best), "--data-dir", s(&tmp.0), "--json"])).unwrap();
+    assert_eq!(e["samples"].as_u64(), Some(20), "{e}");
+    let acc = e["accuracy"].as_f64().unwrap();
+    assert!((acc - test_value(run, "test_acc")).abs() < 1e-9, "{e}");
+    let png = tmp.0.join("item.png");
+    image::GrayImage::from_fn(28, 28, |x, _| image::Luma([if x > 10 && x < 18 { 200 } else { 0 }]))
+        .save(&png)
+        .unwrap();
+    let pred = ok(&["predict", "-c", s(&best), s(&png), "-k", "2"]);
+    assert!(pred.starts_with(&format!("{}: ", png.display())), "{pred}");
+    assert_eq!(pred.matches('%').count(), 2, "{pred}");
+}
+
 /// `finetune --help` lists the flags that apply to finetuning, not other tasks' or resuming.
 #[test]
 fn finetune_help_shows_only_its_flags() {

@@ -395,7 +395,11 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
         target_scale: None,
         features: vec![],
     };
-    let mut task = Supervised::new(Box::new(net), &meta, banner).with_groups(groups);
+    // A probe's stage and pooling go into the checkpoints, so that eval and predict rebuild it.
+    let probe = net.probe_extra();
+    let mut task = Supervised::new(Box::new(net), &meta, banner)
+        .with_groups(groups)
+        .with_extra(probe);
     let loader = make_loader(train, cfg.batch_size, &shape, &data.normalize, cfg.augment)?.num_workers(cfg.workers);
     let eval_loader = |d: &Arc<dyn Dataset>| make_loader(d.clone(), 500, &shape, &data.normalize, false);
     let val_loader = val.as_ref().map(eval_loader).transpose()?;

@@ -3,8 +3,16 @@
 //! a mode in which its input is the frozen part's cached output.
 
 use super::body::Body;
+use crate::error::{CliError, CliResult};
+use crate::trainer::setup::RunMeta;
 use nabla_core::{Generator, Tensor};
 use nabla_nn::{Children, Linear, Mode, Module};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The checkpoint `extra` key of a probe's stage and pooling, which `nabla eval` and
+/// `predict` rebuild the probe from.
+pub const PROBE_KEY: &str = "finetune_probe";
 
 /// What the forward pass computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,12 +88,44 @@ impl FineTuneNet {
         self.body.forward_pooled(x, self.stage(), self.pool, Mode::Eval)
     }
 
+    /// The probe's stage and pooling as a checkpoint `extra` entry (none without a probe).
+    pub fn probe_extra(&self) -> Option<(String, String)> {
+        let (stage, _) = self.probe.as_ref()?;
+        let v = serde_json::json!({"stage": stage, "pool": self.pool});
+        Some((PROBE_KEY.into(), v.to_string()))
+    }
+
     fn head(&self, h: &Tensor, mode: Mode) -> nabla_nn::Result<Tensor> {
         match &self.probe {
             Some((_, p)) => p.forward_named("probe", h, mode),
             None => self.body.forward_head(h, mode),
         }
     }
+}
+
+/// The network of a checkpoint (read from `path`) that `nabla finetune --probe-layer` wrote,
+/// from its `extra` and metadata: the zoo model and its probe on the saved stage, run as
+/// when probing, weights not yet restored. `None` for any other checkpoint.
+pub fn probe_of(extra: &BTreeMap<String, String>, meta: &RunMeta, path: &Path) -> CliResult<Option<FineTuneNet>> {
+    let Some(v) = extra.get(PROBE_KEY) else {
+        return Ok(None);
+    };
+    let bad = || {
+        CliError::new(format!(
+            "{}: its {PROBE_KEY} entry {v:?} is not {{\"stage\": NAME, \"pool\": N}}",
+            path.display()
+        ))
+    };
+    let v: serde_json::Value = serde_json::from_str(v).map_err(|_| bad())?;
+    let stage = v["stage"].as_str().ok_or_else(bad)?;
+    let pool = v["pool"].as_u64().filter(|p| (1..=64).contains(p)).ok_or_else(bad)? as usize;
+    let body = Body::build(&meta.model, &meta.model_config)?;
+    body.check_stage(stage, &format!("{}: the probe's stage", path.display()))?;
+    let classes = meta.model_config.num_classes;
+    // The seed only initializes the probe, whose weights the checkpoint then replaces.
+    let mut net = FineTuneNet::new(body).with_probe(stage, pool, &meta.input_shape, classes, 0)?;
+    net.pass = Pass::FrozenBody;
+    Ok(Some(net))
 }
 
 impl Module for FineTuneNet {

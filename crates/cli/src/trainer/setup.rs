@@ -372,7 +372,10 @@ pub fn read_checkpoint(path: &Path, flag: &str) -> CliResult<Checkpoint> {
 pub fn load_trained(path: &Path) -> CliResult<(Box<dyn Module>, RunMeta, Checkpoint)> {
     let ck = read_checkpoint(path, "")?;
     let meta = RunMeta::from_checkpoint(&ck, path)?;
-    let model = build_model(&meta.model, &meta.model_config)?;
+    let model: Box<dyn Module> = match crate::finetune::net::probe_of(&ck.extra, &meta, path)? {
+        Some(probe) => Box::new(probe),
+        None => build_model(&meta.model, &meta.model_config)?,
+    };
     ck.restore_model(&model.state_dict())?;
     Ok((model, meta, ck))
 }

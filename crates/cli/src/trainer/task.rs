@@ -21,6 +21,7 @@ pub struct Supervised {
     val: EvalSums,
     last: Option<Confusion>,
     groups: Option<Vec<nabla_nn::optim::ParamGroup>>,
+    extra: BTreeMap<String, String>,
 }
 
 impl Supervised {
@@ -36,7 +37,14 @@ impl Supervised {
             val: EvalSums::new(kind, meta.classes.len(), meta.target_scale),
             last: None,
             groups: None,
+            extra: BTreeMap::new(),
         }
+    }
+
+    /// The same task saving these entries in its checkpoints beside the run's metadata.
+    pub fn with_extra(mut self, extra: impl IntoIterator<Item = (String, String)>) -> Supervised {
+        self.extra.extend(extra);
+        self
     }
 
     /// The same task training these parameter groups (each with its own rate) instead of one.
@@ -145,7 +153,9 @@ impl nabla_train::Task for Supervised {
     }
 
     fn checkpoint_extra(&self) -> BTreeMap<String, String> {
-        self.meta.to_extra()
+        let mut m = self.meta.to_extra();
+        m.extend(self.extra.clone());
+        m
     }
 
     fn start_message(&self) -> Option<String> {
