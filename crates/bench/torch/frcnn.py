@@ -20,9 +20,8 @@ epochs (default 1) of batch 16 in file order, Adam lr 1e-3. Printed: the mean wa
 per epoch, img/s, CPU seconds per epoch, the median step and the last epoch's mean training
 loss (the sum of the four losses). --batches B labels the figures `first B batches` (the
 file then holds B batches)."""
-import json, os, struct, sys, time
+import os, sys, time
 from collections import OrderedDict
-import numpy as np
 import torch, torch.nn as nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
@@ -30,22 +29,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead, RegionProposalNetwork
 from torchvision.ops import MultiScaleRoIAlign
-
-
-def read_safetensors(path):
-    # The layout by hand (8-byte little-endian header size, JSON header, data).
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        assert t["dtype"] == "F32", f"{path}: {name} is {t['dtype']}, expected F32"
-        a, b = t["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(raw, "<f4", (b - a) // 4, 8 + n + a).copy()).reshape(t["shape"])
-    return out
+from st import read_safetensors  # beside this script
 
 
 class Small(nn.Module):

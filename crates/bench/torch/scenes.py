@@ -17,29 +17,12 @@ backward, step). Reported: the mean wall seconds per epoch, img/s, the process's
 per epoch (`cpu-s`), and the last epoch's mean training loss. --batches B labels the figures
 `first B batches` (nabla-bench then writes only B batches of scenes). Threads: 2 (or
 NABLA_TORCH_THREADS)."""
-import json, os, struct, sys, time
-import numpy as np
+import os, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
+from st import read_safetensors  # beside this script
 
 # The CLI's default training scenes per task, and its batch.
 N_TRAIN, BATCH = {"localize": 20000, "segment": 8000, "segnet": 8000}, 32
-
-
-def read_safetensors(path):
-    # The layout by hand (8-byte little-endian header size, JSON header, data), so the
-    # script needs no package beyond torch and numpy.
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        assert t["dtype"] == "F32", f"{path}: {name} is {t['dtype']}, expected F32"
-        a, b = t["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(raw, "<f4", (b - a) // 4, 8 + n + a).copy()).reshape(t["shape"])
-    return out
 
 
 def cbr(c_in, c_out, stride=1):
