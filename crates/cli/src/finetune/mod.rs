@@ -84,10 +84,11 @@ pub struct FinetuneArgs {
     train: TrainArgs,
 }
 
-/// `nabla train`'s flags that have no say in finetuning: other tasks', resuming and
-/// starting points (finetune starts from --from), and data-parallel training. Hidden from
-/// `finetune --help`; still parsed, so that the ones finetune refuses say why.
-const TRAIN_ONLY: [&str; 20] = [
+/// `nabla train`'s flags that have no say in finetuning: other tasks' (and the detection
+/// settings, [`crate::config::detect::KEYS`]), resuming and starting points (finetune starts
+/// from --from), and data-parallel training. Hidden from `finetune --help`; still parsed, so
+/// that the ones finetune refuses say why.
+const TRAIN_ONLY: [&str; 9] = [
     "task",
     "resume",
     "init_from",
@@ -97,22 +98,16 @@ const TRAIN_ONLY: [&str; 20] = [
     "box_weight",
     "class_weights",
     "ignore_index",
-    "backbone",
-    "backbone_from",
-    "roi",
-    "tile",
-    "holdout",
-    "anchor_sizes",
-    "aspect_ratios",
-    "proposals",
-    "detections",
-    "flip",
-    "small_stride",
 ];
 
-/// Hide `a` from the help when it is one of [`TRAIN_ONLY`].
+/// Whether the flag with this id is one of [`TRAIN_ONLY`] or a detection setting.
+fn train_only(id: &str) -> bool {
+    TRAIN_ONLY.contains(&id) || crate::config::detect::KEYS.contains(&id)
+}
+
+/// Hide `a` from the help when it is [`train_only`].
 fn hide_train_only(a: clap::Arg) -> clap::Arg {
-    if TRAIN_ONLY.contains(&a.get_id().as_str()) {
+    if train_only(a.get_id().as_str()) {
         a.hide(true)
     } else {
         a
@@ -455,12 +450,12 @@ mod tests {
     fn the_hidden_flags_are_train_flags_and_the_rest_show() {
         let cmd = Cli::command();
         let ids: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
-        for id in TRAIN_ONLY {
-            assert!(ids.contains(&id), "{id} is no flag of nabla train");
+        for id in TRAIN_ONLY.iter().chain(crate::config::detect::KEYS) {
+            assert!(ids.contains(id), "{id} is no flag of nabla train");
         }
         for a in cmd.get_arguments() {
             let id = a.get_id().as_str();
-            assert_eq!(a.is_hide_set(), TRAIN_ONLY.contains(&id), "{id}");
+            assert_eq!(a.is_hide_set(), train_only(id), "{id}");
         }
     }
 }
