@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# nabla asks Open MPI to yield while waiting unless told otherwise; mpi4py gets the same.
+export OMPI_MCA_mpi_yield_when_idle="${OMPI_MCA_mpi_yield_when_idle:-1}"
 MPIRUN=(mpirun -n 2 --oversubscribe --bind-to none)
 cargo build --release -q -p nabla-bench -p nabla-cli --features mpi
 cargo build --release -q -p nabla-distributed --features mpi --examples

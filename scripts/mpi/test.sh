@@ -25,8 +25,9 @@ check() { # name, then the command; the command's exit status decides
   local name="$1"; shift
   if "$@"; then echo "ok: $name"; else echo "FAILED: $name"; fails=$((fails + 1)); fi
 }
-# 1. MLP, LeNet-5, small ResNet (--sync-bn, and per-rank BN): 2 ranks against 1 process.
-check "equivalence of 2 ranks and 1 process" \
+# 1. MLP, LeNet-5, small ResNet (--sync-bn, and per-rank BN): 2 ranks against 1 process;
+#    then the all-reduce overlapping backward against the blocking one (bitwise equal).
+check "equivalence of 2 ranks and 1 process, and of overlapped and blocking all-reduce" \
   timeout 600 "${MPIRUN[@]}" env RAYON_NUM_THREADS=1 target/release/examples/mpi_equivalence "$tmp/eq"
 nabla=target/release/nabla
 if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then

@@ -20,9 +20,24 @@ pub trait Comm {
     fn all_reduce_sum_f64(&self, buf: &mut [f64]);
     /// Every rank's `value`, in rank order.
     fn all_gather_u64(&self, value: u64) -> Vec<u64>;
+    /// A second handle on this group for summing gradient buckets on another thread (the
+    /// overlapped all-reduce), on a communicator of its own so its collectives never mix
+    /// with this one's. A collective (every rank creates it at the same point); `None`
+    /// where the MPI library allows no calls from other threads (then nothing overlaps).
+    fn gradient_reducer(&self) -> Option<Box<dyn Reducer>> {
+        None
+    }
     /// End every rank of the job with exit code `code` (MPI_Abort; not a collective: one
     /// failing rank calls it so the others do not wait forever on a collective).
     fn abort(&self, code: i32) -> !;
+}
+
+/// Sums over the ranks from the communication thread ([`Comm::gradient_reducer`]).
+pub trait Reducer: Send {
+    /// Replace `buf` by its elementwise sum over the ranks (a collective).
+    fn sum_f32(&mut self, buf: &mut [f32]);
+    /// Replace `buf` by its elementwise sum over the ranks (a collective).
+    fn sum_f64(&mut self, buf: &mut [f64]);
 }
 
 /// One process alone: rank 0 of 1, every collective a no-op.

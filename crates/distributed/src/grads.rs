@@ -1,10 +1,14 @@
 //! Rank 0's parameters to every rank, and gradients averaged over the ranks before every
 //! optimizer step ([`DistributedOptimizer`]).
 
+use crate::buckets::{average, fill, Buf, Layout};
+use crate::overlap::Overlap;
 use crate::Comm;
+use nabla_core::autograd::{on_grad_ready, GradReadyHook};
 use nabla_core::{DType, Gradients, Tensor};
 use nabla_nn::optim::{clip_grad_norm, Optimizer, OptimizerState, ParamGroups};
-use nabla_nn::{Error, Result};
+use nabla_nn::Result;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -45,97 +49,80 @@ pub fn broadcast_tensors(comm: &dyn Comm, tensors: &[Tensor], root: usize) -> Re
 }
 
 /// The gradients of `params` averaged over the ranks: summed by all-reduce in buckets of
-/// about `bucket_bytes` (one collective per bucket, in parameter order, f32 and f64
-/// separately), then divided by the world size. A parameter with no gradient on some ranks
-/// counts as zero there; one with none on any rank stays without (PyTorch skips it too).
+/// about `bucket_bytes` (one collective per bucket, the parameters last first as PyTorch's
+/// DDP, f32 and f64 separately), then divided by the world size. A parameter with no
+/// gradient on some ranks counts as zero there; one with none on any rank stays without
+/// (PyTorch skips it too).
 pub fn all_reduce_gradients(
     comm: &dyn Comm,
     params: &[Tensor],
     grads: &Gradients,
     bucket_bytes: usize,
 ) -> Result<Gradients> {
+    reduce_blocking(comm, &mut Layout::new(params, bucket_bytes), params, grads)
+}
+
+/// [`all_reduce_gradients`] in `layout`'s buckets (whose buffers it reuses).
+fn reduce_blocking(comm: &dyn Comm, layout: &mut Layout, params: &[Tensor], grads: &Gradients) -> Result<Gradients> {
     let start = Instant::now();
-    let mut out = Gradients::default();
     let size = comm.size();
+    if size == 1 {
+        let mut out = Gradients::default();
+        for p in params {
+            if let Some(g) = grads.get(p) {
+                out.insert(p, g.clone());
+            }
+        }
+        return Ok(out);
+    }
     let mut present: Vec<f32> = params
         .iter()
         .map(|p| f32::from(u8::from(grads.get(p).is_some())))
         .collect();
-    if size > 1 {
-        comm.all_reduce_sum_f32(&mut present);
+    comm.all_reduce_sum_f32(&mut present);
+    for b in &mut layout.buckets {
+        let Some(buf) = b.buf.as_mut() else { continue };
+        for &(i, at, n) in &b.parts {
+            fill(buf, at, n, grads.get(&params[i]))?;
+        }
+        match buf {
+            Buf::F32(v) => comm.all_reduce_sum_f32(v),
+            Buf::F64(v) => comm.all_reduce_sum_f64(v),
+        }
     }
-    for dtype in [DType::F32, DType::F64] {
-        let mut bucket: Vec<(usize, Tensor)> = vec![];
-        let mut bytes = 0;
-        for (i, p) in params.iter().enumerate() {
-            if present[i] == 0.0 {
-                continue;
-            }
-            if p.dtype() != DType::F32 && p.dtype() != DType::F64 {
-                return Err(Error::Config(format!(
-                    "distributed training: parameter {i} is {:?}; only f32 and f64 gradients can be averaged",
-                    p.dtype()
-                )));
-            }
-            if p.dtype() != dtype {
-                continue;
-            }
-            let g = grads.get(p).cloned().unwrap_or_else(|| Tensor::zeros(p.shape(), dtype));
-            bytes += g.numel() * if dtype == DType::F32 { 4 } else { 8 };
-            bucket.push((i, g));
-            if bytes >= bucket_bytes {
-                reduce_bucket(comm, params, std::mem::take(&mut bucket), &mut out)?;
-                bytes = 0;
+    let out = unpack(layout, params, &present, size);
+    ALLREDUCE_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    out
+}
+
+/// The averaged gradients from summed buckets, for the parameters some rank had one for.
+fn unpack(layout: &Layout, params: &[Tensor], present: &[f32], size: usize) -> Result<Gradients> {
+    let mut out = Gradients::default();
+    for b in &layout.buckets {
+        let Some(buf) = b.buf.as_ref() else { continue };
+        for &(i, at, n) in &b.parts {
+            if present[i] > 0.0 {
+                out.insert(&params[i], average(buf, at, n, size, &params[i])?);
             }
         }
-        reduce_bucket(comm, params, bucket, &mut out)?;
     }
-    let nanos = start.elapsed().as_nanos() as u64;
-    ALLREDUCE_NANOS.fetch_add(nanos, Ordering::Relaxed);
     Ok(out)
 }
 
-/// One bucket: flatten, sum over the ranks, divide by the world size, split back.
-fn reduce_bucket(comm: &dyn Comm, params: &[Tensor], bucket: Vec<(usize, Tensor)>, out: &mut Gradients) -> Result<()> {
-    let Some((_, first)) = bucket.first() else {
-        return Ok(());
-    };
-    let size = comm.size();
-    if size == 1 {
-        for (i, g) in bucket {
-            out.insert(&params[i], g);
-        }
-        return Ok(());
-    }
-    if first.dtype() == DType::F32 {
-        let mut flat: Vec<f32> = bucket.iter().flat_map(|(_, g)| g.to_vec_f32()).collect();
-        comm.all_reduce_sum_f32(&mut flat);
-        let inv = 1.0 / size as f32;
-        let mut at = 0;
-        for (i, g) in &bucket {
-            let part: Vec<f32> = flat[at..at + g.numel()].iter().map(|x| x * inv).collect();
-            at += g.numel();
-            out.insert(&params[*i], Tensor::from_vec(part, g.shape())?);
-        }
-    } else {
-        let mut flat: Vec<f64> = bucket.iter().flat_map(|(_, g)| g.to_vec_f64()).collect();
-        comm.all_reduce_sum_f64(&mut flat);
-        let inv = 1.0 / size as f64;
-        let mut at = 0;
-        for (i, g) in &bucket {
-            let part: Vec<f64> = flat[at..at + g.numel()].iter().map(|x| x * inv).collect();
-            at += g.numel();
-            out.insert(&params[*i], Tensor::from_vec(part, g.shape())?);
-        }
-    }
-    Ok(())
-}
-
 /// A task's optimizer whose [`Optimizer::step`] first averages the gradients over the ranks
-/// ([`all_reduce_gradients`]), clips their global norm if asked (after averaging, so every
+/// (as [`all_reduce_gradients`]), clips their global norm if asked (after averaging, so every
 /// rank clips the same gradients), then steps the inner optimizer. Everything else (rates,
 /// groups, state for checkpoints) is the inner optimizer's, so checkpoints do not change.
+///
+/// On more than one rank, and where the communicator allows a second thread
+/// ([`Comm::gradient_reducer`]), the all-reduce overlaps backward (see the `overlap`
+/// module): each bucket is summed on a communication thread as soon as backward has made
+/// its gradients. The sums are bitwise those of the blocking path.
 pub struct DistributedOptimizer {
+    // Dropped first: its thread ends and frees its communicator before `comm` may finalize MPI.
+    _hook: Option<GradReadyHook>,
+    overlap: Option<Rc<RefCell<Overlap>>>,
+    layout: Layout,
     inner: Box<dyn Optimizer>,
     comm: Rc<dyn Comm>,
     bucket_bytes: usize,
@@ -143,21 +130,78 @@ pub struct DistributedOptimizer {
 }
 
 impl DistributedOptimizer {
-    /// Wrap `inner`; buckets of `bucket_bytes`; `clip`: the global norm to clip to.
+    /// Wrap `inner`; buckets of `bucket_bytes`; `clip`: the global norm to clip to. The
+    /// all-reduce overlaps backward where it can ([`DistributedOptimizer::with_overlap`]).
+    /// A collective when the world has more than one rank (it may create a communicator).
     pub fn new(inner: Box<dyn Optimizer>, comm: Rc<dyn Comm>, bucket_bytes: usize, clip: Option<f64>) -> Self {
         DistributedOptimizer {
+            _hook: None,
+            overlap: None,
+            layout: Layout::new(&inner.param_groups().all_params(), bucket_bytes.max(1)),
             inner,
             comm,
             bucket_bytes: bucket_bytes.max(1),
             clip,
         }
+        .with_overlap(true)
+    }
+
+    /// Overlap the all-reduce with backward (`true`, the default) or run it after backward,
+    /// in the step. A collective when it changes anything on more than one rank.
+    pub fn with_overlap(mut self, on: bool) -> Self {
+        self._hook = None;
+        self.overlap = None;
+        if !on || self.comm.size() == 1 {
+            return self;
+        }
+        let Some(reducer) = self.comm.gradient_reducer() else {
+            return self;
+        };
+        let params = self.inner.param_groups().all_params();
+        // Without a thread there is no overlap; the blocking path still works.
+        let Ok(o) = Overlap::new(&params, self.bucket_bytes, reducer) else {
+            return self;
+        };
+        let o = Rc::new(RefCell::new(o));
+        let weak = Rc::downgrade(&o);
+        self._hook = Some(on_grad_ready(move |id, g| {
+            if let Some(o) = weak.upgrade() {
+                if let Ok(mut o) = o.try_borrow_mut() {
+                    o.ready(id, g);
+                }
+            }
+        }));
+        self.overlap = Some(o);
+        self
+    }
+
+    /// The averaged gradients of this step.
+    fn average(&mut self, params: &[Tensor], grads: &Gradients) -> Result<Gradients> {
+        if let Some(o) = &self.overlap {
+            let start = Instant::now();
+            let mut o = o.borrow_mut();
+            if !o.layout.fits(params) {
+                o.relayout(params, self.bucket_bytes);
+            } else if let Some(mine) = o.complete(params, grads)? {
+                let mut present = mine;
+                self.comm.all_reduce_sum_f32(&mut present);
+                let out = unpack(&o.layout, params, &present, self.comm.size());
+                ALLREDUCE_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                return out;
+            }
+            return reduce_blocking(self.comm.as_ref(), &mut o.layout, params, grads);
+        }
+        if !self.layout.fits(params) {
+            self.layout = Layout::new(params, self.bucket_bytes);
+        }
+        reduce_blocking(self.comm.as_ref(), &mut self.layout, params, grads)
     }
 }
 
 impl Optimizer for DistributedOptimizer {
     fn step(&mut self, grads: &Gradients) -> Result<()> {
         let params = self.inner.param_groups().all_params();
-        let mut avg = all_reduce_gradients(self.comm.as_ref(), &params, grads, self.bucket_bytes)?;
+        let mut avg = self.average(&params, grads)?;
         if let Some(max) = self.clip {
             clip_grad_norm(&mut avg, &params, max)?;
         }
@@ -189,8 +233,10 @@ impl Optimizer for DistributedOptimizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Local;
+    use crate::{Local, Reducer};
     use nabla_nn::optim::{Sgd, SgdOptions};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
 
     /// Two ranks that hold the same values: every sum doubles (what a second, identical
     /// rank would add), so averaging must give the values back.
@@ -214,8 +260,76 @@ mod tests {
         fn all_gather_u64(&self, v: u64) -> Vec<u64> {
             vec![v, v]
         }
+        fn gradient_reducer(&self) -> Option<Box<dyn Reducer>> {
+            Some(Box::new(TwinReducer(TWIN_THREAD_SUMS.clone())))
+        }
         fn abort(&self, code: i32) -> ! {
             std::process::exit(code)
+        }
+    }
+
+    static TWIN_THREAD_SUMS: std::sync::LazyLock<Arc<AtomicUsize>> =
+        std::sync::LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
+
+    /// Twin's sums on the communication thread, counted (to see the overlap run).
+    struct TwinReducer(Arc<AtomicUsize>);
+    impl Reducer for TwinReducer {
+        fn sum_f32(&mut self, b: &mut [f32]) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            b.iter_mut().for_each(|x| *x *= 2.0);
+        }
+        fn sum_f64(&mut self, b: &mut [f64]) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            b.iter_mut().for_each(|x| *x *= 2.0);
+        }
+    }
+
+    /// Three steps of a two-layer net, `twice`: two backward passes accumulated per step.
+    fn train(overlap: bool, bucket: usize, twice: bool) -> Vec<Vec<f32>> {
+        let mut g = nabla_core::Generator::new(7);
+        let w1 = Tensor::randn(&[4, 3], DType::F32, &mut g).set_requires_grad(true);
+        let w2 = Tensor::randn(&[3, 2], DType::F32, &mut g).set_requires_grad(true);
+        let b2 = Tensor::zeros(&[2], DType::F64).set_requires_grad(true);
+        let params = vec![w1.clone(), w2.clone(), b2.clone()];
+        let sgd = Sgd::new(
+            params.clone(),
+            SgdOptions {
+                lr: 0.1,
+                momentum: 0.9,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut opt = DistributedOptimizer::new(Box::new(sgd), Rc::new(Twin), bucket, None).with_overlap(overlap);
+        let x = Tensor::randn(&[5, 4], DType::F32, &mut g);
+        let loss = || {
+            let h = x.matmul(&w1).unwrap().relu().unwrap().matmul(&w2).unwrap();
+            let b = b2.to_dtype(DType::F32).unwrap();
+            h.add(&b).unwrap().square().unwrap().sum_all().unwrap()
+        };
+        for _ in 0..3 {
+            let mut grads = loss().backward().unwrap();
+            if twice {
+                grads.accumulate(loss().backward().unwrap()).unwrap();
+            }
+            opt.step(&grads).unwrap();
+        }
+        params.iter().map(|p| p.to_vec_f32()).collect()
+    }
+
+    #[test]
+    fn overlapped_all_reduce_equals_the_blocking_one_bitwise() {
+        for bucket in [1, 40, 1 << 20] {
+            let before = TWIN_THREAD_SUMS.load(Ordering::SeqCst);
+            let overlapped = train(true, bucket, false);
+            assert!(
+                TWIN_THREAD_SUMS.load(Ordering::SeqCst) > before,
+                "the thread summed buckets"
+            );
+            assert_eq!(overlapped, train(false, bucket, false), "bucket {bucket}");
+            // Two backward passes per step: the overlapped round is not the step's, and the
+            // blocking path on the accumulated gradients gives the same training.
+            assert_eq!(train(true, bucket, true), train(false, bucket, true), "bucket {bucket}");
         }
     }
 

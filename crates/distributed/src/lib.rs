@@ -20,18 +20,21 @@
 //! assert_eq!((comm.rank(), comm.size(), g), (0, 1, vec![1.0, 2.0]));
 //! ```
 
+mod buckets;
 mod comm;
 mod env;
 mod grads;
 #[cfg(feature = "mpi")]
 mod mpi_comm;
+mod overlap;
 mod sync_bn;
 
-pub use comm::{all_agree, broadcast_string, Comm, Local};
+pub use comm::{all_agree, broadcast_string, Comm, Local, Reducer};
 pub use env::world_from_env;
 pub use grads::{all_reduce_gradients, allreduce_seconds, broadcast_tensors, DistributedOptimizer};
 #[cfg(feature = "mpi")]
 pub use mpi_comm::Mpi;
+pub use overlap::comm_thread_seconds;
 pub use sync_bn::install_sync_batch_norm;
 
 /// Whether this build can talk MPI (the cargo feature `mpi`).

@@ -1,6 +1,7 @@
 //! The backward pass: a topological walk of the recorded graph, in reverse.
 
-use super::{enable_grad, no_grad, Edge, GradMeta};
+use super::hooks::Registered;
+use super::{enable_grad, no_grad, Edge, GradMeta, Node};
 use crate::{Error, Result, Tensor};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -213,67 +214,45 @@ fn run(
     });
     let retain = opts.retain_graph || opts.create_graph;
     let _mode = if opts.create_graph { enable_grad() } else { no_grad() };
-    for meta in order.iter().rev() {
-        let Some(node) = &meta.node else { continue };
-        let is_target = targets.is_some_and(|t| t.contains(&meta.id));
-        let g = if is_target {
-            grads.get(&meta.id).cloned()
-        } else {
-            grads.remove(&meta.id)
-        };
-        let Some(g) = g else { continue };
-        let needs: Vec<bool> = node
-            .inputs
-            .iter()
-            .map(|e| match e {
-                Edge::Grad(i) => reaches.as_ref().is_none_or(|r| r.contains(&i.id)),
-                Edge::Const { .. } => false,
-            })
-            .collect();
-        if !needs.iter().any(|&n| n) {
-            continue;
-        }
-        let span = crate::profile::scope(node.name, crate::profile::Phase::Backward);
-        let rule = {
-            let mut slot = node
-                .backward
-                .lock()
-                .map_err(|_| Error::Autograd("a backward rule panicked earlier".into()))?;
-            if retain {
-                None
-            } else {
-                Some(slot.take())
-            }
-        };
-        let input_grads = match rule {
-            Some(Some(f)) => f(&g, &needs)?,
-            Some(None) => return Err(freed(node.name)),
-            None => {
-                let slot = node
-                    .backward
-                    .lock()
-                    .map_err(|_| Error::Autograd("a backward rule panicked earlier".into()))?;
-                match slot.as_ref() {
-                    Some(f) => f(&g, &needs)?,
-                    None => return Err(freed(node.name)),
+    // Gradient-ready hooks (plain backward only): each leaf's count of graph edges still to
+    // run; at zero its gradient is final. Nothing is counted when no hook is registered.
+    let hooks = if targets.is_none() { Registered::now() } else { None };
+    let mut pending: HashMap<usize, usize> = HashMap::new();
+    if let Some(h) = &hooks {
+        for m in &order {
+            for e in m.node.iter().flat_map(|n| &n.inputs) {
+                if let Edge::Grad(i) = e {
+                    if i.is_leaf() {
+                        *pending.entry(i.id).or_default() += 1;
+                    }
                 }
             }
-        };
-        drop(span);
-        let _span = crate::profile::scope("(accumulate grads)", crate::profile::Phase::Backward);
-        for ((edge, need), ig) in node.inputs.iter().zip(&needs).zip(input_grads) {
-            let (Edge::Grad(i), true, Some(ig)) = (edge, *need, ig) else {
-                continue;
-            };
-            if ig.shape() != i.shape.as_slice() {
-                return Err(Error::Autograd(format!(
-                    "backward of {} gave a gradient of shape {:?} for an input of shape {:?}",
-                    node.name,
-                    ig.shape(),
-                    i.shape
-                )));
+        }
+        // A leaf no op feeds (an output that is itself a leaf) is final already.
+        for m in order
+            .iter()
+            .rev()
+            .filter(|m| m.is_leaf() && !pending.contains_key(&m.id))
+        {
+            if let Some(g) = grads.get(&m.id) {
+                h.fire(m.id, g);
             }
-            accumulate(&mut grads, i.id, ig)?;
+        }
+    }
+    for meta in order.iter().rev() {
+        let Some(node) = &meta.node else { continue };
+        backprop_node(meta, node, &mut grads, targets, reaches.as_ref(), retain)?;
+        let Some(h) = &hooks else { continue };
+        // This node ran (or had nothing to send): its edges no longer count.
+        for e in &node.inputs {
+            let Edge::Grad(i) = e else { continue };
+            let Some(n) = pending.get_mut(&i.id) else { continue };
+            *n -= 1;
+            if *n == 0 {
+                if let Some(g) = grads.get(&i.id) {
+                    h.fire(i.id, g);
+                }
+            }
         }
     }
     if targets.is_none() {
@@ -281,6 +260,79 @@ fn run(
         grads.retain(|id, _| leaves.contains(id));
     }
     Ok(grads)
+}
+
+/// Run one node's backward rule on its gradient (if it got one) and add the results to
+/// its inputs' gradients.
+fn backprop_node(
+    meta: &GradMeta,
+    node: &Node,
+    grads: &mut HashMap<usize, Tensor>,
+    targets: Option<&HashSet<usize>>,
+    reaches: Option<&HashSet<usize>>,
+    retain: bool,
+) -> Result<()> {
+    let is_target = targets.is_some_and(|t| t.contains(&meta.id));
+    let g = if is_target {
+        grads.get(&meta.id).cloned()
+    } else {
+        grads.remove(&meta.id)
+    };
+    let Some(g) = g else { return Ok(()) };
+    let needs: Vec<bool> = node
+        .inputs
+        .iter()
+        .map(|e| match e {
+            Edge::Grad(i) => reaches.is_none_or(|r| r.contains(&i.id)),
+            Edge::Const { .. } => false,
+        })
+        .collect();
+    if !needs.iter().any(|&n| n) {
+        return Ok(());
+    }
+    let span = crate::profile::scope(node.name, crate::profile::Phase::Backward);
+    let rule = {
+        let mut slot = node
+            .backward
+            .lock()
+            .map_err(|_| Error::Autograd("a backward rule panicked earlier".into()))?;
+        if retain {
+            None
+        } else {
+            Some(slot.take())
+        }
+    };
+    let input_grads = match rule {
+        Some(Some(f)) => f(&g, &needs)?,
+        Some(None) => return Err(freed(node.name)),
+        None => {
+            let slot = node
+                .backward
+                .lock()
+                .map_err(|_| Error::Autograd("a backward rule panicked earlier".into()))?;
+            match slot.as_ref() {
+                Some(f) => f(&g, &needs)?,
+                None => return Err(freed(node.name)),
+            }
+        }
+    };
+    drop(span);
+    let _span = crate::profile::scope("(accumulate grads)", crate::profile::Phase::Backward);
+    for ((edge, need), ig) in node.inputs.iter().zip(&needs).zip(input_grads) {
+        let (Edge::Grad(i), true, Some(ig)) = (edge, *need, ig) else {
+            continue;
+        };
+        if ig.shape() != i.shape.as_slice() {
+            return Err(Error::Autograd(format!(
+                "backward of {} gave a gradient of shape {:?} for an input of shape {:?}",
+                node.name,
+                ig.shape(),
+                i.shape
+            )));
+        }
+        accumulate(grads, i.id, ig)?;
+    }
+    Ok(())
 }
 
 fn freed(name: &str) -> Error {

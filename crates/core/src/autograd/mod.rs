@@ -17,12 +17,14 @@
 
 mod dot;
 mod engine;
+mod hooks;
 mod mode;
 #[cfg(test)]
 mod tests;
 
 pub use dot::to_dot;
 pub use engine::{grad, BackwardOptions, Gradients};
+pub use hooks::{on_grad_ready, GradReadyHook};
 pub use mode::{enable_grad, is_grad_enabled, no_grad, GradModeGuard};
 
 use crate::{Result, Tensor};

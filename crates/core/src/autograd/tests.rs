@@ -176,3 +176,96 @@ fn backward_with_grad_seeds_a_non_scalar_output_with_default_options() -> Result
     assert!(y.backward_with_grad(&seed).is_err());
     Ok(())
 }
+
+/// Every gradient-ready call during `f`: (leaf id, gradient values).
+fn ready_calls(f: impl FnOnce() -> Result<()>) -> Result<Vec<(usize, Vec<f64>)>> {
+    let calls = std::rc::Rc::new(std::cell::RefCell::new(vec![]));
+    let log = calls.clone();
+    let hook = crate::autograd::on_grad_ready(move |id, g| log.borrow_mut().push((id, g.to_vec_f64())));
+    f()?;
+    drop(hook);
+    let out = calls.borrow().clone();
+    Ok(out)
+}
+
+#[test]
+fn grad_ready_hook_fires_once_per_leaf_with_its_final_gradient_in_reverse_topological_order() -> Result<()> {
+    let x = randn(&[4], 1);
+    let (w1, w2, w3) = (randn(&[4], 2), randn(&[4], 3), randn(&[4], 4));
+    let (w1, w2, w3) = (
+        w1.set_requires_grad(true),
+        w2.set_requires_grad(true),
+        w3.set_requires_grad(true),
+    );
+    let unused = randn(&[4], 5).set_requires_grad(true);
+    let mut grads = None;
+    // A chain x·w1 → ·w2 → ·w3, with w1 used again at the end (a second, shorter path):
+    // w1's gradient is final only after the first product's backward.
+    let calls = ready_calls(|| {
+        let h = x.mul(&w1)?.mul(&w2)?.mul(&w3)?.mul(&w1)?.sum_all()?;
+        grads = Some(h.backward()?);
+        Ok(())
+    })?;
+    let grads = grads.unwrap();
+    let ids: Vec<usize> = calls.iter().map(|(id, _)| *id).collect();
+    let id = |t: &Tensor| t.grad_id().unwrap();
+    assert_eq!(
+        ids,
+        vec![id(&w3), id(&w2), id(&w1)],
+        "once per leaf, the last op's leaf first"
+    );
+    for (t, (_, g)) in [&w3, &w2, &w1].into_iter().zip(&calls) {
+        assert_eq!(*g, grads.get(t).unwrap().to_vec_f64(), "the gradient backward returns");
+    }
+    // w1's gradient has both paths' parts: 2·x·w1·w2·w3.
+    let want: Vec<f64> = (0..4)
+        .map(|i| {
+            let v = |t: &Tensor| t.to_vec_f64()[i];
+            2.0 * v(&x) * v(&w1) * v(&w2) * v(&w3)
+        })
+        .collect();
+    for (g, w) in calls[2].1.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+    }
+    assert!(grads.get(&unused).is_none() && !ids.contains(&id(&unused)));
+    Ok(())
+}
+
+#[test]
+fn grad_ready_hook_skips_branches_without_gradient_and_grad_calls_and_stops_when_dropped() -> Result<()> {
+    let a = randn(&[3], 1).set_requires_grad(true);
+    let b = randn(&[3], 2).set_requires_grad(true);
+    // b's only path is cut by an op that sends its input no gradient, so the node between
+    // b and that op gets none and is skipped: b gets no gradient and no call, a gets its own.
+    let calls = ready_calls(|| {
+        let m = b.mul_scalar(2.0)?;
+        let cut = m.detach().with_backward("cut", &[&m], |_, _| Ok(vec![None]));
+        let loss = a.square()?.sum_all()?.add(&cut.sum_all()?)?;
+        let g = loss.backward()?;
+        assert!(g.get(&b).is_none());
+        Ok(())
+    })?;
+    let ids: Vec<usize> = calls.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![a.grad_id().unwrap()]);
+    // A leaf that is itself the output is final at once.
+    let calls = ready_calls(|| {
+        a.backward_with_grad(&Tensor::ones_like(&a))?;
+        Ok(())
+    })?;
+    assert_eq!(calls, vec![(a.grad_id().unwrap(), vec![1.0; 3])]);
+    // torch.autograd.grad-style passes call no hook.
+    let calls = ready_calls(|| {
+        grad(&[&a.square()?.sum_all()?], None, &[&a], false)?;
+        Ok(())
+    })?;
+    assert!(calls.is_empty());
+    // After the hook is dropped, backward calls nothing (ready_calls dropped it).
+    let counted = std::rc::Rc::new(std::cell::Cell::new(0));
+    let c = counted.clone();
+    let hook = crate::autograd::on_grad_ready(move |_, _| c.set(c.get() + 1));
+    a.square()?.sum_all()?.backward()?;
+    drop(hook);
+    a.square()?.sum_all()?.backward()?;
+    assert_eq!(counted.get(), 1);
+    Ok(())
+}
