@@ -9,6 +9,8 @@
 //! - `im2col`: im2col + GEMM, the general path (forward and input gradient).
 //! - `grouped`: im2col + GEMM over groups of images, for small images with large weights.
 //! - `weight`: the weight gradient by GEMMs over im2col columns.
+//! - `phase`: the forward pass of stride-2 4×4 layers with many channels, as a 2×2
+//!   stride-1 convolution of phase images by Winograd F(4×4, 2×2).
 //! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
 //! - `direct`: direct f32 kernels for small stride-1 layers (LeNet-5's), with the
 //!   instruction-set-specific code under `direct/avx512/`.
@@ -21,6 +23,7 @@ mod direct;
 pub mod geom;
 mod grouped;
 mod im2col;
+mod phase;
 mod weight;
 mod winograd;
 
@@ -35,6 +38,8 @@ use crate::Element;
 pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     if dense::applies(g) {
         dense::forward(g, x, w, bias, out)
+    } else if phase::applies(g) {
+        phase::forward(g, x, w, bias, out)
     } else if winograd::applies(g) {
         winograd::forward(g, x, w, bias, out)
     } else if grouped::applies(g) {
