@@ -41,7 +41,13 @@ fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let reps = std::env::args().nth(2).and_then(|r| r.parse().ok()).unwrap_or(5);
     // [batch, in, out, size]
-    let fcn = [[32, 1, 16, 64], [32, 32, 32, 32], [32, 64, 64, 16], [32, 64, 64, 8], [32, 16, 16, 64]];
+    let fcn = [
+        [32, 1, 16, 64],
+        [32, 32, 32, 32],
+        [32, 64, 64, 16],
+        [32, 64, 64, 8],
+        [32, 16, 16, 64],
+    ];
     let segnet = [
         [32, 1, 32, 64],
         [32, 32, 32, 64],
@@ -50,7 +56,13 @@ fn main() {
         [32, 64, 32, 32],
         [32, 32, 11, 64],
     ];
-    let resnet = [[32, 3, 64, 32], [32, 64, 64, 32], [32, 128, 128, 16], [32, 256, 256, 8], [32, 512, 512, 4]];
+    let resnet = [
+        [32, 3, 64, 32],
+        [32, 64, 64, 32],
+        [32, 128, 128, 16],
+        [32, 256, 256, 8],
+        [32, 512, 512, 4],
+    ];
     let mut layers: Vec<(&str, [usize; 4])> = Vec::new();
     if which == "all" || which == "fcn" {
         layers.extend(fcn.iter().map(|l| ("fcn", *l)));
@@ -61,7 +73,10 @@ fn main() {
     if which == "all" || which == "resnet" {
         layers.extend(resnet.iter().map(|l| ("resnet", *l)));
     }
-    println!("{:<8} {:<18} {:>17} {:>17} {:>17}", "model", "layer", "fwd wall/cpu", "dx wall/cpu", "dw wall/cpu");
+    println!(
+        "{:<8} {:<18} {:>17} {:>17} {:>17}",
+        "model", "layer", "fwd wall/cpu", "dx wall/cpu", "dw wall/cpu"
+    );
     let mut total = [0.0; 6];
     for (model, [n, c, o, hw]) in layers {
         let g = ConvGeom::new([n, c, hw, hw], [o, 3, 3], [1, 1], [1, 1], [1, 1], 1);

@@ -184,7 +184,7 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
 /// Forward convolution (see [`super::conv2d_forward`]); `g` must satisfy [`applies`].
 pub fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding);
-    convolve(g, &p, x, &weight_transform(w, g.o, g.c, false), bias, out);
+    convolve(g, &p, x, &weight_transform(w, g.o, g.c, false, threads(g)), bias, out);
 }
 
 /// Input gradient: a 3×3 convolution of `dy` with the rotated, transposed kernels and
@@ -192,7 +192,7 @@ pub fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, o
 pub fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) {
     let pad = [2 - g.padding[0], 2 - g.padding[1]];
     let p = Plan::new(g.o, g.c, [g.oh, g.ow], [g.h, g.w], pad);
-    convolve(g, &p, dy, &weight_transform(w, g.o, g.c, true), bias, dx);
+    convolve(g, &p, dy, &weight_transform(w, g.o, g.c, true, threads(g)), bias, dx);
 }
 
 /// Weight gradient: the transformed gradient `dU[ξ] (c × o)` summed over the groups of each
@@ -276,11 +276,15 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
         vs.put(v);
         dms.put(dm);
     });
+    // The parts' sums in order, element by element, in blocks over the threads.
     let (dut, rest) = partial.split_at_mut(len);
-    for part in rest.chunks(len) {
-        dut.iter_mut().zip(part).for_each(|(d, &s)| *d += s);
-    }
-    weight_transform_adjoint(dut, g.o, g.c, dw);
+    for_each_chunk_on(threads(g), dut, crate::kernels::BLOCK, &|b, d| {
+        for part in rest.chunks(len) {
+            let part = &part[b * crate::kernels::BLOCK..][..d.len()];
+            d.iter_mut().zip(part).for_each(|(d, &s)| *d += s);
+        }
+    });
+    weight_transform_adjoint(dut, g.o, g.c, dw, threads(g));
 }
 
 #[cfg(test)]
