@@ -3,6 +3,7 @@
 //! columns, compiled for the widest vectors the CPU has.
 
 use crate::cpu::Isa;
+use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
 use crate::Element;
 #[cfg(target_arch = "x86_64")]
 use std::any::TypeId;
@@ -342,61 +343,94 @@ fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], chans: Range<usize>,
     }
 }
 
+/// Kernels per task of the weight transforms and their adjoint (whole rows of `u`).
+const KERNELS_PER_TASK: usize = 4096;
+
 /// `G g Gᵀ` of every 3×3 kernel of `w` (`[o, c, 3, 3]`) into `[16, rows, cols]`: with
-/// `rotate`, the kernels of the input gradient (rows = c, cols = o, rotated 180°).
-pub(super) fn weight_transform<T: Element>(w: &[T], o: usize, c: usize, rotate: bool) -> Vec<T> {
+/// `rotate`, the kernels of the input gradient (rows = c, cols = o, rotated 180°). Rows are
+/// split over `threads` (each value is computed the same way on any thread): on one thread
+/// a 256 → 256 layer's transforms were a serial stretch before every product.
+pub(super) fn weight_transform<T: Element>(w: &[T], o: usize, c: usize, rotate: bool, threads: usize) -> Vec<T> {
     let (rows, cols) = if rotate { (c, o) } else { (o, c) };
-    let half = T::from_f64(0.5);
     let mut u = vec![T::ZERO; 16 * rows * cols];
-    // In the order of `u`'s rows, 16 kernels at a time, so that each of the 16 planes gets
-    // whole runs (the rotated kernels in `w`'s order wrote each plane a column at a time, and
-    // single values to 16 planes a power of two apart evict each other: 3% of a step).
-    for r in 0..rows {
-        for cc0 in (0..cols).step_by(16) {
-            let n = 16.min(cols - cc0);
-            let mut buf = [[T::ZERO; 16]; 16];
-            for cc in cc0..cc0 + n {
-                let (oi, ci) = if rotate { (cc, r) } else { (r, cc) };
-                let k = &w[(oi * c + ci) * 9..][..9];
-                let g = |i: usize, j: usize| if rotate { k[(2 - i) * 3 + 2 - j] } else { k[i * 3 + j] };
-                // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] on both sides.
-                let col = |j: usize| {
-                    [
-                        g(0, j),
-                        (g(0, j) + g(1, j) + g(2, j)) * half,
-                        (g(0, j) - g(1, j) + g(2, j)) * half,
-                        g(2, j),
-                    ]
-                };
-                let (c0, c1, c2) = (col(0), col(1), col(2));
-                let s: [[T; 3]; 4] = std::array::from_fn(|i| [c0[i], c1[i], c2[i]]);
-                for (i, si) in s.iter().enumerate() {
-                    let vals = [
-                        si[0],
-                        (si[0] + si[1] + si[2]) * half,
-                        (si[0] - si[1] + si[2]) * half,
-                        si[2],
-                    ];
-                    for (j, val) in vals.into_iter().enumerate() {
-                        buf[i * 4 + j][cc - cc0] = val;
-                    }
-                }
-            }
-            for (q, b) in buf.iter().enumerate() {
-                u[(q * rows + r) * cols + cc0..][..n].copy_from_slice(&b[..n]);
-            }
+    let per = (KERNELS_PER_TASK / cols.max(1)).max(1);
+    let base = Disjoint::new(&mut u);
+    run_tiles(rows.div_ceil(per), threads, &|t| {
+        for r in t * per..((t + 1) * per).min(rows) {
+            // SAFETY: row `r` of each of the 16 planes belongs to this task alone, and `u`
+            // stays borrowed for the call.
+            let row = |q: usize| unsafe { base.range((q * rows + r) * cols, cols) };
+            weight_transform_row(w, c, cols, r, rotate, row);
         }
-    }
+    });
     u
 }
 
-/// Adjoint of [`weight_transform`] (unrotated): `Gᵀ dU G` for `dut` (`[16, c, o]`) into
-/// `dw` (`[o, c, 3, 3]`).
-pub(super) fn weight_transform_adjoint<T: Element>(dut: &[T], o: usize, c: usize, dw: &mut [T]) {
+/// Row `r` of the 16 planes of [`weight_transform`]'s output, written through `row(q)`.
+fn weight_transform_row<'a, T: Element>(
+    w: &[T],
+    c: usize,
+    cols: usize,
+    r: usize,
+    rotate: bool,
+    row: impl Fn(usize) -> &'a mut [T],
+) {
     let half = T::from_f64(0.5);
-    // `dut`'s order, so that each of its 16 planes is read in sequence.
+    // In the order of `u`'s rows, 16 kernels at a time, so that each of the 16 planes gets
+    // whole runs (the rotated kernels in `w`'s order wrote each plane a column at a time, and
+    // single values to 16 planes a power of two apart evict each other: 3% of a step).
+    for cc0 in (0..cols).step_by(16) {
+        let n = 16.min(cols - cc0);
+        let mut buf = [[T::ZERO; 16]; 16];
+        for cc in cc0..cc0 + n {
+            let (oi, ci) = if rotate { (cc, r) } else { (r, cc) };
+            let k = &w[(oi * c + ci) * 9..][..9];
+            let g = |i: usize, j: usize| if rotate { k[(2 - i) * 3 + 2 - j] } else { k[i * 3 + j] };
+            // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] on both sides.
+            let col = |j: usize| {
+                [
+                    g(0, j),
+                    (g(0, j) + g(1, j) + g(2, j)) * half,
+                    (g(0, j) - g(1, j) + g(2, j)) * half,
+                    g(2, j),
+                ]
+            };
+            let (c0, c1, c2) = (col(0), col(1), col(2));
+            let s: [[T; 3]; 4] = std::array::from_fn(|i| [c0[i], c1[i], c2[i]]);
+            for (i, si) in s.iter().enumerate() {
+                let vals = [
+                    si[0],
+                    (si[0] + si[1] + si[2]) * half,
+                    (si[0] - si[1] + si[2]) * half,
+                    si[2],
+                ];
+                for (j, val) in vals.into_iter().enumerate() {
+                    buf[i * 4 + j][cc - cc0] = val;
+                }
+            }
+        }
+        for (q, b) in buf.iter().enumerate() {
+            row(q)[cc0..][..n].copy_from_slice(&b[..n]);
+        }
+    }
+}
+
+/// Adjoint of [`weight_transform`] (unrotated): `Gᵀ dU G` for `dut` (`[16, c, o]`) into
+/// `dw` (`[o, c, 3, 3]`), blocks of output channels over `threads`.
+pub(super) fn weight_transform_adjoint<T: Element>(dut: &[T], o: usize, c: usize, dw: &mut [T], threads: usize) {
+    let per = (KERNELS_PER_TASK / c.max(1)).max(1);
+    for_each_chunk_on(threads, &mut dw[..o * c * 9], per * c * 9, &|t, dw| {
+        adjoint_block(dut, o, c, t * per..(t * per + per).min(o), dw)
+    });
+}
+
+/// [`weight_transform_adjoint`] for output channels `outs`, into their kernels `dw`.
+fn adjoint_block<T: Element>(dut: &[T], o: usize, c: usize, outs: Range<usize>, dw: &mut [T]) {
+    let half = T::from_f64(0.5);
+    let first = outs.start;
+    // `dut`'s order, so that each of its 16 planes is read in runs.
     for ci in 0..c {
-        for oi in 0..o {
+        for oi in outs.clone() {
             let u = |i: usize, j: usize| dut[((i * 4 + j) * c + ci) * o + oi];
             // Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]] on both sides.
             let s: [[T; 4]; 3] = [
@@ -404,7 +438,7 @@ pub(super) fn weight_transform_adjoint<T: Element>(dut: &[T], o: usize, c: usize
                 std::array::from_fn(|j| (u(1, j) - u(2, j)) * half),
                 std::array::from_fn(|j| (u(1, j) + u(2, j)) * half + u(3, j)),
             ];
-            let k = &mut dw[(oi * c + ci) * 9..][..9];
+            let k = &mut dw[((oi - first) * c + ci) * 9..][..9];
             for (i, si) in s.iter().enumerate() {
                 k[i * 3] = si[0] + (si[1] + si[2]) * half;
                 k[i * 3 + 1] = (si[1] - si[2]) * half;
