@@ -4,8 +4,12 @@
 # What it verifies: the crates compile for 64-bit Arm (no x86-only code left ungated), and
 # nabla-core's unit and integration tests pass on an emulated aarch64 CPU (NEON, the base of
 # every aarch64 chip), with the results the scalar and any NEON paths give there.
-# What it cannot: speed (timings under emulation mean nothing); NEON kernels only get tested
-# where they exist; real Arm hardware quirks qemu does not model (memory ordering, denormals).
+# The hand-written NEON paths (crates/core/src/kernels/simd/neon.rs: the Winograd transforms
+# and the unpacked small products, written once over the `Lanes` trait) are compared there
+# with the scalar level, as the x86 levels are on x86; elsewhere aarch64 runs `gemm`'s own
+# NEON kernels and loops the compiler vectorizes for NEON (part of the aarch64 baseline).
+# What it cannot: speed (timings under emulation mean nothing); real Arm hardware quirks qemu
+# does not model (memory ordering, denormals).
 #
 # Toolchain, all from Debian 12 packages (offline-friendly, no rustup target download):
 # rustc-web 1.96 (installs /usr/bin/rustc, sysroot /usr) with the arm64 standard library

@@ -1,6 +1,6 @@
 //! Matrix products: f32 products of the sizes fully connected layers and small convolutions
-//! have go to unpacked kernels (`avx512.rs`, `avx2.rs`, by the level [`crate::cpu::isa`]
-//! gives) split over threads by
+//! have go to unpacked kernels (`avx512.rs`, `avx2.rs`, NEON's in `lanes.rs`, by the level
+//! [`crate::cpu::isa`] gives) split over threads by
 //! [`run_tiles`]; everything else (f64, large or oddly laid out products, other CPUs) goes to
 //! the `gemm` crate.
 
@@ -13,6 +13,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod capped;
+mod lanes;
 pub use super::par::{for_each_tile, run_tiles};
 
 /// Products with fewer multiply-adds than this run on one thread in `gemm`: below it its
@@ -160,12 +161,12 @@ unsafe fn gemm_ptr<T: Element>(
         let last = |x: &Mat<'_, T>, r: usize, c: usize| x.offset + (r - 1) * x.rs + (c - 1) * x.cs;
         assert!(last(&a, m, k) < a.data.len(), "gemm: lhs out of bounds");
         assert!(last(&b, k, n) < b.data.len(), "gemm: rhs out of bounds");
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if unpacked && small_f32(m, n, k, &a, &b, dst, init, threads) {
             return;
         }
-        // The unpacked kernels are x86-64 only.
-        #[cfg(not(target_arch = "x86_64"))]
+        // The unpacked kernels are for x86-64 and aarch64.
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         let _ = unpacked;
         let par = if threads > 1 && m * n * k >= PAR_FLOPS {
             Parallelism::Rayon(threads)
@@ -235,16 +236,16 @@ unsafe fn gemm_ptr<T: Element>(
 
 /// Products above this many multiply-adds go to `gemm` (1024³ ran 3–8% faster there;
 /// 512³ and below ran as fast or faster unpacked).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const BIG_MACS: usize = 1 << 28;
 
 /// Products this small run on one thread in the unpacked kernels: the hand-off costs more.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const SMALL_PAR_MACS: usize = 1 << 20;
 
-/// The unpacked AVX-512 or AVX2 kernels for f32 operands whose layout suits them; false if
-/// not taken (other levels, other types, shapes `gemm` does better).
-#[cfg(target_arch = "x86_64")]
+/// The unpacked AVX-512, AVX2 or NEON kernels for f32 operands whose layout suits them;
+/// false if not taken (other levels, other types, shapes `gemm` does better).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[allow(clippy::too_many_arguments)]
 fn small_f32<T: Element>(
     m: usize,
@@ -259,7 +260,7 @@ fn small_f32<T: Element>(
     use crate::cpu::{self, Isa};
     use std::any::TypeId;
     let level = cpu::isa();
-    if TypeId::of::<T>() != TypeId::of::<f32>() || !matches!(level, Isa::Avx512 | Isa::Avx2) {
+    if TypeId::of::<T>() != TypeId::of::<f32>() || !matches!(level, Isa::Avx512 | Isa::Avx2 | Isa::Neon) {
         return false;
     }
     // Unpacked operands stream from cache: keep to panels that fit (measured at the
@@ -273,7 +274,7 @@ fn small_f32<T: Element>(
     if !thin && (!(outer_fits || dot_fits) || m * n * k > BIG_MACS) {
         return false;
     }
-    let f = |x: &Mat<'_, T>| avx512::Raw {
+    let f = |x: &Mat<'_, T>| lanes::Raw {
         // SAFETY: T is f32 (checked above), so the cast only renames the type, and
         // `offset` is inside `data` (a `Mat`'s invariant).
         ptr: unsafe { (x.data.as_ptr() as *const f32).add(x.offset) },
@@ -281,10 +282,10 @@ fn small_f32<T: Element>(
         cs: x.cs,
     };
     let start = match init {
-        Init::Zero => avx512::Start::Zero,
-        Init::Accumulate => avx512::Start::Dst,
+        Init::Zero => lanes::Start::Zero,
+        Init::Accumulate => lanes::Start::Dst,
         // SAFETY: as above.
-        Init::Bias(bias) => avx512::Start::Bias(unsafe { &*(bias as *const [T] as *const [f32]) }),
+        Init::Bias(bias) => lanes::Start::Bias(unsafe { &*(bias as *const [T] as *const [f32]) }),
     };
     let threads = if m * n * k >= SMALL_PAR_MACS { threads } else { 1 };
     let d = dst as *mut f32;
@@ -292,10 +293,18 @@ fn small_f32<T: Element>(
     // has it); the operands' extents were checked by the caller and dst holds m rows of n.
     unsafe {
         match (level, outer_fits && !thin) {
+            #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, true) => avx512::outer(m, n, k, f(a), f(b), d, n, start, threads),
+            #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, false) => avx512::dot(m, n, k, f(a), f(b), d, n, start, threads),
+            #[cfg(target_arch = "x86_64")]
             (_, true) => avx2::outer(m, n, k, f(a), f(b), d, n, start, threads),
+            #[cfg(target_arch = "x86_64")]
             (_, false) => avx2::dot(m, n, k, f(a), f(b), d, n, start, threads),
+            #[cfg(target_arch = "aarch64")]
+            (_, true) => lanes::neon::outer(m, n, k, f(a), f(b), d, n, start, threads),
+            #[cfg(target_arch = "aarch64")]
+            (_, false) => lanes::neon::dot(m, n, k, f(a), f(b), d, n, start, threads),
         }
     }
     true

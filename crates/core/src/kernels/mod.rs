@@ -17,6 +17,7 @@ pub mod par;
 pub mod pool;
 pub mod reduce;
 pub mod roi;
+pub(crate) mod simd;
 
 /// Element count above which a kernel uses more than one thread.
 pub const PAR_THRESHOLD: usize = 1 << 16;

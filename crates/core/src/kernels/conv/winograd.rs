@@ -22,10 +22,10 @@ use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
 use crate::Element;
 use transform::{weight_transform, weight_transform_adjoint, Cols, Plan, Transform};
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod lanes;
 mod transform;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod vector;
 
 /// Budget for one group's transformed tiles: columns × the larger channel count. At 16 Ki,

@@ -15,24 +15,7 @@
 use crate::kernels::par::run_tiles;
 use std::arch::x86_64::*;
 
-/// What a destination tile starts from before the product is added.
-#[derive(Clone, Copy)]
-pub(crate) enum Start<'a> {
-    /// Zeros: `dst = a·b`.
-    Zero,
-    /// The destination's values: `dst += a·b`.
-    Dst,
-    /// `bias[j]` in column j of every row: `dst = bias + a·b`.
-    Bias(&'a [f32]),
-}
-
-/// A raw strided operand (bounds checked by the caller).
-#[derive(Clone, Copy)]
-pub(crate) struct Raw {
-    pub ptr: *const f32,
-    pub rs: usize,
-    pub cs: usize,
-}
+pub(crate) use super::lanes::{Raw, Start};
 
 /// The destination, row-major with row stride `ld`.
 #[derive(Clone, Copy)]
@@ -41,11 +24,7 @@ struct Dst {
     ld: usize,
 }
 
-// SAFETY: the pointers are only used for disjoint tiles of a product whose buffers outlive it.
-unsafe impl Send for Raw {}
-// SAFETY: as above: threads only read through `Raw`.
-unsafe impl Sync for Raw {}
-// SAFETY: as above: each thread writes its own tiles through `Dst`.
+// SAFETY: each thread writes its own tiles through `Dst`.
 unsafe impl Send for Dst {}
 // SAFETY: as above.
 unsafe impl Sync for Dst {}

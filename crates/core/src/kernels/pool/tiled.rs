@@ -51,11 +51,13 @@ const PAR_MIN: usize = 1 << 17;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 /// Whether a hand-written kernel applies at `level`: f32, 2×2 windows, and a level that
-/// has one (AVX-512, AVX2).
+/// has one (AVX-512, AVX2, NEON).
 fn hand_written<T: Element>(t: &Tiles, level: Isa) -> bool {
-    T::DTYPE == DType::F32 && t.k == [2, 2] && matches!(level, Isa::Avx512 | Isa::Avx2)
+    T::DTYPE == DType::F32 && t.k == [2, 2] && matches!(level, Isa::Avx512 | Isa::Avx2 | Isa::Neon)
 }
 
 /// A vector of `n` elements, every one of which `fill` writes.
@@ -208,7 +210,7 @@ fn forward<T: Element>(
     let want = !idx.is_empty();
     assert!(!want || idx.len() == out.len(), "max_pool_tiled: index size");
     let simd = hand && hand_written::<T>(t, level);
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = simd;
     for_plane_groups(out, oplane, idx, oplane, planes, x.len(), |p0, out, idx| {
         let n = out.len() / oplane;
@@ -230,6 +232,17 @@ fn forward<T: Element>(
                     _ => avx2::forward_2x2(x, t, n, out, at),
                 }
             };
+        }
+        #[cfg(target_arch = "aarch64")]
+        if simd {
+            let at = if want {
+                idx.as_mut_ptr().cast()
+            } else {
+                std::ptr::null_mut()
+            };
+            // SAFETY: `simd` only when `hand_written`: the NEON level, T is f32, 2×2 tiles;
+            // the sizes of `x`, `out` and `idx` for `n` planes were asserted.
+            return unsafe { neon::forward_2x2(x.as_ptr().cast(), t, n, out.as_mut_ptr().cast(), at) };
         }
         macro_rules! go {
             ($kh:literal, $kw:literal) => {
@@ -349,7 +362,7 @@ fn backward<T: Element>(gy: &[T], idx: &[u32], t: &Tiles, gx: &mut [MaybeUninit<
     );
     let work = gx.len();
     let simd = hand && hand_written::<T>(t, level);
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = simd;
     for_plane_groups(gx, plane, &mut [] as &mut [u8], 0, planes, work, |p0, gx, _| {
         let n = gx.len() / plane;
@@ -368,6 +381,12 @@ fn backward<T: Element>(gy: &[T], idx: &[u32], t: &Tiles, gx: &mut [MaybeUninit<
                     _ => avx2::backward_2x2(gy, at, t, n, gx),
                 }
             };
+        }
+        #[cfg(target_arch = "aarch64")]
+        if simd {
+            // SAFETY: `simd` only when `hand_written`: the NEON level, T is f32, 2×2 tiles;
+            // sizes asserted.
+            return unsafe { neon::backward_2x2(gy.as_ptr().cast(), idx.as_ptr(), t, n, gx.as_mut_ptr().cast()) };
         }
         match t.k {
             [2, 2] => vectorized(level, Backward::<T, 2, 2> { gy, idx, t: *t, gx }),

@@ -5,7 +5,7 @@
 use crate::cpu::Isa;
 use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
 use crate::Element;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use std::any::TypeId;
 use std::ops::Range;
 
@@ -79,7 +79,7 @@ pub(super) struct Cols {
 
 impl<'a, T: Element> Transform<'a, T> {
     /// The same transform on f32 slices; `T` must be f32.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     fn cast(self) -> Transform<'a, f32> {
         assert!(TypeId::of::<T>() == TypeId::of::<f32>());
         // SAFETY: T is f32 (asserted), so each cast only renames the element type.
@@ -143,7 +143,11 @@ impl<'a, T: Element> Transform<'a, T> {
                 Isa::Scalar | Isa::Neon => {}
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(target_arch = "aarch64")]
+        if level == Isa::Neon && TypeId::of::<T>() == TypeId::of::<f32>() {
+            return super::vector::run(self.cast(), level);
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         let _ = level;
         self.body()
     }

@@ -1,4 +1,4 @@
-//! The three image transforms for f32 at the AVX-512 and AVX2 levels, written on
+//! The three image transforms for f32 at the AVX-512, AVX2 and NEON levels, written on
 //! [`Lanes`]: a vector holds one row of up to `L` tiles. The generic loops of
 //! [`super::transform`] left 16-tile rows to 4-wide tail loops and split rows into even and
 //! odd columns one element at a time; here a row's even and odd columns come from two
@@ -7,7 +7,11 @@
 //! Each value is computed with the same additions in the same order as the generic loops,
 //! so the results are the same bits (tested in `transform.rs`).
 
-use super::lanes::{Lanes, V16, V8};
+use super::lanes::Lanes;
+#[cfg(target_arch = "aarch64")]
+use super::lanes::V4;
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{V16, V8};
 use super::transform::{Cols, Plan, Transform};
 use crate::cpu::Isa;
 use std::ops::Range;
@@ -195,6 +199,7 @@ unsafe fn adjoint<V: Lanes>(p: &Plan, dy: &[f32], chans: Range<usize>, dm: &mut 
 
 /// Runs `t` with the vectors of `level` (AVX-512 or AVX2, granted by [`crate::cpu`] only on
 /// a CPU that has it).
+#[cfg(target_arch = "x86_64")]
 pub(super) fn run(t: Transform<'_, f32>, level: Isa) {
     #[target_feature(enable = "avx512f")]
     fn avx512(t: Transform<'_, f32>) {
@@ -213,6 +218,14 @@ pub(super) fn run(t: Transform<'_, f32>, level: Isa) {
         Isa::Avx2 => unsafe { avx2(t) },
         Isa::Scalar | Isa::Neon => unreachable!("no f32 vectors at {level}"),
     }
+}
+
+/// Runs `t` with NEON's 4-lane vectors (`level` must be NEON).
+#[cfg(target_arch = "aarch64")]
+pub(super) fn run(t: Transform<'_, f32>, level: Isa) {
+    assert_eq!(level, Isa::Neon, "no f32 vectors at {level}");
+    // SAFETY: NEON is part of every aarch64 target.
+    unsafe { dispatch::<V4>(t) }
 }
 
 /// The transform `t` on vectors `V`, whose level's features must be on.
