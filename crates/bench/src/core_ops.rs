@@ -3,7 +3,7 @@
 
 use crate::measure::median_secs;
 use crate::report::Row;
-use nabla_core::{DType, Generator, Result, Tensor};
+use nabla_core::{Conv2dOptions, DType, Generator, Result, Tensor};
 
 /// The reference script's sections that hold the same work.
 pub const TORCH_SECTIONS: &[&str] = &["matmul", "elementwise", "overhead"];
@@ -34,6 +34,38 @@ pub fn matmul() -> Result<Vec<Row>> {
         ));
     }
     Ok(rows)
+}
+
+/// A 3×3 convolution, 64 → 64 maps of 32×32, batch 64, padding 1, with bias: forward and the
+/// backward to input, weight and bias (`torch_reference.py conv`); GFLOP/s counts 3 × 2·N·O·C·H·W·9.
+pub fn conv() -> Result<Vec<Row>> {
+    let x = randn(&[64, 64, 32, 32], 8).set_requires_grad(true);
+    let w = randn(&[64, 64, 3, 3], 9).set_requires_grad(true);
+    let b = randn(&[64], 10).set_requires_grad(true);
+    let opts = Conv2dOptions {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let step = || -> Result<()> {
+        x.conv2d(&w, Some(&b), opts)?.sum_all()?.backward()?;
+        Ok(())
+    };
+    step()?;
+    let mut failure = None;
+    let s = median_secs(10, || {
+        if let Err(e) = step() {
+            failure = Some(e);
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let flops = 3.0 * 2.0 * 64.0 * 64.0 * 32.0 * 32.0 * 64.0 * 9.0;
+    Ok(vec![Row::higher(
+        "conv3x3 64->64 32x32 b64 fwd+bwd",
+        "GFLOP/s",
+        flops / s / 1e9,
+    )])
 }
 
 /// add and relu on 1M and 16M elements, sum over 16M; GB/s counting each element read or

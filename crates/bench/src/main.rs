@@ -91,6 +91,14 @@ const SECTIONS: &[Section] = &[
         prepare: None,
     },
     Section {
+        name: "conv",
+        about: "3x3 convolution 64->64 on 32x32, batch 64, padding 1: forward + backward",
+        script: Script::Reference,
+        torch: &["conv"],
+        run: |_| core_ops::conv(),
+        prepare: None,
+    },
+    Section {
         name: "lenet",
         about: "LeNet-5, one Fashion-MNIST epoch, batch 64, SGD momentum",
         script: Script::Reference,
