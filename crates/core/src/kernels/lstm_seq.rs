@@ -1,8 +1,9 @@
 //! One LSTM layer (one direction) over a whole sequence, forward and backward through
-//! time, as loops over slices: per step one product for the hidden state (into a
-//! preallocated gate buffer) and the fused gate nonlinearities; backward per step the fused
-//! gate gradients and one product for the hidden state's gradient, then the gradient of
-//! `W_hh` over all steps as one large product.
+//! time, as loops over slices. `W_hh` is packed once per call into panels per block of
+//! hidden units, and each step is one round of tiles, one per block: forward the block's
+//! four gates (one product with its panel) and then its cell; backward the block's columns
+//! of the previous `h`'s gradient and then its cell's gradients. The gradient of `W_hh`
+//! over all steps is one large product at the end.
 //!
 //! Layouts (row-major): the input's share of the gates `xg` `[T, N, 4H]` (PyTorch's gate
 //! order i, f, g, o, biases folded in), the states `[N, H]`, `W_hh` `[4H, H]`. Everything
@@ -165,10 +166,8 @@ impl<T> Shared<T> {
     /// `at` is inside the buffer.
     unsafe fn out(self, at: usize, rs: usize) -> Out<T> {
         // SAFETY: the caller's contract.
-        Out {
-            ptr: unsafe { self.0.add(at) },
-            rs,
-        }
+        let ptr = unsafe { self.0.add(at) };
+        Out { ptr, rs }
     }
 }
 
