@@ -11,6 +11,7 @@ pub mod elementwise;
 #[cfg(test)]
 mod every_isa;
 pub mod lstm_cell;
+pub mod lstm_rows;
 pub mod lstm_seq;
 pub mod matmul;
 pub mod par;

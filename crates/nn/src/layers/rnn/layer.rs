@@ -238,7 +238,11 @@ impl Stack {
         };
         // The input's share of every gate at every step in one product: [T·N, gates·H].
         let rows = input.reshape([t_len * n, input.shape()[2]].as_slice())?;
-        let mut xg = rows.linear(&w_ih, bias.as_ref())?;
+        // W_ih as a view of its transpose stored row-major: the product then reads whole
+        // rows of `W_ihᵀ` (the outer-product kernel) rather than dot products along rows
+        // of W_ih, at half the speed for these shapes; the copy is a few microseconds.
+        let w_in = w_ih.t()?.contiguous()?.t()?;
+        let mut xg = rows.linear(&w_in, bias.as_ref())?;
         let reverse = dir == 1;
         if let (true, Some(m)) = (reverse, masks) {
             // Each sequence reversed within its own length, so the reverse direction starts
