@@ -10,18 +10,7 @@ use std::time::Instant;
 
 /// The process's CPU time in milliseconds, all threads together.
 fn cpu_ms() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec with the C layout on 64-bit Linux.
-    unsafe { clock_gettime(2, &mut ts) };
-    ts.sec as f64 * 1e3 + ts.nsec as f64 / 1e6
+    nabla_core::profile::process_cpu_ns() as f64 / 1e6
 }
 
 /// Best wall and mean CPU milliseconds per run of `f` over `reps` runs after a warm-up.

@@ -80,7 +80,7 @@ fn init() -> bool {
 }
 
 /// The process's CPU time in nanoseconds, all threads together (0 where unsupported).
-fn process_cpu_ns() -> u64 {
+pub fn process_cpu_ns() -> u64 {
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     {
         #[repr(C)]
