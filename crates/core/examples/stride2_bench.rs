@@ -2,18 +2,29 @@
 //! 1 and 2 threads: `cargo run --release -p nabla-core --example stride2_bench [-- NAME]`
 //! (layers whose name contains NAME, e.g. `64->128`), or `-- gemm` for the products of
 //! the shapes these layers run. Best of `REPS` runs (default 5; the least disturbed one on
-//! a shared machine), in milliseconds; `THREADS=1` skips the two-thread runs.
+//! a shared machine), in milliseconds; `THREADS=1` skips the two-thread runs; `CPU=1` times
+//! the process's CPU time instead of the wall clock (all threads together: on a loaded
+//! machine, the one-thread figures that time-slicing does not inflate).
 
 use nabla_core::kernels::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward, ConvGeom};
 use std::time::Instant;
 
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
+    let cpu = std::env::var("CPU").is_ok_and(|v| v == "1");
+    let start = Instant::now();
+    let now = || {
+        if cpu {
+            nabla_core::profile::process_cpu_ns() as f64 / 1e6
+        } else {
+            start.elapsed().as_secs_f64() * 1e3
+        }
+    };
     f();
     (0..reps)
         .map(|_| {
-            let t = Instant::now();
+            let t = now();
             f();
-            t.elapsed().as_secs_f64() * 1e3
+            now() - t
         })
         .fold(f64::INFINITY, f64::min)
 }

@@ -56,6 +56,8 @@ pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
         dense::backward_input(g, dy, w, bias, dx)
     } else if winograd::applies(g) {
         winograd::backward_input(g, dy, w, bias, dx)
+    } else if phase::applies(g) {
+        phase::backward_input(g, dy, w, bias, dx)
     } else if grouped::applies(g) {
         // As a forward convolution where it is one: the forward pass writes each output once
         // instead of folding columns back (4×4, 512→512, one thread: 31.2 → 22.7 ms).
@@ -183,6 +185,9 @@ mod tests {
             // stage; without padding, the gradient's padding is 2)
             geom(64, 4, 4, 64, [3, 3], [1, 1], [1, 1], [1, 1], 1),
             geom(64, 5, 6, 64, [3, 3], [1, 1], [0, 0], [1, 1], 1),
+            // stride-2 4×4 with enough channels: phase images, both ways
+            geom(17, 9, 8, 18, [4, 4], [2, 2], [1, 1], [1, 1], 1),
+            geom(20, 7, 6, 16, [4, 4], [2, 2], [2, 0], [1, 1], 1),
         ] {
             let x = seq(g.n * g.c * g.h * g.w, 0.1);
             let w = seq(g.o * g.k(), 1.3);

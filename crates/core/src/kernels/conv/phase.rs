@@ -13,7 +13,10 @@
 //! maps, scattered), and the weight gradient over phase images' columns ran slower, so
 //! both stay on the grouped im2col paths.
 
+mod dx;
 mod winograd2;
+
+pub(super) use dx::backward_input;
 
 use super::geom::ConvGeom;
 use crate::Element;
@@ -117,18 +120,42 @@ mod tests {
         ConvGeom::new([n, c, hw[0], hw[1]], [o, k[0], k[1]], [2, 2], pad, [1, 1], 1)
     }
 
-    #[test]
-    fn forward_matches_the_general_path() {
-        // Odd and even sizes (a last row or column no window reaches), paddings 0 to 2,
-        // non-square images, one image, channels not multiples of 16, more images than one
-        // task holds, and DCGAN's 64 → 128 layer.
-        for g in [
+    /// Odd and even sizes (a last row or column no window reaches: a transposed
+    /// convolution's output padding), paddings 0 to 2, non-square images, one image,
+    /// channels not multiples of 16, more images than one task holds, several
+    /// output-channel blocks, and DCGAN's 64 → 128 layer.
+    fn shapes() -> Vec<ConvGeom> {
+        vec![
             geom(2, 17, [9, 8], 18, [4, 4], [1, 1]),
             geom(1, 16, [7, 7], 20, [4, 4], [0, 0]),
             geom(3, 19, [10, 11], 16, [4, 4], [2, 0]),
             geom(15, 16, [6, 5], 17, [4, 4], [2, 2]),
+            geom(1, 24, [5, 6], 16, [4, 4], [0, 2]),
+            geom(2, 160, [6, 6], 200, [4, 4], [1, 1]),
             geom(4, 64, [14, 14], 128, [4, 4], [1, 1]),
-        ] {
+        ]
+    }
+
+    #[test]
+    fn input_gradient_matches_the_general_path() {
+        for g in shapes() {
+            assert!(applies(&g), "{g:?}");
+            let dy = seq(g.n * g.o * g.p(), 0.8);
+            let w = seq(g.o * g.k(), 1.7);
+            let bc = seq(g.c, 2.4);
+            for bias in [false, true] {
+                let len = g.n * g.c * g.h * g.w;
+                let (mut want, mut got) = (vec![0.0; len], vec![f64::NAN; len]);
+                im2col_backward_input(&g, &dy, &w, bias.then_some(&bc[..]), &mut want);
+                backward_input(&g, &dy, &w, bias.then_some(&bc[..]), &mut got);
+                close(&got, &want, 1e-12, "input gradient", &g);
+            }
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_general_path() {
+        for g in shapes() {
             assert!(applies(&g), "{g:?}");
             let x = seq(g.n * g.c * g.h * g.w, 0.3);
             let w = seq(g.o * g.k(), 1.1);
@@ -145,7 +172,17 @@ mod tests {
 
     #[test]
     fn f32_results_match_f64_and_do_not_depend_on_the_thread_count() {
-        let g = geom(6, 64, [14, 14], 128, [4, 4], [1, 1]);
+        for g in [
+            geom(6, 64, [14, 14], 128, [4, 4], [1, 1]),
+            geom(13, 40, [9, 10], 24, [4, 4], [2, 1]),
+            geom(1, 16, [4, 4], 16, [4, 4], [0, 0]),
+        ] {
+            f32_case(&g);
+        }
+    }
+
+    fn f32_case(g: &ConvGeom) {
+        let g = *g;
         let (x, w, dy) = (
             seq(g.n * g.c * g.h * g.w, 0.3),
             seq(g.o * g.k(), 1.1).iter().map(|v| v * 0.05).collect::<Vec<_>>(),
