@@ -9,7 +9,7 @@
 //! `dx` (no interleaving pass, no col2im).
 
 use super::super::geom::ConvGeom;
-use super::winograd2::{run, Sink};
+use super::winograd2::{run, Place, Sink};
 use crate::Element;
 
 /// Where phase channel `q · c + ci` (`q = 2r + s`) of the stride-1 output goes in `dx`.
@@ -41,6 +41,18 @@ impl<T: Element> Sink<T> for Phases<'_, T> {
     #[inline(always)]
     fn bias(&self, o: usize) -> T {
         self.bias.map_or(T::ZERO, |b| b[self.lanes[o][3]])
+    }
+    /// A block inside one phase goes to one pixel of consecutive planes.
+    #[inline(always)]
+    fn place(&self, o: usize, n: usize, yy: usize, xx: usize) -> Place {
+        let (first, last) = (self.lanes[o], self.lanes[o + n - 1]);
+        if first[1..3] != last[1..3] {
+            return Place::Each;
+        }
+        match self.at(o, yy, xx) {
+            Some(at) => Place::Strided(at, self.h * self.w),
+            None => Place::Skip,
+        }
     }
 }
 

@@ -67,6 +67,21 @@ pub(crate) trait Sink<T>: Sync {
     fn at(&self, o: usize, yy: usize, xx: usize) -> Option<usize>;
     /// The bias added to channel `o`.
     fn bias(&self, o: usize) -> T;
+    /// Where channels `o..o + n` at `(yy, xx)` go, when one rule places them all.
+    #[inline(always)]
+    fn place(&self, _o: usize, _n: usize, _yy: usize, _xx: usize) -> Place {
+        Place::Each
+    }
+}
+
+/// Where a block of channels at one position goes.
+pub(crate) enum Place {
+    /// Channel `o + l` to offset `start + l · stride` of its image's output.
+    Strided(usize, usize),
+    /// Nowhere.
+    Skip,
+    /// Each channel by [`Sink::at`].
+    Each,
 }
 
 /// The plain output maps `[n, o, oh, ow]`, with an optional bias per map.
@@ -92,6 +107,10 @@ impl<T: Element> Sink<T> for Maps<'_, T> {
     #[inline(always)]
     fn bias(&self, o: usize) -> T {
         self.bias.map_or(T::ZERO, |b| b[o])
+    }
+    #[inline(always)]
+    fn place(&self, o: usize, _n: usize, yy: usize, xx: usize) -> Place {
+        Place::Strided(o * self.p + yy * self.ow + xx, self.p)
     }
 }
 
@@ -381,6 +400,7 @@ impl<T: Element, L: Fn(usize, usize, usize, &mut [T]) + Sync, S: Sink<T>> Ctx<'_
             let (i, ty, tx) = (t / tpi, t % tpi / tw, t % tw);
             for o0 in (0..on).step_by(LANES) {
                 let nl = LANES.min(on - o0);
+                let bl: [T; LANES] = std::array::from_fn(|l| if l < nl { sink.bias(o_lo + o0 + l) } else { T::ZERO });
                 for (xi, lanes) in mm.iter_mut().flatten().enumerate() {
                     copy(&mut lanes[..], &m[(xi * tiles + t) * on + o0..], nl);
                 }
@@ -400,14 +420,24 @@ impl<T: Element, L: Fn(usize, usize, usize, &mut [T]) + Sync, S: Sink<T>> Ctx<'_
                         if yy >= g.oh {
                             continue;
                         }
-                        for (l, &val) in lanes[..nl].iter().enumerate() {
-                            let oc = o_lo + o0 + l;
-                            if let Some(at) = sink.at(oc, yy, xx) {
-                                // SAFETY: this task alone writes channels o_lo..o_lo + on of
-                                // images n0..n0 + count (the sink maps distinct channels
-                                // and positions to distinct elements of an image's
-                                // output), and `out` stays borrowed for the call.
-                                unsafe { base.range((n0 + i) * oimg + at, 1)[0] = val + sink.bias(oc) };
+                        // SAFETY (both writes): this task alone writes channels
+                        // o_lo..o_lo + on of images n0..n0 + count (the sink maps distinct
+                        // channels and positions to distinct elements of an image's
+                        // output), and `out` stays borrowed for the call.
+                        let img = (n0 + i) * oimg;
+                        match sink.place(o_lo + o0, nl, yy, xx) {
+                            Place::Strided(start, stride) => {
+                                for (l, (&val, &bv)) in lanes[..nl].iter().zip(&bl).enumerate() {
+                                    unsafe { base.range(img + start + l * stride, 1)[0] = val + bv };
+                                }
+                            }
+                            Place::Skip => {}
+                            Place::Each => {
+                                for (l, (&val, &bv)) in lanes[..nl].iter().zip(&bl).enumerate() {
+                                    if let Some(at) = sink.at(o_lo + o0 + l, yy, xx) {
+                                        unsafe { base.range(img + at, 1)[0] = val + bv };
+                                    }
+                                }
                             }
                         }
                     }
