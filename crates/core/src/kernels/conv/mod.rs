@@ -9,8 +9,9 @@
 //! - `im2col`: im2col + GEMM, the general path (forward and input gradient).
 //! - `grouped`: im2col + GEMM over groups of images, for small images with large weights.
 //! - `weight`: the weight gradient by GEMMs over im2col columns.
-//! - `phase`: the forward pass of stride-2 4×4 layers with many channels, as a 2×2
-//!   stride-1 convolution of phase images by Winograd F(4×4, 2×2).
+//! - `phase`: the forward pass and input gradient of stride-2 4×4 layers with many
+//!   channels, as 2×2 stride-1 convolutions of phase images (of `dy` into the phases of
+//!   `dx`) by Winograd F(4×4, 2×2).
 //! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
 //! - `direct`: direct f32 kernels for small stride-1 layers (LeNet-5's), with the
 //!   instruction-set-specific code under `direct/avx512/`.

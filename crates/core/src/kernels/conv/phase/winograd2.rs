@@ -420,14 +420,15 @@ impl<T: Element, L: Fn(usize, usize, usize, &mut [T]) + Sync, S: Sink<T>> Ctx<'_
                         if yy >= g.oh {
                             continue;
                         }
-                        // SAFETY (both writes): this task alone writes channels
-                        // o_lo..o_lo + on of images n0..n0 + count (the sink maps distinct
-                        // channels and positions to distinct elements of an image's
-                        // output), and `out` stays borrowed for the call.
+                        // Both writes below: this task alone writes channels o_lo..o_lo + on
+                        // of images n0..n0 + count (the sink maps distinct channels and
+                        // positions to distinct elements of an image's output), and `out`
+                        // stays borrowed for the call.
                         let img = (n0 + i) * oimg;
                         match sink.place(o_lo + o0, nl, yy, xx) {
                             Place::Strided(start, stride) => {
                                 for (l, (&val, &bv)) in lanes[..nl].iter().zip(&bl).enumerate() {
+                                    // SAFETY: see above.
                                     unsafe { base.range(img + start + l * stride, 1)[0] = val + bv };
                                 }
                             }
@@ -435,6 +436,7 @@ impl<T: Element, L: Fn(usize, usize, usize, &mut [T]) + Sync, S: Sink<T>> Ctx<'_
                             Place::Each => {
                                 for (l, (&val, &bv)) in lanes[..nl].iter().zip(&bl).enumerate() {
                                     if let Some(at) = sink.at(o_lo + o0 + l, yy, xx) {
+                                        // SAFETY: see above.
                                         unsafe { base.range(img + at, 1)[0] = val + bv };
                                     }
                                 }
