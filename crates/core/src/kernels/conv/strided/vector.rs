@@ -66,7 +66,7 @@ pub(super) fn run(job: Job<'_>, level: Isa) {
         #[target_feature(enable = "avx2,fma")]
         fn avx2(job: Job<'_>) {
             // SAFETY: this function runs only with AVX2 and FMA on.
-            unsafe { dispatch::<V8, 4, 3, 2, 4>(job) }
+            unsafe { dispatch::<V8, 4, 2, 2, 4>(job) }
         }
         match level {
             // SAFETY: `cpu` grants the AVX-512 level only on a CPU that has AVX-512F.
