@@ -13,6 +13,8 @@
 //!   channels, as 2×2 stride-1 convolutions of phase images (of `dy` into the phases of
 //!   `dx`) by Winograd F(4×4, 2×2).
 //! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
+//! - `strided`: direct f32 kernels for stride-2 layers with few channels (the conv
+//!   autoencoder's, DCGAN's first and last), all three passes over phase images.
 //! - `direct`: direct f32 kernels for small stride-1 layers (LeNet-5's), with the
 //!   instruction-set-specific code under `direct/avx512/`.
 //!
@@ -25,6 +27,7 @@ pub mod geom;
 mod grouped;
 mod im2col;
 mod phase;
+mod strided;
 mod weight;
 mod winograd;
 
@@ -45,7 +48,7 @@ pub fn conv2d_forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&
         winograd::forward(g, x, w, bias, out)
     } else if grouped::applies(g) {
         grouped::forward(g, x, w, bias, out)
-    } else if !direct::forward(g, x, w, bias, out) {
+    } else if !strided::forward(g, x, w, bias, out) && !direct::forward(g, x, w, bias, out) {
         im2col::im2col_forward(g, x, w, bias, out)
     }
 }
@@ -66,7 +69,7 @@ pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
             Some((fg, wf)) if grouped::applies(&fg) => grouped::forward(&fg, dy, &wf, bias, dx),
             _ => grouped::backward_input(g, dy, w, bias, dx),
         }
-    } else if !direct::backward_input(g, dy, w, bias, dx) {
+    } else if !strided::backward_input(g, dy, w, bias, dx) && !direct::backward_input(g, dy, w, bias, dx) {
         im2col::im2col_backward_input(g, dy, w, bias, dx)
     }
 }
@@ -77,7 +80,7 @@ pub fn conv2d_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &
         dense::backward_weight(g, x, dy, dw)
     } else if winograd::applies(g) {
         winograd::backward_weight(g, x, dy, dw)
-    } else if !direct::backward_weight(g, x, dy, dw) {
+    } else if !strided::backward_weight(g, x, dy, dw) && !direct::backward_weight(g, x, dy, dw) {
         weight::im2col_backward_weight(g, x, dy, dw)
     }
 }

@@ -1,0 +1,300 @@
+//! The two vector cores of `strided`, written once over [`Lanes`] so AVX-512, AVX2 and
+//! NEON share them; each level picks its register blocking in [`run`].
+//!
+//! Both read "taps": rows of a prepared buffer at fixed offsets, whole vectors at a time
+//! (the caller rounds lengths up to [`super::ROUND`] and leaves finite slack behind).
+
+use crate::cpu::Isa;
+use crate::kernels::simd::Lanes;
+#[cfg(target_arch = "aarch64")]
+use crate::kernels::simd::V4;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::simd::{V16, V8};
+
+/// One call of a core.
+pub(super) enum Job<'a> {
+    /// `out[r·len + q] = Σ_t w[t·rows + r] · src[off[t] + q]` for `r < rows`, `q < len`.
+    Product {
+        /// The tap rows' buffer.
+        src: &'a [f32],
+        /// Where each tap's row starts in `src`.
+        off: &'a [usize],
+        /// Weights `[taps, rows]`.
+        w: &'a [f32],
+        /// Output rows.
+        rows: usize,
+        /// Output row length (a multiple of [`super::ROUND`]).
+        len: usize,
+        /// `[rows, len]`.
+        out: &'a mut [f32],
+    },
+    /// `out[t·lanes + o] = Σ_n Σ_p dyt[n·dys + p·lanes + o] · src[n·srcs + off[t] + q[p]]`
+    /// for `o < lanes` (a multiple of [`super::ROUND`]): vectors along the output
+    /// channels, so the sums stay whole in registers over all pixels and images.
+    Outer {
+        /// Output gradient of each image, `[p, lanes]` (pixel-major), `dys` apart.
+        dyt: &'a [f32],
+        /// Distance between images in `dyt`.
+        dys: usize,
+        /// The tap rows' buffer of each image, `srcs` apart.
+        src: &'a [f32],
+        /// Distance between images in `src`.
+        srcs: usize,
+        /// Where each tap's row starts in an image's `src`.
+        off: &'a [usize],
+        /// Where pixel `p` sits in a tap's row.
+        q: &'a [usize],
+        /// Images.
+        imgs: usize,
+        /// Output channels, rounded up.
+        lanes: usize,
+        /// `[taps, lanes]`.
+        out: &'a mut [f32],
+    },
+}
+
+/// Runs `job` with the vectors of `level` (granted by [`crate::cpu`] only where the CPU
+/// has them).
+pub(super) fn run(job: Job<'_>, level: Isa) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(job: Job<'_>) {
+            // SAFETY: this function runs only with AVX-512F on.
+            unsafe { dispatch::<V16, 8, 3, 2, 8>(job) }
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(job: Job<'_>) {
+            // SAFETY: this function runs only with AVX2 and FMA on.
+            unsafe { dispatch::<V8, 4, 2, 2, 4>(job) }
+        }
+        match level {
+            // SAFETY: `cpu` grants the AVX-512 level only on a CPU that has AVX-512F.
+            Isa::Avx512 => unsafe { avx512(job) },
+            // SAFETY: `cpu` grants the AVX2 level only on a CPU with AVX2 and FMA.
+            Isa::Avx2 => unsafe { avx2(job) },
+            Isa::Scalar | Isa::Neon => unreachable!("no f32 vectors at {level}"),
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        assert_eq!(level, Isa::Neon, "no f32 vectors at {level}");
+        // SAFETY: NEON is part of every aarch64 target.
+        unsafe { dispatch::<V4, 8, 3, 2, 8>(job) }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = job;
+        unreachable!("no f32 vectors at {level:?}")
+    }
+}
+
+/// `job` on vectors `V`: products in blocks of `R` rows × `P` vectors, correlations in
+/// blocks of `RC` vectors of channels × `TC` taps. The level's features must be on.
+#[inline(always)]
+unsafe fn dispatch<V: Lanes, const R: usize, const P: usize, const RC: usize, const TC: usize>(job: Job<'_>) {
+    match job {
+        Job::Product {
+            src,
+            off,
+            w,
+            rows,
+            len,
+            out,
+        } => {
+            assert!(w.len() >= off.len() * rows && out.len() >= rows * len);
+            assert!(off.iter().all(|&o| o + len <= src.len()));
+            assert!(len.is_multiple_of(V::L));
+            let a = Product {
+                src: src.as_ptr(),
+                off,
+                w: w.as_ptr(),
+                rows,
+                len,
+                out: out.as_mut_ptr(),
+            };
+            let mut r = 0;
+            // SAFETY: the asserts above keep every read and write inside the slices.
+            unsafe {
+                while r + R <= rows {
+                    a.rows::<V, R, P>(r);
+                    r += R;
+                }
+                while r < rows {
+                    a.rows::<V, 1, P>(r);
+                    r += 1;
+                }
+            }
+        }
+        Job::Outer {
+            dyt,
+            dys,
+            src,
+            srcs,
+            off,
+            q,
+            imgs,
+            lanes,
+            out,
+        } => {
+            let taps = off.len();
+            assert!(out.len() >= taps * lanes && lanes.is_multiple_of(V::L));
+            if imgs > 0 {
+                assert!(dyt.len() >= (imgs - 1) * dys + q.len() * lanes);
+                let last = q.iter().max().copied().unwrap_or(0);
+                assert!(off.iter().all(|&o| (imgs - 1) * srcs + o + last < src.len()));
+            }
+            let a = Outer {
+                dyt: dyt.as_ptr(),
+                dys,
+                src: src.as_ptr(),
+                srcs,
+                off,
+                q,
+                imgs,
+                lanes,
+            };
+            let out = out.as_mut_ptr();
+            // SAFETY: as above.
+            unsafe {
+                let mut o = 0;
+                while o + RC * V::L <= lanes {
+                    a.taps::<V, RC, TC>(o, out);
+                    o += RC * V::L;
+                }
+                while o < lanes {
+                    a.taps::<V, 1, TC>(o, out);
+                    o += V::L;
+                }
+            }
+        }
+    }
+}
+
+/// [`Job::Product`] as raw pointers.
+struct Product<'a> {
+    src: *const f32,
+    off: &'a [usize],
+    w: *const f32,
+    rows: usize,
+    len: usize,
+    out: *mut f32,
+}
+
+impl Product<'_> {
+    /// Rows `r0..r0 + R`, in blocks of `P` vectors then single vectors.
+    #[inline(always)]
+    unsafe fn rows<V: Lanes, const R: usize, const P: usize>(&self, r0: usize) {
+        let nv = self.len / V::L;
+        let mut v = 0;
+        // SAFETY: the caller's contract.
+        unsafe {
+            while v + P <= nv {
+                self.block::<V, R, P>(r0, v * V::L);
+                v += P;
+            }
+            while v < nv {
+                self.block::<V, R, 1>(r0, v * V::L);
+                v += 1;
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + R`, elements `q0..q0 + P·L`: each tap's vectors loaded once for `R`
+    /// rows, each weight broadcast once for `P` vectors.
+    #[inline(always)]
+    unsafe fn block<V: Lanes, const R: usize, const P: usize>(&self, r0: usize, q0: usize) {
+        // SAFETY: the caller's contract (rows and elements in range).
+        unsafe {
+            let mut acc = [[V::zero(); P]; R];
+            for (t, &o) in self.off.iter().enumerate() {
+                let s = self.src.add(o + q0);
+                let mut x = [V::zero(); P];
+                for (p, xv) in x.iter_mut().enumerate() {
+                    *xv = V::loadu(s.add(p * V::L));
+                }
+                let wt = self.w.add(t * self.rows + r0);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let wb = V::splat(*wt.add(r));
+                    for (a, &xv) in row.iter_mut().zip(&x) {
+                        *a = wb.mul_add(xv, *a);
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                for (p, a) in row.iter().enumerate() {
+                    a.storeu(self.out.add((r0 + r) * self.len + q0 + p * V::L));
+                }
+            }
+        }
+    }
+}
+
+/// [`Job::Outer`] as raw pointers.
+struct Outer<'a> {
+    dyt: *const f32,
+    dys: usize,
+    src: *const f32,
+    srcs: usize,
+    off: &'a [usize],
+    q: &'a [usize],
+    imgs: usize,
+    lanes: usize,
+}
+
+impl Outer<'_> {
+    /// Channels `o0..o0 + R·L` of `out` (`[taps, lanes]`), in blocks of `T` taps, then 3,
+    /// then single taps.
+    #[inline(always)]
+    unsafe fn taps<V: Lanes, const R: usize, const T: usize>(&self, o0: usize, out: *mut f32) {
+        let (mut t, taps) = (0, self.off.len());
+        // SAFETY: the caller's contract.
+        unsafe {
+            while t + T <= taps {
+                self.block::<V, R, T>(o0, t, out);
+                t += T;
+            }
+            while t + 3 <= taps {
+                self.block::<V, R, 3>(o0, t, out);
+                t += 3;
+            }
+            while t < taps {
+                self.block::<V, R, 1>(o0, t, out);
+                t += 1;
+            }
+        }
+    }
+
+    /// `out` taps `t0..t0 + T`, channels `o0..o0 + R·L`, over all pixels and images: each
+    /// gradient vector loaded once for `T` taps, each input pixel broadcast once for `R`.
+    #[inline(always)]
+    unsafe fn block<V: Lanes, const R: usize, const T: usize>(&self, o0: usize, t0: usize, out: *mut f32) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let mut acc = [[V::zero(); R]; T];
+            let mut off = [0usize; T];
+            off.copy_from_slice(&self.off[t0..t0 + T]);
+            for n in 0..self.imgs {
+                let d = self.dyt.add(n * self.dys + o0);
+                let s = self.src.add(n * self.srcs);
+                for (p, &q) in self.q.iter().enumerate() {
+                    let mut dv = [V::zero(); R];
+                    for (r, v) in dv.iter_mut().enumerate() {
+                        *v = V::loadu(d.add(p * self.lanes + r * V::L));
+                    }
+                    for (row, &o) in acc.iter_mut().zip(&off) {
+                        let x = V::splat(*s.add(o + q));
+                        for (a, &dr) in row.iter_mut().zip(&dv) {
+                            *a = x.mul_add(dr, *a);
+                        }
+                    }
+                }
+            }
+            for (t, row) in acc.iter().enumerate() {
+                for (r, a) in row.iter().enumerate() {
+                    a.storeu(out.add((t0 + t) * self.lanes + o0 + r * V::L));
+                }
+            }
+        }
+    }
+}
