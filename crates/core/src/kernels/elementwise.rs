@@ -40,7 +40,7 @@ pub fn output_vec<T: Element>(n: usize) -> Vec<T> {
 }
 
 /// A vector of `n` elements written by `fill`, which must write every one of them.
-fn filled<U>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<U>])) -> Vec<U> {
+pub(crate) fn filled<U>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<U>])) -> Vec<U> {
     let mut v = Vec::with_capacity(n);
     advise_huge_pages(&v);
     fill(&mut v.spare_capacity_mut()[..n]);

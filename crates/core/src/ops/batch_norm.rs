@@ -24,6 +24,7 @@ use super::access::with_data;
 use crate::autograd::is_grad_enabled;
 use crate::dtype::dispatch;
 use crate::kernels::batch_norm;
+use crate::kernels::elementwise::filled;
 use crate::{Element, Error, Result, Tensor};
 use std::sync::Arc;
 
@@ -70,8 +71,11 @@ impl Tensor {
         let dims = [n, c, p];
         fn run<T: Element>(x: &Tensor, w: &Tensor, b: &Tensor, dims: [usize; 3], eps: f64) -> Result<[Tensor; 3]> {
             with_data(OP, &[x, w, b], |s: &[&[T]]| {
-                let mut y = crate::kernels::elementwise::output_vec::<T>(s[0].len());
-                let (mean, var) = batch_norm::forward(s[0], dims, s[1], s[2], eps, &mut y);
+                let mut stats = (Vec::new(), Vec::new());
+                let y = filled(s[0].len(), |y| {
+                    stats = batch_norm::forward_into(s[0], dims, s[1], s[2], eps, y)
+                });
+                let (mean, var) = stats;
                 let stat =
                     |v: Vec<f64>| Tensor::from_buffer(T::wrap(v.into_iter().map(T::from_f64).collect()), &[dims[1]]);
                 [Tensor::from_buffer(T::wrap(y), x.shape()), stat(mean), stat(var)]
@@ -104,8 +108,11 @@ fn fused_grad(x: &Tensor, w: &Tensor, gy: &Tensor, dims: [usize; 3], mean: &[f64
         inv: &[f64],
     ) -> Result<[Tensor; 3]> {
         with_data("batch_norm_train_backward", &[x, gy, w], |s: &[&[T]]| {
-            let mut dx = crate::kernels::elementwise::output_vec::<T>(s[0].len());
-            let (dw, db) = batch_norm::backward(s[0], s[1], dims, mean, inv, s[2], &mut dx);
+            let mut grads = (Vec::new(), Vec::new());
+            let dx = filled(s[0].len(), |dx| {
+                grads = batch_norm::backward_into(s[0], s[1], dims, mean, inv, s[2], dx)
+            });
+            let (dw, db) = grads;
             [
                 Tensor::from_buffer(T::wrap(dx), x.shape()),
                 Tensor::from_buffer(T::wrap(dw), &[dims[1]]),

@@ -16,10 +16,12 @@
 //! moved every transformed tile between the cores' caches and waited at each stage's end.
 
 use super::geom::ConvGeom;
-use super::grouped::Pool;
 use crate::kernels::matmul::{gemm, gemm_packed, Mat, PAR_FLOPS};
 use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
 use crate::Element;
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Mutex;
 use transform::{weight_transform, weight_transform_adjoint, Cols, Plan, Transform};
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -36,6 +38,53 @@ const GROUP_BUDGET: usize = 1 << 14;
 /// Weight-gradient parts: groups are split into this many runs whose partial sums are added
 /// in order (fixed by the shapes, so the result does not depend on the thread count).
 const WEIGHT_PARTS: usize = 4;
+
+/// Free transformed-tile buffers, kept between calls (at most [`KEEP`]).
+static FREE: Mutex<Vec<Box<dyn Any + Send>>> = Mutex::new(Vec::new());
+
+/// Buffers [`FREE`] keeps: two per thread of a call, with room for a few threads.
+const KEEP: usize = 8;
+
+/// Buffers of `len` elements for a call's groups, taken from [`FREE`] and handed back to
+/// it. Allocating and zero-filling them on every call (1–2 MiB each, first-touched page by
+/// page) took about 2% of a segnet step. A reused buffer holds the last user's values:
+/// every transform writes all the columns the products then read.
+struct Scratch<T> {
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: Element> Scratch<T> {
+    fn new(len: usize) -> Self {
+        Scratch { len, _t: PhantomData }
+    }
+
+    /// A free buffer with room for `len` elements, or a new one.
+    fn take(&self) -> Vec<T> {
+        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = |b: &Box<dyn Any + Send>| b.downcast_ref::<Vec<T>>().is_some_and(|v| v.capacity() >= self.len);
+        let mut v = match free
+            .iter()
+            .position(fits)
+            .map(|i| free.swap_remove(i).downcast::<Vec<T>>())
+        {
+            Some(Ok(v)) => *v,
+            _ => Vec::new(),
+        };
+        drop(free);
+        v.truncate(self.len);
+        v.resize(self.len, T::ZERO);
+        v
+    }
+
+    /// Hand `buf` back for later calls (dropped when [`KEEP`] are already free).
+    fn put(&self, buf: Vec<T>) {
+        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < KEEP {
+            free.push(Box::new(buf));
+        }
+    }
+}
 
 /// Whether a convolution takes the Winograd path: one [`supports`], with enough channels
 /// and tiles for the GEMMs to pay for the transforms. At 8×8 outputs it beat grouped
@@ -131,8 +180,8 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
     let group = group_images(n, t, p.cin.max(p.cout));
     let isa = crate::cpu::isa();
     let (vs, ms) = (
-        Pool::new(16 * plane(p.cin, group * t)),
-        Pool::new(16 * plane(p.cout, group * t)),
+        Scratch::new(16 * plane(p.cin, group * t)),
+        Scratch::new(16 * plane(p.cout, group * t)),
     );
     let base = Disjoint::new(&mut out[..n * oimg]);
     run_tiles(n.div_ceil(group), threads(g), &|task| {
@@ -209,8 +258,8 @@ pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
     let per_part = groups.div_ceil(parts);
     let isa = crate::cpu::isa();
     let (vs, dms) = (
-        Pool::new(16 * plane(g.c, group * t)),
-        Pool::new(16 * plane(g.o, group * t)),
+        Scratch::new(16 * plane(g.c, group * t)),
+        Scratch::new(16 * plane(g.o, group * t)),
     );
     let len = 16 * g.c * g.o;
     let mut partial = vec![T::ZERO; parts * len];
