@@ -2,18 +2,25 @@
 //! 1 and 2 threads: `cargo run --release -p nabla-core --example stride2_bench [-- NAME]`
 //! (layers whose name contains NAME, e.g. `64->128`), or `-- gemm` for the products of
 //! the shapes these layers run. Best of `REPS` runs (default 5; the least disturbed one on
-//! a shared machine), in milliseconds; `THREADS=1` skips the two-thread runs.
+//! a shared machine), in milliseconds (`CPU=1`: of process CPU time); `THREADS=1` skips
+//! the two-thread runs.
 
 use nabla_core::kernels::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward, ConvGeom};
 use std::time::Instant;
 
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
+    // CPU=1: process CPU time instead of wall time (a loaded machine's waits left out).
+    let cpu = std::env::var("CPU").is_ok_and(|v| v == "1");
     (0..reps)
         .map(|_| {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), nabla_core::profile::process_cpu_ns());
             f();
-            t.elapsed().as_secs_f64() * 1e3
+            if cpu {
+                (nabla_core::profile::process_cpu_ns() - c) as f64 / 1e6
+            } else {
+                t.elapsed().as_secs_f64() * 1e3
+            }
         })
         .fold(f64::INFINITY, f64::min)
 }

@@ -11,6 +11,7 @@
 //! - `weight`: the weight gradient by GEMMs over im2col columns.
 //! - `phase`: the forward pass of stride-2 4×4 layers with many channels, as a 2×2
 //!   stride-1 convolution of phase images by Winograd F(4×4, 2×2).
+//!   Their weight gradient (`phase/wgrad.rs`) by the adjoint F(2×2, 4×4) over phase images.
 //! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
 //! - `direct`: direct f32 kernels for small stride-1 layers (LeNet-5's), with the
 //!   instruction-set-specific code under `direct/avx512/`.
@@ -72,6 +73,8 @@ pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
 pub fn conv2d_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     if dense::applies(g) {
         dense::backward_weight(g, x, dy, dw)
+    } else if phase::applies(g) {
+        phase::wgrad::backward_weight(g, x, dy, dw)
     } else if winograd::applies(g) {
         winograd::backward_weight(g, x, dy, dw)
     } else if !direct::backward_weight(g, x, dy, dw) {

@@ -13,6 +13,7 @@
 //! maps, scattered), and the weight gradient over phase images' columns ran slower, so
 //! both stay on the grouped im2col paths.
 
+pub(super) mod wgrad;
 mod winograd2;
 
 use super::geom::ConvGeom;
