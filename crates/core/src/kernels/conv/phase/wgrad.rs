@@ -22,11 +22,17 @@ use crate::kernels::matmul::{gemm_packed, Mat, PAR_FLOPS};
 use crate::kernels::par::{run_tiles, threads_for, Disjoint};
 use crate::Element;
 
-/// `Gᵀ` (2 × 5), [`super::winograd2`]'s weight transform transposed: 2 taps from 5 points.
-const GT: [[f64; 5]; 2] = [
-    [0.5, 0.5, 1.0 / 6.0, 1.0 / 6.0, 0.0],
-    [0.0, 0.5, -1.0 / 6.0, 1.0 / 3.0, 1.0],
-];
+/// `Gᵀ p` for the 5 rows `p`: 2 taps from 5 points, `G` (5 × 2) being
+/// [`super::winograd2`]'s weight transform. Its fractions apply once, after the sums.
+#[inline(always)]
+fn taps_from_points<T: Element>(p: &[Lanes<T>; 5], o: &mut [Lanes<T>; 2]) {
+    let (half, sixth, two) = (T::from_f64(0.5), T::from_f64(1.0 / 6.0), T::from_f64(2.0));
+    for l in 0..LANES {
+        let (p0, p1, p2, p3, p4) = (p[0][l], p[1][l], p[2][l], p[3][l], p[4][l]);
+        o[0][l] = half * (p0 + p1) + sixth * (p2 + p3);
+        o[1][l] = half * p1 + sixth * (two * p3 - p2) + p4;
+    }
+}
 
 /// Channels transformed together, one per vector lane.
 const LANES: usize = 16;
@@ -178,25 +184,38 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
             gemm_packed(o, width, depth, a, b, dst, n0 > 0, 1);
         });
     }
-    // dwp = Gᵀ M G per (o, c4), written to dw[o][c][2a + r][2b + s].
+    // dwp = Gᵀ M G per (o, c4), LANES phase channels at a time, written to
+    // dw[o][c][2a + r][2b + s].
     let taps = g.c * 16;
     let m = &m[..];
     crate::kernels::par::for_each_chunk_on(threads, &mut dw[..o * taps], taps, &|oi, out| {
-        for ch in 0..c4 {
-            let (nb, col) = (ch / NB, ch % NB);
+        let mut v = [[T::ZERO; LANES]; 5];
+        let mut rows = [[[T::ZERO; LANES]; 2]; 5];
+        let mut res = [[T::ZERO; LANES]; 2];
+        for nb in 0..nblocks {
             let width = NB.min(c4 - nb * NB);
-            let at = |xi: usize| m[(xi * nblocks + nb) * o * NB + oi * width + col].to_f64();
-            let mut rows = [[0f64; 5]; 2];
-            for (a, gr) in GT.iter().enumerate() {
-                for (eta, r) in rows[a].iter_mut().enumerate() {
-                    *r = (0..5).map(|xi| gr[xi] * at(xi * 5 + eta)).sum();
+            for c0 in (0..width).step_by(LANES) {
+                let nl = LANES.min(width - c0);
+                // Gᵀ over ξ for each η, then over η.
+                for (eta, row) in rows.iter_mut().enumerate() {
+                    for (xi, lanes) in v.iter_mut().enumerate() {
+                        let at = ((xi * 5 + eta) * nblocks + nb) * o * NB + oi * width + c0;
+                        lanes[..nl].copy_from_slice(&m[at..][..nl]);
+                    }
+                    taps_from_points(&v, row);
                 }
-            }
-            let (c, r, s) = (ch / 4, ch % 4 / 2, ch % 2);
-            for (a, row) in rows.iter().enumerate() {
-                for (b, gr) in GT.iter().enumerate() {
-                    let v: f64 = row.iter().zip(gr).map(|(x, y)| x * y).sum();
-                    out[(c * 4 + 2 * a + r) * 4 + 2 * b + s] = T::from_f64(v);
+                for a in 0..2 {
+                    for (lanes, row) in v.iter_mut().zip(&rows) {
+                        *lanes = row[a];
+                    }
+                    taps_from_points(&v, &mut res);
+                    for (b, lanes) in res.iter().enumerate() {
+                        for (l, &val) in lanes[..nl].iter().enumerate() {
+                            let ch = nb * NB + c0 + l;
+                            let (c, r, s) = (ch / 4, ch % 4 / 2, ch % 2);
+                            out[(c * 4 + 2 * a + r) * 4 + 2 * b + s] = val;
+                        }
+                    }
                 }
             }
         }
