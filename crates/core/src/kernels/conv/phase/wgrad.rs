@@ -15,6 +15,12 @@
 //! over the threads, then its 25 products, each split into column blocks of [`NB`], one
 //! block per task on one thread, added to the previous chunks' in chunk order. The split is
 //! fixed by the shapes, so the result does not depend on the thread count.
+//!
+//! Measured at batch 128, 64 → 128 channels, 14×14 → 7×7, one thread, CPU time (AVX-512,
+//! loaded machine, best of 15): 16.0 ms by grouped im2col, 12.2 ms here (about 6 in the
+//! products, 4.5 in the transforms, mostly the channel-last copies of `x` and `dy`); at
+//! AVX2 25.5 → 21.7 ms. The transforms are written-out formulas: with loops over the
+//! matrices' entries (as `winograd2` has them) this path took 17.2 ms.
 
 use super::super::geom::ConvGeom;
 use super::super::grouped::Pool;
@@ -46,8 +52,8 @@ const NB: usize = 128;
 /// A column of lanes.
 type Lanes<T> = [T; LANES];
 
-/// `Bᵀ d` ([`super::winograd2`]'s input transform) for the 5 rows `d` (each a vector of lanes), the formulas written out so they
-/// compile to a few vector operations on registers.
+/// `Bᵀ d` ([`super::winograd2`]'s input transform) for the 5 rows `d` (each a vector of
+/// lanes), the formulas written out so they compile to a few vector operations on registers.
 #[inline(always)]
 fn x_points<T: Element>(d: &[Lanes<T>; 5], o: &mut [Lanes<T>; 5]) {
     let (two, three) = (T::from_f64(2.0), T::from_f64(3.0));
