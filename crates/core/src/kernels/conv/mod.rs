@@ -12,6 +12,7 @@
 //! - `phase`: the forward pass and input gradient of stride-2 4×4 layers with many
 //!   channels, as 2×2 stride-1 convolutions of phase images (of `dy` into the phases of
 //!   `dx`) by Winograd F(4×4, 2×2).
+//!   Their weight gradient (`phase/wgrad.rs`) by the adjoint F(2×2, 4×4) over phase images.
 //! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
 //! - `strided`: direct f32 kernels for stride-2 layers with few channels (the conv
 //!   autoencoder's, DCGAN's first and last), all three passes over phase images.
@@ -78,6 +79,8 @@ pub fn conv2d_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
 pub fn conv2d_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     if dense::applies(g) {
         dense::backward_weight(g, x, dy, dw)
+    } else if phase::applies(g) {
+        phase::wgrad::backward_weight(g, x, dy, dw)
     } else if winograd::applies(g) {
         winograd::backward_weight(g, x, dy, dw)
     } else if !strided::backward_weight(g, x, dy, dw) && !direct::backward_weight(g, x, dy, dw) {
