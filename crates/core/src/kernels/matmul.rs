@@ -1,6 +1,6 @@
 //! Matrix products: f32 products of the sizes fully connected layers and small convolutions
-//! have go to unpacked kernels (`avx512.rs`, `avx2.rs`, NEON's in `lanes.rs`, by the level
-//! [`crate::cpu::isa`] gives) split over threads by
+//! have go to unpacked kernels (`lanes.rs`, at the level [`crate::cpu::isa`] gives:
+//! `avx512.rs`, `avx2.rs`, `neon.rs`) split over threads by
 //! [`run_tiles`]; everything else (f64, large or oddly laid out products, other CPUs) goes to
 //! the `gemm` crate.
 
@@ -14,6 +14,8 @@ mod avx2;
 mod avx512;
 mod capped;
 mod lanes;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub use super::par::{for_each_tile, run_tiles};
 
 /// Products with fewer multiply-adds than this run on one thread in `gemm`: below it its
@@ -302,9 +304,9 @@ fn small_f32<T: Element>(
             #[cfg(target_arch = "x86_64")]
             (_, false) => avx2::dot(m, n, k, f(a), f(b), d, n, start, threads),
             #[cfg(target_arch = "aarch64")]
-            (_, true) => lanes::neon::outer(m, n, k, f(a), f(b), d, n, start, threads),
+            (_, true) => neon::outer(m, n, k, f(a), f(b), d, n, start, threads),
             #[cfg(target_arch = "aarch64")]
-            (_, false) => lanes::neon::dot(m, n, k, f(a), f(b), d, n, start, threads),
+            (_, false) => neon::dot(m, n, k, f(a), f(b), d, n, start, threads),
         }
     }
     true
