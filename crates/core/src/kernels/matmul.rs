@@ -316,6 +316,7 @@ fn small_f32<T: Element>(
 mod tests {
     use super::*;
     use crate::cpu;
+    use crate::kernels::test_rand::uniform_f32;
 
     #[test]
     fn small_product_and_transposed_operand() {
@@ -367,19 +368,6 @@ mod tests {
         assert_eq!(d, [17.0, 23.0, 39.0, 53.0]);
     }
 
-    /// A pseudo-random matrix with entries in [-1, 1).
-    fn rand(len: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
-
     /// Every layout the kernels take (and some they leave to `gemm`), odd sizes for the
     /// edge tiles, each start, 1 and 3 threads, at every level this CPU has (the scalar
     /// level is `gemm`'s own code): against an f64 reference, and the same bits whatever
@@ -404,9 +392,9 @@ mod tests {
             (4, 3, 33),
         ];
         for (si, &(m, n, k)) in shapes.iter().enumerate() {
-            let (av, bv) = (rand(m * k + 3, si as u64), rand(k * n + 5, 100 + si as u64));
-            let bias = rand(n, 200 + si as u64);
-            let prior = rand(m * n, 300 + si as u64);
+            let (av, bv) = (uniform_f32(m * k + 3, si as u64), uniform_f32(k * n + 5, 100 + si as u64));
+            let bias = uniform_f32(n, 200 + si as u64);
+            let prior = uniform_f32(m * n, 300 + si as u64);
             for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = if at {
                     Mat {
@@ -481,8 +469,8 @@ mod tests {
     #[test]
     fn packed_products_match_a_reference_at_every_level() {
         for (si, &(m, n, k)) in [(64, 48, 100), (16, 9, 300), (7, 70, 33)].iter().enumerate() {
-            let (av, bv) = (rand(m * k, 500 + si as u64), rand(k * n, 600 + si as u64));
-            let prior = rand(m * n, 700 + si as u64);
+            let (av, bv) = (uniform_f32(m * k, 500 + si as u64), uniform_f32(k * n, 600 + si as u64));
+            let prior = uniform_f32(m * n, 700 + si as u64);
             let a = Mat {
                 data: &av,
                 rs: k,
