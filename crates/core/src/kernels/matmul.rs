@@ -392,7 +392,10 @@ mod tests {
             (4, 3, 33),
         ];
         for (si, &(m, n, k)) in shapes.iter().enumerate() {
-            let (av, bv) = (uniform_f32(m * k + 3, si as u64), uniform_f32(k * n + 5, 100 + si as u64));
+            let (av, bv) = (
+                uniform_f32(m * k + 3, si as u64),
+                uniform_f32(k * n + 5, 100 + si as u64),
+            );
             let bias = uniform_f32(n, 200 + si as u64);
             let prior = uniform_f32(m * n, 300 + si as u64);
             for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {

@@ -15,7 +15,9 @@ fn stream(seed: u64) -> impl FnMut() -> u64 {
 /// `len` f32 values in [-1, 1), 24 random bits each.
 pub(crate) fn uniform_f32(len: usize, seed: u64) -> Vec<f32> {
     let mut next = stream(seed);
-    (0..len).map(|_| (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect()
+    (0..len)
+        .map(|_| (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+        .collect()
 }
 
 /// `len` f64 values in [-s, s), 53 random bits each.
