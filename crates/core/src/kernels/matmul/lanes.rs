@@ -1,6 +1,6 @@
 //! The small, unpacked f32 products, written once over [`Lanes`] for every level: AVX-512
 //! (`avx512.rs`), AVX2 (`avx2.rs`) and NEON (`neon.rs`) give their tile shapes, their lane
-//! reduction and entry points compiled with their features ([`Tiles`]). Two kernels:
+//! reduction and the tile functions compiled with their features ([`Tiles`]). Two kernels:
 //!
 //! - [`outer`] (B's rows contiguous): each step of k broadcasts 6 elements of A and loads
 //!   `OUTER_NV` vectors of B's row, 6 × `OUTER_NV` accumulators.
@@ -89,9 +89,9 @@ const OUTER_MR: usize = 6;
 /// `dst (m×n) = start + a·b` with `b.cs == 1`, on up to `threads` threads.
 ///
 /// # Safety
-/// `V`'s level must be available and this must be inlined into a function compiled with its
-/// features (the closure below inherits them); `a` and `b` must be readable at every index of
-/// an m×k and k×n matrix with their strides; `dst` must hold m rows of stride `ldc ≥ n`.
+/// `V`'s level must be available (the tiles run in its [`Tiles`] methods, compiled with its
+/// features); `a` and `b` must be readable at every index of an m×k and k×n matrix with their
+/// strides; `dst` must hold m rows of stride `ldc ≥ n`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) unsafe fn outer<V: Tiles>(
