@@ -158,10 +158,10 @@ pub struct TrainArgs {
     /// Under mpirun/srun (a build with --features mpi): batch norm over the global batch
     /// rather than each rank's part (SyncBatchNorm); no effect on one process
     #[arg(long)]
-    sync_bn: bool,
+    pub(crate) sync_bn: bool,
     /// Under mpirun/srun: MiB of gradients per all-reduce [default: 25]
     #[arg(long, value_name = "MIB")]
-    bucket_mb: Option<f64>,
+    pub(crate) bucket_mb: Option<f64>,
     /// --task localize: the box loss, l2 (mean squared error) or smooth-l1 [default: l2]
     #[arg(long, value_name = "NAME", value_parser = ["l2", "smooth-l1"])]
     box_loss: Option<String>,

@@ -358,6 +358,14 @@ fn bad_input_gets_one_line_naming_it() {
             vec!["--from", s(&src), "--train-layers", "features.3,"],
             "an empty layer name",
         ),
+        (
+            vec!["--from", s(&src), "--strategy", "probe", "--sync-bn"],
+            "--sync-bn: finetune trains in one process",
+        ),
+        (
+            vec!["--from", s(&src), "--bucket-mb", "50"],
+            "--bucket-mb: finetune trains in one process",
+        ),
     ];
     for (i, (args, want)) in cases.iter().enumerate() {
         let out = tmp.0.join(format!("bad{i}"));

@@ -171,6 +171,16 @@ fn resolve(a: &FinetuneArgs, meta: Option<&RunMeta>) -> CliResult<TrainConfig> {
             "finetune starts from --from; --resume and --init-from belong to nabla train",
         ));
     }
+    // Finetuning runs in one process (it never joins an mpirun world), so the data-parallel
+    // flags would do nothing.
+    if let Some(flag) = [(t.sync_bn, "--sync-bn"), (t.bucket_mb.is_some(), "--bucket-mb")]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    {
+        return Err(CliError::new(format!(
+            "{flag}: finetune trains in one process (no data-parallel training under mpirun); drop it"
+        )));
+    }
     if t.task.as_deref().is_some_and(|k| k != "classification") {
         return Err(CliError::new("finetune trains classifiers (--task classification)"));
     }

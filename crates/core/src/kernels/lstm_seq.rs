@@ -407,19 +407,7 @@ pub fn backward<T: Element>(
 mod tests {
     use super::{backward, forward, Dims, Grads, Saved};
     use crate::cpu;
-
-    /// Pseudo-random values in [-s, s).
-    fn rand(len: usize, seed: u64, s: f64) -> Vec<f64> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                ((x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * s
-            })
-            .collect()
-    }
+    use crate::kernels::test_rand::uniform_f64;
 
     /// Forward and backward of one layer: the packed output, then every gradient, flat.
     fn run<T: crate::Element>(d: Dims, ins: &[Vec<f64>; 5], lengths: Option<&[usize]>, threads: usize) -> Vec<f64> {
@@ -451,11 +439,11 @@ mod tests {
             let d = Dims { t, n, h, reverse };
             let seed = h as u64;
             let ins = [
-                rand(t * n * 4 * h, seed, 1.0),
-                rand(n * h, seed + 1, 1.0),
-                rand(n * h, seed + 2, 1.0),
-                rand(4 * h * h, seed + 3, 1.0 / (h as f64).sqrt()),
-                rand((t + 2) * n * h, seed + 4, 1.0),
+                uniform_f64(t * n * 4 * h, seed, 1.0),
+                uniform_f64(n * h, seed + 1, 1.0),
+                uniform_f64(n * h, seed + 2, 1.0),
+                uniform_f64(4 * h * h, seed + 3, 1.0 / (h as f64).sqrt()),
+                uniform_f64((t + 2) * n * h, seed + 4, 1.0),
             ];
             let l = lengths.as_deref();
             let want = run::<f64>(d, &ins, l, 1);

@@ -1,6 +1,6 @@
 //! Matrix products: f32 products of the sizes fully connected layers and small convolutions
-//! have go to unpacked kernels (`avx512.rs`, `avx2.rs`, NEON's in `lanes.rs`, by the level
-//! [`crate::cpu::isa`] gives) split over threads by
+//! have go to unpacked kernels (`lanes.rs`, at the level [`crate::cpu::isa`] gives:
+//! `avx512.rs`, `avx2.rs`, `neon.rs`) split over threads by
 //! [`run_tiles`]; everything else (f64, large or oddly laid out products, other CPUs) goes to
 //! the `gemm` crate.
 
@@ -14,6 +14,8 @@ mod avx2;
 mod avx512;
 mod capped;
 mod lanes;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub use super::par::{for_each_tile, run_tiles};
 
 /// Products with fewer multiply-adds than this run on one thread in `gemm`: below it its
@@ -302,9 +304,9 @@ fn small_f32<T: Element>(
             #[cfg(target_arch = "x86_64")]
             (_, false) => avx2::dot(m, n, k, f(a), f(b), d, n, start, threads),
             #[cfg(target_arch = "aarch64")]
-            (_, true) => lanes::neon::outer(m, n, k, f(a), f(b), d, n, start, threads),
+            (_, true) => neon::outer(m, n, k, f(a), f(b), d, n, start, threads),
             #[cfg(target_arch = "aarch64")]
-            (_, false) => lanes::neon::dot(m, n, k, f(a), f(b), d, n, start, threads),
+            (_, false) => neon::dot(m, n, k, f(a), f(b), d, n, start, threads),
         }
     }
     true
@@ -314,6 +316,7 @@ fn small_f32<T: Element>(
 mod tests {
     use super::*;
     use crate::cpu;
+    use crate::kernels::test_rand::uniform_f32;
 
     #[test]
     fn small_product_and_transposed_operand() {
@@ -365,19 +368,6 @@ mod tests {
         assert_eq!(d, [17.0, 23.0, 39.0, 53.0]);
     }
 
-    /// A pseudo-random matrix with entries in [-1, 1).
-    fn rand(len: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
-
     /// Every layout the kernels take (and some they leave to `gemm`), odd sizes for the
     /// edge tiles, each start, 1 and 3 threads, at every level this CPU has (the scalar
     /// level is `gemm`'s own code): against an f64 reference, and the same bits whatever
@@ -402,9 +392,12 @@ mod tests {
             (4, 3, 33),
         ];
         for (si, &(m, n, k)) in shapes.iter().enumerate() {
-            let (av, bv) = (rand(m * k + 3, si as u64), rand(k * n + 5, 100 + si as u64));
-            let bias = rand(n, 200 + si as u64);
-            let prior = rand(m * n, 300 + si as u64);
+            let (av, bv) = (
+                uniform_f32(m * k + 3, si as u64),
+                uniform_f32(k * n + 5, 100 + si as u64),
+            );
+            let bias = uniform_f32(n, 200 + si as u64);
+            let prior = uniform_f32(m * n, 300 + si as u64);
             for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = if at {
                     Mat {
@@ -479,8 +472,8 @@ mod tests {
     #[test]
     fn packed_products_match_a_reference_at_every_level() {
         for (si, &(m, n, k)) in [(64, 48, 100), (16, 9, 300), (7, 70, 33)].iter().enumerate() {
-            let (av, bv) = (rand(m * k, 500 + si as u64), rand(k * n, 600 + si as u64));
-            let prior = rand(m * n, 700 + si as u64);
+            let (av, bv) = (uniform_f32(m * k, 500 + si as u64), uniform_f32(k * n, 600 + si as u64));
+            let prior = uniform_f32(m * n, 700 + si as u64);
             let a = Mat {
                 data: &av,
                 rs: k,

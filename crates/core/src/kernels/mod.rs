@@ -19,6 +19,8 @@ pub mod pool;
 pub mod reduce;
 pub mod roi;
 pub(crate) mod simd;
+#[cfg(test)]
+pub(crate) mod test_rand;
 
 /// Element count above which a kernel uses more than one thread.
 pub const PAR_THRESHOLD: usize = 1 << 16;

@@ -1,16 +1,15 @@
-//! The small, unpacked f32 products written once over [`Lanes`]: the kernels of NEON
-//! (4 lanes, 32 registers), and the operand types every unpacked kernel shares. The
-//! AVX-512 and AVX2 levels keep their own kernels (`avx512.rs`, `avx2.rs`), which use
-//! masked loads and tile shapes tuned on x86; these are the same two kernels:
+//! The small, unpacked f32 products, written once over [`Lanes`] for every level: AVX-512
+//! (`avx512.rs`), AVX2 (`avx2.rs`) and NEON (`neon.rs`) give their tile shapes, their lane
+//! reduction and the tile functions compiled with their features ([`Tiles`]). Two kernels:
 //!
-//! - [`outer`] (B's rows contiguous): each step of k broadcasts MR = 6 elements of A and
-//!   loads NV = 4 vectors of B's row, 6×4 accumulators (24 of NEON's 32 registers).
-//! - [`dot`] (A's rows and B's columns contiguous, `x·Wᵀ`): 4×4 accumulators of dot
-//!   products along k, each reduced at the end in a fixed order.
+//! - [`outer`] (B's rows contiguous): each step of k broadcasts 6 elements of A and loads
+//!   `OUTER_NV` vectors of B's row, 6 × `OUTER_NV` accumulators.
+//! - [`dot`] (A's rows and B's columns contiguous, `x·Wᵀ`): `DOT_MR × DOT_NR` accumulators of
+//!   dot products along k, each reduced at the end in the level's fixed order.
 //!
-//! Chunks of tiles go to [`run_tiles`], so a result does not depend on the thread count.
-
-#![cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+//! An element's value depends only on the level (its lanes and reduction), never on the tile
+//! shape or on how tiles are grouped: chunks of tiles go to [`run_tiles`], so a result does not
+//! depend on the thread count either.
 
 use crate::kernels::par::run_tiles;
 use crate::kernels::simd::Lanes;
@@ -41,7 +40,7 @@ unsafe impl Sync for Raw {}
 
 /// The destination, row-major with row stride `ld`.
 #[derive(Clone, Copy)]
-struct Dst {
+pub(crate) struct Dst {
     ptr: *mut f32,
     ld: usize,
 }
@@ -51,22 +50,51 @@ unsafe impl Send for Dst {}
 // SAFETY: as above.
 unsafe impl Sync for Dst {}
 
-/// Multiply-adds per chunk handed to a thread (a few microseconds of work).
-const CHUNK_MACS: usize = 1 << 17;
+/// A level's tile shapes (sized to its registers) and its lane reduction.
+pub(crate) trait Tiles: Lanes {
+    /// Vectors of B's row per [`outer`] tile (1 to 4).
+    const OUTER_NV: usize;
+    /// Rows of A per [`dot`] tile (1 to 6).
+    const DOT_MR: usize;
+    /// Columns of B per [`dot`] tile (1 to 4).
+    const DOT_NR: usize;
+    /// Multiply-adds per chunk handed to a thread (a few microseconds of work).
+    const CHUNK_MACS: usize;
+    /// The lane sums of four vectors, `[Σv0, Σv1, Σv2, Σv3]`, in a fixed order.
+    unsafe fn reduce4(v: [Self; 4]) -> [f32; 4];
+    /// [`outer_tile`] compiled with the level's features: a function of its own per tile
+    /// shape, as the per-level kernels always were (the generic code around it runs in
+    /// closures, which would not inline the level's intrinsics).
+    ///
+    /// # Safety
+    /// As [`outer_tile`].
+    unsafe fn outer_tile<const MR: usize, const NV: usize>(
+        k: usize,
+        a: Raw,
+        b: Raw,
+        d: Dst,
+        tail: usize,
+        start: Start<'_>,
+    );
+    /// [`dot_tile`] compiled with the level's features.
+    ///
+    /// # Safety
+    /// As [`dot_tile`].
+    unsafe fn dot_tile<const MR: usize, const NR: usize>(k: usize, a: Raw, b: Raw, d: Dst, start: Start<'_>);
+}
 
 /// Rows of A per [`outer`] tile.
 const OUTER_MR: usize = 6;
-/// Vectors of B's row per [`outer`] tile.
-const OUTER_NV: usize = 4;
 
 /// `dst (m×n) = start + a·b` with `b.cs == 1`, on up to `threads` threads.
 ///
 /// # Safety
-/// `V`'s level must be available; `a` and `b` must be readable at every index of an m×k and
-/// k×n matrix with their strides; `dst` must hold m rows of stride `ldc ≥ n`.
+/// `V`'s level must be available (the tiles run in its [`Tiles`] methods, compiled with its
+/// features); `a` and `b` must be readable at every index of an m×k and k×n matrix with their
+/// strides; `dst` must hold m rows of stride `ldc ≥ n`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) unsafe fn outer<V: Lanes>(
+pub(crate) unsafe fn outer<V: Tiles>(
     m: usize,
     n: usize,
     k: usize,
@@ -77,12 +105,12 @@ pub(crate) unsafe fn outer<V: Lanes>(
     start: Start<'_>,
     threads: usize,
 ) {
-    let nc = OUTER_NV * V::L;
+    let nc = V::OUTER_NV * V::L;
     let d = Dst { ptr: dst, ld: ldc };
     let col_blocks = n.div_ceil(nc);
     let row_blocks = m.div_ceil(OUTER_MR);
     // Chunks: one column block (its panel of b stays in L1) by a run of row blocks.
-    let rows_per_chunk = (CHUNK_MACS / (OUTER_MR * nc * k).max(1)).clamp(1, row_blocks);
+    let rows_per_chunk = (V::CHUNK_MACS / (OUTER_MR * nc * k).max(1)).clamp(1, row_blocks);
     let chunks_per_col = row_blocks.div_ceil(rows_per_chunk);
     let work = |c: usize| {
         let (rc, cb) = (c / col_blocks, c % col_blocks);
@@ -99,13 +127,52 @@ pub(crate) unsafe fn outer<V: Lanes>(
     run_tiles(col_blocks * chunks_per_col, threads, &work);
 }
 
-/// [`outer_tile`] for a tile of `rows ≤ 6` by `cols ≤ 4L` at (r0, c0).
+/// The operands and start moved to the tile at (r0, c0): `a` from row r0, `b` from column c0
+/// (columns `b_step` apart), `dst` and the bias from (r0, c0).
+///
+/// # Safety
+/// The tile lies inside the matrices.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn at_tile<'s>(
+    a: Raw,
+    b: Raw,
+    d: Dst,
+    r0: usize,
+    c0: usize,
+    cols: usize,
+    start: Start<'s>,
+    b_step: usize,
+) -> (Raw, Raw, Dst, Start<'s>) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let a = Raw {
+            ptr: a.ptr.add(r0 * a.rs),
+            ..a
+        };
+        let b = Raw {
+            ptr: b.ptr.add(c0 * b_step),
+            ..b
+        };
+        let d = Dst {
+            ptr: d.ptr.add(r0 * d.ld + c0),
+            ..d
+        };
+        let s = match start {
+            Start::Bias(bias) => Start::Bias(&bias[c0..c0 + cols]),
+            s => s,
+        };
+        (a, b, d, s)
+    }
+}
+
+/// [`outer_tile`] for a tile of `rows ≤ 6` by `cols ≤ OUTER_NV·L` at (r0, c0).
 ///
 /// # Safety
 /// As [`outer`], with the tile `rows × cols` at `(r0, c0)` inside `dst`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn outer_tile_dispatch<V: Lanes>(
+unsafe fn outer_tile_dispatch<V: Tiles>(
     rows: usize,
     cols: usize,
     k: usize,
@@ -120,36 +187,38 @@ unsafe fn outer_tile_dispatch<V: Lanes>(
     unsafe {
         let nv = cols.div_ceil(V::L);
         let tail = cols - (nv - 1) * V::L;
-        let a = Raw {
-            ptr: a.ptr.add(r0 * a.rs),
-            ..a
-        };
-        let b = Raw {
-            ptr: b.ptr.add(c0),
-            ..b
-        };
-        let d = Dst {
-            ptr: d.ptr.add(r0 * d.ld + c0),
-            ..d
-        };
-        let s = match start {
-            Start::Bias(bias) => Start::Bias(&bias[c0..c0 + cols]),
-            s => s,
-        };
+        let (a, b, d, s) = at_tile(a, b, d, r0, c0, cols, start, 1);
+        // Arms past the level's `OUTER_NV` are never taken (`cols` is at most its width).
         macro_rules! go {
             ($($r:literal),*) => {
                 match (rows, nv) {
                     $(
-                        ($r, 1) => outer_tile::<V, $r, 1>(k, a, b, d, tail, s),
-                        ($r, 2) => outer_tile::<V, $r, 2>(k, a, b, d, tail, s),
-                        ($r, 3) => outer_tile::<V, $r, 3>(k, a, b, d, tail, s),
-                        ($r, 4) => outer_tile::<V, $r, 4>(k, a, b, d, tail, s),
+                        ($r, 1) => V::outer_tile::<$r, 1>(k, a, b, d, tail, s),
+                        ($r, 2) if V::OUTER_NV >= 2 => V::outer_tile::<$r, 2>(k, a, b, d, tail, s),
+                        ($r, 3) if V::OUTER_NV >= 3 => V::outer_tile::<$r, 3>(k, a, b, d, tail, s),
+                        ($r, 4) if V::OUTER_NV >= 4 => V::outer_tile::<$r, 4>(k, a, b, d, tail, s),
                     )*
-                    _ => unreachable!("tile sizes are at most 6 × 4 vectors"),
+                    _ => unreachable!("tile sizes are at most 6 × OUTER_NV vectors"),
                 }
             };
         }
         go!(1, 2, 3, 4, 5, 6)
+    }
+}
+
+/// The first `n ≤ L` lanes at `p`, the rest zero: a plain load when `n == L`.
+///
+/// # Safety
+/// `p[..n]` must be readable.
+#[inline(always)]
+unsafe fn load_first<V: Lanes>(p: *const f32, n: usize) -> V {
+    // SAFETY: the caller's contract; a partial load reads only its `n` lanes.
+    unsafe {
+        if n == V::L {
+            V::loadu(p)
+        } else {
+            V::load(p, 0, n)
+        }
     }
 }
 
@@ -159,15 +228,11 @@ unsafe fn outer_tile_dispatch<V: Lanes>(
 /// `p[..(NV − 1)·L + tail]` must be readable.
 #[inline(always)]
 unsafe fn load_row<V: Lanes, const NV: usize>(p: *const f32, tail: usize) -> [V; NV] {
-    // SAFETY: the caller's contract; the last vector reads only its `tail` lanes.
+    // SAFETY: the caller's contract.
     unsafe {
         let mut out = [V::zero(); NV];
         for (v, x) in out.iter_mut().enumerate() {
-            *x = if v + 1 < NV || tail == V::L {
-                V::loadu(p.add(v * V::L))
-            } else {
-                V::load(p.add(v * V::L), 0, tail)
-            };
+            *x = load_first(p.add(v * V::L), if v + 1 < NV { V::L } else { tail });
         }
         out
     }
@@ -178,7 +243,7 @@ unsafe fn load_row<V: Lanes, const NV: usize>(p: *const f32, tail: usize) -> [V;
 /// # Safety
 /// As [`outer`], with the tile `MR × ((NV − 1)·L + tail)` inside `dst`.
 #[inline(always)]
-unsafe fn outer_tile<V: Lanes, const MR: usize, const NV: usize>(
+pub(crate) unsafe fn outer_tile<V: Lanes, const MR: usize, const NV: usize>(
     k: usize,
     a: Raw,
     b: Raw,
@@ -202,15 +267,12 @@ unsafe fn outer_tile<V: Lanes, const MR: usize, const NV: usize>(
                 acc = [bv; MR];
             }
         }
-        for p in 0..k {
-            let bv = load_row::<V, NV>(b.ptr.add(p * b.rs), tail);
-            let acol = a.ptr.add(p * a.cs);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = V::splat(*acol.add(r * a.rs));
-                for (x, &bb) in row.iter_mut().zip(&bv) {
-                    *x = av.mul_add(bb, *x);
-                }
-            }
+        // Full-width tiles get a loop of plain loads, with no test of `tail` in it (13% of
+        // the AVX2 kernel's time at the MLP's shapes when it was there).
+        if tail == V::L {
+            outer_steps(&mut acc, k, a, b, V::L);
+        } else {
+            outer_steps(&mut acc, k, a, b, tail);
         }
         for (r, row) in acc.iter().enumerate() {
             for (v, &x) in row.iter().enumerate() {
@@ -225,10 +287,35 @@ unsafe fn outer_tile<V: Lanes, const MR: usize, const NV: usize>(
     }
 }
 
-/// Rows of A per [`dot`] tile.
-const DOT_MR: usize = 4;
-/// Columns of B per [`dot`] tile.
-const DOT_NR: usize = 4;
+/// The k steps of [`outer_tile`] on its accumulators.
+///
+/// # Safety
+/// As [`outer_tile`].
+#[inline(always)]
+unsafe fn outer_steps<V: Lanes, const MR: usize, const NV: usize>(
+    acc: &mut [[V; NV]; MR],
+    k: usize,
+    a: Raw,
+    b: Raw,
+    tail: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let (mut brow, mut acol) = (b.ptr, a.ptr);
+        for _ in 0..k {
+            let bv = load_row::<V, NV>(brow, tail);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = V::splat(*acol.add(r * a.rs));
+                for (x, &bb) in row.iter_mut().zip(&bv) {
+                    *x = av.mul_add(bb, *x);
+                }
+            }
+            // Wrapping: after the last step they may point one stride past the operands.
+            brow = brow.wrapping_add(b.rs);
+            acol = acol.wrapping_add(a.cs);
+        }
+    }
+}
 
 /// `dst (m×n) = start + a·b` with `a.cs == 1` and `b.rs == 1` (both contiguous along k).
 ///
@@ -236,7 +323,7 @@ const DOT_NR: usize = 4;
 /// As [`outer`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) unsafe fn dot<V: Lanes>(
+pub(crate) unsafe fn dot<V: Tiles>(
     m: usize,
     n: usize,
     k: usize,
@@ -248,18 +335,18 @@ pub(crate) unsafe fn dot<V: Lanes>(
     threads: usize,
 ) {
     let d = Dst { ptr: dst, ld: ldc };
-    let col_blocks = n.div_ceil(DOT_NR);
-    let row_blocks = m.div_ceil(DOT_MR);
+    let col_blocks = n.div_ceil(V::DOT_NR);
+    let row_blocks = m.div_ceil(V::DOT_MR);
     // Chunks: a run of column blocks (rows of bᵀ, kept in L1) over all rows of a.
-    let cols_per_chunk = (CHUNK_MACS / (m * DOT_NR * k).max(1)).clamp(1, col_blocks);
+    let cols_per_chunk = (V::CHUNK_MACS / (m * V::DOT_NR * k).max(1)).clamp(1, col_blocks);
     let work = |c: usize| {
         let cb_end = ((c + 1) * cols_per_chunk).min(col_blocks);
         for cb in c * cols_per_chunk..cb_end {
-            let c0 = cb * DOT_NR;
-            let cols = DOT_NR.min(n - c0);
+            let c0 = cb * V::DOT_NR;
+            let cols = V::DOT_NR.min(n - c0);
             for rb in 0..row_blocks {
-                let r0 = rb * DOT_MR;
-                let rows = DOT_MR.min(m - r0);
+                let r0 = rb * V::DOT_MR;
+                let rows = V::DOT_MR.min(m - r0);
                 // SAFETY: the tile lies inside the matrices (the caller's contract).
                 unsafe { dot_tile_dispatch::<V>(rows, cols, k, a, b, d, r0, c0, start) };
             }
@@ -268,13 +355,13 @@ pub(crate) unsafe fn dot<V: Lanes>(
     run_tiles(col_blocks.div_ceil(cols_per_chunk), threads, &work);
 }
 
-/// [`dot_tile`] for a tile of `rows ≤ 4` by `cols ≤ 4` at (r0, c0).
+/// [`dot_tile`] for a tile of `rows ≤ DOT_MR` by `cols ≤ DOT_NR` at (r0, c0).
 ///
 /// # Safety
 /// As [`dot`], with the tile `rows × cols` at `(r0, c0)` inside `dst`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn dot_tile_dispatch<V: Lanes>(
+unsafe fn dot_tile_dispatch<V: Tiles>(
     rows: usize,
     cols: usize,
     k: usize,
@@ -287,81 +374,53 @@ unsafe fn dot_tile_dispatch<V: Lanes>(
 ) {
     // SAFETY: the caller upholds the `# Safety` contract above.
     unsafe {
-        let a = Raw {
-            ptr: a.ptr.add(r0 * a.rs),
-            ..a
-        };
-        let b = Raw {
-            ptr: b.ptr.add(c0 * b.cs),
-            ..b
-        };
-        let d = Dst {
-            ptr: d.ptr.add(r0 * d.ld + c0),
-            ..d
-        };
-        let s = match start {
-            Start::Bias(bias) => Start::Bias(&bias[c0..c0 + cols]),
-            s => s,
-        };
+        let (a, b, d, s) = at_tile(a, b, d, r0, c0, cols, start, b.cs);
+        // Arms past the level's `DOT_MR × DOT_NR` are never taken.
         macro_rules! go {
             ($($r:literal),*) => {
                 match (rows, cols) {
                     $(
-                        ($r, 1) => dot_tile::<V, $r, 1>(k, a, b, d, s),
-                        ($r, 2) => dot_tile::<V, $r, 2>(k, a, b, d, s),
-                        ($r, 3) => dot_tile::<V, $r, 3>(k, a, b, d, s),
-                        ($r, 4) => dot_tile::<V, $r, 4>(k, a, b, d, s),
+                        ($r, 1) if V::DOT_MR >= $r => V::dot_tile::<$r, 1>(k, a, b, d, s),
+                        ($r, 2) if V::DOT_MR >= $r && V::DOT_NR >= 2 => V::dot_tile::<$r, 2>(k, a, b, d, s),
+                        ($r, 3) if V::DOT_MR >= $r && V::DOT_NR >= 3 => V::dot_tile::<$r, 3>(k, a, b, d, s),
+                        ($r, 4) if V::DOT_MR >= $r && V::DOT_NR >= 4 => V::dot_tile::<$r, 4>(k, a, b, d, s),
                     )*
-                    _ => unreachable!("tile sizes are at most 4 × 4"),
+                    _ => unreachable!("tile sizes are at most DOT_MR × DOT_NR"),
                 }
             };
         }
-        go!(1, 2, 3, 4)
+        go!(1, 2, 3, 4, 5, 6)
     }
 }
 
-/// One MR × NR tile of dot products along k, L lanes at a time, each reduced at the end.
+/// One MR × NR (≤ 4) tile of dot products along k, L lanes at a time, reduced at the end.
 ///
 /// # Safety
 /// As [`dot`], with the `MR × NR` tile inside `dst`.
 #[inline(always)]
-unsafe fn dot_tile<V: Lanes, const MR: usize, const NR: usize>(k: usize, a: Raw, b: Raw, d: Dst, start: Start<'_>) {
-    // SAFETY: the caller upholds the `# Safety` contract above; the loads past `k` read
-    // nothing (zero lanes).
+pub(crate) unsafe fn dot_tile<V: Tiles, const MR: usize, const NR: usize>(
+    k: usize,
+    a: Raw,
+    b: Raw,
+    d: Dst,
+    start: Start<'_>,
+) {
+    // SAFETY: the caller upholds the `# Safety` contract above; the loads of the last step
+    // read only up to `k`.
     unsafe {
         let mut acc = [[V::zero(); NR]; MR];
-        let step = |acc: &mut [[V; NR]; MR], p: usize, full: bool| {
-            let ld = |row: *const f32| {
-                if full {
-                    V::loadu(row.add(p))
-                } else {
-                    V::load(row, p as isize, k)
-                }
-            };
-            let mut bv = [V::zero(); NR];
-            for (j, x) in bv.iter_mut().enumerate() {
-                *x = ld(b.ptr.add(j * b.cs));
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let av = ld(a.ptr.add(i * a.rs));
-                for (x, &bb) in row.iter_mut().zip(&bv) {
-                    *x = av.mul_add(bb, *x);
-                }
-            }
-        };
         let full = k / V::L * V::L;
         for p in (0..full).step_by(V::L) {
-            step(&mut acc, p, true);
+            dot_step(&mut acc, a, b, p, V::L);
         }
         if full < k {
-            step(&mut acc, full, false);
+            dot_step(&mut acc, a, b, full, k - full);
         }
-        let mut lanes = [0f32; 16];
         for (i, row) in acc.iter().enumerate() {
+            let get = |j: usize| if j < NR { row[j] } else { V::zero() };
+            let sums = V::reduce4([get(0), get(1), get(2), get(3)]);
             let o = d.ptr.add(i * d.ld);
-            for (j, x) in row.iter().enumerate() {
-                x.storeu(lanes.as_mut_ptr());
-                let s = lanes[..V::L].iter().fold(0.0f32, |t, &l| t + l);
+            for (j, &s) in sums.iter().enumerate().take(NR) {
                 *o.add(j) = match start {
                     Start::Zero => s,
                     Start::Dst => *o.add(j) + s,
@@ -372,50 +431,31 @@ unsafe fn dot_tile<V: Lanes, const MR: usize, const NR: usize>(k: usize, a: Raw,
     }
 }
 
-/// The NEON entry points (NEON is part of every aarch64 target).
-#[cfg(target_arch = "aarch64")]
-pub(crate) mod neon {
-    use super::{Raw, Start};
-    use crate::kernels::simd::V4;
-
-    /// [`super::outer`] on 4-lane NEON vectors.
-    ///
-    /// # Safety
-    /// As [`super::outer`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) unsafe fn outer(
-        m: usize,
-        n: usize,
-        k: usize,
-        a: Raw,
-        b: Raw,
-        dst: *mut f32,
-        ldc: usize,
-        start: Start<'_>,
-        threads: usize,
-    ) {
-        // SAFETY: the caller's contract; NEON is always there.
-        unsafe { super::outer::<V4>(m, n, k, a, b, dst, ldc, start, threads) }
-    }
-
-    /// [`super::dot`] on 4-lane NEON vectors.
-    ///
-    /// # Safety
-    /// As [`super::dot`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) unsafe fn dot(
-        m: usize,
-        n: usize,
-        k: usize,
-        a: Raw,
-        b: Raw,
-        dst: *mut f32,
-        ldc: usize,
-        start: Start<'_>,
-        threads: usize,
-    ) {
-        // SAFETY: the caller's contract; NEON is always there.
-        unsafe { super::dot::<V4>(m, n, k, a, b, dst, ldc, start, threads) }
+/// One step of [`dot_tile`]: `lanes ≤ L` elements from `p` of each row of a and column of b
+/// (the rest zero). NR vectors of b live across the step, one of a at a time.
+///
+/// # Safety
+/// As [`dot_tile`], with `p + lanes ≤ k`.
+#[inline(always)]
+unsafe fn dot_step<V: Lanes, const MR: usize, const NR: usize>(
+    acc: &mut [[V; NR]; MR],
+    a: Raw,
+    b: Raw,
+    p: usize,
+    lanes: usize,
+) {
+    // SAFETY: the caller's contract; the loads read only `lanes` elements.
+    unsafe {
+        let mut bv = [V::zero(); NR];
+        for (j, x) in bv.iter_mut().enumerate() {
+            *x = load_first(b.ptr.add(j * b.cs + p), lanes);
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let av: V = load_first(a.ptr.add(i * a.rs + p), lanes);
+            for (x, &bb) in row.iter_mut().zip(&bv) {
+                *x = av.mul_add(bb, *x);
+            }
+        }
     }
 }
 
@@ -429,7 +469,7 @@ mod tests {
     }
 
     /// Both kernels with the vectors of this machine's widest level that has them (NEON's 4
-    /// lanes on aarch64; AVX2's 8 on x86, which only tests use there) on edge shapes, from
+    /// lanes on aarch64; AVX2's 8 on x86) on edge shapes, from
     /// each start, with A transposed for `outer`: the f64 product to within rounding.
     #[test]
     fn generic_kernels_match_the_f64_product() {

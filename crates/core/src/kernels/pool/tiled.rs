@@ -97,6 +97,35 @@ fn for_plane_groups<A: Send, B: Send>(
     }
 }
 
+/// Zero the columns past the last window (an odd width's last column for 2×2) in the `kh`
+/// input-gradient rows of one row of windows starting at `top`, for the hand-written backward
+/// kernels, which write the windows' slots.
+///
+/// # Safety
+/// `top` must hold `kh` rows of `w` writable floats.
+unsafe fn zero_past_windows(top: *mut f32, t: &Tiles) {
+    let ([_, w], [_, ow], [kh, kw]) = (t.hw, t.out, t.k);
+    // SAFETY: the caller's contract; every slot written is inside those rows.
+    unsafe {
+        for dy in 0..kh {
+            for c in ow * kw..w {
+                *top.add(dy * w + c) = 0.0;
+            }
+        }
+    }
+}
+
+/// Zero the input-gradient rows past the last row of windows (an odd height's last row for
+/// 2×2) of one plane, for the hand-written backward kernels.
+///
+/// # Safety
+/// `plane` must hold `h·w` writable floats.
+unsafe fn zero_rows_past_windows(plane: *mut f32, t: &Tiles) {
+    let ([h, w], [oh, _], [kh, _]) = (t.hw, t.out, t.k);
+    // SAFETY: the caller's contract; 0.0 is all zero bits.
+    unsafe { std::ptr::write_bytes(plane.add(oh * kh * w), 0, (h - oh * kh) * w) }
+}
+
 /// Pool one row of windows: `KH` input rows from `x` (row stride `w`) into `ow` outputs,
 /// `base` being the flat plane index of `x[0]`. `KH`/`KW` of 0 read `kh`/`kw` instead.
 ///

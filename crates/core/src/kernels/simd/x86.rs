@@ -5,7 +5,7 @@ use std::arch::x86_64::*;
 
 /// 16 lanes of AVX-512F.
 #[derive(Clone, Copy)]
-pub(crate) struct V16(__m512);
+pub(crate) struct V16(pub(crate) __m512);
 
 impl Lanes for V16 {
     const L: usize = 16;
@@ -114,7 +114,7 @@ impl Lanes for V16 {
 
 /// 8 lanes of AVX2.
 #[derive(Clone, Copy)]
-pub(crate) struct V8(__m256);
+pub(crate) struct V8(pub(crate) __m256);
 
 impl Lanes for V8 {
     const L: usize = 8;

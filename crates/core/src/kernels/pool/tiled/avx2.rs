@@ -6,7 +6,7 @@
 //! last step of a row is masked. (The AVX-512 kernels' packing of several narrow rows into
 //! one step needs two-source permutes, which AVX2 lacks; rows of 5 windows use 5 lanes.)
 
-use super::Tiles;
+use super::{zero_past_windows, zero_rows_past_windows, Tiles};
 use std::arch::x86_64::*;
 
 /// The `vmaskmovps` mask of the first `n` lanes (`n` ≤ 8; more counts as 8).
@@ -180,14 +180,9 @@ pub(super) unsafe fn backward_2x2(gy: *const f32, at: *const u32, t: &Tiles, pla
                     store16(bottom.add(2 * q), 2 * m, b0, b1);
                     q += 8;
                 }
-                // An odd width leaves a last column outside every window.
-                for c in 2 * ow..w {
-                    *top.add(c) = 0.0;
-                    *bottom.add(c) = 0.0;
-                }
+                zero_past_windows(top, t);
             }
-            // Likewise an odd height's last row (0.0 is all zero bits).
-            std::ptr::write_bytes(plane.add(2 * oh * w), 0, (h - 2 * oh) * w);
+            zero_rows_past_windows(plane, t);
         }
     }
 }

@@ -7,7 +7,7 @@
 //! per call, so the lanes are not mostly idle. The compiler finds neither (the stride-2
 //! loads and index selects stay scalar, 3–5× slower).
 
-use super::Tiles;
+use super::{zero_past_windows, zero_rows_past_windows, Tiles};
 use std::arch::x86_64::*;
 
 /// Lane `j` picks element `2j` (even columns) of a pair of vectors.
@@ -250,7 +250,7 @@ pub(super) unsafe fn backward_2x2(gy: *const f32, at: *const u32, t: &Tiles, pla
                     }
                     r += rows;
                 }
-                std::ptr::write_bytes(gx.add(p * h * w + 2 * oh * w), 0, (h - 2 * oh) * w);
+                zero_rows_past_windows(gx.add(p * h * w), t);
             }
             return;
         }
@@ -277,14 +277,9 @@ pub(super) unsafe fn backward_2x2(gy: *const f32, at: *const u32, t: &Tiles, pla
                     _mm512_mask_storeu_ps(b.add(16), hi, _mm512_permutex2var_ps(v10, zip_hi, v11));
                     q += 16;
                 }
-                // An odd width leaves a last column outside every window.
-                for c in 2 * ow..w {
-                    *top.add(c) = 0.0;
-                    *bottom.add(c) = 0.0;
-                }
+                zero_past_windows(top, t);
             }
-            // Likewise an odd height's last row (0.0 is all zero bits).
-            std::ptr::write_bytes(plane.add(2 * oh * w), 0, (h - 2 * oh) * w);
+            zero_rows_past_windows(plane, t);
         }
     }
 }

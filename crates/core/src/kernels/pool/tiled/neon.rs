@@ -5,7 +5,7 @@
 //! interleaves them back in the backward. The last step of a row goes through a stack
 //! buffer (NEON has no masked loads or stores).
 
-use super::Tiles;
+use super::{zero_past_windows, zero_rows_past_windows, Tiles};
 use std::arch::aarch64::*;
 
 /// Fold tap `b` (offset vector `b.1`) into `a`: `b` wins when larger or NaN, the scalar
@@ -153,14 +153,9 @@ pub(super) unsafe fn backward_2x2(gy: *const f32, at: *const u32, t: &Tiles, pla
                     store_pairs(bottom.add(2 * q), m, v10, v11);
                     q += 4;
                 }
-                // An odd width leaves a last column outside every window.
-                for c in 2 * ow..w {
-                    *top.add(c) = 0.0;
-                    *bottom.add(c) = 0.0;
-                }
+                zero_past_windows(top, t);
             }
-            // Likewise an odd height's last row (0.0 is all zero bits).
-            std::ptr::write_bytes(plane.add(2 * oh * w), 0, (h - 2 * oh) * w);
+            zero_rows_past_windows(plane, t);
         }
     }
 }
