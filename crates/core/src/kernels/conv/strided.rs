@@ -1,6 +1,7 @@
-//! Direct f32 kernels for stride-2 convolutions with few channels (the conv autoencoder's
-//! 1→16 and 16→32 3×3 layers, DCGAN's 1→64 4×4 one, and their transposed convolutions),
-//! all three passes. There im2col + GEMM runs products of a few dozen columns, with columns
+//! Direct f32 kernels for stride-2 convolutions with few channels, all three passes: the
+//! router sends layers with 8–32 channels here (the conv autoencoder's 16→32 3×3 layer and
+//! its transposed convolution); one-channel layers (1→16, DCGAN's 1→64) stay on im2col,
+//! which measured as fast ([`applies`]). There im2col + GEMM runs products of a few dozen columns, with columns
 //! gathered at stride 2, and single-channel layers barely use the GEMM at all.
 //!
 //! A stride-2 correlation reads, for each tap, every other pixel of the padded input. Split
