@@ -408,6 +408,22 @@ pub(crate) fn transpose_on<T: Element>(threads: usize, src: &[T], rows: usize, c
     });
 }
 
+/// `s` as f32 elements, when `T` is f32 (for the f32-only vector kernels).
+pub(super) fn f32s<T: Element>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: T is f32 (checked), so the cast only renames the type.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { &*(s as *const [T] as *const [f32]) })
+}
+
+/// `s` as mutable f32 elements, when `T` is f32 (for the f32-only vector kernels).
+pub(super) fn f32s_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: as in `f32s`.
+    Some(unsafe { &mut *(s as *mut [T] as *mut [f32]) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@
 
 mod vector;
 
-use super::geom::ConvGeom;
+use super::geom::{f32s, f32s_mut, ConvGeom};
 use crate::cpu::Isa;
 use crate::kernels::par::{run_tiles, threads_for, Disjoint};
 use crate::Element;
@@ -84,22 +84,6 @@ fn suits(g: &ConvGeom) -> bool {
             f.src_len + g.o * f.len <= IMAGE_FLOATS && b.dy_len + g.c * b.len <= IMAGE_FLOATS
         }
         && level().is_some()
-}
-
-/// `s` as f32 elements, when `T` is f32.
-fn f32s<T: Element>(s: &[T]) -> Option<&[f32]> {
-    // SAFETY: T is f32 (checked), so the cast only renames the type.
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        .then(|| unsafe { &*(s as *const [T] as *const [f32]) })
-}
-
-/// `s` as mutable f32 elements, when `T` is f32.
-fn f32s_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
-    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>() {
-        return None;
-    }
-    // SAFETY: as in `f32s`.
-    Some(unsafe { &mut *(s as *mut [T] as *mut [f32]) })
 }
 
 /// Images per tile for per-image work of `macs` multiply-adds per image.

@@ -22,7 +22,7 @@
 // Elsewhere the kernels do not exist and every entry point declines.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 
-use super::geom::ConvGeom;
+use super::geom::{f32s, f32s_mut, ConvGeom};
 use crate::cpu::Isa;
 use crate::Element;
 
@@ -117,22 +117,6 @@ fn chunk_images(g: &ConvGeom) -> usize {
 /// Threads to run `g` on: one for small layers.
 fn threads(g: &ConvGeom) -> usize {
     crate::kernels::par::threads_for(g.flops(), PAR_MACS)
-}
-
-/// `s` as f32 elements, when `T` is f32.
-fn f32s<T: Element>(s: &[T]) -> Option<&[f32]> {
-    // SAFETY: T is f32 (checked), so the cast only renames the type.
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        .then(|| unsafe { &*(s as *const [T] as *const [f32]) })
-}
-
-/// `s` as mutable f32 elements, when `T` is f32.
-fn f32s_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
-    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>() {
-        return None;
-    }
-    // SAFETY: as in `f32s`.
-    Some(unsafe { &mut *(s as *mut [T] as *mut [f32]) })
 }
 
 /// Stride 1, no dilation, one group, nothing empty.
