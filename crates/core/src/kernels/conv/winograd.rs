@@ -24,11 +24,14 @@ use std::marker::PhantomData;
 use std::sync::Mutex;
 use transform::{weight_transform, weight_transform_adjoint, Cols, Plan, Transform};
 
+mod f4;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod lanes;
 mod transform;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod vector;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod vector4;
 
 /// Budget for one group's transformed tiles: columns × the larger channel count. At 16 Ki,
 /// a group's tiles (`16 · channels · columns` floats) take 1 MiB, which stays in a core's L2
@@ -108,6 +111,19 @@ const PACKED_DEPTH: usize = 256;
 /// 128→128, 128 columns: 22.7 → 17.9 ms); at 256 columns it is as fast.
 const PACKED_WEIGHT_COLS: usize = 256;
 
+/// Output tile side for a convolution producing `oh × ow` maps: 4 (F(4×4, 3×3)) from
+/// [`F4_FROM`] on both sides, else 2.
+fn tile(oh: usize, ow: usize) -> usize {
+    if oh.min(ow) >= F4_FROM {
+        4
+    } else {
+        2
+    }
+}
+
+/// Smallest output side F(4×4, 3×3) takes.
+const F4_FROM: usize = 16;
+
 /// Whether the Winograd kernels can compute a convolution: 3×3, stride 1, no dilation, one
 /// group, padding up to 2 (so the input gradient is a 3×3 convolution too), 4×4 or more.
 pub fn supports(g: &ConvGeom) -> bool {
@@ -124,10 +140,11 @@ pub fn supports(g: &ConvGeom) -> bool {
         && g.w >= 4
 }
 
-/// Images per group for `t` tiles each and `chans` channels at most (fixed by the shapes):
-/// the budget's columns, at least 64, in whole images.
-fn group_images(n: usize, t: usize, chans: usize) -> usize {
-    let cols = (GROUP_BUDGET / chans.max(1)).clamp(64, 512);
+/// Images per group for `t` tiles each of `planes` points and `chans` channels at most
+/// (fixed by the shapes): the budget's columns (scaled to the same bytes as 16 points), at
+/// least 64 · 16 / `planes`, in whole images.
+fn group_images(n: usize, t: usize, planes: usize, chans: usize) -> usize {
+    let cols = (GROUP_BUDGET * 16 / planes / chans.max(1)).clamp(64 * 16 / planes, 512);
     cols.div_ceil(t.max(1)).clamp(1, n.max(1))
 }
 
@@ -144,10 +161,11 @@ fn plane(rows: usize, ld: usize) -> usize {
     rows * ld + 16
 }
 
-/// The 16 products `m[ξ] (rows × ld) = a[ξ] · v[ξ]` of one group, on this thread: `a[ξ]` is
+/// The `planes` products `m[ξ] (rows × ld) = a[ξ] · v[ξ]` of one group, on this thread: `a[ξ]` is
 /// `a_at(ξ)`, `v[ξ]` the plane `ξ` of `v` (`depth` rows of `ld`, planes [`plane`] apart, so
 /// each product's right operand is contiguous); `m` has `rows` rows per plane.
 fn products<'a, T: Element>(
+    planes: usize,
     rows: usize,
     ld: usize,
     depth: usize,
@@ -156,7 +174,7 @@ fn products<'a, T: Element>(
     m: &mut [T],
 ) {
     let (vp, mp) = (plane(depth, ld), plane(rows, ld));
-    for xi in 0..16 {
+    for xi in 0..planes {
         let mx = &mut m[xi * mp..][..rows * ld];
         let b = Mat {
             data: v,
@@ -177,11 +195,12 @@ fn products<'a, T: Element>(
 fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let (t, n) = (p.t(), g.n);
     let (img, oimg) = (p.cin * p.ihw[0] * p.ihw[1], p.cout * p.ohw[0] * p.ohw[1]);
-    let group = group_images(n, t, p.cin.max(p.cout));
+    let np = p.planes();
+    let group = group_images(n, t, np, p.cin.max(p.cout));
     let isa = crate::cpu::isa();
     let (vs, ms) = (
-        Scratch::new(16 * plane(p.cin, group * t)),
-        Scratch::new(16 * plane(p.cout, group * t)),
+        Scratch::new(np * plane(p.cin, group * t)),
+        Scratch::new(np * plane(p.cout, group * t)),
     );
     let base = Disjoint::new(&mut out[..n * oimg]);
     run_tiles(n.div_ceil(group), threads(g), &|task| {
@@ -196,7 +215,7 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
                 first: i * t,
                 plane: plane(p.cin, ld),
             };
-            let v = &mut v[..16 * cols.plane];
+            let v = &mut v[..np * cols.plane];
             Transform::Input {
                 p,
                 x,
@@ -212,7 +231,7 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
             cs: 1,
             offset: xi * p.cout * p.cin,
         };
-        products(p.cout, ld, p.cin, a_at, &v, &mut m[..16 * plane(p.cout, ld)]);
+        products(np, p.cout, ld, p.cin, a_at, &v, &mut m[..np * plane(p.cout, ld)]);
         // SAFETY: task `task` alone writes images n0..n0 + count of `out`, which stays
         // borrowed for the call.
         let y = unsafe { base.range(n0 * oimg, count * oimg) };
@@ -222,7 +241,7 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
                 first: i * t,
                 plane: plane(p.cout, ld),
             };
-            let m = &m[..16 * cols.plane];
+            let m = &m[..np * cols.plane];
             Transform::Output { p, m, bias, y, cols }.run(isa);
         }
         vs.put(v);
@@ -232,16 +251,33 @@ fn convolve<T: Element>(g: &ConvGeom, p: &Plan, x: &[T], u: &[T], bias: Option<&
 
 /// Forward convolution (see [`super::conv2d_forward`]); `g` must satisfy [`applies`].
 pub fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
-    let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding);
-    convolve(g, &p, x, &weight_transform(w, g.o, g.c, false, threads(g)), bias, out);
+    forward_in(tile(g.oh, g.ow), g, x, w, bias, out)
+}
+
+/// [`forward`] in `m`×`m` output tiles.
+fn forward_in<T: Element>(m: usize, g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding, m);
+    convolve(
+        g,
+        &p,
+        x,
+        &weight_transform(w, g.o, g.c, m, false, threads(g)),
+        bias,
+        out,
+    );
 }
 
 /// Input gradient: a 3×3 convolution of `dy` with the rotated, transposed kernels and
 /// padding `2 − padding`; `g` must satisfy [`applies`].
 pub fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) {
+    backward_input_in(tile(g.h, g.w), g, dy, w, bias, dx)
+}
+
+/// [`backward_input`] in `m`×`m` tiles of `dx`.
+fn backward_input_in<T: Element>(m: usize, g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx: &mut [T]) {
     let pad = [2 - g.padding[0], 2 - g.padding[1]];
-    let p = Plan::new(g.o, g.c, [g.oh, g.ow], [g.h, g.w], pad);
-    convolve(g, &p, dy, &weight_transform(w, g.o, g.c, true, threads(g)), bias, dx);
+    let p = Plan::new(g.o, g.c, [g.oh, g.ow], [g.h, g.w], pad, m);
+    convolve(g, &p, dy, &weight_transform(w, g.o, g.c, m, true, threads(g)), bias, dx);
 }
 
 /// Weight gradient: the transformed gradient `dU[ξ] (c × o)` summed over the groups of each
@@ -249,10 +285,10 @@ pub fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
 /// result does not depend on the thread count), then taken back through the weight
 /// transform; `g` must satisfy [`supports`].
 pub fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
-    let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding);
+    let p = Plan::new(g.c, g.o, [g.h, g.w], [g.oh, g.ow], g.padding, 2);
     let (t, n) = (p.t(), g.n);
     let (img, oimg) = (g.c * g.h * g.w, g.o * g.oh * g.ow);
-    let group = group_images(n, t, g.c.max(g.o));
+    let group = group_images(n, t, 16, g.c.max(g.o));
     let groups = n.div_ceil(group);
     let parts = WEIGHT_PARTS.min(groups);
     let per_part = groups.div_ceil(parts);
@@ -364,6 +400,10 @@ mod tests {
             geom(23, 16, [10, 10], 16, [1, 1]),
             // 256 channels: groups of 16 images, 5 groups in 4 weight-gradient parts.
             geom(70, 256, [4, 4], 16, [1, 1]),
+            // Batch 1, odd sizes past one row of 16 lanes of 4×4 tiles, channels not a
+            // multiple of any lane count.
+            geom(1, 19, [13, 70], 21, [1, 1]),
+            geom(1, 17, [11, 67], 9, [0, 0]),
         ] {
             assert!(supports(&g), "{g:?}");
             let x = seq(g.n * g.c * g.h * g.w, 0.3);
@@ -378,14 +418,16 @@ mod tests {
                     );
                 }
             };
-            let (mut want, mut got) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
-            im2col_forward(&g, &x, &w, Some(&b[..g.o]), &mut want);
-            forward(&g, &x, &w, Some(&b[..g.o]), &mut got);
-            close(&got, &want, "forward");
-            let (mut want, mut got) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-            im2col_backward_input(&g, &dy, &w, Some(&b[..g.c]), &mut want);
-            backward_input(&g, &dy, &w, Some(&b[..g.c]), &mut got);
-            close(&got, &want, "backward input");
+            for m in [2, 4] {
+                let (mut want, mut got) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
+                im2col_forward(&g, &x, &w, Some(&b[..g.o]), &mut want);
+                forward_in(m, &g, &x, &w, Some(&b[..g.o]), &mut got);
+                close(&got, &want, &format!("F({m}) forward"));
+                let (mut want, mut got) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+                im2col_backward_input(&g, &dy, &w, Some(&b[..g.c]), &mut want);
+                backward_input_in(m, &g, &dy, &w, Some(&b[..g.c]), &mut got);
+                close(&got, &want, &format!("F({m}) backward input"));
+            }
             let (mut want, mut got) = (vec![0.0; w.len()], vec![0.0; w.len()]);
             im2col_backward_weight(&g, &x, &dy, &mut want);
             backward_weight(&g, &x, &dy, &mut got);
@@ -414,6 +456,44 @@ mod tests {
         assert!(run(1) == run(3));
     }
 
+    /// The f32 error of F(2×2) and F(4×4) against an f64 reference on realistic data:
+    /// Kaiming-scaled weights, ReLU'd (half zero, non-negative) inputs, 64 → 64 at 32×32.
+    /// Printed with `--nocapture`; asserted within a bound of the errors measured.
+    #[test]
+    fn f32_error_against_f64_on_realistic_data() {
+        let g = geom(2, 64, [32, 32], 64, [1, 1]);
+        let mut rng = crate::Generator::new(7);
+        let randn =
+            |n: usize, rng: &mut crate::Generator| crate::Tensor::randn(&[n], crate::DType::F64, rng).to_vec_f64();
+        let std = (2.0 / (9.0 * g.c as f64)).sqrt();
+        let x64: Vec<f64> = randn(g.n * g.c * g.h * g.w, &mut rng)
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect();
+        let w64: Vec<f64> = randn(g.o * g.c * 9, &mut rng).into_iter().map(|v| v * std).collect();
+        let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let (x, w) = (f(&x64), f(&w64));
+        // The reference from the f32-rounded operands, so only the arithmetic differs.
+        let up = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let mut want = vec![0.0; g.n * g.o * g.p()];
+        im2col_forward(&g, &up(&x), &up(&w), None, &mut want);
+        let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+        for (m, bound) in [(2, 2e-6), (4, 1e-5)] {
+            let mut got = vec![0f32; want.len()];
+            forward_in(m, &g, &x, &w, None, &mut got);
+            let (mut worst, mut sq, mut ref_sq) = (0f64, 0f64, 0f64);
+            for (&a, &b) in got.iter().zip(&want) {
+                let e = (a as f64 - b).abs();
+                worst = worst.max(e);
+                sq += e * e;
+                ref_sq += b * b;
+            }
+            let (max_rel, rms_rel) = (worst / scale, (sq / ref_sq).sqrt());
+            println!("F({m}x{m}, 3x3) f32: max |error| / max |y| = {max_rel:.2e}, rms error / rms y = {rms_rel:.2e}");
+            assert!(max_rel < bound, "F({m}) max relative error {max_rel:e}");
+        }
+    }
+
     #[test]
     fn f32_matches_im2col_in_groups() {
         // f32 takes the unpacked AVX-512 products where the CPU has them; deep-layer shape
@@ -429,14 +509,16 @@ mod tests {
                     assert!((x - y).abs() < 1e-4 * scale, "{what} {g:?} at {i}: {x} vs {y}");
                 }
             };
-            let (mut want, mut got) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
-            im2col_forward(&g, &x, &w, None, &mut want);
-            forward(&g, &x, &w, None, &mut got);
-            close(&got, &want, "forward");
-            let (mut want, mut got) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-            im2col_backward_input(&g, &dy, &w, None, &mut want);
-            backward_input(&g, &dy, &w, None, &mut got);
-            close(&got, &want, "backward input");
+            for m in [2, 4] {
+                let (mut want, mut got) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
+                im2col_forward(&g, &x, &w, None, &mut want);
+                forward_in(m, &g, &x, &w, None, &mut got);
+                close(&got, &want, &format!("F({m}) forward"));
+                let (mut want, mut got) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+                im2col_backward_input(&g, &dy, &w, None, &mut want);
+                backward_input_in(m, &g, &dy, &w, None, &mut got);
+                close(&got, &want, &format!("F({m}) backward input"));
+            }
             let (mut want, mut got) = (vec![0.0; w.len()], vec![0.0; w.len()]);
             im2col_backward_weight(&g, &x, &dy, &mut want);
             backward_weight(&g, &x, &dy, &mut got);

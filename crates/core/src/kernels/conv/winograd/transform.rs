@@ -1,6 +1,7 @@
 //! The Winograd F(2×2, 3×3) transforms: input tiles `Bᵀ d B`, output tiles `Aᵀ M A` and
 //! its adjoint, kernels `G g Gᵀ` and its adjoint, as elementwise loops over a group's
-//! columns, compiled for the widest vectors the CPU has.
+//! columns, compiled for the widest vectors the CPU has. A [`Plan`] with 4×4 output tiles
+//! sends the input and output transforms to F(4×4, 3×3) in `f4.rs`.
 
 use crate::cpu::Isa;
 use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
@@ -17,24 +18,35 @@ pub(super) struct Plan {
     pub(super) ihw: [usize; 2],
     pub(super) ohw: [usize; 2],
     pub(super) pad: [usize; 2],
-    /// Tile rows and columns (2×2 outputs each).
+    /// Output tile side: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3).
+    pub(super) m: usize,
+    /// Tile rows and columns (`m`×`m` outputs each).
     pub(super) tiles: [usize; 2],
 }
 
 impl Plan {
-    pub(super) fn new(cin: usize, cout: usize, ihw: [usize; 2], ohw: [usize; 2], pad: [usize; 2]) -> Plan {
+    /// The plan of `cin → cout`, `ihw → ohw` with `pad`, in `m`×`m` output tiles.
+    pub(super) fn new(cin: usize, cout: usize, ihw: [usize; 2], ohw: [usize; 2], pad: [usize; 2], m: usize) -> Plan {
+        assert!(m == 2 || m == 4, "winograd: no F({m}×{m}, 3×3)");
         Plan {
             cin,
             cout,
             ihw,
             ohw,
             pad,
-            tiles: [ohw[0].div_ceil(2), ohw[1].div_ceil(2)],
+            m,
+            tiles: [ohw[0].div_ceil(m), ohw[1].div_ceil(m)],
         }
     }
 
+    /// Tiles per image.
     pub(super) fn t(&self) -> usize {
         self.tiles[0] * self.tiles[1]
+    }
+
+    /// Points of a transformed tile, `(m + 2)²`: the number of products per group.
+    pub(super) fn planes(&self) -> usize {
+        (self.m + 2) * (self.m + 2)
     }
 }
 
@@ -114,9 +126,14 @@ impl<'a, T: Element> Transform<'a, T> {
     #[inline(always)]
     fn body(self) {
         match self {
+            Transform::Input { p, x, chans, v, cols } if p.m == 4 => super::f4::input(p, x, chans, v, cols),
+            Transform::Output { p, m, bias, y, cols } if p.m == 4 => super::f4::output(p, m, bias, y, cols),
             Transform::Input { p, x, chans, v, cols } => input_transform(p, x, chans, v, cols),
             Transform::Output { p, m, bias, y, cols } => output_transform(p, m, bias, y, cols),
-            Transform::Adjoint { p, dy, chans, dm, cols } => output_transform_adjoint(p, dy, chans, dm, cols),
+            Transform::Adjoint { p, dy, chans, dm, cols } => {
+                assert_eq!(p.m, 2, "winograd: the weight gradient takes 2×2 tiles");
+                output_transform_adjoint(p, dy, chans, dm, cols)
+            }
         }
     }
 
@@ -350,13 +367,21 @@ fn output_transform_adjoint<T: Element>(p: &Plan, dy: &[T], chans: Range<usize>,
 /// Kernels per task of the weight transforms and their adjoint (whole rows of `u`).
 const KERNELS_PER_TASK: usize = 4096;
 
-/// `G g Gᵀ` of every 3×3 kernel of `w` (`[o, c, 3, 3]`) into `[16, rows, cols]`: with
-/// `rotate`, the kernels of the input gradient (rows = c, cols = o, rotated 180°). Rows are
-/// split over `threads` (each value is computed the same way on any thread): on one thread
-/// a 256 → 256 layer's transforms were a serial stretch before every product.
-pub(super) fn weight_transform<T: Element>(w: &[T], o: usize, c: usize, rotate: bool, threads: usize) -> Vec<T> {
+/// `G g Gᵀ` of every 3×3 kernel of `w` (`[o, c, 3, 3]`) into `[planes, rows, cols]` for
+/// `m`×`m` output tiles (16 planes for m = 2, 36 for m = 4): with `rotate`, the kernels of
+/// the input gradient (rows = c, cols = o, rotated 180°). Rows are split over `threads`
+/// (each value is computed the same way on any thread): on one thread a 256 → 256 layer's
+/// transforms were a serial stretch before every product.
+pub(super) fn weight_transform<T: Element>(
+    w: &[T],
+    o: usize,
+    c: usize,
+    m: usize,
+    rotate: bool,
+    threads: usize,
+) -> Vec<T> {
     let (rows, cols) = if rotate { (c, o) } else { (o, c) };
-    let mut u = vec![T::ZERO; 16 * rows * cols];
+    let mut u = vec![T::ZERO; (m + 2) * (m + 2) * rows * cols];
     let per = (KERNELS_PER_TASK / cols.max(1)).max(1);
     let base = Disjoint::new(&mut u);
     run_tiles(rows.div_ceil(per), threads, &|t| {
@@ -364,7 +389,11 @@ pub(super) fn weight_transform<T: Element>(w: &[T], o: usize, c: usize, rotate: 
             // SAFETY: row `r` of each of the 16 planes belongs to this task alone, and `u`
             // stays borrowed for the call.
             let row = |q: usize| unsafe { base.range((q * rows + r) * cols, cols) };
-            weight_transform_row(w, c, cols, r, rotate, row);
+            if m == 4 {
+                super::f4::weight_row(w, c, cols, r, rotate, row);
+            } else {
+                weight_transform_row(w, c, cols, r, rotate, row);
+            }
         }
     });
     u
@@ -483,7 +512,7 @@ mod tests {
             (3, 5, [4, 66], 1),
         ] {
             let ohw = [h + 2 * pad - 2, w + 2 * pad - 2];
-            let p = Plan::new(cin, cout, [h, w], ohw, [pad, pad]);
+            let p = Plan::new(cin, cout, [h, w], ohw, [pad, pad], 2);
             let t = p.t();
             // This image's tiles from column 3 of rows of t + 7 (as in a group of images), so
             // the vectors start off their alignment and the rows have spare columns.

@@ -234,6 +234,8 @@ unsafe fn dispatch<V: Lanes>(t: Transform<'_, f32>) {
     // SAFETY: the caller's contract.
     unsafe {
         match t {
+            Transform::Input { p, x, chans, v, cols } if p.m == 4 => super::vector4::input::<V>(p, x, chans, v, cols),
+            Transform::Output { p, m, bias, y, cols } if p.m == 4 => super::vector4::output::<V>(p, m, bias, y, cols),
             Transform::Input { p, x, chans, v, cols } => input::<V>(p, x, chans, v, cols),
             Transform::Output { p, m, bias, y, cols } => output::<V>(p, m, bias, y, cols),
             Transform::Adjoint { p, dy, chans, dm, cols } => adjoint::<V>(p, dy, chans, dm, cols),
