@@ -130,10 +130,8 @@ impl<'a, T: Element> Transform<'a, T> {
             Transform::Output { p, m, bias, y, cols } if p.m == 4 => super::f4::output(p, m, bias, y, cols),
             Transform::Input { p, x, chans, v, cols } => input_transform(p, x, chans, v, cols),
             Transform::Output { p, m, bias, y, cols } => output_transform(p, m, bias, y, cols),
-            Transform::Adjoint { p, dy, chans, dm, cols } => {
-                assert_eq!(p.m, 2, "winograd: the weight gradient takes 2×2 tiles");
-                output_transform_adjoint(p, dy, chans, dm, cols)
-            }
+            Transform::Adjoint { p, dy, chans, dm, cols } if p.m == 4 => super::f4::adjoint(p, dy, chans, dm, cols),
+            Transform::Adjoint { p, dy, chans, dm, cols } => output_transform_adjoint(p, dy, chans, dm, cols),
         }
     }
 
@@ -448,12 +446,24 @@ fn weight_transform_row<'a, T: Element>(
     }
 }
 
-/// Adjoint of [`weight_transform`] (unrotated): `Gᵀ dU G` for `dut` (`[16, c, o]`) into
-/// `dw` (`[o, c, 3, 3]`), blocks of output channels over `threads`.
-pub(super) fn weight_transform_adjoint<T: Element>(dut: &[T], o: usize, c: usize, dw: &mut [T], threads: usize) {
+/// Adjoint of [`weight_transform`] (unrotated) for `m`×`m` tiles: `Gᵀ dU G` for `dut`
+/// (`[(m + 2)², c, o]`) into `dw` (`[o, c, 3, 3]`), blocks of output channels over `threads`.
+pub(super) fn weight_transform_adjoint<T: Element>(
+    dut: &[T],
+    o: usize,
+    c: usize,
+    m: usize,
+    dw: &mut [T],
+    threads: usize,
+) {
     let per = (KERNELS_PER_TASK / c.max(1)).max(1);
     for_each_chunk_on(threads, &mut dw[..o * c * 9], per * c * 9, &|t, dw| {
-        adjoint_block(dut, o, c, t * per..(t * per + per).min(o), dw)
+        let outs = t * per..(t * per + per).min(o);
+        if m == 4 {
+            super::f4::adjoint_block(dut, o, c, outs, dw)
+        } else {
+            adjoint_block(dut, o, c, outs, dw)
+        }
     });
 }
 

@@ -236,6 +236,9 @@ unsafe fn dispatch<V: Lanes>(t: Transform<'_, f32>) {
         match t {
             Transform::Input { p, x, chans, v, cols } if p.m == 4 => super::vector4::input::<V>(p, x, chans, v, cols),
             Transform::Output { p, m, bias, y, cols } if p.m == 4 => super::vector4::output::<V>(p, m, bias, y, cols),
+            Transform::Adjoint { p, dy, chans, dm, cols } if p.m == 4 => {
+                super::vector4::adjoint::<V>(p, dy, chans, dm, cols)
+            }
             Transform::Input { p, x, chans, v, cols } => input::<V>(p, x, chans, v, cols),
             Transform::Output { p, m, bias, y, cols } => output::<V>(p, m, bias, y, cols),
             Transform::Adjoint { p, dy, chans, dm, cols } => adjoint::<V>(p, dy, chans, dm, cols),

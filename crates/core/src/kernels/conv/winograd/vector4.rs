@@ -1,4 +1,4 @@
-//! F(4×4, 3×3)'s input and output transforms for f32 at the AVX-512, AVX2 and NEON levels,
+//! F(4×4, 3×3)'s input and output transforms and the output's adjoint for f32 at the AVX-512, AVX2 and NEON levels,
 //! written on [`Lanes`]: a vector holds one row of up to `L` tiles. A padded input row's
 //! four column phases come from four masked loads and four even/odd splits, an output row
 //! goes back by four interleaves, and every store is one masked vector.
@@ -66,6 +66,20 @@ unsafe fn at<V: Lanes>(m: [V; 6]) -> [V; 4] {
             s34.mul_add(k4, s12),
             d34.mul_add(k8, d12.add(m[5])),
         ]
+    }
+}
+
+/// `f4::a` on vectors.
+#[inline(always)]
+unsafe fn a<V: Lanes>(d: [V; 4]) -> [V; 6] {
+    // SAFETY: the caller's features are on.
+    unsafe {
+        let k4 = V::splat(4.0);
+        let (s02, s13) = (d[0].add(d[2]), d[1].add(d[3]));
+        let t02 = d[2].mul_add(k4, d[0]);
+        let h13 = d[3].mul_add(k4, d[1]);
+        let t13 = h13.add(h13);
+        [d[0], s02.add(s13), s02.sub(s13), t02.add(t13), t02.sub(t13), d[3]]
     }
 }
 
@@ -163,6 +177,53 @@ pub(super) unsafe fn output<V: Lanes>(p: &Plan, m: &[f32], bias: Option<&[f32]>,
                             if left > start {
                                 vk.store(rowp.add(start), (left - start).min(V::L));
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `f4::adjoint`: `A dy Aᵀ` of every 4×4 tile of channels `chans` of `dy`
+/// (`[cout, oh, ow]`) into `dm` (36 planes of `chans` rows).
+#[inline(always)]
+pub(super) unsafe fn adjoint<V: Lanes>(p: &Plan, dy: &[f32], chans: Range<usize>, dm: &mut [f32], cols: Cols) {
+    let ([oh, ow], [th, tw]) = (p.ohw, p.tiles);
+    let (c0, nch) = (chans.start, chans.len());
+    assert!(dm.len() >= 35 * cols.plane + nch * cols.ld && cols.first + th * tw <= cols.ld);
+    assert!(dy.len() >= chans.end * oh * ow && cols.plane >= nch * cols.ld);
+    let out = dm.as_mut_ptr();
+    for o in chans {
+        for ty in 0..th {
+            for tx0 in (0..tw).step_by(V::L) {
+                let n = V::L.min(tw - tx0);
+                // SAFETY: the level's features are on; loads stay inside a row of `dy`, stores
+                // write n ≤ L elements of a row of tiles inside `dm` (checked above).
+                unsafe {
+                    // The tile row's four output rows, split into their column phases.
+                    let mut d = [[V::zero(); 4]; 4];
+                    for (da, oy) in d.iter_mut().zip(4 * ty..oh) {
+                        let (base, s, l) = (dy.as_ptr().add((o * oh + oy) * ow), 4 * tx0 as isize, V::L as isize);
+                        let (ea, oa) = V::even_odd(V::load(base, s, ow), V::load(base, s + l, ow));
+                        let (eb, ob) = V::even_odd(V::load(base, s + 2 * l, ow), V::load(base, s + 3 * l, ow));
+                        let (p0, p2) = V::even_odd(ea, eb);
+                        let (p1, p3) = V::even_odd(oa, ob);
+                        *da = [p0, p1, p2, p3];
+                    }
+                    // A over the rows, phase by phase: q[i][b].
+                    let mut q = [[V::zero(); 4]; 6];
+                    for b in 0..4 {
+                        let col = a([d[0][b], d[1][b], d[2][b], d[3][b]]);
+                        for (qi, val) in q.iter_mut().zip(col) {
+                            qi[b] = val;
+                        }
+                    }
+                    let base = (o - c0) * cols.ld + cols.first + ty * tw + tx0;
+                    for (i, qi) in q.iter().enumerate() {
+                        // Aᵀ over the columns.
+                        for (j, val) in a(*qi).iter().enumerate() {
+                            val.store(out.add((i * 6 + j) * cols.plane + base), n);
                         }
                     }
                 }
