@@ -93,25 +93,30 @@ pub(super) unsafe fn input<V: Lanes>(p: &Plan, x: &[f32], chans: Range<usize>, v
     assert!(x.len() >= chans.end * h * w && cols.plane >= nch * cols.ld);
     let out = v.as_mut_ptr();
     for c in chans {
-        for ty in 0..th {
-            let row = |i: usize| {
-                let ih = (4 * ty + i).checked_sub(p.pad[0]).filter(|&r| r < h);
-                ih.map(|r| &x[(c * h + r) * w..][..w])
-            };
-            for tx0 in (0..tw).step_by(V::L) {
-                let n = V::L.min(tw - tx0);
-                // SAFETY: the level's features are on (the caller's contract); each store
-                // writes n ≤ L elements from the start of a row's tiles tx0..tx0 + n, inside
-                // `v` (checked above).
-                unsafe {
-                    let d = [
-                        split_row::<V>(row(0), p.pad[1], tx0),
-                        split_row::<V>(row(1), p.pad[1], tx0),
-                        split_row::<V>(row(2), p.pad[1], tx0),
-                        split_row::<V>(row(3), p.pad[1], tx0),
-                        split_row::<V>(row(4), p.pad[1], tx0),
-                        split_row::<V>(row(5), p.pad[1], tx0),
-                    ];
+        // Padded row `r` of channel `c`, or `None` in the padding.
+        let row = |r: usize| {
+            r.checked_sub(p.pad[0])
+                .filter(|&r| r < h)
+                .map(|r| &x[(c * h + r) * w..][..w])
+        };
+        for tx0 in (0..tw).step_by(V::L) {
+            let n = V::L.min(tw - tx0);
+            // SAFETY: the level's features are on (the caller's contract); each store
+            // writes n ≤ L elements from the start of a row's tiles tx0..tx0 + n, inside
+            // `v` (checked above).
+            unsafe {
+                // Down a column of tiles, whose 6-row windows overlap by 2: the last two split
+                // rows of one tile row are the first two of the next (a third fewer splits).
+                let mut d = [[V::zero(); 6]; 6];
+                d[4] = split_row::<V>(row(0), p.pad[1], tx0);
+                d[5] = split_row::<V>(row(1), p.pad[1], tx0);
+                for ty in 0..th {
+                    d[0] = d[4];
+                    d[1] = d[5];
+                    d[2] = split_row::<V>(row(4 * ty + 2), p.pad[1], tx0);
+                    d[3] = split_row::<V>(row(4 * ty + 3), p.pad[1], tx0);
+                    d[4] = split_row::<V>(row(4 * ty + 4), p.pad[1], tx0);
+                    d[5] = split_row::<V>(row(4 * ty + 5), p.pad[1], tx0);
                     // Bᵀ over the rows, column by column.
                     let mut u = [[V::zero(); 6]; 6];
                     for k in 0..6 {
