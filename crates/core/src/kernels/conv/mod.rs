@@ -13,7 +13,8 @@
 //!   channels, as 2×2 stride-1 convolutions of phase images (of `dy` into the phases of
 //!   `dx`) by Winograd F(4×4, 2×2).
 //!   Their weight gradient (`phase/wgrad.rs`) by the adjoint F(2×2, 4×4) over phase images.
-//! - `winograd`: F(2×2, 3×3) for 3×3 stride-1 layers with many channels.
+//! - `winograd`: F(4×4, 3×3) (maps of 16×16 and up) or F(2×2, 3×3) for 3×3 stride-1
+//!   layers with many channels.
 //! - `strided`: direct f32 kernels for stride-2 layers with few channels (the conv
 //!   autoencoder's, DCGAN's first and last), all three passes over phase images.
 //! - `direct`: direct f32 kernels for small stride-1 layers (LeNet-5's), with the
