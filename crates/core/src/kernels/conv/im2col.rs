@@ -2,10 +2,10 @@
 //! (`[c·kh·kw, oh·ow]`) in a reused buffer, multiplied by the weights; the input gradient
 //! is the transposed GEMM folded back with col2im.
 //!
-//! Work is split over images, each worker with its own column buffer and single-threaded
-//! GEMMs (measured: per-image columns in a reused buffer run the GEMM far faster than one
-//! column matrix for the whole batch). A single image runs its GEMMs multi-threaded
-//! instead. Per-image results never depend on the split.
+//! Work is split over tiles of images (see `geom::per_image`), each with its own column
+//! buffer and single-threaded GEMMs (measured: per-image columns in a reused buffer run
+//! the GEMM far faster than one column matrix for the whole batch). A single image runs
+//! its GEMMs multi-threaded instead. Per-image results never depend on the split.
 
 use super::geom::{col2im, im2col, padded, per_image, rows, ConvGeom};
 use crate::kernels::matmul::{gemm, Mat};

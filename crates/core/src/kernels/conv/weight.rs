@@ -5,7 +5,9 @@
 //! deep layer's image has only a few (16 at 4×4), so one product per image would stream
 //! the whole `o × k` result through memory for a handful of multiply-adds each time.
 //! Images are grouped instead, their columns side by side, until the depth reaches
-//! [`GROUP_COLS`](super::grouped::GROUP_COLS); groups are summed in order, so the result depends on the shapes alone.
+//! [`GROUP_COLS`](super::grouped::GROUP_COLS); groups are summed in order (small groups in
+//! chunks over threads, the chunks' partials then in chunk order), so the result depends on
+//! the shapes alone.
 //!
 //! ```
 //! use nabla_core::kernels::conv::{conv2d_backward_weight, ConvGeom};
