@@ -12,11 +12,11 @@
 //! with [`columns`] too. Groups are fixed by the shapes, and every output element is one
 //! product's element, so results do not depend on the thread count.
 
+pub(super) use super::geom::Pool;
 use super::geom::{im2col_rows, padded, rows, tap_offsets, ConvGeom};
 use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
 use crate::kernels::par::{for_each_chunk_on, run_tiles, threads_for, Disjoint};
 use crate::Element;
-use std::sync::Mutex;
 
 /// Images are grouped until the product has this many columns (output pixels).
 pub(super) const GROUP_COLS: usize = 512;
@@ -180,27 +180,6 @@ pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
         cols.put(c);
         dys.put(dyg);
     });
-}
-
-/// Buffers of one length handed from task to task, so each thread reuses its own.
-pub(super) struct Pool<T>(Mutex<Vec<Vec<T>>>, usize);
-
-impl<T: Element> Pool<T> {
-    /// A pool of zero-filled buffers of `len` elements.
-    pub(super) fn new(len: usize) -> Self {
-        Pool(Mutex::new(Vec::new()), len)
-    }
-
-    /// A free buffer, or a new one.
-    pub(super) fn take(&self) -> Vec<T> {
-        let free = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        free.unwrap_or_else(|| vec![T::ZERO; self.1])
-    }
-
-    /// Hand `buf` back for the next task.
-    pub(super) fn put(&self, buf: Vec<T>) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
-    }
 }
 
 /// Images `n0..n0 + count` of `src` (`[n, chans, p]`) into `dst` laid out

@@ -5,7 +5,9 @@
 //! deep layer's image has only a few (16 at 4×4), so one product per image would stream
 //! the whole `o × k` result through memory for a handful of multiply-adds each time.
 //! Images are grouped instead, their columns side by side, until the depth reaches
-//! [`GROUP_COLS`](super::grouped::GROUP_COLS); groups are summed in order, so the result depends on the shapes alone.
+//! [`GROUP_COLS`](super::grouped::GROUP_COLS); groups are summed in order (small groups in
+//! chunks over threads, the chunks' partials then in chunk order), so the result depends on
+//! the shapes alone.
 //!
 //! ```
 //! use nabla_core::kernels::conv::{conv2d_backward_weight, ConvGeom};
@@ -20,8 +22,18 @@
 use super::geom::{rows, transpose, transpose_on, ConvGeom};
 use super::grouped::{columns, gather, group_images};
 use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
-use crate::kernels::par::for_each_chunk_on;
+use crate::kernels::par::{for_each_chunk_on, run_tiles, Disjoint};
 use crate::Element;
+
+/// Multiply-adds of one group's products below which groups are split over threads
+/// (chunks of groups, each summed into its own partial): products this small run on one
+/// thread anyway, so threading inside them left the second core idle (the conv
+/// autoencoder's 1 → 16 layer, DCGAN's 1 → 64).
+const CHUNK_GROUP_MACS: usize = 1 << 20;
+
+/// Multiply-adds per chunk of groups: tens of microseconds, enough chunks for two threads
+/// to balance.
+const CHUNK_MACS: usize = 1 << 18;
 
 /// `dw` (`[o, c/groups, kh, kw]`) for input `x` and output gradient `dy`.
 pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
@@ -31,65 +43,41 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
     if g.n == 0 || wlen == 0 || p == 0 {
         return;
     }
-    let (img, rows_per_chan) = (g.c * g.h * g.w, g.kh * g.kw);
     let group = group_images(g);
-    let threads = crate::kernels::par::threads_for(g.flops(), PAR_FLOPS);
     // Few output channels per group: `dw` itself (rows = og) is the better product
     // (measured with 6 channels: 96 GFLOP/s against 26 for `dwᵀ`; with 16 the other way).
     // So is a layer with fewer taps than output channels, where `dwᵀ` would have only a
     // few rows (one input channel: 1 → 64 maps, 4×4, 1.9 → 1.1 ms at batch 128,
     // and 1 → 16 at 3×3, 0.54 → 0.31 ms).
     let direct = og < 16 || k < og;
-    let cols_cap = if g.is_pointwise() && group == 1 {
-        0
-    } else {
-        g.c * rows_per_chan * group * p
-    };
-    let mut cols = vec![T::ZERO; cols_cap];
-    let mut pads = vec![T::ZERO; g.pad_len() * group];
-    // The output gradient of the group: `[o, group · p]` (direct) or its transpose.
-    let mut dyg = vec![T::ZERO; g.o * group * p];
     // `dwᵀ` per conv group (`[k, og]`) unless direct: that orientation ran 3× faster in
     // `gemm` than a row-major `dw` with the columns as a transposed right operand.
     let mut acc = vec![T::ZERO; wlen];
-    for n0 in (0..g.n).step_by(group) {
-        let count = group.min(g.n - n0);
-        let ld = count * p;
-        let image = |i: usize| &x[(n0 + i) * img..][..img];
-        // A 1×1 convolution reading every pixel once has one image's columns in `x` itself.
-        let own = g.is_pointwise() && count == 1;
-        if !own {
-            columns(g, x, n0, count, &mut pads, &mut cols, threads);
-        }
-        let dy_img = |i: usize| &dy[(n0 + i) * g.o * p..][..g.o * p];
-        if direct {
-            gather(dy, g.o, p, n0, count, &mut dyg, threads);
-        } else {
-            for_each_chunk_on(threads, &mut dyg[..ld * g.o], p * g.o, &|i, part| {
-                transpose(dy_img(i), g.o, p, part)
-            });
-        }
-        let (cols, dyg) = (if own { image(0) } else { &cols[..] }, &dyg[..]);
-        let src_rows = k;
-        for gi in 0..g.groups {
-            let dst = &mut acc[gi * og * k..(gi + 1) * og * k];
-            if direct {
-                let colst = Mat {
-                    data: cols,
-                    rs: 1,
-                    cs: ld,
-                    offset: gi * src_rows * ld,
-                };
-                gemm(og, k, ld, rows(dyg, gi * og * ld, ld), colst, dst, n0 > 0, threads);
-            } else {
-                let b = Mat {
-                    data: dyg,
-                    rs: g.o,
-                    cs: 1,
-                    offset: gi * og,
-                };
-                gemm(k, og, ld, rows(cols, gi * src_rows * ld, ld), b, dst, n0 > 0, threads);
+    let groups_n = g.n.div_ceil(group);
+    let group_macs = g.flops() / g.n * group;
+    if groups_n > 1 && group_macs < CHUNK_GROUP_MACS && g.flops() >= 1 << 20 {
+        // Chunks fixed by the shapes, summed in chunk order: the result does not depend
+        // on the thread count.
+        let per = CHUNK_MACS.div_ceil(group_macs.max(1)).clamp(1, groups_n);
+        let chunks = groups_n.div_ceil(per);
+        let mut partials = vec![T::ZERO; chunks * wlen];
+        let base = Disjoint::new(&mut partials);
+        run_tiles(chunks, rayon::current_num_threads(), &|ch| {
+            // SAFETY: chunk ch alone writes its partial, inside `partials`.
+            let out = unsafe { base.range(ch * wlen, wlen) };
+            let mut s = Scratch::new(g, group);
+            for gi in ch * per..((ch + 1) * per).min(groups_n) {
+                s.group(g, x, dy, gi * group, direct, gi > ch * per, out, 1);
             }
+        });
+        for part in partials.chunks(wlen) {
+            acc.iter_mut().zip(part).for_each(|(a, &v)| *a += v);
+        }
+    } else {
+        let threads = crate::kernels::par::threads_for(g.flops(), PAR_FLOPS);
+        let mut s = Scratch::new(g, group);
+        for n0 in (0..g.n).step_by(group) {
+            s.group(g, x, dy, n0, direct, n0 > 0, &mut acc, threads);
         }
     }
     if direct {
@@ -98,9 +86,88 @@ pub(super) fn im2col_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T]
     }
     // In cache-sized blocks: element by element, the writes `k` apart missed the cache
     // (a 4608 × 512 block took several milliseconds that way).
+    let threads = crate::kernels::par::threads_for(g.flops(), PAR_FLOPS);
     for gi in 0..g.groups {
         let block = gi * og * k..(gi + 1) * og * k;
         transpose_on(threads, &acc[block.clone()], k, og, &mut dw[block]);
+    }
+}
+
+/// The buffers one group of images needs: its columns, padded images and output gradient.
+struct Scratch<T> {
+    cols: Vec<T>,
+    pads: Vec<T>,
+    /// The output gradient of the group: `[o, group · p]` (direct) or its transpose.
+    dyg: Vec<T>,
+}
+
+impl<T: Element> Scratch<T> {
+    fn new(g: &ConvGeom, group: usize) -> Self {
+        let cols_cap = if g.is_pointwise() && group == 1 {
+            0
+        } else {
+            g.c * g.kh * g.kw * group * g.p()
+        };
+        Scratch {
+            cols: vec![T::ZERO; cols_cap],
+            pads: vec![T::ZERO; g.pad_len() * group],
+            dyg: vec![T::ZERO; g.o * group * g.p()],
+        }
+    }
+
+    /// The products of the group of images from `n0` into `acc` (`dw`, or `dwᵀ` per conv
+    /// group unless `direct`), added to it when `accumulate`.
+    #[allow(clippy::too_many_arguments)]
+    fn group(
+        &mut self,
+        g: &ConvGeom,
+        x: &[T],
+        dy: &[T],
+        n0: usize,
+        direct: bool,
+        accumulate: bool,
+        acc: &mut [T],
+        threads: usize,
+    ) {
+        let (k, p, og) = (g.k(), g.p(), g.og());
+        let img = g.c * g.h * g.w;
+        let count = group_images(g).min(g.n - n0);
+        let ld = count * p;
+        let image = |i: usize| &x[(n0 + i) * img..][..img];
+        // A 1×1 convolution reading every pixel once has one image's columns in `x` itself.
+        let own = g.is_pointwise() && count == 1;
+        if !own {
+            columns(g, x, n0, count, &mut self.pads, &mut self.cols, threads);
+        }
+        let dy_img = |i: usize| &dy[(n0 + i) * g.o * p..][..g.o * p];
+        if direct {
+            gather(dy, g.o, p, n0, count, &mut self.dyg, threads);
+        } else {
+            for_each_chunk_on(threads, &mut self.dyg[..ld * g.o], p * g.o, &|i, part| {
+                transpose(dy_img(i), g.o, p, part)
+            });
+        }
+        let (cols, dyg) = (if own { image(0) } else { &self.cols[..] }, &self.dyg[..]);
+        for gi in 0..g.groups {
+            let dst = &mut acc[gi * og * k..(gi + 1) * og * k];
+            if direct {
+                let colst = Mat {
+                    data: cols,
+                    rs: 1,
+                    cs: ld,
+                    offset: gi * k * ld,
+                };
+                gemm(og, k, ld, rows(dyg, gi * og * ld, ld), colst, dst, accumulate, threads);
+            } else {
+                let b = Mat {
+                    data: dyg,
+                    rs: g.o,
+                    cs: 1,
+                    offset: gi * og,
+                };
+                gemm(k, og, ld, rows(cols, gi * k * ld, ld), b, dst, accumulate, threads);
+            }
+        }
     }
 }
 
@@ -164,6 +231,42 @@ mod tests {
             im2col_backward_weight(&g, &x, &dy, &mut got);
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                 assert!((a - b).abs() < 1e-10 * (1.0 + b.abs()), "{g:?} at {i}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_of_groups_match_the_definition_on_any_thread_count() {
+        // Groups too small to thread inside, split over threads in chunks: the conv
+        // autoencoder's 1 → 16 layer (dw, a last partial chunk) and a 4 → 16 one (dwᵀ).
+        for g in [
+            ConvGeom::new([64, 1, 28, 28], [16, 3, 3], [2, 2], [1, 1], [1, 1], 1),
+            ConvGeom::new([40, 4, 20, 20], [16, 3, 3], [2, 2], [1, 1], [1, 1], 1),
+        ] {
+            let group = group_images(&g);
+            assert!(
+                g.n.div_ceil(group) > 1 && g.flops() / g.n * group < CHUNK_GROUP_MACS,
+                "{g:?}"
+            );
+            let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(|i| (i as f64 * 0.37).sin()).collect();
+            let dy: Vec<f64> = (0..g.n * g.o * g.p()).map(|i| (i as f64 * 0.71 + 1.0).cos()).collect();
+            let want = naive(&g, &x, &dy);
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut got = vec![f64::NAN; want.len()];
+                pool.install(|| im2col_backward_weight(&g, &x, &dy, &mut got));
+                got
+            };
+            let one = run(1);
+            for (i, (a, b)) in one.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() < 1e-10 * (1.0 + b.abs()), "{g:?} at {i}: {a} vs {b}");
+            }
+            for threads in [2, 3] {
+                let other = run(threads);
+                assert!(
+                    one.iter().zip(&other).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{g:?}, {threads} threads"
+                );
             }
         }
     }
