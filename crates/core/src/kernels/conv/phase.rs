@@ -17,6 +17,7 @@
 //! over phase images' columns it had run slower than im2col.
 
 mod dx;
+mod sets;
 pub(super) mod wgrad;
 mod winograd2;
 
@@ -127,7 +128,8 @@ mod tests {
     /// Odd and even sizes (a last row or column no window reaches: a transposed
     /// convolution's output padding), paddings 0 to 2, non-square images, one image,
     /// channels not multiples of 16, more images than one task holds, several
-    /// output-channel blocks, and DCGAN's 64 → 128 layer.
+    /// output-channel blocks, and DCGAN's 64 → 128 layer. Stride-1 outputs (and phases of
+    /// `dx`) of 7×7, 6×6, 5×5 and 13×14 take F(7×7, 2×2), the others F(4×4, 2×2).
     fn shapes() -> Vec<ConvGeom> {
         vec![
             geom(2, 17, [9, 8], 18, [4, 4], [1, 1]),
@@ -137,6 +139,10 @@ mod tests {
             geom(1, 24, [5, 6], 16, [4, 4], [0, 2]),
             geom(2, 160, [6, 6], 200, [4, 4], [1, 1]),
             geom(4, 64, [14, 14], 128, [4, 4], [1, 1]),
+            geom(1, 17, [14, 14], 24, [4, 4], [1, 1]),
+            geom(3, 20, [13, 12], 18, [4, 4], [1, 1]),
+            geom(2, 18, [27, 26], 20, [4, 4], [1, 2]),
+            geom(60, 16, [12, 12], 16, [4, 4], [0, 0]),
         ]
     }
 
@@ -180,6 +186,7 @@ mod tests {
             geom(6, 64, [14, 14], 128, [4, 4], [1, 1]),
             geom(13, 40, [9, 10], 24, [4, 4], [2, 1]),
             geom(1, 16, [4, 4], 16, [4, 4], [0, 0]),
+            geom(5, 24, [27, 26], 20, [4, 4], [1, 1]),
         ] {
             f32_case(&g);
         }

@@ -46,7 +46,7 @@ impl<T: Element> Sink<T> for Phases<'_, T> {
     #[inline(always)]
     fn place(&self, o: usize, n: usize, yy: usize, xx: usize) -> Place {
         let (first, last) = (self.lanes[o], self.lanes[o + n - 1]);
-        if first[1..3] != last[1..3] {
+        if (first[1], first[2]) != (last[1], last[2]) {
             return Place::Each;
         }
         match self.at(o, yy, xx) {
