@@ -4,7 +4,10 @@
 //! (`xp[c·4 + 2r + s][u, v] = x_padded[c][2u + r, 2v + s]`), and the 4×4 kernel is a 2×2
 //! one over those `4c` channels (`wp[o][c·4 + 2r + s][a, b] = w[o][c][2a + r, 2b + s]`),
 //! which [`winograd2`]'s F(4×4, 2×2) computes with 25 products per 4×4 output tile instead
-//! of 64 (at 7×7 outputs, tiles cover 8×8: 100 against 196 multiplies per pixel block).
+//! of 64 (at 7×7 outputs, tiles cover 8×8: 100 against 196 multiplies per pixel block), or
+//! its F(7×7, 2×2) with 64 products per 7×7 tile where that needs fewer (DCGAN's 7×7 maps:
+//! one thread, CPU time, loaded machine, 14.0–14.8 → 13.1–13.3 ms; the input gradient
+//! stays on F(4×4), which ran as fast there).
 //!
 //! Measured at batch 128, 64 → 128 channels, 14×14 → 7×7, one thread (AVX-512, loaded
 //! machine, best of 25): 48–50 → 33–35 ms against the grouped im2col path. The input
@@ -17,6 +20,7 @@
 //! over phase images' columns it had run slower than im2col.
 
 mod dx;
+mod sets;
 pub(super) mod wgrad;
 mod winograd2;
 
@@ -127,7 +131,8 @@ mod tests {
     /// Odd and even sizes (a last row or column no window reaches: a transposed
     /// convolution's output padding), paddings 0 to 2, non-square images, one image,
     /// channels not multiples of 16, more images than one task holds, several
-    /// output-channel blocks, and DCGAN's 64 → 128 layer.
+    /// output-channel blocks, and DCGAN's 64 → 128 layer. Forward outputs of 7×7, 6×6, 5×5
+    /// and 13×14 take F(7×7, 2×2), the others (and every input gradient) F(4×4, 2×2).
     fn shapes() -> Vec<ConvGeom> {
         vec![
             geom(2, 17, [9, 8], 18, [4, 4], [1, 1]),
@@ -137,6 +142,10 @@ mod tests {
             geom(1, 24, [5, 6], 16, [4, 4], [0, 2]),
             geom(2, 160, [6, 6], 200, [4, 4], [1, 1]),
             geom(4, 64, [14, 14], 128, [4, 4], [1, 1]),
+            geom(1, 17, [14, 14], 24, [4, 4], [1, 1]),
+            geom(3, 20, [13, 12], 18, [4, 4], [1, 1]),
+            geom(2, 18, [27, 26], 20, [4, 4], [1, 2]),
+            geom(60, 16, [12, 12], 16, [4, 4], [0, 0]),
         ]
     }
 
@@ -180,6 +189,7 @@ mod tests {
             geom(6, 64, [14, 14], 128, [4, 4], [1, 1]),
             geom(13, 40, [9, 10], 24, [4, 4], [2, 1]),
             geom(1, 16, [4, 4], 16, [4, 4], [0, 0]),
+            geom(5, 24, [27, 26], 20, [4, 4], [1, 1]),
         ] {
             f32_case(&g);
         }

@@ -6,10 +6,11 @@
 //! The four phases are one stride-1 convolution with `4c` output channels over the same
 //! `dy` tiles, so [`winograd2`](super::winograd2) transforms each `dy` tile once for all
 //! of them, and its output transform writes straight to each phase's strided pixels of
-//! `dx` (no interleaving pass, no col2im).
+//! `dx` (no interleaving pass, no col2im). By F(4×4, 2×2) even where the phases are 7×7:
+//! F(7×7, 2×2) ran no faster here (see [`run_f4`]).
 
 use super::super::geom::ConvGeom;
-use super::winograd2::{run, Place, Sink};
+use super::winograd2::{run_f4, Place, Sink};
 use crate::Element;
 
 /// Where phase channel `q · c + ci` (`q = 2r + s`) of the stride-1 output goes in `dx`.
@@ -46,7 +47,7 @@ impl<T: Element> Sink<T> for Phases<'_, T> {
     #[inline(always)]
     fn place(&self, o: usize, n: usize, yy: usize, xx: usize) -> Place {
         let (first, last) = (self.lanes[o], self.lanes[o + n - 1]);
-        if first[1..3] != last[1..3] {
+        if (first[1], first[2]) != (last[1], last[2]) {
             return Place::Each;
         }
         match self.at(o, yy, xx) {
@@ -109,5 +110,5 @@ pub(in super::super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[
         img: g.c * g.h * g.w,
         bias,
     };
-    run(&pg, &load, &wd, &sink, dx);
+    run_f4(&pg, &load, &wd, &sink, dx);
 }
