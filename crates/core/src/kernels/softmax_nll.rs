@@ -128,28 +128,39 @@ pub fn backward<T: Element>(g: &[T], p: &[T], [n, c, s]: [usize; 3], tgt: &[Opti
     if s == 1 {
         return backward_rows(p, c, tgt, &k);
     }
+    let blocks = s.div_ceil(PIXELS);
     filled(p.len(), |gx| {
-        // Whole class runs per task: run r is class r % c of image r / c.
-        let runs = |first: usize, gx: &mut [MaybeUninit<T>]| {
-            for (r, (d, p)) in gx.chunks_mut(s).zip(p[first * s..].chunks(s)).enumerate() {
-                let (i, ch) = ((first + r) / c, (first + r) % c);
-                for (j, (d, &p)) in d.iter_mut().zip(p).enumerate() {
-                    let q = i * s + j;
-                    d.write(match tgt[q] {
-                        None => T::ZERO,
-                        // As the rows: k·p, then k off at the target.
-                        Some(t) if t == ch => k(q) * p - k(q),
-                        Some(_) => k(q) * p,
-                    });
+        let gd = Disjoint::new(gx);
+        run_tiles(n * blocks, threads_for(p.len(), PAR_THRESHOLD), &|t| {
+            let (i, j0) = (t / blocks, t % blocks * PIXELS);
+            let (w, q0) = (PIXELS.min(s - j0), i * s + j0);
+            let mut kq = [T::ZERO; PIXELS];
+            kq[..w].iter_mut().enumerate().for_each(|(j, v)| *v = k(q0 + j));
+            // As the rows: k·p over every class run of the tile (unit-stride loops), then
+            // k off at each sample's target, and ignored samples zeroed.
+            for ch in 0..c {
+                // SAFETY: tile (i, j0) alone writes samples j0..j0 + w of image i's runs.
+                let d = unsafe { gd.range((i * c + ch) * s + j0, w) };
+                for ((d, &p), &k) in d.iter_mut().zip(&p[(i * c + ch) * s + j0..][..w]).zip(&kq) {
+                    d.write(k * p);
                 }
             }
-        };
-        if p.len() < PAR_THRESHOLD {
-            runs(0, gx);
-        } else {
-            let per = (BLOCK / s).max(1);
-            for_each_chunk(gx, per * s, &|b, gx| runs(b * per, gx));
-        }
+            for (j, t) in tgt[q0..q0 + w].iter().enumerate() {
+                match *t {
+                    Some(t) => {
+                        // SAFETY: as above.
+                        let d = unsafe { &mut gd.range((i * c + t) * s + j0 + j, 1)[0] };
+                        // SAFETY: the loop over the runs wrote this slot.
+                        let v = unsafe { d.assume_init() };
+                        d.write(v - kq[j]);
+                    }
+                    None => (0..c).for_each(|ch| {
+                        // SAFETY: as above.
+                        unsafe { gd.range((i * c + ch) * s + j0 + j, 1)[0].write(T::ZERO) };
+                    }),
+                }
+            }
+        });
     })
 }
 
