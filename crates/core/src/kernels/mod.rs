@@ -19,6 +19,7 @@ pub mod pool;
 pub mod reduce;
 pub mod roi;
 pub(crate) mod simd;
+pub mod softmax_nll;
 #[cfg(test)]
 pub(crate) mod test_rand;
 

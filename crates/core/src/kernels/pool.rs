@@ -6,10 +6,11 @@
 //! once (windows, source indices or interpolation weights), and the kernels combine them.
 //! Planes are independent, so splitting them over threads never changes a result.
 
-use super::PAR_THRESHOLD;
+use super::par::{for_each_chunk, for_each_chunk2};
+use super::{BLOCK, PAR_THRESHOLD};
 use crate::Element;
-use rayon::prelude::*;
 use std::hint::select_unpredictable;
+use std::mem::MaybeUninit;
 
 mod tiled;
 pub use tiled::{filled, max_pool_tiled, max_pool_tiled_backward, Tiles};
@@ -39,15 +40,30 @@ pub fn adaptive_windows(size: usize, out: usize) -> Windows {
 }
 
 /// Run `f(plane index, plane of out)` for every plane, in parallel when `work` is large.
+/// Whole planes go in groups of about [`BLOCK`] elements on [`for_each_chunk`]'s cheap
+/// hand-off (rayon's cost tens of microseconds a call, and a task per small plane more).
 fn for_planes<T: Send>(out: &mut [T], plane: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
     if plane == 0 {
         return;
     }
+    let group = |first: usize, o: &mut [T]| {
+        for (i, o) in o.chunks_mut(plane).enumerate() {
+            f(first + i, o)
+        }
+    };
     if work >= PAR_THRESHOLD {
-        out.par_chunks_mut(plane).enumerate().for_each(|(i, o)| f(i, o));
+        let per = (BLOCK / plane).max(1);
+        for_each_chunk(out, per * plane, &|t, o| group(t * per, o));
     } else {
-        out.chunks_mut(plane).enumerate().for_each(|(i, o)| f(i, o));
+        group(0, out);
     }
+}
+
+/// View initialized `out` as slots, for the kernels that write uninitialized output.
+fn as_slots<T>(out: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and the kernels only store initialized
+    // values, so `out` stays initialized.
+    unsafe { &mut *(out as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
 /// A regular sweep of windows along one axis: `out` windows of `kernel` taps, `stride`
@@ -162,11 +178,14 @@ pub fn max_pool<T: Element>(
     let work = x.len().max(out.len());
     match idx {
         None => for_planes(out, oplane, work, |p, o| one(p, o, None)),
-        Some(ix) if work >= PAR_THRESHOLD => out
-            .par_chunks_mut(oplane)
-            .zip(ix.par_chunks_mut(oplane))
-            .enumerate()
-            .for_each(|(p, (o, i))| one(p, o, Some(i))),
+        Some(ix) if work >= PAR_THRESHOLD => {
+            let per = (BLOCK / oplane).max(1) * oplane;
+            for_each_chunk2(out, per, ix, per, &|t, o, ix| {
+                for (p, (o, i)) in o.chunks_mut(oplane).zip(ix.chunks_mut(oplane)).enumerate() {
+                    one(t * per / oplane + p, o, Some(i))
+                }
+            })
+        }
         Some(ix) => out
             .chunks_mut(oplane)
             .zip(ix.chunks_mut(oplane))
@@ -226,32 +245,58 @@ pub fn window_sum_adjoint<T: Element>(
 /// `out[p, q] = x[p, idx[p, q]]` for planes of `in_plane` inputs and `idx.len() / planes`
 /// outputs. The caller guarantees every index is below `in_plane`.
 pub fn gather<T: Element>(x: &[T], in_plane: usize, idx: &[u32], out: &mut [T]) {
+    gather_into(x, in_plane, idx, as_slots(out))
+}
+
+/// [`gather`] into uninitialized `out`, which it writes in full.
+pub fn gather_into<T: Element>(x: &[T], in_plane: usize, idx: &[u32], out: &mut [MaybeUninit<T>]) {
     let planes = x.len().checked_div(in_plane).unwrap_or(0);
     let oplane = out.len().checked_div(planes).unwrap_or(0);
     for_planes(out, oplane, out.len(), |p, o| {
         let xp = &x[p * in_plane..(p + 1) * in_plane];
         for (d, &i) in o.iter_mut().zip(&idx[p * oplane..(p + 1) * oplane]) {
-            *d = xp[i as usize];
+            d.write(xp[i as usize]);
         }
     });
 }
 
 /// Adjoint of [`gather`]: `out[p, idx[p, q]] += y[p, q]` into zeroed planes of
 /// `out_plane` elements (or `=` when not `accumulate`: the later of equal indices wins).
-pub fn scatter<T: Element>(y: &[T], idx: &[u32], out_plane: usize, out: &mut [T], accumulate: bool) {
+/// Returns false, leaving that value out, when an index is not below `out_plane`.
+pub fn scatter<T: Element>(y: &[T], idx: &[u32], out_plane: usize, out: &mut [T], accumulate: bool) -> bool {
+    scatter_into(y, idx, out_plane, as_slots(out), accumulate)
+}
+
+/// [`scatter`] into uninitialized `out`, which it writes in full: each plane is zeroed
+/// just before its values land, so it is written while in cache, in one pass over `out`.
+pub fn scatter_into<T: Element>(
+    y: &[T],
+    idx: &[u32],
+    out_plane: usize,
+    out: &mut [MaybeUninit<T>],
+    accumulate: bool,
+) -> bool {
     let planes = out.len().checked_div(out_plane).unwrap_or(0);
     let yplane = y.len().checked_div(planes).unwrap_or(0);
+    if planes == 0 {
+        // No output planes: only an empty `y` has every index in range.
+        return y.is_empty();
+    }
+    let bad = std::sync::atomic::AtomicBool::new(false);
     for_planes(out, out_plane, out.len().max(y.len()), |p, o| {
-        o.fill(T::ZERO);
+        o.fill(MaybeUninit::new(T::ZERO));
+        // SAFETY: every slot of the plane was just written.
+        let o = unsafe { &mut *(o as *mut [MaybeUninit<T>] as *mut [T]) };
         let ip = &idx[p * yplane..(p + 1) * yplane];
         for (&v, &i) in y[p * yplane..(p + 1) * yplane].iter().zip(ip) {
-            if accumulate {
-                o[i as usize] += v;
-            } else {
-                o[i as usize] = v;
+            match o.get_mut(i as usize) {
+                Some(d) if accumulate => *d += v,
+                Some(d) => *d = v,
+                None => bad.store(true, std::sync::atomic::Ordering::Relaxed),
             }
         }
     });
+    !bad.into_inner()
 }
 
 /// Nearest-neighbour resampling: `out[p, y, x] = src[p, rows[y], cols[x]]` for source
@@ -414,5 +459,64 @@ mod tests {
         assert_eq!(s, [2.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 3.0]);
         scatter(&[1.0, 2.0, 4.0, 1.0, 2.0, 4.0], &idx, 6, &mut s, false);
         assert_eq!(s[3], 4.0);
+    }
+
+    /// `gather_into` and `scatter_into` (uninitialized output, planes over threads) against
+    /// plain loops, for `planes` planes of `small` values and `big` slots.
+    fn gather_scatter_match_loops<T: Element + std::fmt::Debug>(planes: usize, small: usize, big: usize) {
+        let x: Vec<T> = crate::kernels::test_rand::uniform_f64(planes * big, 7, 4.0)
+            .into_iter()
+            .map(T::from_f64)
+            .collect();
+        let y: Vec<T> = crate::kernels::test_rand::uniform_f64(planes * small, 9, 4.0)
+            .into_iter()
+            .map(T::from_f64)
+            .collect();
+        let y = &y[..];
+        // Indices with repeats (about `small` draws from `big` slots), every one in range.
+        let idx: Vec<u32> = crate::kernels::test_rand::uniform_f64(planes * small, 8, 1.0)
+            .iter()
+            .map(|u| ((u + 1.0) / 2.0 * big as f64) as u32 % big as u32)
+            .collect();
+        let got = filled(planes * small, |o| gather_into(&x, big, &idx, o));
+        let want: Vec<T> = (0..planes * small)
+            .map(|q| x[q / small * big + idx[q] as usize])
+            .collect();
+        assert_eq!(got, want);
+        for accumulate in [false, true] {
+            let mut want = vec![T::ZERO; planes * big];
+            for (q, &v) in y.iter().enumerate() {
+                let d = &mut want[q / small * big + idx[q] as usize];
+                *d = if accumulate { *d + v } else { v };
+            }
+            let mut fits = false;
+            let got = filled(planes * big, |o| fits = scatter_into(y, &idx, big, o, accumulate));
+            assert!(fits);
+            assert_eq!(got, want, "accumulate {accumulate}");
+        }
+        // An index past the plane is reported and left out; the other values still land.
+        let mut bad = idx.clone();
+        let last = bad.len() - 1;
+        bad[last] = big as u32;
+        let mut fits = true;
+        let got = filled(planes * big, |o| fits = scatter_into(y, &bad, big, o, true));
+        assert!(!fits);
+        assert_eq!(
+            got.iter().filter(|v| **v != T::ZERO).count() > 0,
+            small > 1 || planes > 1
+        );
+    }
+
+    #[test]
+    fn gather_and_scatter_into_uninitialized_match_loops() {
+        // Batch 1, odd sizes, and a case large enough to split planes over threads.
+        gather_scatter_match_loops::<f64>(1, 35, 143);
+        gather_scatter_match_loops::<f32>(1, 35, 143);
+        gather_scatter_match_loops::<f32>(3, 7, 5);
+        gather_scatter_match_loops::<f64>(61, 401, 1599);
+        gather_scatter_match_loops::<f32>(61, 401, 1599);
+        // No output planes: only an empty input fits.
+        assert!(scatter_into::<f32>(&[], &[], 4, &mut [], false));
+        assert!(!scatter_into::<f32>(&[1.0], &[0], 0, &mut [], false));
     }
 }

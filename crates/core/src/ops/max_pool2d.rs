@@ -14,8 +14,10 @@
 use super::access::{map_kernel, with_data};
 use crate::dtype::dispatch;
 use crate::kernels::conv::out_size;
+use crate::kernels::elementwise::map_vec;
 use crate::kernels::pool::{
-    filled, gather, max_pool, max_pool_tiled, max_pool_tiled_backward, pool_windows, scatter, Sweep, Tiles, Windows,
+    filled, gather_into, max_pool, max_pool_tiled, max_pool_tiled_backward, pool_windows, scatter_into, Sweep, Tiles,
+    Windows,
 };
 use crate::{Element, Error, Result, Tensor};
 use std::sync::Arc;
@@ -151,18 +153,25 @@ pub(super) fn plane_fits_u32(op: &'static str, plane: [usize; 2]) -> Result<()> 
 /// `out[n, c, q] = x[n, c, idx[n, c, q]]` with output planes `out_hw`; recorded, its
 /// backward is [`scatter_planes`] (accumulating).
 pub(super) fn gather_planes(x: &Tensor, idx: Arc<Vec<u32>>, out_hw: [usize; 2]) -> Result<Tensor> {
-    let [n, c, h, w] = check_4d("max_pool2d_gather", x)?;
+    const OP: &str = "max_pool2d_gather";
+    let [n, c, h, w] = check_4d(OP, x)?;
     let shape = [n, c, out_hw[0], out_hw[1]];
     let plane = h * w;
-    let out =
-        dispatch!(x.dtype(), T => map_kernel::<T>("max_pool2d_gather", x, &shape, |s, o| gather(s, plane, &idx, o)))?;
-    Ok(out.record("max_pool2d_gather", &[x], move |g, _| {
+    fn run<T: Element>(x: &Tensor, idx: &[u32], plane: usize, shape: &[usize]) -> Result<Tensor> {
+        let len = shape.iter().product();
+        // Every element is gathered: no zero-fill first.
+        let out = with_data(OP, &[x], |s: &[&[T]]| filled(len, |o| gather_into(s[0], plane, idx, o)))?;
+        Ok(Tensor::from_buffer(T::wrap(out), shape))
+    }
+    let out = dispatch!(x.dtype(), T => run::<T>(x, &idx, plane, &shape))?;
+    Ok(out.record(OP, &[x], move |g, _| {
         Ok(vec![Some(scatter_planes(g, idx.clone(), [h, w], true)?)])
     }))
 }
 
 /// `out[n, c, idx[n, c, q]] += y[n, c, q]` (or `=` without `accumulate`, as max-unpooling)
-/// into zero planes `out_hw`; recorded, its backward is [`gather_planes`].
+/// into zero planes `out_hw`; recorded, its backward is [`gather_planes`]. An index outside
+/// the plane is an error.
 pub(super) fn scatter_planes(y: &Tensor, idx: Arc<Vec<u32>>, out_hw: [usize; 2], accumulate: bool) -> Result<Tensor> {
     let name = if accumulate {
         "max_pool2d_backward"
@@ -172,8 +181,29 @@ pub(super) fn scatter_planes(y: &Tensor, idx: Arc<Vec<u32>>, out_hw: [usize; 2],
     let [n, c, h, w] = check_4d(name, y)?;
     let shape = [n, c, out_hw[0], out_hw[1]];
     let plane = out_hw[0] * out_hw[1];
-    let out =
-        dispatch!(y.dtype(), T => map_kernel::<T>(name, y, &shape, |s, o| scatter(s, &idx, plane, o, accumulate)))?;
+    fn run<T: Element>(
+        name: &'static str,
+        y: &Tensor,
+        idx: &[u32],
+        plane: usize,
+        shape: &[usize],
+        accumulate: bool,
+    ) -> Result<Tensor> {
+        let len = shape.iter().product();
+        let mut fits = true;
+        // The kernel zeroes each plane just before scattering into it: one pass, no fill first.
+        let out = with_data(name, &[y], |s: &[&[T]]| {
+            filled(len, |o| fits = scatter_into(s[0], idx, plane, o, accumulate))
+        })?;
+        if !fits {
+            return Err(Error::invalid(
+                name,
+                format!("an index is outside the output plane of {plane} elements"),
+            ));
+        }
+        Ok(Tensor::from_buffer(T::wrap(out), shape))
+    }
+    let out = dispatch!(y.dtype(), T => run::<T>(name, y, &idx, plane, &shape, accumulate))?;
     Ok(out.record(name, &[y], move |g, _| {
         Ok(vec![Some(gather_planes(g, idx.clone(), [h, w])?)])
     }))
@@ -283,7 +313,8 @@ impl Tensor {
     /// `(n, c)` plane, as `F.max_pool2d(return_indices=True)`; for [`Tensor::max_unpool2d`].
     pub fn max_pool2d_with_indices(&self, opts: Pool2dOptions) -> Result<(Tensor, Vec<usize>)> {
         let (y, idx) = max_pool2d_impl(self, &opts, true)?;
-        let idx = idx.map(|i| i.iter().map(|&v| v as usize).collect()).unwrap_or_default();
+        // Widened on all threads: a serial loop here cost a quarter of the pooling itself.
+        let idx = idx.map(|i| map_vec(&i, |v| v as usize)).unwrap_or_default();
         Ok((y, idx))
     }
 }

@@ -11,6 +11,7 @@
 //! ```
 
 use super::max_pool2d::{check_4d, plane_fits_u32, scatter_planes};
+use crate::kernels::elementwise::map_vec;
 use crate::{Error, Result, Tensor};
 use std::sync::Arc;
 
@@ -34,14 +35,18 @@ impl Tensor {
         }
         plane_fits_u32(OP, output)?;
         let plane = output[0] * output[1];
-        if let Some((at, &i)) = indices.iter().enumerate().find(|(_, &i)| i >= plane) {
-            return Err(Error::invalid(
-                OP,
-                format!("index {i} at position {at} is outside the output plane {output:?} ({plane} elements)"),
-            ));
-        }
-        let idx = Arc::new(indices.iter().map(|&i| i as u32).collect());
-        scatter_planes(self, idx, output, false)
+        // Narrowed on all threads, an index past the plane saturating to `plane` (still
+        // outside it, so the scatter reports it); the position is only looked for then.
+        let idx = Arc::new(map_vec(indices, |i| i.min(plane) as u32));
+        scatter_planes(self, idx, output, false).map_err(|e| {
+            match indices.iter().enumerate().find(|(_, &i)| i >= plane) {
+                Some((at, &i)) => Error::invalid(
+                    OP,
+                    format!("index {i} at position {at} is outside the output plane {output:?} ({plane} elements)"),
+                ),
+                None => e,
+            }
+        })
     }
 }
 
@@ -91,5 +96,9 @@ mod tests {
         bad[4] = 20;
         let e = x.max_unpool2d(&bad, [4, 5]).unwrap_err().to_string();
         assert!(e.contains("index 20 at position 4"), "{e}");
+        // Past 32 bits too (the kernel's indices saturate rather than wrap into range).
+        bad[4] = (1usize << 32) + 3;
+        let e = x.max_unpool2d(&bad, [4, 5]).unwrap_err().to_string();
+        assert!(e.contains("index 4294967299 at position 4"), "{e}");
     }
 }

@@ -21,8 +21,7 @@
 
 use super::access::with_data;
 use crate::dtype::dispatch;
-use crate::kernels::elementwise::output_vec;
-use crate::kernels::{par, BLOCK, PAR_THRESHOLD};
+use crate::kernels::softmax_nll;
 use crate::shape::normalize_dim;
 use crate::{Buffer, Element, Error, Result, Tensor};
 use std::sync::Arc;
@@ -62,51 +61,15 @@ impl Tensor {
 /// Class targets of [`Tensor::log_softmax_nll`], `None` for an ignored sample.
 type Targets = Arc<Vec<Option<usize>>>;
 
-/// The softmax of each `c`-wide row of `x`, and `−log softmax` at the row's target (0 for
-/// an ignored row). NaN in a row makes both NaN. Large inputs (per-pixel losses) go in
-/// blocks of whole rows over threads; each row is computed the same way wherever it runs.
-fn softmax_nll_rows<T: Element>(x: &[T], c: usize, tgt: &[Option<usize>]) -> (Vec<T>, Vec<T>) {
-    if c == 0 {
-        // No classes: every target was ignored (any other is out of range).
-        return (Vec::new(), vec![T::ZERO; tgt.len()]);
-    }
-    let mut p = output_vec::<T>(x.len());
-    let mut loss = vec![T::ZERO; tgt.len()];
-    if x.len() < PAR_THRESHOLD {
-        softmax_nll_block(x, c, tgt, &mut p, &mut loss);
-    } else {
-        let rows = (BLOCK / c).max(1);
-        par::for_each_chunk2(&mut p, rows * c, &mut loss, rows, &|i, p, loss| {
-            let r = i * rows;
-            softmax_nll_block(&x[r * c..][..p.len()], c, &tgt[r..][..loss.len()], p, loss)
-        });
-    }
-    (p, loss)
-}
-
-/// [`softmax_nll_rows`] over whole rows, into `p` and `loss`.
-fn softmax_nll_block<T: Element>(x: &[T], c: usize, tgt: &[Option<usize>], p: &mut [T], loss: &mut [T]) {
-    for (((row, p), t), l) in x.chunks_exact(c).zip(p.chunks_exact_mut(c)).zip(tgt).zip(loss) {
-        let m = row
-            .iter()
-            .fold(T::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m });
-        let mut s = T::ZERO;
-        for (e, &v) in p.iter_mut().zip(row) {
-            *e = (v - m).exp();
-            s += *e;
-        }
-        // −log p_t = ln Σ exp(x − m) − (x_t − m): the large m cancels before rounding.
-        *l = t.map_or(T::ZERO, |t| s.ln() - (row[t] - m));
-        p.iter_mut().for_each(|e| *e = *e / s);
-    }
-}
-
 impl Tensor {
     /// The negative log-likelihood of class `target[n]` under the log-softmax of row `n` of
     /// `[N, C]` logits, which is cross entropy with class indices, fused: per sample (`[N]`,
     /// 0 where the target is `ignore_index`) when `scale` is `None`, else their sum times
     /// `scale` (`1/count` for a mean) as a scalar. As [`Tensor::log_softmax`], the row
-    /// maximum is subtracted first, so large logits stay finite.
+    /// maximum is subtracted first, so large logits stay finite. `[N, C, d1, ...]` logits
+    /// (classes in dim 1, as `F.cross_entropy`) take one target per `[N, d1, ...]` sample,
+    /// in that order, and give per-sample losses of that shape, read in place: each is
+    /// bitwise the loss of its row after moving the classes last.
     ///
     /// ```
     /// use nabla_core::Tensor;
@@ -117,19 +80,19 @@ impl Tensor {
     /// ```
     pub fn log_softmax_nll(&self, target: &[usize], ignore_index: Option<usize>, scale: Option<f64>) -> Result<Tensor> {
         const OP: &str = "log_softmax_nll";
-        let [n, c] = match *self.shape() {
-            [n, c] => [n, c],
-            _ => {
-                return Err(Error::invalid(
-                    OP,
-                    format!("logits must be [N, C], got shape {:?}", self.shape()),
-                ))
-            }
-        };
+        if self.rank() < 2 {
+            return Err(Error::invalid(
+                OP,
+                format!("logits must be [N, C] or [N, C, d1, ...], got shape {:?}", self.shape()),
+            ));
+        }
+        let shape = self.shape();
+        let (c, s) = (shape[1], shape[2..].iter().product::<usize>());
+        let n = shape[0] * s;
         if target.len() != n {
             return Err(Error::invalid(
                 OP,
-                format!("{} targets for {n} rows of logits", target.len()),
+                format!("{} targets for {n} rows of logits (shape {shape:?})", target.len()),
             ));
         }
         let mut tgt = Vec::with_capacity(n);
@@ -148,15 +111,18 @@ impl Tensor {
         fn run<T: Element>(
             x: &Tensor,
             tgt: &[Option<usize>],
-            c: usize,
+            dims: [usize; 3],
             scale: Option<f64>,
         ) -> Result<(Tensor, Tensor)> {
             with_data(OP, &[x], |s: &[&[T]]| {
-                let (p, loss) = softmax_nll_rows(s[0], c, tgt);
+                let (p, loss) = softmax_nll::forward(s[0], dims, tgt);
                 let p = Tensor::from_buffer(T::wrap(p), x.shape());
-                let n = tgt.len();
                 match scale {
-                    None => (Tensor::from_buffer(T::wrap(loss), &[n]), p),
+                    None => {
+                        let mut per = x.shape().to_vec();
+                        per.remove(1);
+                        (Tensor::from_buffer(T::wrap(loss), &per), p)
+                    }
                     Some(k) => {
                         let sum: f64 = loss.into_iter().map(T::to_f64).sum();
                         (Tensor::from_buffer(T::wrap(vec![T::from_f64(sum * k)]), &[]), p)
@@ -166,7 +132,8 @@ impl Tensor {
         }
         let tgt: Targets = Arc::new(tgt);
         // The softmax is kept for the backward, which then needs no exp.
-        let (loss, p) = dispatch!(self.dtype(), T => run::<T>(self, &tgt, c, scale)?);
+        let dims = [shape[0], c, s];
+        let (loss, p) = dispatch!(self.dtype(), T => run::<T>(self, &tgt, dims, scale)?);
         let x = self.clone();
         Ok(loss.record(OP, &[self], move |g, _| {
             Ok(vec![Some(nll_grad(&x, g, &p, tgt.clone(), scale.unwrap_or(1.0))?)])
@@ -176,43 +143,27 @@ impl Tensor {
 
 /// The gradient of [`Tensor::log_softmax_nll`] with respect to the logits, in one pass:
 /// `scale · g_n · (softmax(x)_nc − [c = t_n])`, 0 in ignored rows; `g` is the loss's
-/// gradient (`[]` or `[N]`), `p` the forward's softmax of `x`. Recorded, with a
+/// gradient (`[]` or one per sample), `p` the forward's softmax of `x`. Recorded, with a
 /// backward written with tensor ops (through a composed softmax), for second derivatives.
 fn nll_grad(x: &Tensor, g: &Tensor, p: &Tensor, tgt: Targets, scale: f64) -> Result<Tensor> {
     const OP: &str = "log_softmax_nll_backward";
     let (n, c) = (tgt.len(), x.shape()[1]);
+    let dims = [x.shape()[0], c, n.checked_div(x.shape()[0]).unwrap_or(0)];
     let scalar = g.rank() == 0;
-    fn run<T: Element>(g: &Tensor, p: &Tensor, tgt: &[Option<usize>], scale: f64) -> Result<Tensor> {
-        let c = p.shape()[1];
+    fn run<T: Element>(g: &Tensor, p: &Tensor, tgt: &[Option<usize>], dims: [usize; 3], scale: f64) -> Result<Tensor> {
         let gx = with_data(OP, &[g, p], |s: &[&[T]]| {
-            let (g, p) = (s[0], s[1]);
-            let c = c.max(1);
-            let mut gx = output_vec::<T>(p.len());
-            // The output's rows from row `first` on, which `gx` holds.
-            let rows = |first: usize, gx: &mut [T]| {
-                for (j, (d, p)) in gx.chunks_exact_mut(c).zip(p[first * c..].chunks_exact(c)).enumerate() {
-                    let i = first + j;
-                    let Some(t) = tgt[i] else { continue };
-                    let k = T::from_f64(scale) * if g.len() == 1 { g[0] } else { g[i] };
-                    d.iter_mut().zip(p).for_each(|(d, &p)| *d = k * p);
-                    d[t] = d[t] - k;
-                }
-            };
-            if gx.len() < PAR_THRESHOLD {
-                rows(0, &mut gx);
-            } else {
-                let per = (BLOCK / c).max(1);
-                par::for_each_chunk(&mut gx, per * c, &|b, gx| rows(b * per, gx));
-            }
-            gx
+            softmax_nll::backward(s[0], s[1], dims, tgt, scale)
         })?;
         Ok(Tensor::from_buffer(T::wrap(gx), p.shape()))
     }
-    let gx = dispatch!(x.dtype(), T => run::<T>(g, p, &tgt, scale)?);
+    let gx = dispatch!(x.dtype(), T => run::<T>(g, p, &tgt, dims, scale)?);
     let (xs, gs) = (x.clone(), g.clone());
+    let x_shape = x.shape().to_vec();
     Ok(gx.record(OP, &[x, g], move |gg, _| {
         // h = scale·k_n·g_n·(p − y) with k_n 0 for ignored rows and y the one-hot targets:
-        // dh/dx applies softmax's Jacobian, dh/dg_n = scale·k_n·Σ_c gg·(p − y).
+        // dh/dx applies softmax's Jacobian, dh/dg_n = scale·k_n·Σ_c gg·(p − y). Worked on
+        // rows: `[N, C, d...]` logits move their classes last first, and back after.
+        let (xs, gg) = (to_rows(&xs)?, to_rows(gg)?);
         let (mut keep, mut hot) = (vec![0.0; n], vec![0.0; n * c]);
         for (i, t) in tgt.iter().enumerate() {
             if let Some(t) = *t {
@@ -226,12 +177,36 @@ fn nll_grad(x: &Tensor, g: &Tensor, p: &Tensor, tgt: Targets, scale: f64) -> Res
         let p = xs.softmax(1)?;
         let k = if scalar { gs.clone() } else { gs.reshape([n, 1])? };
         let k = k.mul_scalar(scale)?.mul(&keep)?;
-        let pg = p.mul(gg)?;
+        let pg = p.mul(&gg)?;
         let dx = k.mul(&pg.sub(&p.mul(&pg.sum(&[1], true)?)?)?)?;
         let dg = gg.mul(&p.sub(&hot)?)?.mul(&keep)?.sum(&[1], false)?.mul_scalar(scale)?;
-        let dg = if scalar { dg.sum_all()? } else { dg };
-        Ok(vec![Some(dx), Some(dg)])
+        let dg = if scalar { dg.sum_all()? } else { dg.reshape(gs.shape())? };
+        Ok(vec![Some(from_rows(&dx, x_shape.as_ref())?), Some(dg)])
     }))
+}
+
+/// `[N, C, d...]` as `[N·d..., C]` rows (classes last); `[N, C]` as it is.
+fn to_rows(t: &Tensor) -> Result<Tensor> {
+    if t.rank() == 2 {
+        return Ok(t.clone());
+    }
+    let mut order: Vec<isize> = (0..t.rank() as isize).filter(|&d| d != 1).collect();
+    order.push(1);
+    let c = t.shape()[1];
+    t.permute(&order)?.reshape([t.numel() / c.max(1), c])
+}
+
+/// Rows from [`to_rows`] back to `shape`.
+fn from_rows(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if shape.len() == 2 {
+        return Ok(t.clone());
+    }
+    let mut last: Vec<usize> = shape.to_vec();
+    let c = last.remove(1);
+    last.push(c);
+    let r = last.len() as isize;
+    let back: Vec<isize> = [0, r - 1].into_iter().chain(1..r - 1).collect();
+    t.reshape(&last)?.permute(&back)
 }
 
 #[cfg(test)]
@@ -484,10 +459,16 @@ mod tests {
 
     #[test]
     fn log_softmax_nll_gradients_first_and_second_order() {
-        let x = r(&[4, 3], 9);
-        let t = [2, 0, 1, 1];
-        for (ignore, scale) in [(None, Some(0.25)), (Some(1), Some(2.0)), (None, None), (Some(0), None)] {
-            gradcheck(|v| v[0].log_softmax_nll(&t, ignore, scale), std::slice::from_ref(&x)).unwrap();
+        // Rows, and per-pixel logits (classes in dim 1, their backward's backward on rows).
+        let cases = [
+            (r(&[4, 3], 9), vec![2, 0, 1, 1]),
+            (r(&[2, 3, 2, 2], 10), vec![2, 0, 1, 1, 0, 2, 2, 1]),
+        ];
+        for ((x, t), (ignore, scale)) in cases
+            .iter()
+            .flat_map(|xt| [(None, Some(0.25)), (Some(1), Some(2.0)), (None, None), (Some(0), None)].map(|o| (xt, o)))
+        {
+            gradcheck(|v| v[0].log_softmax_nll(t, ignore, scale), std::slice::from_ref(x)).unwrap();
             // Second order: the gradient, weighted so every path of its backward is used.
             let first = |v: &[Tensor]| {
                 let _on = enable_grad();
@@ -496,7 +477,7 @@ mod tests {
                 } else {
                     v[0].set_requires_grad(true)
                 };
-                let y = xv.log_softmax_nll(&t, ignore, scale)?;
+                let y = xv.log_softmax_nll(t, ignore, scale)?;
                 let y = if scale.is_some() {
                     y.square()?
                 } else {
@@ -505,8 +486,40 @@ mod tests {
                 let g = grad(&[&y], None, &[&xv], true)?.remove(0).expect("depends on x");
                 g.mul(&xv)
             };
-            gradcheck(first, std::slice::from_ref(&x)).unwrap();
+            gradcheck(first, std::slice::from_ref(x)).unwrap();
         }
+    }
+
+    #[test]
+    fn per_pixel_logits_match_their_rows_bitwise() {
+        // Large enough to go over threads, odd planes; f32 and f64; with ignored pixels.
+        for (shape, dt) in [([4usize, 11, 40, 41], DType::F32), ([1, 5, 3, 7], DType::F64)] {
+            let x = r(&shape, 11)
+                .mul_scalar(4.0)
+                .unwrap()
+                .to_dtype(dt)
+                .unwrap()
+                .set_requires_grad(true);
+            let n = shape[0] * shape[2] * shape[3];
+            let t: Vec<usize> = (0..n).map(|q| q * 7 % shape[1]).collect();
+            let rows = |x: &Tensor| x.permute(&[0, 2, 3, 1]).unwrap().reshape([n, shape[1]]).unwrap();
+            let bits = |t: &Tensor| t.to_vec_f64().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            for (ignore, scale) in [(None, None), (Some(3), Some(0.5))] {
+                let a = x.log_softmax_nll(&t, ignore, scale).unwrap();
+                let b = rows(&x).log_softmax_nll(&t, ignore, scale).unwrap();
+                let per = [shape[0], shape[2], shape[3]];
+                assert_eq!(a.shape(), if scale.is_some() { &[][..] } else { &per[..] });
+                assert_eq!(bits(&a), bits(&b));
+                let ga = a.sum_all().unwrap().backward().unwrap().get(&x).unwrap().clone();
+                let gb = b.sum_all().unwrap().backward().unwrap().get(&x).unwrap().clone();
+                assert_eq!(bits(&ga), bits(&gb));
+            }
+        }
+        let e = r(&[2, 3, 2], 1)
+            .log_softmax_nll(&[0, 1, 2], None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("3 targets for 4 rows") && e.contains("[2, 3, 2]"), "{e}");
     }
 
     #[test]

@@ -49,12 +49,10 @@ pub fn cross_entropy_weighted(
         )
         .into());
     }
-    // Classes last, one row per sample, so core's fused log-softmax + NLL does the work.
-    let rank = l.batched.rank();
-    let mut order: Vec<isize> = (0..rank as isize).filter(|&d| d != 1).collect();
-    order.push(1);
-    let rows = l.batched.permute(&order)?.reshape([n, l.classes])?;
-    let nll = rows
+    // Core's fused log-softmax + NLL reads `[N, C, d...]` in place (classes in dim 1), each
+    // sample's loss bitwise the one of its row after a permute, without that copy.
+    let nll = l
+        .batched
         .log_softmax_nll(target, opts.ignore_index, None)
         .map_err(|e| match e {
             CoreError::Invalid { msg, .. } => CoreError::invalid(OP, msg),
@@ -65,7 +63,9 @@ pub fn cross_entropy_weighted(
         .map(|&t| if Some(t) == opts.ignore_index { 0.0 } else { w[t] })
         .collect();
     let total: f64 = per.iter().sum();
-    let scaled = nll.mul(&Tensor::from_vec(per, &[n])?.to_dtype(input.dtype())?)?;
+    let scaled = nll
+        .reshape([n])?
+        .mul(&Tensor::from_vec(per, &[n])?.to_dtype(input.dtype())?)?;
     Ok(match opts.reduction {
         Reduction::None => scaled.reshape(&l.sample_shape)?,
         Reduction::Sum => scaled.sum_all()?,
