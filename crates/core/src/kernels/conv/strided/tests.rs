@@ -85,6 +85,21 @@ fn levels() -> Vec<Isa> {
     cpu::supported().into_iter().filter(|&l| l != Isa::Scalar).collect()
 }
 
+/// `f` at the widest vector level, whatever `NABLA_ISA` chose: at the scalar level these
+/// kernels decline (see `scalar_level_declines`).
+fn on_vectors<R>(f: impl FnOnce() -> R) -> R {
+    let top = *levels().last().expect("a CPU without f32 vectors");
+    cpu::with_isa(top, f)
+}
+
+#[test]
+fn scalar_level_declines() {
+    let g = geom(&SHAPES[1]);
+    let (x, w) = (f32v(&seq(g.n * g.c * g.h * g.w, 0.4)), f32v(&seq(g.o * g.k(), 0.8)));
+    let mut out = vec![0f32; g.n * g.o * g.p()];
+    assert!(!cpu::with_isa(Isa::Scalar, || forward(&g, &x, &w, None, &mut out)));
+}
+
 #[test]
 fn passes_match_naive_f64_at_every_level() {
     assert!(!levels().is_empty(), "a CPU without f32 vectors");
@@ -117,10 +132,12 @@ fn f64_takes_the_general_path_and_agrees() {
     let g = geom(&SHAPES[1]);
     let (x, w) = (seq(g.n * g.c * g.h * g.w, 0.4), seq(g.o * g.k(), 0.8));
     let mut out = vec![0.0; g.n * g.o * g.p()];
-    assert!(!forward(&g, &x, &w, None, &mut out));
-    super::super::conv2d_forward(&g, &x, &w, None, &mut out);
     let mut o32 = vec![0f32; out.len()];
-    assert!(forward(&g, &f32v(&x), &f32v(&w), None, &mut o32));
+    on_vectors(|| {
+        assert!(!forward(&g, &x, &w, None, &mut out));
+        super::super::conv2d_forward(&g, &x, &w, None, &mut out);
+        assert!(forward(&g, &f32v(&x), &f32v(&w), None, &mut o32));
+    });
     assert!(o32.iter().zip(&out).all(|(&a, b)| (a as f64 - b).abs() < 1e-4));
 }
 
@@ -133,11 +150,13 @@ fn bias_is_added_per_channel() {
         seq(g.n * g.o * g.p(), 0.9),
     );
     let (bo, bc) = (f32v(&seq(g.o, 1.1)), f32v(&seq(g.c, 2.2)));
-    let [out, dx, _] = passes(&g, &f32v(&x), &f32v(&w), &f32v(&dy));
+    let [out, dx, _] = on_vectors(|| passes(&g, &f32v(&x), &f32v(&w), &f32v(&dy)));
     let mut ob = vec![0f32; out.len()];
-    assert!(forward_any(&g, &f32v(&x), &f32v(&w), Some(&bo), &mut ob));
     let mut dxb = vec![0f32; dx.len()];
-    assert!(backward_input_any(&g, &f32v(&dy), &f32v(&w), Some(&bc), &mut dxb));
+    on_vectors(|| {
+        assert!(forward_any(&g, &f32v(&x), &f32v(&w), Some(&bo), &mut ob));
+        assert!(backward_input_any(&g, &f32v(&dy), &f32v(&w), Some(&bc), &mut dxb));
+    });
     for (i, (a, b)) in ob.iter().zip(&out).enumerate() {
         assert_eq!(*a, b + bo[i / g.p() % g.o], "forward at {i}");
     }
@@ -159,7 +178,7 @@ fn results_do_not_depend_on_the_thread_count() {
             .into_iter()
             .map(|t| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
-                pool.install(|| passes(&g, &x, &w, &dy))
+                pool.install(|| on_vectors(|| passes(&g, &x, &w, &dy)))
             })
             .collect();
         for r in &runs[1..] {
