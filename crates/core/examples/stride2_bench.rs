@@ -7,27 +7,10 @@
 //! machine, the one-thread figures that time-slicing does not inflate).
 
 use nabla_core::kernels::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward, ConvGeom};
-use std::time::Instant;
 
-fn best(reps: usize, mut f: impl FnMut()) -> f64 {
-    let cpu = std::env::var("CPU").is_ok_and(|v| v == "1");
-    let start = Instant::now();
-    let now = || {
-        if cpu {
-            nabla_core::profile::process_cpu_ns() as f64 / 1e6
-        } else {
-            start.elapsed().as_secs_f64() * 1e3
-        }
-    };
-    f();
-    (0..reps)
-        .map(|_| {
-            let t = now();
-            f();
-            now() - t
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+#[path = "shared/best.rs"]
+mod timing;
+use timing::best;
 
 fn main() {
     let reps: usize = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);

@@ -301,12 +301,7 @@ mod tests {
     use super::super::transform::Transform;
     use super::*;
     use crate::cpu::{self, Isa};
-
-    fn data(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919 + seed * 104_729) % 1999) as f32 / 97.0 - 10.0)
-            .collect()
-    }
+    use crate::kernels::test_rand::uniform_f32;
 
     /// The input, output and adjoint transforms at every level this CPU has give the scalar level's
     /// bits, over edge shapes: one tile, sizes not a multiple of 4 (partly empty last
@@ -330,8 +325,8 @@ mod tests {
             let ld = t + 7;
             let (vp, mp) = (cin * ld + 5, cout * ld + 5);
             let cols = |plane| Cols { ld, first: 3, plane };
-            let (x, m) = (data(cin * h * w, 1), data(36 * mp, 2));
-            let (bias, dy) = (data(cout, 4), data(cout * ohw[0] * ohw[1], 3));
+            let (x, m) = (uniform_f32(cin * h * w, 1), uniform_f32(36 * mp, 2));
+            let (bias, dy) = (uniform_f32(cout, 4), uniform_f32(cout * ohw[0] * ohw[1], 3));
             let run = |level| {
                 let mut v = vec![0f32; 36 * vp];
                 let mut y = vec![0f32; cout * ohw[0] * ohw[1]];

@@ -495,12 +495,7 @@ fn adjoint_block<T: Element>(dut: &[T], o: usize, c: usize, outs: Range<usize>, 
 mod tests {
     use super::*;
     use crate::cpu;
-
-    fn data(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919 + seed * 104_729) % 1999) as f32 / 97.0 - 10.0)
-            .collect()
-    }
+    use crate::kernels::test_rand::uniform_f32;
 
     /// The three image transforms at every level this CPU has give the scalar level's bits
     /// (additions and subtractions only, in the same order at every vector width), over
@@ -530,8 +525,12 @@ mod tests {
             // Planes a few elements further apart than their rows need.
             let (vp, mp) = (cin * ld + 5, cout * ld + 5);
             let cols = |plane| Cols { ld, first: 3, plane };
-            let (x, m, dy) = (data(cin * h * w, 1), data(16 * mp, 2), data(cout * ohw[0] * ohw[1], 3));
-            let bias = data(cout, 4);
+            let (x, m, dy) = (
+                uniform_f32(cin * h * w, 1),
+                uniform_f32(16 * mp, 2),
+                uniform_f32(cout * ohw[0] * ohw[1], 3),
+            );
+            let bias = uniform_f32(cout, 4);
             let run = |level| {
                 let mut v = vec![0f32; 16 * vp];
                 let mut y = vec![0f32; cout * ohw[0] * ohw[1]];
