@@ -1,4 +1,4 @@
-//! Timing of the stride-2 layers of DCGAN and the conv autoencoder, each pass separately, on
+//! Timing of the stride-2 layers of DCGAN, the conv autoencoder and fcn_small, each pass separately, on
 //! 1 and 2 threads: `cargo run --release -p nabla-core --example stride2_bench [-- NAME]`
 //! (layers whose name contains NAME, e.g. `64->128`), or `-- gemm` for the products of
 //! the shapes these layers run. Best of `REPS` runs (default 5; the least disturbed one on
@@ -20,6 +20,9 @@ fn main() {
         ("AE 16->32 k3 14->7", [128, 16, 32, 14, 3]),
         ("GAN 1->64 k4 28->14", [128, 1, 64, 28, 4]),
         ("GAN 64->128 k4 14->7", [128, 64, 128, 14, 4]),
+        ("FCN 16->32 k3 64->32", [32, 16, 32, 64, 3]),
+        ("FCN 32->64 k3 32->16", [32, 32, 64, 32, 3]),
+        ("FCN 64->64 k3 16->8", [32, 64, 64, 16, 3]),
     ];
     let filter = std::env::args().nth(1).unwrap_or_default();
     if filter == "gemm" {
