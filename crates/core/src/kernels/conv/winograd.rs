@@ -397,6 +397,44 @@ mod tests {
         (0..len).map(|i| (i as f64 * 0.37 + seed).sin()).collect()
     }
 
+    /// Every pass at both tile sizes against im2col on the same data, elementwise within
+    /// `tol` relative to `scale(want)` (f64: each element's size; f32: the largest).
+    fn check_every_pass<T: Element>(g: &ConvGeom, bias: bool, tol: f64, rel_to_max: bool) {
+        let f = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
+        let x = f(seq(g.n * g.c * g.h * g.w, 0.3));
+        let w = f(seq(g.o * g.c * 9, 1.1));
+        let b = f(seq(g.o.max(g.c), 2.0));
+        let dy = f(seq(g.n * g.o * g.p(), 0.9));
+        let (bo, bc) = if bias {
+            (Some(&b[..g.o]), Some(&b[..g.c]))
+        } else {
+            (None, None)
+        };
+        let close = |a: &[T], b: &[T], what: &str| {
+            let max = b.iter().fold(1f64, |m, v| m.max(v.to_f64().abs()));
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                let (x, y) = (x.to_f64(), y.to_f64());
+                let scale = if rel_to_max { max } else { 1.0 + y.abs() };
+                assert!((x - y).abs() < tol * scale, "{what} {g:?} at {i}: {x} vs {y}");
+            }
+        };
+        for m in [2, 4] {
+            let zeros = |len| vec![T::ZERO; len];
+            let (mut want, mut got) = (zeros(dy.len()), zeros(dy.len()));
+            im2col_forward(g, &x, &w, bo, &mut want);
+            forward_in(m, g, &x, &w, bo, &mut got);
+            close(&got, &want, &format!("F({m}) forward"));
+            let (mut want, mut got) = (zeros(x.len()), zeros(x.len()));
+            im2col_backward_input(g, &dy, &w, bc, &mut want);
+            backward_input_in(m, g, &dy, &w, bc, &mut got);
+            close(&got, &want, &format!("F({m}) backward input"));
+            let (mut want, mut got) = (zeros(w.len()), zeros(w.len()));
+            im2col_backward_weight(g, &x, &dy, &mut want);
+            backward_weight_in(m, g, &x, &dy, &mut got);
+            close(&got, &want, &format!("F({m}) backward weight"));
+        }
+    }
+
     #[test]
     fn matches_im2col_for_every_pass() {
         // Odd and even sizes (partial edge tiles), all paddings it takes.
@@ -417,34 +455,7 @@ mod tests {
             geom(1, 17, [11, 67], 9, [0, 0]),
         ] {
             assert!(supports(&g), "{g:?}");
-            let x = seq(g.n * g.c * g.h * g.w, 0.3);
-            let w = seq(g.o * g.c * 9, 1.1);
-            let b = seq(g.o.max(g.c), 2.0);
-            let dy = seq(g.n * g.o * g.p(), 0.9);
-            let close = |a: &[f64], b: &[f64], what: &str| {
-                for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                    assert!(
-                        (x - y).abs() < 1e-10 * (1.0 + y.abs()),
-                        "{what} {g:?} at {i}: {x} vs {y}"
-                    );
-                }
-            };
-            for m in [2, 4] {
-                let (mut want, mut got) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
-                im2col_forward(&g, &x, &w, Some(&b[..g.o]), &mut want);
-                forward_in(m, &g, &x, &w, Some(&b[..g.o]), &mut got);
-                close(&got, &want, &format!("F({m}) forward"));
-                let (mut want, mut got) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-                im2col_backward_input(&g, &dy, &w, Some(&b[..g.c]), &mut want);
-                backward_input_in(m, &g, &dy, &w, Some(&b[..g.c]), &mut got);
-                close(&got, &want, &format!("F({m}) backward input"));
-            }
-            for m in [2, 4] {
-                let (mut want, mut got) = (vec![0.0; w.len()], vec![0.0; w.len()]);
-                im2col_backward_weight(&g, &x, &dy, &mut want);
-                backward_weight_in(m, &g, &x, &dy, &mut got);
-                close(&got, &want, &format!("F({m}) backward weight"));
-            }
+            check_every_pass::<f64>(&g, true, 1e-10, false);
         }
     }
 
@@ -478,32 +489,7 @@ mod tests {
         // f32 takes the unpacked AVX-512 products where the CPU has them; deep-layer shape
         // (4 tiles per image, one group of 40) and a shallow one (several groups).
         for g in [geom(40, 32, [4, 4], 48, [1, 1]), geom(23, 16, [10, 10], 24, [1, 1])] {
-            let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
-            let x = f(seq(g.n * g.c * g.h * g.w, 0.3));
-            let w = f(seq(g.o * g.c * 9, 1.1));
-            let dy = f(seq(g.n * g.o * g.p(), 0.9));
-            let close = |a: &[f32], b: &[f32], what: &str| {
-                let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-                for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                    assert!((x - y).abs() < 1e-4 * scale, "{what} {g:?} at {i}: {x} vs {y}");
-                }
-            };
-            for m in [2, 4] {
-                let (mut want, mut got) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
-                im2col_forward(&g, &x, &w, None, &mut want);
-                forward_in(m, &g, &x, &w, None, &mut got);
-                close(&got, &want, &format!("F({m}) forward"));
-                let (mut want, mut got) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-                im2col_backward_input(&g, &dy, &w, None, &mut want);
-                backward_input_in(m, &g, &dy, &w, None, &mut got);
-                close(&got, &want, &format!("F({m}) backward input"));
-            }
-            for m in [2, 4] {
-                let (mut want, mut got) = (vec![0.0; w.len()], vec![0.0; w.len()]);
-                im2col_backward_weight(&g, &x, &dy, &mut want);
-                backward_weight_in(m, &g, &x, &dy, &mut got);
-                close(&got, &want, &format!("F({m}) backward weight"));
-            }
+            check_every_pass::<f32>(&g, false, 1e-4, true);
         }
     }
 }
