@@ -1,6 +1,6 @@
 //! Direct f32 kernels for stride-2 convolutions with few channels, all three passes: the
-//! router sends layers with 8–32 channels here (the conv autoencoder's 16→32 3×3 layer and
-//! its transposed convolution); one-channel layers (1→16, DCGAN's 1→64) stay on im2col,
+//! router sends layers with 8–32 channels on one side here (the conv autoencoder's 16→32
+//! 3×3 layer, fcn_small's 16→32 and 32→64, and their transposed convolutions); one-channel layers (1→16, DCGAN's 1→64) stay on im2col,
 //! which measured as fast ([`applies`]). There im2col + GEMM runs products of a few dozen columns, with columns
 //! gathered at stride 2, and single-channel layers barely use the GEMM at all.
 //!
@@ -13,9 +13,12 @@
 //! - forward: `out[o] = Σ_(c,i,j) w[o, c, i, j] · phase(c, i, j)`, rows over output channels;
 //! - input gradient: per phase `(a, b)` of the input, `dx[c]` is a stride-1 correlation
 //!   of the zero-padded output gradient with the taps `w[o, c, a + 2m, b + 2l]`;
-//! - weight gradient: `dw[o, t] = Σ_n Σ_p dy[n, o, p] · phase_n(t)[p]` with vectors along
-//!   the output channels (the gradient transposed pixel-major), so the sums stay in
-//!   registers over every pixel of every image of a chunk.
+//! - weight gradient: `dw[o, t] = Σ_n Σ_p dy[n, o, p] · phase_n(t)[p]`, for wide rows as
+//!   dot products of the wide output gradient (zeros in the dropped columns) with the tap
+//!   rows, vectors along the pixels; for short rows (where dropped columns and row ends
+//!   cost most) with vectors along the output channels (the gradient transposed
+//!   pixel-major). Either way the sums stay in registers over every pixel of every image
+//!   of a chunk.
 //!
 //! Images are split over threads in tiles fixed by the shapes; the weight gradient sums
 //! per-chunk partials in chunk order over chunks fixed by the shapes, so results do not
@@ -91,10 +94,10 @@ fn suits(g: &ConvGeom) -> bool {
         && g.ow > 0
         && g.kh <= 5
         && g.kw <= 5
-        && (g.c <= 64 || g.o <= 64)
+        && (g.c <= 32 || g.o <= 32)
         && {
             let (f, b) = (Forward::new(g), Backward::new(g));
-            f.src_len + g.o * f.len <= IMAGE_FLOATS && b.dy_len + g.c * b.len <= IMAGE_FLOATS
+            f.src_len + g.o * f.len <= IMAGE_FLOATS && b.dy_len + S * S * g.c * b.len <= IMAGE_FLOATS
         }
         && level().is_some()
 }
