@@ -1,6 +1,6 @@
 //! Direct f32 kernels for stride-2 convolutions with few channels, all three passes: the
-//! router sends layers with 8–32 channels here (the conv autoencoder's 16→32 3×3 layer and
-//! its transposed convolution); one-channel layers (1→16, DCGAN's 1→64) stay on im2col,
+//! router sends layers with 8–32 channels on one side here (the conv autoencoder's 16→32
+//! 3×3 layer, fcn_small's 16→32 and 32→64, and their transposed convolutions); one-channel layers (1→16, DCGAN's 1→64) stay on im2col,
 //! which measured as fast ([`applies`]). There im2col + GEMM runs products of a few dozen columns, with columns
 //! gathered at stride 2, and single-channel layers barely use the GEMM at all.
 //!
@@ -13,9 +13,12 @@
 //! - forward: `out[o] = Σ_(c,i,j) w[o, c, i, j] · phase(c, i, j)`, rows over output channels;
 //! - input gradient: per phase `(a, b)` of the input, `dx[c]` is a stride-1 correlation
 //!   of the zero-padded output gradient with the taps `w[o, c, a + 2m, b + 2l]`;
-//! - weight gradient: `dw[o, t] = Σ_n Σ_p dy[n, o, p] · phase_n(t)[p]` with vectors along
-//!   the output channels (the gradient transposed pixel-major), so the sums stay in
-//!   registers over every pixel of every image of a chunk.
+//! - weight gradient: `dw[o, t] = Σ_n Σ_p dy[n, o, p] · phase_n(t)[p]`, for wide rows as
+//!   dot products of the wide output gradient (zeros in the dropped columns) with the tap
+//!   rows, vectors along the pixels; for short rows (where dropped columns and row ends
+//!   cost most) with vectors along the output channels (the gradient transposed
+//!   pixel-major). Either way the sums stay in registers over every pixel of every image
+//!   of a chunk.
 //!
 //! Images are split over threads in tiles fixed by the shapes; the weight gradient sums
 //! per-chunk partials in chunk order over chunks fixed by the shapes, so results do not
@@ -23,7 +26,7 @@
 
 mod vector;
 
-use super::geom::{f32s, f32s_mut, ConvGeom};
+use super::geom::{f32s, f32s_mut, ConvGeom, Pool};
 use crate::cpu::Isa;
 use crate::kernels::par::{run_tiles, threads_for, Disjoint};
 use crate::Element;
@@ -44,8 +47,21 @@ const TILE_MACS: usize = 1 << 18;
 /// Floats of prepared buffers per weight-gradient chunk (about 256 KiB, in L2).
 const CHUNK_FLOATS: usize = 1 << 16;
 
+/// Floats of prepared buffers per chunk of the weight gradient's dot products (about 512
+/// KiB): one image of fcn_small's 16 → 32 layer at 64×64, whose four output-gradient rows
+/// of a block then stay in L1 from one block of taps to the next (two images ran 5%
+/// slower).
+const DOTS_FLOATS: usize = 1 << 17;
+
+/// Wide rows from which the weight gradient takes dot products along the pixels
+/// ([`Job::Dots`]) rather than outer products along the output channels ([`Job::Outer`]):
+/// fcn_small's 32 → 64 layer at 32×32 (rows of 272) ran 5.9 → 3.7 ms at batch 32, one
+/// thread; the conv autoencoder's 16 → 32 at 14×14 (rows of 64, a quarter of them
+/// dropped columns) ran 1.0 → 1.6 ms.
+const DOTS_MIN_LEN: usize = 256;
+
 /// Floats one image's prepared buffers may take (so a tile's buffers stay in cache).
-const IMAGE_FLOATS: usize = 1 << 16;
+const IMAGE_FLOATS: usize = 1 << 18;
 
 /// The level the kernels use on this thread, if it has f32 vectors.
 fn level() -> Option<Isa> {
@@ -81,7 +97,7 @@ fn suits(g: &ConvGeom) -> bool {
         && (g.c <= 32 || g.o <= 32)
         && {
             let (f, b) = (Forward::new(g), Backward::new(g));
-            f.src_len + g.o * f.len <= IMAGE_FLOATS && b.dy_len + g.c * b.len <= IMAGE_FLOATS
+            f.src_len + g.o * f.len <= IMAGE_FLOATS && b.dy_len + S * S * g.c * b.len <= IMAGE_FLOATS
         }
         && level().is_some()
 }
@@ -103,8 +119,6 @@ struct Forward {
     src_len: usize,
     /// Wide output row length, rounded up.
     len: usize,
-    /// Where input pixel `(ih, iw)` of a channel lands among its phase images.
-    inv: Vec<usize>,
 }
 
 impl Forward {
@@ -124,33 +138,54 @@ impl Forward {
             }
         }
         let src_len = (g.c * S * S * plane).max(off.iter().max().map_or(0, |m| m + len));
-        let [ph, pw] = g.padding;
-        let inv = (0..g.h * g.w)
-            .map(|i| {
-                let (y, x) = (i / g.w + ph, i % g.w + pw);
-                ((y % S) * S + x % S) * plane + (y / S) * wps + x / S
-            })
-            .collect();
         Forward {
             wps,
             plane,
             off,
             src_len,
             len,
-            inv,
         }
     }
 
     /// The phase images of one image `x` (`[c, h, w]`) into `dst`, whose other elements
     /// (padding, slack) must be zero: each input pixel lands in one place.
     fn split(&self, g: &ConvGeom, x: &[f32], dst: &mut [f32]) {
-        let hw = g.h * g.w;
+        let ([ph, pw], hw) = (g.padding, g.h * g.w);
+        // Row by row, the even and odd columns into their two phase images' rows at once
+        // (a table of destinations per pixel cost a third of the forward pass at 64×64).
+        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
         for (c, plane) in x.chunks(hw).take(g.c).enumerate() {
-            let d = &mut dst[c * S * S * self.plane..(c + 1) * S * S * self.plane];
-            for (&v, &at) in plane.iter().zip(&self.inv) {
-                d[at] = v;
+            for (h, row) in plane.chunks(g.w).enumerate() {
+                let y = h + ph;
+                let at = (c * S * S + (y % S) * S) * self.plane + (y / S) * self.wps;
+                let (e, o) = two_mut(dst, at + be * self.plane + xe, at + bo * self.plane + xo);
+                deinterleave(row, e, o);
             }
         }
+    }
+}
+
+/// `buf[i..]` and `buf[j..]` for `i ≠ j`, the first cut at the second if `i < j`, and the
+/// other way round.
+fn two_mut(buf: &mut [f32], i: usize, j: usize) -> (&mut [f32], &mut [f32]) {
+    if i < j {
+        let (lo, hi) = buf.split_at_mut(j);
+        (&mut lo[i..], hi)
+    } else {
+        let (lo, hi) = buf.split_at_mut(i);
+        (hi, &mut lo[j..])
+    }
+}
+
+/// The even elements of `row` into `e`, the odd ones into `o`.
+fn deinterleave(row: &[f32], e: &mut [f32], o: &mut [f32]) {
+    let pairs = row.chunks_exact(2);
+    if let [last] = pairs.remainder() {
+        e[row.len() / 2] = *last;
+    }
+    for ((pair, e), o) in pairs.zip(e.iter_mut()).zip(o.iter_mut()) {
+        *e = pair[0];
+        *o = pair[1];
     }
 }
 
@@ -168,8 +203,6 @@ struct Backward {
     len: usize,
     /// Per phase `(a, b)`: the taps' offsets and their weights `[taps, c]`.
     phases: Vec<(Vec<usize>, Vec<f32>)>,
-    /// Per phase: (wide position, input pixel) of each input pixel in that phase.
-    lands: Vec<Vec<(usize, usize)>>,
 }
 
 impl Backward {
@@ -197,20 +230,6 @@ impl Backward {
             }
         }
         let dy_len = (g.o * hd * wd).max(most);
-        // Input row h = 2·y + a − padding for wide row y, column likewise.
-        let lands = (0..S * S)
-            .map(|phase| {
-                let (a, b) = (phase / S, phase % S);
-                let rows = (0..=last[0]).filter_map(|y| Some((y, (S * y + a).checked_sub(ph).filter(|&h| h < g.h)?)));
-                rows.flat_map(|(y, h)| {
-                    (0..=last[1]).filter_map(move |x| {
-                        let col = (S * x + b).checked_sub(pw).filter(|&col| col < g.w)?;
-                        Some((y * wd + x, h * g.w + col))
-                    })
-                })
-                .collect()
-            })
-            .collect();
         Backward {
             pad,
             hd,
@@ -218,7 +237,32 @@ impl Backward {
             dy_len,
             len,
             phases,
-            lands,
+        }
+    }
+
+    /// The four phases' wide results `wide` (`[phase, c, len]`) into one image's input
+    /// gradient `dx` (`[c, h, w]`), plus `bias`: input pixel `(h, col)` is element `(y, x)`
+    /// of phase `(a, b)` with `h + ph = 2·y + a`, `col + pw = 2·x + b`, so an input row
+    /// interleaves a row of two phases.
+    fn land(&self, g: &ConvGeom, wide: &[f32], dx: &mut [f32], bias: Option<&[f32]>) {
+        let [ph, pw] = g.padding;
+        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
+        let at =
+            |a: usize, b: usize, c: usize, y: usize, x: usize| ((a * S + b) * g.c + c) * self.len + y * self.wd + x;
+        for (c, plane) in dx.chunks_mut(g.h * g.w).take(g.c).enumerate() {
+            let bv = bias.map_or(0.0, |b| b[c]);
+            for (h, row) in plane.chunks_mut(g.w).enumerate() {
+                let (a, y) = ((h + ph) % S, (h + ph) / S);
+                let (e, o) = (&wide[at(a, be, c, y, xe)..], &wide[at(a, bo, c, y, xo)..]);
+                let mut pairs = row.chunks_exact_mut(2);
+                for ((pair, &e), &o) in pairs.by_ref().zip(e).zip(o) {
+                    pair[0] = e + bv;
+                    pair[1] = o + bv;
+                }
+                if let [last] = pairs.into_remainder() {
+                    *last = e[g.w / 2] + bv;
+                }
+            }
         }
     }
 
@@ -276,8 +320,11 @@ fn forward_any<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, o
     }
     let (img, oimg, per) = (g.c * g.h * g.w, g.o * g.oh * g.ow, tile_images(g));
     let base = Disjoint::new(out);
+    // Buffers reused from tile to tile: every image writes the same elements of `src`, so
+    // its padding stays zero (zeroing a fresh one per image cost as much as splitting it).
+    let (srcs, wides) = (Pool::new(f.src_len), Pool::new(g.o * f.len));
     run_tiles(g.n.div_ceil(per), threads_for(g.flops(), PAR_MACS), &|tile| {
-        let (mut src, mut wide) = (vec![0f32; f.src_len], vec![0f32; g.o * f.len]);
+        let (mut src, mut wide) = (srcs.take(), wides.take());
         for n in tile * per..((tile + 1) * per).min(g.n) {
             f.split(g, &x[n * img..(n + 1) * img], &mut src);
             run(
@@ -303,6 +350,8 @@ fn forward_any<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, o
                 }
             }
         }
+        srcs.put(src);
+        wides.put(wide);
     });
     true
 }
@@ -326,32 +375,32 @@ fn backward_input_any<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
     bk.weights(g, w);
     let (img, oimg, per) = (g.c * g.h * g.w, g.o * g.oh * g.ow, tile_images(g));
     let base = Disjoint::new(dx);
+    // Reused as in the forward pass.
+    let (srcs, wides) = (Pool::new(bk.dy_len), Pool::new(S * S * g.c * bk.len));
     run_tiles(g.n.div_ceil(per), threads_for(g.flops(), PAR_MACS), &|tile| {
-        let (mut src, mut wide) = (vec![0f32; bk.dy_len], vec![0f32; g.c * bk.len]);
+        let (mut src, mut wide) = (srcs.take(), wides.take());
         for n in tile * per..((tile + 1) * per).min(g.n) {
             bk.pad_dy(g, &dy[n * oimg..(n + 1) * oimg], &mut src);
             // SAFETY: image n's input gradient belongs to this tile alone.
             let dxi = unsafe { base.range(n * img, img) };
-            for (phase, (off, ws)) in bk.phases.iter().enumerate() {
+            for ((off, ws), out) in bk.phases.iter().zip(wide.chunks_mut(g.c * bk.len)) {
+                let (w, rows, len) = (ws, g.c, bk.len);
                 run(
                     Job::Product {
                         src: &src,
                         off,
-                        w: ws,
-                        rows: g.c,
-                        len: bk.len,
-                        out: &mut wide,
+                        w,
+                        rows,
+                        len,
+                        out,
                     },
                     level,
                 );
-                for (c, plane) in dxi.chunks_mut(g.h * g.w).enumerate() {
-                    let (bv, wide) = (bias.map_or(0.0, |b| b[c]), &wide[c * bk.len..(c + 1) * bk.len]);
-                    for &(from, to) in &bk.lands[phase] {
-                        plane[to] = wide[from] + bv;
-                    }
-                }
             }
+            bk.land(g, &wide, dxi, bias);
         }
+        srcs.put(src);
+        wides.put(wide);
     });
     true
 }
@@ -371,6 +420,65 @@ fn backward_weight_any<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
         return false;
     };
     let f = Forward::new(g);
+    if f.len < DOTS_MIN_LEN {
+        return backward_weight_outer(g, f, level, x, dy, dw);
+    }
+    let taps = g.c * g.kh * g.kw;
+    let (img, p) = (g.c * g.h * g.w, g.oh * g.ow);
+    // The output gradient "wide", as the forward pass computes it: row `y` at `y · wps`,
+    // zeros in the columns past `ow` so the taps' extra elements add nothing.
+    let dys = g.o * f.len;
+    let per = (DOTS_FLOATS / (f.src_len + dys)).clamp(1, g.n);
+    let chunks = g.n.div_ceil(per);
+    let size = g.o * taps;
+    let mut partials = vec![0f32; chunks * size];
+    let base = Disjoint::new(&mut partials);
+    // Reused as in the forward pass: image `i` of every chunk writes the same elements.
+    let (srcs, dyws) = (Pool::new(per * f.src_len), Pool::new(per * dys));
+    run_tiles(chunks, threads_for(g.flops(), PAR_MACS), &|ch| {
+        let (n0, n1) = (ch * per, ((ch + 1) * per).min(g.n));
+        let (mut src, mut dyw) = (srcs.take(), dyws.take());
+        for n in n0..n1 {
+            let i = n - n0;
+            f.split(
+                g,
+                &x[n * img..(n + 1) * img],
+                &mut src[i * f.src_len..(i + 1) * f.src_len],
+            );
+            let d = &mut dyw[i * dys..(i + 1) * dys];
+            for (o, plane) in dy[n * g.o * p..(n + 1) * g.o * p].chunks(p).enumerate() {
+                for (r, row) in plane.chunks(g.ow).enumerate() {
+                    let at = o * f.len + r * f.wps;
+                    d[at..at + g.ow].copy_from_slice(row);
+                }
+            }
+        }
+        // SAFETY: chunk ch alone writes its partial.
+        let out = unsafe { base.range(ch * size, size) };
+        let job = Job::Dots {
+            dyw: &dyw,
+            dys,
+            src: &src,
+            srcs: f.src_len,
+            off: &f.off,
+            rows: g.o,
+            len: f.len,
+            imgs: n1 - n0,
+            out,
+        };
+        run(job, level);
+        srcs.put(src);
+        dyws.put(dyw);
+    });
+    for (i, d) in dw[..size].iter_mut().enumerate() {
+        *d = (0..chunks).map(|ch| partials[ch * size + i]).sum();
+    }
+    true
+}
+
+/// [`backward_weight_any`] for short rows, by outer products along the output channels:
+/// no dropped columns, and every pixel of a chunk's images in one pass per block.
+fn backward_weight_outer(g: &ConvGeom, f: Forward, level: Isa, x: &[f32], dy: &[f32], dw: &mut [f32]) -> bool {
     let taps = g.c * g.kh * g.kw;
     let (img, p) = (g.c * g.h * g.w, g.oh * g.ow);
     let lanes = g.o.next_multiple_of(ROUND);

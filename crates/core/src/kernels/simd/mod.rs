@@ -48,6 +48,8 @@ pub(crate) trait Lanes: Copy {
     unsafe fn interleave(e: Self, o: Self) -> (Self, Self);
     /// Lanes `1..L` of `self`, then lane 0 of `next`.
     unsafe fn shift_in(self, next: Self) -> Self;
+    /// The sum of the lanes (halves added pairwise, a fixed order per level).
+    unsafe fn sum(self) -> f32;
 }
 
 /// The lanes `l` of `0..lanes` with `0 ≤ start + l < len`, as a range.

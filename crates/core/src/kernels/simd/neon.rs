@@ -108,4 +108,10 @@ impl Lanes for V4 {
         // SAFETY: NEON is part of the aarch64 baseline.
         unsafe { V4(vextq_f32::<1>(self.0, next.0)) }
     }
+
+    #[inline(always)]
+    unsafe fn sum(self) -> f32 {
+        // SAFETY: NEON is part of the aarch64 baseline.
+        unsafe { vaddvq_f32(self.0) }
+    }
 }

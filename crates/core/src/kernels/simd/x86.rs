@@ -110,6 +110,15 @@ impl Lanes for V16 {
             V16(_mm512_permutex2var_ps(self.0, idx, next.0))
         }
     }
+
+    #[inline(always)]
+    unsafe fn sum(self) -> f32 {
+        // SAFETY: the caller runs this with the level's features on.
+        unsafe {
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.0)));
+            sum8(_mm256_add_ps(_mm512_castps512_ps256(self.0), hi))
+        }
+    }
 }
 
 /// 8 lanes of AVX2.
@@ -230,5 +239,22 @@ impl Lanes for V8 {
             let n = _mm256_permutevar8x32_ps(next.0, _mm256_setzero_si256());
             V8(_mm256_blend_ps::<0b1000_0000>(r, n))
         }
+    }
+
+    #[inline(always)]
+    unsafe fn sum(self) -> f32 {
+        // SAFETY: the caller runs this with the level's features on.
+        unsafe { sum8(self.0) }
+    }
+}
+
+/// The sum of 8 lanes: halves added until one lane is left.
+#[inline(always)]
+unsafe fn sum8(v: __m256) -> f32 {
+    // SAFETY: the caller runs this with AVX (part of both levels) on.
+    unsafe {
+        let x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+        _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps::<1>(x, x)))
     }
 }

@@ -5,8 +5,9 @@ use super::*;
 use crate::cpu;
 
 /// `[n, c, h, w]`, `[o, kh, kw]`, padding: odd sizes, sizes where a transposed
-/// convolution needs output padding (14 → 7 → 14), batch 1, 1/3/16/17 channels.
-const SHAPES: [([usize; 4], [usize; 3], [usize; 2]); 10] = [
+/// convolution needs output padding (14 → 7 → 14), batch 1, 1/3/16/17 channels; the last
+/// two with wide rows of 256 and more, whose weight gradient takes dot products.
+const SHAPES: [([usize; 4], [usize; 3], [usize; 2]); 12] = [
     ([3, 1, 28, 28], [16, 3, 3], [1, 1]),
     ([2, 16, 14, 14], [32, 3, 3], [1, 1]),
     ([1, 1, 28, 28], [64, 4, 4], [1, 1]),
@@ -17,6 +18,8 @@ const SHAPES: [([usize; 4], [usize; 3], [usize; 2]); 10] = [
     ([1, 1, 5, 6], [3, 2, 2], [0, 0]),
     ([2, 17, 7, 6], [16, 5, 3], [1, 2]),
     ([3, 3, 10, 9], [16, 1, 3], [0, 1]),
+    ([1, 16, 64, 64], [32, 3, 3], [1, 1]),
+    ([2, 9, 35, 33], [6, 5, 5], [2, 1]),
 ];
 
 fn geom(&(x, [o, kh, kw], pad): &([usize; 4], [usize; 3], [usize; 2])) -> ConvGeom {
@@ -167,10 +170,11 @@ fn bias_is_added_per_channel() {
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    // Batch 128 so the work is split; every pass bit for bit on 1, 2 and 3 threads.
-    for shape in &SHAPES[..3] {
+    // Batch 128 (5 for the wide rows) so the work is split; every pass bit for bit on 1, 2
+    // and 3 threads.
+    for shape in SHAPES[..3].iter().chain(&SHAPES[10..11]) {
         let mut shape = *shape;
-        shape.0[0] = 128;
+        shape.0[0] = if shape.0[2] > 32 { 5 } else { 128 };
         let g = geom(&shape);
         let (x, w) = (f32v(&seq(g.n * g.c * g.h * g.w, 0.3)), f32v(&seq(g.o * g.k(), 1.7)));
         let dy = f32v(&seq(g.n * g.o * g.p(), 0.5));

@@ -51,6 +51,30 @@ pub(super) enum Job<'a> {
         /// `[taps, lanes]`.
         out: &'a mut [f32],
     },
+    /// `out[r·taps + t] = Σ_n Σ_q dyw[n·dys + r·len + q] · src[n·srcs + off[t] + q]` for
+    /// `q < len` (a multiple of [`super::ROUND`]): dot products of "wide" output-gradient
+    /// rows (zero in the dropped columns) with tap rows, vectors along the pixels, so every
+    /// load is a whole contiguous vector and each is used for several products.
+    Dots {
+        /// Wide output gradient of each image, `[rows, len]`, `dys` apart.
+        dyw: &'a [f32],
+        /// Distance between images in `dyw`.
+        dys: usize,
+        /// The tap rows' buffer of each image, `srcs` apart.
+        src: &'a [f32],
+        /// Distance between images in `src`.
+        srcs: usize,
+        /// Where each tap's row starts in an image's `src`.
+        off: &'a [usize],
+        /// Output-gradient rows (output channels).
+        rows: usize,
+        /// Row length.
+        len: usize,
+        /// Images.
+        imgs: usize,
+        /// `[rows, taps]`.
+        out: &'a mut [f32],
+    },
 }
 
 /// Runs `job` with the vectors of `level` (granted by [`crate::cpu`] only where the CPU
@@ -61,12 +85,12 @@ pub(super) fn run(job: Job<'_>, level: Isa) {
         #[target_feature(enable = "avx512f")]
         fn avx512(job: Job<'_>) {
             // SAFETY: this function runs only with AVX-512F on.
-            unsafe { dispatch::<V16, 8, 3, 2, 8>(job) }
+            unsafe { dispatch::<V16, 8, 3, 2, 8, 4, 4>(job) }
         }
         #[target_feature(enable = "avx2,fma")]
         fn avx2(job: Job<'_>) {
             // SAFETY: this function runs only with AVX2 and FMA on.
-            unsafe { dispatch::<V8, 4, 2, 2, 4>(job) }
+            unsafe { dispatch::<V8, 4, 2, 2, 4, 2, 4>(job) }
         }
         match level {
             // SAFETY: `cpu` grants the AVX-512 level only on a CPU that has AVX-512F.
@@ -80,7 +104,7 @@ pub(super) fn run(job: Job<'_>, level: Isa) {
     {
         assert_eq!(level, Isa::Neon, "no f32 vectors at {level}");
         // SAFETY: NEON is part of every aarch64 target.
-        unsafe { dispatch::<V4, 8, 3, 2, 8>(job) }
+        unsafe { dispatch::<V4, 8, 3, 2, 8, 4, 6>(job) }
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
@@ -90,9 +114,20 @@ pub(super) fn run(job: Job<'_>, level: Isa) {
 }
 
 /// `job` on vectors `V`: products in blocks of `R` rows × `P` vectors, correlations in
-/// blocks of `RC` vectors of channels × `TC` taps. The level's features must be on.
+/// blocks of `RC` vectors of channels × `TC` taps, dot products in blocks of `RD` rows ×
+/// `TD` taps. The level's features must be on.
 #[inline(always)]
-unsafe fn dispatch<V: Lanes, const R: usize, const P: usize, const RC: usize, const TC: usize>(job: Job<'_>) {
+unsafe fn dispatch<
+    V: Lanes,
+    const R: usize,
+    const P: usize,
+    const RC: usize,
+    const TC: usize,
+    const RD: usize,
+    const TD: usize,
+>(
+    job: Job<'_>,
+) {
     match job {
         Job::Product {
             src,
@@ -165,6 +200,45 @@ unsafe fn dispatch<V: Lanes, const R: usize, const P: usize, const RC: usize, co
                 while o < lanes {
                     a.taps::<V, 1, TC>(o, out);
                     o += V::L;
+                }
+            }
+        }
+        Job::Dots {
+            dyw,
+            dys,
+            src,
+            srcs,
+            off,
+            rows,
+            len,
+            imgs,
+            out,
+        } => {
+            assert!(out.len() >= rows * off.len() && len.is_multiple_of(V::L));
+            if imgs > 0 {
+                assert!(dyw.len() >= (imgs - 1) * dys + rows * len);
+                assert!(off.iter().all(|&o| (imgs - 1) * srcs + o + len <= src.len()));
+            }
+            let a = Dots {
+                dyw: dyw.as_ptr(),
+                dys,
+                src: src.as_ptr(),
+                srcs,
+                off,
+                len,
+                imgs,
+            };
+            let out = out.as_mut_ptr();
+            // SAFETY: as above.
+            unsafe {
+                let mut r = 0;
+                while r + RD <= rows {
+                    a.rows::<V, RD, TD>(r, out);
+                    r += RD;
+                }
+                while r < rows {
+                    a.rows::<V, 1, TD>(r, out);
+                    r += 1;
                 }
             }
         }
@@ -293,6 +367,72 @@ impl Outer<'_> {
             for (t, row) in acc.iter().enumerate() {
                 for (r, a) in row.iter().enumerate() {
                     a.storeu(out.add((t0 + t) * self.lanes + o0 + r * V::L));
+                }
+            }
+        }
+    }
+}
+
+/// [`Job::Dots`] as raw pointers.
+struct Dots<'a> {
+    dyw: *const f32,
+    dys: usize,
+    src: *const f32,
+    srcs: usize,
+    off: &'a [usize],
+    len: usize,
+    imgs: usize,
+}
+
+impl Dots<'_> {
+    /// Rows `r0..r0 + R` of `out` (`[rows, taps]`), in blocks of `T` taps, then single taps.
+    #[inline(always)]
+    unsafe fn rows<V: Lanes, const R: usize, const T: usize>(&self, r0: usize, out: *mut f32) {
+        let (mut t, taps) = (0, self.off.len());
+        // SAFETY: the caller's contract.
+        unsafe {
+            while t + T <= taps {
+                self.block::<V, R, T>(r0, t, out);
+                t += T;
+            }
+            while t < taps {
+                self.block::<V, R, 1>(r0, t, out);
+                t += 1;
+            }
+        }
+    }
+
+    /// `out` rows `r0..r0 + R`, taps `t0..t0 + T`, over all pixels and images: each
+    /// gradient vector loaded once for `T` taps, each tap vector once for `R` rows; the
+    /// lanes are summed at the end.
+    #[inline(always)]
+    unsafe fn block<V: Lanes, const R: usize, const T: usize>(&self, r0: usize, t0: usize, out: *mut f32) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let mut acc = [[V::zero(); T]; R];
+            let mut off = [0usize; T];
+            off.copy_from_slice(&self.off[t0..t0 + T]);
+            for n in 0..self.imgs {
+                let d = self.dyw.add(n * self.dys + r0 * self.len);
+                let s = self.src.add(n * self.srcs);
+                let mut q = 0;
+                while q < self.len {
+                    let mut dv = [V::zero(); R];
+                    for (r, v) in dv.iter_mut().enumerate() {
+                        *v = V::loadu(d.add(r * self.len + q));
+                    }
+                    for (t, &o) in off.iter().enumerate() {
+                        let x = V::loadu(s.add(o + q));
+                        for (row, &dr) in acc.iter_mut().zip(&dv) {
+                            row[t] = dr.mul_add(x, row[t]);
+                        }
+                    }
+                    q += V::L;
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                for (t, a) in row.iter().enumerate() {
+                    *out.add((r0 + r) * self.off.len() + t0 + t) = a.sum();
                 }
             }
         }
