@@ -451,6 +451,12 @@ impl<M: Module + ?Sized> Module for Box<M> {
     fn describe(&self) -> String {
         (**self).describe()
     }
+    fn fusable_activation(&self) -> Option<Activation> {
+        (**self).fusable_activation()
+    }
+    fn forward_then(&self, x: &Tensor, act: Activation, mode: Mode) -> Option<Result<Tensor>> {
+        (**self).forward_then(x, act, mode)
+    }
 }
 
 /// Check that the rank of `x` is one of `ranks`, naming the layer.

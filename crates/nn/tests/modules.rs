@@ -522,6 +522,26 @@ fn sequential_fuses_batch_norm_and_activation_bit_for_bit() {
         let (_, calls) = summary::record(|| fused.forward(&x, Mode::Train).unwrap());
         assert_eq!(calls.len(), 2);
     }
+    // The activation module is skipped when fused (here one that counts its calls).
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct Counted(Arc<AtomicUsize>);
+    impl Module for Counted {
+        fn forward(&self, x: &Tensor, _: Mode) -> Result<Tensor> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(x.relu()?)
+        }
+        fn fusable_activation(&self) -> Option<nabla_core::Activation> {
+            Some(nabla_core::Activation::Relu)
+        }
+    }
+    let count = Arc::new(AtomicUsize::new(0));
+    let seq = Sequential::new().push(BatchNorm2d::new(3)).push(Counted(count.clone()));
+    let x = Tensor::randn(&[2, 3, 3, 3], DType::F32, &mut Generator::new(9));
+    seq.forward(&x, Mode::Train).unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 0, "fused in training");
+    seq.forward(&x, Mode::Eval).unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 1, "not in evaluation");
     // An error of the fused call names the batch norm child.
     let seq = Sequential::new().push(BatchNorm2d::new(3)).push(ReLU);
     let err = seq.forward_named("s", &Tensor::ones(&[2, 4, 3, 3], DType::F32), Mode::Train);
