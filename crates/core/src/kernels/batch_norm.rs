@@ -175,10 +175,13 @@ fn sums<T: Element, P: Pass<T>>(x: &[T], g: Option<&[T]>, m: T, p: P) -> (f64, f
     let n = x.len();
     let has_g = g.is_some();
     let g = g.unwrap_or(x);
-    let whole = n / (LANES * RUN) * (LANES * RUN);
+    // Whole lane groups in runs of up to RUN: a plane of 8×8 or 16×16 values is shorter
+    // than one run, and summed in f64 one by one ([32, 64, 16, 16] with ReLU) forward and
+    // backward took 1.6 ms rather than 0.6.
+    let whole = n / LANES * LANES;
     for start in (0..whole).step_by(LANES * RUN) {
         let (mut a1, mut a2) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-        for c in (start..start + LANES * RUN).step_by(LANES) {
+        for c in (start..(start + LANES * RUN).min(whole)).step_by(LANES) {
             let (xs, gs) = (&x[c..c + LANES], &g[c..c + LANES]);
             for i in 0..LANES {
                 let d = xs[i] - m;
