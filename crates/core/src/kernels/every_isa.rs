@@ -179,3 +179,20 @@ fn batch_norm_matches_scalar_bits() {
         });
     }
 }
+
+#[test]
+fn softmax_nll_matches_scalar_bits() {
+    // Rows (s = 1) and class runs of odd lengths, with a partial last tile.
+    for dims in [[3, 5, 1], [40, 7, 1], [2, 11, 37], [1, 3, 300]] {
+        let [n, c, s] = dims;
+        let x: Vec<f32> = data(n * c * s, 11)
+            .into_iter()
+            .map(|v| if v.is_finite() { v } else { 3.0 })
+            .collect();
+        let tgt: Vec<Option<usize>> = (0..n * s).map(|q| (q % 5 != 3).then_some(q * 7 % c)).collect();
+        same_at_every_level(&format!("softmax_nll {dims:?}"), || {
+            let (p, loss) = super::softmax_nll::forward(&x, dims, &tgt);
+            (bits(&p), bits(&loss))
+        });
+    }
+}
