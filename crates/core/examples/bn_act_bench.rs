@@ -2,7 +2,8 @@
 //! on fcn_small's and DCGAN's shapes: `bn` then the activation as two ops, and (`FUSED=1`)
 //! the fused `batch_norm_train_act`. Best of `REPS` (default 10) in ms; `THREADS` (default
 //! 1) sets the pool; `CPU=1` times process CPU time (steadier on a shared machine).
-//! `cargo run --release -p nabla-core --example bn_act_bench`.
+//!
+//! `cargo run --release -p nabla-core --example bn_act_bench`
 
 #[path = "shared/best.rs"]
 mod timing;

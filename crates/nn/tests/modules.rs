@@ -507,7 +507,7 @@ fn sequential_fuses_batch_norm_and_activation_bit_for_bit() {
             for ((name, p), (_, p0)) in fused.named_parameters().iter().zip(bn.named_parameters()) {
                 let (d, d0) = (grads.get(p).unwrap(), grads0.get(&p0).unwrap());
                 assert_eq!(d.to_vec_f32(), d0.to_vec_f32(), "{name} step {step}");
-                sgd_step(&[p.clone()], &grads, 0.1);
+                sgd_step(std::slice::from_ref(p), &grads, 0.1);
                 sgd_step(&[p0], &grads0, 0.1);
             }
             for ((name, b), (_, b0)) in fused.named_buffers().iter().zip(bn.named_buffers()) {

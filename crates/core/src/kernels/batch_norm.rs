@@ -8,6 +8,9 @@
 //! over threads; smaller ones (`BatchNorm1d` on `[n, c]` has `p = 1`) row by row, summing
 //! columns, which are split over threads. Every sum runs in a fixed order, so results do
 //! not depend on the thread count.
+//! An [`Activation`] after the normalization (ReLU, LeakyReLU) is applied as the output is
+//! written, and its gate recomputed from `x` as the gradient is read, so neither the
+//! normalized values nor the gated gradient is ever stored.
 
 use super::elementwise::{vectorized, Loop};
 use super::par::{run_tiles, Disjoint};
