@@ -43,6 +43,7 @@ pub use dtype::{Buffer, DType, Element};
 /// This crate's error under a name that says whose it is, where several crates' errors meet.
 pub use error::Error as CoreError;
 pub use error::{Error, Result};
+pub use kernels::batch_norm::Activation;
 pub use ops::ShapeArg;
 pub use ops::{Conv2dOptions, ConvTranspose2dOptions, Pool2dOptions};
 pub use rng::Generator;

@@ -12,7 +12,7 @@
 //! ```
 
 use crate::{Error, Result};
-use nabla_core::{Generator, Tensor};
+use nabla_core::{Activation, Generator, Tensor};
 
 /// `x · weightᵀ + bias` over the last dim of `x` (`[.., in]` with weight `[out, in]`).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -42,6 +42,20 @@ pub fn batch_norm(
     bias: Option<&Tensor>,
     training: bool,
     eps: f64,
+) -> Result<Tensor> {
+    batch_norm_then(x, running, weight, bias, training, eps, Activation::Identity)
+}
+
+/// [`batch_norm`] followed by `act`: in training one op (core's `batch_norm_train_act`),
+/// in evaluation the activation after the normalization.
+pub(crate) fn batch_norm_then(
+    x: &Tensor,
+    running: Option<RunningStats<'_>>,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    training: bool,
+    eps: f64,
+    act: Activation,
 ) -> Result<Tensor> {
     if x.rank() < 2 {
         return Err(invalid(
@@ -90,7 +104,7 @@ pub fn batch_norm(
             }
         };
         // Core rejects fewer than 2 values per channel, so the correction is finite.
-        let (y, mean, var) = x.batch_norm_train(w, b, eps)?;
+        let (y, mean, var) = x.batch_norm_train_act(w, b, eps, act)?;
         if let Some(r) = &running {
             let _g = nabla_core::no_grad();
             let m = r.momentum;
@@ -113,7 +127,16 @@ pub fn batch_norm(
     if let Some(b) = bias {
         y = y.add(&b.reshape(&stat_shape)?)?;
     }
-    Ok(y)
+    activate(y, act)
+}
+
+/// `act` applied to `y` as its own op.
+pub(crate) fn activate(y: Tensor, act: Activation) -> Result<Tensor> {
+    Ok(match act {
+        Activation::Identity => y,
+        Activation::Relu => y.relu()?,
+        Activation::LeakyRelu(slope) => y.leaky_relu(slope)?,
+    })
 }
 
 /// Local response normalization across channels (AlexNet), PyTorch's formula:

@@ -7,7 +7,7 @@
 //! conversion, generator states for checkpoints) is built on that walk.
 //!
 //! ```
-//! use nabla_core::{DType, Generator, Tensor};
+//! use nabla_core::{Activation, DType, Generator, Tensor};
 //! use nabla_nn::{Linear, Mode, Module, ReLU, Sequential};
 //! let mut g = Generator::new(0);
 //! let mlp = Sequential::new()
@@ -23,7 +23,7 @@
 
 pub use crate::param::{Param, ParamKind};
 use crate::{Error, Result};
-use nabla_core::{DType, Generator, Tensor};
+use nabla_core::{Activation, DType, Generator, Tensor};
 use std::sync::Mutex;
 
 /// Whether a forward pass trains (batch statistics, dropout on) or evaluates.
@@ -55,6 +55,15 @@ pub fn join(prefix: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{prefix}.{name}")
+    }
+}
+
+/// `e` from the child `name`, with the path added: the first module to see a core error
+/// adds its name and description (`features.3 (Conv2d 64→128): ...`), the rest their names.
+pub(crate) fn named_error(e: Error, name: &str, describe: impl FnOnce() -> String) -> Error {
+    match &e {
+        Error::Tensor { context, .. } if context.is_empty() => e.context(format!("{name} ({})", describe())),
+        _ => e.context(name),
     }
 }
 
@@ -196,6 +205,20 @@ pub trait Module: Send + Sync {
         base.rsplit("::").next().unwrap_or(base).to_string()
     }
 
+    /// The activation this module applies, if a layer before it may fuse it into its own
+    /// output ([`Module::forward_then`]): `ReLU` and `LeakyReLU` say so; the default is None.
+    fn fusable_activation(&self) -> Option<Activation> {
+        None
+    }
+
+    /// [`Module::forward`] followed by `act` as one op, if this module can fuse it in
+    /// `mode` (training-mode `BatchNorm`); None, the default, where it cannot, and the
+    /// caller applies the activation itself. Must give what the two modules give.
+    fn forward_then(&self, x: &Tensor, act: Activation, mode: Mode) -> Option<Result<Tensor>> {
+        let _ = (x, act, mode);
+        None
+    }
+
     /// [`Module::forward`] as the child `name` of a larger module: errors gain the path
     /// (`features.3 (Conv2d 64→128): ...`).
     fn forward_named(&self, name: &str, x: &Tensor, mode: Mode) -> Result<Tensor> {
@@ -212,10 +235,7 @@ pub trait Module: Send + Sync {
         if crate::summary::is_recording() {
             crate::summary::exit(out.as_ref().ok().map(|y| y.shape()));
         }
-        out.map_err(|e| match &e {
-            Error::Tensor { context, .. } if context.is_empty() => e.context(format!("{name} ({})", self.describe())),
-            _ => e.context(name),
-        })
+        out.map_err(|e| named_error(e, name, || self.describe()))
     }
 
     /// Every parameter (frozen ones too) with its dotted name; the tensors are the leaves
@@ -430,6 +450,12 @@ impl<M: Module + ?Sized> Module for Box<M> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn fusable_activation(&self) -> Option<Activation> {
+        (**self).fusable_activation()
+    }
+    fn forward_then(&self, x: &Tensor, act: Activation, mode: Mode) -> Option<Result<Tensor>> {
+        (**self).forward_then(x, act, mode)
     }
 }
 

@@ -484,3 +484,66 @@ fn to_dtype_refuses_once_an_optimizer_holds_the_parameters() {
     assert_eq!(w.dtype(), DType::F64);
     assert_ne!(w.to_vec_f64(), before);
 }
+
+#[test]
+fn sequential_fuses_batch_norm_and_activation_bit_for_bit() {
+    // A Sequential runs BatchNorm then ReLU/LeakyReLU as one op in training; the same
+    // layers called one by one must give the same outputs, gradients, running statistics
+    // and batch counts, over steps that change the weights.
+    for act in [Box::new(ReLU) as Box<dyn Module>, Box::new(LeakyReLU::new(0.2))] {
+        let fused = Sequential::from(vec![Box::new(BatchNorm2d::new(3)) as Box<dyn Module>, act]);
+        let (bn, act) = (BatchNorm2d::new(3), fused.get(1).unwrap());
+        let mut g = Generator::new(5);
+        for step in 0..3 {
+            let x = Tensor::randn(&[4, 3, 9, 10], DType::F32, &mut g)
+                .mul_scalar(2.0)
+                .unwrap();
+            let y = fused.forward(&x, Mode::Train).unwrap();
+            let y0 = act.forward(&bn.forward(&x, Mode::Train).unwrap(), Mode::Train).unwrap();
+            assert_eq!(y.to_vec_f32(), y0.to_vec_f32(), "step {step}");
+            let w = Tensor::randn(&[4, 3, 9, 10], DType::F32, &mut g);
+            let grads = y.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+            let grads0 = y0.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+            for ((name, p), (_, p0)) in fused.named_parameters().iter().zip(bn.named_parameters()) {
+                let (d, d0) = (grads.get(p).unwrap(), grads0.get(&p0).unwrap());
+                assert_eq!(d.to_vec_f32(), d0.to_vec_f32(), "{name} step {step}");
+                sgd_step(std::slice::from_ref(p), &grads, 0.1);
+                sgd_step(&[p0], &grads0, 0.1);
+            }
+            for ((name, b), (_, b0)) in fused.named_buffers().iter().zip(bn.named_buffers()) {
+                assert_eq!(b.to_vec_f64(), b0.to_vec_f64(), "{name} step {step}");
+            }
+        }
+        // Evaluation, and a summary that records every child, run the layers one by one.
+        let x = Tensor::randn(&[2, 3, 4, 4], DType::F32, &mut g);
+        let y = fused.forward(&x, Mode::Eval).unwrap();
+        let y0 = act.forward(&bn.forward(&x, Mode::Eval).unwrap(), Mode::Eval).unwrap();
+        assert_eq!(y.to_vec_f32(), y0.to_vec_f32());
+        let (_, calls) = summary::record(|| fused.forward(&x, Mode::Train).unwrap());
+        assert_eq!(calls.len(), 2);
+    }
+    // The activation module is skipped when fused (here one that counts its calls).
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct Counted(Arc<AtomicUsize>);
+    impl Module for Counted {
+        fn forward(&self, x: &Tensor, _: Mode) -> Result<Tensor> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(x.relu()?)
+        }
+        fn fusable_activation(&self) -> Option<nabla_core::Activation> {
+            Some(nabla_core::Activation::Relu)
+        }
+    }
+    let count = Arc::new(AtomicUsize::new(0));
+    let seq = Sequential::new().push(BatchNorm2d::new(3)).push(Counted(count.clone()));
+    let x = Tensor::randn(&[2, 3, 3, 3], DType::F32, &mut Generator::new(9));
+    seq.forward(&x, Mode::Train).unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 0, "fused in training");
+    seq.forward(&x, Mode::Eval).unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 1, "not in evaluation");
+    // An error of the fused call names the batch norm child.
+    let seq = Sequential::new().push(BatchNorm2d::new(3)).push(ReLU);
+    let err = seq.forward_named("s", &Tensor::ones(&[2, 4, 3, 3], DType::F32), Mode::Train);
+    assert!(err.unwrap_err().to_string().starts_with("s.0 (BatchNorm2d 3): "));
+}

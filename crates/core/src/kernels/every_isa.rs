@@ -7,7 +7,8 @@
 //! lengths past [`PAR_THRESHOLD`] so the work is split over threads (which must run at the
 //! caller's level too).
 
-use super::{batch_norm, elementwise, reduce, PAR_THRESHOLD};
+use super::batch_norm::{self, Activation};
+use super::{elementwise, reduce, PAR_THRESHOLD};
 use crate::cpu::{self, Isa};
 
 /// Lengths around every lane count (4, 8, 16, 32) and past the parallel threshold.
@@ -138,7 +139,60 @@ fn batch_norm_matches_scalar_bits() {
             let mut dx = vec![0.0; x.len()];
             let (dw, db) = batch_norm::backward(&x, &gy, [n, c, p], &mean, &inv, &w, &mut dx);
             let stats: Vec<u64> = mean.iter().chain(&var).map(|v| v.to_bits()).collect();
-            (bits(&y), stats, bits(&dx), bits(&dw), bits(&db))
+            // With an activation: the bits of the activation applied to `y` and of the
+            // plain backward of the gradient gated by `y` (what `relu` then the op make).
+            let mut acts = Vec::new();
+            for (act, slope) in [(Activation::Relu, 0f32), (Activation::LeakyRelu(0.2), 0.2)] {
+                let mut ya = vec![0.0; x.len()];
+                let (m2, v2, ac) = batch_norm::forward_act(&x, [n, c, p], &w, &b, 1e-5, act, &mut ya);
+                assert!(m2 == mean && v2 == var);
+                let want: Vec<f32> = y
+                    .iter()
+                    .map(|&v| if v > 0.0 || v.is_nan() { v } else { slope * v })
+                    .collect();
+                let want = match act {
+                    Activation::Relu => y.iter().map(|&v| if v > 0.0 || v.is_nan() { v } else { 0.0 }).collect(),
+                    _ => want,
+                };
+                assert_eq!(bits(&ya), bits(&want), "{act:?} forward {n}x{c}x{p}");
+                let gated: Vec<f32> = gy
+                    .iter()
+                    .zip(&y)
+                    .map(|(&g, &v)| {
+                        if v > 0.0 {
+                            g
+                        } else if slope == 0.0 {
+                            0.0
+                        } else {
+                            slope * g
+                        }
+                    })
+                    .collect();
+                let (mut da, mut dw_want) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+                let gw = batch_norm::backward(&x, &gated, [n, c, p], &mean, &inv, &w, &mut dw_want);
+                let ga = batch_norm::backward_act(&x, &gy, [n, c, p], &mean, &inv, &w, act, &ac, &mut da);
+                assert_eq!(bits(&da), bits(&dw_want), "{act:?} dx {n}x{c}x{p}");
+                assert!(ga == gw, "{act:?} dw, db {n}x{c}x{p}");
+                acts.push((bits(&ya), bits(&da), bits(&ga.0), bits(&ga.1)));
+            }
+            (bits(&y), stats, bits(&dx), bits(&dw), bits(&db), acts)
+        });
+    }
+}
+
+#[test]
+fn softmax_nll_matches_scalar_bits() {
+    // Rows (s = 1) and class runs of odd lengths, with a partial last tile.
+    for dims in [[3, 5, 1], [40, 7, 1], [2, 11, 37], [1, 3, 300]] {
+        let [n, c, s] = dims;
+        let x: Vec<f32> = data(n * c * s, 11)
+            .into_iter()
+            .map(|v| if v.is_finite() { v } else { 3.0 })
+            .collect();
+        let tgt: Vec<Option<usize>> = (0..n * s).map(|q| (q % 5 != 3).then_some(q * 7 % c)).collect();
+        same_at_every_level(&format!("softmax_nll {dims:?}"), || {
+            let (p, loss) = super::softmax_nll::forward(&x, dims, &tgt);
+            (bits(&p), bits(&loss))
         });
     }
 }

@@ -338,7 +338,7 @@ impl Loop for FastBackward<'_> {
 /// `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2` and `e^r` by its Taylor series to `r^7`
 /// (truncation below 1e-8 relative). Inputs are clamped to where `2^k` is a normal float.
 #[inline(always)]
-fn exp_f32(x: f32) -> f32 {
+pub(super) fn exp_f32(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Adding 1.5·2^23 rounds x/ln 2 to an integer k (ties to even) held in the low bits,
     // with plain float and integer arithmetic only (no rounding or conversion call).

@@ -3,7 +3,9 @@
 //! Composed from tensor ops it took about eight full-size passes forward and fifteen
 //! backward. The backward rule runs the fused kernel when no graph of the gradient is
 //! wanted, and the same formula written with tensor ops when it is (`create_graph`), so
-//! the op is differentiable to any order.
+//! the op is differentiable to any order. [`Tensor::batch_norm_train_act`] adds the ReLU or
+//! LeakyReLU that follows every batch norm of the zoo's convolutional models to the same
+//! passes (as two ops, two more full-size tensors are written and three more read).
 //!
 //! ```
 //! use nabla_core::{DType, Tensor};
@@ -21,9 +23,9 @@
 //! ```
 
 use super::access::with_data;
-use crate::autograd::is_grad_enabled;
+use crate::autograd::{is_grad_enabled, no_grad};
 use crate::dtype::dispatch;
-use crate::kernels::batch_norm;
+use crate::kernels::batch_norm::{self, Activation};
 use crate::kernels::elementwise::filled;
 use crate::{Element, Error, Result, Tensor};
 use std::sync::Arc;
@@ -34,10 +36,27 @@ impl Tensor {
     /// channel. Returns the output and, detached, the mean and variance (`[C]`), from
     /// which a caller updates running statistics.
     pub fn batch_norm_train(&self, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
-        const OP: &str = "batch_norm_train";
+        self.batch_norm_train_act(weight, bias, eps, Activation::Identity)
+    }
+
+    /// [`Tensor::batch_norm_train`] followed by `act` (`relu` or `leaky_relu`) as one op:
+    /// the normalized values are never stored, and the backward pass gates the gradient as
+    /// it reads it. Values and gradients are those of the two ops, bit for bit.
+    pub fn batch_norm_train_act(
+        &self,
+        weight: &Tensor,
+        bias: &Tensor,
+        eps: f64,
+        act: Activation,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let op = match act {
+            Activation::Identity => "batch_norm_train",
+            Activation::Relu => "batch_norm_train_relu",
+            Activation::LeakyRelu(_) => "batch_norm_train_leaky_relu",
+        };
         if self.rank() < 2 {
             return Err(Error::invalid(
-                OP,
+                op,
                 format!("expects [N, C, ...] input, got shape {:?}", self.shape()),
             ));
         }
@@ -46,7 +65,7 @@ impl Tensor {
         for (what, t) in [("weight", weight), ("bias", bias)] {
             if t.shape() != [c] {
                 return Err(Error::shapes(
-                    OP,
+                    op,
                     self.shape(),
                     t.shape(),
                     format!("{what} must have one value per channel ({c})"),
@@ -54,14 +73,14 @@ impl Tensor {
             }
             if t.dtype() != self.dtype() {
                 return Err(Error::invalid(
-                    OP,
+                    op,
                     format!("{what} is {:?}, input is {:?}", t.dtype(), self.dtype()),
                 ));
             }
         }
         if n * p < 2 {
             return Err(Error::invalid(
-                OP,
+                op,
                 format!(
                     "needs more than 1 value per channel, got input shape {:?}",
                     self.shape()
@@ -69,27 +88,37 @@ impl Tensor {
             ));
         }
         let dims = [n, c, p];
-        fn run<T: Element>(x: &Tensor, w: &Tensor, b: &Tensor, dims: [usize; 3], eps: f64) -> Result<[Tensor; 3]> {
-            with_data(OP, &[x, w, b], |s: &[&[T]]| {
-                let mut stats = (Vec::new(), Vec::new());
+        type Out = ([Tensor; 3], Vec<f64>);
+        fn run<T: Element>(
+            x: &Tensor,
+            w: &Tensor,
+            b: &Tensor,
+            dims: [usize; 3],
+            eps: f64,
+            act: Activation,
+        ) -> Result<Out> {
+            with_data("batch_norm_train", &[x, w, b], |s: &[&[T]]| {
+                let mut stats = (Vec::new(), Vec::new(), Vec::new());
                 let y = filled(s[0].len(), |y| {
-                    stats = batch_norm::forward_into(s[0], dims, s[1], s[2], eps, y)
+                    stats = batch_norm::forward_act_into(s[0], dims, s[1], s[2], eps, act, y)
                 });
-                let (mean, var) = stats;
+                let (mean, var, ac) = stats;
                 let stat =
                     |v: Vec<f64>| Tensor::from_buffer(T::wrap(v.into_iter().map(T::from_f64).collect()), &[dims[1]]);
-                [Tensor::from_buffer(T::wrap(y), x.shape()), stat(mean), stat(var)]
+                // Each channel's `[a, c]` in f64 (exact), for the backward's gate.
+                let ac = ac.iter().flat_map(|v| v.map(T::to_f64)).collect();
+                ([Tensor::from_buffer(T::wrap(y), x.shape()), stat(mean), stat(var)], ac)
             })
         }
-        let [y, mean, var] = dispatch!(self.dtype(), T => run::<T>(self, weight, bias, dims, eps)?);
+        let ([y, mean, var], ac) = dispatch!(self.dtype(), T => run::<T>(self, weight, bias, dims, eps, act)?);
         let mean64 = Arc::new(mean.to_vec_f64());
         let inv: Arc<Vec<f64>> = Arc::new(var.to_vec_f64().iter().map(|v| 1.0 / (v + eps).sqrt()).collect());
         let (x, w) = (self.clone(), weight.clone());
-        let y = y.record(OP, &[self, weight, bias], move |gy, _| {
+        let y = y.record(op, &[self, weight, bias], move |gy, _| {
             let [dx, dw, db] = if is_grad_enabled() {
-                composed_grad(&x, &w, gy, eps)?
+                composed_grad(&x, &w, &gated(&x, gy, act, &ac)?, eps)?
             } else {
-                fused_grad(&x, &w, gy, dims, &mean64, &inv)?
+                fused_grad(&x, &w, gy, dims, &mean64, &inv, act, &ac)?
             };
             Ok(vec![Some(dx), Some(dw), Some(db)])
         });
@@ -98,7 +127,18 @@ impl Tensor {
 }
 
 /// The gradients by the fused kernel (not recorded).
-fn fused_grad(x: &Tensor, w: &Tensor, gy: &Tensor, dims: [usize; 3], mean: &[f64], inv: &[f64]) -> Result<[Tensor; 3]> {
+#[allow(clippy::too_many_arguments)]
+fn fused_grad(
+    x: &Tensor,
+    w: &Tensor,
+    gy: &Tensor,
+    dims: [usize; 3],
+    mean: &[f64],
+    inv: &[f64],
+    act: Activation,
+    ac: &[f64],
+) -> Result<[Tensor; 3]> {
+    #[allow(clippy::too_many_arguments)]
     fn run<T: Element>(
         x: &Tensor,
         w: &Tensor,
@@ -106,11 +146,14 @@ fn fused_grad(x: &Tensor, w: &Tensor, gy: &Tensor, dims: [usize; 3], mean: &[f64
         dims: [usize; 3],
         mean: &[f64],
         inv: &[f64],
+        act: Activation,
+        ac: &[f64],
     ) -> Result<[Tensor; 3]> {
+        let ac: Vec<[T; 2]> = ac.chunks(2).map(|v| [T::from_f64(v[0]), T::from_f64(v[1])]).collect();
         with_data("batch_norm_train_backward", &[x, gy, w], |s: &[&[T]]| {
             let mut grads = (Vec::new(), Vec::new());
             let dx = filled(s[0].len(), |dx| {
-                grads = batch_norm::backward_into(s[0], s[1], dims, mean, inv, s[2], dx)
+                grads = batch_norm::backward_act_into(s[0], s[1], dims, mean, inv, s[2], act, &ac, dx)
             });
             let (dw, db) = grads;
             [
@@ -120,7 +163,34 @@ fn fused_grad(x: &Tensor, w: &Tensor, gy: &Tensor, dims: [usize; 3], mean: &[f64
             ]
         })
     }
-    dispatch!(x.dtype(), T => run::<T>(x, w, gy, dims, mean, inv))
+    dispatch!(x.dtype(), T => run::<T>(x, w, gy, dims, mean, inv, act, ac))
+}
+
+/// `gy` passed back through the activation with tensor ops (recorded, linear in `gy`):
+/// where the normalized value `a·x + c` is positive `gy`, elsewhere 0 or `slope·gy`.
+fn gated(x: &Tensor, gy: &Tensor, act: Activation, ac: &[f64]) -> Result<Tensor> {
+    let slope = match act {
+        Activation::Identity => return Ok(gy.clone()),
+        Activation::Relu => None,
+        Activation::LeakyRelu(s) => Some(s),
+    };
+    let c = x.shape()[1];
+    let mut stat = vec![1usize; x.rank()];
+    stat[1] = c;
+    let positive = {
+        let _g = no_grad();
+        let coef = |k: usize| -> Result<Tensor> {
+            let v: Vec<f64> = ac.iter().skip(k).step_by(2).copied().collect();
+            Tensor::from_vec(v, &stat)?.to_dtype(x.dtype())
+        };
+        let pre = x.detach().mul(&coef(0)?)?.add(&coef(1)?)?;
+        pre.gt(&Tensor::zeros(&[], x.dtype()))?
+    };
+    let other = match slope {
+        None => Tensor::zeros(&[], x.dtype()),
+        Some(s) => gy.mul_scalar(s)?,
+    };
+    Tensor::where_cond(&positive, gy, &other)
 }
 
 /// The same gradients written with tensor ops, so they can be differentiated again:
@@ -147,7 +217,7 @@ fn composed_grad(x: &Tensor, w: &Tensor, gy: &Tensor, eps: f64) -> Result<[Tenso
 mod tests {
     use super::super::conv2d::recorded_grads;
     use crate::gradcheck::gradcheck;
-    use crate::{grad, DType, Generator, Tensor};
+    use crate::{grad, Activation, DType, Generator, Tensor};
 
     fn r(shape: &[usize], seed: u64) -> Tensor {
         Tensor::randn(shape, DType::F64, &mut Generator::new(seed))
@@ -269,5 +339,74 @@ mod tests {
             &[x, w],
         )
         .unwrap();
+    }
+
+    /// The activation as its own op after the plain batch norm.
+    fn then(y: Tensor, act: Activation) -> Tensor {
+        match act {
+            Activation::Relu => y.relu().unwrap(),
+            Activation::LeakyRelu(s) => y.leaky_relu(s).unwrap(),
+            Activation::Identity => y,
+        }
+    }
+
+    #[test]
+    fn fused_activation_gives_the_two_ops_bits() {
+        // Planes by rows (p < 64) and by channels; f32 as trained. The gradients of the
+        // recorded path (create_graph) follow the composed formula: close, not bitwise.
+        let f = |t: Tensor| t.to_dtype(DType::F32).unwrap();
+        for shape in [&[4usize, 3, 5, 6][..], &[7, 2], &[2, 5, 64, 33], &[3, 4, 100]] {
+            for act in [Activation::Relu, Activation::LeakyRelu(0.2)] {
+                let c = shape[1];
+                let x = f(r(shape, 1)).set_requires_grad(true);
+                let w = f(r(&[c], 2)).set_requires_grad(true);
+                let b = f(r(&[c], 3)).set_requires_grad(true);
+                let gy = f(r(shape, 4));
+                let (y, mean, var) = x.batch_norm_train_act(&w, &b, 1e-5, act).unwrap();
+                let (y0, mean0, var0) = x.batch_norm_train(&w, &b, 1e-5).unwrap();
+                let y0 = then(y0, act);
+                assert_eq!(y.to_vec_f32(), y0.to_vec_f32(), "{act:?} {shape:?}");
+                assert_eq!(
+                    (mean.to_vec_f32(), var.to_vec_f32()),
+                    (mean0.to_vec_f32(), var0.to_vec_f32())
+                );
+                for create_graph in [false, true] {
+                    let got = grad(&[&y], Some(&[&gy]), &[&x, &w, &b], create_graph).unwrap();
+                    let want = grad(&[&y0], Some(&[&gy]), &[&x, &w, &b], create_graph).unwrap();
+                    for (g, e) in got.iter().zip(&want) {
+                        let (g, e) = (g.as_ref().unwrap().to_vec_f32(), e.as_ref().unwrap().to_vec_f32());
+                        if create_graph {
+                            let ok = g.iter().zip(&e).all(|(p, q)| (p - q).abs() <= 1e-4 * (1.0 + q.abs()));
+                            assert!(ok, "{act:?} {shape:?} recorded: {g:?} vs {e:?}");
+                        } else {
+                            assert_eq!(g, e, "{act:?} {shape:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_activation_gradients_and_second_derivatives() {
+        for act in [Activation::Relu, Activation::LeakyRelu(0.2)] {
+            let (x, w, b) = (r(&[3, 2, 4], 1), r(&[2], 2), r(&[2], 3));
+            gradcheck(
+                |t| Ok(t[0].batch_norm_train_act(&t[1], &t[2], 1e-3, act)?.0),
+                &[x.clone(), w.clone(), b.clone()],
+            )
+            .unwrap();
+            let (u, v, q) = (r(&[3, 2, 4], 4), r(&[3, 2, 4], 5), r(&[2], 6));
+            gradcheck(
+                |t| {
+                    let gs = recorded_grads(t, |t| {
+                        t[0].batch_norm_train_act(&t[1], &b, 1e-3, act)?.0.mul(&u)?.sum_all()
+                    })?;
+                    gs[0].mul(&v)?.sum_all()?.add(&gs[1].mul(&q)?.sum_all()?)
+                },
+                &[x, w],
+            )
+            .unwrap();
+        }
     }
 }

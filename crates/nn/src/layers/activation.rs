@@ -2,7 +2,7 @@
 
 use crate::module::{Mode, Module};
 use crate::Result;
-use nabla_core::Tensor;
+use nabla_core::{Activation, Tensor};
 
 /// max(x, 0).
 #[derive(Debug, Clone, Copy, Default)]
@@ -11,6 +11,9 @@ pub struct ReLU;
 impl Module for ReLU {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(x.relu()?)
+    }
+    fn fusable_activation(&self) -> Option<Activation> {
+        Some(Activation::Relu)
     }
 }
 
@@ -37,6 +40,9 @@ impl Default for LeakyReLU {
 impl Module for LeakyReLU {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(x.leaky_relu(self.negative_slope)?)
+    }
+    fn fusable_activation(&self) -> Option<Activation> {
+        Some(Activation::LeakyRelu(self.negative_slope))
     }
     fn describe(&self) -> String {
         format!("LeakyReLU {}", self.negative_slope)

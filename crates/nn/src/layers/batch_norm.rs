@@ -4,7 +4,7 @@
 use crate::functional::{self, RunningStats};
 use crate::module::{Children, Mode, Module, Param};
 use crate::Result;
-use nabla_core::{DType, Tensor};
+use nabla_core::{Activation, DType, Tensor};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -208,8 +208,9 @@ fn invalid(msg: String) -> crate::Error {
     nabla_core::Error::invalid("BatchNorm", msg).into()
 }
 
-impl<const D: usize> Module for BatchNorm<D> {
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+impl<const D: usize> BatchNorm<D> {
+    /// The forward pass followed by `act` (fused in training without a hook).
+    fn forward_act(&self, x: &Tensor, mode: Mode, act: Activation) -> Result<Tensor> {
         self.check_input(x)?;
         let weight = self.weight.as_ref().map(Param::tensor);
         let bias = self.bias.as_ref().map(Param::tensor);
@@ -233,14 +234,32 @@ impl<const D: usize> Module for BatchNorm<D> {
         };
         let hook = TRAIN_HOOK.with(|h| h.borrow().clone()).filter(|_| mode.is_train());
         let y = match hook {
-            Some(hook) => hooked(&*hook, x, running, weight.as_ref(), bias.as_ref(), self.opts.eps)?,
-            None => functional::batch_norm(x, running, weight.as_ref(), bias.as_ref(), training, self.opts.eps)?,
+            Some(hook) => {
+                let y = hooked(&*hook, x, running, weight.as_ref(), bias.as_ref(), self.opts.eps)?;
+                functional::activate(y, act)?
+            }
+            None => {
+                let (w, b) = (weight.as_ref(), bias.as_ref());
+                functional::batch_norm_then(x, running, w, b, training, self.opts.eps, act)?
+            }
         };
         // Counted only once the batch went through, so a rejected batch changes nothing.
         if let Some((n, seen)) = count {
             n.assign(&Tensor::full(&[], seen, n.dtype()))?;
         }
         Ok(y)
+    }
+}
+
+impl<const D: usize> Module for BatchNorm<D> {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_act(x, mode, Activation::Identity)
+    }
+
+    /// Training mode without a statistics hook: the normalization and `act` as one op.
+    fn forward_then(&self, x: &Tensor, act: Activation, mode: Mode) -> Option<Result<Tensor>> {
+        let hooked = TRAIN_HOOK.with(|h| h.borrow().is_some());
+        (mode.is_train() && !hooked).then(|| self.forward_act(x, mode, act))
     }
 
     fn children(&self, c: &mut Children) {

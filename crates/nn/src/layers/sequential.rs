@@ -1,6 +1,6 @@
 //! Sequential: children applied in order, named "0", "1", ... as in PyTorch.
 
-use crate::module::{Children, Mode, Module};
+use crate::module::{named_error, Children, Mode, Module};
 use crate::Result;
 use nabla_core::Tensor;
 
@@ -56,10 +56,28 @@ impl From<Vec<Box<dyn Module>>> for Sequential {
 }
 
 impl Module for Sequential {
+    /// Children in order; a child that can fuse the activation after it
+    /// ([`Module::forward_then`]: training-mode batch norm then ReLU) runs both as one op,
+    /// except while a summary records each child's output.
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut y = x.clone();
-        for (i, m) in self.layers.iter().enumerate() {
-            y = m.forward_named(&i.to_string(), &y, mode)?;
+        let mut i = 0;
+        while let Some(m) = self.layers.get(i) {
+            let name = i.to_string();
+            let next = self.layers.get(i + 1).and_then(|n| n.fusable_activation());
+            let fused = next
+                .filter(|_| !crate::summary::is_recording())
+                .and_then(|act| m.forward_then(&y, act, mode));
+            match fused {
+                Some(out) => {
+                    y = out.map_err(|e| named_error(e, &name, || m.describe()))?;
+                    i += 2;
+                }
+                None => {
+                    y = m.forward_named(&name, &y, mode)?;
+                    i += 1;
+                }
+            }
         }
         Ok(y)
     }
