@@ -10,49 +10,53 @@
 //! F(7×7, 2×2) ran no faster here (see [`run_f4`]).
 
 use super::super::geom::ConvGeom;
-use super::winograd2::{run_f4, Place, Sink};
+use super::winograd2::{run_f4, Sink};
 use crate::Element;
 
 /// Where phase channel `q · c + ci` (`q = 2r + s`) of the stride-1 output goes in `dx`.
 struct Phases<'a, T> {
-    /// `(ci · h · w, r, s, ci)` per phase channel.
-    lanes: Vec<[usize; 4]>,
-    /// `dx`'s size and the layer's padding.
+    /// `dx`'s channels and size, and the layer's padding.
+    c: usize,
     h: usize,
     w: usize,
     pad: [usize; 2],
-    /// Elements of one image of `dx`.
-    img: usize,
+    /// The stride-1 output's width.
+    uw: usize,
     bias: Option<&'a [T]>,
+}
+
+/// The run `lo..hi` of phase rows (columns) `u < len` whose pixel `2u + r − pad` lies inside
+/// `0..size`.
+fn inside(r: usize, pad: usize, size: usize, len: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(r).div_ceil(2);
+    let hi = (size + pad).checked_sub(r + 1).map_or(0, |last| last / 2 + 1).min(len);
+    (lo, hi.max(lo))
 }
 
 impl<T: Element> Sink<T> for Phases<'_, T> {
     fn image_len(&self) -> usize {
-        self.img
+        self.c * self.h * self.w
     }
+    /// Plane by plane of `dx`, its four phases one after the other while the plane is in
+    /// L1 (where the block holds all four).
     #[inline(always)]
-    fn at(&self, o: usize, yy: usize, xx: usize) -> Option<usize> {
-        let [plane, r, s, _] = self.lanes[o];
-        let (i, j) = (
-            (2 * yy + r).checked_sub(self.pad[0])?,
-            (2 * xx + s).checked_sub(self.pad[1])?,
-        );
-        (i < self.h && j < self.w).then_some(plane + i * self.w + j)
-    }
-    #[inline(always)]
-    fn bias(&self, o: usize) -> T {
-        self.bias.map_or(T::ZERO, |b| b[self.lanes[o][3]])
-    }
-    /// A block inside one phase goes to one pixel of consecutive planes.
-    #[inline(always)]
-    fn place(&self, o: usize, n: usize, yy: usize, xx: usize) -> Place {
-        let (first, last) = (self.lanes[o], self.lanes[o + n - 1]);
-        if (first[1], first[2]) != (last[1], last[2]) {
-            return Place::Each;
-        }
-        match self.at(o, yy, xx) {
-            Some(at) => Place::Strided(at, self.h * self.w),
-            None => Place::Skip,
+    fn flush(&self, stage: &[T], on: usize, o_lo: usize, put: &mut impl FnMut(usize, T)) {
+        let (c, h, w, uw) = (self.c, self.h, self.w, self.uw);
+        let uh = stage.len() / (on * uw);
+        let whole = o_lo == 0 && on == 4 * c;
+        for k in 0..on {
+            let o = if whole { k % 4 * c + k / 4 } else { k };
+            let (q, ci) = ((o_lo + o) / c, (o_lo + o) % c);
+            let (r, s) = (q / 2, q % 2);
+            let b = self.bias.map_or(T::ZERO, |b| b[ci]);
+            let (y0, y1) = inside(r, self.pad[0], h, uh);
+            let (x0, x1) = inside(s, self.pad[1], w, uw);
+            for yy in y0..y1 {
+                let row = ci * h * w + (2 * yy + r - self.pad[0]) * w;
+                for xx in x0..x1 {
+                    put(row + 2 * xx + s - self.pad[1], stage[(yy * uw + xx) * on + o] + b);
+                }
+            }
         }
     }
 }
@@ -87,27 +91,24 @@ pub(in super::super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[
         dst[..hp * wp * g.o].fill(T::ZERO);
         let di = &dy[n * oimg..][..oimg];
         let (rows, cols) = (g.oh.min(uh).min(hp - 1), g.ow.min(uw).min(wp - 1));
-        for o in 0..g.o {
-            let plane = &di[o * p..][..p];
-            for (y, row) in plane.chunks(g.ow).take(rows).enumerate() {
-                let out = &mut dst[((y + 1) * wp + 1) * g.o + o..];
-                for (xx, &v) in row[..cols].iter().enumerate() {
-                    out[xx * g.o] = v;
+        // Sixteen channels at a time, so the stores fill whole lines while they stay in L1.
+        for (ob, planes) in di.chunks(16 * p).enumerate() {
+            for y in 0..rows {
+                let out = &mut dst[((y + 1) * wp + 1) * g.o + ob * 16..];
+                for (oi, plane) in planes.chunks_exact(p).enumerate() {
+                    for (xx, &v) in plane[y * g.ow..][..cols].iter().enumerate() {
+                        out[xx * g.o + oi] = v;
+                    }
                 }
             }
         }
     };
     let sink = Phases {
-        lanes: (0..4 * g.c)
-            .map(|k| {
-                let (q, ci) = (k / g.c, k % g.c);
-                [ci * g.h * g.w, q / 2, q % 2, ci]
-            })
-            .collect(),
+        c: g.c,
         h: g.h,
         w: g.w,
         pad: g.padding,
-        img: g.c * g.h * g.w,
+        uw,
         bias,
     };
     run_f4(&pg, &load, &wd, &sink, dx);

@@ -35,8 +35,10 @@ pub(crate) trait Set<const M: usize, const A: usize>: Sync {
 pub(crate) struct F4;
 
 impl Set<4, 5> for F4 {
-    /// Its transformed input and products stay in one core's L2.
-    const TASK_TILES: usize = 48;
+    /// Deep enough for the packed products to pay for packing `U[ξ]`: DCGAN's 128 → 64
+    /// input gradient (4 tiles an image), one thread, CPU time: 13.1 ms at 48 tiles a
+    /// task, 12.4–12.6 at 96, 12.2 at 128.
+    const TASK_TILES: usize = 128;
     const AT: [[f64; 5]; 4] = [
         [1.0, 1.0, 1.0, 1.0, 0.0],
         [0.0, 1.0, -1.0, 2.0, 0.0],
@@ -64,10 +66,11 @@ impl Set<4, 5> for F4 {
 pub(crate) struct F7;
 
 impl Set<7, 8> for F7 {
-    /// More than F(4×4)'s by transformed size: each task reads all of `U` (2.6 times
-    /// F(4×4)'s), and its products need rows. DCGAN's forward, one thread, CPU time: 13.2 ms
-    /// at 16 images a task, 12.7 at 32, 12.2 at 64 (F(4×4): 14.1).
-    const TASK_TILES: usize = 48;
+    /// Each task reads all of `U` (2.6 times F(4×4)'s), and its products need rows.
+    /// DCGAN's forward, one thread, CPU time: 13.2 ms at 16 images a task, 12.7 at 32, 12.2
+    /// at 64 (F(4×4): 14.1); with the packed products, 12.0 at 32 and 11.1–11.5 at 64 (two
+    /// tasks: one per core on two threads).
+    const TASK_TILES: usize = 64;
     const AT: [[f64; 8]; 7] = [
         [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
         [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 0.0],

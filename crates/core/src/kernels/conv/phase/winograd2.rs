@@ -12,15 +12,16 @@
 //! `TASK_TILES` tiles, and output channels into blocks of at most [`U_BLOCK_BYTES`] of
 //! transformed weights (one block for DCGAN); each task (image group × channel block)
 //! transforms its images' input, multiplies and writes back its outputs on one thread, so
-//! results depend on the shapes alone. Where the outputs go is a [`Sink`]'s choice: the
-//! plain output maps, or a strided scatter into the phases of a transposed convolution's
-//! output.
+//! results depend on the shapes alone. Each image's outputs are staged channel-last, then
+//! written out by a [`Sink`]: to the plain output maps, or into the phases of a transposed
+//! convolution's output. Buffers (transformed weights and tiles) are kept from call to call
+//! in [`super::scratch`].
 
 use super::super::geom::ConvGeom;
-use super::super::grouped::Pool;
+use super::scratch::{self, Scratch};
 use super::sets::{use_f7, Set, F4, F7};
-use crate::kernels::matmul::{gemm, Mat, PAR_FLOPS};
-use crate::kernels::par::{run_tiles, threads_for, Disjoint};
+use crate::kernels::matmul::{gemm_packed, Mat, PAR_FLOPS};
+use crate::kernels::par::{for_each_chunk_on, run_tiles, threads_for, Disjoint};
 use crate::Element;
 
 /// Tiles transformed together, one per vector lane.
@@ -36,34 +37,17 @@ const U_BLOCK_BYTES: usize = 16 << 20;
 pub(crate) trait Sink<T>: Sync {
     /// Elements of one image's output.
     fn image_len(&self) -> usize;
-    /// The offset in its image's output of channel `o` at stride-1 output position
-    /// `(yy, xx)` (inside `oh × ow`), or `None` where nothing is written.
-    fn at(&self, o: usize, yy: usize, xx: usize) -> Option<usize>;
-    /// The bias added to channel `o`.
-    fn bias(&self, o: usize) -> T;
-    /// Where channels `o..o + n` at `(yy, xx)` go, when one rule places them all.
-    #[inline(always)]
-    fn place(&self, _o: usize, _n: usize, _yy: usize, _xx: usize) -> Place {
-        Place::Each
-    }
-}
-
-/// Where a block of channels at one position goes.
-pub(crate) enum Place {
-    /// Channel `o + l` to offset `start + l · stride` of its image's output.
-    Strided(usize, usize),
-    /// Nowhere.
-    Skip,
-    /// Each channel by [`Sink::at`].
-    Each,
+    /// One image's outputs of channels `o_lo..o_lo + on`: `stage[(yy · ow + xx) · on + o]`
+    /// being channel `o_lo + o` at stride-1 output position `(yy, xx)` (`oh × ow`, bias not
+    /// yet added), each with its bias to `put(offset in the image's output, value)`; the
+    /// offsets of distinct channels and positions are distinct.
+    fn flush(&self, stage: &[T], on: usize, o_lo: usize, put: &mut impl FnMut(usize, T));
 }
 
 /// The plain output maps `[n, o, oh, ow]`, with an optional bias per map.
 pub(crate) struct Maps<'a, T> {
     /// Output pixels per map.
     pub p: usize,
-    /// Output width.
-    pub ow: usize,
     /// Bias per map.
     pub bias: Option<&'a [T]>,
     /// Maps per image.
@@ -74,28 +58,28 @@ impl<T: Element> Sink<T> for Maps<'_, T> {
     fn image_len(&self) -> usize {
         self.o * self.p
     }
+    /// Map by map, each written in order.
     #[inline(always)]
-    fn at(&self, o: usize, yy: usize, xx: usize) -> Option<usize> {
-        Some(o * self.p + yy * self.ow + xx)
-    }
-    #[inline(always)]
-    fn bias(&self, o: usize) -> T {
-        self.bias.map_or(T::ZERO, |b| b[o])
-    }
-    #[inline(always)]
-    fn place(&self, o: usize, _n: usize, yy: usize, xx: usize) -> Place {
-        Place::Strided(o * self.p + yy * self.ow + xx, self.p)
+    fn flush(&self, stage: &[T], on: usize, o_lo: usize, put: &mut impl FnMut(usize, T)) {
+        for o in 0..on {
+            let b = self.bias.map_or(T::ZERO, |b| b[o_lo + o]);
+            let at = (o_lo + o) * self.p;
+            for (k, px) in stage.chunks_exact(on).enumerate() {
+                put(at + k, px[o] + b);
+            }
+        }
     }
 }
 
-/// `U[ξ][c][o] = (G w[o][c] Gᵀ)[ξ]`, written in order (`ξ = A·a + b` takes
-/// `G[a][j] · G[b][l]` of tap `(j, l)`). The taps go to planes `[4][c][o]` first, so each
+/// `U[ξ][c][o] = (G w[o][c] Gᵀ)[ξ]` in a [`scratch`] buffer, written in order
+/// (`ξ = A·a + b` takes `G[a][j] · G[b][l]` of tap `(j, l)`). The taps go to planes `[4][c][o]` first, so each
 /// `U[ξ]` is four contiguous scaled planes added (read across `o` in place, each element
 /// was a strided gather: 1.1 ms of DCGAN's 16 ms forward).
-fn weights<T: Element, const M: usize, const A: usize, P: Set<M, A>>(g: &ConvGeom, w: &[T]) -> Vec<T> {
+fn weights<T: Element, const M: usize, const A: usize, P: Set<M, A>>(g: &ConvGeom, w: &[T], threads: usize) -> Vec<T> {
     let co = g.o * g.c;
-    let mut taps = vec![T::ZERO; 4 * co];
-    for (oi, wo) in w[..4 * co].chunks_exact(4 * g.c).enumerate() {
+    let w = &w[..4 * co];
+    let mut taps = scratch::take(4 * co);
+    for (oi, wo) in w.chunks_exact(4 * g.c).enumerate() {
         for (ci, k) in wo.chunks_exact(4).enumerate() {
             for (j, &v) in k.iter().enumerate() {
                 taps[j * co + ci * g.o + oi] = v;
@@ -105,16 +89,16 @@ fn weights<T: Element, const M: usize, const A: usize, P: Set<M, A>>(g: &ConvGeo
     let (t0, rest) = taps.split_at(co);
     let (t1, rest) = rest.split_at(co);
     let (t2, t3) = rest.split_at(co);
-    let mut u = vec![T::ZERO; A * A * co];
-    for (ux, (ga, gb)) in u
-        .chunks_exact_mut(co)
-        .zip(P::G.iter().flat_map(|a| P::G.iter().map(move |b| (a, b))))
-    {
+    let mut u = scratch::take(A * A * co);
+    // Over the threads, a `U[ξ]` each (one thread: 0.5–1 ms of DCGAN's 12 ms forward).
+    for_each_chunk_on(threads, &mut u, co, &|xi, ux| {
+        let (ga, gb) = (P::G[xi / A], P::G[xi % A]);
         let f = [ga[0] * gb[0], ga[0] * gb[1], ga[1] * gb[0], ga[1] * gb[1]].map(T::from_f64);
         for ((((d, &a), &b), &c), &e) in ux.iter_mut().zip(t0).zip(t1).zip(t2).zip(t3) {
             *d = f[0] * a + f[1] * b + f[2] * c + f[3] * e;
         }
-    }
+    });
+    scratch::put(taps);
     u
 }
 
@@ -163,8 +147,17 @@ fn copy<T: Element>(dst: &mut [T], src: &[T], n: usize) {
     if n == LANES {
         dst[..LANES].copy_from_slice(&src[..LANES]);
     } else {
-        dst[..n].copy_from_slice(&src[..n]);
+        copy_short(dst, src, n);
     }
+}
+
+/// [`copy`] of a partial vector, out of line: inline, LLVM merged both copies into one
+/// `memmove` call of a variable length, taken for whole vectors too (about 6% of the
+/// forward's and input gradient's `perf` samples).
+#[inline(never)]
+#[cold]
+fn copy_short<T: Element>(dst: &mut [T], src: &[T], n: usize) {
+    dst[..n].copy_from_slice(&src[..n]);
 }
 
 /// Image `x` (`[c, h, w]`) channel-last with its padding and the tiles' overhang written
@@ -204,18 +197,13 @@ pub(crate) fn forward_with<T: Element, L>(g: &ConvGeom, load: &L, w: &[T], bias:
 where
     L: Fn(usize, usize, usize, &mut [T]) + Sync,
 {
-    let sink = Maps {
-        p: g.p(),
-        ow: g.ow,
-        bias,
-        o: g.o,
-    };
+    let sink = Maps { p: g.p(), bias, o: g.o };
     run(g, load, w, &sink, out)
 }
 
 /// The stride-1 2×2 convolution of `g` (weights `w`: `[o, c, 2, 2]`), the input given by
-/// `load` as for [`forward_with`], its output channel `o` at `(yy, xx)` of image `i` written
-/// to `out[i · sink.image_len() + sink.at(o, yy, xx)]` with `sink.bias(o)` added. By
+/// `load` as for [`forward_with`], each image's outputs written by [`Sink::flush`] to its
+/// `sink.image_len()` elements of `out`. By
 /// F(7×7, 2×2) where it needs fewer products than F(4×4, 2×2) (see [`use_f7`]).
 pub(crate) fn run<T: Element, L, S>(g: &ConvGeom, load: &L, w: &[T], sink: &S, out: &mut [T])
 where
@@ -274,15 +262,16 @@ fn run_set<T: Element, L, S, const M: usize, const A: usize, P: Set<M, A>>(
         .clamp(1, g.o.max(1));
     let ob = g.o.div_ceil(blocks).next_multiple_of(LANES).min(g.o.max(1));
     let blocks = g.o.div_ceil(ob).max(1);
-    let u = weights::<T, M, A, P>(g, w);
-    let (vs, ms, xs) = (
-        Pool::new(A * A * g.c * cap),
-        Pool::new(A * A * ob * cap),
-        Pool::new(hp * wp * g.c),
+    let threads = threads_for(A * A * g.n * tpi * g.o * g.c, PAR_FLOPS);
+    let u = weights::<T, M, A, P>(g, w, threads);
+    let (vs, ms, xs, ss) = (
+        Scratch(A * A * g.c * cap),
+        Scratch(A * A * ob * cap),
+        Scratch(hp * wp * g.c),
+        Scratch(g.oh * g.ow * ob),
     );
     let oimg = sink.image_len();
     let base = Disjoint::new(&mut out[..g.n * oimg]);
-    let threads = threads_for(A * A * g.n * tpi * g.o * g.c, PAR_FLOPS);
     let ctx = Ctx::<T, L, S, M, A, P> {
         set: std::marker::PhantomData,
         g,
@@ -290,7 +279,7 @@ fn run_set<T: Element, L, S, const M: usize, const A: usize, P: Set<M, A>>(
         u: &u,
         sink,
         base,
-        pools: [&vs, &ms, &xs],
+        pools: [&vs, &ms, &xs, &ss],
         hp,
         wp,
         tw,
@@ -316,6 +305,7 @@ fn run_set<T: Element, L, S, const M: usize, const A: usize, P: Set<M, A>>(
         #[cfg(not(target_arch = "x86_64"))]
         ctx.task(task);
     });
+    scratch::put(u);
 }
 
 /// What every task of [`run`] shares.
@@ -326,7 +316,7 @@ struct Ctx<'a, T, L, S, const M: usize, const A: usize, P> {
     u: &'a [T],
     sink: &'a S,
     base: Disjoint<T>,
-    pools: [&'a Pool<T>; 3],
+    pools: [&'a Scratch; 4],
     hp: usize,
     wp: usize,
     tw: usize,
@@ -368,7 +358,7 @@ where
             u,
             sink,
             base,
-            pools: [vs, ms, xs],
+            pools: [vs, ms, xs, ss],
             hp,
             wp,
             tw,
@@ -427,61 +417,51 @@ where
                 cs: 1,
                 offset: xi * ch * g.o + o_lo,
             };
-            gemm(tiles, on, ch, a, b, &mut m[xi * tiles * on..][..tiles * on], false, 1);
+            // Packed: `U[ξ]` is read by every row panel, and its 64-column panels (a depth
+            // of 256 or 128) overflow L1 unpacked (DCGAN's 64 → 128 layer, one thread, CPU
+            // time: forward 13.0 → 12.3 ms, input gradient 14.9 → 14.4).
+            gemm_packed(tiles, on, ch, a, b, &mut m[xi * tiles * on..][..tiles * on], false, 1);
         }
         let oimg = sink.image_len();
         let mut mm = [[[T::ZERO; LANES]; A]; A];
         let mut rm = [[[T::ZERO; LANES]; M]; A];
         let mut res = [[T::ZERO; LANES]; M];
-        for t in 0..tiles {
-            let (i, ty, tx) = (t / tpi, t % tpi / tw, t % tw);
-            for o0 in (0..on).step_by(LANES) {
-                let nl = LANES.min(on - o0);
-                let bl: [T; LANES] = std::array::from_fn(|l| if l < nl { sink.bias(o_lo + o0 + l) } else { T::ZERO });
-                for (xi, lanes) in mm.iter_mut().flatten().enumerate() {
-                    copy(&mut lanes[..], &m[(xi * tiles + t) * on + o0..], nl);
-                }
-                // m A, row by row, then Aᵀ (m A) column by column.
-                for (row, r) in mm.iter().zip(rm.iter_mut()) {
-                    apply(&P::AT, row, r);
-                }
-                for b in 0..M {
-                    apply_col(&P::AT, &rm, b, &mut res);
-                    let xx = tx * M + b;
-                    if xx >= g.ow {
-                        continue;
+        // One image's outputs go channel-last to `stage` (whole lines per store), then to
+        // `out` channel by channel in the sink's order: stored straight from the lanes, each
+        // element went to its own line (DCGAN's 128 → 64 input gradient: 5 of 16 ms).
+        let mut stage = ss.take();
+        for i in 0..count {
+            for t in i * tpi..(i + 1) * tpi {
+                let (ty, tx) = (t % tpi / tw, t % tw);
+                for o0 in (0..on).step_by(LANES) {
+                    let nl = LANES.min(on - o0);
+                    for (xi, lanes) in mm.iter_mut().flatten().enumerate() {
+                        copy(&mut lanes[..], &m[(xi * tiles + t) * on + o0..], nl);
                     }
-                    for (a, lanes) in res.iter().enumerate() {
-                        let yy = ty * M + a;
-                        if yy >= g.oh {
-                            continue;
-                        }
-                        // Both writes below: this task alone writes channels o_lo..o_lo + on
-                        // of images n0..n0 + count (the sink maps distinct channels and
-                        // positions to distinct elements of an image's output), and `out`
-                        // stays borrowed for the call.
-                        let img = (n0 + i) * oimg;
-                        match sink.place(o_lo + o0, nl, yy, xx) {
-                            Place::Strided(start, stride) => {
-                                for (l, (&val, &bv)) in lanes[..nl].iter().zip(&bl).enumerate() {
-                                    // SAFETY: see above.
-                                    unsafe { base.range(img + start + l * stride, 1)[0] = val + bv };
-                                }
-                            }
-                            Place::Skip => {}
-                            Place::Each => {
-                                for (l, (&val, &bv)) in lanes[..nl].iter().zip(&bl).enumerate() {
-                                    if let Some(at) = sink.at(o_lo + o0 + l, yy, xx) {
-                                        // SAFETY: see above.
-                                        unsafe { base.range(img + at, 1)[0] = val + bv };
-                                    }
-                                }
-                            }
+                    // m A, row by row, then Aᵀ (m A) column by column.
+                    for (row, r) in mm.iter().zip(rm.iter_mut()) {
+                        apply(&P::AT, row, r);
+                    }
+                    for b in 0..M.min(g.ow - tx * M) {
+                        apply_col(&P::AT, &rm, b, &mut res);
+                        let xx = tx * M + b;
+                        for (a, lanes) in res.iter().enumerate().take(g.oh - ty * M) {
+                            let yy = ty * M + a;
+                            copy(&mut stage[(yy * g.ow + xx) * on + o0..], lanes, nl);
                         }
                     }
                 }
             }
+            let img = (n0 + i) * oimg;
+            sink.flush(&stage[..g.oh * g.ow * on], on, o_lo, &mut |at, v| {
+                // SAFETY: this task alone writes channels o_lo..o_lo + on of images
+                // n0..n0 + count (the sink maps distinct channels and positions to distinct
+                // elements of an image's output, inside it), and `out` stays borrowed for
+                // the call.
+                unsafe { base.range(img + at, 1)[0] = v }
+            });
         }
+        ss.put(stage);
         vs.put(v);
         ms.put(m);
         xs.put(xl);
@@ -503,12 +483,7 @@ mod tests {
     ) {
         let img = g.c * g.h * g.w;
         let load = |i: usize, hp: usize, wp: usize, dst: &mut [T]| channel_last(g, &x[i * img..][..img], hp, wp, dst);
-        let sink = Maps {
-            p: g.p(),
-            ow: g.ow,
-            bias,
-            o: g.o,
-        };
+        let sink = Maps { p: g.p(), bias, o: g.o };
         run_set::<T, _, _, M, A, P>(g, &load, w, &sink, out)
     }
 
