@@ -127,16 +127,7 @@ pub(crate) fn batch_norm_then(
     if let Some(b) = bias {
         y = y.add(&b.reshape(&stat_shape)?)?;
     }
-    activate(y, act)
-}
-
-/// `act` applied to `y` as its own op.
-pub(crate) fn activate(y: Tensor, act: Activation) -> Result<Tensor> {
-    Ok(match act {
-        Activation::Identity => y,
-        Activation::Relu => y.relu()?,
-        Activation::LeakyRelu(slope) => y.leaky_relu(slope)?,
-    })
+    Ok(y.activation(act)?)
 }
 
 /// Local response normalization across channels (AlexNet), PyTorch's formula:

@@ -49,6 +49,15 @@ fn leaky_relu_backward(g: &Tensor, x: &Tensor, slope: f64) -> Result<Tensor> {
 }
 
 impl Tensor {
+    /// `act` applied as its own op: `relu`, `leaky_relu`, or the tensor itself for `Identity`.
+    pub fn activation(&self, act: crate::Activation) -> Result<Tensor> {
+        match act {
+            crate::Activation::Identity => Ok(self.clone()),
+            crate::Activation::Relu => self.relu(),
+            crate::Activation::LeakyRelu(slope) => self.leaky_relu(slope),
+        }
+    }
+
     /// max(x, 0); NaN stays NaN. Gradient 0 at the kink, as PyTorch.
     pub fn relu(&self) -> Result<Tensor> {
         fn f<T: Element>(x: T) -> T {

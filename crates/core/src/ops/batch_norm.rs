@@ -341,15 +341,6 @@ mod tests {
         .unwrap();
     }
 
-    /// The activation as its own op after the plain batch norm.
-    fn then(y: Tensor, act: Activation) -> Tensor {
-        match act {
-            Activation::Relu => y.relu().unwrap(),
-            Activation::LeakyRelu(s) => y.leaky_relu(s).unwrap(),
-            Activation::Identity => y,
-        }
-    }
-
     #[test]
     fn fused_activation_gives_the_two_ops_bits() {
         // Planes by rows (p < 64) and by channels; f32 as trained. The gradients of the
@@ -364,7 +355,7 @@ mod tests {
                 let gy = f(r(shape, 4));
                 let (y, mean, var) = x.batch_norm_train_act(&w, &b, 1e-5, act).unwrap();
                 let (y0, mean0, var0) = x.batch_norm_train(&w, &b, 1e-5).unwrap();
-                let y0 = then(y0, act);
+                let y0 = y0.activation(act).unwrap();
                 assert_eq!(y.to_vec_f32(), y0.to_vec_f32(), "{act:?} {shape:?}");
                 assert_eq!(
                     (mean.to_vec_f32(), var.to_vec_f32()),

@@ -236,7 +236,7 @@ impl<const D: usize> BatchNorm<D> {
         let y = match hook {
             Some(hook) => {
                 let y = hooked(&*hook, x, running, weight.as_ref(), bias.as_ref(), self.opts.eps)?;
-                functional::activate(y, act)?
+                y.activation(act)?
             }
             None => {
                 let (w, b) = (weight.as_ref(), bias.as_ref());
