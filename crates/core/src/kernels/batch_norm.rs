@@ -455,15 +455,7 @@ pub fn backward_act_into<T: Element>(
         _ => Gate::new(act, ac[ch]),
     };
     if p < ROWS_BELOW {
-        if act == Activation::Identity {
-            return rows::backward(x, gy, [n, c, p], mean, inv, w, dx);
-        }
-        // Small planes: gate the gradient in a pass of its own, then the plain backward.
-        let mut gated = Vec::with_capacity(len);
-        for (k, (g, x)) in gy.chunks(p.max(1)).zip(x.chunks(p.max(1))).enumerate() {
-            with_pass!(gate(k % c), q => gated.extend(g.iter().zip(x).map(|(&g, &x)| q.pass(g, x))));
-        }
-        return rows::backward(x, &gated, [n, c, p], mean, inv, w, dx);
+        return rows::backward(x, gy, [n, c, p], mean, inv, w, act, ac, dx);
     }
     let (mut dw, mut db) = (vec![T::ZERO; c], vec![T::ZERO; c]);
     let isa = cpu::isa();

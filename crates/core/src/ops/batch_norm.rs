@@ -346,7 +346,14 @@ mod tests {
         // Planes by rows (p < 64) and by channels; f32 as trained. The gradients of the
         // recorded path (create_graph) follow the composed formula: close, not bitwise.
         let f = |t: Tensor| t.to_dtype(DType::F32).unwrap();
-        for shape in [&[4usize, 3, 5, 6][..], &[7, 2], &[2, 5, 64, 33], &[3, 4, 100]] {
+        // [130, 40, 7, 7]: rows split into several column and row tasks.
+        for shape in [
+            &[4usize, 3, 5, 6][..],
+            &[7, 2],
+            &[2, 5, 64, 33],
+            &[3, 4, 100],
+            &[130, 40, 7, 7],
+        ] {
             for act in [Activation::Relu, Activation::LeakyRelu(0.2)] {
                 let c = shape[1];
                 let x = f(r(shape, 1)).set_requires_grad(true);
