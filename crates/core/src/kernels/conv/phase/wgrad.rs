@@ -24,6 +24,7 @@
 
 use super::super::geom::ConvGeom;
 use super::super::grouped::Pool;
+use super::scratch;
 use crate::kernels::matmul::{gemm_packed, Mat, PAR_FLOPS};
 use crate::kernels::par::{run_tiles, threads_for, Disjoint};
 use crate::Element;
@@ -130,9 +131,12 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
     // Phase images channel-last, `[hp, wp, c4p]`, and `dy` so, `[4·th, 4·tw, op]`.
     let (hp, wp) = (4 * th + 1, 4 * tw + 1);
     let (xls, dls) = (Pool::new(hp * wp * c4p), Pool::new(16 * tpi * op));
-    let mut xt = vec![T::ZERO; cap * 25 * c4p];
-    let mut dt = vec![T::ZERO; cap * 25 * op];
-    let mut m = vec![T::ZERO; 25 * nblocks * o * NB];
+    // Kept from call to call (fresh, their first touches were a sixth of this pass): each
+    // chunk writes the transforms its products read, and the first chunk's products write
+    // every element of `m` the end reads.
+    let mut xt = scratch::take(cap * 25 * c4p);
+    let mut dt = scratch::take(cap * 25 * op);
+    let mut m = scratch::take(25 * nblocks * o * NB);
     let threads = threads_for(25 * g.n * tpi * o * c4, PAR_FLOPS);
     #[cfg(target_arch = "x86_64")]
     let isa = crate::cpu::isa();
@@ -193,7 +197,7 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
     // dwp = Gᵀ M G per (o, c4), LANES phase channels at a time, written to
     // dw[o][c][2a + r][2b + s].
     let taps = g.c * 16;
-    let m = &m[..];
+    let mb = &m[..];
     crate::kernels::par::for_each_chunk_on(threads, &mut dw[..o * taps], taps, &|oi, out| {
         let mut v = [[T::ZERO; LANES]; 5];
         let mut rows = [[[T::ZERO; LANES]; 2]; 5];
@@ -206,7 +210,7 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
                 for (eta, row) in rows.iter_mut().enumerate() {
                     for (xi, lanes) in v.iter_mut().enumerate() {
                         let at = ((xi * 5 + eta) * nblocks + nb) * o * NB + oi * width + c0;
-                        lanes[..nl].copy_from_slice(&m[at..][..nl]);
+                        lanes[..nl].copy_from_slice(&mb[at..][..nl]);
                     }
                     taps_from_points(&v, row);
                 }
@@ -226,6 +230,9 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
             }
         }
     });
+    scratch::put(xt);
+    scratch::put(dt);
+    scratch::put(m);
 }
 
 /// What every image of [`backward_weight`] reads.
