@@ -275,41 +275,15 @@ impl<T: Element> Ctx<'_, T> {
             tw,
             tpi,
         } = *self;
-        let (c4, o, [ph, pw]) = (4 * g.c, g.o, g.padding);
+        let (c4, o) = (4 * g.c, g.o);
         let (c4p, op) = (c4.next_multiple_of(LANES), o.next_multiple_of(LANES));
         let (mut xl, mut dl) = (xls.take(), dls.take());
 
         // Phase images up to row and column oh, ow (the last ones a 2×2 window reaches),
-        // zeros beyond; each pixel's 4c values written together (scattered single writes
-        // and a fill first took more time than the transforms).
-        let (uh, uw) = ((g.oh + 1).min(hp), (g.ow + 1).min(wp));
-        let (hw, img) = (g.h * g.w, g.c * g.h * g.w);
-        let xi = &x[n * img..][..img];
-        let at = |y: usize, xx: usize| {
-            let (y, xx) = (y.checked_sub(ph)?, xx.checked_sub(pw)?);
-            (y < g.h && xx < g.w).then_some(y * g.w + xx)
-        };
-        for u in 0..hp {
-            for q in 0..wp {
-                let dst = &mut xl[(u * wp + q) * c4p..][..c4];
-                let idx = [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(r, s)| at(2 * u + r, 2 * q + s));
-                if u >= uh || q >= uw || idx.iter().all(Option::is_none) {
-                    dst.fill(T::ZERO);
-                } else if let [Some(i0), Some(i1), Some(i2), Some(i3)] = idx {
-                    for (d, plane) in dst.chunks_exact_mut(4).zip(xi.chunks_exact(hw)) {
-                        d.copy_from_slice(&[plane[i0], plane[i1], plane[i2], plane[i3]]);
-                    }
-                } else {
-                    // Border pixels: a real pixel's index and a select, no branch per value.
-                    let (keep, i) = (idx.map(|i| i.is_some()), idx.map(|i| i.unwrap_or(0)));
-                    for (d, plane) in dst.chunks_exact_mut(4).zip(xi.chunks_exact(hw)) {
-                        for k in 0..4 {
-                            d[k] = if keep[k] { plane[i[k]] } else { T::ZERO };
-                        }
-                    }
-                }
-            }
-        }
+        // zeros beyond.
+        let img = g.c * g.h * g.w;
+        let lim = [(g.oh + 1).min(hp), (g.ow + 1).min(wp)];
+        super::phase_pixels(g, &x[n * img..][..img], [hp, wp], lim, c4p, &mut xl);
         let dwd = 4 * tw;
         let (p, oimg) = (g.oh * g.ow, o * g.oh * g.ow);
         let dyi = &dy[n * oimg..][..oimg];
