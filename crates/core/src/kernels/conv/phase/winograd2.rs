@@ -64,7 +64,7 @@ impl<T: Element> Sink<T> for Maps<'_, T> {
         for o in 0..on {
             let b = self.bias.map_or(T::ZERO, |b| b[o_lo + o]);
             let at = (o_lo + o) * self.p;
-            for (k, px) in stage.chunks(sp).enumerate() {
+            for (k, px) in stage.chunks_exact(sp).enumerate() {
                 put(at + k, px[o] + b);
             }
         }
