@@ -40,9 +40,9 @@ impl<T: Element> Sink<T> for Phases<'_, T> {
     /// Plane by plane of `dx`, its four phases one after the other while the plane is in
     /// L1 (where the block holds all four).
     #[inline(always)]
-    fn flush(&self, stage: &[T], on: usize, o_lo: usize, put: &mut impl FnMut(usize, T)) {
+    fn flush(&self, stage: &[T], sp: usize, on: usize, o_lo: usize, put: &mut impl FnMut(usize, T)) {
         let (c, h, w, uw) = (self.c, self.h, self.w, self.uw);
-        let uh = stage.len() / (on * uw);
+        let uh = stage.len() / (sp * uw);
         let whole = o_lo == 0 && on == 4 * c;
         for k in 0..on {
             let o = if whole { k % 4 * c + k / 4 } else { k };
@@ -54,7 +54,7 @@ impl<T: Element> Sink<T> for Phases<'_, T> {
             for yy in y0..y1 {
                 let row = ci * h * w + (2 * yy + r - self.pad[0]) * w;
                 for xx in x0..x1 {
-                    put(row + 2 * xx + s - self.pad[1], stage[(yy * uw + xx) * on + o] + b);
+                    put(row + 2 * xx + s - self.pad[1], stage[(yy * uw + xx) * sp + o] + b);
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! Buffers of the phase path kept from call to call: a training step repeats the same
 //! shapes, and DCGAN's 64 → 128 forward took 8 MiB of transformed weights and 3 MiB of
 //! transformed tiles per thread fresh from the allocator on every call, zero-filled (the
-//! `memset` was 3% of the layer's three passes, on top of first touches).
+//! `memset` was 3% of the layer's three passes, on top of first touches). The weight
+//! gradient ([`super::wgrad`]) keeps its transformed tiles and products here too.
 
 use crate::Element;
 use std::any::Any;
@@ -10,8 +11,9 @@ use std::sync::Mutex;
 /// Free buffers, of any element type.
 static FREE: Mutex<Vec<Box<dyn Any + Send>>> = Mutex::new(Vec::new());
 
-/// Buffers [`FREE`] keeps: a call's weights plus three per thread, for a few threads.
-const KEEP: usize = 12;
+/// Buffers [`FREE`] keeps: a call's weights plus four per thread, for a few threads, and the
+/// weight gradient's three.
+const KEEP: usize = 16;
 
 /// A buffer of `len` elements: the smallest free one that holds them (so a small request
 /// does not take the weights' buffer), or a new one. A reused buffer holds its last user's

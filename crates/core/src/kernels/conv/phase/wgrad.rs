@@ -24,6 +24,7 @@
 
 use super::super::geom::ConvGeom;
 use super::super::grouped::Pool;
+use super::scratch;
 use crate::kernels::matmul::{gemm_packed, Mat, PAR_FLOPS};
 use crate::kernels::par::{run_tiles, threads_for, Disjoint};
 use crate::Element;
@@ -130,9 +131,12 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
     // Phase images channel-last, `[hp, wp, c4p]`, and `dy` so, `[4·th, 4·tw, op]`.
     let (hp, wp) = (4 * th + 1, 4 * tw + 1);
     let (xls, dls) = (Pool::new(hp * wp * c4p), Pool::new(16 * tpi * op));
-    let mut xt = vec![T::ZERO; cap * 25 * c4p];
-    let mut dt = vec![T::ZERO; cap * 25 * op];
-    let mut m = vec![T::ZERO; 25 * nblocks * o * NB];
+    // Kept from call to call (fresh, their first touches were a sixth of this pass): each
+    // chunk writes the transforms its products read, and the first chunk's products write
+    // every element of `m` the end reads.
+    let mut xt = scratch::take(cap * 25 * c4p);
+    let mut dt = scratch::take(cap * 25 * op);
+    let mut m = scratch::take(25 * nblocks * o * NB);
     let threads = threads_for(25 * g.n * tpi * o * c4, PAR_FLOPS);
     #[cfg(target_arch = "x86_64")]
     let isa = crate::cpu::isa();
@@ -193,7 +197,7 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
     // dwp = Gᵀ M G per (o, c4), LANES phase channels at a time, written to
     // dw[o][c][2a + r][2b + s].
     let taps = g.c * 16;
-    let m = &m[..];
+    let mb = &m[..];
     crate::kernels::par::for_each_chunk_on(threads, &mut dw[..o * taps], taps, &|oi, out| {
         let mut v = [[T::ZERO; LANES]; 5];
         let mut rows = [[[T::ZERO; LANES]; 2]; 5];
@@ -206,7 +210,7 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
                 for (eta, row) in rows.iter_mut().enumerate() {
                     for (xi, lanes) in v.iter_mut().enumerate() {
                         let at = ((xi * 5 + eta) * nblocks + nb) * o * NB + oi * width + c0;
-                        lanes[..nl].copy_from_slice(&m[at..][..nl]);
+                        lanes[..nl].copy_from_slice(&mb[at..][..nl]);
                     }
                     taps_from_points(&v, row);
                 }
@@ -226,6 +230,9 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
             }
         }
     });
+    scratch::put(xt);
+    scratch::put(dt);
+    scratch::put(m);
 }
 
 /// What every image of [`backward_weight`] reads.
@@ -268,41 +275,15 @@ impl<T: Element> Ctx<'_, T> {
             tw,
             tpi,
         } = *self;
-        let (c4, o, [ph, pw]) = (4 * g.c, g.o, g.padding);
+        let (c4, o) = (4 * g.c, g.o);
         let (c4p, op) = (c4.next_multiple_of(LANES), o.next_multiple_of(LANES));
         let (mut xl, mut dl) = (xls.take(), dls.take());
 
         // Phase images up to row and column oh, ow (the last ones a 2×2 window reaches),
-        // zeros beyond; each pixel's 4c values written together (scattered single writes
-        // and a fill first took more time than the transforms).
-        let (uh, uw) = ((g.oh + 1).min(hp), (g.ow + 1).min(wp));
-        let (hw, img) = (g.h * g.w, g.c * g.h * g.w);
-        let xi = &x[n * img..][..img];
-        let at = |y: usize, xx: usize| {
-            let (y, xx) = (y.checked_sub(ph)?, xx.checked_sub(pw)?);
-            (y < g.h && xx < g.w).then_some(y * g.w + xx)
-        };
-        for u in 0..hp {
-            for q in 0..wp {
-                let dst = &mut xl[(u * wp + q) * c4p..][..c4];
-                let idx = [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(r, s)| at(2 * u + r, 2 * q + s));
-                if u >= uh || q >= uw || idx.iter().all(Option::is_none) {
-                    dst.fill(T::ZERO);
-                } else if let [Some(i0), Some(i1), Some(i2), Some(i3)] = idx {
-                    for (d, plane) in dst.chunks_exact_mut(4).zip(xi.chunks_exact(hw)) {
-                        d.copy_from_slice(&[plane[i0], plane[i1], plane[i2], plane[i3]]);
-                    }
-                } else {
-                    // Border pixels: a real pixel's index and a select, no branch per value.
-                    let (keep, i) = (idx.map(|i| i.is_some()), idx.map(|i| i.unwrap_or(0)));
-                    for (d, plane) in dst.chunks_exact_mut(4).zip(xi.chunks_exact(hw)) {
-                        for k in 0..4 {
-                            d[k] = if keep[k] { plane[i[k]] } else { T::ZERO };
-                        }
-                    }
-                }
-            }
-        }
+        // zeros beyond.
+        let img = g.c * g.h * g.w;
+        let lim = [(g.oh + 1).min(hp), (g.ow + 1).min(wp)];
+        super::phase_pixels(g, &x[n * img..][..img], [hp, wp], lim, c4p, &mut xl);
         let dwd = 4 * tw;
         let (p, oimg) = (g.oh * g.ow, o * g.oh * g.ow);
         let dyi = &dy[n * oimg..][..oimg];

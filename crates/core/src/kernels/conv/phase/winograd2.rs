@@ -37,11 +37,11 @@ const U_BLOCK_BYTES: usize = 16 << 20;
 pub(crate) trait Sink<T>: Sync {
     /// Elements of one image's output.
     fn image_len(&self) -> usize;
-    /// One image's outputs of channels `o_lo..o_lo + on`: `stage[(yy · ow + xx) · on + o]`
+    /// One image's outputs of channels `o_lo..o_lo + on`: `stage[(yy · ow + xx) · sp + o]`
     /// being channel `o_lo + o` at stride-1 output position `(yy, xx)` (`oh × ow`, bias not
     /// yet added), each with its bias to `put(offset in the image's output, value)`; the
     /// offsets of distinct channels and positions are distinct.
-    fn flush(&self, stage: &[T], on: usize, o_lo: usize, put: &mut impl FnMut(usize, T));
+    fn flush(&self, stage: &[T], sp: usize, on: usize, o_lo: usize, put: &mut impl FnMut(usize, T));
 }
 
 /// The plain output maps `[n, o, oh, ow]`, with an optional bias per map.
@@ -60,15 +60,23 @@ impl<T: Element> Sink<T> for Maps<'_, T> {
     }
     /// Map by map, each written in order.
     #[inline(always)]
-    fn flush(&self, stage: &[T], on: usize, o_lo: usize, put: &mut impl FnMut(usize, T)) {
+    fn flush(&self, stage: &[T], sp: usize, on: usize, o_lo: usize, put: &mut impl FnMut(usize, T)) {
         for o in 0..on {
             let b = self.bias.map_or(T::ZERO, |b| b[o_lo + o]);
             let at = (o_lo + o) * self.p;
-            for (k, px) in stage.chunks_exact(on).enumerate() {
+            for (k, px) in stage.chunks_exact(sp).enumerate() {
                 put(at + k, px[o] + b);
             }
         }
     }
+}
+
+/// The distance between pixels of a task's staged outputs of `on` channels: a line more
+/// than whole lines, so the sink's reads down a channel (a pixel apart) do not all fall in
+/// the same few sets of L1 (1 KiB apart, DCGAN's input gradient's reads across 49 pixels and
+/// four phases had 16 sets).
+fn stage_stride(on: usize) -> usize {
+    on.next_multiple_of(LANES) + LANES
 }
 
 /// `U[ξ][c][o] = (G w[o][c] Gᵀ)[ξ]` in a [`scratch`] buffer, written in order
@@ -268,7 +276,7 @@ fn run_set<T: Element, L, S, const M: usize, const A: usize, P: Set<M, A>>(
         Scratch(A * A * g.c * cap),
         Scratch(A * A * ob * cap),
         Scratch(hp * wp * g.c),
-        Scratch(g.oh * g.ow * ob),
+        Scratch(g.oh * g.ow * stage_stride(ob)),
     );
     let oimg = sink.image_len();
     let base = Disjoint::new(&mut out[..g.n * oimg]);
@@ -429,7 +437,7 @@ where
         // One image's outputs go channel-last to `stage` (whole lines per store), then to
         // `out` channel by channel in the sink's order: stored straight from the lanes, each
         // element went to its own line (DCGAN's 128 → 64 input gradient: 5 of 16 ms).
-        let mut stage = ss.take();
+        let (mut stage, sp) = (ss.take(), stage_stride(on));
         for i in 0..count {
             for t in i * tpi..(i + 1) * tpi {
                 let (ty, tx) = (t % tpi / tw, t % tw);
@@ -447,13 +455,13 @@ where
                         let xx = tx * M + b;
                         for (a, lanes) in res.iter().enumerate().take(g.oh - ty * M) {
                             let yy = ty * M + a;
-                            copy(&mut stage[(yy * g.ow + xx) * on + o0..], lanes, nl);
+                            copy(&mut stage[(yy * g.ow + xx) * sp + o0..], lanes, nl);
                         }
                     }
                 }
             }
             let img = (n0 + i) * oimg;
-            sink.flush(&stage[..g.oh * g.ow * on], on, o_lo, &mut |at, v| {
+            sink.flush(&stage[..g.oh * g.ow * sp], sp, on, o_lo, &mut |at, v| {
                 // SAFETY: this task alone writes channels o_lo..o_lo + on of images
                 // n0..n0 + count (the sink maps distinct channels and positions to distinct
                 // elements of an image's output, inside it), and `out` stays borrowed for
