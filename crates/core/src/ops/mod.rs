@@ -13,6 +13,7 @@ mod batch_norm;
 mod cast;
 mod compare;
 mod conv2d;
+mod conv_act;
 mod conv_transpose2d;
 mod creation;
 mod index;
