@@ -538,6 +538,26 @@ fn sequential_fuses_convolutions_and_activation_bit_for_bit() {
         }
         let (_, calls) = summary::record(|| seq.forward(&x, Mode::Train).unwrap());
         assert_eq!(calls.len(), 4);
+        // Linear then the activation, on a short input (the transposed-weight product).
+        let lw = Tensor::randn(&[4, 18], DType::F32, &mut Generator::new(7)).set_requires_grad(true);
+        let lin = Linear::from_parts(lw.clone(), Some(params[1].clone())).unwrap();
+        let seq = Sequential::from(vec![Box::new(lin) as Box<dyn Module>, act()]);
+        let x = Tensor::randn(&[40, 18], DType::F32, &mut Generator::new(5));
+        let (y, y0) = (
+            seq.forward(&x, Mode::Train).unwrap(),
+            seq.get(1)
+                .unwrap()
+                .forward(&seq.get(0).unwrap().forward(&x, Mode::Train).unwrap(), Mode::Train)
+                .unwrap(),
+        );
+        assert_eq!(y.to_vec_f32(), y0.to_vec_f32());
+        let gy = Tensor::randn(&[40, 4], DType::F32, &mut Generator::new(6));
+        let got = nabla_core::grad(&[&y], Some(&[&gy]), &[&lw], false).unwrap();
+        let want = nabla_core::grad(&[&y0], Some(&[&gy]), &[&lw], false).unwrap();
+        assert_eq!(
+            got[0].as_ref().unwrap().to_vec_f32(),
+            want[0].as_ref().unwrap().to_vec_f32()
+        );
     }
 }
 

@@ -41,6 +41,8 @@ impl Gate {
             ("conv2d", Some(Activation::LeakyRelu(_))) => "conv2d_leaky_relu",
             ("conv_transpose2d", Some(Activation::Relu)) => "conv_transpose2d_relu",
             ("conv_transpose2d", Some(Activation::LeakyRelu(_))) => "conv_transpose2d_leaky_relu",
+            ("linear", Some(Activation::Relu)) => "linear_relu",
+            ("linear", Some(Activation::LeakyRelu(_))) => "linear_leaky_relu",
             _ => base,
         }
     }
