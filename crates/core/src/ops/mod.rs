@@ -31,6 +31,7 @@ mod roi_align;
 mod roi_pool;
 mod select;
 mod softmax;
+mod squared_error;
 mod unary;
 mod upsample;
 mod view;
