@@ -66,7 +66,12 @@ fn constant(v: f64, dtype: DType) -> Tensor {
 /// Mean squared error, `(input − target)²` reduced.
 pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     same_kind("mse_loss", input, target)?;
-    reduce(input.sub(target)?.square()?, reduction)
+    // Summed in one op (the values and gradients of the composition, one pass each way).
+    match reduction {
+        Reduction::None => Ok(input.sub(target)?.square()?),
+        Reduction::Sum => Ok(input.squared_error(target)?),
+        Reduction::Mean => Ok(input.squared_error(target)?.mul_scalar(1.0 / input.numel() as f64)?),
+    }
 }
 
 /// Mean absolute error, `|input − target|` reduced (gradient 0 where they are equal).

@@ -212,8 +212,9 @@ pub trait Module: Send + Sync {
     }
 
     /// [`Module::forward`] followed by `act` as one op, if this module can fuse it in
-    /// `mode` (training-mode `BatchNorm`); None, the default, where it cannot, and the
-    /// caller applies the activation itself. Must give what the two modules give.
+    /// `mode` (`Conv2d` and `ConvTranspose2d` always, `BatchNorm` in training); None, the
+    /// default, where it cannot, and the caller applies the activation itself. Must give
+    /// what the two modules give.
     fn forward_then(&self, x: &Tensor, act: Activation, mode: Mode) -> Option<Result<Tensor>> {
         let _ = (x, act, mode);
         None

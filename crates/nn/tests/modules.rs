@@ -486,6 +486,82 @@ fn to_dtype_refuses_once_an_optimizer_holds_the_parameters() {
 }
 
 #[test]
+fn sequential_fuses_convolutions_and_activation_bit_for_bit() {
+    // Conv2d / ConvTranspose2d then ReLU or LeakyReLU run as one op in any mode: the same
+    // outputs and parameter gradients as the layers called one by one, and a summary still
+    // sees every child.
+    let mut g = Generator::new(3);
+    let mut leaf = |shape: &[usize]| Tensor::randn(shape, DType::F32, &mut g).set_requires_grad(true);
+    let params = [leaf(&[4, 2, 3, 3]), leaf(&[4]), leaf(&[4, 3, 3, 3]), leaf(&[3])];
+    let x = leaf(&[3, 2, 9, 8]);
+    let gy = Tensor::randn(&[3, 3, 10, 8], DType::F32, &mut Generator::new(4));
+    let (c, t) = (
+        nabla_core::Conv2dOptions {
+            stride: [2, 2],
+            padding: [1, 1],
+            ..Default::default()
+        },
+        nabla_core::ConvTranspose2dOptions {
+            stride: [2, 2],
+            padding: [1, 1],
+            output_padding: [1, 1],
+            ..Default::default()
+        },
+    );
+    let acts: [fn() -> Box<dyn Module>; 3] = [
+        || Box::new(ReLU),
+        || Box::new(LeakyReLU::new(0.2)),
+        || Box::new(LeakyReLU::new(-0.3)),
+    ];
+    for act in acts {
+        let conv = Conv2d::from_parts(params[0].clone(), Some(params[1].clone()), c).unwrap();
+        let convt = ConvTranspose2d::from_parts(params[2].clone(), Some(params[3].clone()), t).unwrap();
+        let seq = Sequential::from(vec![Box::new(conv) as Box<dyn Module>, act(), Box::new(convt), act()]);
+        let wrt: Vec<&Tensor> = params.iter().chain([&x]).collect();
+        for mode in [Mode::Train, Mode::Eval] {
+            let y = seq.forward(&x, mode).unwrap();
+            let mut y0 = x.clone();
+            for i in 0..4 {
+                y0 = seq.get(i).unwrap().forward(&y0, mode).unwrap();
+            }
+            let what = seq.get(1).unwrap().describe();
+            assert_eq!(y.to_vec_f32(), y0.to_vec_f32(), "{what}");
+            let got = nabla_core::grad(&[&y], Some(&[&gy]), &wrt, false).unwrap();
+            let want = nabla_core::grad(&[&y0], Some(&[&gy]), &wrt, false).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert_eq!(
+                    a.as_ref().unwrap().to_vec_f32(),
+                    b.as_ref().unwrap().to_vec_f32(),
+                    "{what}"
+                );
+            }
+        }
+        let (_, calls) = summary::record(|| seq.forward(&x, Mode::Train).unwrap());
+        assert_eq!(calls.len(), 4);
+        // Linear then the activation, on a short input (the transposed-weight product).
+        let lw = Tensor::randn(&[4, 18], DType::F32, &mut Generator::new(7)).set_requires_grad(true);
+        let lin = Linear::from_parts(lw.clone(), Some(params[1].clone())).unwrap();
+        let seq = Sequential::from(vec![Box::new(lin) as Box<dyn Module>, act()]);
+        let x = Tensor::randn(&[40, 18], DType::F32, &mut Generator::new(5));
+        let (y, y0) = (
+            seq.forward(&x, Mode::Train).unwrap(),
+            seq.get(1)
+                .unwrap()
+                .forward(&seq.get(0).unwrap().forward(&x, Mode::Train).unwrap(), Mode::Train)
+                .unwrap(),
+        );
+        assert_eq!(y.to_vec_f32(), y0.to_vec_f32());
+        let gy = Tensor::randn(&[40, 4], DType::F32, &mut Generator::new(6));
+        let got = nabla_core::grad(&[&y], Some(&[&gy]), &[&lw], false).unwrap();
+        let want = nabla_core::grad(&[&y0], Some(&[&gy]), &[&lw], false).unwrap();
+        assert_eq!(
+            got[0].as_ref().unwrap().to_vec_f32(),
+            want[0].as_ref().unwrap().to_vec_f32()
+        );
+    }
+}
+
+#[test]
 fn sequential_fuses_batch_norm_and_activation_bit_for_bit() {
     // A Sequential runs BatchNorm then ReLU/LeakyReLU as one op in training; the same
     // layers called one by one must give the same outputs, gradients, running statistics

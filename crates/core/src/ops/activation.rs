@@ -48,6 +48,27 @@ fn leaky_relu_backward(g: &Tensor, x: &Tensor, slope: f64) -> Result<Tensor> {
     }))
 }
 
+/// The gradient `g` through `act` from the activation's output `y` (for ops that fuse the
+/// activation into their output and keep only that): `y > 0` exactly where the input was
+/// `> 0` for relu and for a leaky relu with a slope ≥ 0 ([`gates_at_output`]), so this is
+/// the unfused backward bit for bit, and as differentiable.
+pub(crate) fn backward_at_output(g: &Tensor, y: &Tensor, act: crate::Activation) -> Result<Tensor> {
+    match act {
+        crate::Activation::Identity => Ok(g.clone()),
+        crate::Activation::Relu => relu_backward(g, y),
+        crate::Activation::LeakyRelu(slope) => leaky_relu_backward(g, y, slope),
+    }
+}
+
+/// Whether [`backward_at_output`] can gate `act` from its output alone: not for a negative
+/// (or NaN) slope, which flips the sign of negative inputs.
+pub(crate) fn gates_at_output(act: crate::Activation) -> bool {
+    match act {
+        crate::Activation::LeakyRelu(slope) => slope >= 0.0,
+        _ => true,
+    }
+}
+
 impl Tensor {
     /// `act` applied as its own op: `relu`, `leaky_relu`, or the tensor itself for `Identity`.
     pub fn activation(&self, act: crate::Activation) -> Result<Tensor> {

@@ -14,9 +14,10 @@
 //! ```
 
 use super::access::{same_dtype, with_data};
+use super::conv_act::Gate;
 use crate::dtype::dispatch;
-use crate::kernels::conv::{bias_grad as bias_grad_kernel, conv2d_backward_weight, conv2d_forward, ConvGeom};
-use crate::{Element, Error, Result, Tensor};
+use crate::kernels::conv::{activate, bias_grad as bias_grad_kernel, conv2d_backward_weight, conv2d_forward, ConvGeom};
+use crate::{Activation, Element, Error, Result, Tensor};
 
 /// Hyper-parameters of [`Tensor::conv2d`] as (rows, columns) pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,7 @@ pub(super) fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usiz
 }
 
 /// Geometry of `x.conv2d(w, opts)`, with every check that names the offending shape and dim.
-fn conv2d_geom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Result<ConvGeom> {
+pub(super) fn conv2d_geom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Result<ConvGeom> {
     const OP: &str = "conv2d";
     check_operands(OP, x, w, bias, "[out_channels, in_channels/groups, kh, kw]")?;
     check_hyper(OP, opts.stride, opts.dilation, opts.groups)?;
@@ -155,20 +156,34 @@ fn conv2d_geom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptio
 
 /// The raw convolution (bias fused into the GEMM), recorded with its backward.
 pub(super) fn conv2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: ConvGeom) -> Result<Tensor> {
-    fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Result<Tensor> {
+    conv2d_prim_act(x, w, bias, g, Activation::Identity)
+}
+
+/// [`conv2d_prim`] with `act` applied to the output in place (see [`super::conv_act`]).
+pub(super) fn conv2d_prim_act(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: ConvGeom,
+    act: Activation,
+) -> Result<Tensor> {
+    fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom, act: Activation) -> Result<Tensor> {
         let mut out = crate::kernels::elementwise::output_vec::<T>(g.n * g.o * g.p());
         let mut ts = vec![x, w];
         ts.extend(bias);
         with_data("conv2d", &ts, |s: &[&[T]]| {
-            conv2d_forward(g, s[0], s[1], s.get(2).copied(), &mut out)
+            conv2d_forward(g, s[0], s[1], s.get(2).copied(), &mut out);
+            activate(&mut out, act);
         })?;
         Ok(Tensor::from_buffer(T::wrap(out), &[g.n, g.o, g.oh, g.ow]))
     }
-    let out = dispatch!(x.dtype(), T => run::<T>(x, w, bias, &g)?);
+    let out = dispatch!(x.dtype(), T => run::<T>(x, w, bias, &g, act)?);
+    let gate = Gate::new(&out, act);
     let mut inputs = vec![x, w];
     inputs.extend(bias);
     let (x, w) = (x.clone(), w.clone());
-    Ok(out.record("conv2d", &inputs, move |gy, needs| {
+    Ok(out.record(gate.name("conv2d"), &inputs, move |gy, needs| {
+        let gy = &gate.apply(gy)?;
         let gx = if needs[0] {
             Some(super::conv_transpose2d::conv_transpose2d_prim(gy, &w, None, g)?)
         } else {

@@ -13,9 +13,10 @@
 
 use super::access::with_data;
 use super::conv2d::{bias_grad, check_bias, check_hyper, check_operands, conv2d_prim, conv2d_weight_grad};
+use super::conv_act::Gate;
 use crate::dtype::dispatch;
-use crate::kernels::conv::{conv2d_backward_input, ConvGeom};
-use crate::{Element, Error, Result, Tensor};
+use crate::kernels::conv::{activate, conv2d_backward_input, ConvGeom};
+use crate::{Activation, Element, Error, Result, Tensor};
 
 /// Hyper-parameters of [`Tensor::conv_transpose2d`] as (rows, columns) pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,7 @@ impl Default for ConvTranspose2dOptions {
 }
 
 /// Geometry of the convolution whose adjoint `x.conv_transpose2d(w, opts)` is.
-fn conv_transpose2d_geom(
+pub(super) fn conv_transpose2d_geom(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
@@ -127,20 +128,35 @@ fn conv_transpose2d_geom(
 /// The raw transposed convolution of `x` (the output side of `g`) into the input side of
 /// `g`, bias fused; recorded with its backward.
 pub(super) fn conv_transpose2d_prim(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: ConvGeom) -> Result<Tensor> {
-    fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Result<Tensor> {
+    conv_transpose2d_prim_act(x, w, bias, g, Activation::Identity)
+}
+
+/// [`conv_transpose2d_prim`] with `act` applied to the output in place (see
+/// [`super::conv_act`]).
+pub(super) fn conv_transpose2d_prim_act(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: ConvGeom,
+    act: Activation,
+) -> Result<Tensor> {
+    fn run<T: Element>(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom, act: Activation) -> Result<Tensor> {
         let mut out = crate::kernels::elementwise::output_vec::<T>(g.n * g.c * g.h * g.w);
         let mut ts = vec![x, w];
         ts.extend(bias);
         with_data("conv_transpose2d", &ts, |s: &[&[T]]| {
-            conv2d_backward_input(g, s[0], s[1], s.get(2).copied(), &mut out)
+            conv2d_backward_input(g, s[0], s[1], s.get(2).copied(), &mut out);
+            activate(&mut out, act);
         })?;
         Ok(Tensor::from_buffer(T::wrap(out), &[g.n, g.c, g.h, g.w]))
     }
-    let out = dispatch!(x.dtype(), T => run::<T>(x, w, bias, &g)?);
+    let out = dispatch!(x.dtype(), T => run::<T>(x, w, bias, &g, act)?);
+    let gate = Gate::new(&out, act);
     let mut inputs = vec![x, w];
     inputs.extend(bias);
     let (x, w) = (x.clone(), w.clone());
-    Ok(out.record("conv_transpose2d", &inputs, move |gy, needs| {
+    Ok(out.record(gate.name("conv_transpose2d"), &inputs, move |gy, needs| {
+        let gy = &gate.apply(gy)?;
         let gx = if needs[0] {
             Some(conv2d_prim(gy, &w, None, g)?)
         } else {

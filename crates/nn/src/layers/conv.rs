@@ -3,7 +3,7 @@
 use crate::init::default_uniform;
 use crate::module::{expect_rank, Children, Mode, Module, Param};
 use crate::{LayerOptions, Result};
-use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, DType, Generator, Tensor};
+use nabla_core::{Activation, Conv2dOptions, ConvTranspose2dOptions, DType, Generator, Tensor};
 
 fn invalid(layer: &'static str, msg: String) -> crate::Error {
     nabla_core::Error::invalid(layer, msg).into()
@@ -156,6 +156,16 @@ impl Module for Conv2d {
         Ok(x.conv2d(&self.weight.tensor(), bias.as_ref(), self.opts)?)
     }
 
+    /// The convolution and `act` as one op in any mode (`Tensor::conv2d_act`).
+    fn forward_then(&self, x: &Tensor, act: Activation, _mode: Mode) -> Option<Result<Tensor>> {
+        let run = || {
+            check_input("Conv2d", x, self.in_channels())?;
+            let bias = self.bias.as_ref().map(Param::tensor);
+            Ok(x.conv2d_act(&self.weight.tensor(), bias.as_ref(), self.opts, act)?)
+        };
+        Some(run())
+    }
+
     fn children(&self, c: &mut Children) {
         c.param("weight", &self.weight).param_opt("bias", &self.bias);
     }
@@ -264,6 +274,17 @@ impl Module for ConvTranspose2d {
         check_input("ConvTranspose2d", x, self.in_channels())?;
         let bias = self.bias.as_ref().map(Param::tensor);
         Ok(x.conv_transpose2d(&self.weight.tensor(), bias.as_ref(), self.opts)?)
+    }
+
+    /// The transposed convolution and `act` as one op in any mode
+    /// (`Tensor::conv_transpose2d_act`).
+    fn forward_then(&self, x: &Tensor, act: Activation, _mode: Mode) -> Option<Result<Tensor>> {
+        let run = || {
+            check_input("ConvTranspose2d", x, self.in_channels())?;
+            let bias = self.bias.as_ref().map(Param::tensor);
+            Ok(x.conv_transpose2d_act(&self.weight.tensor(), bias.as_ref(), self.opts, act)?)
+        };
+        Some(run())
     }
 
     fn children(&self, c: &mut Children) {

@@ -3,7 +3,7 @@
 use crate::init::default_uniform;
 use crate::module::{Children, Mode, Module, Param};
 use crate::{LayerOptions, Result};
-use nabla_core::{Generator, Tensor};
+use nabla_core::{Activation, Generator, Tensor};
 
 /// Applies `x · weightᵀ + bias` to the last dim of `x`: `[.., in]` → `[.., out]`.
 /// Parameters: `weight` `[out, in]`, `bias` `[out]`.
@@ -69,8 +69,9 @@ fn invalid(msg: String) -> crate::Error {
     nabla_core::Error::invalid("Linear", msg).into()
 }
 
-impl Module for Linear {
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+impl Linear {
+    /// An input's last dim must be the layer's input features.
+    fn check_input(&self, x: &Tensor) -> Result<()> {
         let n_in = self.in_features();
         if x.rank() == 0 || x.shape()[x.rank() - 1] != n_in {
             return Err(invalid(format!(
@@ -78,9 +79,26 @@ impl Module for Linear {
                 x.shape()
             )));
         }
+        Ok(())
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        self.check_input(x)?;
         let bias = self.bias.as_ref().map(Param::tensor);
         // One product with the bias folded in (core's fused op), not matmul + add.
         Ok(x.linear(&self.weight.tensor(), bias.as_ref())?)
+    }
+
+    /// The product and `act` as one op in any mode (`Tensor::linear_act`).
+    fn forward_then(&self, x: &Tensor, act: Activation, _mode: Mode) -> Option<Result<Tensor>> {
+        let run = || {
+            self.check_input(x)?;
+            let bias = self.bias.as_ref().map(Param::tensor);
+            Ok(x.linear_act(&self.weight.tensor(), bias.as_ref(), act)?)
+        };
+        Some(run())
     }
 
     fn children(&self, c: &mut Children) {

@@ -57,7 +57,8 @@ impl From<Vec<Box<dyn Module>>> for Sequential {
 
 impl Module for Sequential {
     /// Children in order; a child that can fuse the activation after it
-    /// ([`Module::forward_then`]: training-mode batch norm then ReLU) runs both as one op,
+    /// ([`Module::forward_then`]: a convolution, transposed convolution or training-mode
+    /// batch norm, then ReLU or leaky ReLU) runs both as one op,
     /// except while a summary records each child's output.
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut y = x.clone();

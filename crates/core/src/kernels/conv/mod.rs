@@ -35,6 +35,9 @@ mod winograd;
 
 pub use geom::{out_size, ConvGeom};
 
+use super::batch_norm::Activation;
+use super::elementwise::{vectorized, Loop};
+use super::{par, BLOCK, PAR_THRESHOLD};
 use crate::Element;
 
 /// Forward: `out[n, o] = Σ_c w[o, c] ⋆ x[n, c] (+ bias[o])`; `out` is `[n, o, oh, ow]`.
@@ -86,6 +89,45 @@ pub fn conv2d_backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &
         winograd::backward_weight(g, x, dy, dw)
     } else if !strided::backward_weight(g, x, dy, dw) && !direct::backward_weight(g, x, dy, dw) {
         weight::im2col_backward_weight(g, x, dy, dw)
+    }
+}
+
+/// The epilogue of a convolution with a fused activation: `act` applied to its output in
+/// place, while the output is still in cache and without a second tensor. The same
+/// element functions as `relu` and `leaky_relu`, so the values are theirs bit for bit.
+pub fn activate<T: Element>(out: &mut [T], act: Activation) {
+    match act {
+        Activation::Identity => {}
+        Activation::Relu => in_place(out, |v: T| if v > T::ZERO || v.is_nan() { v } else { T::ZERO }),
+        Activation::LeakyRelu(slope) => {
+            let s = T::from_f64(slope);
+            in_place(out, move |v: T| if v > T::ZERO { v } else { s * v })
+        }
+    }
+}
+
+/// `v = f(v)` over one run of elements, compiled per vector width.
+struct InPlace<'a, T, F> {
+    out: &'a mut [T],
+    f: &'a F,
+}
+
+impl<T: Copy, F: Fn(T) -> T> Loop for InPlace<'_, T, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let f = self.f;
+        self.out.iter_mut().for_each(|v| *v = f(*v));
+    }
+}
+
+/// `v = f(v)` for every element, in blocks over the threads for large outputs.
+fn in_place<T: Element>(out: &mut [T], f: impl Fn(T) -> T + Sync) {
+    let isa = crate::cpu::isa();
+    if out.len() >= PAR_THRESHOLD {
+        par::for_each_chunk(out, BLOCK, &|_, out| vectorized(isa, InPlace { out, f: &f }));
+    } else {
+        vectorized(isa, InPlace { out, f: &f });
     }
 }
 
@@ -221,6 +263,59 @@ mod tests {
             assert!((lhs - dot(&dx, &x)).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}");
             assert!((lhs - dot(&dw, &w)).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}");
         }
+    }
+
+    #[test]
+    fn activate_matches_the_activations_at_every_level() {
+        // Odd lengths around the lane counts and past the parallel threshold; a NaN, both
+        // zeros and infinities among the values.
+        let data = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| match i % 13 {
+                    0 => f32::NAN,
+                    1 => -0.0,
+                    2 => 0.0,
+                    3 => f32::NEG_INFINITY,
+                    4 => f32::INFINITY,
+                    _ => ((i as f32) * 0.61).sin() * 4.0,
+                })
+                .collect()
+        };
+        for n in [0, 1, 7, 17, 33, 1031, PAR_THRESHOLD + 37] {
+            let x = data(n);
+            for act in [Activation::Identity, Activation::Relu, Activation::LeakyRelu(0.2)] {
+                let want: Vec<u32> = x
+                    .iter()
+                    .map(|&v| match act {
+                        Activation::Identity => v,
+                        Activation::Relu => {
+                            if v > 0.0 || v.is_nan() {
+                                v
+                            } else {
+                                0.0
+                            }
+                        }
+                        Activation::LeakyRelu(s) => {
+                            if v > 0.0 {
+                                v
+                            } else {
+                                s as f32 * v
+                            }
+                        }
+                    })
+                    .map(f32::to_bits)
+                    .collect();
+                for level in crate::cpu::supported() {
+                    let mut y = x.clone();
+                    crate::cpu::with_isa(level, || activate(&mut y, act));
+                    let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                    assert!(got == want, "{act:?} n={n} at {level}");
+                }
+            }
+        }
+        let mut y = vec![-1.5f64, 2.0, f64::NAN];
+        activate(&mut y, Activation::LeakyRelu(0.5));
+        assert_eq!((y[0], y[1], y[2].is_nan()), (-0.75, 2.0, true));
     }
 
     #[test]
