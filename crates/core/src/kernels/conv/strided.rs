@@ -111,14 +111,16 @@ fn tile_images(g: &ConvGeom) -> usize {
 struct Forward {
     /// Width of a phase image.
     wps: usize,
-    /// Elements of a phase image.
-    plane: usize,
     /// Where tap `(c, i, j)` (in the weights' order) starts in an image's phase buffer.
     off: Vec<usize>,
     /// Elements of one image's phase buffer, with the slack the last taps read.
     src_len: usize,
     /// Wide output row length, rounded up.
     len: usize,
+    /// Per input row `(c, h)`: where its even and odd elements go in the phase buffer
+    /// (row by row, both phase images' rows at once: a table of destinations per pixel
+    /// cost a third of the forward pass at 64×64).
+    rows: Vec<[usize; 2]>,
 }
 
 impl Forward {
@@ -138,54 +140,34 @@ impl Forward {
             }
         }
         let src_len = (g.c * S * S * plane).max(off.iter().max().map_or(0, |m| m + len));
+        let ([ph, pw], mut rows) = (g.padding, Vec::with_capacity(g.c * g.h));
+        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
+        for c in 0..g.c {
+            for h in 0..g.h {
+                let y = h + ph;
+                let at = (c * S * S + (y % S) * S) * plane + (y / S) * wps;
+                rows.push([at + be * plane + xe, at + bo * plane + xo]);
+            }
+        }
         Forward {
             wps,
-            plane,
             off,
             src_len,
             len,
+            rows,
         }
     }
 
     /// The phase images of one image `x` (`[c, h, w]`) into `dst`, whose other elements
     /// (padding, slack) must be zero: each input pixel lands in one place.
-    fn split(&self, g: &ConvGeom, x: &[f32], dst: &mut [f32]) {
-        let ([ph, pw], hw) = (g.padding, g.h * g.w);
-        // Row by row, the even and odd columns into their two phase images' rows at once
-        // (a table of destinations per pixel cost a third of the forward pass at 64×64).
-        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
-        for (c, plane) in x.chunks(hw).take(g.c).enumerate() {
-            for (h, row) in plane.chunks(g.w).enumerate() {
-                let y = h + ph;
-                let at = (c * S * S + (y % S) * S) * self.plane + (y / S) * self.wps;
-                let (e, o) = two_mut(dst, at + be * self.plane + xe, at + bo * self.plane + xo);
-                deinterleave(row, e, o);
-            }
-        }
-    }
-}
-
-/// `buf[i..]` and `buf[j..]` for `i ≠ j`, the first cut at the second if `i < j`, and the
-/// other way round.
-fn two_mut(buf: &mut [f32], i: usize, j: usize) -> (&mut [f32], &mut [f32]) {
-    if i < j {
-        let (lo, hi) = buf.split_at_mut(j);
-        (&mut lo[i..], hi)
-    } else {
-        let (lo, hi) = buf.split_at_mut(i);
-        (hi, &mut lo[j..])
-    }
-}
-
-/// The even elements of `row` into `e`, the odd ones into `o`.
-fn deinterleave(row: &[f32], e: &mut [f32], o: &mut [f32]) {
-    let pairs = row.chunks_exact(2);
-    if let [last] = pairs.remainder() {
-        e[row.len() / 2] = *last;
-    }
-    for ((pair, e), o) in pairs.zip(e.iter_mut()).zip(o.iter_mut()) {
-        *e = pair[0];
-        *o = pair[1];
+    fn split(&self, g: &ConvGeom, x: &[f32], dst: &mut [f32], level: Isa) {
+        let job = Job::Deinterleave {
+            src: &x[..g.c * g.h * g.w],
+            w: g.w,
+            to: &self.rows,
+            dst,
+        };
+        run(job, level);
     }
 }
 
@@ -203,6 +185,8 @@ struct Backward {
     len: usize,
     /// Per phase `(a, b)`: the taps' offsets and their weights `[taps, c]`.
     phases: Vec<(Vec<usize>, Vec<f32>)>,
+    /// Per input row `(c, h)`: where its even and odd elements are in the wide results.
+    rows: Vec<[usize; 2]>,
 }
 
 impl Backward {
@@ -230,6 +214,15 @@ impl Backward {
             }
         }
         let dy_len = (g.o * hd * wd).max(most);
+        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
+        let at = |a: usize, b: usize, c: usize, y: usize, x: usize| ((a * S + b) * g.c + c) * len + y * wd + x;
+        let mut rows = Vec::with_capacity(g.c * g.h);
+        for c in 0..g.c {
+            for h in 0..g.h {
+                let (a, y) = ((h + ph) % S, (h + ph) / S);
+                rows.push([at(a, be, c, y, xe), at(a, bo, c, y, xo)]);
+            }
+        }
         Backward {
             pad,
             hd,
@@ -237,6 +230,7 @@ impl Backward {
             dy_len,
             len,
             phases,
+            rows,
         }
     }
 
@@ -244,26 +238,16 @@ impl Backward {
     /// gradient `dx` (`[c, h, w]`), plus `bias`: input pixel `(h, col)` is element `(y, x)`
     /// of phase `(a, b)` with `h + ph = 2·y + a`, `col + pw = 2·x + b`, so an input row
     /// interleaves a row of two phases.
-    fn land(&self, g: &ConvGeom, wide: &[f32], dx: &mut [f32], bias: Option<&[f32]>) {
-        let [ph, pw] = g.padding;
-        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
-        let at =
-            |a: usize, b: usize, c: usize, y: usize, x: usize| ((a * S + b) * g.c + c) * self.len + y * self.wd + x;
-        for (c, plane) in dx.chunks_mut(g.h * g.w).take(g.c).enumerate() {
-            let bv = bias.map_or(0.0, |b| b[c]);
-            for (h, row) in plane.chunks_mut(g.w).enumerate() {
-                let (a, y) = ((h + ph) % S, (h + ph) / S);
-                let (e, o) = (&wide[at(a, be, c, y, xe)..], &wide[at(a, bo, c, y, xo)..]);
-                let mut pairs = row.chunks_exact_mut(2);
-                for ((pair, &e), &o) in pairs.by_ref().zip(e).zip(o) {
-                    pair[0] = e + bv;
-                    pair[1] = o + bv;
-                }
-                if let [last] = pairs.into_remainder() {
-                    *last = e[g.w / 2] + bv;
-                }
-            }
-        }
+    fn land(&self, g: &ConvGeom, wide: &[f32], dx: &mut [f32], bias: Option<&[f32]>, level: Isa) {
+        let job = Job::Interleave {
+            src: wide,
+            from: &self.rows,
+            w: g.w,
+            bias,
+            plane: g.h,
+            dst: &mut dx[..g.c * g.h * g.w],
+        };
+        run(job, level);
     }
 
     /// The taps' weights of each phase from `w` (`[o, c, kh, kw]`).
@@ -326,7 +310,7 @@ fn forward_any<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, o
     run_tiles(g.n.div_ceil(per), threads_for(g.flops(), PAR_MACS), &|tile| {
         let (mut src, mut wide) = (srcs.take(), wides.take());
         for n in tile * per..((tile + 1) * per).min(g.n) {
-            f.split(g, &x[n * img..(n + 1) * img], &mut src);
+            f.split(g, &x[n * img..(n + 1) * img], &mut src, level);
             run(
                 Job::Product {
                     src: &src,
@@ -397,7 +381,7 @@ fn backward_input_any<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
                     level,
                 );
             }
-            bk.land(g, &wide, dxi, bias);
+            bk.land(g, &wide, dxi, bias, level);
         }
         srcs.put(src);
         wides.put(wide);
@@ -444,6 +428,7 @@ fn backward_weight_any<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 g,
                 &x[n * img..(n + 1) * img],
                 &mut src[i * f.src_len..(i + 1) * f.src_len],
+                level,
             );
             let d = &mut dyw[i * dys..(i + 1) * dys];
             for (o, plane) in dy[n * g.o * p..(n + 1) * g.o * p].chunks(p).enumerate() {
@@ -499,6 +484,7 @@ fn backward_weight_outer(g: &ConvGeom, f: Forward, level: Isa, x: &[f32], dy: &[
                 g,
                 &x[n * img..(n + 1) * img],
                 &mut src[i * f.src_len..(i + 1) * f.src_len],
+                level,
             );
             let d = &mut dyt[i * dys..(i + 1) * dys];
             for (o, plane) in dy[n * g.o * p..(n + 1) * g.o * p].chunks(p).enumerate() {

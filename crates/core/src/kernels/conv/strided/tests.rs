@@ -153,18 +153,21 @@ fn bias_is_added_per_channel() {
         seq(g.n * g.o * g.p(), 0.9),
     );
     let (bo, bc) = (f32v(&seq(g.o, 1.1)), f32v(&seq(g.c, 2.2)));
-    let [out, dx, _] = on_vectors(|| passes(&g, &f32v(&x), &f32v(&w), &f32v(&dy)));
-    let mut ob = vec![0f32; out.len()];
-    let mut dxb = vec![0f32; dx.len()];
-    on_vectors(|| {
-        assert!(forward_any(&g, &f32v(&x), &f32v(&w), Some(&bo), &mut ob));
-        assert!(backward_input_any(&g, &f32v(&dy), &f32v(&w), Some(&bc), &mut dxb));
-    });
-    for (i, (a, b)) in ob.iter().zip(&out).enumerate() {
-        assert_eq!(*a, b + bo[i / g.p() % g.o], "forward at {i}");
-    }
-    for (i, (a, b)) in dxb.iter().zip(&dx).enumerate() {
-        assert_eq!(*a, b + bc[i / (g.h * g.w) % g.c], "input gradient at {i}");
+    // At every level: the input gradient adds its bias as it interleaves the phases.
+    for level in levels() {
+        let [out, dx, _] = cpu::with_isa(level, || passes(&g, &f32v(&x), &f32v(&w), &f32v(&dy)));
+        let mut ob = vec![0f32; out.len()];
+        let mut dxb = vec![0f32; dx.len()];
+        cpu::with_isa(level, || {
+            assert!(forward_any(&g, &f32v(&x), &f32v(&w), Some(&bo), &mut ob));
+            assert!(backward_input_any(&g, &f32v(&dy), &f32v(&w), Some(&bc), &mut dxb));
+        });
+        for (i, (a, b)) in ob.iter().zip(&out).enumerate() {
+            assert_eq!(*a, b + bo[i / g.p() % g.o], "forward at {i}, {level}");
+        }
+        for (i, (a, b)) in dxb.iter().zip(&dx).enumerate() {
+            assert_eq!(*a, b + bc[i / (g.h * g.w) % g.c], "input gradient at {i}, {level}");
+        }
     }
 }
 

@@ -75,6 +75,34 @@ pub(super) enum Job<'a> {
         /// `[rows, taps]`.
         out: &'a mut [f32],
     },
+    /// Row `r` of `src` (`[rows, w]`, `rows = to.len()`): its even elements to
+    /// `dst[to[r][0]..]`, its odd ones to `dst[to[r][1]..]` (the phase split).
+    Deinterleave {
+        /// The rows.
+        src: &'a [f32],
+        /// Row length.
+        w: usize,
+        /// Where each row's even and odd elements go.
+        to: &'a [[usize; 2]],
+        /// The destination.
+        dst: &'a mut [f32],
+    },
+    /// Row `r` of `dst` (`[rows, w]`, `rows = from.len()`): `src[from[r][0] + i]` at `2i`,
+    /// `src[from[r][1] + i]` at `2i + 1`, plus `bias[r / plane]` if given (the inverse).
+    Interleave {
+        /// The halves' buffer.
+        src: &'a [f32],
+        /// Where each row's even and odd elements come from.
+        from: &'a [[usize; 2]],
+        /// Row length.
+        w: usize,
+        /// Per plane of `plane` rows, added to every element.
+        bias: Option<&'a [f32]>,
+        /// Rows per plane.
+        plane: usize,
+        /// `[rows, w]`.
+        dst: &'a mut [f32],
+    },
 }
 
 /// Runs `job` with the vectors of `level` (granted by [`crate::cpu`] only where the CPU
@@ -239,6 +267,98 @@ unsafe fn dispatch<
                 while r < rows {
                     a.rows::<V, 1, TD>(r, out);
                     r += 1;
+                }
+            }
+        }
+        Job::Deinterleave { src, w, to, dst } => {
+            assert!(src.len() >= to.len() * w);
+            assert!(to
+                .iter()
+                .all(|&[e, o]| e + w.div_ceil(2) <= dst.len() && o + w / 2 <= dst.len()));
+            // SAFETY: the asserts above keep every read and write inside the slices.
+            unsafe { deinterleave::<V>(src.as_ptr(), w, to, dst.as_mut_ptr()) }
+        }
+        Job::Interleave {
+            src,
+            from,
+            w,
+            bias,
+            plane,
+            dst,
+        } => {
+            assert!(dst.len() >= from.len() * w && plane > 0);
+            assert!(from
+                .iter()
+                .all(|&[e, o]| e + w.div_ceil(2) <= src.len() && o + w / 2 <= src.len()));
+            assert!(bias.is_none_or(|b| b.len() >= from.len().div_ceil(plane)));
+            // SAFETY: as above.
+            unsafe { interleave::<V>(src.as_ptr(), from, w, bias, plane, dst.as_mut_ptr()) }
+        }
+    }
+}
+
+/// [`Job::Deinterleave`]: whole pairs of vectors, then one masked pair per row.
+#[inline(always)]
+unsafe fn deinterleave<V: Lanes>(src: *const f32, w: usize, to: &[[usize; 2]], dst: *mut f32) {
+    let l = V::L;
+    let whole = w / (2 * l) * 2 * l;
+    // SAFETY: the caller's contract: rows of `w` in `src`, their halves' room in `dst`.
+    unsafe {
+        for (r, &[e, o]) in to.iter().enumerate() {
+            let row = src.add(r * w);
+            let mut i = 0;
+            while i < whole {
+                let (ev, ov) = V::even_odd(V::loadu(row.add(i)), V::loadu(row.add(i + l)));
+                ev.storeu(dst.add(e + i / 2));
+                ov.storeu(dst.add(o + i / 2));
+                i += 2 * l;
+            }
+            if i < w {
+                let (a, b) = (V::load(row, i as isize, w), V::load(row, (i + l) as isize, w));
+                let (ev, ov) = V::even_odd(a, b);
+                let m = w - i;
+                ev.store(dst.add(e + i / 2), m.div_ceil(2));
+                ov.store(dst.add(o + i / 2), m / 2);
+            }
+        }
+    }
+}
+
+/// [`Job::Interleave`]: whole pairs of vectors, then one masked pair per row.
+#[inline(always)]
+unsafe fn interleave<V: Lanes>(
+    src: *const f32,
+    from: &[[usize; 2]],
+    w: usize,
+    bias: Option<&[f32]>,
+    plane: usize,
+    dst: *mut f32,
+) {
+    let l = V::L;
+    let whole = w / (2 * l) * 2 * l;
+    // SAFETY: the caller's contract: the halves in `src`, rows of `w` in `dst`.
+    unsafe {
+        for (r, &[e, o]) in from.iter().enumerate() {
+            let bv = V::splat(bias.map_or(0.0, |b| b[r / plane]));
+            let row = dst.add(r * w);
+            let mut i = 0;
+            while i < whole {
+                let ev = V::loadu(src.add(e + i / 2)).add(bv);
+                let ov = V::loadu(src.add(o + i / 2)).add(bv);
+                let (lo, hi) = V::interleave(ev, ov);
+                lo.storeu(row.add(i));
+                hi.storeu(row.add(i + l));
+                i += 2 * l;
+            }
+            if i < w {
+                let m = w - i;
+                let (ne, no) = (m.div_ceil(2), m / 2);
+                let ev = V::load(src.add(e + i / 2), 0, ne).add(bv);
+                let ov = V::load(src.add(o + i / 2), 0, no).add(bv);
+                let (lo, hi) = V::interleave(ev, ov);
+                lo.store(row.add(i), m.min(l));
+                if m > l {
+                    hi.store(row.add(i + l), m - l);
                 }
             }
         }
