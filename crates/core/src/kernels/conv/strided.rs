@@ -26,6 +26,7 @@
 //! per-chunk partials in chunk order over chunks fixed by the shapes, so results do not
 //! depend on the thread count.
 
+mod rows;
 mod vector;
 
 use super::geom::{f32s, f32s_mut, ConvGeom, Pool};
@@ -124,6 +125,8 @@ struct Forward {
     /// (row by row, both phase images' rows at once: a table of destinations per pixel
     /// cost a third of the forward pass at 64×64).
     rows: Vec<[usize; 2]>,
+    /// Per output row `(o, y)`: where it starts in the wide results, `o · len + y · wps`.
+    out_rows: Vec<usize>,
 }
 
 impl Forward {
@@ -152,12 +155,14 @@ impl Forward {
                 rows.push([at + be * plane + xe, at + bo * plane + xo]);
             }
         }
+        let out_rows = (0..g.o * g.oh).map(|r| r / g.oh * len + r % g.oh * wps).collect();
         Forward {
             wps,
             off,
             src_len,
             len,
             rows,
+            out_rows,
         }
     }
 
@@ -176,12 +181,6 @@ impl Forward {
 
 /// The zero-padded output gradient and the input gradient's taps per input phase.
 struct Backward {
-    /// Rows and columns of zeros before the output gradient (the most taps a phase has, − 1).
-    pad: [usize; 2],
-    /// Height and width of a padded output-gradient plane.
-    hd: usize,
-    /// Width of a padded output-gradient plane (also the wide row stride of the result).
-    wd: usize,
     /// Elements of one image's padded output gradient, with slack.
     dy_len: usize,
     /// Wide result row length, rounded up.
@@ -190,11 +189,16 @@ struct Backward {
     phases: Vec<(Vec<usize>, Vec<f32>)>,
     /// Per input row `(c, h)`: where its even and odd elements are in the wide results.
     rows: Vec<[usize; 2]>,
+    /// Per output-gradient row `(o, y)`: where it goes in the padded output gradient.
+    dy_rows: Vec<usize>,
 }
 
 impl Backward {
     fn new(g: &ConvGeom) -> Backward {
         let [ph, pw] = g.padding;
+        // `pad`: rows and columns of zeros before the output gradient (the most taps a phase
+        // has, − 1); `hd × wd`: a padded output-gradient plane, `wd` also the wide row stride
+        // of the result.
         let pad = [(g.kh - 1) / S, (g.kw - 1) / S];
         let last = [(g.h - 1 + ph) / S, (g.w - 1 + pw) / S];
         let hd = last[0].max(g.oh - 1) + pad[0] + 1;
@@ -226,14 +230,15 @@ impl Backward {
                 rows.push([at(a, be, c, y, xe), at(a, bo, c, y, xo)]);
             }
         }
+        let dy_rows = (0..g.o * g.oh)
+            .map(|r| (r / g.oh * hd + r % g.oh + pad[0]) * wd + pad[1])
+            .collect();
         Backward {
-            pad,
-            hd,
-            wd,
             dy_len,
             len,
             phases,
             rows,
+            dy_rows,
         }
     }
 
@@ -271,13 +276,14 @@ impl Backward {
 
     /// One image's output gradient `dy` (`[o, oh, ow]`) into `dst`, whose other elements
     /// must be zero.
-    fn pad_dy(&self, g: &ConvGeom, dy: &[f32], dst: &mut [f32]) {
-        for (o, plane) in dy.chunks(g.oh * g.ow).take(g.o).enumerate() {
-            for (y, row) in plane.chunks(g.ow).enumerate() {
-                let at = (o * self.hd + y + self.pad[0]) * self.wd + self.pad[1];
-                dst[at..at + g.ow].copy_from_slice(row);
-            }
-        }
+    fn pad_dy(&self, g: &ConvGeom, dy: &[f32], dst: &mut [f32], level: Isa) {
+        let job = Job::Scatter {
+            src: &dy[..g.o * g.oh * g.ow],
+            w: g.ow,
+            to: &self.dy_rows,
+            dst,
+        };
+        run(job, level);
     }
 }
 
@@ -327,15 +333,15 @@ fn forward_any<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, o
             );
             // SAFETY: image n's output belongs to this tile alone.
             let y = unsafe { base.range(n * oimg, oimg) };
-            for (o, plane) in y.chunks_mut(g.oh * g.ow).enumerate() {
-                let b = bias.map_or(0.0, |b| b[o]);
-                for (r, row) in plane.chunks_mut(g.ow).enumerate() {
-                    let at = o * f.len + r * f.wps;
-                    for (d, &v) in row.iter_mut().zip(&wide[at..at + g.ow]) {
-                        *d = v + b;
-                    }
-                }
-            }
+            let job = Job::Gather {
+                src: &wide,
+                from: &f.out_rows,
+                w: g.ow,
+                bias,
+                plane: g.oh,
+                dst: y,
+            };
+            run(job, level);
         }
         srcs.put(src);
         wides.put(wide);
@@ -367,7 +373,7 @@ fn backward_input_any<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
     run_tiles(g.n.div_ceil(per), threads_for(g.flops(), PAR_MACS), &|tile| {
         let (mut src, mut wide) = (srcs.take(), wides.take());
         for n in tile * per..((tile + 1) * per).min(g.n) {
-            bk.pad_dy(g, &dy[n * oimg..(n + 1) * oimg], &mut src);
+            bk.pad_dy(g, &dy[n * oimg..(n + 1) * oimg], &mut src, level);
             // SAFETY: image n's input gradient belongs to this tile alone.
             let dxi = unsafe { base.range(n * img, img) };
             for ((off, ws), out) in bk.phases.iter().zip(wide.chunks_mut(g.c * bk.len)) {
@@ -437,13 +443,13 @@ fn backward_weight_any<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 &mut src[i * f.src_len..(i + 1) * f.src_len],
                 level,
             );
-            let d = &mut dyw[i * dys..(i + 1) * dys];
-            for (o, plane) in dy[n * g.o * p..(n + 1) * g.o * p].chunks(p).enumerate() {
-                for (r, row) in plane.chunks(g.ow).enumerate() {
-                    let at = o * f.len + r * f.wps;
-                    d[at..at + g.ow].copy_from_slice(row);
-                }
-            }
+            let job = Job::Scatter {
+                src: &dy[n * g.o * p..(n + 1) * g.o * p],
+                w: g.ow,
+                to: &f.out_rows,
+                dst: &mut dyw[i * dys..(i + 1) * dys],
+            };
+            run(job, level);
         }
         // SAFETY: chunk ch alone writes its partial.
         let out = unsafe { base.range(ch * size, size) };

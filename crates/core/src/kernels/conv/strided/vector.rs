@@ -4,6 +4,7 @@
 //! Both read "taps": rows of a prepared buffer at fixed offsets, whole vectors at a time
 //! (the caller rounds lengths up to [`super::ROUND`] and leaves finite slack behind).
 
+use super::rows::{copy_row, deinterleave, interleave};
 use crate::cpu::Isa;
 use crate::kernels::simd::Lanes;
 #[cfg(target_arch = "aarch64")]
@@ -94,6 +95,33 @@ pub(super) enum Job<'a> {
         src: &'a [f32],
         /// Where each row's even and odd elements come from.
         from: &'a [[usize; 2]],
+        /// Row length.
+        w: usize,
+        /// Per plane of `plane` rows, added to every element.
+        bias: Option<&'a [f32]>,
+        /// Rows per plane.
+        plane: usize,
+        /// `[rows, w]`.
+        dst: &'a mut [f32],
+    },
+    /// Row `r` of `src` (`[rows, w]`, `rows = to.len()`) to `dst[to[r]..][..w]`.
+    Scatter {
+        /// The rows.
+        src: &'a [f32],
+        /// Row length.
+        w: usize,
+        /// Where each row goes.
+        to: &'a [usize],
+        /// The destination.
+        dst: &'a mut [f32],
+    },
+    /// Row `r` of `dst` (`[rows, w]`, `rows = from.len()`): `src[from[r]..][..w]` plus
+    /// `bias[r / plane]` if given.
+    Gather {
+        /// The rows' buffer.
+        src: &'a [f32],
+        /// Where each row comes from.
+        from: &'a [usize],
         /// Row length.
         w: usize,
         /// Per plane of `plane` rows, added to every element.
@@ -294,71 +322,33 @@ unsafe fn dispatch<
             // SAFETY: as above.
             unsafe { interleave::<V>(src.as_ptr(), from, w, bias, plane, dst.as_mut_ptr()) }
         }
-    }
-}
-
-/// [`Job::Deinterleave`]: whole pairs of vectors, then one masked pair per row.
-#[inline(always)]
-unsafe fn deinterleave<V: Lanes>(src: *const f32, w: usize, to: &[[usize; 2]], dst: *mut f32) {
-    let l = V::L;
-    let whole = w / (2 * l) * 2 * l;
-    // SAFETY: the caller's contract: rows of `w` in `src`, their halves' room in `dst`.
-    unsafe {
-        for (r, &[e, o]) in to.iter().enumerate() {
-            let row = src.add(r * w);
-            let mut i = 0;
-            while i < whole {
-                let (ev, ov) = V::even_odd(V::loadu(row.add(i)), V::loadu(row.add(i + l)));
-                ev.storeu(dst.add(e + i / 2));
-                ov.storeu(dst.add(o + i / 2));
-                i += 2 * l;
-            }
-            if i < w {
-                let (a, b) = (V::load(row, i as isize, w), V::load(row, (i + l) as isize, w));
-                let (ev, ov) = V::even_odd(a, b);
-                let m = w - i;
-                ev.store(dst.add(e + i / 2), m.div_ceil(2));
-                ov.store(dst.add(o + i / 2), m / 2);
+        Job::Scatter { src, w, to, dst } => {
+            assert!(src.len() >= to.len() * w && to.iter().all(|&t| t + w <= dst.len()));
+            let (src, dst) = (src.as_ptr(), dst.as_mut_ptr());
+            // SAFETY: as above.
+            unsafe {
+                for (r, &t) in to.iter().enumerate() {
+                    copy_row::<V, false>(src.add(r * w), w, V::zero(), dst.add(t));
+                }
             }
         }
-    }
-}
-
-/// [`Job::Interleave`]: whole pairs of vectors, then one masked pair per row.
-#[inline(always)]
-unsafe fn interleave<V: Lanes>(
-    src: *const f32,
-    from: &[[usize; 2]],
-    w: usize,
-    bias: Option<&[f32]>,
-    plane: usize,
-    dst: *mut f32,
-) {
-    let l = V::L;
-    let whole = w / (2 * l) * 2 * l;
-    // SAFETY: the caller's contract: the halves in `src`, rows of `w` in `dst`.
-    unsafe {
-        for (r, &[e, o]) in from.iter().enumerate() {
-            let bv = V::splat(bias.map_or(0.0, |b| b[r / plane]));
-            let row = dst.add(r * w);
-            let mut i = 0;
-            while i < whole {
-                let ev = V::loadu(src.add(e + i / 2)).add(bv);
-                let ov = V::loadu(src.add(o + i / 2)).add(bv);
-                let (lo, hi) = V::interleave(ev, ov);
-                lo.storeu(row.add(i));
-                hi.storeu(row.add(i + l));
-                i += 2 * l;
-            }
-            if i < w {
-                let m = w - i;
-                let (ne, no) = (m.div_ceil(2), m / 2);
-                let ev = V::load(src.add(e + i / 2), 0, ne).add(bv);
-                let ov = V::load(src.add(o + i / 2), 0, no).add(bv);
-                let (lo, hi) = V::interleave(ev, ov);
-                lo.store(row.add(i), m.min(l));
-                if m > l {
-                    hi.store(row.add(i + l), m - l);
+        Job::Gather {
+            src,
+            from,
+            w,
+            bias,
+            plane,
+            dst,
+        } => {
+            assert!(dst.len() >= from.len() * w && plane > 0);
+            assert!(from.iter().all(|&f| f + w <= src.len()));
+            assert!(bias.is_none_or(|b| b.len() >= from.len().div_ceil(plane)));
+            let (src, dst) = (src.as_ptr(), dst.as_mut_ptr());
+            // SAFETY: as above.
+            unsafe {
+                for (r, &f) in from.iter().enumerate() {
+                    let b = V::splat(bias.map_or(0.0, |b| b[r / plane]));
+                    copy_row::<V, true>(src.add(f), w, b, dst.add(r * w));
                 }
             }
         }
