@@ -7,8 +7,9 @@ use crate::cpu;
 /// `[n, c, h, w]`, `[o, kh, kw]`, padding: odd sizes, sizes where a transposed
 /// convolution needs output padding (14 → 7 → 14), batch 1, 1/3/16/17 channels; the last
 /// two with wide rows of 256 and more, whose weight gradient takes dot products; 64 channels
-/// on both sides (fcn_small's 16 → 8).
-const SHAPES: [([usize; 4], [usize; 3], [usize; 2]); 13] = [
+/// on both sides (fcn_small's 16 → 8); rows of 272, short enough that the dot products take
+/// two blocks of rows at a time, and 21 of them (blocks of rows left over).
+const SHAPES: [([usize; 4], [usize; 3], [usize; 2]); 14] = [
     ([3, 1, 28, 28], [16, 3, 3], [1, 1]),
     ([2, 16, 14, 14], [32, 3, 3], [1, 1]),
     ([1, 1, 28, 28], [64, 4, 4], [1, 1]),
@@ -22,6 +23,7 @@ const SHAPES: [([usize; 4], [usize; 3], [usize; 2]); 13] = [
     ([1, 16, 64, 64], [32, 3, 3], [1, 1]),
     ([2, 9, 35, 33], [6, 5, 5], [2, 1]),
     ([2, 64, 16, 15], [64, 3, 3], [1, 1]),
+    ([2, 16, 32, 31], [21, 3, 3], [1, 1]),
 ];
 
 fn geom(&(x, [o, kh, kw], pad): &([usize; 4], [usize; 3], [usize; 2])) -> ConvGeom {
