@@ -1,7 +1,8 @@
 //! Direct f32 kernels for stride-2 convolutions with few channels, all three passes: the
 //! router sends layers with 8–32 channels on one side, or 8–64 on both, here (the conv
 //! autoencoder's 16→32 3×3 layer, fcn_small's 16→32, 32→64 and 64→64, and their transposed
-//! convolutions; the last one's weight gradient stays on im2col, see [`backward_weight`]);
+//! convolutions; the last one's forward pass (routed to grouped im2col first) and weight
+//! gradient (see [`backward_weight`]) stay on im2col);
 //! one-channel layers (1→16, DCGAN's 1→64) stay on im2col,
 //! which measured as fast ([`applies`]). There im2col + GEMM runs products of a few dozen columns, with columns
 //! gathered at stride 2, and single-channel layers barely use the GEMM at all.
