@@ -1,6 +1,9 @@
 //! Direct f32 kernels for stride-2 convolutions with few channels, all three passes: the
-//! router sends layers with 8–32 channels on one side here (the conv autoencoder's 16→32
-//! 3×3 layer, fcn_small's 16→32 and 32→64, and their transposed convolutions); one-channel layers (1→16, DCGAN's 1→64) stay on im2col,
+//! router sends layers with 8–32 channels on one side, or 8–64 on both, here (the conv
+//! autoencoder's 16→32 3×3 layer, fcn_small's 16→32, 32→64 and 64→64, and their transposed
+//! convolutions; the last one's forward pass (routed to grouped im2col first) and weight
+//! gradient (see [`backward_weight`]) stay on im2col);
+//! one-channel layers (1→16, DCGAN's 1→64) stay on im2col,
 //! which measured as fast ([`applies`]). There im2col + GEMM runs products of a few dozen columns, with columns
 //! gathered at stride 2, and single-channel layers barely use the GEMM at all.
 //!
@@ -24,6 +27,7 @@
 //! per-chunk partials in chunk order over chunks fixed by the shapes, so results do not
 //! depend on the thread count.
 
+mod rows;
 mod vector;
 
 use super::geom::{f32s, f32s_mut, ConvGeom, Pool};
@@ -80,7 +84,8 @@ pub(super) fn applies(g: &ConvGeom) -> bool {
 }
 
 /// Whether the kernels here can run `g`: stride 2, no dilation, one group, kernels up to
-/// 5×5, at most 32 channels on one side, and images whose buffers stay in cache.
+/// 5×5, at most 32 channels on one side or 64 on both, and images whose buffers stay in
+/// cache.
 fn suits(g: &ConvGeom) -> bool {
     g.stride == [S, S]
         && g.dilation == [1, 1]
@@ -94,7 +99,7 @@ fn suits(g: &ConvGeom) -> bool {
         && g.ow > 0
         && g.kh <= 5
         && g.kw <= 5
-        && (g.c <= 32 || g.o <= 32)
+        && (g.c <= 32 || g.o <= 32 || (g.c <= 64 && g.o <= 64))
         && {
             let (f, b) = (Forward::new(g), Backward::new(g));
             f.src_len + g.o * f.len <= IMAGE_FLOATS && b.dy_len + S * S * g.c * b.len <= IMAGE_FLOATS
@@ -111,14 +116,18 @@ fn tile_images(g: &ConvGeom) -> usize {
 struct Forward {
     /// Width of a phase image.
     wps: usize,
-    /// Elements of a phase image.
-    plane: usize,
     /// Where tap `(c, i, j)` (in the weights' order) starts in an image's phase buffer.
     off: Vec<usize>,
     /// Elements of one image's phase buffer, with the slack the last taps read.
     src_len: usize,
     /// Wide output row length, rounded up.
     len: usize,
+    /// Per input row `(c, h)`: where its even and odd elements go in the phase buffer
+    /// (row by row, both phase images' rows at once: a table of destinations per pixel
+    /// cost a third of the forward pass at 64×64).
+    rows: Vec<[usize; 2]>,
+    /// Per output row `(o, y)`: where it starts in the wide results, `o · len + y · wps`.
+    out_rows: Vec<usize>,
 }
 
 impl Forward {
@@ -138,76 +147,59 @@ impl Forward {
             }
         }
         let src_len = (g.c * S * S * plane).max(off.iter().max().map_or(0, |m| m + len));
+        let ([ph, pw], mut rows) = (g.padding, Vec::with_capacity(g.c * g.h));
+        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
+        for c in 0..g.c {
+            for h in 0..g.h {
+                let y = h + ph;
+                let at = (c * S * S + (y % S) * S) * plane + (y / S) * wps;
+                rows.push([at + be * plane + xe, at + bo * plane + xo]);
+            }
+        }
+        let out_rows = (0..g.o * g.oh).map(|r| r / g.oh * len + r % g.oh * wps).collect();
         Forward {
             wps,
-            plane,
             off,
             src_len,
             len,
+            rows,
+            out_rows,
         }
     }
 
     /// The phase images of one image `x` (`[c, h, w]`) into `dst`, whose other elements
     /// (padding, slack) must be zero: each input pixel lands in one place.
-    fn split(&self, g: &ConvGeom, x: &[f32], dst: &mut [f32]) {
-        let ([ph, pw], hw) = (g.padding, g.h * g.w);
-        // Row by row, the even and odd columns into their two phase images' rows at once
-        // (a table of destinations per pixel cost a third of the forward pass at 64×64).
-        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
-        for (c, plane) in x.chunks(hw).take(g.c).enumerate() {
-            for (h, row) in plane.chunks(g.w).enumerate() {
-                let y = h + ph;
-                let at = (c * S * S + (y % S) * S) * self.plane + (y / S) * self.wps;
-                let (e, o) = two_mut(dst, at + be * self.plane + xe, at + bo * self.plane + xo);
-                deinterleave(row, e, o);
-            }
-        }
-    }
-}
-
-/// `buf[i..]` and `buf[j..]` for `i ≠ j`, the first cut at the second if `i < j`, and the
-/// other way round.
-fn two_mut(buf: &mut [f32], i: usize, j: usize) -> (&mut [f32], &mut [f32]) {
-    if i < j {
-        let (lo, hi) = buf.split_at_mut(j);
-        (&mut lo[i..], hi)
-    } else {
-        let (lo, hi) = buf.split_at_mut(i);
-        (hi, &mut lo[j..])
-    }
-}
-
-/// The even elements of `row` into `e`, the odd ones into `o`.
-fn deinterleave(row: &[f32], e: &mut [f32], o: &mut [f32]) {
-    let pairs = row.chunks_exact(2);
-    if let [last] = pairs.remainder() {
-        e[row.len() / 2] = *last;
-    }
-    for ((pair, e), o) in pairs.zip(e.iter_mut()).zip(o.iter_mut()) {
-        *e = pair[0];
-        *o = pair[1];
+    fn split(&self, g: &ConvGeom, x: &[f32], dst: &mut [f32], level: Isa) {
+        let job = Job::Deinterleave {
+            src: &x[..g.c * g.h * g.w],
+            w: g.w,
+            to: &self.rows,
+            dst,
+        };
+        run(job, level);
     }
 }
 
 /// The zero-padded output gradient and the input gradient's taps per input phase.
 struct Backward {
-    /// Rows and columns of zeros before the output gradient (the most taps a phase has, − 1).
-    pad: [usize; 2],
-    /// Height and width of a padded output-gradient plane.
-    hd: usize,
-    /// Width of a padded output-gradient plane (also the wide row stride of the result).
-    wd: usize,
     /// Elements of one image's padded output gradient, with slack.
     dy_len: usize,
     /// Wide result row length, rounded up.
     len: usize,
     /// Per phase `(a, b)`: the taps' offsets and their weights `[taps, c]`.
     phases: Vec<(Vec<usize>, Vec<f32>)>,
+    /// Per input row `(c, h)`: where its even and odd elements are in the wide results.
+    rows: Vec<[usize; 2]>,
+    /// Per output-gradient row `(o, y)`: where it goes in the padded output gradient.
+    dy_rows: Vec<usize>,
 }
 
 impl Backward {
     fn new(g: &ConvGeom) -> Backward {
         let [ph, pw] = g.padding;
+        // `pad`: rows and columns of zeros before the output gradient (the most taps a phase
+        // has, − 1); `hd × wd`: a padded output-gradient plane, `wd` also the wide row stride
+        // of the result.
         let pad = [(g.kh - 1) / S, (g.kw - 1) / S];
         let last = [(g.h - 1 + ph) / S, (g.w - 1 + pw) / S];
         let hd = last[0].max(g.oh - 1) + pad[0] + 1;
@@ -230,13 +222,24 @@ impl Backward {
             }
         }
         let dy_len = (g.o * hd * wd).max(most);
+        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
+        let at = |a: usize, b: usize, c: usize, y: usize, x: usize| ((a * S + b) * g.c + c) * len + y * wd + x;
+        let mut rows = Vec::with_capacity(g.c * g.h);
+        for c in 0..g.c {
+            for h in 0..g.h {
+                let (a, y) = ((h + ph) % S, (h + ph) / S);
+                rows.push([at(a, be, c, y, xe), at(a, bo, c, y, xo)]);
+            }
+        }
+        let dy_rows = (0..g.o * g.oh)
+            .map(|r| (r / g.oh * hd + r % g.oh + pad[0]) * wd + pad[1])
+            .collect();
         Backward {
-            pad,
-            hd,
-            wd,
             dy_len,
             len,
             phases,
+            rows,
+            dy_rows,
         }
     }
 
@@ -244,26 +247,16 @@ impl Backward {
     /// gradient `dx` (`[c, h, w]`), plus `bias`: input pixel `(h, col)` is element `(y, x)`
     /// of phase `(a, b)` with `h + ph = 2·y + a`, `col + pw = 2·x + b`, so an input row
     /// interleaves a row of two phases.
-    fn land(&self, g: &ConvGeom, wide: &[f32], dx: &mut [f32], bias: Option<&[f32]>) {
-        let [ph, pw] = g.padding;
-        let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
-        let at =
-            |a: usize, b: usize, c: usize, y: usize, x: usize| ((a * S + b) * g.c + c) * self.len + y * self.wd + x;
-        for (c, plane) in dx.chunks_mut(g.h * g.w).take(g.c).enumerate() {
-            let bv = bias.map_or(0.0, |b| b[c]);
-            for (h, row) in plane.chunks_mut(g.w).enumerate() {
-                let (a, y) = ((h + ph) % S, (h + ph) / S);
-                let (e, o) = (&wide[at(a, be, c, y, xe)..], &wide[at(a, bo, c, y, xo)..]);
-                let mut pairs = row.chunks_exact_mut(2);
-                for ((pair, &e), &o) in pairs.by_ref().zip(e).zip(o) {
-                    pair[0] = e + bv;
-                    pair[1] = o + bv;
-                }
-                if let [last] = pairs.into_remainder() {
-                    *last = e[g.w / 2] + bv;
-                }
-            }
-        }
+    fn land(&self, g: &ConvGeom, wide: &[f32], dx: &mut [f32], bias: Option<&[f32]>, level: Isa) {
+        let job = Job::Interleave {
+            src: wide,
+            from: &self.rows,
+            w: g.w,
+            bias,
+            plane: g.h,
+            dst: &mut dx[..g.c * g.h * g.w],
+        };
+        run(job, level);
     }
 
     /// The taps' weights of each phase from `w` (`[o, c, kh, kw]`).
@@ -284,13 +277,14 @@ impl Backward {
 
     /// One image's output gradient `dy` (`[o, oh, ow]`) into `dst`, whose other elements
     /// must be zero.
-    fn pad_dy(&self, g: &ConvGeom, dy: &[f32], dst: &mut [f32]) {
-        for (o, plane) in dy.chunks(g.oh * g.ow).take(g.o).enumerate() {
-            for (y, row) in plane.chunks(g.ow).enumerate() {
-                let at = (o * self.hd + y + self.pad[0]) * self.wd + self.pad[1];
-                dst[at..at + g.ow].copy_from_slice(row);
-            }
-        }
+    fn pad_dy(&self, g: &ConvGeom, dy: &[f32], dst: &mut [f32], level: Isa) {
+        let job = Job::Scatter {
+            src: &dy[..g.o * g.oh * g.ow],
+            w: g.ow,
+            to: &self.dy_rows,
+            dst,
+        };
+        run(job, level);
     }
 }
 
@@ -326,7 +320,7 @@ fn forward_any<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, o
     run_tiles(g.n.div_ceil(per), threads_for(g.flops(), PAR_MACS), &|tile| {
         let (mut src, mut wide) = (srcs.take(), wides.take());
         for n in tile * per..((tile + 1) * per).min(g.n) {
-            f.split(g, &x[n * img..(n + 1) * img], &mut src);
+            f.split(g, &x[n * img..(n + 1) * img], &mut src, level);
             run(
                 Job::Product {
                     src: &src,
@@ -340,15 +334,15 @@ fn forward_any<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, o
             );
             // SAFETY: image n's output belongs to this tile alone.
             let y = unsafe { base.range(n * oimg, oimg) };
-            for (o, plane) in y.chunks_mut(g.oh * g.ow).enumerate() {
-                let b = bias.map_or(0.0, |b| b[o]);
-                for (r, row) in plane.chunks_mut(g.ow).enumerate() {
-                    let at = o * f.len + r * f.wps;
-                    for (d, &v) in row.iter_mut().zip(&wide[at..at + g.ow]) {
-                        *d = v + b;
-                    }
-                }
-            }
+            let job = Job::Gather {
+                src: &wide,
+                from: &f.out_rows,
+                w: g.ow,
+                bias,
+                plane: g.oh,
+                dst: y,
+            };
+            run(job, level);
         }
         srcs.put(src);
         wides.put(wide);
@@ -380,7 +374,7 @@ fn backward_input_any<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
     run_tiles(g.n.div_ceil(per), threads_for(g.flops(), PAR_MACS), &|tile| {
         let (mut src, mut wide) = (srcs.take(), wides.take());
         for n in tile * per..((tile + 1) * per).min(g.n) {
-            bk.pad_dy(g, &dy[n * oimg..(n + 1) * oimg], &mut src);
+            bk.pad_dy(g, &dy[n * oimg..(n + 1) * oimg], &mut src, level);
             // SAFETY: image n's input gradient belongs to this tile alone.
             let dxi = unsafe { base.range(n * img, img) };
             for ((off, ws), out) in bk.phases.iter().zip(wide.chunks_mut(g.c * bk.len)) {
@@ -397,7 +391,7 @@ fn backward_input_any<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
                     level,
                 );
             }
-            bk.land(g, &wide, dxi, bias);
+            bk.land(g, &wide, dxi, bias, level);
         }
         srcs.put(src);
         wides.put(wide);
@@ -407,8 +401,12 @@ fn backward_input_any<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
 
 /// [`conv2d_backward_weight`](super::conv2d_backward_weight) for f32 layers that suit it;
 /// `false` (doing nothing) otherwise.
+///
+/// Layers with more than 32 channels on both sides decline: there the general path's GEMMs
+/// ran faster (fcn_small's 64→64 16→8, batch 32, one thread: 1.9 ms, against 3.6 ms by
+/// outer products and 2.4 ms by dot products).
 pub(super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) -> bool {
-    applies(g) && backward_weight_any(g, x, dy, dw)
+    applies(g) && (g.c <= 32 || g.o <= 32) && backward_weight_any(g, x, dy, dw)
 }
 
 /// [`backward_weight`] for any shape the kernels [`suits`].
@@ -444,14 +442,15 @@ fn backward_weight_any<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
                 g,
                 &x[n * img..(n + 1) * img],
                 &mut src[i * f.src_len..(i + 1) * f.src_len],
+                level,
             );
-            let d = &mut dyw[i * dys..(i + 1) * dys];
-            for (o, plane) in dy[n * g.o * p..(n + 1) * g.o * p].chunks(p).enumerate() {
-                for (r, row) in plane.chunks(g.ow).enumerate() {
-                    let at = o * f.len + r * f.wps;
-                    d[at..at + g.ow].copy_from_slice(row);
-                }
-            }
+            let job = Job::Scatter {
+                src: &dy[n * g.o * p..(n + 1) * g.o * p],
+                w: g.ow,
+                to: &f.out_rows,
+                dst: &mut dyw[i * dys..(i + 1) * dys],
+            };
+            run(job, level);
         }
         // SAFETY: chunk ch alone writes its partial.
         let out = unsafe { base.range(ch * size, size) };
@@ -499,6 +498,7 @@ fn backward_weight_outer(g: &ConvGeom, f: Forward, level: Isa, x: &[f32], dy: &[
                 g,
                 &x[n * img..(n + 1) * img],
                 &mut src[i * f.src_len..(i + 1) * f.src_len],
+                level,
             );
             let d = &mut dyt[i * dys..(i + 1) * dys];
             for (o, plane) in dy[n * g.o * p..(n + 1) * g.o * p].chunks(p).enumerate() {

@@ -6,8 +6,10 @@ use crate::cpu;
 
 /// `[n, c, h, w]`, `[o, kh, kw]`, padding: odd sizes, sizes where a transposed
 /// convolution needs output padding (14 → 7 → 14), batch 1, 1/3/16/17 channels; the last
-/// two with wide rows of 256 and more, whose weight gradient takes dot products.
-const SHAPES: [([usize; 4], [usize; 3], [usize; 2]); 12] = [
+/// two with wide rows of 256 and more, whose weight gradient takes dot products; 64 channels
+/// on both sides (fcn_small's 16 → 8); rows of 272, short enough that the dot products take
+/// two blocks of rows at a time, and 21 of them (blocks of rows left over).
+const SHAPES: [([usize; 4], [usize; 3], [usize; 2]); 14] = [
     ([3, 1, 28, 28], [16, 3, 3], [1, 1]),
     ([2, 16, 14, 14], [32, 3, 3], [1, 1]),
     ([1, 1, 28, 28], [64, 4, 4], [1, 1]),
@@ -20,6 +22,8 @@ const SHAPES: [([usize; 4], [usize; 3], [usize; 2]); 12] = [
     ([3, 3, 10, 9], [16, 1, 3], [0, 1]),
     ([1, 16, 64, 64], [32, 3, 3], [1, 1]),
     ([2, 9, 35, 33], [6, 5, 5], [2, 1]),
+    ([2, 64, 16, 15], [64, 3, 3], [1, 1]),
+    ([2, 16, 32, 31], [21, 3, 3], [1, 1]),
 ];
 
 fn geom(&(x, [o, kh, kw], pad): &([usize; 4], [usize; 3], [usize; 2])) -> ConvGeom {
@@ -153,18 +157,21 @@ fn bias_is_added_per_channel() {
         seq(g.n * g.o * g.p(), 0.9),
     );
     let (bo, bc) = (f32v(&seq(g.o, 1.1)), f32v(&seq(g.c, 2.2)));
-    let [out, dx, _] = on_vectors(|| passes(&g, &f32v(&x), &f32v(&w), &f32v(&dy)));
-    let mut ob = vec![0f32; out.len()];
-    let mut dxb = vec![0f32; dx.len()];
-    on_vectors(|| {
-        assert!(forward_any(&g, &f32v(&x), &f32v(&w), Some(&bo), &mut ob));
-        assert!(backward_input_any(&g, &f32v(&dy), &f32v(&w), Some(&bc), &mut dxb));
-    });
-    for (i, (a, b)) in ob.iter().zip(&out).enumerate() {
-        assert_eq!(*a, b + bo[i / g.p() % g.o], "forward at {i}");
-    }
-    for (i, (a, b)) in dxb.iter().zip(&dx).enumerate() {
-        assert_eq!(*a, b + bc[i / (g.h * g.w) % g.c], "input gradient at {i}");
+    // At every level: the input gradient adds its bias as it interleaves the phases.
+    for level in levels() {
+        let [out, dx, _] = cpu::with_isa(level, || passes(&g, &f32v(&x), &f32v(&w), &f32v(&dy)));
+        let mut ob = vec![0f32; out.len()];
+        let mut dxb = vec![0f32; dx.len()];
+        cpu::with_isa(level, || {
+            assert!(forward_any(&g, &f32v(&x), &f32v(&w), Some(&bo), &mut ob));
+            assert!(backward_input_any(&g, &f32v(&dy), &f32v(&w), Some(&bc), &mut dxb));
+        });
+        for (i, (a, b)) in ob.iter().zip(&out).enumerate() {
+            assert_eq!(*a, b + bo[i / g.p() % g.o], "forward at {i}, {level}");
+        }
+        for (i, (a, b)) in dxb.iter().zip(&dx).enumerate() {
+            assert_eq!(*a, b + bc[i / (g.h * g.w) % g.c], "input gradient at {i}, {level}");
+        }
     }
 }
 
