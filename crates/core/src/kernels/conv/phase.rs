@@ -60,24 +60,6 @@ fn phase_geom(g: &ConvGeom) -> ConvGeom {
     )
 }
 
-/// `wp[o][c·4 + 2r + s][a, b] = w[o][c][2a + r, 2b + s]`.
-fn split_weights<T: Element>(g: &ConvGeom, w: &[T]) -> Vec<T> {
-    let (ah, aw) = (g.kh / 2, g.kw / 2);
-    let mut wp = vec![T::ZERO; g.o * g.c * g.kh * g.kw];
-    for o in 0..g.o {
-        for c in 0..g.c {
-            let src = &w[(o * g.c + c) * g.kh * g.kw..][..g.kh * g.kw];
-            for (i, row) in src.chunks(g.kw).enumerate() {
-                for (j, &v) in row.iter().enumerate() {
-                    let ch = c * 4 + (i % 2) * 2 + j % 2;
-                    wp[((o * 4 * g.c + ch) * ah + i / 2) * aw + j / 2] = v;
-                }
-            }
-        }
-    }
-    wp
-}
-
 /// [`conv2d_forward`](super::conv2d_forward) as a stride-1 convolution of phase images.
 pub(super) fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let pg = phase_geom(g);
@@ -88,7 +70,13 @@ pub(super) fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&
     let load = |n: usize, hp: usize, wp: usize, dst: &mut [T]| {
         phase_pixels(g, &x[n * img..][..img], [hp, wp], [pg.h, pg.w], c4, dst);
     };
-    winograd2::forward_with(&pg, &load, &split_weights(g, w), bias, out);
+    // `wp[o][c·4 + 2r + s][a, b] = w[o][c][2a + r, 2b + s]`, read in place.
+    let (c, k) = (g.c, g.kh * g.kw);
+    let tap = |o: usize, ch: usize, ab: usize| {
+        let (ci, r, s, a, b) = (ch / 4, ch % 4 / 2, ch % 2, ab / 2, ab % 2);
+        w[(o * c + ci) * k + (2 * a + r) * g.kw + 2 * b + s]
+    };
+    winograd2::forward_with(&pg, &load, &tap, bias, out);
 }
 
 /// Image `xi`'s (`[c, h, w]`) phase images channel-last:

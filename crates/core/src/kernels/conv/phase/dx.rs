@@ -69,21 +69,12 @@ pub(in super::super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[
     let (uh, uw) = ((g.h - 1 + ph) / 2 + 1, (g.w - 1 + pw) / 2 + 1);
     let pg = ConvGeom::new([g.n, g.o, uh + 1, uw + 1], [4 * g.c, 2, 2], [1, 1], [0, 0], [1, 1], 1);
     debug_assert_eq!((pg.oh, pg.ow), (uh, uw));
-    // wd[q · c + ci][o][α][β] = w[o][ci][r + 2(1 − α)][s + 2(1 − β)].
-    let mut wd = vec![T::ZERO; 16 * g.o * g.c];
-    for q in 0..4 {
+    // wd[q · c + ci][o][α][β] = w[o][ci][r + 2(1 − α)][s + 2(1 − β)], read in place.
+    let tap = |qc: usize, o: usize, ab: usize| {
+        let (q, ci, a, b) = (qc / g.c, qc % g.c, ab / 2, ab % 2);
         let (r, s) = (q / 2, q % 2);
-        for ci in 0..g.c {
-            for o in 0..g.o {
-                let src = &w[(o * g.c + ci) * 16..][..16];
-                let dst = &mut wd[((q * g.c + ci) * g.o + o) * 4..][..4];
-                for (ab, d) in dst.iter_mut().enumerate() {
-                    let (a, b) = (ab / 2, ab % 2);
-                    *d = src[(r + 2 * (1 - a)) * 4 + s + 2 * (1 - b)];
-                }
-            }
-        }
-    }
+        w[(o * g.c + ci) * 16 + (r + 2 * (1 - a)) * 4 + s + 2 * (1 - b)]
+    };
     let (oimg, p) = (g.o * g.p(), g.p());
     // Each image of dy channel-last, one row and column of zeros above and left; rows and
     // columns past uh, uw reach no pixel of dx.
@@ -111,5 +102,5 @@ pub(in super::super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[
         uw,
         bias,
     };
-    run_f4(&pg, &load, &wd, &sink, dx);
+    run_f4(&pg, &load, &tap, &sink, dx);
 }

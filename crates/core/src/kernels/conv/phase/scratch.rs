@@ -15,33 +15,55 @@ static FREE: Mutex<Vec<Box<dyn Any + Send>>> = Mutex::new(Vec::new());
 /// weight gradient's three.
 const KEEP: usize = 16;
 
+/// A buffer from [`take`]: the first `len` elements of a kept vector, every element of
+/// which was written when the vector was made, so a buffer is never zero-filled again (a
+/// request longer than the last one refilled what the last had truncated: in DCGAN's
+/// training step, serial `memset`s the second core waited through).
+pub(super) struct Buf<T> {
+    v: Vec<T>,
+    len: usize,
+}
+
+impl<T> std::ops::Deref for Buf<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.v[..self.len]
+    }
+}
+
+impl<T> std::ops::DerefMut for Buf<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.v[..self.len]
+    }
+}
+
 /// A buffer of `len` elements: the smallest free one that holds them (so a small request
 /// does not take the weights' buffer), or a new one. A reused buffer holds its last user's
 /// values: callers take it only where they write every element they later read.
-pub(super) fn take<T: Element>(len: usize) -> Vec<T> {
+pub(super) fn take<T: Element>(len: usize) -> Buf<T> {
     let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
     let best = free
         .iter()
         .enumerate()
-        .filter_map(|(i, b)| b.downcast_ref::<Vec<T>>().map(|v| (i, v.capacity())))
-        .filter(|&(_, cap)| cap >= len)
-        .min_by_key(|&(_, cap)| cap)
+        .filter_map(|(i, b)| b.downcast_ref::<Vec<T>>().map(|v| (i, v.len())))
+        .filter(|&(_, have)| have >= len)
+        .min_by_key(|&(_, have)| have)
         .map(|(i, _)| i);
-    let mut v = match best.map(|i| free.swap_remove(i).downcast::<Vec<T>>()) {
+    let v = match best.map(|i| free.swap_remove(i).downcast::<Vec<T>>()) {
         Some(Ok(v)) => *v,
-        _ => Vec::new(),
+        _ => {
+            drop(free);
+            vec![T::ZERO; len]
+        }
     };
-    drop(free);
-    v.truncate(len);
-    v.resize(len, T::ZERO);
-    v
+    Buf { v, len }
 }
 
 /// Hand `buf` back for later calls (dropped when [`KEEP`] are already free).
-pub(super) fn put<T: Element>(buf: Vec<T>) {
+pub(super) fn put<T: Element>(buf: Buf<T>) {
     let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
     if free.len() < KEEP {
-        free.push(Box::new(buf));
+        free.push(Box::new(buf.v));
     }
 }
 
@@ -50,12 +72,12 @@ pub(super) struct Scratch(pub usize);
 
 impl Scratch {
     /// A buffer of this scratch's length.
-    pub(super) fn take<T: Element>(&self) -> Vec<T> {
+    pub(super) fn take<T: Element>(&self) -> Buf<T> {
         take(self.0)
     }
 
     /// Hand `buf` back.
-    pub(super) fn put<T: Element>(&self, buf: Vec<T>) {
+    pub(super) fn put<T: Element>(&self, buf: Buf<T>) {
         put(buf)
     }
 }

@@ -18,7 +18,7 @@
 //! in [`super::scratch`].
 
 use super::super::geom::ConvGeom;
-use super::scratch::{self, Scratch};
+use super::scratch::{self, Buf, Scratch};
 use super::sets::{use_f7, Set, F4, F7};
 use crate::kernels::matmul::{gemm_packed, Mat, PAR_FLOPS};
 use crate::kernels::par::{for_each_chunk_on, run_tiles, threads_for, Disjoint};
@@ -80,30 +80,37 @@ fn stage_stride(on: usize) -> usize {
 }
 
 /// `U[ξ][c][o] = (G w[o][c] Gᵀ)[ξ]` in a [`scratch`] buffer, written in order
-/// (`ξ = A·a + b` takes `G[a][j] · G[b][l]` of tap `(j, l)`). The taps go to planes `[4][c][o]` first, so each
-/// `U[ξ]` is four contiguous scaled planes added (read across `o` in place, each element
-/// was a strided gather: 1.1 ms of DCGAN's 16 ms forward).
-fn weights<T: Element, const M: usize, const A: usize, P: Set<M, A>>(g: &ConvGeom, w: &[T], threads: usize) -> Vec<T> {
-    let co = g.o * g.c;
-    let w = &w[..4 * co];
+/// (`ξ = A·a + b` takes `G[a][j] · G[b][l]` of tap `(j, l)`), where `tap(o, c, 2j + l)` is
+/// `w[o][c][j][l]`. The taps go to rows `[c][4][o]` first, so each `U[ξ]` is four
+/// contiguous scaled rows added per input channel (read across `o` in place, each element
+/// was a strided gather: 1.1 ms of DCGAN's 16 ms forward). Both passes run over the
+/// threads: serial, the taps' gather (and the caller's rearranging of `w` before it) left
+/// the second core idle for about 3 ms of a DCGAN training step.
+fn weights<T: Element, W, const M: usize, const A: usize, P: Set<M, A>>(g: &ConvGeom, tap: &W, threads: usize) -> Buf<T>
+where
+    W: Fn(usize, usize, usize) -> T + Sync,
+{
+    let (o, co) = (g.o, g.o * g.c);
     let mut taps = scratch::take(4 * co);
-    for (oi, wo) in w.chunks_exact(4 * g.c).enumerate() {
-        for (ci, k) in wo.chunks_exact(4).enumerate() {
-            for (j, &v) in k.iter().enumerate() {
-                taps[j * co + ci * g.o + oi] = v;
+    for_each_chunk_on(threads, &mut taps, 4 * o, &|ci, rows| {
+        for (j, row) in rows.chunks_exact_mut(o).enumerate() {
+            for (oi, d) in row.iter_mut().enumerate() {
+                *d = tap(oi, ci, j);
             }
         }
-    }
-    let (t0, rest) = taps.split_at(co);
-    let (t1, rest) = rest.split_at(co);
-    let (t2, t3) = rest.split_at(co);
+    });
     let mut u = scratch::take(A * A * co);
-    // Over the threads, a `U[ξ]` each (one thread: 0.5–1 ms of DCGAN's 12 ms forward).
+    // A `U[ξ]` each (one thread: 0.5–1 ms of DCGAN's 12 ms forward).
     for_each_chunk_on(threads, &mut u, co, &|xi, ux| {
         let (ga, gb) = (P::G[xi / A], P::G[xi % A]);
         let f = [ga[0] * gb[0], ga[0] * gb[1], ga[1] * gb[0], ga[1] * gb[1]].map(T::from_f64);
-        for ((((d, &a), &b), &c), &e) in ux.iter_mut().zip(t0).zip(t1).zip(t2).zip(t3) {
-            *d = f[0] * a + f[1] * b + f[2] * c + f[3] * e;
+        for (d, t) in ux.chunks_exact_mut(o).zip(taps.chunks_exact(4 * o)) {
+            let (t0, rest) = t.split_at(o);
+            let (t1, rest) = rest.split_at(o);
+            let (t2, t3) = rest.split_at(o);
+            for ((((d, &a), &b), &c), &e) in d.iter_mut().zip(t0).zip(t1).zip(t2).zip(t3) {
+                *d = f[0] * a + f[1] * b + f[2] * c + f[3] * e;
+            }
         }
     });
     scratch::put(taps);
@@ -193,58 +200,63 @@ pub(crate) fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&
     forward_with(
         g,
         &|i, hp, wp, dst| channel_last(g, &x[i * img..][..img], hp, wp, dst),
-        w,
+        &|o, c, j| w[(o * g.c + c) * 4 + j],
         bias,
         out,
     )
 }
 
 /// As [`forward`], the input given by `load(image, hp, wp, dst)`, which writes that image
-/// channel-last with its padding (`[hp, wp, c]`, zeros outside the image) into `dst`.
-pub(crate) fn forward_with<T: Element, L>(g: &ConvGeom, load: &L, w: &[T], bias: Option<&[T]>, out: &mut [T])
+/// channel-last with its padding (`[hp, wp, c]`, zeros outside the image) into `dst`, and
+/// the weights by `tap(o, c, 2j + l) = w[o][c][j][l]`.
+pub(crate) fn forward_with<T: Element, L, W>(g: &ConvGeom, load: &L, tap: &W, bias: Option<&[T]>, out: &mut [T])
 where
     L: Fn(usize, usize, usize, &mut [T]) + Sync,
+    W: Fn(usize, usize, usize) -> T + Sync,
 {
     let sink = Maps { p: g.p(), bias, o: g.o };
-    run(g, load, w, &sink, out)
+    run(g, load, tap, &sink, out)
 }
 
-/// The stride-1 2×2 convolution of `g` (weights `w`: `[o, c, 2, 2]`), the input given by
-/// `load` as for [`forward_with`], each image's outputs written by [`Sink::flush`] to its
-/// `sink.image_len()` elements of `out`. By
+/// The stride-1 2×2 convolution of `g` (weights `[o, c, 2, 2]` given by `tap` as for
+/// [`forward_with`]), the input given by `load` as for [`forward_with`], each image's
+/// outputs written by [`Sink::flush`] to its `sink.image_len()` elements of `out`. By
 /// F(7×7, 2×2) where it needs fewer products than F(4×4, 2×2) (see [`use_f7`]).
-pub(crate) fn run<T: Element, L, S>(g: &ConvGeom, load: &L, w: &[T], sink: &S, out: &mut [T])
+pub(crate) fn run<T: Element, L, W, S>(g: &ConvGeom, load: &L, tap: &W, sink: &S, out: &mut [T])
 where
     L: Fn(usize, usize, usize, &mut [T]) + Sync,
+    W: Fn(usize, usize, usize) -> T + Sync,
     S: Sink<T>,
 {
     if use_f7(g.oh, g.ow) {
-        run_set::<T, L, S, 7, 8, F7>(g, load, w, sink, out)
+        run_set::<T, L, W, S, 7, 8, F7>(g, load, tap, sink, out)
     } else {
-        run_set::<T, L, S, 4, 5, F4>(g, load, w, sink, out)
+        run_set::<T, L, W, S, 4, 5, F4>(g, load, tap, sink, out)
     }
 }
 
 /// [`run`] by F(4×4, 2×2) whatever the size: for the input gradient's phases, where
 /// F(7×7) ran no faster (DCGAN's 128 → 64 transposed layer, one thread, CPU time: 13.7–14.1
 /// ms either way) and F(4×4)'s f32 error is a third of F(7×7)'s.
-pub(crate) fn run_f4<T: Element, L, S>(g: &ConvGeom, load: &L, w: &[T], sink: &S, out: &mut [T])
+pub(crate) fn run_f4<T: Element, L, W, S>(g: &ConvGeom, load: &L, tap: &W, sink: &S, out: &mut [T])
 where
     L: Fn(usize, usize, usize, &mut [T]) + Sync,
+    W: Fn(usize, usize, usize) -> T + Sync,
     S: Sink<T>,
 {
-    run_set::<T, L, S, 4, 5, F4>(g, load, w, sink, out)
+    run_set::<T, L, W, S, 4, 5, F4>(g, load, tap, sink, out)
 }
 
 /// [`run`] by the transform set `P`: F(M×M, 2×2), `A = M + 1`.
-fn run_set<T: Element, L, S, const M: usize, const A: usize, P: Set<M, A>>(
+fn run_set<T: Element, L, W, S, const M: usize, const A: usize, P: Set<M, A>>(
     g: &ConvGeom,
     load: &L,
-    w: &[T],
+    tap: &W,
     sink: &S,
     out: &mut [T],
 ) where
     L: Fn(usize, usize, usize, &mut [T]) + Sync,
+    W: Fn(usize, usize, usize) -> T + Sync,
     S: Sink<T>,
 {
     let (th, tw) = (g.oh.div_ceil(M), g.ow.div_ceil(M));
@@ -271,7 +283,7 @@ fn run_set<T: Element, L, S, const M: usize, const A: usize, P: Set<M, A>>(
     let ob = g.o.div_ceil(blocks).next_multiple_of(LANES).min(g.o.max(1));
     let blocks = g.o.div_ceil(ob).max(1);
     let threads = threads_for(A * A * g.n * tpi * g.o * g.c, PAR_FLOPS);
-    let u = weights::<T, M, A, P>(g, w, threads);
+    let u = weights::<T, W, M, A, P>(g, tap, threads);
     let (vs, ms, xs, ss) = (
         Scratch(A * A * g.c * cap),
         Scratch(A * A * ob * cap),
@@ -492,7 +504,8 @@ mod tests {
         let img = g.c * g.h * g.w;
         let load = |i: usize, hp: usize, wp: usize, dst: &mut [T]| channel_last(g, &x[i * img..][..img], hp, wp, dst);
         let sink = Maps { p: g.p(), bias, o: g.o };
-        run_set::<T, _, _, M, A, P>(g, &load, w, &sink, out)
+        let tap = |o: usize, c: usize, j: usize| w[(o * g.c + c) * 4 + j];
+        run_set::<T, _, _, _, M, A, P>(g, &load, &tap, &sink, out)
     }
 
     #[test]
