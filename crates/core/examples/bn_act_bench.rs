@@ -24,6 +24,8 @@ fn main() -> Result<(), nabla_core::Error> {
             (vec![64, 256, 8, 8], Some(0.2)),
             (vec![64, 128, 16, 16], Some(0.2)),
             (vec![64, 512, 4, 4], None),
+            (vec![128, 128, 7, 7], Some(0.2)),
+            (vec![128, 64, 14, 14], None),
         ] {
             let c = shape[1];
             let x = Tensor::randn(&shape, DType::F32, &mut Generator::new(1)).set_requires_grad(true);

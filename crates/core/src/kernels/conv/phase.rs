@@ -20,6 +20,7 @@
 //! over phase images' columns it had run slower than im2col.
 
 mod dx;
+mod passes;
 mod scratch;
 mod sets;
 pub(super) mod wgrad;

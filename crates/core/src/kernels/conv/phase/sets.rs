@@ -27,18 +27,12 @@ pub(crate) trait Set<const M: usize, const A: usize>: Sync {
     const G: [[f64; 2]; A];
     /// `Bᵀ` (A × A): input transform.
     const BT: [[f64; A]; A];
-    /// Tiles per task of [`super::winograd2`] (whole images).
-    const TASK_TILES: usize;
 }
 
 /// F(4×4, 2×2): 25 products per 4×4 output tile.
 pub(crate) struct F4;
 
 impl Set<4, 5> for F4 {
-    /// Deep enough for the packed products to pay for packing `U[ξ]`: DCGAN's 128 → 64
-    /// input gradient (4 tiles an image), one thread, CPU time: 13.1 ms at 48 tiles a
-    /// task, 12.4–12.6 at 96, 12.2 at 128.
-    const TASK_TILES: usize = 128;
     const AT: [[f64; 5]; 4] = [
         [1.0, 1.0, 1.0, 1.0, 0.0],
         [0.0, 1.0, -1.0, 2.0, 0.0],
@@ -66,11 +60,6 @@ impl Set<4, 5> for F4 {
 pub(crate) struct F7;
 
 impl Set<7, 8> for F7 {
-    /// Each task reads all of `U` (2.6 times F(4×4)'s), and its products need rows.
-    /// DCGAN's forward, one thread, CPU time: 13.2 ms at 16 images a task, 12.7 at 32, 12.2
-    /// at 64 (F(4×4): 14.1); with the packed products, 12.0 at 32 and 11.1–11.5 at 64 (two
-    /// tasks: one per core on two threads).
-    const TASK_TILES: usize = 64;
     const AT: [[f64; 8]; 7] = [
         [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
         [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 0.0],
