@@ -16,6 +16,7 @@ fn main() -> Result<(), nabla_core::Error> {
     let threads: usize = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let fused = std::env::var("FUSED").is_ok_and(|v| v == "1");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let only = std::env::args().nth(1).unwrap_or_default();
     pool.install(|| {
         for (shape, slope) in [
             (vec![32usize, 16, 64, 64], None),
@@ -27,6 +28,9 @@ fn main() -> Result<(), nabla_core::Error> {
             (vec![128, 128, 7, 7], Some(0.2)),
             (vec![128, 64, 14, 14], None),
         ] {
+            if !format!("{shape:?}").contains(&only) {
+                continue;
+            }
             let c = shape[1];
             let x = Tensor::randn(&shape, DType::F32, &mut Generator::new(1)).set_requires_grad(true);
             let gy = Tensor::randn(&shape, DType::F32, &mut Generator::new(2));
