@@ -86,8 +86,8 @@ fn copy_short<T: Element>(dst: &mut [T], src: &[T], n: usize) {
 /// [`STAGE_IMAGES`] images' output transforms. Before, a few tasks of whole image groups
 /// each transformed, multiplied and wrote back (their `V` and `M` did not fit L2 either):
 /// a core that ran slower held the other up at the end of each call, and every task read
-/// and packed all of `U` (DCGAN's 64 → 128 forward, two threads: 6.8–7.2 → 5.5–5.6 ms; its
-/// training step 13% faster).
+/// and packed all of `U` (DCGAN's 64 → 128 forward, two threads: 6.8–7.2 → 5.5–5.6 ms; 40
+/// training steps 7% faster, medians of five alternated runs).
 pub(super) fn staged<T, L, S, const M: usize, const A: usize, P>(
     ctx: &Ctx<'_, T, L, S, M, A, P>,
     u: &[T],
