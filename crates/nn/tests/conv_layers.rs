@@ -6,17 +6,12 @@ use nabla_core::gradcheck::gradcheck;
 use nabla_core::{Conv2dOptions, ConvTranspose2dOptions, DType, Generator, Pool2dOptions, Tensor};
 use nabla_nn::*;
 
+mod common;
+use common::sgd_step;
+
 /// A nabla-nn result as a core result, for closures handed to `gradcheck`.
 fn core<T>(r: nabla_nn::Result<T>) -> nabla_core::Result<T> {
     r.map_err(|e| nabla_core::Error::invalid("test", e.to_string()))
-}
-
-fn sgd_step(params: &[Tensor], grads: &nabla_core::Gradients, lr: f64) {
-    for p in params {
-        if let Some(g) = grads.get(p) {
-            p.assign(&p.sub(&g.mul_scalar(lr).unwrap()).unwrap()).unwrap();
-        }
-    }
 }
 
 /// torchvision's BasicBlock: two 3×3 conv + batch-norm pairs and an identity shortcut.

@@ -5,14 +5,8 @@
 use nabla_core::{DType, Generator, Tensor};
 use nabla_nn::*;
 
-/// `p ← p − lr·∂p` for the parameters that have a gradient.
-fn sgd_step(params: &[Tensor], grads: &nabla_core::Gradients, lr: f64) {
-    for p in params {
-        if let Some(g) = grads.get(p) {
-            p.assign(&p.sub(&g.mul_scalar(lr).unwrap()).unwrap()).unwrap();
-        }
-    }
-}
+mod common;
+use common::sgd_step;
 
 #[test]
 fn sequential_fuses_convolutions_and_activation_bit_for_bit() {

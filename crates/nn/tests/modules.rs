@@ -7,6 +7,9 @@ use nabla_core::gradcheck::gradcheck;
 use nabla_core::{DType, Generator, Tensor};
 use nabla_nn::*;
 
+mod common;
+use common::sgd_step;
+
 /// A nabla-nn result as a core result, for closures handed to `gradcheck`.
 fn core<T>(r: nabla_nn::Result<T>) -> nabla_core::Result<T> {
     r.map_err(|e| nabla_core::Error::invalid("test", e.to_string()))
@@ -130,14 +133,6 @@ fn errors_carry_the_module_path() {
     let seq = Sequential::new().push(Flatten::new(3, 5));
     let err = seq.forward_named("flat", &Tensor::ones(&[2, 3], DType::F32), Mode::Eval);
     assert!(err.unwrap_err().to_string().starts_with("flat.0 (Flatten): "));
-}
-
-fn sgd_step(params: &[Tensor], grads: &nabla_core::Gradients, lr: f64) {
-    for p in params {
-        if let Some(g) = grads.get(p) {
-            p.assign(&p.sub(&g.mul_scalar(lr).unwrap()).unwrap()).unwrap();
-        }
-    }
 }
 
 #[test]
