@@ -104,16 +104,20 @@ pub(super) fn staged<T, L, S, const M: usize, const A: usize, P>(
     let rows = count * tpi;
     let (mut v, mut m) = (scratch::take(A * A * g.c * rows), scratch::take(A * A * g.o * rows));
     let units = count.div_ceil(STAGE_IMAGES);
-    let unit = |i: usize| (c0 + i * STAGE_IMAGES, STAGE_IMAGES.min(count - i * STAGE_IMAGES));
+    // Unit i's images `n0 .. n0 + count`, their first tile `t0` among the chunk's rows.
+    let unit = |i: usize| {
+        let first = i * STAGE_IMAGES;
+        (c0 + first, STAGE_IMAGES.min(count - first), first * tpi)
+    };
     let vb = Disjoint::new(&mut v);
     run_tiles(units, threads, &|i| {
-        let (n0, count) = unit(i);
+        let (n0, count, t0) = unit(i);
         ctx.run_job(Job::Inputs {
             n0,
             count,
             v: vb,
             rows,
-            t0: (n0 - c0) * tpi,
+            t0,
         })
     });
     let parts = if (A * A) % 2 == 1 && rows > 1 { 2 } else { 1 };
@@ -140,13 +144,13 @@ pub(super) fn staged<T, L, S, const M: usize, const A: usize, P>(
     });
     let mr = &m[..];
     run_tiles(units, threads, &|i| {
-        let (n0, count) = unit(i);
+        let (n0, count, t0) = unit(i);
         ctx.run_job(Job::Outputs {
             n0,
             count,
             m: mr,
             rows,
-            t0: (n0 - c0) * tpi,
+            t0,
         })
     });
     scratch::put(v);
