@@ -366,9 +366,53 @@ fn tanh_f32(x: f32) -> f32 {
     (1.0 - 2.0 / (exp_f32(2.0 * x.abs()) + 1.0)).copysign(x)
 }
 
+/// tanh to a few units in the last place of the result everywhere, without a library call
+/// (the `tanh` op's f32 map; the library's took 0.8 ms of a DCGAN step on one core): an
+/// odd Taylor polynomial to `x¹³` below `|x| = ½` (terms from `x¹⁵` on stay under 1e-7 of
+/// the result), [`tanh_f32`] above, where its absolute error is a few ulp of the result.
+#[inline(always)]
+pub(crate) fn tanh_f32_accurate(x: f32) -> f32 {
+    let x2 = x * x;
+    let p = -1.0 / 3.0
+        + x2 * (2.0 / 15.0
+            + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0 + x2 * (-1382.0 / 155_925.0 + x2 * (21844.0 / 6_081_075.0)))));
+    // x·(1 + x²p) rather than x + x³p: −0 stays −0.
+    let small = x * (1.0 + x2 * p);
+    if x.abs() < 0.5 {
+        small
+    } else {
+        tanh_f32(x)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{exp_f32, sigmoid_f32, tanh_f32};
+    use super::{exp_f32, sigmoid_f32, tanh_f32, tanh_f32_accurate};
+
+    #[test]
+    fn accurate_tanh_stays_within_a_few_ulp_of_the_result() {
+        let mut worst = 0f64;
+        for k in -200_000i32..=200_000 {
+            // Dense near 0 (down to 1e-7), then out to ±20.
+            let x = if k.abs() < 100_000 {
+                k as f32 * 1e-5
+            } else {
+                k.signum() as f32 * (1.0 + (k.abs() - 100_000) as f32 * 1.9e-4)
+            };
+            let (got, want) = (f64::from(tanh_f32_accurate(x)), (x as f64).tanh());
+            if want != 0.0 {
+                worst = worst.max((got - want).abs() / want.abs());
+            } else {
+                assert_eq!(got, 0.0);
+            }
+        }
+        // f32's unit in the last place is 6e-8 to 1.2e-7 of a value.
+        assert!(worst < 5e-7, "largest relative error {worst:e}");
+        assert_eq!(tanh_f32_accurate(1e-30), 1e-30);
+        assert_eq!(tanh_f32_accurate(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(tanh_f32_accurate(f32::INFINITY), 1.0);
+        assert!(tanh_f32_accurate(f32::NAN).is_nan());
+    }
 
     #[test]
     fn vector_friendly_exp_sigmoid_tanh_match_the_library() {
