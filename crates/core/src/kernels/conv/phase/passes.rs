@@ -5,8 +5,9 @@
 
 use super::super::geom::ConvGeom;
 use super::scratch::{self, Scratch};
-use super::sets::Set;
-use super::winograd2::{Sink, LANES};
+use super::sets::Formulas;
+use super::sets::LANES;
+use super::winograd2::Sink;
 use crate::kernels::matmul::{gemm_packed, Mat};
 use crate::kernels::par::{run_tiles, Disjoint};
 use crate::Element;
@@ -20,44 +21,6 @@ const STAGE_IMAGES: usize = 4;
 /// four phases had 16 sets).
 pub(super) fn stage_stride(on: usize) -> usize {
     on.next_multiple_of(LANES) + LANES
-}
-
-/// `dst = M · src` for a constant matrix over rows of lanes (`src[k][l]`), zeros skipped.
-#[inline(always)]
-fn apply<T: Element, const A: usize, const R: usize>(
-    m: &[[f64; A]; R],
-    src: &[[T; LANES]; A],
-    dst: &mut [[T; LANES]; R],
-) {
-    for (row, out) in m.iter().zip(dst.iter_mut()) {
-        *out = [T::ZERO; LANES];
-        for (&coef, s) in row.iter().zip(src) {
-            if coef != 0.0 {
-                let cf = T::from_f64(coef);
-                out.iter_mut().zip(s).for_each(|(o, &v)| *o += cf * v);
-            }
-        }
-    }
-}
-
-/// `dst = M · src[..][col]`: [`apply`] to column `col` of `src` read in place (copied out
-/// first, the copies took a tenth of F(7×7)'s input gradient).
-#[inline(always)]
-fn apply_col<T: Element, const A: usize, const R: usize, const C: usize>(
-    m: &[[f64; A]; R],
-    src: &[[[T; LANES]; C]; A],
-    col: usize,
-    dst: &mut [[T; LANES]; R],
-) {
-    for (row, out) in m.iter().zip(dst.iter_mut()) {
-        *out = [T::ZERO; LANES];
-        for (&coef, s) in row.iter().zip(src) {
-            if coef != 0.0 {
-                let cf = T::from_f64(coef);
-                out.iter_mut().zip(&s[col]).for_each(|(o, &v)| *o += cf * v);
-            }
-        }
-    }
 }
 
 /// `dst[..n] = src[..n]`, with a fixed length when `n` is a whole vector of lanes (a
@@ -98,7 +61,7 @@ pub(super) fn staged<T, L, S, const M: usize, const A: usize, P>(
     T: Element,
     L: Fn(usize, usize, usize, &mut [T]) + Sync,
     S: Sink<T>,
-    P: Set<M, A>,
+    P: Formulas<M, A>,
 {
     let (g, tpi) = (ctx.g, ctx.tpi);
     let rows = count * tpi;
@@ -186,7 +149,7 @@ where
     T: Element,
     L: Fn(usize, usize, usize, &mut [T]) + Sync,
     S: Sink<T>,
-    P: Set<M, A>,
+    P: Formulas<M, A>,
 {
     /// [`Ctx::job`] compiled for AVX-512.
     #[cfg(target_arch = "x86_64")]
@@ -255,14 +218,14 @@ where
                             let src = &xl[((ty * M + r) * wp + tx * M + s) * ch + c0..];
                             copy(&mut dr[..], src, nl);
                         }
-                        apply(&P::BT, &d, &mut t2);
+                        P::x_points(&d, &mut t2);
                         for a in 0..A {
                             t1[a][s] = t2[a];
                         }
                     }
                     // (Bᵀ d) B, row by row.
                     for (a, row) in t1.iter().enumerate() {
-                        apply(&P::BT, row, &mut t2);
+                        P::x_points(row, &mut t2);
                         for (b, lanes) in t2.iter().enumerate() {
                             // SAFETY: these images' tiles are this caller's alone, inside
                             // `V` (A² · rows · ch elements), which outlives the call.
@@ -307,10 +270,12 @@ where
                     }
                     // m A, row by row, then Aᵀ (m A) column by column.
                     for (row, r) in mm.iter().zip(rm.iter_mut()) {
-                        apply(&P::AT, row, r);
+                        P::y_points(|k, l| row[k][l], r);
                     }
+                    // Column b of every row of `rm` (rows are A arrays).
+                    #[allow(clippy::needless_range_loop)]
                     for b in 0..M.min(g.ow - tx * M) {
-                        apply_col(&P::AT, &rm, b, &mut res);
+                        P::y_points(|k, l| rm[k][b][l], &mut res);
                         let xx = tx * M + b;
                         for (a, lanes) in res.iter().enumerate().take(g.oh - ty * M) {
                             let yy = ty * M + a;

@@ -31,136 +31,16 @@
 use super::super::geom::ConvGeom;
 use super::super::grouped::Pool;
 use super::scratch;
-use super::sets::{use_f7, Set, F4, F7};
+use super::sets::{use_f7, Formulas, Lanes, F4, F7, LANES};
 use crate::kernels::matmul::{gemm_packed, Mat, PAR_FLOPS};
 use crate::kernels::par::{run_tiles, threads_for, Disjoint};
 use crate::Element;
-
-/// Channels transformed together, one per vector lane.
-const LANES: usize = 16;
 
 /// Tiles per chunk of images: the depth of each chunk's products.
 const CHUNK_TILES: usize = 128;
 
 /// Columns (phase channels) per product task.
 const NB: usize = 128;
-
-/// A column of lanes.
-type Lanes<T> = [T; LANES];
-
-/// The adjoint transforms of a set of [`super::sets`], its formulas written out so they
-/// compile to a few vector operations on registers (loops over the matrices' entries made
-/// this path 40% slower).
-trait Adjoint<const M: usize, const A: usize>: Set<M, A> {
-    /// `Bᵀ d` (the input transform) for the `A` rows `d`, each a vector of lanes.
-    fn x_points<T: Element>(d: &[Lanes<T>; A], o: &mut [Lanes<T>; A]);
-    /// `A e` for the `M` rows `e`, `A` (`A × M`) being the set's `Aᵀ` transposed.
-    fn dy_points<T: Element>(e: &[Lanes<T>; M], o: &mut [Lanes<T>; A]);
-    /// `Gᵀ p` for the `A` rows `p`: 2 taps from the points, `G` being the weight transform.
-    /// Its fractions apply once, after the sums.
-    fn taps_from_points<T: Element>(p: &[Lanes<T>; A], o: &mut [Lanes<T>; 2]);
-}
-
-impl Adjoint<4, 5> for F4 {
-    #[inline(always)]
-    fn x_points<T: Element>(d: &[Lanes<T>; 5], o: &mut [Lanes<T>; 5]) {
-        let (two, three) = (T::from_f64(2.0), T::from_f64(3.0));
-        for l in 0..LANES {
-            let (d0, d1, d2, d3, d4) = (d[0][l], d[1][l], d[2][l], d[3][l], d[4][l]);
-            o[0][l] = two * (d0 - d2) + (d3 - d1);
-            o[1][l] = two * d1 + (d2 - d3);
-            o[2][l] = three * d2 - two * d1 - d3;
-            o[3][l] = d3 - d1;
-            o[4][l] = two * (d1 - d3) - d2 + d4;
-        }
-    }
-
-    #[inline(always)]
-    fn dy_points<T: Element>(e: &[Lanes<T>; 4], o: &mut [Lanes<T>; 5]) {
-        let (two, four, eight) = (T::from_f64(2.0), T::from_f64(4.0), T::from_f64(8.0));
-        for l in 0..LANES {
-            let (e0, e1, e2, e3) = (e[0][l], e[1][l], e[2][l], e[3][l]);
-            let (even, odd) = (e0 + e2, e1 + e3);
-            o[0][l] = e0;
-            o[1][l] = even + odd;
-            o[2][l] = even - odd;
-            o[3][l] = e0 + two * e1 + four * e2 + eight * e3;
-            o[4][l] = e3;
-        }
-    }
-
-    #[inline(always)]
-    fn taps_from_points<T: Element>(p: &[Lanes<T>; 5], o: &mut [Lanes<T>; 2]) {
-        let (half, sixth, two) = (T::from_f64(0.5), T::from_f64(1.0 / 6.0), T::from_f64(2.0));
-        for l in 0..LANES {
-            let (p0, p1, p2, p3, p4) = (p[0][l], p[1][l], p[2][l], p[3][l], p[4][l]);
-            o[0][l] = half * (p0 + p1) + sixth * (p2 + p3);
-            o[1][l] = half * p1 + sixth * (two * p3 - p2) + p4;
-        }
-    }
-}
-
-/// Points 0, 1, −1, 2, −2, ½, −½, ∞: the pairs ±a share their even and odd parts.
-impl Adjoint<7, 8> for F7 {
-    #[inline(always)]
-    fn x_points<T: Element>(d: &[Lanes<T>; 8], o: &mut [Lanes<T>; 8]) {
-        let c = |v: f64| T::from_f64(v);
-        let (c525, c425, c25, c125, c4, c5) = (c(5.25), c(4.25), c(2.5), c(1.25), c(4.0), c(5.0));
-        let (half, quarter, two) = (c(0.5), c(0.25), c(2.0));
-        for l in 0..LANES {
-            let [d0, d1, d2, d3, d4, d5, d6, d7] = std::array::from_fn(|k| d[k][l]);
-            o[0][l] = d0 - d6 + c525 * (d4 - d2);
-            o[7][l] = d7 - d1 + c525 * (d3 - d5);
-            let (e, f) = (c425 * d4 - d2 - d6, c425 * d3 - d1 - d5);
-            o[1][l] = e + f;
-            o[2][l] = e - f;
-            let (e, f) = (quarter * d2 - c125 * d4 + d6, half * d1 - c25 * d3 + two * d5);
-            o[3][l] = e + f;
-            o[4][l] = e - f;
-            let (e, f) = (c4 * d2 - c5 * d4 + d6, two * d1 - c25 * d3 + half * d5);
-            o[5][l] = e + f;
-            o[6][l] = e - f;
-        }
-    }
-
-    #[inline(always)]
-    fn dy_points<T: Element>(e: &[Lanes<T>; 7], o: &mut [Lanes<T>; 8]) {
-        let c = |v: f64| T::from_f64(v);
-        let (c2, c4, c8, c16, c32, c64) = (c(2.0), c(4.0), c(8.0), c(16.0), c(32.0), c(64.0));
-        let (h, q, h3, h4, h5, h6) = (c(0.5), c(0.25), c(0.125), c(1.0 / 16.0), c(1.0 / 32.0), c(1.0 / 64.0));
-        for l in 0..LANES {
-            let [e0, e1, e2, e3, e4, e5, e6] = std::array::from_fn(|k| e[k][l]);
-            o[0][l] = e0;
-            o[7][l] = e6;
-            let (ev, od) = (e0 + e2 + e4 + e6, e1 + e3 + e5);
-            o[1][l] = ev + od;
-            o[2][l] = ev - od;
-            let (ev, od) = (e0 + c4 * e2 + c16 * e4 + c64 * e6, c2 * e1 + c8 * e3 + c32 * e5);
-            o[3][l] = ev + od;
-            o[4][l] = ev - od;
-            let (ev, od) = (e0 + q * e2 + h4 * e4 + h6 * e6, h * e1 + h3 * e3 + h5 * e5);
-            o[5][l] = ev + od;
-            o[6][l] = ev - od;
-        }
-    }
-
-    #[inline(always)]
-    fn taps_from_points<T: Element>(p: &[Lanes<T>; 8], o: &mut [Lanes<T>; 2]) {
-        let c = |v: f64| T::from_f64(v);
-        let (a, b, b2, e, e2) = (
-            c(2.0 / 9.0),
-            c(1.0 / 90.0),
-            c(1.0 / 45.0),
-            c(32.0 / 45.0),
-            c(16.0 / 45.0),
-        );
-        for l in 0..LANES {
-            let [p0, p1, p2, p3, p4, p5, p6, p7] = std::array::from_fn(|k| p[k][l]);
-            o[0][l] = p0 + a * (p1 + p2) + b * (p3 + p4) + e * (p5 + p6);
-            o[1][l] = a * (p1 - p2) + b2 * (p3 - p4) + e2 * (p5 - p6) + p7;
-        }
-    }
-}
 
 /// The `C × C` tile of `src` (channel-last, rows `stride` pixels apart, `ch` channels)
 /// transformed by `f` on both sides into `dst[(a·A + b)·ch + c]`, [`LANES`] channels at a
@@ -208,7 +88,7 @@ pub(in super::super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &
 }
 
 /// [`backward_weight`] by the set `P`: F(M×M, 2×2), `A = M + 1` points.
-fn run<T: Element, const M: usize, const A: usize, P: Adjoint<M, A>>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
+fn run<T: Element, const M: usize, const A: usize, P: Formulas<M, A>>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     let (c4, o) = (4 * g.c, g.o);
     // Channel counts rounded up to whole vectors of lanes (the extra lanes stay zero).
     let (c4p, op) = (c4.next_multiple_of(LANES), o.next_multiple_of(LANES));
@@ -339,7 +219,7 @@ struct Ctx<'a, T, const M: usize, const A: usize, P> {
     tpi: usize,
 }
 
-impl<T: Element, const M: usize, const A: usize, P: Adjoint<M, A>> Ctx<'_, T, M, A, P> {
+impl<T: Element, const M: usize, const A: usize, P: Formulas<M, A>> Ctx<'_, T, M, A, P> {
     /// [`Ctx::image`] compiled for AVX-512.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]

@@ -8,7 +8,7 @@
 //! The transform sets are in [`super::sets`], the fractions moved into the weight transform
 //! so the input transform `Bᵀ d B` has small entries. The input reaches it channel-last (the
 //! caller's `load` writes each image so), so the transforms run over
-//! [`LANES`] channels at a time. A call runs in three passes over the threads (see
+//! [`LANES`](super::sets::LANES) channels at a time. A call runs in three passes over the threads (see
 //! [`super::passes`]): the input transforms a few images per unit, the products one `ξ` (or half
 //! of one) per unit, the output transforms a few images per unit; each value is computed
 //! the same way whatever the thread count. Each image's outputs are staged channel-last, then
@@ -19,13 +19,10 @@
 use super::super::geom::ConvGeom;
 use super::passes::{stage_stride, staged, Ctx};
 use super::scratch::{self, Buf, Scratch};
-use super::sets::{use_f7, Set, F4, F7};
+use super::sets::{use_f7, Formulas, F4, F7};
 use crate::kernels::matmul::PAR_FLOPS;
 use crate::kernels::par::{for_each_chunk_on, threads_for, Disjoint};
 use crate::Element;
-
-/// Tiles transformed together, one per vector lane.
-pub(super) const LANES: usize = 16;
 
 /// Bytes of transformed tiles and products per chunk of images in the staged passes.
 const STAGED_BYTES: usize = 24 << 20;
@@ -75,7 +72,11 @@ impl<T: Element> Sink<T> for Maps<'_, T> {
 /// was a strided gather: 1.1 ms of DCGAN's 16 ms forward). Both passes run over the
 /// threads: serial, the taps' gather (and the caller's rearranging of `w` before it) left
 /// the second core idle for about 3 ms of a DCGAN training step.
-fn weights<T: Element, W, const M: usize, const A: usize, P: Set<M, A>>(g: &ConvGeom, tap: &W, threads: usize) -> Buf<T>
+fn weights<T: Element, W, const M: usize, const A: usize, P: Formulas<M, A>>(
+    g: &ConvGeom,
+    tap: &W,
+    threads: usize,
+) -> Buf<T>
 where
     W: Fn(usize, usize, usize) -> T + Sync,
 {
@@ -180,7 +181,7 @@ where
 
 /// [`run`] by the transform set `P`: F(M×M, 2×2), `A = M + 1`, images in chunks of at most
 /// `budget` bytes of transformed tiles and products (at least one image).
-fn run_set<T: Element, L, W, S, const M: usize, const A: usize, P: Set<M, A>>(
+fn run_set<T: Element, L, W, S, const M: usize, const A: usize, P: Formulas<M, A>>(
     g: &ConvGeom,
     load: &L,
     tap: &W,
@@ -231,7 +232,7 @@ mod tests {
     use super::*;
 
     /// [`forward`] by the set `P`, whatever [`run`] would choose.
-    fn forward_set<T: Element, const M: usize, const A: usize, P: Set<M, A>>(
+    fn forward_set<T: Element, const M: usize, const A: usize, P: Formulas<M, A>>(
         budget: usize,
         g: &ConvGeom,
         x: &[T],
@@ -288,8 +289,8 @@ mod tests {
 
     /// DCGAN-like data (weights about N(0, 0.02), inputs in [−1, 1]) at its 64 → 128 layer's
     /// phase geometry: the largest error of either set in f32 against f64, over the largest
-    /// output. Measured: im2col in f32 2.5e-6, F(4×4) 3.6e-6, F(7×7) 1.0e-5 (2.8 times
-    /// F(4×4)'s).
+    /// output. Measured with the written-out transforms: im2col in f32 2.5e-6, F(4×4)
+    /// 4.0e-6, F(7×7) 8.9e-6 (2.2 times F(4×4)'s).
     #[test]
     fn f7_error_in_f32_stays_small() {
         let g = ConvGeom::new([6, 256, 8, 8], [128, 2, 2], [1, 1], [0, 0], [1, 1], 1);
