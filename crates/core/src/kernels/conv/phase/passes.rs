@@ -7,7 +7,7 @@ use super::super::geom::ConvGeom;
 use super::scratch::{self, Scratch};
 use super::sets::Formulas;
 use super::sets::LANES;
-use super::winograd2::Sink;
+use super::winograd2::{weight_slab, Sink};
 use crate::kernels::matmul::{gemm_packed, Mat};
 use crate::kernels::par::{run_tiles, Disjoint};
 use crate::Element;
@@ -53,7 +53,7 @@ fn copy_short<T: Element>(dst: &mut [T], src: &[T], n: usize) {
 /// training steps 7% faster, medians of five alternated runs).
 pub(super) fn staged<T, L, S, const M: usize, const A: usize, P>(
     ctx: &Ctx<'_, T, L, S, M, A, P>,
-    u: &[T],
+    taps: &[T],
     c0: usize,
     count: usize,
     threads: usize,
@@ -86,9 +86,12 @@ pub(super) fn staged<T, L, S, const M: usize, const A: usize, P>(
     let parts = if (A * A) % 2 == 1 && rows > 1 { 2 } else { 1 };
     let part_rows = rows.div_ceil(parts);
     let (vr, mb) = (&v[..], Disjoint::new(&mut m));
+    let slabs = Scratch(g.c * g.o);
     run_tiles(A * A * parts, threads, &|task| {
         let (xi, r0) = (task / parts, task % parts * part_rows);
         let nr = part_rows.min(rows - r0);
+        let mut ux = slabs.take();
+        weight_slab::<T, M, A, P>(taps, g.o, xi, &mut ux);
         let a = Mat {
             data: vr,
             rs: g.c,
@@ -96,14 +99,15 @@ pub(super) fn staged<T, L, S, const M: usize, const A: usize, P>(
             offset: (xi * rows + r0) * g.c,
         };
         let b = Mat {
-            data: u,
+            data: &ux,
             rs: g.o,
             cs: 1,
-            offset: xi * g.c * g.o,
+            offset: 0,
         };
         // SAFETY: this task alone writes rows r0..r0 + nr of product ξ's slab of `M`.
         let dst = unsafe { mb.range((xi * rows + r0) * g.o, nr * g.o) };
         gemm_packed(nr, g.o, g.c, a, b, dst, false, 1);
+        slabs.put(ux);
     });
     let mr = &m[..];
     run_tiles(units, threads, &|i| {

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 /// Free buffers, of any element type.
 static FREE: Mutex<Vec<Box<dyn Any + Send>>> = Mutex::new(Vec::new());
 
-/// Buffers [`FREE`] keeps: a call's weights plus four per thread, for a few threads, and the
-/// weight gradient's three.
+/// Buffers [`FREE`] keeps: a call's taps, tiles and products plus a few per thread, for a
+/// few threads, and the weight gradient's three.
 const KEEP: usize = 16;
 
 /// A buffer from [`take`]: the first `len` elements of a kept vector, every element of

@@ -10,11 +10,12 @@
 //! caller's `load` writes each image so), so the transforms run over
 //! [`LANES`](super::sets::LANES) channels at a time. A call runs in three passes over the threads (see
 //! [`super::passes`]): the input transforms a few images per unit, the products one `ξ` (or half
-//! of one) per unit, the output transforms a few images per unit; each value is computed
-//! the same way whatever the thread count. Each image's outputs are staged channel-last, then
-//! written out by a [`Sink`]: to the plain output maps, or into the phases of a transposed
-//! convolution's output. Buffers (transformed weights and tiles) are kept from call to call
-//! in [`super::scratch`].
+//! of one) per unit, each making its `U[ξ]` from the gathered taps first, the output
+//! transforms a few images per unit; each value is computed the same way whatever the
+//! thread count. Each image's outputs are staged channel-last, then written out by a
+//! [`Sink`]: to the plain output maps, or into the phases of a transposed convolution's
+//! output. Buffers (taps, transformed tiles, products) are kept from call to call in
+//! [`super::scratch`].
 
 use super::super::geom::ConvGeom;
 use super::passes::{stage_stride, staged, Ctx};
@@ -65,23 +66,16 @@ impl<T: Element> Sink<T> for Maps<'_, T> {
     }
 }
 
-/// `U[ξ][c][o] = (G w[o][c] Gᵀ)[ξ]` in a [`scratch`] buffer, written in order
-/// (`ξ = A·a + b` takes `G[a][j] · G[b][l]` of tap `(j, l)`), where `tap(o, c, 2j + l)` is
-/// `w[o][c][j][l]`. The taps go to rows `[c][4][o]` first, so each `U[ξ]` is four
-/// contiguous scaled rows added per input channel (read across `o` in place, each element
-/// was a strided gather: 1.1 ms of DCGAN's 16 ms forward). Both passes run over the
-/// threads: serial, the taps' gather (and the caller's rearranging of `w` before it) left
-/// the second core idle for about 3 ms of a DCGAN training step.
-fn weights<T: Element, W, const M: usize, const A: usize, P: Formulas<M, A>>(
-    g: &ConvGeom,
-    tap: &W,
-    threads: usize,
-) -> Buf<T>
+/// The taps `w[o][c][j][l]` (given by `tap(o, c, 2j + l)`) in rows `[c][4][o]`, in a
+/// [`scratch`] buffer, gathered on every thread (serial, the gather and the caller's
+/// rearranging of `w` before it left the second core idle for about 3 ms of a DCGAN
+/// training step). Each product task makes its `U[ξ]` from them (see [`weight_slab`]).
+fn taps<T: Element, W>(g: &ConvGeom, tap: &W, threads: usize) -> Buf<T>
 where
     W: Fn(usize, usize, usize) -> T + Sync,
 {
-    let (o, co) = (g.o, g.o * g.c);
-    let mut taps = scratch::take(4 * co);
+    let o = g.o;
+    let mut taps = scratch::take(4 * o * g.c);
     for_each_chunk_on(threads, &mut taps, 4 * o, &|ci, rows| {
         for (j, row) in rows.chunks_exact_mut(o).enumerate() {
             for (oi, d) in row.iter_mut().enumerate() {
@@ -89,22 +83,30 @@ where
             }
         }
     });
-    let mut u = scratch::take(A * A * co);
-    // A `U[ξ]` each (one thread: 0.5–1 ms of DCGAN's 12 ms forward).
-    for_each_chunk_on(threads, &mut u, co, &|xi, ux| {
-        let (ga, gb) = (P::G[xi / A], P::G[xi % A]);
-        let f = [ga[0] * gb[0], ga[0] * gb[1], ga[1] * gb[0], ga[1] * gb[1]].map(T::from_f64);
-        for (d, t) in ux.chunks_exact_mut(o).zip(taps.chunks_exact(4 * o)) {
-            let (t0, rest) = t.split_at(o);
-            let (t1, rest) = rest.split_at(o);
-            let (t2, t3) = rest.split_at(o);
-            for ((((d, &a), &b), &c), &e) in d.iter_mut().zip(t0).zip(t1).zip(t2).zip(t3) {
-                *d = f[0] * a + f[1] * b + f[2] * c + f[3] * e;
-            }
+    taps
+}
+
+/// `U[ξ][c][o] = (G w[o][c] Gᵀ)[ξ]` into `ux` (`[c, o]`, `ξ = A·a + b` takes `G[a][j] ·
+/// G[b][l]` of tap `(j, l)`), from the rows of [`taps`]: four contiguous scaled rows added
+/// per input channel. Made by the product task that reads it, so it stays in that core's
+/// cache; all of `U` made first (8 MB at DCGAN's 64 → 128 forward) went out to memory and
+/// back, and took a twentieth of a training step.
+pub(super) fn weight_slab<T: Element, const M: usize, const A: usize, P: Formulas<M, A>>(
+    taps: &[T],
+    o: usize,
+    xi: usize,
+    ux: &mut [T],
+) {
+    let (ga, gb) = (P::G[xi / A], P::G[xi % A]);
+    let f = [ga[0] * gb[0], ga[0] * gb[1], ga[1] * gb[0], ga[1] * gb[1]].map(T::from_f64);
+    for (d, t) in ux.chunks_exact_mut(o).zip(taps.chunks_exact(4 * o)) {
+        let (t0, rest) = t.split_at(o);
+        let (t1, rest) = rest.split_at(o);
+        let (t2, t3) = rest.split_at(o);
+        for ((((d, &a), &b), &c), &e) in d.iter_mut().zip(t0).zip(t1).zip(t2).zip(t3) {
+            *d = f[0] * a + f[1] * b + f[2] * c + f[3] * e;
         }
-    });
-    scratch::put(taps);
-    u
+    }
 }
 
 /// Image `x` (`[c, h, w]`) channel-last with its padding and the tiles' overhang written
@@ -200,7 +202,7 @@ fn run_set<T: Element, L, W, S, const M: usize, const A: usize, P: Formulas<M, A
     );
     let tpi = th * tw;
     let threads = threads_for(A * A * g.n * tpi * g.o * g.c, PAR_FLOPS);
-    let u = weights::<T, W, M, A, P>(g, tap, threads);
+    let taps = taps::<T, W>(g, tap, threads);
     let (xs, ss) = (Scratch(hp * wp * g.c), Scratch(g.oh * g.ow * stage_stride(g.o)));
     let oimg = sink.image_len();
     let base = Disjoint::new(&mut out[..g.n * oimg]);
@@ -221,9 +223,9 @@ fn run_set<T: Element, L, W, S, const M: usize, const A: usize, P: Formulas<M, A
     let per_image = A * A * tpi * (g.c + g.o) * std::mem::size_of::<T>();
     let chunk = (budget / per_image.max(1)).clamp(1, g.n.max(1));
     for c0 in (0..g.n).step_by(chunk) {
-        staged(&ctx, &u, c0, chunk.min(g.n - c0), threads);
+        staged(&ctx, &taps, c0, chunk.min(g.n - c0), threads);
     }
-    scratch::put(u);
+    scratch::put(taps);
 }
 
 #[cfg(test)]
