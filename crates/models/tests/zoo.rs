@@ -179,8 +179,11 @@ fn lenet5_variants_pool_and_squash_as_published() {
     let modern = lenet5(1, [28, 28], 10, LeNetVariant::Modern, &mut g).unwrap();
     let x = Tensor::from_vec(vec![1.0f32, -2.0, 3.0, 0.5], &[1, 1, 2, 2]).unwrap();
     let act = |net: &nabla_models::ConvNet| net.features.get(1).unwrap().forward(&x, Mode::Eval);
-    let tanh: Vec<f32> = [1.0f32, -2.0, 3.0, 0.5].iter().map(|v| v.tanh()).collect();
-    assert_eq!(act(&classic).unwrap().to_vec_f32(), tanh);
+    // The f32 tanh op is within a few ulp of the library's, not bitwise the same.
+    let squashed = act(&classic).unwrap().to_vec_f32();
+    for (got, v) in squashed.iter().zip([1.0f32, -2.0, 3.0, 0.5]) {
+        assert!((got - v.tanh()).abs() <= 4e-7 * v.tanh().abs(), "tanh({v}): {got}");
+    }
     assert_eq!(act(&modern).unwrap().to_vec_f32(), vec![1.0, 0.0, 3.0, 0.5]);
     let pool = |net: &nabla_models::ConvNet| net.features.get(2).unwrap().forward(&x, Mode::Eval);
     assert_eq!(pool(&classic).unwrap().to_vec_f32(), vec![0.625]);
