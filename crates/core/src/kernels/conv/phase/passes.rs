@@ -5,8 +5,7 @@
 
 use super::super::geom::ConvGeom;
 use super::scratch::{self, Scratch};
-use super::sets::Formulas;
-use super::sets::LANES;
+use super::sets::{Formulas, LANES};
 use super::winograd2::{weight_slab, Sink};
 use crate::kernels::matmul::{gemm_packed, Mat};
 use crate::kernels::par::{run_tiles, Disjoint};
@@ -90,6 +89,8 @@ pub(super) fn staged<T, L, S, const M: usize, const A: usize, P>(
     run_tiles(A * A * parts, threads, &|task| {
         let (xi, r0) = (task / parts, task % parts * part_rows);
         let nr = part_rows.min(rows - r0);
+        // Both row halves of an odd A² make the same U[ξ]: a few µs of work each, against
+        // handing one half's slab to the other across threads.
         let mut ux = slabs.take();
         weight_slab::<T, M, A, P>(taps, g.o, xi, &mut ux);
         let a = Mat {

@@ -107,10 +107,10 @@ impl Set<7, 8> for F7 {
 }
 
 /// A set's transforms as written-out formulas over vectors of lanes, so they compile to a
-/// few vector operations on registers, using the pairs of points ±a: loops over the
-/// matrices' entries made the weight gradient 40% slower, and the forward's and input
-/// gradient's transforms (DCGAN's 64 ↔ 128 layer, one thread, CPU time: forward 9.9–10.6
-/// → 8.8–9.3 ms, input gradient 12.6–13.3 → 11.8–12.3). The test
+/// few vector operations on registers, using the pairs of points ±a. Loops over the
+/// matrices' entries made the weight gradient 40% slower, and the forward and input
+/// gradient slower too (DCGAN's 64 ↔ 128 layer, one thread, CPU time, loops → formulas:
+/// forward 9.9–10.6 → 8.8–9.3 ms, input gradient 12.6–13.3 → 11.8–12.3). The test
 /// `formulas_are_the_matrices` checks each against the constants.
 pub(crate) trait Formulas<const M: usize, const A: usize>: Set<M, A> {
     /// `Bᵀ d` (the input transform) for the `A` rows `d`, each a vector of lanes.
