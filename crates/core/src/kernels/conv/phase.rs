@@ -6,8 +6,8 @@
 //! which [`winograd2`]'s F(4×4, 2×2) computes with 25 products per 4×4 output tile instead
 //! of 64 (at 7×7 outputs, tiles cover 8×8: 100 against 196 multiplies per pixel block), or
 //! its F(7×7, 2×2) with 64 products per 7×7 tile where that needs fewer (DCGAN's 7×7 maps:
-//! one thread, CPU time, loaded machine, 14.0–14.8 → 13.1–13.3 ms; the input gradient
-//! stays on F(4×4), which ran as fast there).
+//! one thread, CPU time, loaded machine, 14.0–14.8 → 13.1–13.3 ms). The input gradient
+//! takes that set's adjoint there (see [`dx`]).
 //!
 //! Measured at batch 128, 64 → 128 channels, 14×14 → 7×7, one thread (AVX-512, loaded
 //! machine, best of 25): 48–50 → 33–35 ms against the grouped im2col path. The input
@@ -150,7 +150,8 @@ mod tests {
     /// convolution's output padding), paddings 0 to 2, non-square images, one image,
     /// channels not multiples of 16, more images than one task holds, several
     /// output-channel blocks, and DCGAN's 64 → 128 layer. Forward outputs of 7×7, 6×6, 5×5
-    /// and 13×14 take F(7×7, 2×2), the others (and every input gradient) F(4×4, 2×2).
+    /// and 13×14 take F(7×7, 2×2), the others F(4×4, 2×2); the input gradients of the
+    /// 14×14, 13×12 and 12×12 (no padding) images its adjoint.
     fn shapes() -> Vec<ConvGeom> {
         vec![
             geom(2, 17, [9, 8], 18, [4, 4], [1, 1]),

@@ -5,7 +5,7 @@
 
 use super::super::geom::ConvGeom;
 use super::scratch::{self, Scratch};
-use super::sets::{Formulas, LANES};
+use super::sets::{Formulas, Lanes, LANES};
 use super::winograd2::{weight_slab, Sink};
 use crate::kernels::matmul::{gemm_packed, Mat};
 use crate::kernels::par::{run_tiles, Disjoint};
@@ -145,6 +145,9 @@ pub(super) struct Ctx<'a, T, L, S, const M: usize, const A: usize, P> {
     pub(super) wp: usize,
     /// Tiles per row.
     pub(super) tw: usize,
+    /// Whether this is the adjoint of the convolution (see [`super::winograd2::run_adjoint`]):
+    /// `M × M` tiles of the input to A×A points by `A e Aᵀ`, outputs `B m Bᵀ` (`A × A`).
+    pub(super) adjoint: bool,
     /// Tiles per image.
     pub(super) tpi: usize,
 }
@@ -195,6 +198,8 @@ where
 
     /// Input transform of images `n0 .. n0 + count`, [`LANES`] channels at a time:
     /// `V[ξ][t0 + t][c]` (`rows` tiles per `ξ`) for the images' tiles `t`.
+    // Column `s` of every row of `t1` (rows are A arrays).
+    #[allow(clippy::needless_range_loop)]
     #[inline(always)]
     fn inputs(&self, n0: usize, count: usize, v: Disjoint<T>, rows: usize, t0: usize) {
         let Ctx {
@@ -209,7 +214,7 @@ where
         } = *self;
         let ch = g.c;
         let mut xl = xs.take();
-        let mut d = [[T::ZERO; LANES]; A];
+        let (mut d, mut e) = ([[T::ZERO; LANES]; A], [[T::ZERO; LANES]; M]);
         let (mut t1, mut t2) = ([[[T::ZERO; LANES]; A]; A], [[T::ZERO; LANES]; A]);
         for i in 0..count {
             load(n0 + i, hp, wp, &mut xl);
@@ -217,11 +222,29 @@ where
                 let (ty, tx) = (t % tpi / tw, t % tw);
                 for c0 in (0..ch).step_by(LANES) {
                     let nl = LANES.min(ch - c0);
+                    let at = |r: usize, s: usize| &xl[((ty * M + r) * wp + tx * M + s) * ch + c0..];
+                    if self.adjoint {
+                        // A e, one column of the M × M tile at a time, then (A e) Aᵀ.
+                        for s in 0..M {
+                            for (r, er) in e.iter_mut().enumerate() {
+                                copy(&mut er[..], at(r, s), nl);
+                            }
+                            P::dy_points(&e, &mut t2);
+                            for a in 0..A {
+                                t1[a][s] = t2[a];
+                            }
+                        }
+                        for (a, row) in t1.iter().enumerate() {
+                            e.copy_from_slice(&row[..M]);
+                            P::dy_points(&e, &mut t2);
+                            self.put_points(v, rows, t0 + t, a, c0, nl, &t2);
+                        }
+                        continue;
+                    }
                     // Bᵀ d, one column of the tile at a time.
                     for s in 0..A {
                         for (r, dr) in d.iter_mut().enumerate() {
-                            let src = &xl[((ty * M + r) * wp + tx * M + s) * ch + c0..];
-                            copy(&mut dr[..], src, nl);
+                            copy(&mut dr[..], at(r, s), nl);
                         }
                         P::x_points(&d, &mut t2);
                         for a in 0..A {
@@ -231,17 +254,25 @@ where
                     // (Bᵀ d) B, row by row.
                     for (a, row) in t1.iter().enumerate() {
                         P::x_points(row, &mut t2);
-                        for (b, lanes) in t2.iter().enumerate() {
-                            // SAFETY: these images' tiles are this caller's alone, inside
-                            // `V` (A² · rows · ch elements), which outlives the call.
-                            let dst = unsafe { v.range(((a * A + b) * rows + t0 + t) * ch + c0, nl) };
-                            copy(dst, lanes, nl);
-                        }
+                        self.put_points(v, rows, t0 + t, a, c0, nl, &t2);
                     }
                 }
             }
         }
         xs.put(xl);
+    }
+
+    /// Row `a` of a tile's points (`t2[b]` is point `a·A + b`) into `V[ξ][row][c0..c0 + nl]`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn put_points(&self, v: Disjoint<T>, rows: usize, row: usize, a: usize, c0: usize, nl: usize, t2: &[Lanes<T>; A]) {
+        let ch = self.g.c;
+        for (b, lanes) in t2.iter().enumerate() {
+            // SAFETY: these images' tiles are this caller's alone, inside `V` (A² · rows ·
+            // ch elements), which outlives the call.
+            let dst = unsafe { v.range(((a * A + b) * rows + row) * ch + c0, nl) };
+            copy(dst, lanes, nl);
+        }
     }
 
     /// Output transform of images `n0 .. n0 + count` from `M[ξ][t0 + t][o]` (`rows` tiles
@@ -261,6 +292,7 @@ where
         let mut mm = [[[T::ZERO; LANES]; A]; A];
         let mut rm = [[[T::ZERO; LANES]; M]; A];
         let mut res = [[T::ZERO; LANES]; M];
+        let (mut ra, mut resa) = ([[[T::ZERO; LANES]; A]; A], [[T::ZERO; LANES]; A]);
         // One image's outputs go channel-last to `stage` (whole lines per store), then to
         // `out` channel by channel in the sink's order: stored straight from the lanes, each
         // element went to its own line (DCGAN's 128 → 64 input gradient: 5 of 16 ms).
@@ -272,6 +304,22 @@ where
                     let nl = LANES.min(on - o0);
                     for (xi, lanes) in mm.iter_mut().flatten().enumerate() {
                         copy(&mut lanes[..], &m[(xi * rows + t0 + t) * on + o0..], nl);
+                    }
+                    if self.adjoint {
+                        // m Bᵀ, row by row, then B (m Bᵀ) column by column: the tile's
+                        // outputs (one tile per image: neighbours' would overlap), those
+                        // past `oh × ow` dropped.
+                        for (row, r) in mm.iter().zip(ra.iter_mut()) {
+                            P::x_adjoint(|k, l| row[k][l], r);
+                        }
+                        #[allow(clippy::needless_range_loop)]
+                        for b in 0..g.ow {
+                            P::x_adjoint(|k, l| ra[k][b][l], &mut resa);
+                            for (a, lanes) in resa.iter().enumerate().take(g.oh) {
+                                copy(&mut stage[(a * g.ow + b) * sp + o0..], lanes, nl);
+                            }
+                        }
+                        continue;
                     }
                     // m A, row by row, then Aᵀ (m A) column by column.
                     for (row, r) in mm.iter().zip(rm.iter_mut()) {

@@ -123,6 +123,9 @@ pub(crate) trait Formulas<const M: usize, const A: usize>: Set<M, A> {
     /// `Aᵀ m` (the output transform) for the `A` rows `m`, lane `l` of row `k` being
     /// `m(k, l)` (read in place: a column of a tile as well as a row).
     fn y_points<T: Element>(m: impl Fn(usize, usize) -> T, o: &mut [Lanes<T>; M]);
+    /// `B v` (the adjoint of the input transform) for the `A` rows `v`, read in place as in
+    /// [`Formulas::y_points`].
+    fn x_adjoint<T: Element>(v: impl Fn(usize, usize) -> T, o: &mut [Lanes<T>; A]);
 }
 
 impl Formulas<4, 5> for F4 {
@@ -175,6 +178,20 @@ impl Formulas<4, 5> for F4 {
             o[1][l] = d + two * m3;
             o[2][l] = s + four * m3;
             o[3][l] = d + eight * m3 + m4;
+        }
+    }
+
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn x_adjoint<T: Element>(v: impl Fn(usize, usize) -> T, o: &mut [Lanes<T>; 5]) {
+        let (two, three) = (T::from_f64(2.0), T::from_f64(3.0));
+        for l in 0..LANES {
+            let [v0, v1, v2, v3, v4] = std::array::from_fn(|k| v(k, l));
+            o[0][l] = two * v0;
+            o[1][l] = two * (v1 - v2 + v4) - v0 - v3;
+            o[2][l] = v1 + three * v2 - two * v0 - v4;
+            o[3][l] = v0 - v1 - v2 + v3 - two * v4;
+            o[4][l] = v4;
         }
     }
 }
@@ -257,6 +274,26 @@ impl Formulas<7, 8> for F7 {
             o[4][l] = s1 + c16 * s2 + h4 * s3;
             o[5][l] = d1 + c32 * d2 + h5 * d3;
             o[6][l] = s1 + c64 * s2 + h6 * s3 + m7;
+        }
+    }
+
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn x_adjoint<T: Element>(v: impl Fn(usize, usize) -> T, o: &mut [Lanes<T>; 8]) {
+        let c = |v: f64| T::from_f64(v);
+        let (c525, c425, c25, c125, c4, c5) = (c(5.25), c(4.25), c(2.5), c(1.25), c(4.0), c(5.0));
+        let (half, quarter, two) = (c(0.5), c(0.25), c(2.0));
+        for l in 0..LANES {
+            let [v0, v1, v2, v3, v4, v5, v6, v7] = std::array::from_fn(|k| v(k, l));
+            let (s1, d1, s2, d2, s3, d3) = (v1 + v2, v1 - v2, v3 + v4, v3 - v4, v5 + v6, v5 - v6);
+            o[0][l] = v0;
+            o[1][l] = half * d2 + two * d3 - d1 - v7;
+            o[2][l] = quarter * s2 + c4 * s3 - c525 * v0 - s1;
+            o[3][l] = c425 * d1 - c25 * (d2 + d3) + c525 * v7;
+            o[4][l] = c525 * v0 + c425 * s1 - c125 * s2 - c5 * s3;
+            o[5][l] = two * d2 + half * d3 - d1 - c525 * v7;
+            o[6][l] = s2 + s3 - v0 - s1;
+            o[7][l] = v7;
         }
     }
 }
@@ -372,10 +409,13 @@ mod tests {
         S::dy_points(&dm.clone().try_into().unwrap(), &mut pa);
         let mut t2 = [[0.0; LANES]; 2];
         S::taps_from_points(&da.clone().try_into().unwrap(), &mut t2);
+        let mut ba = [[0.0; LANES]; A];
+        S::x_adjoint(|k, l| da[k][l], &mut ba);
         for l in 0..LANES {
             for p in 0..A {
                 close(xa[p][l], (0..A).map(|k| S::BT[p][k] * da[k][l]).sum(), "Bᵀ d");
                 close(pa[p][l], (0..M).map(|i| S::AT[i][p] * dm[i][l]).sum(), "A e");
+                close(ba[p][l], (0..A).map(|k| S::BT[k][p] * da[k][l]).sum(), "B v");
             }
             for i in 0..M {
                 close(ym[i][l], (0..A).map(|p| S::AT[i][p] * da[p][l]).sum(), "Aᵀ m");

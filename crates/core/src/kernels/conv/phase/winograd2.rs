@@ -164,28 +164,49 @@ where
     S: Sink<T>,
 {
     if use_f7(g.oh, g.ow) {
-        run_set::<T, L, W, S, 7, 8, F7>(g, load, tap, sink, out, STAGED_BYTES)
+        run_set::<T, L, W, S, 7, 8, F7>(g, false, load, tap, sink, out, STAGED_BYTES)
     } else {
-        run_set::<T, L, W, S, 4, 5, F4>(g, load, tap, sink, out, STAGED_BYTES)
+        run_set::<T, L, W, S, 4, 5, F4>(g, false, load, tap, sink, out, STAGED_BYTES)
     }
 }
 
 /// [`run`] by F(4×4, 2×2) whatever the size: for the input gradient's phases, where
-/// F(7×7) ran no faster (DCGAN's 128 → 64 transposed layer, one thread, CPU time: 13.7–14.1
-/// ms either way) and F(4×4)'s f32 error is a third of F(7×7)'s.
+/// F(7×7) over their 8×8 union ran no faster (DCGAN's 128 → 64 transposed layer, one
+/// thread, CPU time: 13.7–14.1 ms either way) and F(4×4)'s f32 error is a third of
+/// F(7×7)'s. (Each phase cropped to its 7×7 pixels by F(7×7), four windows of `dy`
+/// transformed per image, ran 17% slower than this; DCGAN's layer takes [`run_adjoint`].)
 pub(crate) fn run_f4<T: Element, L, W, S>(g: &ConvGeom, load: &L, tap: &W, sink: &S, out: &mut [T])
 where
     L: Fn(usize, usize, usize, &mut [T]) + Sync,
     W: Fn(usize, usize, usize) -> T + Sync,
     S: Sink<T>,
 {
-    run_set::<T, L, W, S, 4, 5, F4>(g, load, tap, sink, out, STAGED_BYTES)
+    run_set::<T, L, W, S, 4, 5, F4>(g, false, load, tap, sink, out, STAGED_BYTES)
+}
+
+/// The adjoint of [`run`] by F(7×7, 2×2): for `g` with input `[n, c, h, w]` (`h, w ≤ 7`),
+/// padding 1 and output `[n, o, h + 1, w + 1]`, `out = Σ_c (corr_c)ᵀ`, the transposed
+/// stride-1 2×2 convolution, as `B [U ⊙ (A e Aᵀ)] Bᵀ` per `e` (the image, zeros past it,
+/// one 7×7 tile) with the forward's `U`. `load` writes an image channel-last, `[7, 7, c]`;
+/// `tap(oi, ci, j)` is the forward's tap `j` from `oi` to `ci`. The input gradient of
+/// DCGAN's 64 → 128 layer: 64 products per image where F(4×4) over the phases of `dx` took
+/// 100 (the forward's tiles, read backwards).
+pub(crate) fn run_adjoint<T: Element, L, W, S>(g: &ConvGeom, load: &L, tap: &W, sink: &S, out: &mut [T])
+where
+    L: Fn(usize, usize, usize, &mut [T]) + Sync,
+    W: Fn(usize, usize, usize) -> T + Sync,
+    S: Sink<T>,
+{
+    assert!(g.h <= 7 && g.w <= 7 && g.padding == [1, 1] && g.oh == g.h + 1 && g.ow == g.w + 1);
+    run_set::<T, L, W, S, 7, 8, F7>(g, true, load, tap, sink, out, STAGED_BYTES)
 }
 
 /// [`run`] by the transform set `P`: F(M×M, 2×2), `A = M + 1`, images in chunks of at most
 /// `budget` bytes of transformed tiles and products (at least one image).
+#[allow(clippy::too_many_arguments)]
 fn run_set<T: Element, L, W, S, const M: usize, const A: usize, P: Formulas<M, A>>(
     g: &ConvGeom,
+    adjoint: bool,
     load: &L,
     tap: &W,
     sink: &S,
@@ -196,11 +217,20 @@ fn run_set<T: Element, L, W, S, const M: usize, const A: usize, P: Formulas<M, A
     W: Fn(usize, usize, usize) -> T + Sync,
     S: Sink<T>,
 {
-    let (th, tw) = (g.oh.div_ceil(M), g.ow.div_ceil(M));
-    let (hp, wp) = (
-        (M * th + 1).max(g.h + g.padding[0]),
-        (M * tw + 1).max(g.w + g.padding[1]),
-    );
+    // The adjoint's tiles are M × M of the input, the forward's M × M of the output.
+    let (th, tw) = if adjoint {
+        (g.h.div_ceil(M), g.w.div_ceil(M))
+    } else {
+        (g.oh.div_ceil(M), g.ow.div_ceil(M))
+    };
+    let (hp, wp) = if adjoint {
+        (M * th, M * tw)
+    } else {
+        (
+            (M * th + 1).max(g.h + g.padding[0]),
+            (M * tw + 1).max(g.w + g.padding[1]),
+        )
+    };
     let tpi = th * tw;
     let threads = threads_for(A * A * g.n * tpi * g.o * g.c, PAR_FLOPS);
     let taps = taps::<T, W>(g, tap, threads);
@@ -218,6 +248,7 @@ fn run_set<T: Element, L, W, S, const M: usize, const A: usize, P: Formulas<M, A
         wp,
         tw,
         tpi,
+        adjoint,
     };
     // Images in chunks whose transformed tiles and products fit `budget` bytes
     // (STAGED_BYTES: all of DCGAN's batch at its 64 ↔ 128 layer).
@@ -247,7 +278,7 @@ mod tests {
         let load = |i: usize, hp: usize, wp: usize, dst: &mut [T]| channel_last(g, &x[i * img..][..img], hp, wp, dst);
         let sink = Maps { p: g.p(), bias, o: g.o };
         let tap = |o: usize, c: usize, j: usize| w[(o * g.c + c) * 4 + j];
-        run_set::<T, _, _, _, M, A, P>(g, &load, &tap, &sink, out, budget)
+        run_set::<T, _, _, _, M, A, P>(g, false, &load, &tap, &sink, out, budget)
     }
 
     #[test]
