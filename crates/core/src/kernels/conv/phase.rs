@@ -124,6 +124,32 @@ pub(super) fn phase_pixels<T: Element>(
     }
 }
 
+/// Data and measures shared by the phase path's f32 tests.
+#[cfg(test)]
+mod testdata {
+    /// `len` weights like DCGAN's, about N(0, 0.02): sums of three sines.
+    pub(super) fn dcgan_weights(len: usize, seed: f64) -> Vec<f64> {
+        (0..len)
+            .map(|i| {
+                (0..3)
+                    .map(|k| (i as f64 * (0.71 + 0.13 * k as f64) + k as f64 + seed).sin())
+                    .sum::<f64>()
+                    * 0.0163
+            })
+            .collect()
+    }
+
+    /// The largest error of `got` against `want`, over the larger of `want`'s largest entry
+    /// and `floor`.
+    pub(super) fn error_over_largest(got: &[f32], want: &[f64], floor: f64) -> f64 {
+        let scale = want.iter().fold(floor, |m, v| m.max(v.abs()));
+        got.iter()
+            .zip(want)
+            .fold(0.0f64, |m, (&a, b)| m.max((a as f64 - b).abs()))
+            / scale
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::im2col::{im2col_backward_input, im2col_forward};

@@ -19,17 +19,34 @@ use super::sets::use_f7;
 use super::winograd2::{run_adjoint, run_f4, Sink};
 use crate::Element;
 
-/// Where phase channel `q · c + ci` (`q = 2r + s`) of the stride-1 output goes in `dx`.
-struct Phases<'a, T> {
+/// `dx` as the sinks see it.
+struct Target<'a, T> {
     /// `dx`'s channels and size, and the layer's padding.
     c: usize,
     h: usize,
     w: usize,
     pad: [usize; 2],
-    /// The stride-1 output's width.
+    /// The staged outputs' width.
     uw: usize,
     bias: Option<&'a [T]>,
 }
+
+impl<'a, T> Target<'a, T> {
+    /// `dx` of `g` (with `bias`) from staged outputs `uw` wide.
+    fn new(g: &ConvGeom, uw: usize, bias: Option<&'a [T]>) -> Self {
+        Target {
+            c: g.c,
+            h: g.h,
+            w: g.w,
+            pad: g.padding,
+            uw,
+            bias,
+        }
+    }
+}
+
+/// Where phase channel `q · c + ci` (`q = 2r + s`) of the stride-1 output goes in `dx`.
+struct Phases<'a, T>(Target<'a, T>);
 
 /// The run `lo..hi` of phase rows (columns) `u < len` whose pixel `2u + r − pad` lies inside
 /// `0..size`.
@@ -41,26 +58,26 @@ fn inside(r: usize, pad: usize, size: usize, len: usize) -> (usize, usize) {
 
 impl<T: Element> Sink<T> for Phases<'_, T> {
     fn image_len(&self) -> usize {
-        self.c * self.h * self.w
+        self.0.c * self.0.h * self.0.w
     }
     /// Plane by plane of `dx`, its four phases one after the other while the plane is in
     /// L1 (where the block holds all four).
     #[inline(always)]
     fn flush(&self, stage: &[T], sp: usize, on: usize, o_lo: usize, put: &mut impl FnMut(usize, T)) {
-        let (c, h, w, uw) = (self.c, self.h, self.w, self.uw);
+        let (c, h, w, uw) = (self.0.c, self.0.h, self.0.w, self.0.uw);
         let uh = stage.len() / (sp * uw);
         let whole = o_lo == 0 && on == 4 * c;
         for k in 0..on {
             let o = if whole { k % 4 * c + k / 4 } else { k };
             let (q, ci) = ((o_lo + o) / c, (o_lo + o) % c);
             let (r, s) = (q / 2, q % 2);
-            let b = self.bias.map_or(T::ZERO, |b| b[ci]);
-            let (y0, y1) = inside(r, self.pad[0], h, uh);
-            let (x0, x1) = inside(s, self.pad[1], w, uw);
+            let b = self.0.bias.map_or(T::ZERO, |b| b[ci]);
+            let (y0, y1) = inside(r, self.0.pad[0], h, uh);
+            let (x0, x1) = inside(s, self.0.pad[1], w, uw);
             for yy in y0..y1 {
-                let row = ci * h * w + (2 * yy + r - self.pad[0]) * w;
+                let row = ci * h * w + (2 * yy + r - self.0.pad[0]) * w;
                 for xx in x0..x1 {
-                    put(row + 2 * xx + s - self.pad[1], stage[(yy * uw + xx) * sp + o] + b);
+                    put(row + 2 * xx + s - self.0.pad[1], stage[(yy * uw + xx) * sp + o] + b);
                 }
             }
         }
@@ -69,37 +86,28 @@ impl<T: Element> Sink<T> for Phases<'_, T> {
 
 /// Where channel `c·4 + 2r + s` of the adjoint's phase images goes in `dx`: pixel `(u, v)`
 /// to `(2u + r − ph, 2v + s − pw)`.
-struct PhaseImages<'a, T> {
-    /// `dx`'s channels and size, and the layer's padding.
-    c: usize,
-    h: usize,
-    w: usize,
-    pad: [usize; 2],
-    /// The phase images' width.
-    uw: usize,
-    bias: Option<&'a [T]>,
-}
+struct PhaseImages<'a, T>(Target<'a, T>);
 
 impl<T: Element> Sink<T> for PhaseImages<'_, T> {
     fn image_len(&self) -> usize {
-        self.c * self.h * self.w
+        self.0.c * self.0.h * self.0.w
     }
     /// Plane by plane of `dx` (its four phases adjacent channels of the stage).
     #[inline(always)]
     fn flush(&self, stage: &[T], sp: usize, on: usize, o_lo: usize, put: &mut impl FnMut(usize, T)) {
-        let (h, w, uw) = (self.h, self.w, self.uw);
+        let (h, w, uw) = (self.0.h, self.0.w, self.0.uw);
         let uh = stage.len() / (sp * uw);
         for k in 0..on {
             let ch = o_lo + k;
             let (ci, r, s) = (ch / 4, ch % 4 / 2, ch % 2);
-            let b = self.bias.map_or(T::ZERO, |b| b[ci]);
-            let (y0, y1) = inside(r, self.pad[0], h, uh);
-            let (x0, x1) = inside(s, self.pad[1], w, uw);
+            let b = self.0.bias.map_or(T::ZERO, |b| b[ci]);
+            let (y0, y1) = inside(r, self.0.pad[0], h, uh);
+            let (x0, x1) = inside(s, self.0.pad[1], w, uw);
             for u in y0..y1 {
-                let row = ci * h * w + (2 * u + r - self.pad[0]) * w;
+                let row = ci * h * w + (2 * u + r - self.0.pad[0]) * w;
                 let from = &stage[u * uw * sp..];
                 for v in x0..x1 {
-                    put(row + 2 * v + s - self.pad[1], from[v * sp + k] + b);
+                    put(row + 2 * v + s - self.0.pad[1], from[v * sp + k] + b);
                 }
             }
         }
@@ -168,14 +176,7 @@ fn by_adjoint<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, d
         let (ci, r, s, a, b) = (ch / 4, ch % 4 / 2, ch % 2, ab / 2, ab % 2);
         w[(o * g.c + ci) * 16 + (2 * a + r) * 4 + 2 * b + s]
     };
-    let sink = PhaseImages {
-        c: g.c,
-        h: g.h,
-        w: g.w,
-        pad: g.padding,
-        uw: g.ow + 1,
-        bias,
-    };
+    let sink = PhaseImages(Target::new(g, g.ow + 1, bias));
     let lim = [g.oh, g.ow];
     let load = |n: usize, hp: usize, wp: usize, dst: &mut [T]| load_dy(g, dy, lim, 0, n, hp, wp, dst);
     run_adjoint(&ag, &load, &tap, &sink, dx);
@@ -192,14 +193,7 @@ fn by_phases<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx
         let (r, s) = (q / 2, q % 2);
         w[(o * g.c + ci) * 16 + (r + 2 * (1 - a)) * 4 + s + 2 * (1 - b)]
     };
-    let sink = Phases {
-        c: g.c,
-        h: g.h,
-        w: g.w,
-        pad: g.padding,
-        uw,
-        bias,
-    };
+    let sink = Phases(Target::new(g, uw, bias));
     // One row and column of zeros above and left of each image.
     let load = |n: usize, hp: usize, wp: usize, dst: &mut [T]| load_dy(g, dy, [uh, uw], 1, n, hp, wp, dst);
     run_f4(&pg, &load, &tap, &sink, dx);
@@ -208,6 +202,7 @@ fn by_phases<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<&[T]>, dx
 #[cfg(test)]
 mod tests {
     use super::super::super::im2col::im2col_backward_input;
+    use super::super::testdata::{dcgan_weights, error_over_largest};
     use super::*;
 
     /// DCGAN-like data (weights about N(0, 0.02), gradients of unit size) at its 64 → 128
@@ -242,26 +237,12 @@ mod tests {
         let dy: Vec<f64> = (0..g.n * g.o * g.p())
             .map(|i| (i as f64 * 0.37 + seed).sin() * (1.0 + (i as f64 * 0.011).cos()))
             .collect();
-        // Sums of three sines: roughly normal, standard deviation 0.02.
-        let w: Vec<f64> = (0..g.o * g.c * 16)
-            .map(|i| {
-                (0..3)
-                    .map(|k| (i as f64 * (0.71 + 0.13 * k as f64) + k as f64 + seed).sin())
-                    .sum::<f64>()
-                    * 0.0163
-            })
-            .collect();
+        let w = dcgan_weights(g.o * g.c * 16, seed);
         let mut want = vec![0.0; g.n * g.c * g.h * g.w];
         im2col_backward_input(&g, &dy, &w, None, &mut want);
-        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
         let (dyf, wf) = (f(&dy), f(&w));
-        let err = |got: &[f32]| {
-            got.iter()
-                .zip(&want)
-                .fold(0.0f64, |m, (&a, b)| m.max((a as f64 - b).abs()))
-                / scale
-        };
+        let err = |got: &[f32]| error_over_largest(got, &want, 0.0);
         let mut got = vec![0f32; want.len()];
         by_adjoint(&g, &dyf, &wf, None, &mut got);
         let ea = err(&got);

@@ -286,6 +286,7 @@ impl<T: Element, const M: usize, const A: usize, P: Formulas<M, A>> Ctx<'_, T, M
 #[cfg(test)]
 mod tests {
     use super::super::super::weight::im2col_backward_weight;
+    use super::super::testdata::error_over_largest;
     use super::*;
 
     fn seq(len: usize, seed: f64) -> Vec<f64> {
@@ -351,13 +352,7 @@ mod tests {
             assert!(one == bits(run_on(3, set)), "{g:?}");
             let mut want = vec![0.0; g.o * g.k()];
             im2col_backward_weight(&g, &x, &dy, &mut want);
-            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            let err = |got: &[f32]| {
-                got.iter()
-                    .zip(&want)
-                    .fold(0.0f64, |m, (&a, b)| m.max((a as f64 - b).abs()))
-                    / scale
-            };
+            let err = |got: &[f32]| error_over_largest(got, &want, 1.0);
             let (e4, e7, e) = (err(&run_on(1, 4)), err(&run_on(1, 7)), err(&run_on(1, 0)));
             println!("{g:?}: f32 error over the largest entry: im2col {e:.2e}, F(4×4) {e4:.2e}, F(7×7) {e7:.2e}");
             assert!(e4 < 2e-5 && e7 < 5e-5 && e7 < 5.0 * e4, "F(4×4) {e4:e}, F(7×7) {e7:e}");

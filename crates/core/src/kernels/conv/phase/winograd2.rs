@@ -263,6 +263,7 @@ fn run_set<T: Element, L, W, S, const M: usize, const A: usize, P: Formulas<M, A
 #[cfg(test)]
 mod tests {
     use super::super::super::im2col::im2col_forward;
+    use super::super::testdata::{dcgan_weights, error_over_largest};
     use super::*;
 
     /// [`forward`] by the set `P`, whatever [`run`] would choose.
@@ -329,28 +330,14 @@ mod tests {
     fn f7_error_in_f32_stays_small() {
         let g = ConvGeom::new([6, 256, 8, 8], [128, 2, 2], [1, 1], [0, 0], [1, 1], 1);
         let x: Vec<f64> = (0..g.n * g.c * 64).map(|i| (i as f64 * 0.37).sin()).collect();
-        // Sums of three sines: roughly normal, standard deviation 0.02.
-        let w: Vec<f64> = (0..g.o * g.c * 4)
-            .map(|i| {
-                (0..3)
-                    .map(|k| (i as f64 * (0.71 + 0.13 * k as f64) + k as f64).sin())
-                    .sum::<f64>()
-                    * 0.0163
-            })
-            .collect();
+        let w = dcgan_weights(g.o * g.c * 4, 0.0);
         let mut want = vec![0.0; g.n * g.o * g.p()];
         im2col_forward(&g, &x, &w, None, &mut want);
-        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let (xf, wf): (Vec<f32>, Vec<f32>) = (
             x.iter().map(|&v| v as f32).collect(),
             w.iter().map(|&v| v as f32).collect(),
         );
-        let err = |got: &[f32]| {
-            got.iter()
-                .zip(&want)
-                .fold(0.0f64, |m, (&a, b)| m.max((a as f64 - b).abs()))
-                / scale
-        };
+        let err = |got: &[f32]| error_over_largest(got, &want, 0.0);
         let mut got = vec![0f32; want.len()];
         forward_set::<_, 4, 5, F4>(STAGED_BYTES, &g, &xf, &wf, None, &mut got);
         let e4 = err(&got);
