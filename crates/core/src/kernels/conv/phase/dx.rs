@@ -43,6 +43,11 @@ impl<'a, T> Target<'a, T> {
             bias,
         }
     }
+
+    /// Elements of one image of `dx`.
+    fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
 }
 
 /// Where phase channel `q · c + ci` (`q = 2r + s`) of the stride-1 output goes in `dx`.
@@ -58,7 +63,7 @@ fn inside(r: usize, pad: usize, size: usize, len: usize) -> (usize, usize) {
 
 impl<T: Element> Sink<T> for Phases<'_, T> {
     fn image_len(&self) -> usize {
-        self.0.c * self.0.h * self.0.w
+        self.0.image_len()
     }
     /// Plane by plane of `dx`, its four phases one after the other while the plane is in
     /// L1 (where the block holds all four).
@@ -90,7 +95,7 @@ struct PhaseImages<'a, T>(Target<'a, T>);
 
 impl<T: Element> Sink<T> for PhaseImages<'_, T> {
     fn image_len(&self) -> usize {
-        self.0.c * self.0.h * self.0.w
+        self.0.image_len()
     }
     /// Plane by plane of `dx` (its four phases adjacent channels of the stage).
     #[inline(always)]
