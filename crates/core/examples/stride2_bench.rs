@@ -4,7 +4,8 @@
 //! the shapes these layers run. Best of `REPS` runs (default 5; the least disturbed one on
 //! a shared machine), in milliseconds; `THREADS=1` skips the two-thread runs; `CPU=1` times
 //! the process's CPU time instead of the wall clock (all threads together: on a loaded
-//! machine, the one-thread figures that time-slicing does not inflate).
+//! machine, the one-thread figures that time-slicing does not inflate). `PASS=fwd|in|w`
+//! times one pass only (for a profiler).
 
 use nabla_core::kernels::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward, ConvGeom};
 
@@ -74,11 +75,25 @@ fn main() {
         let max_threads: usize = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
         for threads in (1..=max_threads).filter(|t| [1, 2].contains(t)) {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pass = std::env::var("PASS").unwrap_or_default();
+            let on = |p: &str| pass.is_empty() || pass == p;
             let (f, bi, bw) = pool.install(|| {
                 (
-                    best(reps, || conv2d_forward(&g, &x, &w, None, &mut y)),
-                    best(reps, || conv2d_backward_input(&g, &dy, &w, None, &mut dx)),
-                    best(reps, || conv2d_backward_weight(&g, &x, &dy, &mut dw)),
+                    if on("fwd") {
+                        best(reps, || conv2d_forward(&g, &x, &w, None, &mut y))
+                    } else {
+                        f64::NAN
+                    },
+                    if on("in") {
+                        best(reps, || conv2d_backward_input(&g, &dy, &w, None, &mut dx))
+                    } else {
+                        f64::NAN
+                    },
+                    if on("w") {
+                        best(reps, || conv2d_backward_weight(&g, &x, &dy, &mut dw))
+                    } else {
+                        f64::NAN
+                    },
                 )
             });
             println!(

@@ -290,7 +290,13 @@ pub(super) fn im2col_rows<T: Element>(
 
 /// Fold `cols` back into one image `dx` (`[c, h, w]`), adding overlapping taps; `buf`
 /// holds the padded image while folding (unused without padding).
-pub(super) fn col2im<T: Element>(g: &ConvGeom, cols: &[T], buf: &mut [T], dx: &mut [T]) {
+pub(super) fn col2im<T: Element>(
+    g: &ConvGeom,
+    cols: &[T],
+    buf: &mut [T],
+    dx: &mut [T],
+    offsets: Option<(&[u32], usize)>,
+) {
     let ([hp, wp], [sh, sw], [dh, dw]) = (g.padded_hw(), g.stride, g.dilation);
     let (p, ow) = (g.p(), g.ow);
     let unpadded = g.padding == [0, 0];
@@ -299,13 +305,20 @@ pub(super) fn col2im<T: Element>(g: &ConvGeom, cols: &[T], buf: &mut [T], dx: &m
     if sw >= 2 {
         // Through the offset table, as in `im2col_rows`; each element still receives its
         // taps in (c, i, j, y, x) order.
-        let (idx, span) = tap_offsets(g);
+        let own;
+        let (idx, span) = match offsets {
+            Some(o) => o,
+            None => {
+                own = tap_offsets(g);
+                (&own.0[..], own.1)
+            }
+        };
         for c in 0..g.c {
             for t in 0..g.kh * g.kw {
                 let (i, j) = (t / g.kw, t % g.kw);
                 let row = &cols[(c * g.kh * g.kw + t) * p..][..p];
                 let dst = &mut acc[(c * hp + i * dh) * wp + j * dw..][..span];
-                row.iter().zip(&idx).for_each(|(&s, &o)| dst[o as usize] += s);
+                row.iter().zip(idx).for_each(|(&s, &o)| dst[o as usize] += s);
             }
         }
     }
@@ -331,12 +344,16 @@ pub(super) fn col2im<T: Element>(g: &ConvGeom, cols: &[T], buf: &mut [T], dx: &m
 }
 
 /// The offset of every output pixel's tap from the tap's first pixel in a padded plane
-/// (`y·sh·wp + x·sw` for pixel `y·ow + x`), and one past the largest.
+/// (`y·sh·wp + x·sw` for pixel `y·ow + x`), and one past the largest. Callers compute it
+/// once per call, not per image: a per-image table (an allocation that grew by
+/// reallocation) contended for the allocator's lock across threads and made the conv
+/// autoencoder's 1 → 16 input gradient slower on two threads than on one.
 pub(super) fn tap_offsets(g: &ConvGeom) -> (Vec<u32>, usize) {
     let (wp, [sh, sw]) = (g.padded_hw()[1], g.stride);
-    let idx: Vec<u32> = (0..g.oh)
-        .flat_map(|y| (0..g.ow).map(move |x| (y * sh * wp + x * sw) as u32))
-        .collect();
+    let mut idx = Vec::with_capacity(g.oh * g.ow);
+    for y in 0..g.oh {
+        idx.extend((0..g.ow).map(|x| (y * sh * wp + x * sw) as u32));
+    }
     let span = idx.last().map_or(0, |&o| o as usize + 1);
     (idx, span)
 }
@@ -529,7 +546,7 @@ mod tests {
             let back: Vec<f64> = cols.iter().map(|v| v * 2.0 + 1.0).collect();
             let mut dx = vec![f64::NAN; x.len()];
             let mut buf = vec![f64::NAN; g.c * hp * wp];
-            col2im(&g, &back, &mut buf, &mut dx);
+            col2im(&g, &back, &mut buf, &mut dx, None);
             for (i, (a, b)) in dx.iter().zip(&dx_want).enumerate() {
                 assert!((a - b).abs() < 1e-12, "{g:?} col2im at {i}: {a} vs {b}");
             }

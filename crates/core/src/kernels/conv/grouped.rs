@@ -150,11 +150,13 @@ pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
     let group = local_images(g);
     let (cols, dys) = (Pool::new(g.c * g.kh * g.kw * group * p), Pool::new(g.o * group * p));
     let base = Disjoint::new(&mut dx[..g.n * img]);
+    let table = (g.stride[1] >= 2).then(|| tap_offsets(g));
     run_tiles(g.n.div_ceil(group), threads(g), &|task| {
         let n0 = task * group;
         let count = group.min(g.n - n0);
         let ld = count * p;
         let (mut c, mut dyg) = (cols.take(), dys.take());
+        let mut acc = Vec::new();
         gather(dy, g.o, p, n0, count, &mut dyg, 1);
         for gi in 0..g.groups {
             // `w` of this conv group read as its transpose, `k × og`.
@@ -170,7 +172,7 @@ pub(super) fn backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: 
         // SAFETY: as in `forward`.
         let dx = unsafe { base.range(n0 * img, count * img) };
         for (i, dxi) in dx.chunks_mut(img).enumerate() {
-            fold(g, &c, ld, i * p, dxi);
+            fold(g, &c, ld, i * p, dxi, table.as_ref(), &mut acc);
             if let Some(b) = bias {
                 for (plane, &bv) in dxi.chunks_mut(g.h * g.w).zip(b) {
                     plane.iter_mut().for_each(|v| *v += bv);
@@ -207,24 +209,33 @@ pub(super) fn gather<T: Element>(
 
 /// Fold one image's columns (`cols` laid out `[c·kh·kw, ld]`, its pixels from column
 /// `first`) into `dx` (`[c, h, w]`), adding overlapping taps in channel-then-tap order and
-/// skipping the taps that fall in the padding.
-fn fold<T: Element>(g: &ConvGeom, cols: &[T], ld: usize, first: usize, dx: &mut [T]) {
+/// skipping the taps that fall in the padding. Strided layers fold through `table`
+/// ([`tap_offsets`], computed once per call) into `acc`, a padded plane reused per task.
+fn fold<T: Element>(
+    g: &ConvGeom,
+    cols: &[T],
+    ld: usize,
+    first: usize,
+    dx: &mut [T],
+    table: Option<&(Vec<u32>, usize)>,
+    acc: &mut Vec<T>,
+) {
     let ([sh, sw], [dh, dw], [ph, pw]) = (g.stride, g.dilation, g.padding);
     let (p, ow, plane) = (g.p(), g.ow, g.h * g.w);
-    if sw >= 2 {
+    if let Some((idx, span)) = table.filter(|_| sw >= 2) {
         // Into a padded plane through the offset table (see `geom::tap_offsets`), then its
         // interior out: one bounds-checked element every sw-th ran row by row at DCGAN's
         // 7-wide rows. Each element gets its taps in (i, j, y, x) order from zero, as below.
         let [hp, wp] = g.padded_hw();
-        let (idx, span) = tap_offsets(g);
-        let mut acc = vec![T::ZERO; hp * wp];
+        let span = *span;
+        acc.resize(hp * wp, T::ZERO);
         for (c, dxc) in dx.chunks_mut(plane).take(g.c).enumerate() {
             acc.fill(T::ZERO);
             for t in 0..g.kh * g.kw {
                 let (i, j) = (t / g.kw, t % g.kw);
                 let row = &cols[(c * g.kh * g.kw + t) * ld + first..][..p];
                 let dst = &mut acc[i * dh * wp + j * dw..][..span];
-                row.iter().zip(&idx).for_each(|(&s, &o)| dst[o as usize] += s);
+                row.iter().zip(idx).for_each(|(&s, &o)| dst[o as usize] += s);
             }
             for (r, row) in dxc.chunks_mut(g.w).enumerate() {
                 row.copy_from_slice(&acc[(r + ph) * wp + pw..][..g.w]);

@@ -7,7 +7,7 @@
 //! the GEMM far faster than one column matrix for the whole batch). A single image runs
 //! its GEMMs multi-threaded instead. Per-image results never depend on the split.
 
-use super::geom::{col2im, im2col, padded, per_image, rows, ConvGeom};
+use super::geom::{col2im, im2col, padded, per_image, rows, tap_offsets, ConvGeom};
 use crate::kernels::matmul::{gemm, Mat};
 use crate::Element;
 
@@ -53,6 +53,7 @@ pub(super) fn im2col_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T],
     let img = g.o * p;
     let plane = g.h * g.w;
     let pointwise = g.is_pointwise();
+    let offsets = (g.stride[1] >= 2).then(|| tap_offsets(g));
     // The columns for one group, then folded: a pointwise convolution writes dx directly.
     per_image(g, dx, g.cols_len() + g.pad_len(), |n, dxi, scratch| {
         let dyi = &dy[n * img..(n + 1) * img];
@@ -72,7 +73,7 @@ pub(super) fn im2col_backward_input<T: Element>(g: &ConvGeom, dy: &[T], w: &[T],
             gemm(k, p, og, wt, rows(dyi, gi * og * p, p), dst, false, threads);
         }
         if !pointwise {
-            col2im(g, cols, buf, dxi);
+            col2im(g, cols, buf, dxi, offsets.as_ref().map(|(i, s)| (&i[..], *s)));
         }
         if let Some(b) = bias {
             for (pl, &bv) in dxi.chunks_mut(plane).zip(b) {
