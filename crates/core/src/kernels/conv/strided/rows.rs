@@ -9,29 +9,35 @@ use crate::kernels::simd::Lanes;
 
 /// `w` elements from `src` to `dst`, plus `b` if `ADD` (else a bitwise copy): whole
 /// vectors, then one masked one (the rows are short, where a library `memcpy` call per row
-/// cost more than the copy).
+/// cost more than the copy). The tail's length depends on `w` alone, so a caller's loop
+/// over rows computes its mask once.
 #[inline(always)]
 pub(super) unsafe fn copy_row<V: Lanes, const ADD: bool>(src: *const f32, w: usize, b: V, dst: *mut f32) {
     // SAFETY: the caller runs this with the level's features on.
     let add = |v: V| if ADD { unsafe { v.add(b) } } else { v };
+    let whole = w / V::L * V::L;
     let mut i = 0;
     // SAFETY: the caller's contract: `src[..w]` readable, `dst[..w]` writable.
     unsafe {
-        while i + V::L <= w {
+        while i < whole {
             add(V::loadu(src.add(i))).storeu(dst.add(i));
             i += V::L;
         }
-        if i < w {
-            add(V::load(src, i as isize, w)).store(dst.add(i), w - i);
+        if whole < w {
+            add(V::load(src.add(whole), 0, w - whole)).store(dst.add(whole), w - whole);
         }
     }
 }
 
-/// `vector::Job::Deinterleave`: whole pairs of vectors, then one masked pair per row.
+/// `vector::Job::Deinterleave`: whole pairs of vectors, then one masked pair per row. The
+/// tail's lengths are fixed per call and computed before the rows, so its masks are too
+/// (computed per row, they took most of the split of the conv autoencoder's 14-wide rows).
 #[inline(always)]
 pub(super) unsafe fn deinterleave<V: Lanes>(src: *const f32, w: usize, to: &[[usize; 2]], dst: *mut f32) {
     let l = V::L;
     let whole = w / (2 * l) * 2 * l;
+    let m = w - whole;
+    let (m1, m2, ne, no) = (m.min(l), m.saturating_sub(l), m.div_ceil(2), m / 2);
     // SAFETY: the caller's contract: rows of `w` in `src`, their halves' room in `dst`.
     unsafe {
         for (r, &[e, o]) in to.iter().enumerate() {
@@ -43,18 +49,18 @@ pub(super) unsafe fn deinterleave<V: Lanes>(src: *const f32, w: usize, to: &[[us
                 ov.storeu(dst.add(o + i / 2));
                 i += 2 * l;
             }
-            if i < w {
-                let (a, b) = (V::load(row, i as isize, w), V::load(row, (i + l) as isize, w));
+            if m > 0 {
+                let (a, b) = (V::load(row.add(whole), 0, m1), V::load(row.add(whole + l), 0, m2));
                 let (ev, ov) = V::even_odd(a, b);
-                let m = w - i;
-                ev.store(dst.add(e + i / 2), m.div_ceil(2));
-                ov.store(dst.add(o + i / 2), m / 2);
+                ev.store(dst.add(e + whole / 2), ne);
+                ov.store(dst.add(o + whole / 2), no);
             }
         }
     }
 }
 
-/// `vector::Job::Interleave`: whole pairs of vectors, then one masked pair per row.
+/// `vector::Job::Interleave`: whole pairs of vectors, then one masked pair per row (its
+/// lengths computed before the rows, as in [`deinterleave`]).
 #[inline(always)]
 pub(super) unsafe fn interleave<V: Lanes>(
     src: *const f32,
@@ -66,6 +72,8 @@ pub(super) unsafe fn interleave<V: Lanes>(
 ) {
     let l = V::L;
     let whole = w / (2 * l) * 2 * l;
+    let m = w - whole;
+    let (ne, no, m1, m2) = (m.div_ceil(2), m / 2, m.min(l), m.saturating_sub(l));
     // SAFETY: the caller's contract: the halves in `src`, rows of `w` in `dst`.
     unsafe {
         for (r, &[e, o]) in from.iter().enumerate() {
@@ -80,15 +88,13 @@ pub(super) unsafe fn interleave<V: Lanes>(
                 hi.storeu(row.add(i + l));
                 i += 2 * l;
             }
-            if i < w {
-                let m = w - i;
-                let (ne, no) = (m.div_ceil(2), m / 2);
-                let ev = V::load(src.add(e + i / 2), 0, ne).add(bv);
-                let ov = V::load(src.add(o + i / 2), 0, no).add(bv);
+            if m > 0 {
+                let ev = V::load(src.add(e + whole / 2), 0, ne).add(bv);
+                let ov = V::load(src.add(o + whole / 2), 0, no).add(bv);
                 let (lo, hi) = V::interleave(ev, ov);
-                lo.store(row.add(i), m.min(l));
-                if m > l {
-                    hi.store(row.add(i + l), m - l);
+                lo.store(row.add(whole), m1);
+                if m2 > 0 {
+                    hi.store(row.add(whole + l), m2);
                 }
             }
         }
