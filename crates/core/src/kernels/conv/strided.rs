@@ -2,9 +2,9 @@
 //! router sends layers with 8–32 channels on one side, or 8–64 on both, here (the conv
 //! autoencoder's 16→32 3×3 layer, fcn_small's 16→32, 32→64 and 64→64, and their transposed
 //! convolutions; the last one's forward pass (routed to grouped im2col first) and weight
-//! gradient (see [`backward_weight`]) stay on im2col);
-//! one-channel layers (1→16, DCGAN's 1→64) stay on im2col,
-//! which measured as fast ([`applies`]). There im2col + GEMM runs products of a few dozen columns, with columns
+//! gradient (see [`backward_weight`]) stay on im2col); one-channel layers (1→16, DCGAN's
+//! 1→64) take their weight gradient here, and the forward pass with up to 32 maps
+//! ([`applies`]). There im2col + GEMM runs products of a few dozen columns, with columns
 //! gathered at stride 2, and single-channel layers barely use the GEMM at all.
 //!
 //! A stride-2 correlation reads, for each tap, every other pixel of the padded input. Split
@@ -61,8 +61,9 @@ const DOTS_FLOATS: usize = 1 << 17;
 /// ([`Job::Dots`]) rather than outer products along the output channels ([`Job::Outer`]):
 /// fcn_small's 32 → 64 layer at 32×32 (rows of 272) ran 5.9 → 3.7 ms at batch 32, one
 /// thread; the conv autoencoder's 16 → 32 at 14×14 (rows of 64, a quarter of them
-/// dropped columns) ran 1.0 → 1.6 ms.
-const DOTS_MIN_LEN: usize = 256;
+/// dropped columns) ran 1.0 → 1.6 ms; its 1 → 16 and DCGAN's 1 → 64 at 28×28 (rows of
+/// 224) 0.45 → 0.23 and 1.70 → 1.10 ms (im2col: 0.33 and 1.37 ms), batch 128.
+const DOTS_MIN_LEN: usize = 192;
 
 /// Floats one image's prepared buffers may take (so a tile's buffers stay in cache).
 const IMAGE_FLOATS: usize = 1 << 18;
@@ -76,11 +77,21 @@ fn level() -> Option<Isa> {
 }
 
 /// Whether `g` takes this path (for f32 data): [`suits`] it, with at least 8 channels on
-/// both sides. With one input or output channel the products have one row, and the
-/// general path ran as fast or faster (1→16, 28→14, batch 128, one thread: forward 0.25
-/// ms both, input gradient 0.34 vs 0.28 ms, weight gradient 0.45 vs 0.36 ms).
+/// both sides. With one output channel the input gradient's products have one row, and
+/// im2col ran as fast or faster (1 → 16, 28 → 14, batch 128, one thread: 0.25 vs 0.22
+/// ms); single-channel inputs take the forward pass and weight gradient only
+/// ([`one_channel`]).
 pub(super) fn applies(g: &ConvGeom) -> bool {
     g.c >= 8 && g.o >= 8 && suits(g)
+}
+
+/// Whether a single-channel layer takes this path for the pass: the weight gradient with 8
+/// output channels or more (by [`Job::Dots`], see [`DOTS_MIN_LEN`]); the forward pass with
+/// 8 to 32, whose im2col products are too short to run well (the conv autoencoder's 1 →
+/// 16 at 28 × 28, batch 128, one thread: 0.24 → 0.15 ms; DCGAN's 1 → 64 ran 0.82 ms on
+/// im2col and 0.88 here, and stays there).
+fn one_channel(g: &ConvGeom, forward: bool) -> bool {
+    g.c == 1 && g.o >= 8 && (!forward || g.o <= 32) && suits(g)
 }
 
 /// Whether the kernels here can run `g`: stride 2, no dilation, one group, kernels up to
@@ -291,7 +302,7 @@ impl Backward {
 /// [`conv2d_forward`](super::conv2d_forward) for f32 layers that suit it; `false` (doing
 /// nothing) otherwise.
 pub(super) fn forward<T: Element>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) -> bool {
-    applies(g) && forward_any(g, x, w, bias, out)
+    (applies(g) || one_channel(g, true)) && forward_any(g, x, w, bias, out)
 }
 
 /// [`forward`] for any shape the kernels [`suits`].
@@ -406,7 +417,7 @@ fn backward_input_any<T: Element>(g: &ConvGeom, dy: &[T], w: &[T], bias: Option<
 /// ran faster (fcn_small's 64→64 16→8, batch 32, one thread: 1.9 ms, against 3.6 ms by
 /// outer products and 2.4 ms by dot products).
 pub(super) fn backward_weight<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) -> bool {
-    applies(g) && (g.c <= 32 || g.o <= 32) && backward_weight_any(g, x, dy, dw)
+    (applies(g) && (g.c <= 32 || g.o <= 32) || one_channel(g, false)) && backward_weight_any(g, x, dy, dw)
 }
 
 /// [`backward_weight`] for any shape the kernels [`suits`].
