@@ -51,6 +51,11 @@ const TILE_MACS: usize = 1 << 18;
 /// Floats of prepared buffers per weight-gradient chunk (about 256 KiB, in L2).
 const CHUNK_FLOATS: usize = 1 << 16;
 
+/// Chunks the weight gradient's dot products split a batch into at least (where it has the
+/// images): small images fit dozens in [`DOTS_FLOATS`], and five chunks of the conv
+/// autoencoder's 1 → 16 layer left one thread idle for a fifth of the pass.
+const MIN_CHUNKS: usize = 8;
+
 /// Floats of prepared buffers per chunk of the weight gradient's dot products (about 512
 /// KiB): one image of fcn_small's 16 → 32 layer at 64×64, whose four output-gradient rows
 /// of a block then stay in L1 from one block of taps to the next (two images ran 5%
@@ -437,7 +442,9 @@ fn backward_weight_any<T: Element>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]
     // The output gradient "wide", as the forward pass computes it: row `y` at `y · wps`,
     // zeros in the columns past `ow` so the taps' extra elements add nothing.
     let dys = g.o * f.len;
-    let per = (DOTS_FLOATS / (f.src_len + dys)).clamp(1, g.n);
+    let per = (DOTS_FLOATS / (f.src_len + dys))
+        .clamp(1, g.n)
+        .min(g.n.div_ceil(MIN_CHUNKS));
     let chunks = g.n.div_ceil(per);
     let size = g.o * taps;
     let mut partials = vec![0f32; chunks * size];
@@ -541,9 +548,15 @@ fn backward_weight_outer(g: &ConvGeom, f: Forward, level: Isa, x: &[f32], dy: &[
         srcs.put(src);
         dyts.put(dyt);
     });
+    // The chunks' partials summed in chunk order, whole rows at a time (element by element
+    // down the chunks, this ran on one thread for about 50 µs per call), then transposed.
+    let (sum, rest) = partials.split_at_mut(size);
+    for part in rest.chunks_exact(size) {
+        sum.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
+    }
     for (o, row) in dw[..g.o * taps].chunks_mut(taps).enumerate() {
         for (t, d) in row.iter_mut().enumerate() {
-            *d = (0..chunks).map(|ch| partials[ch * size + t * lanes + o]).sum();
+            *d = sum[t * lanes + o];
         }
     }
     true
