@@ -1,6 +1,8 @@
 //! The conv autoencoder's small ops at batch 128 (f32): its two linear layers forward and
 //! backward, ReLU on the decoder's linear output, and the MSE loss `((y − x)²).mean()`
-//! forward and backward: `cargo run --release -p nabla-core --example ae_small_ops`.
+//! forward and backward, and its convolutions' bias gradients (sums per channel of
+//! `[128, 16, 14, 14]` and `[128, 32, 7, 7]`):
+//! `cargo run --release -p nabla-core --example ae_small_ops`.
 //! Best of `REPS` runs (default 20) in milliseconds; `CPU=1` times the process's CPU time.
 
 use nabla_core::{DType, Generator, Tensor};
@@ -37,4 +39,12 @@ fn main() {
         drop(d.square().unwrap().mean_all().unwrap().backward().unwrap());
     });
     println!("mse 128x784 forward+backward {mse:.3} ms");
+    for [o, hw] in [[16, 14], [32, 7]] {
+        let dy: Vec<f32> = (0..n * o * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut db = vec![0f32; o];
+        let t = best(reps, || {
+            nabla_core::kernels::conv::bias_grad(&dy, n, o, hw * hw, &mut db)
+        });
+        println!("bias gradient [{n}, {o}, {hw}, {hw}] {t:.3} ms");
+    }
 }

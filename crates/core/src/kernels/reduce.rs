@@ -66,6 +66,51 @@ pub fn sum<T: Element>(x: &[T]) -> T {
     T::from_f64(total)
 }
 
+/// Lanes of [`PlaneSums`]: one AVX-512 register of f32. Planes are short (a convolution
+/// output's pixels, 49 to a few thousand), so fewer accumulators leave less to fold.
+const PLANE_LANES: usize = 16;
+
+/// The sum in f64 of each `p`-element plane of `x` into `out`, as [`SumLoop`] does (f32
+/// runs of [`RUN`] per lane widened to f64), with one vector of accumulators folded
+/// pairwise: a bias gradient's thousands of short planes, summed one [`sum`] call each,
+/// spent most of their time folding 32 lanes in order and dispatching.
+pub(crate) struct PlaneSums<'a, T> {
+    /// The planes, back to back.
+    pub(crate) x: &'a [T],
+    /// Elements per plane (at least one).
+    pub(crate) p: usize,
+    /// One sum per plane.
+    pub(crate) out: &'a mut [f64],
+}
+
+impl<T: Element> Loop for PlaneSums<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        const L: usize = PLANE_LANES;
+        for (s, plane) in self.out.iter_mut().zip(self.x.chunks_exact(self.p)) {
+            let mut wide = [0.0f64; L];
+            let (runs, rest) = plane.as_chunks::<{ L * RUN }>();
+            let (chunks, tail) = rest.as_chunks::<L>();
+            for run in runs.iter().map(|r| &r[..]).chain([chunks.as_flattened()]) {
+                let mut acc = [T::ZERO; L];
+                for c in run.as_chunks::<L>().0 {
+                    for i in 0..L {
+                        acc[i] += c[i];
+                    }
+                }
+                for i in 0..L {
+                    wide[i] += acc[i].to_f64();
+                }
+            }
+            let h: [f64; 8] = std::array::from_fn(|i| wide[i] + wide[i + 8]);
+            let q: [f64; 4] = std::array::from_fn(|i| h[i] + h[i + 4]);
+            let total = (q[0] + q[2]) + (q[1] + q[3]);
+            *s = tail.iter().fold(total, |s, v| s + v.to_f64());
+        }
+    }
+}
+
 struct LaneFold<'a, T, F> {
     x: &'a [T],
     init: T,
@@ -224,6 +269,38 @@ mod tests {
             assert_eq!(sum(&x) as i64, exact, "n = {n}");
             let y: Vec<f64> = x.iter().map(|&v| v as f64).collect();
             assert_eq!(sum(&y) as i64, exact, "n = {n} (f64)");
+        }
+    }
+
+    #[test]
+    fn plane_sums_count_every_element_once_at_every_level() {
+        // Small integers sum exactly, so any lost or repeated element shows; plane lengths
+        // around the lanes and the f32 runs (16 and 256), and a bias gradient's 49 and 196.
+        for level in cpu::supported() {
+            for p in [1, 15, 16, 17, 49, 196, 255, 256, 257, 784, 1000] {
+                let x: Vec<f32> = (0..3 * p).map(|i| (i % 7) as f32 - 2.0).collect();
+                let exact: Vec<f64> = x.chunks(p).map(|c| c.iter().map(|&v| v as f64).sum()).collect();
+                let mut got = vec![f64::NAN; 3];
+                vectorized(
+                    level,
+                    PlaneSums {
+                        x: &x,
+                        p,
+                        out: &mut got,
+                    },
+                );
+                assert_eq!(got, exact, "{level} p = {p}");
+                let y: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                vectorized(
+                    level,
+                    PlaneSums {
+                        x: &y,
+                        p,
+                        out: &mut got,
+                    },
+                );
+                assert_eq!(got, exact, "{level} p = {p} (f64)");
+            }
         }
     }
 

@@ -144,6 +144,7 @@ pub fn bias_grad<T: Element>(dy: &[T], n: usize, o: usize, p: usize, db: &mut [T
     // added per channel in image order in f64.
     let mut sums = vec![0f64; n * o];
     let per_tile = (super::BLOCK / p).max(1);
+    let isa = crate::cpu::isa();
     let threads = super::par::threads_for(n * o * p, super::PAR_THRESHOLD);
     let base = super::par::Disjoint::new(&mut sums);
     super::matmul::run_tiles((n * o).div_ceil(per_tile), threads, &|t| {
@@ -151,9 +152,8 @@ pub fn bias_grad<T: Element>(dy: &[T], n: usize, o: usize, p: usize, db: &mut [T
         let count = per_tile.min(n * o - first);
         // SAFETY: tile t alone writes sums[first..first + count].
         let out = unsafe { base.range(first, count) };
-        for (s, plane) in out.iter_mut().zip(dy[first * p..].chunks(p)) {
-            *s = super::reduce::sum(plane).to_f64();
-        }
+        let x = &dy[first * p..(first + count) * p];
+        vectorized(isa, super::reduce::PlaneSums { x, p, out });
     });
     for (c, d) in db[..o].iter_mut().enumerate() {
         *d = T::from_f64((0..n).map(|i| sums[i * o + c]).sum());
