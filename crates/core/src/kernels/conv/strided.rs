@@ -220,16 +220,37 @@ impl Backward {
         let last = [(g.h - 1 + ph) / S, (g.w - 1 + pw) / S];
         let hd = last[0].max(g.oh - 1) + pad[0] + 1;
         let wd = last[1].max(g.ow - 1) + pad[1] + 1;
-        let len = ((last[0] + 1) * wd).next_multiple_of(ROUND);
+        // Each phase's result starts at the first element the input reaches (phase row
+        // `a`'s first `y`, column `b`'s first `x`) and spans to its last: with padding 1
+        // one phase in two leaves its first row or column unused, and a result from the
+        // origin ran 80 wide where 64 do (the conv autoencoder's 16 → 32 at 14 × 14).
+        let reach = |a: usize, size: usize, pad: usize| {
+            let first = (a + S - pad % S) % S;
+            (first < size).then(|| ((first + pad) / S, (first + (size - 1 - first) / S * S + pad) / S))
+        };
+        let spans: Vec<(usize, usize)> = (0..S * S)
+            .map(|p| match (reach(p / S, g.h, ph), reach(p % S, g.w, pw)) {
+                (Some((y0, y1)), Some((x0, x1))) => (y0 * wd + x0, (y1 - y0) * wd + x1 - x0 + 1),
+                _ => (0, 0),
+            })
+            .collect();
+        let len = spans
+            .iter()
+            .map(|s| s.1)
+            .max()
+            .unwrap_or(0)
+            .max(1)
+            .next_multiple_of(ROUND);
         let mut phases = Vec::with_capacity(S * S);
         let mut most = 0;
         for a in 0..S {
             for b in 0..S {
+                let start = spans[a * S + b].0;
                 let mut off = Vec::new();
                 for o in 0..g.o {
                     for m in (0..).take_while(|m| a + S * m < g.kh) {
                         for l in (0..).take_while(|l| b + S * l < g.kw) {
-                            off.push(o * hd * wd + (pad[0] - m) * wd + pad[1] - l);
+                            off.push(o * hd * wd + (pad[0] - m) * wd + pad[1] - l + start);
                         }
                     }
                 }
@@ -239,7 +260,9 @@ impl Backward {
         }
         let dy_len = (g.o * hd * wd).max(most);
         let [(be, xe), (bo, xo)] = [pw, pw + 1].map(|x| (x % S, x / S));
-        let at = |a: usize, b: usize, c: usize, y: usize, x: usize| ((a * S + b) * g.c + c) * len + y * wd + x;
+        let at = |a: usize, b: usize, c: usize, y: usize, x: usize| {
+            ((a * S + b) * g.c + c) * len + y * wd + x - spans[a * S + b].0
+        };
         let mut rows = Vec::with_capacity(g.c * g.h);
         for c in 0..g.c {
             for h in 0..g.h {
