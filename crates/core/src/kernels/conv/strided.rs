@@ -34,7 +34,7 @@ use super::geom::{f32s, f32s_mut, ConvGeom, Pool};
 use crate::cpu::Isa;
 use crate::kernels::par::{run_tiles, threads_for, Disjoint};
 use crate::Element;
-use vector::{run, Job};
+use vector::{run, Job, Table};
 
 /// Row lengths are rounded up to this (a multiple of every level's lanes).
 const ROUND: usize = 16;
@@ -133,7 +133,7 @@ struct Forward {
     /// Width of a phase image.
     wps: usize,
     /// Where tap `(c, i, j)` (in the weights' order) starts in an image's phase buffer.
-    off: Vec<usize>,
+    off: Table<1>,
     /// Elements of one image's phase buffer, with the slack the last taps read.
     src_len: usize,
     /// Wide output row length, rounded up.
@@ -141,9 +141,9 @@ struct Forward {
     /// Per input row `(c, h)`: where its even and odd elements go in the phase buffer
     /// (row by row, both phase images' rows at once: a table of destinations per pixel
     /// cost a third of the forward pass at 64×64).
-    rows: Vec<[usize; 2]>,
+    rows: Table<2>,
     /// Per output row `(o, y)`: where it starts in the wide results, `o · len + y · wps`.
-    out_rows: Vec<usize>,
+    out_rows: Table<1>,
 }
 
 impl Forward {
@@ -175,11 +175,11 @@ impl Forward {
         let out_rows = (0..g.o * g.oh).map(|r| r / g.oh * len + r % g.oh * wps).collect();
         Forward {
             wps,
-            off,
+            off: Table::of(off),
             src_len,
             len,
-            rows,
-            out_rows,
+            rows: Table::new(rows),
+            out_rows: Table::of(out_rows),
         }
     }
 
@@ -203,11 +203,11 @@ struct Backward {
     /// Wide result row length, rounded up.
     len: usize,
     /// Per phase `(a, b)`: the taps' offsets and their weights `[taps, c]`.
-    phases: Vec<(Vec<usize>, Vec<f32>)>,
+    phases: Vec<(Table<1>, Vec<f32>)>,
     /// Per input row `(c, h)`: where its even and odd elements are in the wide results.
-    rows: Vec<[usize; 2]>,
+    rows: Table<2>,
     /// Per output-gradient row `(o, y)`: where it goes in the padded output gradient.
-    dy_rows: Vec<usize>,
+    dy_rows: Table<1>,
 }
 
 impl Backward {
@@ -255,7 +255,7 @@ impl Backward {
                     }
                 }
                 most = off.iter().fold(most, |x, &o| x.max(o + len));
-                phases.push((off, Vec::new()));
+                phases.push((Table::of(off), Vec::new()));
             }
         }
         let dy_len = (g.o * hd * wd).max(most);
@@ -277,8 +277,8 @@ impl Backward {
             dy_len,
             len,
             phases,
-            rows,
-            dy_rows,
+            rows: Table::new(rows),
+            dy_rows: Table::of(dy_rows),
         }
     }
 
@@ -524,7 +524,7 @@ fn backward_weight_outer(g: &ConvGeom, f: Forward, level: Isa, x: &[f32], dy: &[
     let lanes = g.o.next_multiple_of(ROUND);
     let dys = p * lanes;
     // Where each output pixel sits in a tap's row of the phase images.
-    let q: Vec<usize> = (0..p).map(|i| i / g.ow * f.wps + i % g.ow).collect();
+    let q = Table::of((0..p).map(|i| i / g.ow * f.wps + i % g.ow).collect());
     let per = (CHUNK_FLOATS / (f.src_len + dys)).clamp(1, g.n);
     let chunks = g.n.div_ceil(per);
     let size = taps * lanes;
