@@ -175,13 +175,17 @@ fn training_on_squares_lowers_the_loss_and_finds_them() {
     .unwrap();
     let mut first = Vec::new();
     let mut last = Vec::new();
-    for step in 0..100 {
+    // 150 steps: at 100, a change in the last bits of the bias gradients (2026-12-07) left
+    // one square at score 0.43 where the old bits gave over 0.5; at 150 every square scores
+    // 0.96 or more, so the check is on learning, not on one trajectory's luck.
+    let steps = 150;
+    for step in 0..steps {
         let loss = m.losses(&x, &t, &mut g).unwrap().total().unwrap();
         let v = loss.item().unwrap();
         if step < 5 {
             first.push(v);
         }
-        if step >= 95 {
+        if step >= steps - 5 {
             last.push(v);
         }
         opt.step(&loss.backward().unwrap()).unwrap();
