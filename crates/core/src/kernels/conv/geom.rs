@@ -9,6 +9,7 @@
 use crate::kernels::matmul::{Mat, PAR_FLOPS};
 use crate::kernels::par;
 use crate::Element;
+use std::borrow::Cow;
 use std::sync::Mutex;
 
 /// Output size along one dimension of a window sweep, PyTorch's formula for convolution
@@ -244,20 +245,13 @@ pub(super) fn im2col_rows<T: Element>(
         // Every tap's row is the same pattern of offsets from its first pixel: gather
         // through one table instead of row by row (rows of 7 strided elements at a time
         // took a quarter of the conv autoencoder's step).
-        let own;
-        let (idx, span) = match offsets {
-            Some(o) => o,
-            None => {
-                own = tap_offsets(g);
-                (&own.0[..], own.1)
-            }
-        };
+        let (idx, span) = tap_table(g, offsets);
         for c in chans {
             for i in 0..g.kh {
                 for j in 0..g.kw {
                     let row = &mut cols[(((c - c0) * g.kh + i) * g.kw + j) * ld + first..][..p];
                     let src = &xp[(c * hp + i * dh) * wp + j * dw..][..span];
-                    row.iter_mut().zip(idx).for_each(|(d, &o)| *d = src[o as usize]);
+                    row.iter_mut().zip(idx.iter()).for_each(|(d, &o)| *d = src[o as usize]);
                 }
             }
         }
@@ -305,20 +299,13 @@ pub(super) fn col2im<T: Element>(
     if sw >= 2 {
         // Through the offset table, as in `im2col_rows`; each element still receives its
         // taps in (c, i, j, y, x) order.
-        let own;
-        let (idx, span) = match offsets {
-            Some(o) => o,
-            None => {
-                own = tap_offsets(g);
-                (&own.0[..], own.1)
-            }
-        };
+        let (idx, span) = tap_table(g, offsets);
         for c in 0..g.c {
             for t in 0..g.kh * g.kw {
                 let (i, j) = (t / g.kw, t % g.kw);
                 let row = &cols[(c * g.kh * g.kw + t) * p..][..p];
                 let dst = &mut acc[(c * hp + i * dh) * wp + j * dw..][..span];
-                row.iter().zip(idx).for_each(|(&s, &o)| dst[o as usize] += s);
+                row.iter().zip(idx.iter()).for_each(|(&s, &o)| dst[o as usize] += s);
             }
         }
     }
@@ -356,6 +343,17 @@ pub(super) fn tap_offsets(g: &ConvGeom) -> (Vec<u32>, usize) {
     }
     let span = idx.last().map_or(0, |&o| o as usize + 1);
     (idx, span)
+}
+
+/// The caller's [`tap_offsets`], or the table built here when it has none.
+fn tap_table<'a>(g: &ConvGeom, offsets: Option<(&'a [u32], usize)>) -> (Cow<'a, [u32]>, usize) {
+    match offsets {
+        Some((idx, span)) => (Cow::Borrowed(idx), span),
+        None => {
+            let (idx, span) = tap_offsets(g);
+            (Cow::Owned(idx), span)
+        }
+    }
 }
 
 /// Multiply-adds per tile of images that [`per_image`] hands to a thread: tens of

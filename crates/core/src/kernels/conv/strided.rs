@@ -28,13 +28,15 @@
 //! depend on the thread count.
 
 mod rows;
+mod table;
 mod vector;
 
 use super::geom::{f32s, f32s_mut, ConvGeom, Pool};
 use crate::cpu::Isa;
 use crate::kernels::par::{run_tiles, threads_for, Disjoint};
 use crate::Element;
-use vector::{run, Job, Table};
+use table::Table;
+use vector::{run, Job};
 
 /// Row lengths are rounded up to this (a multiple of every level's lanes).
 const ROUND: usize = 16;

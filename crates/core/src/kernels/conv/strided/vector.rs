@@ -5,6 +5,7 @@
 //! (the caller rounds lengths up to [`super::ROUND`] and leaves finite slack behind).
 
 use super::rows::{copy_row, deinterleave, interleave};
+use super::table::Table;
 use crate::cpu::Isa;
 use crate::kernels::simd::Lanes;
 #[cfg(target_arch = "aarch64")]
@@ -366,59 +367,6 @@ unsafe fn dispatch<
                 }
             }
         }
-    }
-}
-
-/// A table of offsets into a buffer (row starts, tap starts; `K` parts per entry) with each
-/// part's largest entry, found once when built: a job checks its bounds against the maxima
-/// instead of entry by entry (checked per image, that was 2–4% of the conv autoencoder's
-/// epoch).
-pub(super) struct Table<const K: usize> {
-    at: Vec<[usize; K]>,
-    max: [usize; K],
-}
-
-impl<const K: usize> Table<K> {
-    /// The table of `at`.
-    pub(super) fn new(at: Vec<[usize; K]>) -> Self {
-        let mut max = [0; K];
-        for e in &at {
-            for (m, &v) in max.iter_mut().zip(e) {
-                *m = (*m).max(v);
-            }
-        }
-        Table { at, max }
-    }
-
-    /// Entries.
-    pub(super) fn len(&self) -> usize {
-        self.at.len()
-    }
-
-    /// The entries.
-    pub(super) fn entries(&self) -> &[[usize; K]] {
-        &self.at
-    }
-
-    /// One past the furthest element the entries reach when part `k` spans `lens[k]`
-    /// elements (0 for an empty table).
-    pub(super) fn reach(&self, lens: [usize; K]) -> usize {
-        if self.at.is_empty() {
-            return 0;
-        }
-        self.max.iter().zip(lens).map(|(m, l)| m + l).max().unwrap_or(0)
-    }
-}
-
-impl Table<1> {
-    /// The table of single offsets `at`.
-    pub(super) fn of(at: Vec<usize>) -> Self {
-        Table::new(at.into_iter().map(|a| [a]).collect())
-    }
-
-    /// The offsets.
-    pub(super) fn flat(&self) -> &[usize] {
-        self.at.as_flattened()
     }
 }
 
